@@ -1,0 +1,1 @@
+"""Built-in plugins, importable as `tl_traits.plugins.<kind>.<name>`."""

@@ -1,0 +1,1 @@
+"""Built-in attacks plugins; each registers through the `tl_traits.attacks` entry-point group."""

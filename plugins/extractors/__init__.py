@@ -1,0 +1,1 @@
+"""Built-in extractors plugins; each registers through the `tl_traits.extractors` entry-point group."""

@@ -1,0 +1,1 @@
+"""Built-in judges plugins; each registers through the `tl_traits.judges` entry-point group."""
