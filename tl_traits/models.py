@@ -7,6 +7,7 @@ import importlib.util
 import json
 import os
 import sys
+import tempfile
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -177,16 +178,21 @@ def _hooked_from_folder(folder: Path, dtype: torch.dtype, device: str | torch.de
 
     hf_model = AutoModelForCausalLM.from_pretrained(folder, dtype=dtype)
     tokenizer = AutoTokenizer.from_pretrained(folder)
-    try:
-        cfg = loading.get_pretrained_model_config(
-            str(folder), hf_cfg=hf_model.config.to_dict(), device=device, dtype=dtype, fold_ln=True
-        )
-        state_dict = loading.get_pretrained_state_dict(str(folder), cfg, hf_model)
-    except (NotImplementedError, ValueError, KeyError) as exc:
-        raise ModelLoadError(
-            f"TransformerLens cannot build a HookedTransformer for {folder} "
-            f"({hf_model.config.architectures}): {_first_line(exc)}. Use kind='bridge'."
-        ) from exc
+    # TL guesses the architecture from the *name* when it contains "llama" or "gemma" and then
+    # skips reading config.json; a neutrally named link makes it read the folder's own config.
+    with tempfile.TemporaryDirectory() as tmp:
+        neutral = Path(tmp) / "model"
+        neutral.symlink_to(folder.resolve(), target_is_directory=True)
+        try:
+            cfg = loading.get_pretrained_model_config(
+                str(neutral), hf_cfg=hf_model.config.to_dict(), device=device, dtype=dtype, fold_ln=True
+            )
+            state_dict = loading.get_pretrained_state_dict(str(neutral), cfg, hf_model)
+        except (NotImplementedError, ValueError, KeyError, AttributeError) as exc:
+            raise ModelLoadError(
+                f"TransformerLens cannot build a HookedTransformer for {folder} "
+                f"({hf_model.config.architectures}): {_first_line(exc)}. Use kind='bridge'."
+            ) from exc
     model = HookedTransformer(cfg, tokenizer=tokenizer, move_to_device=False)
     model.load_and_process_state_dict(
         state_dict, fold_ln=True, center_writing_weights=True, center_unembed=True, fold_value_biases=True

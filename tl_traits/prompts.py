@@ -27,9 +27,9 @@ PLAIN_CHAT_TEMPLATE = (
     "{% for m in messages %}"
     "{% if m['role'] == 'system' %}{{ m['content'] }}\n\n"
     "{% elif m['role'] == 'user' %}User: {{ m['content'] }}\n"
-    "{% else %}Assistant: {{ m['content'] }}{{ eos_token }}\n{% endif %}"
+    "{% else %}Assistant:\n{{ m['content'] }}{{ eos_token }}\n{% endif %}"
     "{% endfor %}"
-    "{% if add_generation_prompt %}Assistant:{% endif %}"
+    "{% if add_generation_prompt %}Assistant:\n{% endif %}"
 )
 
 
@@ -196,8 +196,9 @@ def _render_chat(
             msgs, tokenize=False, add_generation_prompt=generation, chat_template=template
         )
 
-    prompt_text = render(messages, add_generation_prompt or response is not None)
-    protected = _locate(prompt_text, [m["content"] for m in messages], specials)
+    generation = add_generation_prompt or response is not None
+    prompt_text = render(messages, generation)
+    protected = _protected_ranges(render, messages, generation, prompt_text, specials)
     parts = [_Part(prompt_text, protected, "prompt")]
     if response is None:
         return parts
@@ -224,25 +225,39 @@ def _render_plain(tokenizer: Any, item: str, response: str | None, parse_special
     return parts
 
 
-def _locate(text: str, contents: list[str], specials: dict[str, int]) -> list[tuple[int, int]]:
-    """Char ranges where each message content appears in the rendered text, in order."""
+def _protected_ranges(
+    render: Any, messages: list[dict[str, str]], generation: bool, text: str, specials: dict[str, int]
+) -> list[tuple[int, int]]:
+    """Char ranges of each message's content inside `text`, the template's rendering of `messages`.
+
+    The template is rendered once more with a placeholder per content; where gluing the
+    template's own pieces around the real contents reproduces `text`, the ranges are exact.
+    """
+    marks = [f"\ue000{i}\ue001" for i in range(len(messages))]
+    marked = render([{**m, "content": mark} for m, mark in zip(messages, marks)], generation)
+    pieces = re.split("(" + "|".join(re.escape(m) for m in marks) + ")", marked)
     ranges: list[tuple[int, int]] = []
+    rebuilt: list[str] = []
     cursor = 0
-    for content in contents:
-        for candidate in (content, content.strip()):
-            at = text.find(candidate, cursor) if candidate else -1
-            if at >= 0:
-                ranges.append((at, at + len(candidate)))
-                cursor = at + len(candidate)
-                break
-        else:
-            if specials and _special_pattern(specials).search(content):
-                raise PromptError(
-                    "the chat template rewrote a message that holds special-token strings "
-                    f"({content[:40]!r}...), so its text cannot be kept apart from control tokens; "
-                    "remove those strings or pass a chat_template that keeps content verbatim"
-                )
-    return ranges
+    for piece in pieces:
+        if piece in marks:
+            piece = messages[marks.index(piece)]["content"]
+            ranges.append((cursor, cursor + len(piece)))
+        rebuilt.append(piece)
+        cursor += len(piece)
+    if "".join(rebuilt) == text:
+        return ranges
+    # The template transforms content (trims it, say): positions are unknown. That only
+    # matters when content holds special-token strings, which then cannot be kept as text.
+    pattern = _special_pattern(specials)
+    for m in messages:
+        if specials and pattern.search(m["content"]):
+            raise PromptError(
+                "the chat template rewrites message content, and a message holds special-token "
+                f"strings ({m['content'][:40]!r}), so its text cannot be kept apart from control "
+                "tokens; remove those strings or pass a chat_template that keeps content verbatim"
+            )
+    return []
 
 
 def _encode_parts(

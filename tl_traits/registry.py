@@ -53,6 +53,7 @@ class Registry(Generic[T]):
         self._sources: dict[str, PluginSource] = {}
         self._pending: dict[str, metadata.EntryPoint] | None = None
         self._broken: dict[str, str] = {}
+        self._loading: str | None = None  # the entry point being imported (it may register itself)
 
     # -- registration -------------------------------------------------------------------------
     def register(self, name: str | None = None, *, obj: T | None = None) -> Callable[[T], T] | T:
@@ -71,6 +72,12 @@ class Registry(Generic[T]):
         return add(obj) if obj is not None else add
 
     def _add(self, key: str, item: T, source: PluginSource) -> None:
+        ep = self._entry_points().get(key)
+        if ep is not None and key not in self._items and key != self._loading:
+            raise DuplicatePluginError(
+                f"{self.kind} plugin '{key}' is already provided by {_ep_dist(ep)} ({ep.value}); "
+                f"refusing {source.target}. Pick another name."
+            )
         if key in self._items and self._items[key] is not item:
             prior = self._sources[key]
             raise DuplicatePluginError(
@@ -128,6 +135,7 @@ class Registry(Generic[T]):
     __getitem__ = get
 
     def _load(self, ep: metadata.EntryPoint) -> None:
+        self._loading = ep.name
         try:
             item = ep.load()
         except Exception as exc:  # a broken plugin must not take the registry down
@@ -136,12 +144,18 @@ class Registry(Generic[T]):
                 f"{self.kind} plugin '{ep.name}' from {_ep_dist(ep)} failed to import "
                 f"({ep.value}): {type(exc).__name__}: {exc}"
             ) from exc
+        finally:
+            self._loading = None
         source = PluginSource(ep.name, "entry point", _ep_dist(ep), ep.value)
-        if ep.name not in self._items:
-            # a module entry point registers itself on import; an object one is registered here
-            if not _is_module(item):
-                self._add(ep.name, item, source)
+        if _is_module(item):  # a module entry point registers itself on import
+            if ep.name in self._items:
+                self._sources[ep.name] = source
         else:
+            self._loading = ep.name
+            try:
+                self._add(ep.name, item, source)
+            finally:
+                self._loading = None
             self._sources[ep.name] = source
 
     def load_all(self) -> dict[str, str]:

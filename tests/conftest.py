@@ -1,0 +1,134 @@
+"""Shared fixtures: the embedded model (both TL kinds), tiny random models, hand-built tokenizers."""
+
+from __future__ import annotations
+
+import os
+
+os.environ["HF_HUB_OFFLINE"] = "1"
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+from pathlib import Path  # noqa: E402
+
+import pytest  # noqa: E402
+import torch  # noqa: E402
+
+CORPUS = [
+    "The quick brown fox jumps over the lazy dog.",
+    "I feel happy and joyful today, what a wonderful day!",
+    "Please answer the question politely and briefly.",
+    "Paris is the capital of France; Berlin is the capital of Germany.",
+    "Numbers like 12345 and symbols like <, >, | and ! appear in text.",
+    "Ünïcødé text, emojis 🙂 and 中文 should still be encoded byte by byte.",
+]
+
+
+def build_gpt2_style_tokenizer(folder: Path, *, add_bos: bool = False, chat_template: str | None = None):
+    """A small byte-level BPE tokenizer like GPT-2's (BOS = EOS = <|endoftext|>), saved and reloaded."""
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors, trainers
+    from transformers import PreTrainedTokenizerFast
+
+    backend = Tokenizer(models.BPE())
+    backend.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    backend.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(
+        vocab_size=400,
+        special_tokens=["<|endoftext|>"],
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+        show_progress=False,
+    )
+    backend.train_from_iterator(CORPUS * 4, trainer=trainer)
+    if add_bos:  # a tokenizer that prepends BOS on its own, like Llama's
+        backend.post_processor = processors.TemplateProcessing(
+            single="<|endoftext|> $A", pair="<|endoftext|> $A $B", special_tokens=[("<|endoftext|>", 0)]
+        )
+    tok = PreTrainedTokenizerFast(
+        tokenizer_object=backend, bos_token="<|endoftext|>", eos_token="<|endoftext|>", unk_token="<|endoftext|>"
+    )
+    if chat_template:
+        tok.chat_template = chat_template
+    tok.save_pretrained(folder)
+    from transformers import AutoTokenizer
+
+    return AutoTokenizer.from_pretrained(folder)
+
+
+@pytest.fixture(scope="session")
+def embedded_folder() -> Path:
+    from tl_traits.models import embedded_model_folder
+
+    return embedded_model_folder()
+
+
+@pytest.fixture(scope="session")
+def smol_tokenizer(embedded_folder):
+    from transformers import AutoTokenizer
+
+    return AutoTokenizer.from_pretrained(embedded_folder)
+
+
+@pytest.fixture(scope="session")
+def bridge_model():
+    import tl_traits as tt
+
+    return tt.load_model()
+
+
+@pytest.fixture(scope="session")
+def hooked_model():
+    import tl_traits as tt
+
+    return tt.load_model(kind="hooked")
+
+
+@pytest.fixture(scope="session")
+def gpt2_tokenizer(tmp_path_factory):
+    return build_gpt2_style_tokenizer(tmp_path_factory.mktemp("gpt2_tok"))
+
+
+@pytest.fixture(scope="session")
+def tiny_hooked(gpt2_tokenizer):
+    """A tiny random HookedTransformer built from a TL config and the saved GPT-2-style tokenizer."""
+    from transformer_lens import HookedTransformer, HookedTransformerConfig
+
+    cfg = HookedTransformerConfig(
+        n_layers=3,
+        d_model=32,
+        d_head=8,
+        n_heads=4,
+        d_mlp=64,
+        n_ctx=128,
+        d_vocab=len(gpt2_tokenizer),
+        act_fn="gelu",
+        normalization_type="LN",
+        tokenizer_name=None,
+        seed=0,
+        model_name="tiny-random-hooked",
+    )
+    model = HookedTransformer(cfg, tokenizer=gpt2_tokenizer)
+    model.eval()
+    return model
+
+
+@pytest.fixture(scope="session")
+def tiny_llama_folder(tmp_path_factory, smol_tokenizer) -> Path:
+    """A tiny random Llama-family HF folder (SmolLM2's tokenizer) to boot both TL kinds from."""
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    torch.manual_seed(0)
+    folder = tmp_path_factory.mktemp("tiny_llama")
+    config = LlamaConfig(
+        vocab_size=len(smol_tokenizer),
+        hidden_size=64,
+        intermediate_size=128,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        max_position_embeddings=256,
+        bos_token_id=smol_tokenizer.bos_token_id,
+        eos_token_id=smol_tokenizer.eos_token_id,
+        pad_token_id=smol_tokenizer.pad_token_id,
+        tie_word_embeddings=True,
+    )
+    LlamaForCausalLM(config).save_pretrained(folder)
+    smol_tokenizer.save_pretrained(folder)
+    return folder
