@@ -1,25 +1,40 @@
 """tl_traits: trait directions in language models, on TransformerLens hooks."""
 
+from tl_traits.capture import ActivationSet, capture
+from tl_traits.data import TraitDataset, TraitExample, list_traits, load_trait
+from tl_traits.extract import extract
+from tl_traits.generation import generate
 from tl_traits.hooknames import hook_name, parse_hook_name
 from tl_traits.models import ModelIdentity, ModelLoadError, load_model, model_identity
 from tl_traits.prompts import PreparedInputs, PromptError, Spans, prepare_inputs
 from tl_traits.registry import attacks, extractors, judges, quantizers
-from tl_traits.generation import generate
+from tl_traits.responses import generate_responses
+from tl_traits.vectors import TraitVector, TraitVectors
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "ActivationSet",
     "ModelIdentity",
     "ModelLoadError",
     "PreparedInputs",
     "PromptError",
     "Spans",
+    "TraitDataset",
+    "TraitExample",
+    "TraitVector",
+    "TraitVectors",
     "attacks",
+    "capture",
+    "extract",
     "extractors",
     "generate",
+    "generate_responses",
     "hook_name",
     "judges",
+    "list_traits",
     "load_model",
+    "load_trait",
     "model_identity",
     "parse_hook_name",
     "prepare_inputs",

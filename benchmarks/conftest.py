@@ -1,0 +1,60 @@
+"""`pytest benchmarks/`: options, the model under test, and the results table written at the end."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+sys.path.insert(0, str(Path(__file__).parent))
+
+import pytest  # noqa: E402
+
+from results_table import Results  # noqa: E402
+
+DEFAULT_OUT = Path(__file__).parent / "results"
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("tl_traits benchmarks")
+    group.addoption("--model", default=None, help="model to benchmark: a local HF folder or TL name (default: embedded SmolLM2)")
+    group.addoption("--traits", default="emotion/joy", help="comma-separated trait sets")
+    group.addoption("--methods", default=None, help="comma-separated extractors (default: every registered one)")
+    group.addoption("--out", default=str(DEFAULT_OUT), help="folder for <date>-<model>.json/.md")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "quick: a few seconds; CI runs these")
+    config.addinivalue_line("markers", "full: the complete measurement on the real model")
+
+
+@pytest.fixture(scope="session")
+def bench_model(request):
+    import tl_traits as tt
+
+    return tt.load_model(request.config.getoption("--model"))
+
+
+@pytest.fixture(scope="session")
+def bench_traits(request) -> list[str]:
+    return [t.strip() for t in request.config.getoption("--traits").split(",") if t.strip()]
+
+
+@pytest.fixture(scope="session")
+def bench_methods(request) -> list[str]:
+    import tl_traits as tt
+
+    chosen = request.config.getoption("--methods")
+    return [m.strip() for m in chosen.split(",")] if chosen else tt.extractors.names()
+
+
+@pytest.fixture(scope="session")
+def results(request):
+    model = request.config.getoption("--model") or "SmolLM2-135M-Instruct"
+    collected = Results(Path(model).name if Path(model).exists() else model)
+    yield collected
+    command = "pytest " + " ".join(request.config.invocation_params.args)
+    written = collected.write(Path(request.config.getoption("--out")), command.strip())
+    if written:
+        print(f"\nbenchmark results: {written[0]} and {written[1]}")

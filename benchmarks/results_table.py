@@ -1,0 +1,62 @@
+"""Collects benchmark measurements and writes them as JSON and a markdown table, atomically."""
+
+from __future__ import annotations
+
+import datetime as _dt
+import platform
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from tl_traits.files import atomic_write_json, atomic_write_text
+
+
+@dataclass
+class Results:
+    """Sections of rows (dicts) plus notes; one file pair per run: `<date>-<model>.json/.md`."""
+
+    model: str
+    sections: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+    notes: dict[str, str] = field(default_factory=dict)
+
+    def add(self, section: str, rows: list[dict[str, Any]] | dict[str, Any], note: str | None = None) -> None:
+        self.sections.setdefault(section, []).extend(rows if isinstance(rows, list) else [rows])
+        if note:
+            self.notes[section] = note
+
+    def write(self, out_dir: Path, command: str) -> tuple[Path, Path] | None:
+        if not self.sections:
+            return None
+        stamp = _dt.date.today().isoformat()
+        base = Path(out_dir) / f"{stamp}-{self.model.replace('/', '_')}"
+        machine = f"{platform.machine()}, {_cpu_count()} cores, {platform.system()} {platform.release()}, Python {platform.python_version()}"
+        payload = {"date": stamp, "model": self.model, "command": command, "machine": machine, "sections": self.sections, "notes": self.notes}
+        json_path = atomic_write_json(base.with_suffix(".json"), payload)
+        md_path = atomic_write_text(base.with_suffix(".md"), self.markdown(command, machine, stamp))
+        return json_path, md_path
+
+    def markdown(self, command: str, machine: str, stamp: str) -> str:
+        lines = [f"# Benchmarks: {self.model} ({stamp})", "", f"Command: `{command}`  ", f"Machine: {machine}", ""]
+        for name, rows in self.sections.items():
+            lines += [f"## {name}", ""]
+            if name in self.notes:
+                lines += [self.notes[name], ""]
+            columns = list(dict.fromkeys(k for row in rows for k in row))
+            lines.append("| " + " | ".join(columns) + " |")
+            lines.append("|" + "---|" * len(columns))
+            for row in rows:
+                lines.append("| " + " | ".join(_fmt(row.get(c, "")) for c in columns) + " |")
+            lines.append("")
+        return "\n".join(lines)
+
+
+def _fmt(value: Any) -> str:
+    if isinstance(value, float):
+        return f"{value:.3f}" if abs(value) < 1000 else f"{value:.0f}"
+    return str(value)
+
+
+def _cpu_count() -> int:
+    import os
+
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1

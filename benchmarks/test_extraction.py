@@ -1,0 +1,157 @@
+"""Extraction benchmarks: per-method detection on bundled traits, capture cost and memory, probe speed."""
+
+from __future__ import annotations
+
+import json
+import statistics
+import subprocess
+import sys
+import textwrap
+import time
+
+import pytest
+import torch
+
+import tl_traits as tt
+from tl_traits.capture import as_examples, capture, example_order
+
+POSITION = "response[:5]"
+
+
+@pytest.mark.full
+def test_detection_per_method(bench_model, bench_traits, bench_methods, results):
+    """Best-layer held-out AUROC and Cohen's d for every method; real methods must beat random."""
+    for trait_name in bench_traits:
+        trait = tt.load_trait(trait_name)
+        acts = capture(bench_model, trait, position=POSITION, progress=False)
+        vecs = tt.extract(bench_model, trait, bench_methods, position=POSITION, activations=acts, seed=0)
+        best_mean_diff = vecs.best("mean_diff") if "mean_diff" in vecs.methods else None
+        rows = []
+        for name in vecs.methods:
+            vec = vecs[name]
+            layer = vec.best_layer("auroc")
+            i = vec.layers.index(layer)
+            rows.append({
+                "trait": trait_name,
+                "method": name,
+                "best layer": layer,
+                "AUROC": float(vec.metrics["auroc"][i]),
+                "accuracy": float(vec.metrics["accuracy"][i]),
+                "Cohen's d": float(vec.metrics["cohens_d"][i]),
+                "mean AUROC (all layers)": float(vec.metrics["auroc"].mean()),
+                "AUROC at mean_diff's best layer": float(vec.metrics["auroc"][vec.layers.index(best_mean_diff)]) if best_mean_diff is not None else "",
+            })
+        results.add(
+            "Detection (held-out, 20% split)",
+            rows,
+            note=f"Position `{POSITION}`, hook resid_post, all layers; best layer picked by held-out AUROC.",
+        )
+        by_method = {r["method"]: r for r in rows}
+        for r in rows:
+            assert r["AUROC"] == r["AUROC"], f"{r['method']} AUROC is NaN"
+        if trait_name == "emotion/joy" and "mean_diff" in by_method:
+            assert by_method["mean_diff"]["AUROC"] >= 0.95
+        if "random_baseline" in by_method:
+            floor = by_method["random_baseline"]["AUROC at mean_diff's best layer"]
+            for name, r in by_method.items():
+                if name != "random_baseline":
+                    assert r["AUROC at mean_diff's best layer"] > floor, f"{name} does not beat random_baseline"
+
+
+def _batches(model, items, batch_size):
+    order = example_order(items)
+    for start in range(0, len(order), batch_size):
+        rows = order[start : start + batch_size]
+        yield tt.prepare_inputs(model, [items[i].messages() for i in rows], [items[i].response for i in rows])
+
+
+@pytest.mark.full
+def test_capture_cost_vs_plain_forward(bench_model, results):
+    """All-layer capture at response[:] vs a plain forward and vs run_with_cache of everything."""
+    items, _ = as_examples(tt.load_trait("emotion/joy"))
+    items = items[:64]
+    batch_size = 16
+    model = bench_model
+    device = next(model.parameters()).device
+
+    @torch.no_grad()
+    def plain():
+        for b in _batches(model, items, batch_size):
+            model(b.input_ids.to(device), attention_mask=b.attention_mask.to(device))
+
+    @torch.no_grad()
+    def cache_everything():
+        for b in _batches(model, items, batch_size):
+            model.run_with_cache(b.input_ids.to(device), attention_mask=b.attention_mask.to(device))
+
+    def ours():
+        capture(model, items, position="response[:]", batch_size=batch_size, progress=False)
+
+    timings: dict[str, list[float]] = {"plain forward": [], "capture (30 layers)": [], "run_with_cache (all hooks)": []}
+    plain()  # warm-up
+    for _ in range(3):  # interleaved, so drift hits every variant alike
+        for name, fn in (("plain forward", plain), ("capture (30 layers)", ours), ("run_with_cache (all hooks)", cache_everything)):
+            start = time.perf_counter()
+            fn()
+            timings[name].append(time.perf_counter() - start)
+    med = {k: statistics.median(v) for k, v in timings.items()}
+    ratio = med["capture (30 layers)"] / med["plain forward"]
+    results.add(
+        "Capture cost",
+        [{"variant": k, "median s (64 examples, batch 16)": v, "x plain forward": v / med["plain forward"]} for k, v in med.items()],
+        note="Same batches for every variant, 3 interleaved repeats, median. Target: capture <= 1.15x plain forward.",
+    )
+    assert ratio <= 1.15, f"capture costs {ratio:.2f}x a plain forward"
+
+
+_MEMORY_PROBE = textwrap.dedent(
+    """
+    import json, resource, sys, os
+    os.environ["HF_HUB_OFFLINE"] = "1"
+    import tl_traits as tt
+    from tl_traits.capture import as_examples, capture
+    model = tt.load_model()
+    items, _ = as_examples(tt.load_trait("emotion/joy"))
+    n = int(sys.argv[1])
+    items = (items * (n // len(items) + 1))[:n]
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    acts = capture(model, items, position="response[:]", batch_size=16, progress=False)
+    after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    print(json.dumps({"n": n, "peak_before_mib": before / 1024, "peak_after_mib": after / 1024,
+                      "result_mib": acts.acts.numel() * 4 / 2**20}))
+    """
+)
+
+
+@pytest.mark.full
+def test_capture_memory_does_not_grow_with_examples(results):
+    """Peak RSS of a fresh process capturing n examples: growth stays near the result's own size."""
+    rows = []
+    for n in (48, 384):
+        out = subprocess.run([sys.executable, "-c", _MEMORY_PROBE, str(n)], capture_output=True, text=True, check=True)
+        rows.append(json.loads(out.stdout.strip().splitlines()[-1]))
+    for r in rows:
+        r["capture growth mib"] = r["peak_after_mib"] - r["peak_before_mib"]
+    small, large = rows
+    full_cache_mib = 384 * 30 * 60 * 576 * 4 / 2**20  # what a kept cache of ~60-token examples would need
+    results.add(
+        "Capture memory",
+        rows,
+        note=f"Peak RSS in a fresh process. A full cache of the 384 examples would need about {full_cache_mib:.0f} MiB.",
+    )
+    extra = large["capture growth mib"] - small["capture growth mib"]
+    assert extra <= (large["result_mib"] - small["result_mib"]) + 64, f"capture memory grew by {extra:.0f} MiB"
+
+
+@pytest.mark.quick
+def test_probe_fit_speed_vs_sklearn(results):
+    from probe_speed import measure_probe_speed
+
+    m = measure_probe_speed()
+    results.add(
+        "Probe fit speed",
+        [m],
+        note="All 30 layers, 80+80 examples, d_model 576: one batched torch fit vs a per-layer sklearn LogisticRegression(C=1) loop.",
+    )
+    assert m["speedup"] >= 10
+    assert abs(m["ours_acc"] - m["sklearn_acc"]) <= 0.01
