@@ -43,15 +43,15 @@ def test_register_get_names_and_duplicates():
 
 
 def test_unknown_name_lists_the_known_ones():
-    reg: Registry = Registry("extractors")
-    reg.register("mean_diff", obj=object())
-    reg.register("probe", obj=object())
+    reg: Registry = Registry("widgets")  # a group with no installed entry points
+    reg.register("alpha", obj=object())
+    reg.register("beta", obj=object())
     with pytest.raises(UnknownPluginError) as info:
-        reg.get("mean-diff")
+        reg.get("alfa")
     message = str(info.value)
-    assert "unknown extractor 'mean-diff'" in message
-    assert "Known extractors: mean_diff, probe" in message
-    assert "tl_traits.extractors" in message
+    assert "unknown widget 'alfa'" in message
+    assert "Known widgets: alpha, beta." in message
+    assert "tl_traits.widgets" in message
 
 
 PLUGIN_PACKAGE = {
@@ -96,6 +96,13 @@ def installed_plugin(tmp_path_factory):
     yield target
     sys.path.remove(str(target))
     sys.modules.pop("throwaway_plugin", None)
+
+
+def test_builtin_extractors_come_from_entry_points():
+    sources = Registry("extractors").sources()
+    assert {"mean_diff", "probe", "gradient", "pca_diff", "pca_center", "random_baseline"} <= set(sources)
+    assert sources["probe"].distribution.startswith("tl-traits ")
+    assert sources["probe"].target == "tl_traits.plugins.extractors.probe:probe"
 
 
 def test_entry_point_plugin_is_discovered_lazily(installed_plugin):

@@ -56,10 +56,13 @@ class TraitVector:
         return float(self.metrics["baseline"][self._row(layer)])
 
     def best_layer(self, metric: str = "auroc") -> int:
+        """The layer with the highest `metric`; ties (AUROC often saturates) go to the larger Cohen's d."""
         if metric not in self.metrics:
             raise VectorError(f"unknown metric '{metric}'; use one of {', '.join(self.metrics)}")
         values = self.metrics[metric].nan_to_num(float("-inf"))
-        return self.layers[int(values.argmax())]
+        tied = values >= values.max() - 1e-9
+        tiebreak = self.metrics.get("cohens_d", values).nan_to_num(float("-inf"))
+        return self.layers[int(torch.where(tied, tiebreak, float("-inf")).argmax())]
 
     def check_model(self, model: Any, *, strict: bool = True) -> None:
         """Refuse a model with another name, layer count or width; warn on other weights."""

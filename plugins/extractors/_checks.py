@@ -1,0 +1,63 @@
+"""Input validation and output conventions (unit norm, sign) shared by the built-in extractors."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from jaxtyping import Float
+from torch import Tensor
+
+
+def check_pair(
+    pos: Any, neg: Any, method: str
+) -> tuple[Float[Tensor, "n layer d_model"], Float[Tensor, "m layer d_model"]]:
+    """`pos` and `neg` as float32 `[examples, layers, d_model]` tensors, or a ValueError saying what to fix."""
+    pos, neg = torch.as_tensor(pos), torch.as_tensor(neg)
+    for label, x in (("pos", pos), ("neg", neg)):
+        if x.ndim != 3:
+            raise ValueError(
+                f"{method}: {label} has shape {tuple(x.shape)}; extractors need [examples, layers, d_model] "
+                "activations (capture() returns that shape; for a single layer use x[:, None, :])"
+            )
+        if x.shape[0] == 0:
+            raise ValueError(f"{method}: {label} is empty (0 examples); pass at least one positive and one negative example")
+    if pos.shape[1:] != neg.shape[1:]:
+        raise ValueError(
+            f"{method}: pos is [n, layers, d_model] = {tuple(pos.shape)} but neg is {tuple(neg.shape)}; "
+            "layers and d_model must match (capture both sets from the same model, hook and layers)"
+        )
+    if pos.device != neg.device:
+        raise ValueError(f"{method}: pos is on {pos.device} but neg on {neg.device}; move both to one device")
+    pos, neg = pos.float(), neg.float()
+    for label, x in (("pos", pos), ("neg", neg)):
+        # A finite sum proves every entry finite without a full-size mask; only a suspect sum pays for one
+        if not torch.isfinite(x.sum()) and not torch.isfinite(x).all():
+            bad = (~torch.isfinite(x)).nonzero()[0].tolist()
+            raise ValueError(
+                f"{method}: {label} holds non-finite values (first at [example, layer, dim] = {bad}); "
+                "drop those examples or capture in a wider dtype"
+            )
+    return pos, neg
+
+
+def unit_rows(directions: Float[Tensor, "layer d_model"], method: str) -> Float[Tensor, "layer d_model"]:
+    """Each layer's direction scaled to unit norm (float32); a zero direction is an error, not a nan."""
+    norms = directions.norm(dim=-1, keepdim=True)
+    zero = (norms.squeeze(-1) == 0).nonzero().flatten().tolist()
+    if zero:
+        raise ValueError(
+            f"{method}: the direction is exactly zero at layers {zero} (the two sets are indistinguishable "
+            "there); check that pos and neg really differ"
+        )
+    return (directions / norms).float().contiguous()
+
+
+def orient(
+    directions: Float[Tensor, "layer d_model"],
+    pos: Float[Tensor, "n layer d_model"],
+    neg: Float[Tensor, "m layer d_model"],
+) -> Float[Tensor, "layer d_model"]:
+    """Flip each layer's direction so positives project higher than negatives on average."""
+    gap = torch.einsum("ld,ld->l", pos.mean(dim=0) - neg.mean(dim=0), directions)
+    return directions * torch.where(gap < 0, -1.0, 1.0).unsqueeze(-1)

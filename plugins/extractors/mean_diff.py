@@ -1,0 +1,19 @@
+"""mean_diff: the difference of class means, the classic trait direction."""
+
+from __future__ import annotations
+
+from jaxtyping import Float
+from torch import Tensor
+
+from tl_traits.plugins.extractors._checks import check_pair, unit_rows
+
+
+def mean_diff(
+    pos: Float[Tensor, "n layer d_model"], neg: Float[Tensor, "m layer d_model"], *, seed: int = 0
+) -> Float[Tensor, "layer d_model"]:
+    """mean(pos) - mean(neg) at every layer, unit norm (deterministic; `seed` is ignored)."""
+    pos, neg = check_pair(pos, neg, "mean_diff")
+    return unit_rows(pos.mean(dim=0) - neg.mean(dim=0), "mean_diff")
+
+
+mean_diff.description = "difference of class means, mean(pos) - mean(neg)"

@@ -1,0 +1,22 @@
+"""random_baseline: a seeded random direction per layer, the chance floor every method must beat."""
+
+from __future__ import annotations
+
+import torch
+from jaxtyping import Float
+from torch import Tensor
+
+from tl_traits.plugins.extractors._checks import check_pair, unit_rows
+
+
+def random_baseline(
+    pos: Float[Tensor, "n layer d_model"], neg: Float[Tensor, "m layer d_model"], *, seed: int = 0
+) -> Float[Tensor, "layer d_model"]:
+    """Isotropic random unit directions from `seed`; the data fixes only the shape (no sign flip)."""
+    pos, neg = check_pair(pos, neg, "random_baseline")
+    gen = torch.Generator().manual_seed(seed)  # on the CPU, so a seed gives the same vectors on any device
+    directions = torch.randn(pos.shape[1:], generator=gen, dtype=torch.float32)
+    return unit_rows(directions, "random_baseline").to(pos.device)
+
+
+random_baseline.description = "seeded random unit direction per layer (chance baseline)"
