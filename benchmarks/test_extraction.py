@@ -15,47 +15,54 @@ import torch
 import tl_traits as tt
 from tl_traits.capture import as_examples, capture, example_order
 
-POSITION = "response[:5]"
+# response[:] is the target position; response[:5] (the first words only) is reported beside it.
+POSITIONS = ("response[:]", "response[:5]")
 
 
 @pytest.mark.full
 def test_detection_per_method(bench_model, bench_traits, bench_methods, results):
     """Best-layer held-out AUROC and Cohen's d for every method; real methods must beat random."""
     for trait_name in bench_traits:
-        trait = tt.load_trait(trait_name)
-        acts = capture(bench_model, trait, position=POSITION, progress=False)
-        vecs = tt.extract(bench_model, trait, bench_methods, position=POSITION, activations=acts, seed=0)
-        best_mean_diff = vecs.best("mean_diff") if "mean_diff" in vecs.methods else None
-        rows = []
-        for name in vecs.methods:
-            vec = vecs[name]
-            layer = vec.best_layer("auroc")
-            i = vec.layers.index(layer)
-            rows.append({
-                "trait": trait_name,
-                "method": name,
-                "best layer": layer,
-                "AUROC": float(vec.metrics["auroc"][i]),
-                "accuracy": float(vec.metrics["accuracy"][i]),
-                "Cohen's d": float(vec.metrics["cohens_d"][i]),
-                "mean AUROC (all layers)": float(vec.metrics["auroc"].mean()),
-                "AUROC at mean_diff's best layer": float(vec.metrics["auroc"][vec.layers.index(best_mean_diff)]) if best_mean_diff is not None else "",
-            })
-        results.add(
-            "Detection (held-out, 20% split)",
-            rows,
-            note=f"Position `{POSITION}`, hook resid_post, all layers; best layer picked by held-out AUROC.",
-        )
-        by_method = {r["method"]: r for r in rows}
-        for r in rows:
-            assert r["AUROC"] == r["AUROC"], f"{r['method']} AUROC is NaN"
-        if trait_name == "emotion/joy" and "mean_diff" in by_method:
-            assert by_method["mean_diff"]["AUROC"] >= 0.95
-        if "random_baseline" in by_method:
-            floor = by_method["random_baseline"]["AUROC at mean_diff's best layer"]
-            for name, r in by_method.items():
-                if name != "random_baseline":
-                    assert r["AUROC at mean_diff's best layer"] > floor, f"{name} does not beat random_baseline"
+        for position in POSITIONS:
+            _detect(bench_model, trait_name, position, bench_methods, results)
+
+
+def _detect(model, trait_name, position, methods, results):
+    trait = tt.load_trait(trait_name)
+    acts = capture(model, trait, position=position, progress=False)
+    vecs = tt.extract(model, trait, methods, position=position, activations=acts, seed=0)
+    best_mean_diff = vecs.best("mean_diff") if "mean_diff" in vecs.methods else None
+    rows = []
+    for name in vecs.methods:
+        vec = vecs[name]
+        layer = vec.best_layer("auroc")
+        i = vec.layers.index(layer)
+        rows.append({
+            "trait": trait_name,
+            "position": position,
+            "method": name,
+            "best layer": layer,
+            "AUROC": float(vec.metrics["auroc"][i]),
+            "accuracy": float(vec.metrics["accuracy"][i]),
+            "Cohen's d": float(vec.metrics["cohens_d"][i]),
+            "mean AUROC (all layers)": float(vec.metrics["auroc"].mean()),
+            "AUROC at mean_diff's best layer": float(vec.metrics["auroc"][vec.layers.index(best_mean_diff)]) if best_mean_diff is not None else "",
+        })
+    results.add(
+        "Detection (held-out, 20% split)",
+        rows,
+        note="hook resid_post, all layers; best layer picked by held-out AUROC (ties: larger d).",
+    )
+    by_method = {r["method"]: r for r in rows}
+    for r in rows:
+        assert r["AUROC"] == r["AUROC"], f"{r['method']} AUROC is NaN"
+    if trait_name == "emotion/joy" and position == "response[:]" and "mean_diff" in by_method:
+        assert by_method["mean_diff"]["AUROC"] >= 0.95
+    if "random_baseline" in by_method:
+        floor = by_method["random_baseline"]["AUROC at mean_diff's best layer"]
+        for name, r in by_method.items():
+            if name != "random_baseline":
+                assert r["AUROC at mean_diff's best layer"] > floor, f"{name} does not beat random_baseline"
 
 
 def _batches(model, items, batch_size):
@@ -106,18 +113,33 @@ def test_capture_cost_vs_plain_forward(bench_model, results):
 
 _MEMORY_PROBE = textwrap.dedent(
     """
-    import json, resource, sys, os
+    import gc, json, os, sys, threading, time
     os.environ["HF_HUB_OFFLINE"] = "1"
     import tl_traits as tt
     from tl_traits.capture import as_examples, capture
+
+    def rss_mib():
+        with open("/proc/self/status") as fh:
+            return next(int(l.split()[1]) for l in fh if l.startswith("VmRSS")) / 1024
+
     model = tt.load_model()
     items, _ = as_examples(tt.load_trait("emotion/joy"))
     n = int(sys.argv[1])
     items = (items * (n // len(items) + 1))[:n]
-    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    gc.collect()
+    before, peak, done = rss_mib(), [0.0], threading.Event()
+
+    def sample():  # the load's own peak hides capture in ru_maxrss, so sample the current RSS
+        while not done.is_set():
+            peak[0] = max(peak[0], rss_mib())
+            time.sleep(0.005)
+
+    sampler = threading.Thread(target=sample)
+    sampler.start()
     acts = capture(model, items, position="response[:]", batch_size=16, progress=False)
-    after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    print(json.dumps({"n": n, "peak_before_mib": before / 1024, "peak_after_mib": after / 1024,
+    done.set()
+    sampler.join()
+    print(json.dumps({"n": n, "rss before capture mib": before, "peak rss during capture mib": peak[0],
                       "result_mib": acts.acts.numel() * 4 / 2**20}))
     """
 )
@@ -131,13 +153,13 @@ def test_capture_memory_does_not_grow_with_examples(results):
         out = subprocess.run([sys.executable, "-c", _MEMORY_PROBE, str(n)], capture_output=True, text=True, check=True)
         rows.append(json.loads(out.stdout.strip().splitlines()[-1]))
     for r in rows:
-        r["capture growth mib"] = r["peak_after_mib"] - r["peak_before_mib"]
+        r["capture growth mib"] = r["peak rss during capture mib"] - r["rss before capture mib"]
     small, large = rows
     full_cache_mib = 384 * 30 * 60 * 576 * 4 / 2**20  # what a kept cache of ~60-token examples would need
     results.add(
         "Capture memory",
         rows,
-        note=f"Peak RSS in a fresh process. A full cache of the 384 examples would need about {full_cache_mib:.0f} MiB.",
+        note=f"RSS sampled every 5 ms in a fresh process. A full cache of the 384 examples would need about {full_cache_mib:.0f} MiB.",
     )
     extra = large["capture growth mib"] - small["capture growth mib"]
     assert extra <= (large["result_mib"] - small["result_mib"]) + 64, f"capture memory grew by {extra:.0f} MiB"

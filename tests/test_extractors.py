@@ -155,3 +155,15 @@ def test_unknown_option_is_refused():
     pos, neg, _ = planted(n=6, layers=2, d=8)
     with pytest.raises(TypeError):
         tt.extractors.get("probe")(pos, neg, lr=0.1)
+
+
+def test_pca_center_on_pairs_is_the_pair_difference_axis():
+    gen = torch.Generator().manual_seed(5)
+    shared = torch.randn(30, 2, 16, generator=gen) * 5  # what each pair has in common
+    diff = torch.randn(30, 2, 16, generator=gen)
+    pos, neg = shared + diff, shared - diff
+    center = tt.extractors.get("pca_center")(pos, neg)
+    cos = (center * tt.extractors.get("pca_diff")(pos, neg)).sum(-1)
+    torch.testing.assert_close(cos, torch.ones(2), rtol=1e-4, atol=1e-4)
+    unpaired = tt.extractors.get("pca_center")(pos, neg[:20])  # falls back to class-midpoint centring
+    assert unpaired.shape == (2, 16)

@@ -1,4 +1,4 @@
-"""pca_center: the principal axis of all activations, pooled and centred."""
+"""pca_center: the principal axis of activations centred on their contrastive pair's midpoint."""
 
 from __future__ import annotations
 
@@ -12,17 +12,21 @@ from tl_traits.plugins.extractors._checks import check_pair, orient, unit_rows
 def pca_center(
     pos: Float[Tensor, "n layer d_model"], neg: Float[Tensor, "m layer d_model"], *, seed: int = 0
 ) -> Float[Tensor, "layer d_model"]:
-    """First principal component of pos and neg pooled and centred, positives projecting higher.
+    """First principal component after centring, positives projecting higher (repeng's pca_center).
 
-    Unsupervised except for the sign: it finds the trait only where the trait is the largest
-    source of variance. Deterministic; `seed` is ignored.
+    With as many positives as negatives, row i of each is a contrastive pair and both are
+    centred on the pair's midpoint, which removes what the pair shares (topic, length) and
+    leaves +-half their difference; on such paired sets the axis coincides with pca_diff's.
+    Otherwise every example is centred on the midpoint of the two class means. PCA's usual
+    mean-centring follows. Deterministic; `seed` is ignored.
     """
     pos, neg = check_pair(pos, neg, "pca_center")
-    pooled = torch.cat([pos, neg]).transpose(0, 1)  # [layer, n + m, d_model]
+    paired = len(pos) == len(neg)
+    middle = (pos + neg) / 2 if paired else (pos.mean(dim=0) + neg.mean(dim=0)) / 2
+    pooled = torch.cat([pos - middle, neg - middle]).transpose(0, 1)  # [layer, n + m, d_model]
     pooled = pooled - pooled.mean(dim=1, keepdim=True)
     top = torch.linalg.svd(pooled, full_matrices=False).Vh[:, 0]  # top right singular vector, per layer
     return unit_rows(orient(top, pos, neg), "pca_center")
 
 
-pca_center.description = "first principal component of pooled, centred activations"
-
+pca_center.description = "first principal component of activations centred on their pair's midpoint"
