@@ -25,5 +25,8 @@ demo: $(STAMP)
 test: $(STAMP)
 	HF_HUB_OFFLINE=1 $(BIN)/python -m pytest tests -q
 
+bench: $(STAMP)
+	HF_HUB_OFFLINE=1 $(BIN)/python -m pytest benchmarks -q
+
 clean:
 	rm -rf $(VENV) .pytest_cache .hypothesis

@@ -99,3 +99,19 @@ def test_report_best_and_lookup_errors():
     with pytest.raises(VectorError, match="no 'probe' vector for layer 9; this one has layers 3..5"):
         vecs["probe"].direction(9)
     assert json.loads(json.dumps(vecs.metadata)) == vecs.metadata
+
+
+def test_other_prompt_preparation_is_reported(tiny_hooked):
+    from tl_traits.prompts import prepare_inputs
+
+    ident = model_identity(tiny_hooked).to_dict()
+    settings = prepare_inputs(tiny_hooked, "x").settings.to_dict()
+    same = make_vectors(["mean_diff"], [0], ident["d_model"], {"model": ident, "prompt_settings": settings})
+    import warnings as _w
+
+    with _w.catch_warnings():
+        _w.simplefilter("error")
+        same["mean_diff"].check_model(tiny_hooked)
+    other = make_vectors(["mean_diff"], [0], ident["d_model"], {"model": ident, "prompt_settings": {**settings, "bos": not settings["bos"]}})
+    with pytest.warns(UserWarning, match="prepares prompts differently.*bos"):
+        other["mean_diff"].check_model(tiny_hooked)

@@ -209,6 +209,24 @@ def check_model(metadata: dict[str, Any], model: Any, *, strict: bool = True) ->
             f"{made.get('fingerprint')} vs {here.fingerprint}): a fine-tune or quantized copy?",
             stacklevel=3,
         )
+    _check_prompt_settings(metadata.get("prompt_settings"), model)
+
+
+def _check_prompt_settings(recorded: dict[str, Any] | None, model: Any) -> None:
+    """Warn when this model's prompts would be tokenized differently from the artifact's."""
+    if not recorded:
+        return
+    from tl_traits.prompts import prepare_inputs
+
+    now = prepare_inputs(model, "x", chat=recorded.get("chat")).settings.to_dict()
+    changed = [k for k in ("chat_template_sha256", "bos", "bos_token_id") if recorded.get(k) != now.get(k)]
+    if changed:
+        warnings.warn(
+            "this model prepares prompts differently from the run that made the vector ("
+            + ", ".join(f"{k}: {recorded.get(k)!r} then, {now.get(k)!r} now" for k in changed)
+            + "); activations are not comparable: re-extract, or load the model with the same tokenizer and template",
+            stacklevel=3,
+        )
 
 
 def _tensor_digest(tensors: dict[str, Tensor]) -> str:
