@@ -9,6 +9,7 @@ from tl_traits.models import ModelIdentity, ModelLoadError, load_model, model_id
 from tl_traits.prompts import PreparedInputs, PromptError, Spans, prepare_inputs
 from tl_traits.registry import attacks, extractors, judges, quantizers
 from tl_traits.responses import generate_responses
+from tl_traits.steering import Setting, steer, sweep_generate
 from tl_traits.vectors import TraitVector, TraitVectors
 
 __version__ = "0.1.0"
@@ -39,4 +40,7 @@ __all__ = [
     "parse_hook_name",
     "prepare_inputs",
     "quantizers",
+    "Setting",
+    "steer",
+    "sweep_generate",
 ]
