@@ -2,6 +2,7 @@
 
 from tl_traits.capture import ActivationSet, capture
 from tl_traits.data import TraitDataset, TraitExample, list_traits, load_trait
+from tl_traits.evaluation import coefficient_search, estimate_base_coef, evaluate_steering
 from tl_traits.extract import extract
 from tl_traits.generation import generate
 from tl_traits.hooknames import hook_name, parse_hook_name
@@ -40,6 +41,9 @@ __all__ = [
     "parse_hook_name",
     "prepare_inputs",
     "quantizers",
+    "coefficient_search",
+    "estimate_base_coef",
+    "evaluate_steering",
     "Setting",
     "steer",
     "sweep_generate",
