@@ -29,7 +29,7 @@ def test_four_registries_with_their_groups():
 
 
 def test_register_get_names_and_duplicates():
-    reg: Registry = Registry("judges")
+    reg: Registry = Registry("widgets")
 
     @reg.register("shout")
     def shout(questions, responses):
@@ -37,7 +37,7 @@ def test_register_get_names_and_duplicates():
 
     assert reg.get("shout") is shout and "shout" in reg and reg.names() == ["shout"]
     reg.register("shout", obj=shout)  # the same object again is harmless
-    with pytest.raises(DuplicatePluginError, match="'shout' is already registered by .*shout"):
+    with pytest.raises(DuplicatePluginError, match="widgets plugin 'shout' is already registered by .*shout"):
         reg.register("shout", obj=lambda q, r: r)
     assert reg.sources()["shout"].origin == "decorator"
 

@@ -9,6 +9,7 @@ from tqdm.auto import tqdm
 
 from tl_traits.data import TraitDataset, TraitExample, load_trait
 from tl_traits.generation import generate
+from tl_traits.judging import make_judge
 
 Judge = Callable[[Sequence[str], Sequence[str]], Sequence[float | None]]
 
@@ -46,7 +47,7 @@ def generate_responses(
     result = replace(dataset, positive=filled(dataset.positive), negative=filled(dataset.negative))
     if judge is None:
         return result
-    score = _as_scorer(judge)
+    score = _as_scorer(judge, model, dataset)
     pos_scores = score([e.prompt for e in result.positive], [e.response or "" for e in result.positive])
     neg_scores = score([e.prompt for e in result.negative], [e.response or "" for e in result.negative])
     high, low = keep
@@ -61,15 +62,5 @@ def generate_responses(
     )
 
 
-def _as_scorer(judge: Any) -> Judge:
-    if isinstance(judge, str):
-        from tl_traits.registry import judges
-
-        judge = judges.get(judge)
-        if isinstance(judge, type):
-            judge = judge()
-    if hasattr(judge, "score"):
-        return judge.score
-    if callable(judge):
-        return judge
-    raise TypeError(f"judge must be a registered name, an object with .score, or a function; got {type(judge).__name__}")
+def _as_scorer(judge: Any, model: Any, trait: TraitDataset) -> Judge:
+    return make_judge(judge, model=model, trait=trait).score
