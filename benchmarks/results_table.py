@@ -29,11 +29,23 @@ class Results:
             return None
         stamp = _dt.date.today().isoformat()
         base = Path(out_dir) / f"{stamp}-{self.model.replace('/', '_')}"
+        self._merge_earlier(base.with_suffix(".json"))
         machine = f"{platform.machine()}, {_cpu_count()} cores, {platform.system()} {platform.release()}, Python {platform.python_version()}"
         payload = {"date": stamp, "model": self.model, "command": command, "machine": machine, "sections": self.sections, "notes": self.notes}
         json_path = atomic_write_json(base.with_suffix(".json"), payload)
         md_path = atomic_write_text(base.with_suffix(".md"), self.markdown(command, machine, stamp))
         return json_path, md_path
+
+    def _merge_earlier(self, path: Path) -> None:
+        """Keep sections an earlier run of the same day wrote that this run did not measure."""
+        if not path.is_file():
+            return
+        import json
+
+        earlier = json.loads(path.read_text())
+        merged = {k: v for k, v in earlier.get("sections", {}).items() if k not in self.sections}
+        self.notes = {**{k: v for k, v in earlier.get("notes", {}).items() if k in merged}, **self.notes}
+        self.sections = {**merged, **self.sections}
 
     def markdown(self, command: str, machine: str, stamp: str) -> str:
         lines = [f"# Benchmarks: {self.model} ({stamp})", "", f"Command: `{command}`  ", f"Machine: {machine}", ""]
