@@ -3,17 +3,16 @@
 from __future__ import annotations
 
 import json
-import statistics
 import subprocess
 import sys
 import textwrap
-import time
 
 import pytest
 import torch
 
 import tl_traits as tt
 from tl_traits.capture import as_examples, capture, example_order
+from timing import interleaved
 
 # response[:] is the target position; response[:5] (the first words only) is reported beside it.
 POSITIONS = ("response[:]", "response[:5]")
@@ -94,14 +93,10 @@ def test_capture_cost_vs_plain_forward(bench_model, results):
     def ours():
         capture(model, items, position="response[:]", batch_size=batch_size, progress=False)
 
-    timings: dict[str, list[float]] = {"plain forward": [], "capture (30 layers)": [], "run_with_cache (all hooks)": []}
     plain()  # warm-up
-    for _ in range(3):  # interleaved, so drift hits every variant alike
-        for name, fn in (("plain forward", plain), ("capture (30 layers)", ours), ("run_with_cache (all hooks)", cache_everything)):
-            start = time.perf_counter()
-            fn()
-            timings[name].append(time.perf_counter() - start)
-    med = {k: statistics.median(v) for k, v in timings.items()}
+    med, _, _ = interleaved(
+        {"plain forward": plain, "capture (30 layers)": ours, "run_with_cache (all hooks)": cache_everything}
+    )
     ratio = med["capture (30 layers)"] / med["plain forward"]
     results.add(
         "Capture cost",

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import statistics
-import time
 
 import pytest
 
 import tl_traits as tt
 from tl_traits.generation import generate_tokens
+from timing import interleaved
 
 LAYERS = [6, 8, 10, 12, 14]
 QUESTIONS = 12
@@ -54,14 +54,9 @@ def test_steered_generation_speed(bench_model, joy_vector, results):
         with tt.steer(bench_model, joy_vector, 10, strength=0.4):
             return generate_tokens(bench_model, prompts, max_new_tokens=32, batch_size=8)
 
-    rates: dict[str, list[float]] = {"unsteered": [], "steered (1 layer, KV cache)": []}
     plain()
-    for _ in range(3):
-        for name, fn in (("unsteered", plain), ("steered (1 layer, KV cache)", steered)):
-            start = time.perf_counter()
-            tokens = fn()
-            rates[name].append(sum(len(t) for t in tokens) / (time.perf_counter() - start))
-    med = {k: statistics.median(v) for k, v in rates.items()}
+    _, times, last = interleaved({"unsteered": plain, "steered (1 layer, KV cache)": steered})
+    med = {k: statistics.median(sum(len(t) for t in last[k]) / s for s in v) for k, v in times.items()}
     ratio = med["steered (1 layer, KV cache)"] / med["unsteered"]
     results.add(
         "Steering: generation speed",
@@ -86,14 +81,7 @@ def test_batched_sweep_vs_sequential(bench_model, joy_vector, results):
                 out.append(tt.generate(bench_model, prompts, max_new_tokens=24))
         return out
 
-    times: dict[str, list[float]] = {"4 settings, one batch": [], "4 settings, one by one": []}
-    texts = {}
-    for _ in range(2):
-        for name, fn in (("4 settings, one batch", batched), ("4 settings, one by one", sequential)):
-            start = time.perf_counter()
-            texts[name] = fn()
-            times[name].append(time.perf_counter() - start)
-    med = {k: statistics.median(v) for k, v in times.items()}
+    med, _, texts = interleaved({"4 settings, one batch": batched, "4 settings, one by one": sequential}, repeats=2)
     speedup = med["4 settings, one by one"] / med["4 settings, one batch"]
     results.add(
         "Steering: batched sweep",

@@ -48,6 +48,7 @@ def test_save_load_round_trip(tmp_path, methods, layers, d_model, meta):
         assert all(torch.equal(a.metrics[k], b.metrics[k]) for k in a.metrics)
         assert b.metadata == a.metadata
     assert not list(tmp_path.glob(".*tmp"))  # the temp file was renamed away
+    assert path.stat().st_mode & 0o044  # readable by others, like any file (mkstemp alone gives 0600)
 
 
 def test_truncated_altered_and_foreign_files_are_refused(tmp_path):

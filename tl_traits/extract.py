@@ -11,7 +11,7 @@ from torch import Tensor
 
 from tl_traits import stats
 from tl_traits.capture import ActivationSet, capture
-from tl_traits.data import TraitDataError, TraitDataset, load_trait
+from tl_traits.data import TraitDataError, load_trait
 from tl_traits.positions import parse_position
 from tl_traits.registry import extractors
 from tl_traits.vectors import TraitVector, TraitVectors
