@@ -72,3 +72,33 @@ def test_compare_groups_against_scipy_and_sklearn():
     assert (res.n_a, res.n_b) == (40, 30)
     with pytest.raises(ValueError, match="at least 2 scores per group"):
         compare_groups([1.0], [1.0, 2.0])
+
+
+def test_token_projection_page_is_self_contained(bridge_model, joy, tmp_path):
+    page = tt.viz.token_projections(
+        bridge_model, {"joy": joy["mean_diff"], "joy-probe": joy["probe"]}, ["How was your day?"],
+        layer=12, responses=["Wonderful, thanks!"],
+    )
+    path = page.save(tmp_path / "dynamics.html")
+    text = path.read_text()
+    assert "Wonderful" in text and "CircuitsVis" in text
+    assert "<script src=" not in text and "unpkg.com" not in text  # works offline
+    single = tt.viz.token_projections(bridge_model, joy["mean_diff"], ["Hi"], layer=8, responses=["Hello!"])
+    assert "Hello" in single._repr_html_()
+    with pytest.raises(ValueError, match="metric must be"):
+        tt.viz.token_projections(bridge_model, joy["mean_diff"], ["Hi"], metric="zscore")
+
+
+def test_bundled_request_set_and_group_analysis(bridge_model, joy):
+    from tl_traits.monitor import analyze_prompt_set, load_prompt_set
+
+    requests = load_prompt_set("requests")
+    assert 55 <= len(requests.prompts) <= 65
+    assert {p["note"].split(":")[0] for p in requests.prompts} == {"harmful", "borderline", "benign"}
+    long_answer = lambda q, r: [100.0 if len(x.split()) >= 8 else 0.0 for x in r]  # noqa: E731  a stand-in judge
+    res = analyze_prompt_set(bridge_model, joy["mean_diff"], requests, judge=long_answer, layer=12, limit=6, max_new_tokens=12)
+    assert len(res.rows) == 6 and {r["group"] for r in res.rows} <= {"refused", "answered"}
+    assert all(r["group"] == ("refused" if r["judge_score"] >= 50 else "answered") for r in res.rows)
+    if res.comparison is not None:
+        assert res.comparison.n_a + res.comparison.n_b == 6
+    assert list(res.to_dataframe().columns)[:3] == ["id", "note", "prompt"]

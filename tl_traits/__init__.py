@@ -7,7 +7,7 @@ from tl_traits.extract import extract
 from tl_traits.generation import generate
 from tl_traits.hooknames import hook_name, parse_hook_name
 from tl_traits.judging import make_judge
-from tl_traits import monitor
+from tl_traits import monitor, viz
 from tl_traits.models import ModelIdentity, ModelLoadError, load_model, model_identity
 from tl_traits.prompts import PreparedInputs, PromptError, Spans, prepare_inputs
 from tl_traits.registry import attacks, extractors, judges, quantizers
@@ -42,6 +42,7 @@ __all__ = [
     "make_judge",
     "model_identity",
     "monitor",
+    "viz",
     "parse_hook_name",
     "prepare_inputs",
     "quantizers",

@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import json
 import math
+import os
 from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
 from typing import Any, Mapping, Sequence
 
 import torch
@@ -162,6 +166,84 @@ def moving_average(values: Float[Tensor, "seq"], window: int) -> Float[Tensor, "
     kernel = torch.ones(1, 1, window)
     sums = torch.nn.functional.conv1d(padded, kernel)[0, 0]
     return sums / torch.nn.functional.conv1d(counts, kernel)[0, 0]
+
+
+@dataclass(frozen=True)
+class PromptSet:
+    """A named list of prompts `{"id", "text", "note"}` (bundled: `prompt_sets/<name>.json`)."""
+
+    name: str
+    description: str
+    prompts: list[dict[str, str]]
+
+
+def load_prompt_set(source: str | os.PathLike[str] = "requests") -> PromptSet:
+    """A bundled prompt set by name ('requests') or a JSON file of the same format."""
+    path = Path(source)
+    if not path.is_file():
+        bundled = resources.files("tl_traits") / "prompt_sets" / f"{source}.json"
+        if not bundled.is_file():
+            raise ValueError(f"no prompt set '{source}': not a file, and not a bundled set (requests)")
+        data = json.loads(bundled.read_text(encoding="utf-8"))
+    else:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    prompts = data.get("prompts")
+    if not isinstance(prompts, list) or not all(isinstance(p, dict) and isinstance(p.get("text"), str) for p in prompts):
+        raise ValueError(f"prompt set {source}: 'prompts' must be a list of {{'id', 'text', 'note'}} objects")
+    return PromptSet(data.get("name", str(source)), data.get("description", ""), prompts)
+
+
+@dataclass
+class PromptSetAnalysis:
+    """Per prompt: response, judge score, group and mean projection; plus the group comparison."""
+
+    rows: list[dict[str, Any]]
+    comparison: "GroupComparison | None"
+    trait: str
+    layer: int
+    groups: tuple[str, str]
+
+    def to_dataframe(self) -> Any:
+        import pandas as pd
+
+        return pd.DataFrame(self.rows)
+
+
+def analyze_prompt_set(
+    model: Any,
+    vector: TraitVector,
+    prompt_set: str | os.PathLike[str] | PromptSet = "requests",
+    *,
+    judge: Any = "refusal",
+    threshold: float = 50.0,
+    layer: int | None = None,
+    max_new_tokens: int = 48,
+    limit: int | None = None,
+    groups: tuple[str, str] = ("refused", "answered"),
+) -> PromptSetAnalysis:
+    """Generate answers, label them with a judge (score >= threshold is the first group) and
+    compare the trait projection (mean over response tokens, centred) between the groups:
+    e.g. the refusal direction on refused vs answered requests, with Cohen's d and AUROC."""
+    from tl_traits.judging import make_judge
+
+    chosen = prompt_set if isinstance(prompt_set, PromptSet) else load_prompt_set(prompt_set)
+    prompts = chosen.prompts[:limit] if limit else chosen.prompts
+    texts = [p["text"] for p in prompts]
+    layer = layer if layer is not None else vector.best_layer("auroc")
+    name = _trait_name(vector)
+    proj = project(model, {name: vector}, texts, layers=[layer], max_new_tokens=max_new_tokens)
+    responses = [item.response for item in proj.items]
+    scores = make_judge(judge, model=model).score(texts, responses)
+    means = proj.response_means(name, layer)
+    rows = []
+    for p, response, score, mean in zip(prompts, responses, scores, means):
+        group = None if score is None else (groups[0] if score >= threshold else groups[1])
+        rows.append({"id": p.get("id"), "note": p.get("note", ""), "prompt": p["text"], "response": response,
+                     "judge_score": score, "group": group, "projection": mean})
+    first = [r["projection"] for r in rows if r["group"] == groups[0]]
+    second = [r["projection"] for r in rows if r["group"] == groups[1]]
+    comparison = compare_groups(first, second) if len(first) >= 2 and len(second) >= 2 else None
+    return PromptSetAnalysis(rows, comparison, name, layer, groups)
 
 
 @dataclass(frozen=True)
