@@ -17,7 +17,7 @@ from torch import Tensor
 from tl_traits import stats
 from tl_traits.generation import generate
 from tl_traits.hooknames import hook_name
-from tl_traits.prompts import PromptInput, prepare_inputs
+from tl_traits.prompts import PromptInput, as_batch, prepare_inputs
 from tl_traits.vectors import TraitVector
 
 
@@ -96,9 +96,7 @@ def project(
         layer_list = sorted({vec.best_layer("auroc") for vec in named.values()})
     else:
         layer_list = [layers] if isinstance(layers, int) else list(layers)
-    prompt_list = [prompts] if isinstance(prompts, str) else list(prompts)
-    if prompt_list and isinstance(prompt_list[0], Mapping):
-        prompt_list = [prompt_list]
+    prompt_list = as_batch(prompts)
     if responses is None and generate_responses:
         responses = generate(model, prompt_list, max_new_tokens=max_new_tokens)
     if responses is not None and len(responses) != len(prompt_list):

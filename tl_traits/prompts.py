@@ -111,7 +111,7 @@ def prepare_inputs(
     padding_side: "left" for generation, "right" for capture.
     """
     tokenizer, model_cfg = _tokenizer_and_cfg(model_or_tokenizer)
-    items = _as_batch(inputs)
+    items = as_batch(inputs)
     if not items:
         raise PromptError("prepare_inputs got no inputs; pass a string, a conversation, or a non-empty list")
     per_item = _match_responses(responses, len(items))
@@ -376,7 +376,8 @@ def _pad_id(tokenizer: Any) -> int:
 
 
 # -- batching ------------------------------------------------------------------------------------
-def _as_batch(inputs: Any) -> list[PromptInput]:
+def as_batch(inputs: Any) -> list[PromptInput]:
+    """One input (a string or a conversation) or a list of them -> a list of inputs."""
     if isinstance(inputs, str):
         return [inputs]
     if isinstance(inputs, Mapping):

@@ -17,7 +17,7 @@ from torch import Tensor
 
 from tl_traits.generation import add_batch_listener, generate_tokens
 from tl_traits.hooknames import hook_name
-from tl_traits.prompts import PreparedInputs, PromptInput
+from tl_traits.prompts import PreparedInputs, PromptInput, as_batch
 from tl_traits.vectors import TraitVector
 
 Operator = Literal["add", "ablate", "ablate_then_add"]
@@ -267,9 +267,7 @@ def sweep_generate(
     chosen = [s if isinstance(s, Setting) else Setting(s[0], strength=s[1]) for s in settings]
     if not chosen:
         raise SteeringError("sweep_generate needs at least one setting")
-    prompt_list = [prompts] if isinstance(prompts, str) else list(prompts)
-    if prompt_list and isinstance(prompt_list[0], dict):
-        prompt_list = [prompt_list]  # one conversation
+    prompt_list = as_batch(prompts)
     n = len(prompt_list)
     if n == 0:
         raise SteeringError("sweep_generate needs at least one prompt")
