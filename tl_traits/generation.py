@@ -40,7 +40,7 @@ def generate(
     top_p: float | None = None,
     seed: int | None = None,
     system: str | None = None,
-    batch_size: int = 16,
+    batch_size: int = 32,
     progress: bool = False,
 ) -> list[str]:
     """Generate a continuation per prompt (chat-formatted when the model has a template).
@@ -67,7 +67,7 @@ def generate_tokens(
     top_p: float | None = None,
     seed: int | None = None,
     system: str | None = None,
-    batch_size: int = 16,
+    batch_size: int = 32,
     progress: bool = False,
 ) -> list[list[int]]:
     """The new token ids per prompt, cut after the first EOS (which is kept)."""

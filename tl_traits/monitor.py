@@ -8,7 +8,7 @@ import os
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
 import torch
 from jaxtyping import Float
@@ -238,10 +238,24 @@ def analyze_prompt_set(
         group = None if score is None else (groups[0] if score >= threshold else groups[1])
         rows.append({"id": p.get("id"), "note": p.get("note", ""), "prompt": p["text"], "response": response,
                      "judge_score": score, "group": group, "projection": mean})
-    first = [r["projection"] for r in rows if r["group"] == groups[0]]
-    second = [r["projection"] for r in rows if r["group"] == groups[1]]
-    comparison = compare_groups(first, second) if len(first) >= 2 and len(second) >= 2 else None
-    return PromptSetAnalysis(rows, comparison, name, layer, groups)
+    return PromptSetAnalysis(rows, compare_rows(rows, groups), name, layer, groups)
+
+
+def note_category(row: Mapping[str, Any]) -> str:
+    """The part of a prompt's note before ':' ("harmful: vehicle theft" -> "harmful")."""
+    return str(row.get("note") or "").split(":")[0].strip()
+
+
+def compare_rows(
+    rows: Sequence[Mapping[str, Any]],
+    groups: tuple[str, str],
+    key: Callable[[Mapping[str, Any]], Any] = lambda row: row["group"],
+    value: str = "projection",
+) -> "GroupComparison | None":
+    """`compare_groups` on the rows whose key is groups[0] vs groups[1]; None when either has < 2 scores."""
+    first = [r[value] for r in rows if key(r) == groups[0] and r[value] is not None and not math.isnan(r[value])]
+    second = [r[value] for r in rows if key(r) == groups[1] and r[value] is not None and not math.isnan(r[value])]
+    return compare_groups(first, second) if len(first) >= 2 and len(second) >= 2 else None
 
 
 @dataclass(frozen=True)

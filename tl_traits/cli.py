@@ -1,0 +1,380 @@
+"""The `tl-traits` command line: extract, steer, evaluate, monitor, report, run (the main job), plugins.
+
+Exit codes: 0 done, 1 an unexpected failure (a bug: rerun with --debug for the traceback),
+2 bad input (the message names the problem and the fix), 130 interrupted.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Any, List, Optional
+
+import typer
+
+app = typer.Typer(
+    add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
+    help="Trait directions in language models: extract, steer, judge, monitor and report.",
+)
+EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT, EXIT_INTERRUPTED = 0, 1, 2, 130
+_state = {"debug": False}
+
+ModelOpt = typer.Option(None, "--model", "-m", help="A local HF folder or TL model name; default: the embedded SmolLM2-135M-Instruct.")
+KindOpt = typer.Option("bridge", "--kind", help="bridge (TransformerBridge) or hooked (HookedTransformer).")
+JsonOpt = typer.Option(False, "--json", help="Print a JSON result on stdout (progress goes to stderr).")
+LimitOpt = typer.Option(None, "--limit", min=1, help="Try the run on N examples first.")
+QuietOpt = typer.Option(False, "--quiet", "-q", help="No progress bars.")
+
+
+@app.callback()
+def _root(debug: bool = typer.Option(False, "--debug", help="Show the full traceback on errors.")) -> None:
+    _state["debug"] = debug
+
+
+def _split(values: Optional[List[str]]) -> list[str] | None:
+    """Options given repeatedly or comma-separated: --methods a,b --methods c."""
+    if not values:
+        return None
+    return [v.strip() for item in values for v in item.split(",") if v.strip()]
+
+
+def _layers(text: Optional[str]) -> Any:
+    if text is None or text == "all":
+        return "all" if text else None
+    try:
+        return [int(x) for x in text.split(",") if x.strip()]
+    except ValueError:
+        raise typer.BadParameter(f"layers must be 'all' or comma-separated integers like 6,10,14, not {text!r}")
+
+
+def _load(model: Optional[str], kind: str, stages: Any = None) -> Any:
+    from tl_traits.models import load_model
+
+    if stages is None:
+        return load_model(model, kind=kind)
+    with stages.stage("load model"):
+        return load_model(model, kind=kind)
+
+
+def _stages(quiet: bool, as_json: bool) -> Any:
+    from tl_traits.progress import Stages
+
+    return Stages(enabled=not quiet and sys.stderr.isatty() or (not quiet and not as_json))
+
+
+def _emit(obj: Any) -> None:
+    typer.echo(json.dumps(obj, indent=2, ensure_ascii=False, default=str))
+
+
+def _vectors(path: Path, method: Optional[str]) -> Any:
+    from tl_traits.vectors import TraitVectors
+
+    vecs = TraitVectors.load(path)
+    if method is None:
+        method = "mean_diff" if "mean_diff" in vecs.methods else vecs.methods[0]
+    return vecs[method]
+
+
+# -- commands -----------------------------------------------------------------------------------------
+@app.command()
+def run(
+    out: Path = typer.Option(Path("out"), "--out", "-o", help="Output folder (report.html, vectors, results)."),
+    model: Optional[str] = ModelOpt,
+    kind: str = KindOpt,
+    traits: Optional[List[str]] = typer.Option(None, "--traits", help="Traits (default emotion/joy,alignment/refusal)."),
+    methods: Optional[List[str]] = typer.Option(None, "--methods", help="Extractors (default: every registered one)."),
+    steps: int = typer.Option(6, "--steps", min=1, help="Coefficient-search steps per trait."),
+    questions: int = typer.Option(12, "--questions", min=1, help="Steering questions per trait."),
+    max_new_tokens: int = typer.Option(40, "--max-new-tokens", min=1),
+    limit: Optional[int] = LimitOpt,
+    as_json: bool = JsonOpt,
+    quiet: bool = QuietOpt,
+) -> None:
+    """The main job: extract all methods at all layers, steer with judges, compare request groups, write a report."""
+    from tl_traits.main_job import JobConfig, run_main_job
+
+    config = JobConfig(model=model, kind=kind, out=str(out), limit=limit, steps=steps, questions=questions,
+                       max_new_tokens=max_new_tokens)
+    if _split(traits):
+        config.traits = tuple(_split(traits))
+        if config.monitor_trait not in config.traits:
+            config.monitor_trait = config.traits[-1]
+    if _split(methods):
+        config.methods = tuple(_split(methods))
+    with _stages(quiet, as_json) as stages:
+        summary = run_main_job(config, stages=stages)
+    if as_json:
+        _emit(summary)
+        return
+    comp = summary["requests"]["comparison"]
+    for trait, info in summary["traits"].items():
+        m = info["methods"][info["steer_method"]]
+        delta = info["coherent_delta"]
+        typer.echo(f"{trait}: {info['steer_method']} AUROC {m['auroc']:.3f} at layer {m['best_layer']}; "
+                   f"coherent delta {'n/a' if delta is None else f'{delta:+.1f}'} at layer {info['best_steering_layer']}")
+    if comp:
+        g = summary["requests"]["groups"]
+        typer.echo(f"requests: {g[0]} vs {g[1]} ({comp['n_a']}/{comp['n_b']}): Cohen's d {comp['cohens_d']:.2f}, "
+                   f"AUROC {comp['auroc']:.3f}, p {comp['p_value']:.2g}")
+    by_note = summary["requests"]["by_note"]
+    if by_note["comparison"]:
+        c, g = by_note["comparison"], by_note["groups"]
+        typer.echo(f"requests by note: {g[0]} vs {g[1]} ({c['n_a']}/{c['n_b']}): Cohen's d {c['cohens_d']:.2f}, "
+                   f"AUROC {c['auroc']:.3f}, p {c['p_value']:.2g}")
+    typer.echo(f"report: {Path(summary['report']).resolve()}")
+
+
+@app.command()
+def extract(
+    trait: str = typer.Argument(..., help="A bundled trait (emotion/joy), a folder or a JSONL file."),
+    out: Optional[Path] = typer.Option(None, "--out", "-o", help="Save the vectors here (.safetensors)."),
+    methods: Optional[List[str]] = typer.Option(None, "--methods", help="Extractors (default mean_diff,probe)."),
+    position: str = typer.Option("response[:]", "--position", help="prompt[-1], response[:5], response[:], all"),
+    layers: Optional[str] = typer.Option("all", "--layers", help="'all' or comma-separated layers."),
+    model: Optional[str] = ModelOpt,
+    kind: str = KindOpt,
+    limit: Optional[int] = LimitOpt,
+    as_json: bool = JsonOpt,
+    quiet: bool = QuietOpt,
+) -> None:
+    """Extract trait vectors for one trait set and print held-out metrics per method."""
+    from tl_traits.data import load_trait
+    from tl_traits.extract import extract as do_extract
+
+    dataset = load_trait(trait)
+    if limit:
+        dataset = dataset.limit(limit)
+    layer_spec = _layers(layers)
+    with _stages(quiet, as_json) as stages:
+        m = _load(model, kind, stages)
+        with stages.stage(f"extract {dataset.name}"):
+            vecs = do_extract(m, dataset, _split(methods) or ["mean_diff", "probe"], layers=layer_spec,
+                              position=position, progress=False)
+    saved = str(vecs.save(out)) if out else None
+    if as_json:
+        _emit({"trait": dataset.name, "saved": saved, "methods": {
+            name: {"best_layer": vecs[name].best_layer(), **{k: float(v[vecs[name].layers.index(vecs[name].best_layer())])
+                                                            for k, v in vecs[name].metrics.items()}}
+            for name in vecs.methods}})
+        return
+    typer.echo(vecs.report())
+    if saved:
+        typer.echo(f"saved: {saved}")
+
+
+@app.command()
+def steer(
+    vectors: Path = typer.Argument(..., help="A .safetensors file written by extract."),
+    layer: Optional[int] = typer.Option(None, "--layer", "-l", help="Default: the method's best held-out layer."),
+    strength: float = typer.Option(0.5, "--strength", "-s", help="x the mean residual norm at the layer (negative: away)."),
+    prompt: Optional[List[str]] = typer.Option(None, "--prompt", "-p", help="Prompts; none: an interactive prompt."),
+    method: Optional[str] = typer.Option(None, "--method", help="Which method in the file (default mean_diff)."),
+    compare: bool = typer.Option(True, "--compare/--no-compare", help="Also show the unsteered answer."),
+    max_new_tokens: int = typer.Option(60, "--max-new-tokens", min=1),
+    model: Optional[str] = ModelOpt,
+    kind: str = KindOpt,
+    as_json: bool = JsonOpt,
+) -> None:
+    """Generate with a trait vector added at one layer; interactive when no --prompt is given."""
+    from tl_traits.generation import generate
+    from tl_traits.steering import steer as do_steer
+
+    vec = _vectors(vectors, method)
+    m = _load(model, kind)
+    vec.check_model(m)
+    at = layer if layer is not None else vec.best_layer()
+
+    def answer(prompts: list[str]) -> list[dict[str, Any]]:
+        base = generate(m, prompts, max_new_tokens=max_new_tokens) if compare else [None] * len(prompts)
+        with do_steer(m, vec, at, strength=strength):
+            steered = generate(m, prompts, max_new_tokens=max_new_tokens)
+        return [{"prompt": p, "layer": at, "strength": strength, "steered": s, "unsteered": b}
+                for p, s, b in zip(prompts, steered, base)]
+
+    def show(rows: list[dict[str, Any]]) -> None:
+        for row in rows:
+            if row["unsteered"] is not None:
+                typer.echo(f"unsteered: {row['unsteered'].strip()}")
+            typer.echo(f"steered (layer {at}, strength {strength:g}): {row['steered'].strip()}\n")
+
+    prompts = _split(prompt) if prompt else None
+    if prompts:
+        rows = answer(prompt)  # prompts may contain commas: keep them whole
+        _emit(rows) if as_json else show(rows)
+        return
+    typer.echo(f"steering with {vec.method} at layer {at}, strength {strength:g}; an empty line or Ctrl-D quits", err=True)
+    while True:
+        try:
+            line = input("> ")
+        except EOFError:
+            break
+        if not line.strip():
+            break
+        rows = answer([line])
+        _emit(rows) if as_json else show(rows)
+
+
+@app.command()
+def evaluate(
+    vectors: Path = typer.Argument(..., help="A .safetensors file written by extract."),
+    trait: str = typer.Argument(..., help="The trait whose steering questions and definition are used."),
+    layers: Optional[str] = typer.Option(None, "--layers", help="Comma-separated layers (default: the best layer)."),
+    judges: Optional[List[str]] = typer.Option(None, "--judges", help="A trait judge and a coherence judge (default vader,perplexity)."),
+    method: Optional[str] = typer.Option(None, "--method"),
+    direction: int = typer.Option(1, "--direction", help="+1 toward the trait, -1 away from it."),
+    steps: int = typer.Option(6, "--steps", min=1),
+    max_new_tokens: int = typer.Option(40, "--max-new-tokens", min=1),
+    log: Optional[Path] = typer.Option(None, "--log", help="JSONL log to append to and resume from."),
+    model: Optional[str] = ModelOpt,
+    kind: str = KindOpt,
+    limit: Optional[int] = typer.Option(None, "--limit", min=1, help="Use the first N steering questions."),
+    as_json: bool = JsonOpt,
+    quiet: bool = QuietOpt,
+) -> None:
+    """Coefficient search with judges: per layer, the best trait gain that keeps coherence."""
+    from tl_traits.evaluation import evaluate_steering
+
+    vec = _vectors(vectors, method)
+    layer_list = _layers(layers) or [vec.best_layer()]
+    with _stages(quiet, as_json) as stages:
+        m = _load(model, kind, stages)
+        with stages.stage(f"evaluate {vec.method}", total=steps + 1) as advance:
+            result = evaluate_steering(m, vec, trait, layers=layer_list, judges=_split(judges) or ["vader", "perplexity"],
+                                       direction=direction, subset=limit, steps=steps, max_new_tokens=max_new_tokens,
+                                       log=log, on_step=advance)
+    rows = result.table()
+    if as_json:
+        _emit({"baseline_trait": result.baseline_trait, "baseline_coherence": result.baseline_coherence, "layers": rows})
+        return
+    typer.echo(f"baseline: trait {result.baseline_trait:.1f}, coherence {result.baseline_coherence:.1f}")
+    for r in rows:
+        delta = "none coherent" if r["coherent_delta"] is None else f"{r['coherent_delta']:+.1f} (strength {r['strength']:.2f})"
+        typer.echo(f"layer {r['layer']:>3}: coherent delta {delta}")
+
+
+@app.command()
+def monitor(
+    vectors: List[Path] = typer.Argument(..., help="One or more .safetensors files (one trait each)."),
+    prompt: Optional[List[str]] = typer.Option(None, "--prompt", "-p", help="Prompts to project (default: the prompt set)."),
+    prompt_set: str = typer.Option("requests", "--prompt-set", help="A bundled set name or a JSON file."),
+    judge: str = typer.Option("refusal", "--judge", help="The judge that splits the prompt set into groups."),
+    layer: Optional[int] = typer.Option(None, "--layer", help="Default: the first vector's best layer."),
+    method: Optional[str] = typer.Option(None, "--method"),
+    out: Optional[Path] = typer.Option(None, "--out", "-o", help="Write the per-token page here (.html)."),
+    max_new_tokens: int = typer.Option(40, "--max-new-tokens", min=1),
+    model: Optional[str] = ModelOpt,
+    kind: str = KindOpt,
+    limit: Optional[int] = LimitOpt,
+    as_json: bool = JsonOpt,
+    quiet: bool = QuietOpt,
+) -> None:
+    """Per-token trait projections for prompts, or a group comparison over a prompt set."""
+    from tl_traits.monitor import analyze_prompt_set, project
+    from tl_traits.viz import token_projections
+
+    named = {}
+    for path in vectors:
+        vec = _vectors(path, method)
+        named[str(vec.metadata.get("dataset", {}).get("name", path.stem)).split("/")[-1]] = vec
+    first = next(iter(named.values()))
+    at = layer if layer is not None else first.best_layer()
+    with _stages(quiet, as_json) as stages:
+        m = _load(model, kind, stages)
+        if prompt:
+            with stages.stage("project"):
+                proj = project(m, named, list(prompt)[:limit] if limit else list(prompt), layers=[at],
+                               max_new_tokens=max_new_tokens)
+            if out:
+                token_projections(m, projections=proj, layer=at).save(out)
+            if as_json:
+                _emit(proj.to_dataframe().to_dict(orient="records"))
+            else:
+                for item in proj.items:
+                    means = {t: float(item.centered[(t, at)].mean()) for t in proj.traits}
+                    typer.echo(f"prompt {item.prompt_id}: " + ", ".join(f"{t} {v:+.2f}" for t, v in means.items())
+                               + f" | {item.response.strip()[:100]}")
+                if out:
+                    typer.echo(f"page: {out.resolve()}")
+            return
+        with stages.stage(f"analyse {prompt_set}"):
+            analysis = analyze_prompt_set(m, first, prompt_set, judge=judge, layer=at, limit=limit,
+                                          max_new_tokens=max_new_tokens)
+    comp = analysis.comparison
+    if as_json:
+        _emit({"layer": at, "groups": list(analysis.groups), "comparison": comp.to_dict() if comp else None,
+               "rows": analysis.rows})
+        return
+    counts = {g: sum(r["group"] == g for r in analysis.rows) for g in analysis.groups}
+    typer.echo(f"{analysis.trait} at layer {at}: " + ", ".join(f"{g} {n}" for g, n in counts.items()))
+    if comp:
+        typer.echo(f"Cohen's d {comp.cohens_d:.2f} (95% CI {comp.d_ci[0]:.2f}..{comp.d_ci[1]:.2f}), "
+                   f"AUROC {comp.auroc:.3f}, Welch p {comp.p_value:.2g}")
+    else:
+        typer.echo("too few prompts in one group to compare (each needs at least 2)")
+
+
+@app.command()
+def report(out: Path = typer.Argument(Path("out"), help="A folder written by `tl-traits run`.")) -> None:
+    """Rebuild report.html from a run's output folder (no model needed)."""
+    from tl_traits.report import write_report
+
+    typer.echo(f"report: {write_report(out).resolve()}")
+
+
+@app.command()
+def plugins(as_json: bool = JsonOpt) -> None:
+    """Every registry's plugins and where each came from (distribution, entry point or decorator)."""
+    from tl_traits.registry import attacks, extractors, judges, quantizers
+
+    listing = {
+        reg.kind: {name: {"origin": s.origin, "distribution": s.distribution, "target": s.target}
+                   for name, s in reg.sources().items()}
+        for reg in (extractors, judges, attacks, quantizers)
+    }
+    if as_json:
+        _emit(listing)
+        return
+    for kind, entries in listing.items():
+        typer.echo(f"{kind} ({len(entries)})")
+        for name, s in entries.items():
+            typer.echo(f"  {name:<18} {s['distribution'] or '(this process)':<20} {s['origin']:<12} {s['target']}")
+        if not entries:
+            typer.echo("  (none installed)")
+
+
+# -- errors -------------------------------------------------------------------------------------------
+def _bad_input_types() -> tuple[type[BaseException], ...]:
+    from tl_traits.models import ModelLoadError
+    from tl_traits.registry import RegistryError
+
+    return (ValueError, LookupError, FileNotFoundError, NotADirectoryError, IsADirectoryError, PermissionError,
+            ModelLoadError, RegistryError)
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Entry point: run the app, turning exceptions into one line and a meaningful exit code."""
+    try:
+        app(args=argv, standalone_mode=False)
+    except KeyboardInterrupt:
+        typer.echo("interrupted", err=True)
+        sys.exit(EXIT_INTERRUPTED)
+    except SystemExit:
+        raise
+    except Exception as exc:  # noqa: BLE001 - the one place that turns errors into exit codes
+        if isinstance(exc, typer.Abort):
+            sys.exit(EXIT_INTERRUPTED)
+        if hasattr(exc, "show") and hasattr(exc, "exit_code"):  # click's usage errors (typer may vendor click)
+            exc.show()
+            sys.exit(EXIT_BAD_INPUT)
+        if _state["debug"]:
+            raise
+        bad_input = isinstance(exc, _bad_input_types())
+        message = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        typer.echo(f"error: {message}" + ("" if bad_input else " (rerun with --debug for the traceback)"), err=True)
+        sys.exit(EXIT_BAD_INPUT if bad_input else EXIT_FAILED)
+    sys.exit(EXIT_OK)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,177 @@
+"""Figures to look at rather than read: metrics by layer, steering sweeps, group histograms.
+
+Built as `matplotlib.figure.Figure` objects (no pyplot, no GUI backend); save or embed them as images.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import io
+import math
+import os
+from pathlib import Path
+from typing import TYPE_CHECKING, Mapping, Sequence
+
+import numpy as np
+from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
+
+from tl_traits.files import atomic_write_bytes
+
+if TYPE_CHECKING:
+    from matplotlib.axes import Axes
+
+    from tl_traits.evaluation import EvaluationResult
+    from tl_traits.monitor import GroupComparison
+    from tl_traits.vectors import TraitVectors
+
+DPI = 120
+FORMATS = {"png": "image/png", "svg": "image/svg+xml", "pdf": "application/pdf"}
+LABELS = {"auroc": "AUROC (held out)", "accuracy": "accuracy (held out)", "cohens_d": "Cohen's d (held out)"}
+BOUNDED = ("auroc", "accuracy")  # 0..1 with chance at 0.5
+RANDOM = "random_baseline"
+
+
+def layer_metrics(vectors: TraitVectors, metrics: Sequence[str] = ("auroc", "cohens_d"), title: str | None = None) -> Figure:
+    """One panel per metric, one line per method over layers; a dot at each method's best-AUROC layer."""
+    fig = Figure(figsize=(1.5 + 4.5 * len(metrics), 4), layout="constrained")
+    axes = fig.subplots(1, len(metrics), squeeze=False)[0]
+    for ax, metric in zip(axes, metrics):
+        for i, name in enumerate(vectors.methods):
+            vec = vectors[name]
+            if metric not in vec.metrics:
+                continue
+            style = {"color": "grey", "linestyle": "--"} if name == RANDOM else {"color": f"C{i}", "marker": "o"}
+            if name != RANDOM:  # the dot: the layer this method would be used at
+                best = vec.best_layer("auroc" if "auroc" in vec.metrics else metric)
+                style["markevery"] = [vec.layers.index(best)]
+            ax.plot(vec.layers, vec.metrics[metric].float().tolist(), label=name, **style)
+        if metric in BOUNDED:
+            ax.axhline(0.5, color="black", linewidth=0.8, linestyle=":", label="chance")
+            ax.set_ylim(-0.02, 1.02)  # saturated values at 1.0 stay visible above the frame
+        ax.set_xlabel("layer")
+        ax.set_ylabel(LABELS.get(metric, metric))
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        ax.grid(alpha=0.3)
+    dataset = vectors.metadata.get("dataset") or {}
+    model = (vectors.metadata.get("model") or {}).get("name")
+    fig.suptitle(title or f"{dataset.get('name', 'trait')}" + (f" ({model})" if model else ""))
+    _legend(fig, axes)
+    return fig
+
+
+def steering_sweep(
+    result: EvaluationResult | Mapping[str, EvaluationResult], title: str | None = None, trait_label: str = "trait score"
+) -> Figure:
+    """Trait score and coherence against steering strength, one line per layer; one row per result."""
+    results = dict(result) if isinstance(result, Mapping) else {_direction_label(result.direction): result}
+    layers = sorted({run.layer for res in results.values() for run in res.runs})
+    colors = {layer: f"C{i % 10}" for i, layer in enumerate(layers)}
+    fig = Figure(figsize=(11, 1 + 3.4 * len(results)), layout="constrained")
+    grid = fig.subplots(len(results), 2, squeeze=False, sharey="col")
+    for (label, res), (trait_ax, coh_ax) in zip(results.items(), grid):
+        for layer in layers:
+            runs = sorted((r for r in res.runs if r.layer == layer), key=lambda r: r.strength)
+            for ax, field in ((trait_ax, "trait_mean"), (coh_ax, "coherence_mean")):
+                points = [(r.strength, getattr(r, field)) for r in runs if getattr(r, field) is not None]
+                if points:
+                    xs, ys = zip(*points)
+                    ax.plot(xs, ys, marker="o", color=colors[layer], label=f"layer {layer}")
+        if res.baseline_trait is not None:
+            trait_ax.axhline(res.baseline_trait, color="grey", linestyle=":", label="unsteered")
+        if res.baseline_coherence is not None:
+            coh_ax.axhline(res.baseline_coherence, color="grey", linestyle=":", label="unsteered")
+        coh_ax.axhline(res.threshold, color="black", linestyle="--", linewidth=0.9, label=f"threshold {res.threshold:g}")
+        trait_ax.set_ylabel(trait_label)
+        coh_ax.set_ylabel("coherence")
+        trait_ax.set_title(f"{label}: {trait_label}", fontsize="medium")
+        coh_ax.set_title(f"{label}: coherence", fontsize="medium")
+        for ax in (trait_ax, coh_ax):
+            ax.set_xlabel("strength (x mean activation norm)")
+            ax.grid(alpha=0.3)
+    fig.suptitle(title or "Steering sweep")
+    _legend(fig, grid.ravel())
+    return fig
+
+
+def group_histogram(
+    first: Sequence[float],
+    second: Sequence[float],
+    labels: tuple[str, str] = ("refused", "answered"),
+    comparison: GroupComparison | None = None,
+    xlabel: str = "projection",
+    title: str | None = None,
+) -> Figure:
+    """Two groups' values as overlaid histograms on shared bins, their means, and d / AUROC / p."""
+    groups = [[float(x) for x in values if not math.isnan(float(x))] for values in (first, second)]
+    if comparison is None and all(len(g) >= 2 for g in groups):
+        from tl_traits.monitor import compare_groups
+
+        comparison = compare_groups(*groups)
+    fig = Figure(figsize=(8, 4), layout="constrained")
+    ax = fig.subplots()
+    both = groups[0] + groups[1]
+    if both:
+        auto = len(np.histogram_bin_edges(both, bins="auto")) - 1  # 2 bins for 3 values, hundreds for outliers
+        edges = np.histogram_bin_edges(both, bins=min(max(auto, 10), 40))
+    else:
+        edges = np.linspace(0, 1, 11)
+        ax.text(0.5, 0.5, "no values in either group", ha="center", va="center", transform=ax.transAxes)
+    for i, (label, values) in enumerate(zip(labels, groups)):
+        ax.hist(values, bins=edges, alpha=0.5, color=f"C{i}", label=f"{label} (n={len(values)})")
+        if values:
+            mean = sum(values) / len(values)
+            ax.axvline(mean, color=f"C{i}", linestyle="--", label=f"{label} mean {mean:.2f}")
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel("count")
+    _legend(fig, [ax])
+    if comparison is not None:
+        lo, hi = comparison.d_ci
+        summary = f"d = {comparison.cohens_d:.2f} [{lo:.2f}, {hi:.2f}], AUROC = {comparison.auroc:.2f}, p = {comparison.p_value:.2g}"
+    else:
+        summary = f"too few values to compare (n={len(groups[0])} and n={len(groups[1])}; need 2 each)"
+    ax.set_title(f"{title or f'{labels[0]} vs {labels[1]}'}\n{summary}", fontsize="medium")
+    return fig
+
+
+def save_figure(fig: Figure, path: str | os.PathLike[str]) -> Path:
+    """Write `fig` as PNG, SVG or PDF (by suffix), atomically: rendered in memory, then one rename."""
+    path = Path(path)
+    fmt = path.suffix.lower().lstrip(".")
+    if fmt not in FORMATS:
+        raise ValueError(f"cannot save a figure as '{path.suffix}'; use one of {', '.join('.' + f for f in FORMATS)}")
+    return atomic_write_bytes(path, _render(fig, fmt))
+
+
+def figure_to_data_uri(fig: Figure, fmt: str = "png") -> str:
+    """`data:image/png;base64,...`, for a self-contained HTML page."""
+    if fmt not in FORMATS:
+        raise ValueError(f"unknown image format '{fmt}'; use one of {', '.join(FORMATS)}")
+    return f"data:{FORMATS[fmt]};base64,{base64.b64encode(_render(fig, fmt)).decode('ascii')}"
+
+
+def img_tag(fig: Figure, alt: str) -> str:
+    return f'<img src="{figure_to_data_uri(fig)}" alt="{html.escape(alt)}" style="max-width:100%">'
+
+
+# -- helpers ------------------------------------------------------------------------------------------
+def _render(fig: Figure, fmt: str) -> bytes:
+    buffer = io.BytesIO()
+    metadata = {"svg": {"Date": None}, "pdf": {"CreationDate": None}}.get(fmt)  # no timestamps in the file
+    fig.savefig(buffer, format=fmt, dpi=DPI, metadata=metadata)
+    return buffer.getvalue()
+
+
+def _legend(fig: Figure, axes: Sequence[Axes]) -> None:
+    """One legend for the figure, outside the panels, each label once."""
+    entries: dict[str, object] = {}
+    for ax in axes:
+        for handle, label in zip(*ax.get_legend_handles_labels()):
+            entries.setdefault(label, handle)
+    if entries:
+        fig.legend(list(entries.values()), list(entries), loc="outside right upper", fontsize="small")
+
+
+def _direction_label(direction: int) -> str:
+    return "toward the trait" if direction > 0 else "away from the trait"
