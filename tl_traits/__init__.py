@@ -1,5 +1,13 @@
 """tl_traits: trait directions in language models, on TransformerLens hooks."""
 
+import logging as _logging
+
+# transformers imports torchao (our real-kernel backend) whenever it is installed; torchao then
+# logs CUDA-only extensions it cannot load and torch warns about its enums on every model load.
+for _name in ("torchao", "torch.utils._pytree"):
+    if _logging.getLogger(_name).level == _logging.NOTSET:
+        _logging.getLogger(_name).setLevel(_logging.ERROR)
+
 from tl_traits.capture import ActivationSet, capture
 from tl_traits.data import TraitDataset, TraitExample, list_traits, load_trait
 from tl_traits.evaluation import coefficient_search, estimate_base_coef, evaluate_steering

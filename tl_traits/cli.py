@@ -314,6 +314,45 @@ def monitor(
         typer.echo("too few prompts in one group to compare (each needs at least 2)")
 
 
+@app.command("quant-study")
+def quant_study(
+    trait: str = typer.Argument("emotion/joy", help="The trait to extract and steer."),
+    backends: Optional[List[str]] = typer.Option(None, "--backends", help="Quantizers (default fp16,bf16,int8,int4,nf4)."),
+    methods: Optional[List[str]] = typer.Option(None, "--methods", help="Extractors (default mean_diff,probe)."),
+    layers: Optional[str] = typer.Option("all", "--layers", help="'all' or comma-separated layers to extract."),
+    steering_layers: Optional[str] = typer.Option(None, "--steering-layers", help="Comma-separated (default: 3 mid layers)."),
+    steer_flag: bool = typer.Option(True, "--steer/--no-steer", help="Also measure the retained steering effect."),
+    questions: int = typer.Option(8, "--questions", min=1),
+    steps: int = typer.Option(4, "--steps", min=1),
+    max_new_tokens: int = typer.Option(32, "--max-new-tokens", min=1),
+    out: Optional[Path] = typer.Option(None, "--out", "-o", help="Write study.json, study.md and study.png here."),
+    model: Optional[str] = ModelOpt,
+    kind: str = KindOpt,
+    limit: Optional[int] = LimitOpt,
+    as_json: bool = JsonOpt,
+    quiet: bool = QuietOpt,
+) -> None:
+    """How much each quantizer bends the trait direction, the activations and the steering effect."""
+    from tl_traits.quant_study import DEFAULT_BACKENDS, quantization_study
+
+    layer_spec = _layers(layers)
+    steer_at = _layers(steering_layers)
+    with _stages(quiet, as_json) as stages:
+        study = quantization_study(
+            lambda: _load(model, kind), trait, backends=_split(backends) or DEFAULT_BACKENDS,
+            methods=_split(methods) or ["mean_diff", "probe"], layers=layer_spec, steering_layers=steer_at,
+            steer=steer_flag, questions=questions if not limit else min(questions, limit), steps=steps,
+            max_new_tokens=max_new_tokens, limit=limit, stages=stages,
+        )
+    saved = {k: str(v) for k, v in study.save(out).items()} if out else {}
+    if as_json:
+        _emit({**study.to_dict(), "saved": saved})
+        return
+    typer.echo(study.to_markdown())
+    for kind_, path in saved.items():
+        typer.echo(f"{kind_}: {path}")
+
+
 @app.command()
 def report(out: Path = typer.Argument(Path("out"), help="A folder written by `tl-traits run`.")) -> None:
     """Rebuild report.html from a run's output folder (no model needed)."""

@@ -62,8 +62,7 @@ def extract(
     )
     if len(acts) != len(dataset.examples):
         raise ExtractionError(f"activations hold {len(acts)} examples but the trait has {len(dataset.examples)}")
-    train_idx, val_idx = dataset.split_indices(val_split, seed)
-    train, val = acts.subset(train_idx), acts.subset(val_idx) if val_idx else acts.subset(train_idx)
+    train, val, train_idx, val_idx = _split(acts, dataset, val_split, seed)
     train_pos, train_neg = train.by_label(1), train.by_label(0)
     act_norm = train.token_norms.mean(dim=0)
 
@@ -118,6 +117,27 @@ def score_directions(
         "polarity": (vp.mean(dim=1) > vn.mean(dim=1)).float(),
         "baseline": baseline,
     }
+
+
+def heldout_metrics(
+    directions: Float[Tensor, "layer d_model"], acts: ActivationSet, trait: Any, *, val_split: float = 0.2, seed: int = 0
+) -> dict[str, Float[Tensor, "layer"]]:
+    """`score_directions` of given directions on `acts`, with the train/validation split `extract` uses.
+
+    E.g. read a float32 model's vectors from a quantized or fine-tuned model's activations.
+    """
+    dataset = load_trait(trait)
+    if len(acts) != len(dataset.examples):
+        raise ExtractionError(f"activations hold {len(acts)} examples but the trait has {len(dataset.examples)}")
+    train, val, _, _ = _split(acts, dataset, val_split, seed)
+    return score_directions(directions, train.by_label(1), train.by_label(0), val.by_label(1), val.by_label(0))
+
+
+def _split(acts: ActivationSet, dataset: Any, val_split: float, seed: int) -> tuple[ActivationSet, ActivationSet, list[int], list[int]]:
+    """Train and validation activations (validation = train when val_split leaves none out)."""
+    train_idx, val_idx = dataset.split_indices(val_split, seed)
+    train = acts.subset(train_idx)
+    return train, acts.subset(val_idx) if val_idx else train, train_idx, val_idx
 
 
 def _checked(name: str, directions: Any, shape: torch.Size) -> Float[Tensor, "layer d_model"]:

@@ -154,8 +154,20 @@ def load_model(
         raise
     if name is None or folder is not None:
         model.cfg.model_name = display if name is None else folder.name
+    setattr(model, SOURCE_ATTR, str(folder) if folder is not None else display)
     model.eval()
     return model
+
+
+# Set on loaded models: where the weights came from (quantizers that reload, e.g. bitsandbytes,
+# read it) and, on a quantized copy, what the quantizer did (model_identity records it).
+SOURCE_ATTR = "_tl_traits_source"
+QUANTIZATION_ATTR = "_tl_traits_quantization"
+
+
+def model_source(model: Any) -> str | None:
+    """The local folder or name `load_model` loaded this model from (None for models built elsewhere)."""
+    return getattr(model, SOURCE_ATTR, None)
 
 
 def _boot_bridge(source: str, dtype: torch.dtype, device: str | torch.device) -> Any:
@@ -242,13 +254,14 @@ class ModelIdentity:
     d_model: int
     dtype: str
     fingerprint: str
+    quantization: dict[str, Any] | None = None  # what a quantizer did (backend, bits, group size, modules)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> "ModelIdentity":
-        return cls(**{k: data[k] for k in cls.__dataclass_fields__})
+        return cls(**{k: data[k] for k in cls.__dataclass_fields__ if k in data})
 
     def to_json(self) -> str:
         return json.dumps(self.to_dict(), sort_keys=True)
@@ -279,6 +292,7 @@ def model_identity(model: Any) -> ModelIdentity:
         d_model=int(cfg.d_model),
         dtype=str(cfg.dtype).replace("torch.", ""),
         fingerprint=weights_fingerprint(model),
+        quantization=getattr(model, QUANTIZATION_ATTR, None),
     )
 
 
@@ -291,7 +305,10 @@ def weights_fingerprint(model: torch.nn.Module, samples_per_tensor: int = 256) -
     """
     digest = hashlib.sha256()
     for pname, param in sorted(model.named_parameters(), key=lambda item: item[0]):
-        flat = param.detach().reshape(-1)
+        flat = param.detach()
+        if hasattr(flat, "__tensor_flatten__") and hasattr(flat, "dequantize"):  # torchao's int8 weights
+            flat = flat.dequantize()
+        flat = flat.reshape(-1)
         step = max(1, flat.numel() // samples_per_tensor)
         sample = flat[::step][:samples_per_tensor].to("cpu", torch.float32).contiguous()
         digest.update(pname.encode())
