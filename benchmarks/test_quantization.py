@@ -36,8 +36,9 @@ def test_quantization_study(bench_model, bench_traits, results, request):
         "re-extracted on the quantized model to the float32 one; ref AUROC = float32 vectors read from the quantized "
         f"model's held-out activations; drift = mean |h_q - h| / |h| of resid_post; steering: the float32 "
         f"{study.steer_method} vector on the quantized model, layers {study.steering_layers}, {QUESTIONS} questions, "
-        f"{STEPS} search steps, {NEW_TOKENS} new tokens; retained = coherent delta / float32's at layer "
-        f"{study.reference_steering_layer}. Plot: {stem}.png. The float32 weights are themselves dequantized "
+        f"{STEPS} search steps, {NEW_TOKENS} new tokens, judges built on the float32 model; baseline = each model's "
+        "own unsteered trait score, steered = the best coherent setting's score, coherent delta = steered - baseline; "
+        f"retained = coherent delta / float32's at layer {study.reference_steering_layer}. Plot: {stem}.png. The float32 weights are themselves dequantized "
         "from a Q4_1 GGUF, so this measures re-quantization of those weights.",
     )
     by = {(r["backend"], r["method"]): r for r in study.table() if not r.get("skipped")}

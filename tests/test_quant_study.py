@@ -92,3 +92,20 @@ def test_cli_quant_study(capsys, tiny_llama_folder, tmp_path):
     assert done.value.code == 0
     assert [r["backend"] for r in result["table"]] == ["float32", "int8"]
     assert (tmp_path / "study.png").is_file()
+
+
+def test_judges_run_on_the_float32_model(tiny_bridge, monkeypatch):
+    """A quantized model must not grade its own text: every judge is built on the reference."""
+    import tl_traits.quant_study as qs
+
+    seen = []
+    real = qs.make_judge
+
+    def spy(spec, **kwargs):
+        seen.append(kwargs.get("model"))
+        return real(spec, **kwargs)
+
+    monkeypatch.setattr(qs, "make_judge", spy)
+    quantization_study(tiny_bridge, "emotion/joy", backends=["int8"], methods=["mean_diff"], limit=6,
+                       questions=1, steps=1, max_new_tokens=3, drift_examples=2)
+    assert len(seen) == 2 and all(m is tiny_bridge for m in seen)

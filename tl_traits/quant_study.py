@@ -27,6 +27,7 @@ from tl_traits.evaluation import EvaluationResult, evaluate_steering
 from tl_traits.extract import extract, heldout_metrics
 from tl_traits.files import atomic_write_text
 from tl_traits.hooknames import hook_name
+from tl_traits.judging import make_judge
 from tl_traits.models import model_identity
 from tl_traits.progress import Stages
 from tl_traits.prompts import prepare_inputs
@@ -47,6 +48,7 @@ class BackendResult:
     reference_auroc: dict[str, list[float]] = field(default_factory=dict)  # method -> per layer, ref vectors on these activations
     drift: list[float] = field(default_factory=list)  # per layer: mean |h_q - h_ref| / |h_ref|
     steering: list[dict[str, Any]] | None = None  # EvaluationResult.table() of the reference vector on this model
+    baseline_trait: float | None = None  # this model's own unsteered trait score (deltas are relative to it)
     seconds: float = 0.0
 
 
@@ -93,6 +95,8 @@ class QuantStudy:
                     "min_cosine_layer": self.layers[cos.index(min(cos))],
                     "ref_auroc_mean": sum(auroc) / len(auroc) if auroc else None,
                     "max_drift": max(result.drift) if result.drift else 0.0,
+                    "baseline_trait": result.baseline_trait if method == self.steer_method else None,
+                    "steered_trait": _steered(result, ref_layer) if method == self.steer_method else None,
                     "coherent_delta": delta if method == self.steer_method else None,
                     "retained": (delta / ref_delta if delta is not None and ref_delta else
                                  (0.0 if ref_delta and method == self.steer_method else None))
@@ -113,7 +117,7 @@ class QuantStudy:
 
     def to_markdown(self) -> str:
         header = ["backend", "method", "mean cos", "min cos (layer)", "ref AUROC (mean)", "max drift",
-                  "coherent delta", "retained"]
+                  "baseline", "steered", "coherent delta", "retained"]
         lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
         for r in self.table():
             if r.get("skipped"):
@@ -121,7 +125,8 @@ class QuantStudy:
                 continue
             lines.append("| " + " | ".join([
                 r["backend"], r["method"], f"{r['mean_cosine']:.4f}", f"{r['min_cosine']:.4f} ({r['min_cosine_layer']})",
-                _fmt(r["ref_auroc_mean"], ".3f"), f"{r['max_drift']:.4f}", _fmt(r["coherent_delta"], "+.1f"),
+                _fmt(r["ref_auroc_mean"], ".3f"), f"{r['max_drift']:.4f}", _fmt(r["baseline_trait"], ".1f"),
+                _fmt(r["steered_trait"], ".1f"), _fmt(r["coherent_delta"], "+.1f"),
                 _fmt(r["retained"], ".2f"),
             ]) + " |")
         return "\n".join(lines)
@@ -142,6 +147,12 @@ class QuantStudy:
         }
         paths["png"] = save_figure(self.figure(), out / "study.png")
         return paths
+
+
+def _steered(result: BackendResult, layer: int | None) -> float | None:
+    """The trait score of the best coherent setting at `layer` (None when none was coherent)."""
+    row = next((r for r in (result.steering or []) if r["layer"] == layer), None)
+    return row["trait"] if row else None
 
 
 def _fmt(value: float | None, spec: str) -> str:
@@ -196,23 +207,26 @@ def quantization_study(
         ref_vecs = extract(reference, dataset, method_list, activations=ref_acts, seed=seed, progress=False)
     layer_list = list(ref_acts.layers)
     steer_layers = pick_layers(identity.n_layers, layer_list, steering_layers)
-    judge_specs = list(judges or TRAIT_JUDGES.get(dataset.name, DEFAULT_JUDGES))
+    # Judges are built once on the float32 model: a perplexity judge run by each quantized model
+    # would grade its own text with its own (bent) weights, and retained effects would not compare.
+    judge_objs = [make_judge(spec, model=reference, trait=dataset)
+                  for spec in (judges or TRAIT_JUDGES.get(dataset.name, DEFAULT_JUDGES))]
     drift_batch = prepare_inputs(
         reference, [ex.prompt for ex in dataset.examples[:drift_examples]],
         [ex.response for ex in dataset.examples[:drift_examples]],
     )
     ref_resid = _residuals(reference, drift_batch, layer_list)
 
-    def steering(model: Any, label: str) -> list[dict[str, Any]] | None:
+    def steering(model: Any, label: str, into: BackendResult) -> None:
         if not steer:
-            return None
+            return
         with stages.stage(f"{label}: steer", total=steps + 1) as advance, warnings.catch_warnings():
             warnings.filterwarnings("ignore", message=".*weights of .* differ.*")  # the point of the study
             result: EvaluationResult = evaluate_steering(
-                model, ref_vecs[steer_method], dataset, layers=steer_layers, judges=judge_specs,
+                model, ref_vecs[steer_method], dataset, layers=steer_layers, judges=judge_objs,
                 subset=questions, steps=steps, max_new_tokens=max_new_tokens, on_step=advance,
             )
-        return result.table()
+        into.steering, into.baseline_trait = result.table(), result.baseline_trait
 
     start = time.perf_counter()
     ref_result = BackendResult(
@@ -220,7 +234,7 @@ def quantization_study(
         cosine={m: [1.0] * len(layer_list) for m in method_list},
         reference_auroc={m: ref_vecs[m].metrics["auroc"].tolist() for m in method_list},
     )
-    ref_result.steering = steering(reference, REFERENCE)
+    steering(reference, REFERENCE, ref_result)
     ref_result.seconds = round(time.perf_counter() - start, 1)
 
     results = []
@@ -241,7 +255,7 @@ def quantization_study(
             result.reference_auroc[method] = heldout_metrics(
                 ref_vecs[method].directions, acts, dataset, seed=seed)["auroc"].tolist()
         result.drift = _relative_drift(_residuals(model, drift_batch, layer_list), ref_resid, drift_batch.attention_mask).tolist()
-        result.steering = steering(model, name)
+        steering(model, name, result)
         result.seconds = round(time.perf_counter() - start, 1)
         results.append(result)
         del model, acts, vecs
