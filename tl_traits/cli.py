@@ -60,7 +60,7 @@ def _load(model: Optional[str], kind: str, stages: Any = None) -> Any:
 def _stages(quiet: bool, as_json: bool) -> Any:
     from tl_traits.progress import Stages
 
-    return Stages(enabled=not quiet and sys.stderr.isatty() or (not quiet and not as_json))
+    return Stages(enabled=not quiet and (not as_json or sys.stderr.isatty()))
 
 
 def _emit(obj: Any) -> None:
@@ -198,9 +198,8 @@ def steer(
                 typer.echo(f"unsteered: {row['unsteered'].strip()}")
             typer.echo(f"steered (layer {at}, strength {strength:g}): {row['steered'].strip()}\n")
 
-    prompts = _split(prompt) if prompt else None
-    if prompts:
-        rows = answer(prompt)  # prompts may contain commas: keep them whole
+    if prompt:
+        rows = answer(list(prompt))  # each --prompt whole: prompts may contain commas
         _emit(rows) if as_json else show(rows)
         return
     typer.echo(f"steering with {vec.method} at layer {at}, strength {strength:g}; an empty line or Ctrl-D quits", err=True)

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Sequence
@@ -247,7 +246,3 @@ def _write_jsonl(path: Path, rows: list[dict[str, Any]]) -> None:
     """Strict JSON lines: NaN (a request with no response tokens) is written as null."""
     clean = [{k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in r.items()} for r in rows]
     atomic_write_text(path, "".join(json.dumps(r, ensure_ascii=False, allow_nan=False) + "\n" for r in clean))
-
-
-def output_paths(out: str | os.PathLike[str]) -> JobPaths:
-    return JobPaths(Path(out))

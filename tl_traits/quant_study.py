@@ -84,9 +84,13 @@ class QuantStudy:
                 rows.append({"backend": result.backend, "method": None, "skipped": result.skipped})
                 continue
             delta = self._best_delta(result, ref_layer) if ref_layer is not None else None
+            retained = None
+            if ref_delta:  # no coherent float32 setting: nothing to retain
+                retained = delta / ref_delta if delta is not None else 0.0
             for method in self.methods:
                 cos = result.cosine.get(method, [1.0] * len(self.layers))
                 auroc = result.reference_auroc.get(method, [])
+                steers = method == self.steer_method  # steering columns belong to the method that steered
                 rows.append({
                     "backend": result.backend,
                     "method": method,
@@ -95,12 +99,10 @@ class QuantStudy:
                     "min_cosine_layer": self.layers[cos.index(min(cos))],
                     "ref_auroc_mean": sum(auroc) / len(auroc) if auroc else None,
                     "max_drift": max(result.drift) if result.drift else 0.0,
-                    "baseline_trait": result.baseline_trait if method == self.steer_method else None,
-                    "steered_trait": _steered(result, ref_layer) if method == self.steer_method else None,
-                    "coherent_delta": delta if method == self.steer_method else None,
-                    "retained": (delta / ref_delta if delta is not None and ref_delta else
-                                 (0.0 if ref_delta and method == self.steer_method else None))
-                    if method == self.steer_method else None,
+                    "baseline_trait": result.baseline_trait if steers else None,
+                    "steered_trait": _steered(result, ref_layer) if steers else None,
+                    "coherent_delta": delta if steers else None,
+                    "retained": retained if steers else None,
                 })
         return rows
 

@@ -11,7 +11,7 @@ from typing import Any
 
 from tl_traits import plots
 from tl_traits.evaluation import load_evaluation
-from tl_traits.files import atomic_write_text
+from tl_traits.main_job import slug
 from tl_traits.monitor import GroupComparison, note_category
 from tl_traits.vectors import TraitVectors
 from tl_traits.viz import Page, token_view
@@ -105,8 +105,8 @@ def _trait_section(out: Path, trait: str, info: dict[str, Any]) -> str:
     sweep_fig = plots.steering_sweep(result, title=f"{trait}: coefficient search ({info['steer_method']})",
                                      trait_label=f"{judges[0]} score")
     plot_dir = out / "plots"
-    plots.save_figure(layer_fig, plot_dir / f"{_slug(trait)}-layers.png")
-    plots.save_figure(sweep_fig, plot_dir / f"{_slug(trait)}-sweep.png")
+    plots.save_figure(layer_fig, plot_dir / f"{slug(trait)}-layers.png")
+    plots.save_figure(sweep_fig, plot_dir / f"{slug(trait)}-sweep.png")
     steer_rows = [
         [r["layer"], _num(r["coherent_delta"], "+.1f"), _num(r["strength"], ".2f"), _num(r["coef"], ".1f"),
          _num(r["trait"], ".1f"), _num(r["coherence"], ".1f"), _num(r["best_coherence_seen"], ".1f"), r["runs"]]
@@ -236,10 +236,6 @@ def _num(value: Any, fmt: str) -> str:
 
 def _e(text: Any) -> str:
     return html.escape(str(text))
-
-
-def _slug(trait: str) -> str:
-    return trait.replace("/", "-")
 
 
 def _read_jsonl(path: Path) -> list[dict[str, Any]]:
