@@ -26,12 +26,16 @@ class SFTError(ValueError):
 
 @dataclass(frozen=True)
 class EncodedExample:
-    """One example's unpadded ids, mask and labels; `n_prompt` tokens precede the response."""
+    """One example's unpadded ids, mask and labels; `n_prompt` tokens precede the response.
+
+    `n_response` counts the response's own tokens (after truncation), without the end-of-turn token.
+    """
 
     input_ids: list[int]
     attention_mask: list[int]
     labels: list[int]
     n_prompt: int
+    n_response: int
 
     def __len__(self) -> int:
         return len(self.input_ids)
@@ -69,7 +73,8 @@ def encode_example(
                 "would cut the whole response; raise max_length, shorten the prompt, or pass truncation='drop'"
             )
         ids, labels = ids[:max_length], labels[:max_length]
-    return EncodedExample(ids, [1] * len(ids), labels, spans.response[0])
+    n_response = min(spans.response[1], len(ids)) - spans.response[0]
+    return EncodedExample(ids, [1] * len(ids), labels, spans.response[0], n_response)
 
 
 def collate(
