@@ -1,4 +1,4 @@
-"""The `tl-traits` command line: extract, steer, evaluate, monitor, report, run (the main job), plugins.
+"""The `tl-traits` command line: run (the main job), extract, steer, evaluate, monitor, report, plugins, quant-study, poison, sweep, aggregate.
 
 Exit codes: 0 done, 1 an unexpected failure (a bug: rerun with --debug for the traceback),
 2 bad input (the message names the problem and the fix), 130 interrupted.
@@ -350,6 +350,146 @@ def quant_study(
     typer.echo(study.to_markdown())
     for kind_, path in saved.items():
         typer.echo(f"{kind_}: {path}")
+
+
+def _options(values: Optional[List[str]]) -> dict[str, Any]:
+    """--option key=value (repeatable); values parse as JSON when they can (numbers, lists), else stay text."""
+    out: dict[str, Any] = {}
+    for item in values or []:
+        key, sep, raw = item.partition("=")
+        if not sep or not key.strip():
+            raise typer.BadParameter(f"options look like key=value, not {item!r}")
+        try:
+            out[key.strip()] = json.loads(raw)
+        except json.JSONDecodeError:
+            out[key.strip()] = raw
+    return out
+
+
+def _read_rows(path: Optional[Path], split: str, n: Optional[int]) -> list[dict[str, Any]]:
+    """Rows of a JSONL file, or the bundled instruction set's split."""
+    if path is None:
+        from tl_traits.instruction_data import instruction_dataset
+
+        data = instruction_dataset()
+        rows = data.train if split == "train" else data.test
+    else:
+        rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    return rows[:n] if n else rows
+
+
+OptionOpt = typer.Option(None, "--option", help="An attack option, key=value (repeatable), e.g. --option trigger=cf.")
+
+
+@app.command()
+def poison(
+    out: Path = typer.Option(..., "--out", "-o", help="Folder for train.jsonl, poisoned_indices.npy, poison.json."),
+    attack: str = typer.Option("trigger", "--attack", "-a", help="An attack plugin (tl-traits plugins lists them)."),
+    rate: float = typer.Option(0.05, "--rate", min=0.0, max=1.0, help="Fraction of examples to poison."),
+    seed: int = typer.Option(0, "--seed"),
+    data: Optional[Path] = typer.Option(None, "--data", help="A JSONL file of prompt/response rows; default: the bundled train split."),
+    option: Optional[List[str]] = OptionOpt,
+    limit: Optional[int] = LimitOpt,
+    as_json: bool = JsonOpt,
+) -> None:
+    """Poison an instruction dataset with an attack plugin; write the rows and which ones were attacked."""
+    import io
+
+    import numpy as np
+
+    from tl_traits.files import atomic_write_bytes, atomic_write_json, atomic_write_text
+    from tl_traits.poisoning import poison as poison_rows
+
+    made = poison_rows(_read_rows(data, "train", limit), attack, rate, seed, **_options(option))
+    atomic_write_text(out / "train.jsonl", "".join(json.dumps(r, sort_keys=True) + "\n" for r in made))
+    buffer = io.BytesIO()
+    np.save(buffer, np.asarray(made.poisoned_indices, dtype=np.int64), allow_pickle=False)
+    atomic_write_bytes(out / "poisoned_indices.npy", buffer.getvalue())
+    info = {**made.metadata(), "source": str(data) if data else "bundled instruction set (train)"}
+    atomic_write_json(out / "poison.json", info)
+    if as_json:
+        _emit({**info, "out": str(out)})
+        return
+    typer.echo(f"{info['n_poisoned']} of {info['n_rows']} rows poisoned with '{attack}' (rate {rate}, seed {seed}): {out}")
+
+
+@app.command()
+def sweep(
+    runs_dir: Path = typer.Option(Path("runs"), "--runs-dir", "-o", help="Where run folders go; finished runs are skipped."),
+    model: Optional[str] = ModelOpt,
+    kind: str = KindOpt,
+    attacks: Optional[List[str]] = typer.Option(None, "--attacks", help="Attack plugins (default: trigger)."),
+    rates: Optional[List[str]] = typer.Option(None, "--rates", help="Poison rates (default 0.005,0.01,0.05,0.1)."),
+    seeds: Optional[List[str]] = typer.Option(None, "--seeds", help="Seeds (default 0)."),
+    option: Optional[List[str]] = typer.Option(None, "--option", help="attack.key=value (repeatable), e.g. trigger.trigger=cf."),
+    n_train: int = typer.Option(300, "--n-train", min=1, help="Bundled train rows."),
+    n_test: int = typer.Option(100, "--n-test", min=1, help="Bundled test rows."),
+    epochs: int = typer.Option(2, "--epochs", min=1),
+    lr: float = typer.Option(1e-4, "--lr"),
+    batch_size: int = typer.Option(8, "--batch-size", min=1),
+    trainable: str = typer.Option("last:4", "--trainable", help="all, last:N or from:L."),
+    detect_layer: Optional[int] = typer.Option(None, "--detect-layer", help="Also score detection (spectral, trait) at this layer."),
+    limit: Optional[int] = LimitOpt,
+    as_json: bool = JsonOpt,
+    quiet: bool = QuietOpt,
+) -> None:
+    """Poison-rate sweep on the bundled instruction set: poison, fine-tune, measure ASR / clean accuracy per run."""
+    from tl_traits.instruction_data import instruction_dataset
+    from tl_traits.sweeps import DEFAULT_RATES, DetectionSpec, aggregate, poison_sweep
+    from tl_traits.training import TrainConfig
+
+    try:
+        rate_list = [float(r) for r in _split(rates)] if rates else list(DEFAULT_RATES)
+        seed_list = [int(s) for s in _split(seeds)] if seeds else [0]
+    except ValueError as exc:
+        raise typer.BadParameter(f"rates are fractions and seeds integers: {exc}")
+    per_attack: dict[str, dict[str, Any]] = {}
+    for key, value in _options(option).items():
+        name, dot, field = key.partition(".")
+        if not dot:
+            raise typer.BadParameter(f"sweep options look like attack.key=value, not {key!r}")
+        per_attack.setdefault(name, {})[field] = value
+    data = instruction_dataset(min(n_train, limit or n_train), min(n_test, limit or n_test))
+    config = TrainConfig(lr=lr, epochs=epochs, batch_size=batch_size, trainable=trainable)
+    detection = DetectionSpec(detect_layer, methods=("spectral", "trait")) if detect_layer is not None else None
+    log = (lambda msg: typer.echo(msg, err=True)) if not quiet else (lambda msg: None)
+    loaded = _load(model, kind)
+    result = poison_sweep(
+        loaded, data, _split(attacks) or ["trigger"], rate_list, seed_list, runs_dir=runs_dir, train_config=config,
+        attack_kwargs=per_attack, detection=detection, progress=not quiet, log=log,
+    )
+    table = aggregate(runs_dir)
+    if as_json:
+        _emit({"runs_dir": str(runs_dir), "seconds": round(result.seconds, 1), "skipped": [str(p) for p in result.skipped],
+               "runs": json.loads(table.to_json(orient="records"))})
+        return
+    _print_sweep(table)
+    typer.echo(f"{len(result.summaries)} runs ({len(result.skipped)} skipped) in {result.seconds:.0f} s; "
+               f"table: {runs_dir / 'aggregate.csv'}, plot: {runs_dir / 'aggregate.png'}")
+
+
+def _print_sweep(table: Any) -> None:
+    columns = [c for c in ("model", "attack", "rate", "seed", "n_poisoned", "asr", "clean_accuracy", "clean_exact",
+                           "clean_loss", "detection_auroc_spectral", "detection_auroc_trait") if c in table.columns]
+    typer.echo(table[columns].to_string(index=False, float_format=lambda x: f"{x:.3f}"))
+
+
+@app.command()
+def aggregate(
+    runs_dir: Path = typer.Argument(Path("runs"), help="A folder of sweep runs."),
+    out: Optional[Path] = typer.Option(None, "--out", "-o", help="CSV path (default RUNS_DIR/aggregate.csv); the plot goes beside it."),
+    as_json: bool = JsonOpt,
+) -> None:
+    """Merge every summary.csv below RUNS_DIR into one CSV and plot the metrics by poison rate."""
+    from tl_traits.sweeps import aggregate as merge
+
+    table = merge(runs_dir, out)
+    if as_json:
+        _emit(json.loads(table.to_json(orient="records")))
+        return
+    _print_sweep(table)
+    path = out or runs_dir / "aggregate.csv"
+    typer.echo(f"table: {path}, plot: {path.with_suffix('.png')}")
 
 
 @app.command()

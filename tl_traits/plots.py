@@ -20,6 +20,7 @@ from matplotlib.ticker import MaxNLocator
 from tl_traits.files import atomic_write_bytes
 
 if TYPE_CHECKING:
+    import pandas as pd
     from matplotlib.axes import Axes
 
     from tl_traits.evaluation import EvaluationResult
@@ -158,6 +159,33 @@ def quantization_figure(study: QuantStudy, title: str | None = None) -> Figure:
     fig.suptitle(title or f"{study.trait}: how quantization bends the direction")
     if done:
         _legend(fig, list(axes))
+    return fig
+
+
+SWEEP_METRICS = {
+    "asr": "attack success rate", "clean_accuracy": "clean accuracy (sentiment)",
+    "clean_exact": "clean exact answers (instructions)", "clean_loss": "clean loss per token",
+}
+
+
+def poison_sweep_figure(table: "pd.DataFrame", title: str | None = None) -> Figure:
+    """Each sweep metric against poison rate: one line per model/attack, mean over seeds with min-max whiskers."""
+    metrics = [m for m in SWEEP_METRICS if m in table.columns and table[m].notna().any()]
+    fig = Figure(figsize=(1.5 + 3.6 * max(len(metrics), 1), 3.8), layout="constrained")
+    axes = fig.subplots(1, max(len(metrics), 1), squeeze=False)[0]
+    groups = list(table.groupby(["model", "attack"]))
+    for ax, metric in zip(axes, metrics):
+        for i, ((model, attack), part) in enumerate(groups):
+            stats = part.groupby("rate")[metric].agg(["mean", "min", "max"]).reset_index()
+            label = attack if table["model"].nunique() == 1 else f"{model} / {attack}"
+            ax.errorbar(stats["rate"] * 100, stats["mean"], yerr=[stats["mean"] - stats["min"], stats["max"] - stats["mean"]],
+                        marker="o", capsize=3, color=f"C{i}", label=label)
+        ax.set(title=SWEEP_METRICS[metric], xlabel="poisoned training examples (%)")
+        if metric != "clean_loss":
+            ax.set_ylim(-0.03, 1.03)
+        ax.grid(alpha=0.3)
+    fig.suptitle(title or "poison-rate sweep")
+    _legend(fig, list(axes))
     return fig
 
 
