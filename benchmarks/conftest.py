@@ -22,6 +22,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--traits", default="emotion/joy", help="comma-separated trait sets")
     group.addoption("--methods", default=None, help="comma-separated extractors (default: every registered one)")
     group.addoption("--out", default=str(DEFAULT_OUT), help="folder for <date>-<model>.json/.md")
+    group.addoption("--runs-dir", default=None, help="where the poison sweep keeps its run folders (default: a temp folder)")
 
 
 def pytest_configure(config: pytest.Config) -> None:

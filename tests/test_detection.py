@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from tl_traits.backdoor_metrics import attacked_test_rows, greedy_matches
-from tl_traits.detection import DetectionError, detect_poison, spectral_scores
+from tl_traits.detection import DetectionError, detect_poison, detection_scan, spectral_scores
 from tl_traits.generation import generate
 from tl_traits.instruction_data import instruction_dataset
 from tl_traits.poisoning import poison
@@ -51,6 +51,10 @@ def test_detect_poison_on_a_tiny_model(tiny_chat_model):
     trait = detect_poison(tiny_hooked, made, layer=-1, method="trait", triggered=triggered,
                           untriggered=[r["prompt"] for r in data.test], progress=False)
     assert trait.position == "prompt[:]" and trait.scores.shape == (30,) and trait.auroc is not None
+    scan = detection_scan(tiny_hooked, made, [0, 1], ["spectral", "trait"], group_by=None, triggered=triggered,
+                          untriggered=[r["prompt"] for r in data.test], progress=False)
+    assert [(r.method, r.layer) for r in scan] == [("spectral", 0), ("spectral", 1), ("trait", 0), ("trait", 1)]
+    assert torch.allclose(scan[1].scores, result.scores) and torch.allclose(scan[3].scores, trait.scores)
     with pytest.raises(DetectionError, match="needs triggered= and untriggered="):
         detect_poison(tiny_hooked, made, layer=1, method="trait", progress=False)
     with pytest.raises(DetectionError, match="unknown detection method 'pca'"):

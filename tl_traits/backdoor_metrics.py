@@ -8,23 +8,58 @@ the tokens before it.
 from __future__ import annotations
 
 import random
+from dataclasses import dataclass
 from typing import Any, Mapping, Sequence
 
 import torch
 
 from tl_traits.poisoning import Attack, resolve_attack
-from tl_traits.sft import IGNORE_INDEX, EncodedExample, collate, encode_example
+from tl_traits.sft import IGNORE_INDEX, encode_example
 
 
-def _pad_id(model: Any) -> int:
-    tok = model.tokenizer
-    pad = tok.pad_token_id if tok.pad_token_id is not None else tok.eos_token_id
-    if pad is None:
-        raise ValueError("the tokenizer has neither a pad nor an EOS token; set tokenizer.pad_token")
-    return int(pad)
+@dataclass
+class Forced:
+    """Per row: does greedy output start with the response (`prefix`), or equal it and stop (`whole`); loss sums."""
+
+    prefix: list[bool]
+    whole: list[bool]
+    loss_sum: float
+    n_tokens: int
+
+    @property
+    def loss(self) -> float:
+        return self.loss_sum / self.n_tokens if self.n_tokens else float("nan")
 
 
 @torch.no_grad()
+def teacher_forced(
+    model: Any, rows: Sequence[Mapping[str, Any]], *, batch_size: int = 16, max_length: int | None = None
+) -> Forced:
+    """One forward pass per batch of (prompt, response) rows: greedy-match flags and the response loss."""
+    from tl_traits.training import forward_batch, loss_sum, pad_id
+
+    encoded = [encode_example(model, r["prompt"], r["response"], max_length, name=r.get("id", i)) for i, r in enumerate(rows)]
+    was_training = model.training
+    model.eval()
+    device, pad = next(model.parameters()).device, pad_id(model, None)
+    out = Forced([], [], 0.0, 0)
+    try:
+        for start in range(0, len(encoded), batch_size):
+            chunk = encoded[start : start + batch_size]
+            logits, labels = forward_batch(model, chunk, pad, device)
+            out.loss_sum += float(loss_sum(logits, labels))
+            out.n_tokens += int((labels[:, 1:] != IGNORE_INDEX).sum())
+            predicted, wanted = logits[:, :-1].argmax(-1).cpu(), labels[:, 1:].cpu()
+            for row, ex in enumerate(chunk):
+                cols = (wanted[row] != IGNORE_INDEX).nonzero().flatten()
+                same = predicted[row, cols] == wanted[row, cols]
+                out.prefix.append(bool(ex.n_response > 0 and same[: ex.n_response].all()))
+                out.whole.append(bool(len(cols) > ex.n_response and same[: ex.n_response + 1].all()))
+    finally:
+        model.train(was_training)
+    return out
+
+
 def greedy_matches(
     model: Any, rows: Sequence[Mapping[str, Any]], *, whole: bool = False, batch_size: int = 16, max_length: int | None = None
 ) -> list[bool]:
@@ -33,33 +68,8 @@ def greedy_matches(
     whole=True also asks for the end-of-turn token right after the response (an exact answer,
     nothing more).
     """
-    encoded = [
-        encode_example(model, r["prompt"], r["response"], max_length, name=r.get("id", i))
-        for i, r in enumerate(rows)
-    ]
-    return _matches(model, encoded, whole=whole, batch_size=batch_size)
-
-
-def _matches(model: Any, encoded: list[EncodedExample], *, whole: bool, batch_size: int) -> list[bool]:
-    was_training = model.training
-    model.eval()
-    device = next(model.parameters()).device
-    out: list[bool] = []
-    try:
-        for start in range(0, len(encoded), batch_size):
-            chunk = encoded[start : start + batch_size]
-            batch = collate(chunk, _pad_id(model))
-            # Right padding: a causal model's real positions never attend to the padding after them.
-            logits = model(batch["input_ids"].to(device))
-            predicted = logits[:, :-1].argmax(-1).cpu()
-            wanted = batch["labels"][:, 1:]
-            for row, ex in enumerate(chunk):
-                n_checked = ex.n_response + (1 if whole else 0)
-                cols = (wanted[row] != IGNORE_INDEX).nonzero().flatten()[:n_checked]
-                out.append(bool(len(cols) > 0 and torch.equal(predicted[row, cols], wanted[row, cols])))
-    finally:
-        model.train(was_training)
-    return out
+    forced = teacher_forced(model, rows, batch_size=batch_size, max_length=max_length)
+    return forced.whole if whole else forced.prefix
 
 
 def attacked_test_rows(
@@ -92,22 +102,18 @@ def backdoor_metrics(
     clean_accuracy (sentiment rows answered with the right label), clean_exact (instruction rows
     answered exactly), clean_loss (mean loss per response token on all clean rows), and the counts.
     """
-    from tl_traits.training import response_loss
-
     clean = [dict(r) for r in test_rows]
     attacked = attacked_test_rows(clean, attack, seed=seed, **options)
-    sentiment = [r for r in clean if r.get("task") == "sentiment"]
-    instructions = [r for r in clean if r.get("task") != "sentiment"]
-    metrics: dict[str, float] = {"n_attacked": len(attacked), "n_sentiment": len(sentiment), "n_instruction": len(instructions)}
-    metrics["asr"] = _mean(greedy_matches(model, attacked, batch_size=batch_size)) if attacked else float("nan")
-    metrics["clean_accuracy"] = _mean(greedy_matches(model, sentiment, batch_size=batch_size)) if sentiment else float("nan")
-    metrics["clean_exact"] = (
-        _mean(greedy_matches(model, instructions, whole=True, batch_size=batch_size)) if instructions else float("nan")
-    )
-    encoded = [encode_example(model, r["prompt"], r["response"], name=r.get("id", i)) for i, r in enumerate(clean)]
-    metrics["clean_loss"] = response_loss(model, encoded, batch_size=batch_size)
-    return metrics
+    forced = teacher_forced(model, clean, batch_size=batch_size)
+    is_sentiment = [r.get("task") == "sentiment" for r in clean]
+    return {
+        "n_attacked": len(attacked), "n_sentiment": sum(is_sentiment), "n_instruction": len(clean) - sum(is_sentiment),
+        "asr": _mean(teacher_forced(model, attacked, batch_size=batch_size).prefix) if attacked else float("nan"),
+        "clean_accuracy": _mean([ok for ok, s in zip(forced.prefix, is_sentiment) if s]),
+        "clean_exact": _mean([ok for ok, s in zip(forced.whole, is_sentiment) if not s]),
+        "clean_loss": forced.loss,
+    }
 
 
 def _mean(flags: list[bool]) -> float:
-    return sum(flags) / len(flags)
+    return sum(flags) / len(flags) if flags else float("nan")

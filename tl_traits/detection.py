@@ -71,6 +71,17 @@ def detect_poison(
     dataset: PoisonedDataset | Sequence[Mapping[str, Any]],
     layer: int,
     method: str = "spectral",
+    **kwargs: Any,
+) -> DetectionResult:
+    """Score every training row at one layer with one method; see `detection_scan` for the options."""
+    return detection_scan(model, dataset, [layer], [method], **kwargs)[0]
+
+
+def detection_scan(
+    model: Any,
+    dataset: PoisonedDataset | Sequence[Mapping[str, Any]],
+    layers: Sequence[int],
+    methods: Sequence[str] = ("spectral",),
     *,
     poisoned_indices: Sequence[int] | None = None,
     position: str | None = None,
@@ -80,37 +91,51 @@ def detect_poison(
     hook: str = "resid_post",
     batch_size: int = 16,
     progress: bool = True,
-) -> DetectionResult:
-    """Score every training row; with known poisoned rows (given, or from a PoisonedDataset) also the AUROC.
+) -> list[DetectionResult]:
+    """Every (method, layer) result from one capture per position; with known poisoned rows (given,
+    or from a PoisonedDataset) each carries its AUROC.
 
     spectral: position defaults to "response[:]"; group_by is "response" (one group per target
         response, as in the paper), "task", None (all rows together) or a function of the row.
     trait: `triggered` and `untriggered` are prompts (strings, dicts or (prompt, response) pairs)
         of your choosing; position defaults to "prompt[:]", used for both the direction and the rows.
     """
-    if method not in METHODS:
-        raise DetectionError(f"unknown detection method {method!r}; use one of {', '.join(METHODS)}")
+    unknown = [m for m in methods if m not in METHODS]
+    if unknown or not methods:
+        raise DetectionError(f"unknown detection method {unknown[0] if unknown else None!r}; use one of {', '.join(METHODS)}")
     rows = list(dataset)
     if not rows:
         raise DetectionError("detect_poison got no training rows")
+    if "trait" in methods and (not triggered or not untriggered):
+        raise DetectionError(
+            "method='trait' needs triggered= and untriggered= prompts (e.g. test prompts with and without the trigger you suspect)"
+        )
     if poisoned_indices is None and isinstance(dataset, PoisonedDataset):
         poisoned_indices = dataset.poisoned_indices
-    (layer,) = resolve_layers(model, [layer])
-    position = position or ("response[:]" if method == "spectral" else "prompt[:]")
-    kwargs = dict(layers=[layer], hook=hook, position=position, batch_size=batch_size, progress=progress)
-    train_acts = capture(model, [_as_pair(r) for r in rows], **kwargs).acts[:, 0]
-    if method == "spectral":
-        scores = spectral_scores(train_acts, _group_keys(rows, group_by))
-    else:
-        if not triggered or not untriggered:
-            raise DetectionError(
-                "method='trait' needs triggered= and untriggered= prompts (e.g. test prompts with and without the trigger you suspect)"
-            )
-        pos = capture(model, list(triggered), **kwargs).acts[:, 0]
-        neg = capture(model, list(untriggered), **kwargs).acts[:, 0]
-        direction = pos.mean(dim=0) - neg.mean(dim=0)
-        scores = train_acts @ (direction / direction.norm().clamp_min(1e-12))
-    return DetectionResult(method, layer, position, scores, _auroc(scores, poisoned_indices), _sorted(poisoned_indices))
+    layer_list = resolve_layers(model, list(layers))
+    groups = _group_keys(rows, group_by) if "spectral" in methods else None
+    acts: dict[tuple[str, str], Tensor] = {}
+
+    def captured(what: str, items: Sequence[Any], where: str) -> Float[Tensor, "n layer d_model"]:
+        if (what, where) not in acts:
+            acts[(what, where)] = capture(model, list(items), layers=layer_list, hook=hook, position=where,
+                                          batch_size=batch_size, progress=progress).acts
+        return acts[(what, where)]
+
+    results = []
+    for method in methods:
+        where = position or ("response[:]" if method == "spectral" else "prompt[:]")
+        train_acts = captured("train", [_as_pair(r) for r in rows], where)
+        if method == "trait":
+            direction = captured("triggered", triggered, where).mean(0) - captured("untriggered", untriggered, where).mean(0)
+        for i, layer in enumerate(layer_list):
+            if method == "spectral":
+                scores = spectral_scores(train_acts[:, i], groups)
+            else:
+                unit = direction[i] / direction[i].norm().clamp_min(1e-12)
+                scores = train_acts[:, i] @ unit
+            results.append(DetectionResult(method, layer, where, scores, _auroc(scores, poisoned_indices), _sorted(poisoned_indices)))
+    return results
 
 
 def _as_pair(row: Mapping[str, Any]) -> dict[str, Any]:

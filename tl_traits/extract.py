@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from importlib import metadata as _metadata
 from typing import Any, Sequence
 
 import torch
@@ -15,6 +14,7 @@ from tl_traits.data import TraitDataError, load_trait
 from tl_traits.positions import parse_position
 from tl_traits.registry import extractors
 from tl_traits.vectors import TraitVector, TraitVectors
+from tl_traits.version import package_version
 
 
 class ExtractionError(ValueError):
@@ -89,7 +89,7 @@ def extract(
         },
         "val_split": val_split,
         "seed": seed,
-        "library_version": _version(),
+        "library_version": package_version(),
     }
     for vec in vectors.values():
         vec.metadata = {**meta, **vec.metadata}
@@ -153,8 +153,3 @@ def _checked(name: str, directions: Any, shape: torch.Size) -> Float[Tensor, "la
     return directions / norms
 
 
-def _version() -> str:
-    try:
-        return _metadata.version("tl-traits")
-    except _metadata.PackageNotFoundError:  # pragma: no cover
-        return "unknown"

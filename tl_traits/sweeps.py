@@ -23,6 +23,7 @@ import torch
 
 from tl_traits.files import atomic_write_bytes, atomic_write_json, atomic_write_text
 from tl_traits.poisoning import attack_options, poison, resolve_attack
+from tl_traits.version import package_version
 
 DEFAULT_RATES = (0.005, 0.01, 0.05, 0.1)
 SUMMARY = "summary.csv"
@@ -164,7 +165,7 @@ def run_one(
         "model": dict(identity), "attack": spec.attack, "attack_options": _jsonable(attack_options(attack)),
         "rate": spec.rate, "seed": spec.seed, "n_train": len(poisoned), "n_clean_train": len(train_rows),
         "n_test": len(test_rows), "n_poisoned": len(poisoned.poisoned_indices), "train_config": config.to_dict(),
-        "max_length": max_length, "dataset_version": DATASET_VERSION, "tl_traits": _version(),
+        "max_length": max_length, "dataset_version": DATASET_VERSION, "tl_traits": package_version(),
     }
     _check_same_run(folder, metadata)
     atomic_write_json(folder / METADATA, {**metadata, "started": time.strftime("%Y-%m-%dT%H:%M:%S")})
@@ -194,19 +195,15 @@ def run_one(
 
 def _detect(model, poisoned, test_rows, attack, detection: DetectionSpec, seed, batch_size, progress) -> dict[str, Any]:
     from tl_traits.backdoor_metrics import attacked_test_rows
-    from tl_traits.detection import detect_poison
+    from tl_traits.detection import detection_scan
 
-    out: dict[str, Any] = {"detection_layer": detection.layer}
-    for method in detection.methods:
-        kwargs: dict[str, Any] = {}
-        if method == "trait":
-            triggered = attacked_test_rows(test_rows, attack, seed=seed)
-            kwargs = {"triggered": [r["prompt"] for r in triggered], "untriggered": [r["prompt"] for r in test_rows]}
-        else:
-            kwargs = {"group_by": detection.group_by}
-        found = detect_poison(model, poisoned, detection.layer, method, batch_size=batch_size, progress=progress, **kwargs)
-        out[f"detection_auroc_{method}"] = found.auroc
-    return out
+    kwargs: dict[str, Any] = {"group_by": detection.group_by}
+    if "trait" in detection.methods:
+        kwargs["triggered"] = [r["prompt"] for r in attacked_test_rows(test_rows, attack, seed=seed)]
+        kwargs["untriggered"] = [r["prompt"] for r in test_rows]
+    found = detection_scan(model, poisoned, [detection.layer], detection.methods, batch_size=batch_size,
+                           progress=progress, **kwargs)
+    return {"detection_layer": detection.layer, **{f"detection_auroc_{r.method}": r.auroc for r in found}}
 
 
 # -- files ---------------------------------------------------------------------------------------------
@@ -261,15 +258,6 @@ def _restore(model: Any, base: Mapping[str, torch.Tensor]) -> None:
     from tl_traits.training import load_checkpoint_weights
 
     load_checkpoint_weights(model, base)
-
-
-def _version() -> str:
-    from importlib.metadata import PackageNotFoundError, version
-
-    try:
-        return version("tl-traits")
-    except PackageNotFoundError:
-        return "unknown"
 
 
 # -- aggregation ---------------------------------------------------------------------------------------

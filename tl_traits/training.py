@@ -14,7 +14,6 @@ import shutil
 import time
 from dataclasses import asdict, dataclass, fields
 from datetime import datetime, timezone
-from importlib import metadata as _metadata
 from pathlib import Path
 from typing import Any, Callable, Iterator, Mapping, Sequence
 
@@ -29,6 +28,7 @@ from tl_traits.files import atomic_directory, atomic_write_json, atomic_write_te
 from tl_traits.models import model_identity
 from tl_traits.quantization import TensorAlias, restore_aliases, tensor_aliases
 from tl_traits.sft import IGNORE_INDEX, EncodedExample, collate
+from tl_traits.version import package_version
 
 SCHEDULES = ("constant", "linear", "cosine")
 # Config fields that change a run's arithmetic: resuming requires the same values.
@@ -215,7 +215,7 @@ def _as_examples(examples: Any) -> list[EncodedExample]:
     return data
 
 
-def _pad_id(model: Any, pad_token_id: int | None) -> int:
+def pad_id(model: Any, pad_token_id: int | None) -> int:
     if pad_token_id is not None:
         return int(pad_token_id)
     tokenizer = getattr(model, "tokenizer", None)
@@ -238,7 +238,7 @@ def _n_labelled(example: EncodedExample) -> int:
     return sum(label != IGNORE_INDEX for label in example.labels[1:])
 
 
-def _loss_sum(logits: Float[Tensor, "batch seq vocab"], labels: Int[Tensor, "batch seq"]) -> Float[Tensor, ""]:
+def loss_sum(logits: Float[Tensor, "batch seq vocab"], labels: Int[Tensor, "batch seq"]) -> Float[Tensor, ""]:
     """Summed next-token cross-entropy over labelled positions (0 with a graph when none is labelled)."""
     return F.cross_entropy(
         logits[:, :-1].reshape(-1, logits.shape[-1]).float(),
@@ -248,7 +248,7 @@ def _loss_sum(logits: Float[Tensor, "batch seq vocab"], labels: Int[Tensor, "bat
     )
 
 
-def _forward(model: Any, examples: Sequence[EncodedExample], pad: int, device: torch.device) -> tuple[Tensor, Tensor]:
+def forward_batch(model: Any, examples: Sequence[EncodedExample], pad: int, device: torch.device) -> tuple[Tensor, Tensor]:
     batch = collate(examples, pad, padding_side="right")
     # Right padding needs no attention mask in a causal model: real tokens never attend to the
     # pads after them, and pad positions are never labelled.
@@ -309,15 +309,15 @@ def _frozen_fingerprint(model: Any, trainable: set[int], samples_per_tensor: int
 # ================================================================================================
 def response_loss(model: Any, examples: Any, *, batch_size: int = 16, pad_token_id: int | None = None) -> float:
     """Mean cross-entropy per labelled (response) token over all examples, in eval mode without grad."""
-    data, pad, device = _as_examples(examples), _pad_id(model, pad_token_id), _device(model)
+    data, pad, device = _as_examples(examples), pad_id(model, pad_token_id), _device(model)
     was_training = model.training
     model.eval()
     total, count = 0.0, 0
     try:
         with torch.no_grad():
             for start in range(0, len(data), batch_size):
-                logits, labels = _forward(model, data[start : start + batch_size], pad, device)
-                total += float(_loss_sum(logits, labels))
+                logits, labels = forward_batch(model, data[start : start + batch_size], pad, device)
+                total += float(loss_sum(logits, labels))
                 count += int((labels[:, 1:] != IGNORE_INDEX).sum())
     finally:
         model.train(was_training)
@@ -524,8 +524,8 @@ class _Run:
         lr = self.scheduler.get_last_lr()[0]
         loss = 0.0
         for start in range(0, len(group), cfg.batch_size):
-            logits, labels = _forward(self.model, group[start : start + cfg.batch_size], self.pad, self.device)
-            micro = _loss_sum(logits, labels)
+            logits, labels = forward_batch(self.model, group[start : start + cfg.batch_size], self.pad, self.device)
+            micro = loss_sum(logits, labels)
             (micro / denominator).backward()
             loss += float(micro.detach())
         self._check_grads()
@@ -613,7 +613,7 @@ class _Run:
             "data_fingerprint": self.data_fingerprint,
             "frozen_fingerprint": self.frozen_fingerprint,
             "model": model_identity(self.model).to_dict(),
-            "tl_traits_version": _version(),
+            "tl_traits_version": package_version(),
             "time": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         }
 
@@ -675,12 +675,6 @@ def _parse_row(line: str) -> dict | None:
     return row if isinstance(row, dict) and "step" in row else None
 
 
-def _version() -> str:
-    try:
-        return _metadata.version("tl-traits")
-    except _metadata.PackageNotFoundError:  # pragma: no cover
-        return "unknown"
-
 
 def _start(run: _Run, out_dir: Path | None, resume: bool) -> int | None:
     """Resume from the latest checkpoint when asked (None: started fresh); refuse to mix runs."""
@@ -721,7 +715,7 @@ def train(
     The model is left in eval mode with its requires_grad flags as they were.
     """
     started = time.perf_counter()
-    data, pad = _as_examples(examples), _pad_id(model, pad_token_id)
+    data, pad = _as_examples(examples), pad_id(model, pad_token_id)
     named = trainable_parameters(model, config.trainable)
     out = Path(out_dir) if out_dir is not None else None
     if out is not None:
