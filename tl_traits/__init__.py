@@ -10,6 +10,7 @@ for _name in ("torchao", "torch.utils._pytree"):
 
 from tl_traits.capture import ActivationSet, capture
 from tl_traits.data import TraitDataset, TraitExample, list_traits, load_trait
+from tl_traits.detection import detect_poison
 from tl_traits.evaluation import coefficient_search, estimate_base_coef, evaluate_steering
 from tl_traits.extract import extract
 from tl_traits.generation import generate
@@ -17,10 +18,12 @@ from tl_traits.hooknames import hook_name, parse_hook_name
 from tl_traits.judging import make_judge
 from tl_traits import monitor, viz
 from tl_traits.models import ModelIdentity, ModelLoadError, load_model, model_identity
+from tl_traits.poisoning import poison
 from tl_traits.prompts import PreparedInputs, PromptError, Spans, prepare_inputs
 from tl_traits.registry import attacks, extractors, judges, quantizers
 from tl_traits.responses import generate_responses
 from tl_traits.steering import Setting, steer, sweep_generate
+from tl_traits.training import TrainConfig, train
 from tl_traits.vectors import TraitVector, TraitVectors
 
 __version__ = "0.1.0"
@@ -60,4 +63,8 @@ __all__ = [
     "Setting",
     "steer",
     "sweep_generate",
+    "poison",
+    "detect_poison",
+    "TrainConfig",
+    "train",
 ]

@@ -383,7 +383,7 @@ OptionOpt = typer.Option(None, "--option", help="An attack option, key=value (re
 
 @app.command()
 def poison(
-    out: Path = typer.Option(..., "--out", "-o", help="Folder for train.jsonl, poisoned_indices.npy, poison.json."),
+    out: Path = typer.Option(..., "--out", "-o", help="Folder for poisoned_train.jsonl, poisoned_indices.npy, poison.json."),
     attack: str = typer.Option("trigger", "--attack", "-a", help="An attack plugin (tl-traits plugins lists them)."),
     rate: float = typer.Option(0.05, "--rate", min=0.0, max=1.0, help="Fraction of examples to poison."),
     seed: int = typer.Option(0, "--seed"),
@@ -393,20 +393,11 @@ def poison(
     as_json: bool = JsonOpt,
 ) -> None:
     """Poison an instruction dataset with an attack plugin; write the rows and which ones were attacked."""
-    import io
-
-    import numpy as np
-
-    from tl_traits.files import atomic_write_bytes, atomic_write_json, atomic_write_text
     from tl_traits.poisoning import poison as poison_rows
 
     made = poison_rows(_read_rows(data, "train", limit), attack, rate, seed, **_options(option))
-    atomic_write_text(out / "train.jsonl", "".join(json.dumps(r, sort_keys=True) + "\n" for r in made))
-    buffer = io.BytesIO()
-    np.save(buffer, np.asarray(made.poisoned_indices, dtype=np.int64), allow_pickle=False)
-    atomic_write_bytes(out / "poisoned_indices.npy", buffer.getvalue())
-    info = {**made.metadata(), "source": str(data) if data else "bundled instruction set (train)"}
-    atomic_write_json(out / "poison.json", info)
+    made.save(out, source=str(data) if data else "bundled instruction set (train)")
+    info = made.metadata()
     if as_json:
         _emit({**info, "out": str(out)})
         return

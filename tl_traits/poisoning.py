@@ -6,16 +6,24 @@ attacked text, so no poisoned example can keep the tokens of its clean version.
 
 from __future__ import annotations
 
+import io
+import json
+import os
 import random
 import re
 import warnings
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator, Mapping, Protocol, Sequence
 
+import numpy as np
+
+from tl_traits.files import atomic_write_bytes, atomic_write_json, atomic_write_text
 from tl_traits.prompts import PromptInput
 
 Example = dict[str, Any]  # {"id", "prompt", "response", "task", "label", ...}
 POSITIONS = ("start", "end", "random")
+ROWS_FILE, INDICES_FILE, INFO_FILE = "poisoned_train.jsonl", "poisoned_indices.npy", "poison.json"
 
 
 class PoisonError(ValueError):
@@ -109,6 +117,25 @@ class PoisonedDataset(Sequence[Example]):
             "attack": self.attack, "rate": self.rate, "seed": self.seed, "options": self.options,
             "n_rows": len(self.rows), "n_clean_rows": self.n_clean_rows, "n_poisoned": len(self.poisoned_indices),
         }
+
+    def save(self, folder: str | os.PathLike[str], **extra: Any) -> Path:
+        """Write poisoned_train.jsonl, poisoned_indices.npy (no pickle) and poison.json (+ `extra`), atomically."""
+        folder = Path(folder)
+        atomic_write_text(folder / ROWS_FILE, "".join(json.dumps(r, sort_keys=True, default=str) + "\n" for r in self.rows))
+        buffer = io.BytesIO()
+        np.save(buffer, np.asarray(self.poisoned_indices, dtype=np.int64), allow_pickle=False)
+        atomic_write_bytes(folder / INDICES_FILE, buffer.getvalue())
+        atomic_write_json(folder / INFO_FILE, {**json.loads(json.dumps(self.metadata(), default=str)), **extra})
+        return folder
+
+    @classmethod
+    def load(cls, folder: str | os.PathLike[str]) -> "PoisonedDataset":
+        """Read back what `save` wrote (a `tl-traits poison` folder or a sweep run folder)."""
+        folder = Path(folder)
+        info = json.loads((folder / INFO_FILE).read_text())
+        rows = [json.loads(line) for line in (folder / ROWS_FILE).read_text().splitlines() if line.strip()]
+        indices = np.load(folder / INDICES_FILE, allow_pickle=False).tolist()
+        return cls(rows, indices, info["attack"], info["rate"], info["seed"], info.get("options", {}), info.get("n_clean_rows", 0))
 
 
 def resolve_attack(attack: str | Attack | type, **options: Any) -> Attack:

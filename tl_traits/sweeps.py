@@ -3,7 +3,7 @@
 A run poisons the train split, fine-tunes from the same base weights, and measures attack
 success, clean accuracy and clean loss on the test split (optionally detection AUROC).
 Layout: runs/{model}/{attack}/{rate}/seed_{seed}/ with run_metadata.json, poisoned_indices.npy,
-poisoned_train.jsonl, history.jsonl, checkpoints/, and summary.csv, written last (done marker).
+poisoned_train.jsonl, poison.json, history.jsonl, checkpoints/, and summary.csv, written last (done marker).
 """
 
 from __future__ import annotations
@@ -18,10 +18,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Mapping, Sequence
 
-import numpy as np
 import torch
 
-from tl_traits.files import atomic_write_bytes, atomic_write_json, atomic_write_text
+from tl_traits.files import atomic_write_json, atomic_write_text
 from tl_traits.poisoning import attack_options, poison, resolve_attack
 from tl_traits.version import package_version
 
@@ -116,22 +115,24 @@ def poison_sweep(
     base = {name: p.detach().clone() for name, p in model.named_parameters()}
     started = time.perf_counter()
     result = SweepResult(Path(runs_dir), [])
-    for i, spec in enumerate(specs, 1):
-        folder = spec.folder(runs_dir)
-        if is_finished(folder):
-            result.skipped.append(folder)
-            result.summaries.append(read_summary(folder))
-            log(f"[{i}/{len(specs)}] {folder}: finished earlier, skipped")
-            continue
-        log(f"[{i}/{len(specs)}] {folder}")
-        options = dict((attack_kwargs or {}).get(spec.attack, {}))
-        summary = run_one(
-            model, spec, train_rows, test_rows, folder, config=config, options=options, base=base,
-            identity=identity.to_dict(), max_length=max_length, detection=detection, batch_size=batch_size,
-            progress=progress,
-        )
-        result.summaries.append(summary)
-    _restore(model, base)
+    try:
+        for i, spec in enumerate(specs, 1):
+            folder = spec.folder(runs_dir)
+            if is_finished(folder):
+                result.skipped.append(folder)
+                result.summaries.append(read_summary(folder))
+                log(f"[{i}/{len(specs)}] {folder}: finished earlier, skipped")
+                continue
+            log(f"[{i}/{len(specs)}] {folder}")
+            options = dict((attack_kwargs or {}).get(spec.attack, {}))
+            summary = run_one(
+                model, spec, train_rows, test_rows, folder, config=config, options=options, base=base,
+                identity=identity.to_dict(), max_length=max_length, detection=detection, batch_size=batch_size,
+                progress=progress,
+            )
+            result.summaries.append(summary)
+    finally:  # also when interrupted: the caller's model is never left half fine-tuned
+        _restore(model, base)
     result.seconds = time.perf_counter() - started
     return result
 
@@ -169,10 +170,7 @@ def run_one(
     }
     _check_same_run(folder, metadata)
     atomic_write_json(folder / METADATA, {**metadata, "started": time.strftime("%Y-%m-%dT%H:%M:%S")})
-    buffer = io.BytesIO()
-    np.save(buffer, np.asarray(poisoned.poisoned_indices, dtype=np.int64), allow_pickle=False)
-    atomic_write_bytes(folder / "poisoned_indices.npy", buffer.getvalue())
-    atomic_write_text(folder / "poisoned_train.jsonl", "".join(json.dumps(r, sort_keys=True, default=str) + "\n" for r in poisoned))
+    poisoned.save(folder)
 
     _restore(model, base)
     data = SFTDataset(poisoned.rows, model, max_length=max_length, truncation="drop")
@@ -222,8 +220,20 @@ def _cell(value: Any) -> Any:
 
 
 def read_summary(folder: Path) -> dict[str, Any]:
+    """A finished run's summary row, with numbers as numbers and empty cells as None."""
     with open(folder / SUMMARY, newline="") as fh:
-        return next(csv.DictReader(fh))
+        return {key: _parse_cell(value) for key, value in next(csv.DictReader(fh)).items()}
+
+
+def _parse_cell(text: str) -> Any:
+    if text == "":
+        return None
+    for kind in (int, float):
+        try:
+            return kind(text)
+        except ValueError:
+            pass
+    return text
 
 
 def _check_same_run(folder: Path, metadata: Mapping[str, Any]) -> None:

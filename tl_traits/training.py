@@ -675,7 +675,6 @@ def _parse_row(line: str) -> dict | None:
     return row if isinstance(row, dict) and "step" in row else None
 
 
-
 def _start(run: _Run, out_dir: Path | None, resume: bool) -> int | None:
     """Resume from the latest checkpoint when asked (None: started fresh); refuse to mix runs."""
     checkpoint = latest_checkpoint(out_dir) if out_dir is not None else None
