@@ -8,7 +8,7 @@ import torch
 import tl_traits as tt
 from tl_traits.generation import generate_tokens
 from tl_traits.hooknames import hook_name
-from tl_traits.steering import SteeringError
+from tl_traits.steering import Setting, SteeringError
 from tl_traits.vectors import VectorError
 
 QUESTIONS = ["How was your day?", "What do you think about Mondays?"]
@@ -125,6 +125,18 @@ def test_batched_sweep_equals_settings_one_by_one(bridge_model, joy):
             assert tt.generate(bridge_model, QUESTIONS, max_new_tokens=10) == texts
     assert swept[3] == tt.generate(bridge_model, QUESTIONS, max_new_tokens=10)
     assert hooks_attached(bridge_model) == 0
+
+
+def test_a_sweep_over_several_vectors_equals_each_alone(bridge_model, joy):
+    probe = tt.extract(bridge_model, "emotion/joy", "probe", position="response[:]", layers=[10, 12], progress=False)["probe"]
+    settings = [Setting(10, strength=0.5), Setting(10, strength=0.5, vector=probe), Setting(12, strength=0.4, vector=probe)]
+    swept = tt.sweep_generate(bridge_model, joy, settings, QUESTIONS, max_new_tokens=10)
+    for s, texts in zip(settings, swept):
+        with tt.steer(bridge_model, s.vector or joy, s.layer, strength=s.strength):
+            assert tt.generate(bridge_model, QUESTIONS, max_new_tokens=10) == texts
+    assert swept[0] != swept[1]  # the two vectors at layer 10 really differ
+    with pytest.raises(SteeringError, match="setting 0 has no vector"):
+        tt.sweep_generate(bridge_model, None, [Setting(10, strength=0.5)], QUESTIONS)
 
 
 def test_bad_steering_arguments(bridge_model, tiny_hooked, joy):

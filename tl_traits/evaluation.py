@@ -84,6 +84,14 @@ class EvaluationResult:
         return rows
 
 
+def next_strength(
+    strength: float, velocity: float, coherent: bool, *, up: float, down: float, momentum: float = 0.0
+) -> tuple[float, float]:
+    """One step of the adaptive search: grow the strength while the answers stay coherent, else shrink it."""
+    velocity = momentum * velocity + (1 - momentum) * (up if coherent else down)
+    return strength * velocity, velocity
+
+
 def _passes(run: Run, threshold: float) -> bool:
     return run.coherence_mean is not None and run.coherence_mean >= threshold
 
@@ -187,9 +195,9 @@ def evaluate_steering(
         for step in range(steps):
             runs = run_settings([(layer, strength[layer]) for layer in layer_list], step)
             for layer, run in zip(layer_list, runs):
-                factor = up if _passes(run, threshold) else down
-                velocity[layer] = momentum * velocity[layer] + (1 - momentum) * factor
-                strength[layer] *= velocity[layer]
+                strength[layer], velocity[layer] = next_strength(
+                    strength[layer], velocity[layer], _passes(run, threshold), up=up, down=down, momentum=momentum
+                )
             if on_step:
                 on_step(step + 2, total)
 

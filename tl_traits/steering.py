@@ -60,7 +60,7 @@ class _PositionTracker:
 
 @dataclass
 class _LayerEdit:
-    direction: Float[Tensor, "d_model"]
+    direction: Float[Tensor, "d_model"] | Float[Tensor, "batch d_model"]  # one per row: a sweep over several vectors
     coef: float | Float[Tensor, "batch"]
     rows: Tensor | None = None  # bool [batch]: the rows this edit applies to (a sweep's slices)
 
@@ -72,9 +72,12 @@ def _make_hook(edit: _LayerEdit, operator: str, tracker: _PositionTracker) -> Ca
             return act
         x0 = act.float()
         v = edit.direction.to(device=act.device, dtype=torch.float32)
+        if v.dim() == 2:
+            v = v[:, None, :]
         x = x0
         if operator in ("ablate", "ablate_then_add"):
-            x = x - (x @ v)[..., None] * v
+            projection = (x @ v)[..., None] if v.dim() == 1 else (x * v).sum(-1, keepdim=True)
+            x = x - projection * v
         if operator in ("add", "ablate_then_add"):
             coef = edit.coef
             if isinstance(coef, Tensor):
@@ -239,16 +242,18 @@ def _resolve(
 # -- sweeps ---------------------------------------------------------------------------------------
 @dataclass(frozen=True)
 class Setting:
-    """One steering setting of a sweep: a layer and a strength (or absolute coef)."""
+    """One steering setting of a sweep: a layer and a strength (or absolute coef); `vector`
+    replaces the sweep's vector for this setting (to compare methods in one batch)."""
 
     layer: int
     strength: float | None = None
     coef: float | None = None
+    vector: TraitVector | None = field(default=None, compare=False)
 
 
 def sweep_generate(
     model: Any,
-    vector: TraitVector,
+    vector: TraitVector | None,
     settings: Sequence[Setting | tuple[int, float]],
     prompts: PromptInput | Sequence[PromptInput],
     *,
@@ -273,13 +278,23 @@ def sweep_generate(
         raise SteeringError("sweep_generate needs at least one prompt")
     total = len(chosen) * n
     per_layer: dict[int, _LayerEdit] = {}
+    hook_kinds = set()
     for i, s in enumerate(chosen):
-        edits, hook_kind = _resolve(model, vector, s.layer, s.strength, s.coef, operator, None, i == 0)
-        edit = per_layer.setdefault(
-            s.layer, _LayerEdit(edits[s.layer].direction, torch.zeros(total), torch.zeros(total, dtype=torch.bool))
-        )
+        own = s.vector if s.vector is not None else vector
+        if own is None:
+            raise SteeringError(f"setting {i} has no vector: pass one to sweep_generate or in Setting(vector=...)")
+        edits, hook_kind = _resolve(model, own, s.layer, s.strength, s.coef, operator, None, i == 0 or s.vector is not None)
+        direction = edits[s.layer].direction
+        edit = per_layer.setdefault(s.layer, _LayerEdit(direction, torch.zeros(total), torch.zeros(total, dtype=torch.bool)))
+        if edit.direction.dim() == 1 and not torch.equal(edit.direction, direction):
+            edit.direction = edit.direction.expand(total, -1).clone()  # this layer now mixes vectors: one per row
+        if edit.direction.dim() == 2:
+            edit.direction[i * n : (i + 1) * n] = direction
         edit.coef[i * n : (i + 1) * n] = edits[s.layer].coef
         edit.rows[i * n : (i + 1) * n] = True
+        hook_kinds.add(hook_kind)
+    if len(hook_kinds) > 1:
+        raise SteeringError(f"these settings steer at different hooks ({sorted(hook_kinds)}); sweep each hook separately")
     hooks, trackers = [], []
     for layer, edit in per_layer.items():
         tracker = _PositionTracker(positions)
