@@ -22,8 +22,10 @@ $(STAMP): pyproject.toml Makefile
 demo: $(STAMP)
 	HF_HUB_OFFLINE=1 $(BIN)/tl-traits run
 
+# The tests, then the benchmarks' quick subset (so the harness never rots; its tables go to a temp folder).
 test: $(STAMP) browser
 	HF_HUB_OFFLINE=1 $(BIN)/python -m pytest tests -q
+	HF_HUB_OFFLINE=1 $(BIN)/python -m pytest benchmarks -m quick -q -p no:cacheprovider --out "$$(mktemp -d)"
 
 # Debian's Chromium for the report's browser test; without apt (or root) that one test is skipped.
 browser:
@@ -32,8 +34,9 @@ browser:
 	    { apt-get update -q >/dev/null 2>&1 && DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium >/dev/null 2>&1; }; }; } || \
 	  echo "chromium not installed (no apt or not root): the report's browser test will be skipped"
 
+# The full suite (about 40 minutes on 2 CPU cores); tables go to benchmarks/results/.
 bench: $(STAMP)
-	HF_HUB_OFFLINE=1 $(BIN)/python -m pytest benchmarks -q
+	HF_HUB_OFFLINE=1 $(BIN)/python -m pytest benchmarks -q -s
 
 clean:
 	rm -rf $(VENV) .pytest_cache .hypothesis

@@ -12,6 +12,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 import pytest  # noqa: E402
 
 from results_table import Results  # noqa: E402
+from sanity import check_finite  # noqa: E402
 
 DEFAULT_OUT = Path(__file__).parent / "results"
 
@@ -19,7 +20,7 @@ DEFAULT_OUT = Path(__file__).parent / "results"
 def pytest_addoption(parser: pytest.Parser) -> None:
     group = parser.getgroup("tl_traits benchmarks")
     group.addoption("--model", default=None, help="model to benchmark: a local HF folder or TL name (default: embedded SmolLM2)")
-    group.addoption("--traits", default="emotion/joy", help="comma-separated trait sets")
+    group.addoption("--traits", default=None, help="comma-separated trait sets (default: every bundled trait)")
     group.addoption("--methods", default=None, help="comma-separated extractors (default: every registered one)")
     group.addoption("--out", default=str(DEFAULT_OUT), help="folder for <date>-<model>.json/.md")
     group.addoption("--runs-dir", default=None, help="where the poison sweep keeps its run folders (default: a temp folder)")
@@ -39,7 +40,25 @@ def bench_model(request):
 
 @pytest.fixture(scope="session")
 def bench_traits(request) -> list[str]:
-    return [t.strip() for t in request.config.getoption("--traits").split(",") if t.strip()]
+    import tl_traits as tt
+
+    chosen = request.config.getoption("--traits")
+    return [t.strip() for t in chosen.split(",") if t.strip()] if chosen else tt.list_traits()
+
+
+@pytest.fixture(scope="session")
+def trait_vectors(bench_model, bench_methods):
+    """Vectors of every method at every layer (response[:]) per trait, extracted once per session."""
+    import tl_traits as tt
+
+    made: dict[str, object] = {}
+
+    def get(trait: str):
+        if trait not in made:
+            made[trait] = tt.extract(bench_model, trait, bench_methods, position="response[:]", seed=0, progress=False)
+        return made[trait]
+
+    return get
 
 
 @pytest.fixture(scope="session")
@@ -59,3 +78,4 @@ def results(request):
     written = collected.write(Path(request.config.getoption("--out")), command.strip())
     if written:
         print(f"\nbenchmark results: {written[0]} and {written[1]}")
+    check_finite(collected.sections)  # the sanity layer: a NaN anywhere fails the run (after writing it down)

@@ -12,6 +12,7 @@ import torch
 
 import tl_traits as tt
 from tl_traits.capture import as_examples, capture, example_order
+from sanity import check_detection
 from timing import interleaved
 
 # response[:] is the target position; response[:5] (the first words only) is reported beside it.
@@ -19,17 +20,30 @@ POSITIONS = ("response[:]", "response[:5]")
 
 
 @pytest.mark.full
-def test_detection_per_method(bench_model, bench_traits, bench_methods, results):
-    """Best-layer held-out AUROC and Cohen's d for every method; real methods must beat random."""
+def test_detection_per_method(bench_model, bench_traits, bench_methods, trait_vectors, results):
+    """Best-layer held-out AUROC and Cohen's d for every trait x method; the sanity layer checks them."""
+    rows = []
     for trait_name in bench_traits:
         for position in POSITIONS:
-            _detect(bench_model, trait_name, position, bench_methods, results)
+            if position == "response[:]":
+                vecs = trait_vectors(trait_name)
+            else:
+                vecs = tt.extract(bench_model, trait_name, bench_methods, position=position, seed=0, progress=False)
+            rows += detection_rows(vecs, trait_name, position)
+    results.add(
+        "Detection (held-out, 20% split)",
+        rows,
+        note="hook resid_post, all layers; best layer picked by held-out AUROC (ties: larger d). Sanity: "
+        "random_baseline's mean AUROC over layers (averaged over traits) within 0.35-0.65, every real method's "
+        "best AUROC above random_baseline's, no NaN.",
+    )
+    check_detection(rows)
+    joy = {r["method"]: r for r in rows if r["trait"] == "emotion/joy" and r["position"] == "response[:]"}
+    if "mean_diff" in joy:
+        assert joy["mean_diff"]["AUROC"] >= 0.95
 
 
-def _detect(model, trait_name, position, methods, results):
-    trait = tt.load_trait(trait_name)
-    acts = capture(model, trait, position=position, progress=False)
-    vecs = tt.extract(model, trait, methods, position=position, activations=acts, seed=0)
+def detection_rows(vecs, trait_name: str, position: str) -> list[dict]:
     best_mean_diff = vecs.best("mean_diff") if "mean_diff" in vecs.methods else None
     rows = []
     for name in vecs.methods:
@@ -47,21 +61,7 @@ def _detect(model, trait_name, position, methods, results):
             "mean AUROC (all layers)": float(vec.metrics["auroc"].mean()),
             "AUROC at mean_diff's best layer": float(vec.metrics["auroc"][vec.layers.index(best_mean_diff)]) if best_mean_diff is not None else "",
         })
-    results.add(
-        "Detection (held-out, 20% split)",
-        rows,
-        note="hook resid_post, all layers; best layer picked by held-out AUROC (ties: larger d).",
-    )
-    by_method = {r["method"]: r for r in rows}
-    for r in rows:
-        assert r["AUROC"] == r["AUROC"], f"{r['method']} AUROC is NaN"
-    if trait_name == "emotion/joy" and position == "response[:]" and "mean_diff" in by_method:
-        assert by_method["mean_diff"]["AUROC"] >= 0.95
-    if "random_baseline" in by_method:
-        floor = by_method["random_baseline"]["AUROC at mean_diff's best layer"]
-        for name, r in by_method.items():
-            if name != "random_baseline":
-                assert r["AUROC at mean_diff's best layer"] > floor, f"{name} does not beat random_baseline"
+    return rows
 
 
 def _batches(model, items, batch_size):

@@ -17,7 +17,7 @@ NEW_TOKENS = 32
 
 @pytest.mark.full
 def test_quantization_study(bench_model, bench_traits, results, request):
-    trait = bench_traits[0]
+    trait = "emotion/joy" if "emotion/joy" in bench_traits else bench_traits[0]
     study = quantization_study(
         bench_model, trait, backends=tt.quantizers.names(), methods=["mean_diff", "probe"], layers="all",
         questions=QUESTIONS, steps=STEPS, max_new_tokens=NEW_TOKENS,

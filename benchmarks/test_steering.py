@@ -1,4 +1,4 @@
-"""Steering benchmarks: coherent delta for joy both ways, steered generation speed, batched sweep speed."""
+"""Steering benchmarks: every method (and prompting) on every trait both ways, steered generation speed, batched sweep speed."""
 
 from __future__ import annotations
 
@@ -8,11 +8,14 @@ import pytest
 
 import tl_traits as tt
 from tl_traits.generation import generate_tokens
+from tl_traits.main_job import DEFAULT_JUDGES, TRAIT_JUDGES
+from tl_traits.method_comparison import compare_steering
 from timing import interleaved
 
-LAYERS = [6, 8, 10, 12, 14]
-QUESTIONS = 12
-NEW_TOKENS = 40
+STEER_DEPTH = 0.4  # mid depth steers best; one layer keeps the full comparison within budget
+COMPARE_QUESTIONS = 8
+COMPARE_STEPS = 4
+COMPARE_TOKENS = 32
 
 
 @pytest.fixture(scope="module")
@@ -21,26 +24,60 @@ def joy_vector(bench_model):
 
 
 @pytest.mark.full
-@pytest.mark.parametrize("direction", [1, -1])
-def test_joy_coherent_delta(bench_model, joy_vector, results, direction):
-    """Adaptive search per layer; VADER for the trait, perplexity for coherence (threshold 70)."""
-    res = tt.evaluate_steering(
-        bench_model, joy_vector, "emotion/joy", layers=LAYERS, judges=["vader", "perplexity"],
-        direction=direction, subset=QUESTIONS, steps=6, max_new_tokens=NEW_TOKENS,
-    )
-    rows = [
-        {"direction": "toward joy" if direction > 0 else "away from joy", "baseline VADER": res.baseline_trait,
-         "baseline coherence": res.baseline_coherence, **row}
-        for row in res.table()
-    ]
+def test_steering_by_method(bench_model, bench_traits, trait_vectors, results):
+    """Every method (and prompting) steered toward and away from every trait, judged the same way."""
+    layer = round(STEER_DEPTH * (bench_model.cfg.n_layers - 1))
+    rows, summary = [], {}
+    for trait in bench_traits:
+        vecs = trait_vectors(trait)
+        for direction in (1, -1):
+            found = compare_steering(
+                bench_model, vecs, trait, layer, judges=TRAIT_JUDGES.get(trait, DEFAULT_JUDGES), direction=direction,
+                subset=COMPARE_QUESTIONS, steps=COMPARE_STEPS, max_new_tokens=COMPARE_TOKENS,
+            )
+            for m in found:
+                rows.append({"trait": trait, **m.row()})
+        for method in vecs.methods:
+            best = vecs[method].best_layer("auroc")
+            summary.setdefault(method, {"AUROC": []})["AUROC"].append(float(vecs[method].metrics["auroc"][vecs[method].layers.index(best)]))
     results.add(
-        "Steering: coherent delta (emotion/joy, mean_diff)",
+        "Steering by method",
         rows,
-        note=f"{QUESTIONS} held-out steering questions, {NEW_TOKENS} new tokens, greedy; adaptive search "
-        "(start 0.7 x base, x1.3 / x0.85, 6 steps); coherent = perplexity-judge coherence >= 70.",
+        note=f"Layer {layer} ({STEER_DEPTH:.0%} depth) for every method; {COMPARE_QUESTIONS} steering questions per trait, "
+        f"{COMPARE_TOKENS} new tokens, greedy; adaptive search in lockstep ({COMPARE_STEPS} steps from 0.7 x the "
+        "layer's mean activation norm, x1.3 while coherent, else x0.85); coherent = coherence >= 70. Judges: VADER "
+        "(joy), refusal (refusal), embedding similarity to the HIGH/LOW descriptions (sycophancy, formality); "
+        "coherence = perplexity judge; relevance = embedding similarity of answer and question. prompting = no "
+        "vector, a system prompt asking for the HIGH (toward) or LOW (away) description. coherent delta = trait "
+        "score of the best coherent run minus the unsteered baseline, signed toward the requested direction.",
     )
-    best = max((r["coherent_delta"] for r in rows if r["coherent_delta"] is not None), default=None)
-    assert best is not None and best >= 15, f"best coherent delta {best}"
+    for row in rows:
+        entry = summary.setdefault(row["method"], {"AUROC": []})
+        entry.setdefault(row["direction"], []).append(row["coherent delta"] or 0.0)
+        entry.setdefault("coherence", []).append(row["coherence"])
+        entry.setdefault("relevance", []).append(row["relevance"])
+    table = [{
+        "method": method,
+        "mean best AUROC": _avg(v["AUROC"]),
+        "mean coherent delta toward": _avg(v.get("toward", [])),
+        "mean coherent delta away": _avg(v.get("away", [])),
+        "mean coherence": _avg(v.get("coherence", [])),
+        "mean relevance": _avg(v.get("relevance", [])),
+    } for method, v in summary.items()]
+    results.add(
+        "Method comparison (summary)",
+        table,
+        note=f"Means over the {len(bench_traits)} bundled traits: best-layer held-out AUROC (response[:]) and the "
+        "steering table above (a method with no coherent run counts 0).",
+    )
+    joy = next((r for r in rows if r["trait"] == "emotion/joy" and r["method"] == "mean_diff" and r["direction"] == "toward"), None)
+    if joy is not None:
+        assert (joy["coherent delta"] or 0) >= 5, joy
+
+
+def _avg(values) -> float | None:
+    present = [v for v in values if v is not None]
+    return sum(present) / len(present) if present else None
 
 
 @pytest.mark.full

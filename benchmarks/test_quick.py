@@ -1,0 +1,55 @@
+"""The quick subset CI runs: the harness itself (sanity layer, detection and steering tables) on small inputs."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+
+import tl_traits as tt
+from sanity import SanityError, check_detection, check_finite
+from test_extraction import detection_rows
+from tl_traits.method_comparison import PROMPTING, compare_steering
+
+
+def table(random_auroc: float = 0.5, real_auroc: float = 0.9) -> list[dict]:
+    return [
+        {"trait": t, "position": "response[:]", "method": m, "AUROC": a, "mean AUROC (all layers)": mean}
+        for t in ("a/x", "b/y")
+        for m, a, mean in (("mean_diff", real_auroc, 0.8), ("random_baseline", 0.6, random_auroc))
+    ]
+
+
+@pytest.mark.quick
+def test_sanity_layer_fails_clearly_wrong_numbers():
+    check_detection(table())
+    with pytest.raises(SanityError, match="random_baseline's mean AUROC is 0.900"):
+        check_detection(table(random_auroc=0.9))
+    with pytest.raises(SanityError, match="mean_diff does not beat random_baseline on a/x"):
+        check_detection(table(real_auroc=0.55))
+    with pytest.raises(SanityError, match="NaN or infinite"):
+        check_detection(table(real_auroc=math.nan))
+    with pytest.raises(SanityError, match="steering / row 0 / coherence"):
+        check_finite({"steering": [{"coherence": float("inf")}]})
+
+
+@pytest.mark.quick
+def test_detection_table_on_a_small_set(bench_model):
+    trait = tt.load_trait("emotion/joy").limit(40)
+    vecs = tt.extract(bench_model, trait, ["mean_diff", "probe", "random_baseline"], position="response[:]",
+                      seed=0, progress=False)
+    rows = detection_rows(vecs, "emotion/joy", "response[:]")
+    assert [r["method"] for r in rows] == ["mean_diff", "probe", "random_baseline"]
+    check_detection(rows)
+
+
+@pytest.mark.quick
+def test_steering_table_on_a_small_set(bench_model):
+    trait = tt.load_trait("emotion/joy")
+    vecs = tt.extract(bench_model, trait.limit(24), ["mean_diff", "random_baseline"], layers=[12], progress=False)
+    found = compare_steering(bench_model, vecs, trait, 12, judges=["vader", "perplexity"], subset=2, steps=1,
+                             max_new_tokens=8)
+    rows = [m.row() for m in found]
+    assert [r["method"] for r in rows] == ["mean_diff", "random_baseline", PROMPTING]
+    check_finite({"steering": rows})
+    assert all(r["relevance"] is None or 0 <= r["relevance"] <= 100 for r in rows)
