@@ -34,8 +34,9 @@ def check_finite(sections: Mapping[str, Sequence[Mapping[str, Any]]]) -> None:
 
 
 def check_detection(rows: Iterable[Mapping[str, Any]], *, score: str = "AUROC", chance: str = "mean AUROC (all layers)") -> None:
-    """random_baseline's mean AUROC over layers, averaged over traits, lies in RANDOM_BAND, and every
-    real method's best-layer AUROC beats random_baseline's on every trait."""
+    """random_baseline's mean AUROC over layers, averaged over traits, lies in RANDOM_BAND; on every
+    trait each real method's best-layer AUROC is above random_baseline's mean over layers and not
+    below random_baseline's own best layer (an easy trait lets both reach 1.0: a tie at the ceiling)."""
     rows = list(rows)
     check_finite({"detection": rows})
     randoms = [r for r in rows if r["method"] == RANDOM]
@@ -51,11 +52,11 @@ def check_detection(rows: Iterable[Mapping[str, Any]], *, score: str = "AUROC", 
     for r in rows:
         if r["method"] == RANDOM:
             continue
-        floor = next(x[score] for x in randoms if _same_case(x, r))
-        if not r[score] > floor:
+        rand = next(x for x in randoms if _same_case(x, r))
+        if not (r[score] > rand[chance] and r[score] >= rand[score]):
             raise SanityError(
                 f"{r['method']} does not beat random_baseline on {r.get('trait')} ({r.get('position', '')}): "
-                f"{r[score]:.3f} vs {floor:.3f}"
+                f"best AUROC {r[score]:.3f} vs random's best {rand[score]:.3f} and mean {rand[chance]:.3f}"
             )
 
 

@@ -26,7 +26,13 @@ def test_sanity_layer_fails_clearly_wrong_numbers():
     with pytest.raises(SanityError, match="random_baseline's mean AUROC is 0.900"):
         check_detection(table(random_auroc=0.9))
     with pytest.raises(SanityError, match="mean_diff does not beat random_baseline on a/x"):
-        check_detection(table(real_auroc=0.55))
+        check_detection(table(real_auroc=0.55))  # below random's best layer
+    with pytest.raises(SanityError, match="mean_diff does not beat random_baseline on a/x"):
+        check_detection(table(random_auroc=0.62, real_auroc=0.61))  # not even above random's mean
+    ceiling = table(real_auroc=1.0)
+    for row in ceiling:
+        row["AUROC"] = 1.0  # an easy trait: random's best layer also separates perfectly
+    check_detection(ceiling)
     with pytest.raises(SanityError, match="NaN or infinite"):
         check_detection(table(real_auroc=math.nan))
     with pytest.raises(SanityError, match="steering / row 0 / coherence"):

@@ -46,9 +46,9 @@ class MethodSteering:
         delta = None if run is None or self.baseline_trait is None else self.direction * (run.trait_mean - self.baseline_trait)
         return {
             "method": self.method, "layer": self.layer, "direction": "toward" if self.direction > 0 else "away",
-            "baseline trait": self.baseline_trait, "trait": run.trait_mean if run else None,
+            "baseline trait": self.baseline_trait, "steered trait": run.trait_mean if run else None,
             "coherent delta": delta, "coherence": run.coherence_mean if run else None,
-            "relevance": self.relevance.get(index) if run else None,
+            "relevance": self.relevance.get(index) if run else None, "baseline relevance": self.baseline_relevance,
             "strength": run.strength if run and self.method != PROMPTING else None,
             "coherent runs": sum(_passes(r, self.threshold) for r in self.runs), "runs": len(self.runs),
         }
