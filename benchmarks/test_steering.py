@@ -38,8 +38,10 @@ def test_steering_by_method(bench_model, bench_traits, trait_vectors, results):
             for m in found:
                 rows.append({"trait": trait, **m.row()})
         for method in vecs.methods:
-            best = vecs[method].best_layer("auroc")
-            summary.setdefault(method, {"AUROC": []})["AUROC"].append(float(vecs[method].metrics["auroc"][vecs[method].layers.index(best)]))
+            auroc = vecs[method].metrics["auroc"]
+            entry = summary.setdefault(method, {"AUROC": [], "layer AUROC": []})
+            entry["AUROC"].append(float(auroc[vecs[method].layers.index(vecs[method].best_layer("auroc"))]))
+            entry["layer AUROC"].append(float(auroc.mean()))
     results.add(
         "Steering by method",
         rows,
@@ -52,13 +54,14 @@ def test_steering_by_method(bench_model, bench_traits, trait_vectors, results):
         "score of the best coherent run minus the unsteered baseline, signed toward the requested direction.",
     )
     for row in rows:
-        entry = summary.setdefault(row["method"], {"AUROC": []})
+        entry = summary.setdefault(row["method"], {"AUROC": [], "layer AUROC": []})
         entry.setdefault(row["direction"], []).append(row["coherent delta"] or 0.0)
         entry.setdefault("coherence", []).append(row["coherence"])
         entry.setdefault("relevance", []).append(row["relevance"])
     table = [{
         "method": method,
         "mean best AUROC": _avg(v["AUROC"]),
+        "mean AUROC (all layers)": _avg(v["layer AUROC"]),
         "mean coherent delta toward": _avg(v.get("toward", [])),
         "mean coherent delta away": _avg(v.get("away", [])),
         "mean coherence": _avg(v.get("coherence", [])),
@@ -67,8 +70,9 @@ def test_steering_by_method(bench_model, bench_traits, trait_vectors, results):
     results.add(
         "Method comparison (summary)",
         table,
-        note=f"Means over the {len(bench_traits)} bundled traits: best-layer held-out AUROC (response[:]) and the "
-        "steering table above (a method with no coherent run counts 0).",
+        note=f"Means over the {len(bench_traits)} traits: held-out AUROC (response[:]) at each method's best layer "
+        "and averaged over all layers (how robust the direction is to the layer choice), and the steering table "
+        "above (a method with no coherent run counts 0).",
     )
     joy = next((r for r in rows if r["trait"] == "emotion/joy" and r["method"] == "mean_diff" and r["direction"] == "toward"), None)
     if joy is not None:
