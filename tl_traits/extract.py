@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 from typing import Any, Sequence
 
 import torch
@@ -68,11 +69,14 @@ def extract(
 
     vectors: dict[str, TraitVector] = {}
     for name, fit in fits.items():
-        directions = _checked(name, fit(train_pos, train_neg, seed=seed, **options.get(name, {})), train_pos.shape[1:])
+        record: dict[str, Any] = {}  # an extractor that takes `record` adds JSON metadata to its vector here
+        context = _context(fit, options.get(name, {}), layers=list(acts.layers), hook=acts.hook, record=record)
+        raw = fit(train_pos, train_neg, seed=seed, **context, **options.get(name, {}))
+        directions = _checked(name, raw, train_pos.shape[1:])
         metrics = score_directions(directions, train_pos, train_neg, val.by_label(1), val.by_label(0))
         vectors[name] = TraitVector(
             name, directions, list(acts.layers), act_norm.clone(), metrics,
-            {"method": name, "options": options.get(name, {})},
+            {"method": name, "options": options.get(name, {}), **record},
         )
     meta = {
         "model": acts.metadata.get("model"),
@@ -138,6 +142,15 @@ def _split(acts: ActivationSet, dataset: Any, val_split: float, seed: int) -> tu
     train_idx, val_idx = dataset.split_indices(val_split, seed)
     train = acts.subset(train_idx)
     return train, acts.subset(val_idx) if val_idx else train, train_idx, val_idx
+
+
+def _context(fit: Any, options: dict[str, Any], **context: Any) -> dict[str, Any]:
+    """The keywords among `context` (layers, hook, record) that `fit` names in its signature and options do not set."""
+    try:
+        params = inspect.signature(fit).parameters
+    except (TypeError, ValueError):
+        return {}
+    return {key: value for key, value in context.items() if key in params and key not in options}
 
 
 def _checked(name: str, directions: Any, shape: torch.Size) -> Float[Tensor, "layer d_model"]:
