@@ -85,9 +85,8 @@ def gpt2_tokenizer(tmp_path_factory):
     return build_gpt2_style_tokenizer(tmp_path_factory.mktemp("gpt2_tok"))
 
 
-@pytest.fixture(scope="session")
-def tiny_hooked(gpt2_tokenizer):
-    """A tiny random HookedTransformer built from a TL config and the saved GPT-2-style tokenizer."""
+def build_tiny_hooked(tokenizer, *, n_ctx: int = 128):
+    """A tiny random HookedTransformer (3 layers, d_model 32) built from a TL config around `tokenizer`."""
     from transformer_lens import HookedTransformer, HookedTransformerConfig
 
     cfg = HookedTransformerConfig(
@@ -96,17 +95,23 @@ def tiny_hooked(gpt2_tokenizer):
         d_head=8,
         n_heads=4,
         d_mlp=64,
-        n_ctx=128,
-        d_vocab=len(gpt2_tokenizer),
+        n_ctx=n_ctx,
+        d_vocab=len(tokenizer),
         act_fn="gelu",
         normalization_type="LN",
         tokenizer_name=None,
         seed=0,
         model_name="tiny-random-hooked",
     )
-    model = HookedTransformer(cfg, tokenizer=gpt2_tokenizer)
+    model = HookedTransformer(cfg, tokenizer=tokenizer)
     model.eval()
     return model
+
+
+@pytest.fixture(scope="session")
+def tiny_hooked(gpt2_tokenizer):
+    """A tiny random HookedTransformer with the saved GPT-2-style tokenizer (no chat template)."""
+    return build_tiny_hooked(gpt2_tokenizer)
 
 
 @pytest.fixture(scope="session")

@@ -49,19 +49,11 @@ def planted(model, feature: int = FEATURE, n: int = 200, a: float = 4.0, seed: i
 @pytest.fixture(scope="module")
 def chat_tiny_model(tmp_path_factory):
     """A tiny random HookedTransformer (3 layers, d_model 32) whose tokenizer has a plain chat template."""
-    from transformer_lens import HookedTransformer, HookedTransformerConfig
-
-    from tests.conftest import build_gpt2_style_tokenizer
+    from tests.conftest import build_gpt2_style_tokenizer, build_tiny_hooked
     from tl_traits.prompts import PLAIN_CHAT_TEMPLATE
 
     tok = build_gpt2_style_tokenizer(tmp_path_factory.mktemp("chat_tok"), chat_template=PLAIN_CHAT_TEMPLATE)
-    cfg = HookedTransformerConfig(
-        n_layers=3, d_model=D_IN, d_head=8, n_heads=4, d_mlp=64, n_ctx=1024, d_vocab=len(tok), act_fn="gelu",
-        normalization_type="LN", tokenizer_name=None, seed=0, model_name="tiny-random-hooked",
-    )
-    model = HookedTransformer(cfg, tokenizer=tok)
-    model.eval()
-    return model
+    return build_tiny_hooked(tok, n_ctx=1024)
 
 
 @pytest.fixture

@@ -36,19 +36,11 @@ CORPUS = make_corpus()
 @pytest.fixture(scope="module")
 def tiny_model(tmp_path_factory):
     """A tiny random HookedTransformer (3 layers, d_model 32), GPT-2-style tokenizer with a chat template, BOS on."""
-    from transformer_lens import HookedTransformer, HookedTransformerConfig
-
-    from tests.conftest import build_gpt2_style_tokenizer
+    from tests.conftest import build_gpt2_style_tokenizer, build_tiny_hooked
     from tl_traits.prompts import PLAIN_CHAT_TEMPLATE
 
     tok = build_gpt2_style_tokenizer(tmp_path_factory.mktemp("sae_train_tok"), chat_template=PLAIN_CHAT_TEMPLATE)
-    cfg = HookedTransformerConfig(
-        n_layers=3, d_model=D_MODEL, d_head=8, n_heads=4, d_mlp=64, n_ctx=128, d_vocab=len(tok), act_fn="gelu",
-        normalization_type="LN", tokenizer_name=None, seed=0, model_name="tiny-random-hooked",
-    )
-    model = HookedTransformer(cfg, tokenizer=tok)
-    model.eval()
-    return model
+    return build_tiny_hooked(tok)
 
 
 @pytest.fixture(scope="module")

@@ -125,7 +125,7 @@ def detection_scan(
     results = []
     for method in methods:
         where = position or ("response[:]" if method == "spectral" else "prompt[:]")
-        train_acts = captured("train", [_as_pair(r) for r in rows], where)
+        train_acts = captured("train", rows, where)
         if method == "trait":
             direction = captured("triggered", triggered, where).mean(0) - captured("untriggered", untriggered, where).mean(0)
         for i, layer in enumerate(layer_list):
@@ -136,10 +136,6 @@ def detection_scan(
                 scores = train_acts[:, i] @ unit
             results.append(DetectionResult(method, layer, where, scores, _auroc(scores, poisoned_indices), _sorted(poisoned_indices)))
     return results
-
-
-def _as_pair(row: Mapping[str, Any]) -> dict[str, Any]:
-    return {"prompt": row["prompt"], "response": row.get("response"), "system": row.get("system")}
 
 
 def _group_keys(rows: list[Mapping[str, Any]], group_by: GroupBy) -> list[Any] | None:
