@@ -21,7 +21,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group = parser.getgroup("tl_traits benchmarks")
     group.addoption("--model", default=None, help="model to benchmark: a local HF folder or TL name (default: embedded SmolLM2)")
     group.addoption("--traits", default=None, help="comma-separated trait sets (default: every bundled trait)")
-    group.addoption("--methods", default=None, help="comma-separated extractors (default: every registered one)")
+    group.addoption("--methods", default=None, help="comma-separated extractors (default: every registered one that runs by default; not sae)")
     group.addoption("--out", default=str(DEFAULT_OUT), help="folder for <date>-<model>.json/.md")
     group.addoption("--runs-dir", default=None, help="where the poison sweep keeps its run folders (default: a temp folder)")
 
@@ -63,10 +63,10 @@ def trait_vectors(bench_model, bench_methods):
 
 @pytest.fixture(scope="session")
 def bench_methods(request) -> list[str]:
-    import tl_traits as tt
+    from tl_traits.extract import default_methods
 
     chosen = request.config.getoption("--methods")
-    return [m.strip() for m in chosen.split(",")] if chosen else tt.extractors.names()
+    return [m.strip() for m in chosen.split(",")] if chosen else default_methods()
 
 
 @pytest.fixture(scope="session")

@@ -56,16 +56,6 @@ def chat_tiny_model(tmp_path_factory):
     return build_tiny_hooked(tok, n_ctx=1024)
 
 
-@pytest.fixture
-def sae_registered():
-    registered = "sae" not in tt.extractors.names()
-    if registered:  # until pyproject lists the entry point
-        tt.extractors.register("sae", obj=sae_extractor)
-    yield
-    if registered:
-        tt.extractors.unregister("sae")
-
-
 def test_extractor_recovers_a_planted_feature(tiny_sae):
     pos, neg = planted(tiny_sae)
     record: dict = {}
@@ -103,7 +93,7 @@ def test_extractor_errors_name_the_fix(tiny_sae):
     two_pos, two_neg = pos.repeat(1, 2, 1), neg.repeat(1, 2, 1)
     with pytest.raises(SAEError, match=r"no SAE for layers \[0\]; SAEs are given for layers \[1\].*layers=\[1\]"):
         sae_extractor(two_pos, two_neg, saes={LAYER: tiny_sae}, layers=[0, 1])
-    with pytest.raises(SAEError, match="needs saes="):
+    with pytest.raises(SAEError, match="needs SAEs and none are stored.*train-sae.*saes="):
         sae_extractor(pos, neg, layers=[LAYER])
     with pytest.raises(SAEError, match="trained on blocks.1.hook_resid_post.*under layer 1"):
         sae_extractor(pos, neg, saes={2: tiny_sae}, layers=[2])
@@ -171,7 +161,7 @@ def test_feature_steering_changes_logits_and_leaves_no_hook(tiny_sae, chat_tiny_
     assert sum(len(p.fwd_hooks) for p in {id(p): p for p in model.hook_dict.values()}.values()) == 0
 
 
-def test_extract_end_to_end_with_the_sae_method(chat_tiny_model, sae_registered, tmp_path):
+def test_extract_end_to_end_with_the_sae_method(chat_tiny_model, tmp_path):
     trait = tt.load_trait("emotion/joy").limit(8)
     layer_sae = tidy_sae()
     vecs = tt.extract(

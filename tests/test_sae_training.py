@@ -40,7 +40,7 @@ def tiny_model(tmp_path_factory):
     from tl_traits.prompts import PLAIN_CHAT_TEMPLATE
 
     tok = build_gpt2_style_tokenizer(tmp_path_factory.mktemp("sae_train_tok"), chat_template=PLAIN_CHAT_TEMPLATE)
-    return build_tiny_hooked(tok)
+    return build_tiny_hooked(tok, n_ctx=1024)  # room for chat-formatted trait examples
 
 
 @pytest.fixture(scope="module")
@@ -162,3 +162,91 @@ def test_existing_folder_is_refused(tiny_model, tmp_path):
         train_sae(tiny_model, 0, CORPUS, d_sae=16, k=2, n_tokens=64, batch_tokens=32, out=tmp_path / "sae")
     with pytest.raises(SAETrainingError, match="out of range"):
         next(activation_batches(tiny_model, CORPUS, 7))
+
+
+def test_chat_turns_are_read_with_the_chat_template(tiny_model):
+    turns = [{"prompt": "how was the day", "response": "happy and quick"}, {"prompt": "name a city", "response": "Paris"}]
+    got = torch.cat(list(activation_batches(tiny_model, turns, LAYER, batch_tokens=8, shuffle_seed=None, repeat=False)))
+    batch = prepare_inputs(tiny_model, [t["prompt"] for t in turns], [t["response"] for t in turns], chat=True)
+    name = f"blocks.{LAYER}.hook_resid_post"
+    _, cache = tiny_model.run_with_cache(batch.input_ids, attention_mask=batch.attention_mask, names_filter=name)
+    lengths = batch.attention_mask.sum(1)
+    expected = torch.cat([cache[name][i, 1 : int(lengths[i])] for i in range(2)])
+    torch.testing.assert_close(got, expected, rtol=1e-4, atol=1e-5)
+    mixed = list(activation_batches(tiny_model, CORPUS[:3] + turns, LAYER, batch_tokens=8, repeat=False))
+    assert sum(b.shape[0] for b in mixed) > got.shape[0]
+    with pytest.raises(SAETrainingError, match="chat turns"):
+        next(activation_batches(tiny_model, [{"prompt": "no response"}], LAYER))
+
+
+def _count_forwards(model):
+    calls = []
+    handle = model.register_forward_pre_hook(lambda mod, args: calls.append(1))
+    return calls, handle
+
+
+def test_memory_tokens_runs_the_model_once_per_corpus(tiny_model):
+    texts = CORPUS[:8]
+    one_pass = sum(b.shape[0] for b in activation_batches(tiny_model, texts, LAYER, batch_tokens=8, repeat=False))
+    for memory, expect_more in ((10_000, False), (one_pass - 1, True), (0, True)):
+        calls, handle = _count_forwards(tiny_model)
+        stream = activation_batches(tiny_model, texts, LAYER, batch_tokens=8, seq_batch=4, memory_tokens=memory)
+        rows = torch.cat([next(stream) for _ in range(3 * one_pass // 8)])
+        stream.close()
+        handle.remove()
+        first = -(-len(texts) // 4)  # forwards for one pass
+        assert (len(calls) > first) is expect_more, (memory, len(calls))
+        assert rows.shape == (8 * (3 * one_pass // 8), D_MODEL)
+
+
+def test_stored_sae_is_what_the_extractor_uses(tiny_model, tmp_path, monkeypatch):
+    import tl_traits as tt
+    from tl_traits.sae import stored_saes
+    from tl_traits.sae_recipe import train_and_store
+
+    monkeypatch.setenv("TL_TRAITS_CACHE", str(tmp_path))
+    trait = tt.load_trait("emotion/joy").limit(8)
+    with pytest.raises(SAEError, match="none are stored.*tl-traits train-sae"):
+        tt.extract(tiny_model, trait, "sae", layers=[LAYER], progress=False)
+    record = train_and_store(tiny_model, layer=LAYER, d_sae=D_SAE, k=K, n_tokens=1024, lr=1e-2, corpus=CORPUS,
+                             progress=False)
+    folder = stored_saes(tiny_model.cfg.model_name)[LAYER]
+    assert record["folder"] == str(folder) and (folder / "training.json").is_file()
+    assert (folder / "feature_density.png").stat().st_size > 1000
+    vecs = tt.extract(tiny_model, trait, ["mean_diff", "sae"], layers=[LAYER], progress=False)
+    assert vecs["sae"].metadata["sae"][str(LAYER)]["path"] == str(folder.resolve())
+    with pytest.raises(SAEError, match=r"no SAE for layers \[0\]"):
+        tt.extract(tiny_model, trait, "sae", layers=[0, LAYER], progress=False)
+    with pytest.raises(SAETrainingError, match="already exists.*--force"):
+        train_and_store(tiny_model, layer=LAYER, d_sae=D_SAE, k=K, n_tokens=1024, corpus=CORPUS, progress=False)
+    old = (folder / "training.json").read_text()
+    again = train_and_store(tiny_model, layer=LAYER, d_sae=D_SAE, k=K, n_tokens=1024, seed=1, corpus=CORPUS,
+                            force=True, progress=False)
+    assert again["seed"] == 1 and (folder / "training.json").read_text() != old
+    assert sorted(p.name for p in folder.parent.iterdir()) == [folder.name]  # no .training / .old left
+
+
+def test_train_sae_command(tiny_llama_folder, tmp_path, monkeypatch):
+    import json
+
+    from tl_traits.cli import EXIT_BAD_INPUT, main
+
+    monkeypatch.setenv("TL_TRAITS_CACHE", str(tmp_path / "cache"))
+    corpus = tmp_path / "corpus.jsonl"
+    rows = [{"text": t} for t in CORPUS[:20]] + [{"prompt": "say hi", "response": "hi there"}] * 4
+    corpus.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    args = ["train-sae", "--model", str(tiny_llama_folder), "--layer", "1", "--d-sae", "64", "--k", "4",
+            "--tokens", "2048", "--corpus", str(corpus), "--out", str(tmp_path / "sae"), "--json", "-q"]
+    with pytest.raises(SystemExit) as done:
+        main(args)
+    assert done.value.code == 0
+    record = json.loads((tmp_path / "sae" / "training.json").read_text())
+    assert record["corpus"] == {"description": "given by the user", "plain_texts": 20, "chat_turns": 4}
+    assert record["n_train_tokens"] == 2048 and 0 < record["mean_l0"] <= 4
+    with pytest.raises(SystemExit) as refused:
+        main(args)
+    assert refused.value.code == EXIT_BAD_INPUT
+    (tmp_path / "bad.jsonl").write_text('{"title": "x"}\n')
+    with pytest.raises(SystemExit) as bad:
+        main([*args[:-4], "--corpus", str(tmp_path / "bad.jsonl"), "--out", str(tmp_path / "sae2"), "-q"])
+    assert bad.value.code == EXIT_BAD_INPUT and not (tmp_path / "sae2").exists()

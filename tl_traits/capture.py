@@ -21,6 +21,7 @@ from tqdm.auto import tqdm
 from tl_traits.data import TraitDataset, TraitExample
 from tl_traits.files import atomic_write_bytes, atomic_write_json
 from tl_traits.hooknames import HOOKS, hook_name
+from tl_traits.hookpoints import forward_hooks
 from tl_traits.models import model_identity
 from tl_traits.positions import Position, parse_position, position_weights
 from tl_traits.prompts import prepare_inputs
@@ -232,7 +233,7 @@ def capture(
 
             return fn
 
-        with model.hooks(fwd_hooks=[(name, reducer(j)) for j, name in enumerate(names)]):
+        with forward_hooks(model, [(name, reducer(j)) for j, name in enumerate(names)]):
             model(
                 batch.input_ids.to(device),
                 attention_mask=batch.attention_mask.to(device),

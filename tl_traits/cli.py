@@ -1,4 +1,4 @@
-"""The `tl-traits` command line: run (the main job), extract, steer, evaluate, monitor, report, plugins, quant-study, poison, sweep, aggregate.
+"""The `tl-traits` command line: run (the main job), extract, steer, evaluate, monitor, report, plugins, quant-study, poison, sweep, aggregate, train-sae.
 
 Exit codes: 0 done, 1 an unexpected failure (a bug: rerun with --debug for the traceback),
 2 bad input (the message names the problem and the fix), 130 interrupted.
@@ -481,6 +481,46 @@ def aggregate(
     _print_sweep(table)
     path = out or runs_dir / "aggregate.csv"
     typer.echo(f"table: {path}, plot: {path.with_suffix('.png')}")
+
+
+@app.command("train-sae")
+def train_sae_command(
+    layer: Optional[int] = typer.Option(None, "--layer", "-l", help="Layer to train on (default: 40% depth, layer 12 of 30)."),
+    hook: str = typer.Option("resid_post", "--hook", help="resid_post, resid_pre, resid_mid, attn_out or mlp_out."),
+    d_sae: Optional[int] = typer.Option(None, "--d-sae", min=1, help="Features (default 8 x d_model)."),
+    k: int = typer.Option(32, "--k", min=1, help="Active features per token (TopK)."),
+    tokens: int = typer.Option(1_000_000, "--tokens", min=1, help="Training tokens (activations seen)."),
+    lr: float = typer.Option(1e-3, "--lr", help="Adam learning rate (constant)."),
+    corpus: Optional[Path] = typer.Option(None, "--corpus", help="A .txt (paragraphs split by blank lines) or .jsonl "
+                                          "(text, or prompt+response) file; default: the offline corpus (docs/sae.md)."),
+    replies: int = typer.Option(320, "--replies", min=1, help="Model replies in the default corpus (generated once, cached)."),
+    out: Optional[Path] = typer.Option(None, "--out", "-o", help="SAE folder (default: the SAE store, where the sae extractor looks)."),
+    force: bool = typer.Option(False, "--force", help="Replace an SAE already in that folder (after the new one is complete)."),
+    seed: int = typer.Option(0, "--seed"),
+    model: Optional[str] = ModelOpt,
+    kind: str = KindOpt,
+    as_json: bool = JsonOpt,
+    quiet: bool = QuietOpt,
+) -> None:
+    """Train a TopK SAE on one layer with sae-lens's trainer and store it where the `sae` extractor finds it."""
+    from tl_traits.sae_recipe import read_corpus, train_and_store
+
+    texts = read_corpus(corpus) if corpus is not None else None
+    with _stages(quiet, as_json) as stages:
+        m = _load(model, kind, stages)
+        summary = train_and_store(
+            m, layer=layer, hook=hook, d_sae=d_sae, k=k, n_tokens=tokens, lr=lr, corpus=texts, replies=replies,
+            out=out, force=force, seed=seed, progress=not quiet, stages=stages,
+        )
+    if as_json:
+        _emit(summary)
+        return
+    typer.echo(
+        f"SAE {summary['hook_name']} ({summary['d_sae']} features, k={summary['k']}): explained variance "
+        f"{summary['explained_variance']:.3f}, mean L0 {summary['mean_l0']:.1f}, dead {summary['dead_fraction']:.1%} "
+        f"on {summary['n_eval_tokens']} held-out tokens; {summary['n_train_tokens']} training tokens in "
+        f"{summary['train_seconds']:.0f} s\nsaved: {summary['folder']}"
+    )
 
 
 @app.command()

@@ -70,7 +70,10 @@ def extract(
     vectors: dict[str, TraitVector] = {}
     for name, fit in fits.items():
         record: dict[str, Any] = {}  # an extractor that takes `record` adds JSON metadata to its vector here
-        context = _context(fit, options.get(name, {}), layers=list(acts.layers), hook=acts.hook, record=record)
+        context = _context(
+            fit, options.get(name, {}), layers=list(acts.layers), hook=acts.hook, record=record,
+            model_name=(acts.metadata.get("model") or {}).get("name"),
+        )
         raw = fit(train_pos, train_neg, seed=seed, **context, **options.get(name, {}))
         directions = _checked(name, raw, train_pos.shape[1:])
         metrics = score_directions(directions, train_pos, train_neg, val.by_label(1), val.by_label(0))
@@ -98,6 +101,12 @@ def extract(
     for vec in vectors.values():
         vec.metadata = {**meta, **vec.metadata}
     return TraitVectors(vectors, meta)
+
+
+def default_methods() -> list[str]:
+    """The registered extractors run when no methods are named: all but those marked `by_default = False`
+    (such as `sae`, which needs an SAE per layer)."""
+    return [name for name in extractors.names() if getattr(extractors.get(name), "by_default", True)]
 
 
 def score_directions(
@@ -145,7 +154,7 @@ def _split(acts: ActivationSet, dataset: Any, val_split: float, seed: int) -> tu
 
 
 def _context(fit: Any, options: dict[str, Any], **context: Any) -> dict[str, Any]:
-    """The keywords among `context` (layers, hook, record) that `fit` names in its signature and options do not set."""
+    """The keywords among `context` (layers, hook, record, model_name) that `fit` names and options do not set."""
     try:
         params = inspect.signature(fit).parameters
     except (TypeError, ValueError):

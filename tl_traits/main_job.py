@@ -14,12 +14,11 @@ from typing import Any, Sequence
 
 from tl_traits.data import load_trait
 from tl_traits.evaluation import EvaluationResult, evaluate_steering
-from tl_traits.extract import extract
+from tl_traits.extract import default_methods, extract
 from tl_traits.files import atomic_write_text
 from tl_traits.models import load_model, model_identity
 from tl_traits.monitor import PromptSetAnalysis, analyze_prompt_set, compare_rows, note_category, project
 from tl_traits.progress import Stages
-from tl_traits.registry import extractors
 
 # (trait judge, coherence judge) for the bundled traits; other traits use the embedding judge.
 TRAIT_JUDGES = {
@@ -41,7 +40,7 @@ class JobConfig:
     model: str | None = None  # None: the embedded SmolLM2-135M-Instruct
     kind: str = "bridge"
     traits: tuple[str, ...] = ("emotion/joy", "alignment/refusal")
-    methods: tuple[str, ...] | None = None  # None: every registered extractor
+    methods: tuple[str, ...] | None = None  # None: every registered extractor that runs by default
     out: str = "out"
     limit: int | None = None  # N examples per side, N questions, N requests: a small trial run
     position: str = "response[:]"
@@ -109,7 +108,7 @@ def run_main_job(config: JobConfig | None = None, *, model: Any = None, stages: 
     config = config or JobConfig()
     stages = stages or Stages(enabled=False)
     paths = JobPaths(Path(config.out))
-    methods = list(config.methods or extractors.names())
+    methods = list(config.methods or default_methods())
     if config.steer_method not in methods:
         raise JobError(f"steer_method '{config.steer_method}' is not among the methods {methods}; add it or pick another")
     if config.monitor_trait not in config.traits:

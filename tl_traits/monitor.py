@@ -17,6 +17,7 @@ from torch import Tensor
 from tl_traits import stats
 from tl_traits.generation import generate
 from tl_traits.hooknames import hook_name
+from tl_traits.hookpoints import forward_hooks
 from tl_traits.prompts import PromptInput, as_batch, prepare_inputs
 from tl_traits.vectors import TraitVector
 
@@ -115,7 +116,7 @@ def project(
             return fn
 
         hooks = [(hook_name(layer, _hook(named)), keep(layer)) for layer in layer_list]
-        with model.hooks(fwd_hooks=hooks):
+        with forward_hooks(model, hooks):
             model(batch.input_ids.to(next(model.parameters()).device), stop_at_layer=max(layer_list) + 1)
         sp = batch.spans[0]
         ids = batch.token_ids[0]

@@ -189,6 +189,20 @@ def poison_sweep_figure(table: "pd.DataFrame", title: str | None = None) -> Figu
     return fig
 
 
+def feature_density_figure(density: Sequence[float], title: str | None = None) -> Figure:
+    """Histogram of log10 feature firing rates (an SAE's usual health check); dead features counted apart."""
+    rates = np.asarray(density, dtype=float)
+    alive = rates[rates > 0]
+    fig = Figure(figsize=(6.0, 3.6), layout="constrained")
+    ax = fig.subplots()
+    if alive.size:
+        ax.hist(np.log10(alive), bins=50, color="C0")
+    ax.set(xlabel="log10 firing rate on held-out tokens", ylabel="features",
+           title=title or f"SAE feature density ({rates.size - alive.size} of {rates.size} dead)")
+    ax.grid(alpha=0.3)
+    return fig
+
+
 def save_figure(fig: Figure, path: str | os.PathLike[str]) -> Path:
     """Write `fig` as PNG, SVG or PDF (by suffix), atomically: rendered in memory, then one rename."""
     path = Path(path)

@@ -27,6 +27,7 @@ from tl_traits.evaluation import EvaluationResult, evaluate_steering
 from tl_traits.extract import extract, heldout_metrics
 from tl_traits.files import atomic_write_text
 from tl_traits.hooknames import hook_name
+from tl_traits.hookpoints import forward_hooks
 from tl_traits.judging import make_judge
 from tl_traits.models import model_identity
 from tl_traits.progress import Stages
@@ -282,7 +283,7 @@ def _residuals(model: Any, batch: Any, layers: list[int]) -> Float[Tensor, "laye
         return fn
 
     device = next(model.parameters()).device
-    with model.hooks(fwd_hooks=[(hook_name(layer, "resid_post"), keep(layer)) for layer in layers]):
+    with forward_hooks(model, [(hook_name(layer, "resid_post"), keep(layer)) for layer in layers]):
         model(batch.input_ids.to(device), attention_mask=batch.attention_mask.to(device), stop_at_layer=max(layers) + 1)
     return torch.stack([seen[layer] for layer in layers])
 

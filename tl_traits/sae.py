@@ -18,7 +18,7 @@ import torch
 from jaxtyping import Float
 from torch import Tensor
 
-from tl_traits.hooknames import parse_hook_name
+from tl_traits.hooknames import hook_name, parse_hook_name
 from tl_traits.vectors import TraitVector
 
 
@@ -278,10 +278,46 @@ def _mean_code(sae: Any, x: Tensor, batch_size: int) -> Tensor:
     return (total / x.shape[0]).float()
 
 
-def resolve_saes(saes: Any, layers: Sequence[int]) -> dict[int, Any]:
-    """`saes` as {layer: SAE}: a mapping layer -> SAE/folder/(release, id), or one SAE when there is one layer."""
+# -- the SAE store: SAEs trained here, found by model name and hook ---------------------------------
+def sae_store(root: str | os.PathLike[str] | None = None) -> Path:
+    """Where `tl-traits train-sae` keeps SAEs: `$TL_TRAITS_CACHE/saes` unless `root` is given."""
+    if root is not None:
+        return Path(root)
+    from tl_traits.models import cache_dir
+
+    return cache_dir() / "saes"
+
+
+def stored_sae_folder(model_name: str, layer: int, hook: str = "resid_post", root: str | os.PathLike[str] | None = None) -> Path:
+    """The store's folder for `model_name`'s SAE at `blocks.{layer}.hook_{hook}` (it may not exist yet)."""
+    return sae_store(root) / model_name.replace("/", "--") / hook_name(layer, hook)
+
+
+def stored_saes(model_name: str, hook: str = "resid_post", root: str | os.PathLike[str] | None = None) -> dict[int, Path]:
+    """{layer: folder} of the store's SAEs for `model_name` at `hook` (complete folders only)."""
+    base = sae_store(root) / model_name.replace("/", "--")
+    found = {}
+    for folder in sorted(base.glob(f"blocks.*.hook_{hook}")) if base.is_dir() else []:
+        layer, found_hook = parse_hook_name(folder.name)
+        if found_hook == hook and (folder / "cfg.json").is_file():
+            found[layer] = folder
+    return found
+
+
+def resolve_saes(saes: Any, layers: Sequence[int], *, model_name: str | None = None, hook: str | None = None) -> dict[int, Any]:
+    """`saes` as {layer: SAE}: a mapping layer -> SAE/folder/(release, id), or one SAE when there is one layer.
+
+    saes=None takes the SAE store's SAEs for `model_name` (those `tl-traits train-sae` made).
+    """
     if saes is None:
-        raise SAEError("the sae extractor needs saes={layer: SAE, folder or (release, sae_id)}")
+        stored = stored_saes(model_name, hook or "resid_post") if model_name else {}
+        if not stored:
+            where = f" for {model_name}" if model_name else ""
+            raise SAEError(
+                f"the sae extractor needs SAEs and none are stored{where}: train one with `tl-traits train-sae` "
+                "(`make sae` for the embedded model), or pass saes={layer: SAE, folder or (release, sae_id)}"
+            )
+        return {layer: load_sae(folder) for layer, folder in stored.items() if layer in layers}
     if not isinstance(saes, dict):
         if len(layers) != 1:
             raise SAEError(f"one SAE given but activations hold layers {list(layers)}; pass saes={{layer: sae, ...}}")

@@ -40,31 +40,57 @@ def _check_layer_hook(model: Any, layer: int, hook: str) -> str:
     return hook_name(layer, hook)
 
 
-def _check_corpus(corpus: Any) -> list[str]:
-    if isinstance(corpus, str):
+def _is_chat(item: Any) -> bool:
+    return isinstance(item, dict) and isinstance(item.get("prompt"), str) and isinstance(item.get("response"), str)
+
+
+def _check_corpus(corpus: Any) -> list[Any]:
+    if isinstance(corpus, (str, dict)):
         corpus = [corpus]
-    texts = [t for t in (corpus or []) if isinstance(t, str) and t.strip()]
+    corpus = list(corpus or [])
+    bad = [i for i, t in enumerate(corpus) if not (isinstance(t, str) or _is_chat(t))]
+    if bad:
+        raise SAETrainingError(
+            f"corpus item {bad[0]} is a {type(corpus[bad[0]]).__name__}; the corpus must hold text strings or "
+            "chat turns {'prompt': str, 'response': str}"
+        )
+    texts = [t for t in corpus if (t.strip() if isinstance(t, str) else (t["prompt"] + t["response"]).strip())]
     if not texts:
         raise SAETrainingError("the corpus is empty: give a non-empty list of text strings to train the SAE on")
-    bad = [i for i, t in enumerate(corpus) if not isinstance(t, str)]
-    if bad:
-        raise SAETrainingError(f"corpus item {bad[0]} is a {type(corpus[bad[0]]).__name__}; the corpus must be strings")
     return texts
+
+
+def _groups(items: Sequence[Any], size: int) -> Iterator[list[Any]]:
+    """Groups of `size` items of one kind (plain texts, chat turns), in the order the items come."""
+    pending: dict[bool, list[Any]] = {False: [], True: []}
+    for item in items:
+        bucket = pending[_is_chat(item)]
+        bucket.append(item)
+        if len(bucket) == size:
+            yield list(bucket)
+            bucket.clear()
+    for bucket in pending.values():
+        if bucket:
+            yield bucket
 
 
 @torch.no_grad()
 def _text_activations(
-    model: Any, texts: Sequence[str], name: str, layer: int, seq_batch: int, max_length: int
+    model: Any, texts: Sequence[Any], name: str, layer: int, seq_batch: int, max_length: int
 ) -> Iterator[Float[Tensor, "n d_model"]]:
-    """Per group of `seq_batch` texts, the real-token activations at hook `name` as float32 CPU rows."""
+    """Per group of `seq_batch` items, the real-token activations at hook `name` as float32 CPU rows."""
     max_length = min(int(max_length), int(model.cfg.n_ctx))
     device = getattr(model.cfg, "device", None) or "cpu"
-    for start in range(0, len(texts), seq_batch):
-        batch = prepare_inputs(model, list(texts[start : start + seq_batch]), chat=False, padding_side="right")
+    for group in _groups(texts, seq_batch):
+        if _is_chat(group[0]):
+            batch = prepare_inputs(
+                model, [g["prompt"] for g in group], [g["response"] for g in group], chat=True, padding_side="right"
+            )
+        else:
+            batch = prepare_inputs(model, group, chat=False, padding_side="right")
         ids = batch.input_ids[:, :max_length]
         mask = batch.attention_mask[:, :max_length].bool()
-        if batch.settings.bos:  # prepare_inputs put BOS first in every row (right padding)
-            mask[:, 0] = False
+        mask[:, 0] = False  # BOS or the template's first token: the attention sink (see activation_batches)
         if not mask.any():
             continue
         _, cache = model.run_with_cache(
@@ -78,7 +104,7 @@ def _text_activations(
 
 def activation_batches(
     model: Any,
-    texts: Sequence[str],
+    texts: Sequence[Any],
     layer: int,
     *,
     hook: str = "resid_post",
@@ -87,18 +113,24 @@ def activation_batches(
     max_length: int = 128,
     shuffle_seed: int | None = 0,
     repeat: bool = True,
+    memory_tokens: int = 0,
 ) -> Iterator[Float[Tensor, "batch_tokens d_model"]]:
     """Stream `[batch_tokens, d_model]` float32 CPU batches of activations at `blocks.{layer}.hook_{hook}`.
 
-    Texts are tokenized as plain text (`prepare_inputs(..., chat=False)`, no chat template, BOS as the
-    model is configured), `seq_batch` at a time, right-padded and cut at `max_length` tokens (and the
-    model's n_ctx); the forward stops after `layer`, only that hook is kept, and nothing is cached
-    beyond the current group. Only real text tokens become rows:
+    texts: plain strings, tokenized as plain text (`prepare_inputs(..., chat=False)`, no chat template,
+    BOS as the model is configured), and chat turns `{"prompt": ..., "response": ...}`, rendered with
+    the chat template. Items of one kind go `seq_batch` at a time, right-padded and cut at `max_length`
+    tokens (and the model's n_ctx); the forward stops after `layer`, only that hook is kept, and
+    nothing is cached beyond the current group. Only real text tokens become rows:
 
     - pad positions (attention mask 0) are dropped: they are not text;
-    - the BOS position is dropped: its residual is the same for every text and is usually an
-      "attention sink" with a norm far above the rest, which would dominate an SAE's squared error
-      and waste features on one constant vector.
+    - the first position (BOS, or the template's first token) is dropped: its residual is the same
+      for every text and is usually an "attention sink" with a norm far above the rest, which would
+      dominate an SAE's squared error and waste features on one constant vector.
+
+    memory_tokens: when one pass over the corpus gives at most this many rows, keep them (float32,
+    rows x d_model x 4 bytes) and serve later passes from memory, reshuffled, instead of running the
+    model again; a larger corpus is streamed every pass (0, the default: always stream).
 
     Rows are shuffled (with `shuffle_seed`; None keeps corpus order) in two ways: the text order is
     reshuffled every pass over the corpus, and tokens are mixed inside a buffer of about four batches,
@@ -115,13 +147,27 @@ def activation_batches(
     buffer_size = 4 * batch_tokens
     pending: list[Tensor] = []
     n_pending = 0
+    stored: list[Tensor] | None = [] if memory_tokens > 0 and repeat else None
+    first_pass = True
     while True:
-        order = list(texts)
-        if shuffle_seed is not None:
-            rng.shuffle(order)
+        if first_pass or stored is None:
+            order = list(texts)
+            if shuffle_seed is not None:
+                rng.shuffle(order)
+            source: Iterator[Tensor] = _text_activations(model, order, name, layer, seq_batch, max_length)
+        else:
+            kept = stored[0]
+            if shuffle_seed is not None:
+                kept = kept[torch.randperm(kept.shape[0], generator=gen)]
+            source = iter(kept.split(buffer_size))
         produced = 0
-        for rows in _text_activations(model, order, name, layer, seq_batch, max_length):
+        for rows in source:
             produced += rows.shape[0]
+            if first_pass and stored is not None:
+                if produced <= memory_tokens:
+                    stored.append(rows)
+                else:  # one pass is bigger than asked for: stream every pass
+                    stored = None
             pending.append(rows)
             n_pending += rows.shape[0]
             if n_pending >= buffer_size:
@@ -137,6 +183,9 @@ def activation_batches(
             raise SAETrainingError("the corpus gave no real tokens (every text is empty after tokenization)")
         if not repeat:
             break
+        if first_pass and stored is not None:
+            stored[:] = [torch.cat(stored)]
+        first_pass = False
     if n_pending:
         buf = torch.cat(pending)
         if shuffle_seed is not None:
@@ -147,10 +196,11 @@ def activation_batches(
 
 # -- quality -----------------------------------------------------------------------------------------
 @torch.no_grad()
-def sae_quality(sae: Any, acts: Float[Tensor, "n d_model"]) -> dict[str, float]:
+def sae_quality(sae: Any, acts: Float[Tensor, "n d_model"]) -> dict[str, Any]:
     """Explained variance (1 - residual var / total var, summed over dims), mean L0 and dead-feature fraction.
 
-    A feature is dead when it fires on none of the rows of `acts`.
+    A feature is dead when it fires on none of the rows of `acts`. `density` is each feature's firing
+    rate over the rows (a `[d_sae]` tensor).
     """
     x = acts.to(device=sae.W_dec.device, dtype=sae.W_dec.dtype)
     feats = sae.encode(x)
@@ -163,6 +213,7 @@ def sae_quality(sae: Any, acts: Float[Tensor, "n d_model"]) -> dict[str, float]:
         "mean_l0": float(fired.sum(-1).float().mean()),
         "dead_fraction": float((~fired.any(0)).float().mean()),
         "n_tokens": int(x.shape[0]),
+        "density": fired.float().mean(0).cpu(),
     }
 
 
@@ -181,6 +232,7 @@ class SAETrainingResult:
     n_train_tokens: int
     n_eval_tokens: int
     config: dict[str, Any] = field(default_factory=dict)
+    feature_density: Tensor | None = None  # [d_sae] firing rate of each feature on the held-out tokens
 
     def summary(self) -> dict[str, Any]:
         return {
@@ -211,7 +263,7 @@ def split_corpus(texts: Sequence[str], seed: int = 0, eval_fraction: float = 0.1
 def train_sae(
     model: Any,
     layer: int,
-    corpus: Sequence[str],
+    corpus: Sequence[Any],
     *,
     d_sae: int,
     k: int,
@@ -226,10 +278,14 @@ def train_sae(
     max_length: int = 128,
     eval_fraction: float = 0.1,
     max_eval_tokens: int = 20_000,
+    memory_tokens: int = 0,
 ) -> SAETrainingResult:
     """Train a TopK SAE (`d_sae` features, `k` active) on `n_tokens` activations at `blocks.{layer}.hook_{hook}`.
 
-    corpus: plain-text strings, tokenized without a chat template (see `activation_batches`). A seeded
+    corpus: plain-text strings and chat turns (see `activation_batches`; `tl_traits.sae_corpus` builds
+    the offline corpus used for the embedded model). memory_tokens: when the corpus gives at most
+    this many tokens, run the model over it once and train later passes from memory (much faster
+    when n_tokens spans several passes; see `activation_batches`). A seeded
     `eval_fraction` of the texts is held out; the quality figures are measured on (up to
     `max_eval_tokens` of) their tokens after training. sae-lens's `SAETrainer` runs the training
     (Adam at `lr`, constant schedule, grad-norm clip 1, TopK aux loss for dead features); `n_tokens`
@@ -281,7 +337,7 @@ def train_sae(
     )
     data = activation_batches(
         model, train_texts, layer, hook=hook, batch_tokens=batch_tokens, seq_batch=seq_batch,
-        max_length=max_length, shuffle_seed=seed, repeat=True,
+        max_length=max_length, shuffle_seed=seed, repeat=True, memory_tokens=memory_tokens,
     )
     from tqdm.auto import tqdm as _tqdm  # sae-lens's trainer draws its own bar; silence it when asked
     import sae_lens.training.sae_trainer as _trainer_module
@@ -328,6 +384,7 @@ def train_sae(
         train_seconds=train_seconds,
         n_train_tokens=trainer.n_training_samples,
         n_eval_tokens=quality["n_tokens"],
+        feature_density=quality["density"],
         config={"architecture": "topk", "d_sae": d_sae, "k": k, "lr": float(lr), "batch_tokens": batch_tokens,
                 "layer": layer, "hook": hook, "model_name": model_name, "seed": seed},
     )

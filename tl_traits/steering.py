@@ -17,6 +17,7 @@ from torch import Tensor
 
 from tl_traits.generation import add_batch_listener, generate_tokens
 from tl_traits.hooknames import hook_name
+from tl_traits.hookpoints import add_forward_hooks
 from tl_traits.prompts import PreparedInputs, PromptInput, as_batch
 from tl_traits.vectors import TraitVector
 
@@ -111,23 +112,13 @@ def attach(model: Any, hooks: Sequence[tuple[str, Callable]], trackers: Sequence
     """Add forward hooks to the model and return the handle that removes them."""
     handle = SteeringHandle(model, list(hooks))
     try:
-        for name, fn in hooks:
-            point = model.hook_dict[name]
-            point.add_hook(fn, dir="fwd")
-            handle._undo.append(lambda point=point, fn=fn: _remove_hook(point, fn))
+        handle._undo.append(add_forward_hooks(model, hooks))
         for tracker in trackers:
             handle._undo.append(add_batch_listener(model, tracker.announce))
     except BaseException:
         handle.remove()
         raise
     return handle
-
-
-def _remove_hook(point: Any, fn: Callable) -> None:
-    for lens_handle in list(point.fwd_hooks):
-        if getattr(lens_handle, "user_hook", None) is fn:
-            lens_handle.hook.remove()
-            point.fwd_hooks.remove(lens_handle)
 
 
 class Steering:

@@ -22,15 +22,17 @@ def sae(
     layers: Sequence[int] | None = None,
     hook: str | None = None,
     record: dict[str, Any] | None = None,
+    model_name: str | None = None,
 ) -> Float[Tensor, "layer d_model"]:
     """Per layer: encode both groups with that layer's SAE, keep the `k` features with the largest
     |mean(pos) - mean(neg)| activation difference, and return their decoder image
     `diff_topk @ W_dec` at unit norm. Deterministic; `seed` is ignored.
 
-    saes: {layer: sae-lens SAE, folder or (release, sae_id)} (one SAE alone when there is one layer).
-    layers / hook / record: filled by `extract` (the model layer of each activation slice, the hook
-        captured, a dict that receives the SAEs' identities and kept features for the vector's
-        metadata). Called directly without `layers`, slice i is layer i.
+    saes: {layer: sae-lens SAE, folder or (release, sae_id)} (one SAE alone when there is one layer);
+        None takes the SAEs stored for this model by `tl-traits train-sae` (`make sae`).
+    layers / hook / record / model_name: filled by `extract` (the model layer of each activation
+        slice, the hook captured, a dict that receives the SAEs' identities and kept features for the
+        vector's metadata, the model's name). Called directly without `layers`, slice i is layer i.
     """
     pos, neg = check_pair(pos, neg, "sae")
     n_slices, d_model = pos.shape[1], pos.shape[2]
@@ -39,7 +41,7 @@ def sae(
         raise SAEError(f"sae: layers {layer_list} name {len(layer_list)} layers but the activations hold {n_slices}")
     if isinstance(k, bool) or not isinstance(k, int) or k < 1:
         raise SAEError(f"sae: k must be a positive integer (features kept per layer), got {k!r}")
-    by_layer = resolve_saes(saes, layer_list)
+    by_layer = resolve_saes(saes, layer_list, model_name=model_name, hook=hook)
     missing = [layer for layer in layer_list if layer not in by_layer]
     if missing:
         have = sorted(by_layer)
@@ -68,7 +70,8 @@ def sae(
     return unit_rows(torch.stack(rows), "sae")
 
 
-sae.description = "decoder image of the top-k SAE features by mean activation difference (needs saes=)"
+sae.description = "decoder image of the top-k SAE features by mean activation difference (needs an SAE per layer)"
+sae.by_default = False  # needs SAEs: runs only when asked for by name
 
 
 def _check_fits(model_sae: Any, layer: int, hook: str | None, d_model: int) -> None:

@@ -1,0 +1,86 @@
+"""SAE benchmark: the `sae` extractor next to mean_diff and probe at the stored SAE's layer, and the SAE's own quality."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+import tl_traits as tt
+from tl_traits.capture import capture
+from tl_traits.main_job import DEFAULT_JUDGES, TRAIT_JUDGES
+from tl_traits.method_comparison import compare_steering
+from tl_traits.sae import decompose, load_sae, stored_saes
+from tl_traits.sae_recipe import default_layer
+from test_steering import COMPARE_QUESTIONS, COMPARE_STEPS, COMPARE_TOKENS, _avg
+
+RAW = ("mean_diff", "probe")
+K_VALUES = (32, 1)  # the default top-k, and a single feature (classic SAE-feature steering)
+
+
+@pytest.fixture(scope="module")
+def stored_sae(bench_model):
+    found = stored_saes(str(bench_model.cfg.model_name))
+    if not found:
+        pytest.skip("no SAE stored for this model: run `make sae` (or `tl-traits train-sae`) first")
+    layer = default_layer(bench_model) if default_layer(bench_model) in found else min(found)
+    return layer, found[layer], load_sae(found[layer])
+
+
+@pytest.mark.full
+def test_sae_against_raw_directions(bench_model, bench_traits, stored_sae, results):
+    """Held-out detection and steering both ways at the SAE's layer: sae (k=32, k=1) vs mean_diff and probe."""
+    layer, folder, sae = stored_sae
+    record = json.loads((folder / "training.json").read_text()) if (folder / "training.json").is_file() else {}
+    if record:
+        results.add("SAE quality", [{key: record.get(key) for key in (
+            "hook_name", "d_sae", "k", "n_train_tokens", "train_seconds", "explained_variance", "mean_l0",
+            "dead_fraction", "n_eval_tokens")}], note="The SAE `make sae` trained (its training.json): held-out figures.")
+    detection, steering, makeup = [], [], []
+    for trait in bench_traits:
+        acts = capture(bench_model, tt.load_trait(trait), layers=[layer], position="response[:]", progress=False)
+        raw = tt.extract(bench_model, trait, list(RAW), layers=[layer], seed=0, progress=False, activations=acts)
+        named = {m: raw[m] for m in RAW}
+        for k in K_VALUES:
+            vec = tt.extract(bench_model, trait, "sae", layers=[layer], seed=0, progress=False, activations=acts,
+                             method_options={"sae": {"saes": {layer: sae}, "k": k}})["sae"]
+            named[f"sae (k={k})"] = vec
+        for method, vec in named.items():
+            detection.append({"trait": trait, "method": method, "AUROC": float(vec.metrics["auroc"][0]),
+                              "accuracy": float(vec.metrics["accuracy"][0]), "Cohen's d": float(vec.metrics["cohens_d"][0]),
+                              "cosine to mean_diff": float(vec.directions[0] @ named["mean_diff"].directions[0])})
+        table = decompose(named["mean_diff"], sae, layer=layer, top=32)
+        cosines = [abs(r["cosine"]) for r in table.rows]
+        makeup.append({"trait": trait, "top feature |cosine|": cosines[0], "features with |cosine| > 0.2":
+                       sum(c > 0.2 for c in cosines), "top-32 features (sae k=32)": str(named["sae (k=32)"].metadata["sae"][str(layer)]["features"][:5]) + "..."})
+        for direction in (1, -1):
+            found = compare_steering(
+                bench_model, named, trait, layer, judges=TRAIT_JUDGES.get(trait, DEFAULT_JUDGES), direction=direction,
+                subset=COMPARE_QUESTIONS, steps=COMPARE_STEPS, max_new_tokens=COMPARE_TOKENS,
+            )
+            steering += [{"trait": trait, **m.row()} for m in found]
+    results.add("SAE vs raw directions: detection", detection,
+                note=f"Layer {layer} (the stored SAE's), response[:], held-out 20% split. sae (k=1) is the single feature "
+                "whose mean activation differs most between the groups.")
+    results.add("SAE vs raw directions: what mean_diff is made of", makeup,
+                note="decompose(mean_diff, sae): |cosine| between mean_diff and the decoder rows of the SAE's features.")
+    results.add("SAE vs raw directions: steering", steering,
+                note="Same protocol as 'Steering by method' (lockstep adaptive search, prompting baseline), at the SAE's layer.")
+    summary: dict[str, dict[str, list]] = {}
+    for row in detection:
+        summary.setdefault(row["method"], {}).setdefault("AUROC", []).append(row["AUROC"])
+    for row in steering:
+        entry = summary.setdefault(row["method"], {})
+        entry.setdefault(row["direction"], []).append(row["coherent delta"] or 0.0)
+        entry.setdefault("coherence", []).append(row["coherence"])
+        entry.setdefault("relevance", []).append(row["relevance"])
+    results.add("SAE vs raw directions (summary)", [{
+        "method": method,
+        "mean AUROC": _avg(v.get("AUROC", [])),
+        "mean coherent delta toward": _avg(v.get("toward", [])),
+        "mean coherent delta away": _avg(v.get("away", [])),
+        "mean coherence": _avg(v.get("coherence", [])),
+        "mean relevance": _avg(v.get("relevance", [])),
+    } for method, v in summary.items()], note=f"Means over the {len(bench_traits)} traits (no coherent run counts 0).")
+    sae_auroc = _avg(summary["sae (k=32)"]["AUROC"])
+    assert sae_auroc > 0.6, f"the sae direction detects at chance (mean AUROC {sae_auroc:.2f})"
