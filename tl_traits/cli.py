@@ -496,6 +496,7 @@ def train_sae_command(
     replies: int = typer.Option(320, "--replies", min=1, help="Model replies in the default corpus (generated once, cached)."),
     out: Optional[Path] = typer.Option(None, "--out", "-o", help="SAE folder (default: the SAE store, where the sae extractor looks)."),
     force: bool = typer.Option(False, "--force", help="Replace an SAE already in that folder (after the new one is complete)."),
+    if_missing: bool = typer.Option(False, "--if-missing", help="Do nothing when that folder already holds an SAE."),
     seed: int = typer.Option(0, "--seed"),
     model: Optional[str] = ModelOpt,
     kind: str = KindOpt,
@@ -508,6 +509,13 @@ def train_sae_command(
     texts = read_corpus(corpus) if corpus is not None else None
     with _stages(quiet, as_json) as stages:
         m = _load(model, kind, stages)
+        if if_missing and not force:
+            from tl_traits.sae_recipe import target_folder
+
+            folder = target_folder(m, layer, hook, out)
+            if (folder / "cfg.json").is_file():
+                typer.echo(f"an SAE is already stored at {folder}; nothing to do (--force retrains it)", err=True)
+                return
         summary = train_and_store(
             m, layer=layer, hook=hook, d_sae=d_sae, k=k, n_tokens=tokens, lr=lr, corpus=texts, replies=replies,
             out=out, force=force, seed=seed, progress=not quiet, stages=stages,

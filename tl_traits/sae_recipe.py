@@ -27,6 +27,12 @@ def default_layer(model: Any) -> int:
     return round(DEPTH * (int(model.cfg.n_layers) - 1))
 
 
+def target_folder(model: Any, layer: int | None, hook: str, out: str | Path | None) -> Path:
+    """Where `train_and_store` puts the SAE: `out`, else the SAE store's folder for this model, layer and hook."""
+    layer = default_layer(model) if layer is None else layer
+    return Path(out) if out is not None else stored_sae_folder(str(model.cfg.model_name), layer, hook)
+
+
 def read_corpus(path: str | Path) -> list[Any]:
     """Texts from a .txt file (paragraphs split by blank lines) or .jsonl rows ({"text"} or {"prompt", "response"})."""
     path = Path(path)
@@ -77,9 +83,9 @@ def train_and_store(
     from tl_traits.plots import feature_density_figure, save_figure
     from tl_traits.sae_corpus import default_corpus
 
+    folder = target_folder(model, layer, hook, out)
     layer = default_layer(model) if layer is None else layer
     d_sae = d_sae or 8 * int(model.cfg.d_model)
-    folder = Path(out) if out is not None else stored_sae_folder(str(model.cfg.model_name), layer, hook)
     if folder.exists() and not force:
         raise SAETrainingError(
             f"an SAE already exists at '{folder}'; pass --force (force=True) to replace it once the new one is "
