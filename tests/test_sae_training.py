@@ -246,6 +246,10 @@ def test_train_sae_command(tiny_llama_folder, tmp_path, monkeypatch):
     with pytest.raises(SystemExit) as refused:
         main(args)
     assert refused.value.code == EXIT_BAD_INPUT
+    stamp = (tmp_path / "sae" / "training.json").stat().st_mtime_ns
+    with pytest.raises(SystemExit) as skipped:
+        main([*args, "--if-missing"])
+    assert skipped.value.code == 0 and (tmp_path / "sae" / "training.json").stat().st_mtime_ns == stamp
     (tmp_path / "bad.jsonl").write_text('{"title": "x"}\n')
     with pytest.raises(SystemExit) as bad:
         main([*args[:-4], "--corpus", str(tmp_path / "bad.jsonl"), "--out", str(tmp_path / "sae2"), "-q"])
