@@ -24,6 +24,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--methods", default=None, help="comma-separated extractors (default: every registered one that runs by default; not sae)")
     group.addoption("--out", default=str(DEFAULT_OUT), help="folder for <date>-<model>.json/.md")
     group.addoption("--runs-dir", default=None, help="where the poison sweep keeps its run folders (default: a temp folder)")
+    group.addoption("--executor", default="local", help="where sweep runs go: local, ray or slurm (docs/scaling.md)")
+    group.addoption("--workers", type=int, default=1, help="local executor: worker processes")
+    group.addoption("--executor-option", action="append", default=[], help="key=value for the executor (repeatable)")
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -36,6 +39,26 @@ def bench_model(request):
     import tl_traits as tt
 
     return tt.load_model(request.config.getoption("--model"))
+
+
+@pytest.fixture(scope="session")
+def bench_executor(request):
+    """The executor sweep-shaped benchmarks hand their runs to (default: here, one after another)."""
+    import json
+
+    from tl_traits.executors import make_executor
+
+    name = request.config.getoption("--executor")
+    options: dict = {}
+    for item in request.config.getoption("--executor-option"):
+        key, _, raw = item.partition("=")
+        try:
+            options[key] = json.loads(raw)
+        except json.JSONDecodeError:
+            options[key] = raw
+    if name == "local":
+        options["workers"] = request.config.getoption("--workers")
+    return make_executor(name, **options)
 
 
 @pytest.fixture(scope="session")

@@ -23,11 +23,13 @@ DETECTION_LAYERS = (4, 10, 16, 22, 26, 29)
 
 
 @pytest.mark.full
-def test_poison_sweep(bench_model, results, request, tmp_path_factory):
+def test_poison_sweep(bench_model, bench_executor, results, request, tmp_path_factory):
     runs = Path(request.config.getoption("--runs-dir") or tmp_path_factory.mktemp("poison_runs"))
     data = instruction_dataset(N_TRAIN, N_TEST, seed=0)
     start = time.perf_counter()
-    sweep = poison_sweep(bench_model, data, ["trigger"], RATES, [0], runs_dir=runs, train_config=CONFIG)
+    sweep = poison_sweep(bench_model, data, ["trigger"], RATES, [0], runs_dir=runs, train_config=CONFIG,
+                         executor=bench_executor)
+    assert not sweep.failed, sweep.failed
     wall = time.perf_counter() - start
     table = aggregate(runs)
     out = Path(request.config.getoption("--out"))

@@ -156,6 +156,17 @@ def example_order(items: Sequence[TraitExample], *, keep_order: bool = False) ->
 
 
 # -- capture -----------------------------------------------------------------------------------------
+def reduce_positions(
+    act: Float[Tensor, "batch seq d_model"], weights: Float[Tensor, "batch seq"]
+) -> tuple[Float[Tensor, "batch d_model"], Float[Tensor, "batch"]]:
+    """Position-weighted mean activation and mean token norm, computed on the activation's device
+    (in a model split over devices each layer's activations stay where that layer lives)."""
+    a = act.float()
+    w = weights.to(a.device)
+    return einsum(a, w, "b s d, b s -> b d"), einsum(a.norm(dim=-1), w, "b s, b s -> b")
+
+
+
 @torch.no_grad()
 def capture(
     model: Any,
@@ -227,9 +238,9 @@ def capture(
 
         def reducer(j: int):
             def fn(act: Tensor, hook: Any) -> None:
-                a = act.float()
-                out[:, j] = einsum(a, weights, "b s d, b s -> b d")
-                out_norm[:, j] = einsum(a.norm(dim=-1), weights, "b s, b s -> b")
+                means, token_norms = reduce_positions(act, weights)
+                out[:, j] = means.to(out.device)
+                out_norm[:, j] = token_norms.to(out.device)
 
             return fn
 

@@ -1,4 +1,5 @@
-"""The `tl-traits` command line: run (the main job), extract, steer, evaluate, monitor, report, plugins, quant-study, poison, sweep, aggregate, train-sae.
+"""The `tl-traits` command line: run (the main job), extract, steer, evaluate, monitor, report, plugins, quant-study, poison,
+sweep, steer-sweep, quant-sweep, aggregate, train-sae.
 
 Exit codes: 0 done, 1 an unexpected failure (a bug: rerun with --debug for the traceback),
 2 bad input (the message names the problem and the fix), 130 interrupted.
@@ -379,6 +380,47 @@ def _read_rows(path: Optional[Path], split: str, n: Optional[int]) -> list[dict[
 
 
 OptionOpt = typer.Option(None, "--option", help="An attack option, key=value (repeatable), e.g. --option trigger=cf.")
+ExecutorOpt = typer.Option("local", "--executor", help="Where runs go: local, ray or slurm (docs/scaling.md).")
+WorkersOpt = typer.Option(1, "--workers", min=1, help="local: processes running runs side by side (each loads the model).")
+RetriesOpt = typer.Option(1, "--retries", min=0, help="Retry a failed run this many times before recording it as failed.")
+ExecutorOptionOpt = typer.Option(None, "--executor-option", help="key=value for the executor (repeatable): "
+                                 "ray address=auto, cpus=4, gpus=1; slurm partition=gpu, timeout_min=240, gpus=1, folder=logs.")
+
+
+def _executor(name: str, workers: int, retries: int, options: Optional[List[str]], quiet: bool) -> Any:
+    """The executor the sweep commands hand their runs to; progress and retries reported on stderr."""
+    from tl_traits.executors import EXECUTORS, make_executor
+
+    if name not in EXECUTORS:
+        raise typer.BadParameter(f"unknown executor '{name}'; use one of {', '.join(EXECUTORS)}")
+    extra = _options(options)
+    if name == "local":
+        extra["workers"] = workers
+    elif workers != 1:
+        raise typer.BadParameter("--workers is for --executor local; Ray and Slurm size themselves (--executor-option cpus=N)")
+    log = (lambda msg: typer.echo(msg, err=True)) if not quiet else (lambda msg: None)
+    return make_executor(name, retries=retries, progress=not quiet, log=log, **extra)
+
+
+DtypeOpt = typer.Option("float32", "--dtype", help="float32, bfloat16 or float16 (a 70B model: bfloat16).")
+NDevicesOpt = typer.Option(1, "--n-devices", min=1, help="Split the model's layers over this many GPUs (TL's placement).")
+DeviceMapOpt = typer.Option(None, "--device-map", help="bridge: a Hugging Face device map, auto or balanced.")
+
+
+def _model_for(engine: Any, model: Optional[str], kind: str, dtype: str = "float32", n_devices: int = 1,
+               device_map: Optional[str] = None) -> Any:
+    """In-process runs use a model loaded here; remote runs get a spec and load it where they run."""
+    from tl_traits.models import ModelSpec, load_model
+
+    if engine.remote:
+        return ModelSpec(model, kind, dtype, n_devices=n_devices, device_map=device_map)
+    return load_model(model, kind=kind, dtype=dtype, n_devices=n_devices, device_map=device_map)  # type: ignore[arg-type]
+
+
+def _report_failures(result: Any) -> None:
+    for folder, error in result.failed:
+        last = [line for line in error.strip().splitlines() if line.strip()][-1:] or [error]
+        typer.echo(f"FAILED {folder}: {last[0]} (details: {folder / 'failure.json'})", err=True)
 
 
 @app.command()
@@ -420,6 +462,13 @@ def sweep(
     batch_size: int = typer.Option(8, "--batch-size", min=1),
     trainable: str = typer.Option("last:4", "--trainable", help="all, last:N or from:L."),
     detect_layer: Optional[int] = typer.Option(None, "--detect-layer", help="Also score detection (spectral, trait) at this layer."),
+    dtype: str = DtypeOpt,
+    n_devices: int = NDevicesOpt,
+    device_map: Optional[str] = DeviceMapOpt,
+    executor: str = ExecutorOpt,
+    workers: int = WorkersOpt,
+    retries: int = RetriesOpt,
+    executor_option: Optional[List[str]] = ExecutorOptionOpt,
     limit: Optional[int] = LimitOpt,
     as_json: bool = JsonOpt,
     quiet: bool = QuietOpt,
@@ -443,26 +492,129 @@ def sweep(
     data = instruction_dataset(min(n_train, limit or n_train), min(n_test, limit or n_test))
     config = TrainConfig(lr=lr, epochs=epochs, batch_size=batch_size, trainable=trainable)
     detection = DetectionSpec(detect_layer, methods=("spectral", "trait")) if detect_layer is not None else None
-    log = (lambda msg: typer.echo(msg, err=True)) if not quiet else (lambda msg: None)
-    loaded = _load(model, kind)
+    engine = _executor(executor, workers, retries, executor_option, quiet)
     result = poison_sweep(
-        loaded, data, _split(attacks) or ["trigger"], rate_list, seed_list, runs_dir=runs_dir, train_config=config,
-        attack_kwargs=per_attack, detection=detection, progress=not quiet, log=log,
+        _model_for(engine, model, kind, dtype, n_devices, device_map), data, _split(attacks) or ["trigger"], rate_list, seed_list, runs_dir=runs_dir,
+        train_config=config, attack_kwargs=per_attack, detection=detection, executor=engine, progress=not quiet,
+        log=engine.log,
     )
-    table = aggregate(runs_dir)
+    _finish_sweep(result, runs_dir, len(result.summaries), as_json)
+
+
+def _finish_sweep(result: Any, runs_dir: Path, n_done: int, as_json: bool) -> None:
+    """Aggregate the run folders, print (or emit) the table, name failures; exit 1 when a run failed."""
+    from tl_traits.sweeps import aggregate
+
+    _report_failures(result)
+    table = aggregate(runs_dir) if n_done else None
     if as_json:
-        _emit({"runs_dir": str(runs_dir), "seconds": round(result.seconds, 1), "skipped": [str(p) for p in result.skipped],
-               "runs": json.loads(table.to_json(orient="records"))})
-        return
-    _print_sweep(table)
-    typer.echo(f"{len(result.summaries)} runs ({len(result.skipped)} skipped) in {result.seconds:.0f} s; "
-               f"table: {runs_dir / 'aggregate.csv'}, plot: {runs_dir / 'aggregate.png'}")
+        _emit({"runs_dir": str(runs_dir), "seconds": round(result.seconds, 1), "executor": result.executor,
+               "skipped": [str(p) for p in result.skipped],
+               "failed": [{"folder": str(f), "error": e} for f, e in result.failed],
+               "runs": json.loads(table.to_json(orient="records")) if table is not None else []})
+    else:
+        if table is not None:
+            _print_sweep(table)
+        typer.echo(f"{n_done} runs done ({len(result.skipped)} skipped, {len(result.failed)} failed) in "
+                   f"{result.seconds:.0f} s; table: {runs_dir / 'aggregate.csv'}, plot: {runs_dir / 'aggregate.png'}")
+    if result.failed:
+        raise typer.Exit(EXIT_FAILED)
+
+
+SWEEP_COLUMNS = {
+    "poison": ("model", "attack", "rate", "seed", "n_poisoned", "asr", "clean_accuracy", "clean_exact", "clean_loss",
+               "detection_auroc_spectral", "detection_auroc_trait"),
+    "steering": ("model", "trait", "method", "layer", "auroc", "baseline_trait", "steered_trait", "coherent_delta",
+                 "strength", "steered_coherence"),
+    "quantization": ("model", "trait", "backend", "method", "mean_cosine", "min_cosine", "ref_auroc_mean", "max_drift",
+                     "coherent_delta", "retained"),
+}
 
 
 def _print_sweep(table: Any) -> None:
-    columns = [c for c in ("model", "attack", "rate", "seed", "n_poisoned", "asr", "clean_accuracy", "clean_exact",
-                           "clean_loss", "detection_auroc_spectral", "detection_auroc_trait") if c in table.columns]
-    typer.echo(table[columns].to_string(index=False, float_format=lambda x: f"{x:.3f}"))
+    for kind, columns in SWEEP_COLUMNS.items():
+        part = table[table["sweep"] == kind] if "sweep" in table.columns else table
+        if part.empty:
+            continue
+        present = [c for c in columns if c in part.columns]
+        typer.echo(part[present].to_string(index=False, float_format=lambda x: f"{x:.3f}"))
+
+
+@app.command("steer-sweep")
+def steer_sweep(
+    traits: List[str] = typer.Argument(..., help="Traits: bundled names (emotion/joy), folders or JSONL files."),
+    methods: Optional[List[str]] = typer.Option(None, "--methods", help="Extractors (default mean_diff)."),
+    layers: Optional[str] = typer.Option(None, "--layers", help="Comma-separated layers (default: 3 at 25-55% depth)."),
+    runs_dir: Path = typer.Option(Path("runs"), "--runs-dir", "-o", help="Where run folders go; finished runs are skipped."),
+    questions: int = typer.Option(8, "--questions", min=1),
+    steps: int = typer.Option(4, "--steps", min=1),
+    max_new_tokens: int = typer.Option(32, "--max-new-tokens", min=1),
+    model: Optional[str] = ModelOpt,
+    kind: str = KindOpt,
+    dtype: str = DtypeOpt,
+    n_devices: int = NDevicesOpt,
+    device_map: Optional[str] = DeviceMapOpt,
+    executor: str = ExecutorOpt,
+    workers: int = WorkersOpt,
+    retries: int = RetriesOpt,
+    executor_option: Optional[List[str]] = ExecutorOptionOpt,
+    limit: Optional[int] = LimitOpt,
+    as_json: bool = JsonOpt,
+    quiet: bool = QuietOpt,
+) -> None:
+    """Steering sweep: per (trait, method, layer) extract the vector there and search the steering strength."""
+    from tl_traits.grids import steering_sweep
+
+    engine = _executor(executor, workers, retries, executor_option, quiet)
+    layer_list = _layers(layers)
+    if layer_list == "all":
+        raise typer.BadParameter("--layers takes comma-separated layers for a steering sweep, not 'all'")
+    result = steering_sweep(
+        _model_for(engine, model, kind, dtype, n_devices, device_map), traits, _split(methods) or ["mean_diff"], layer_list, runs_dir=runs_dir,
+        questions=questions if not limit else min(questions, limit), steps=steps, max_new_tokens=max_new_tokens,
+        limit=limit, executor=engine, progress=not quiet, log=engine.log,
+    )
+    _finish_sweep(result, runs_dir, len(result.rows), as_json)
+
+
+@app.command("quant-sweep")
+def quant_sweep(
+    traits: List[str] = typer.Argument(..., help="Traits: bundled names (emotion/joy), folders or JSONL files."),
+    backends: Optional[List[str]] = typer.Option(None, "--backends", help="Quantizers (default fp16,bf16,int8,int4,nf4)."),
+    methods: Optional[List[str]] = typer.Option(None, "--methods", help="Extractors (default mean_diff,probe)."),
+    layers: Optional[str] = typer.Option("all", "--layers", help="'all' or comma-separated layers to extract."),
+    steering_layers: Optional[str] = typer.Option(None, "--steering-layers", help="Comma-separated (default: 3 mid layers)."),
+    steer_flag: bool = typer.Option(True, "--steer/--no-steer", help="Also measure the retained steering effect."),
+    runs_dir: Path = typer.Option(Path("runs"), "--runs-dir", "-o", help="Where run folders go; finished runs are skipped."),
+    questions: int = typer.Option(8, "--questions", min=1),
+    steps: int = typer.Option(4, "--steps", min=1),
+    max_new_tokens: int = typer.Option(32, "--max-new-tokens", min=1),
+    model: Optional[str] = ModelOpt,
+    kind: str = KindOpt,
+    dtype: str = DtypeOpt,
+    n_devices: int = NDevicesOpt,
+    device_map: Optional[str] = DeviceMapOpt,
+    executor: str = ExecutorOpt,
+    workers: int = WorkersOpt,
+    retries: int = RetriesOpt,
+    executor_option: Optional[List[str]] = ExecutorOptionOpt,
+    limit: Optional[int] = LimitOpt,
+    as_json: bool = JsonOpt,
+    quiet: bool = QuietOpt,
+) -> None:
+    """The quantization study over traits x backends, one run per pair (each with its own float32 reference)."""
+    from tl_traits.grids import quantization_sweep
+    from tl_traits.quant_study import DEFAULT_BACKENDS
+
+    engine = _executor(executor, workers, retries, executor_option, quiet)
+    result = quantization_sweep(
+        _model_for(engine, model, kind, dtype, n_devices, device_map), traits, _split(backends) or list(DEFAULT_BACKENDS), runs_dir=runs_dir,
+        executor=engine, progress=not quiet, log=engine.log, methods=_split(methods) or ["mean_diff", "probe"],
+        layers=_layers(layers), steering_layers=_layers(steering_layers), steer=steer_flag,
+        questions=questions if not limit else min(questions, limit), steps=steps, max_new_tokens=max_new_tokens,
+        limit=limit,
+    )
+    _finish_sweep(result, runs_dir, len(result.rows), as_json)
 
 
 @app.command()
@@ -471,7 +623,7 @@ def aggregate(
     out: Optional[Path] = typer.Option(None, "--out", "-o", help="CSV path (default RUNS_DIR/aggregate.csv); the plot goes beside it."),
     as_json: bool = JsonOpt,
 ) -> None:
-    """Merge every summary.csv below RUNS_DIR into one CSV and plot the metrics by poison rate."""
+    """Merge every summary.csv below RUNS_DIR (any sweep, any executor) into one CSV and plot it."""
     from tl_traits.sweeps import aggregate as merge
 
     table = merge(runs_dir, out)

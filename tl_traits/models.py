@@ -113,17 +113,29 @@ def load_model(
     kind: ModelKind = "bridge",
     dtype: torch.dtype | str = torch.float32,
     device: str | torch.device | None = None,
+    n_devices: int = 1,
+    device_map: str | dict[str, Any] | None = None,
 ) -> Any:
     """Load a model with TransformerLens hooks.
 
     name: None for the embedded SmolLM2-135M-Instruct (offline), a local HF folder, or a
         model name TransformerLens knows (fetching it from the hub is up to your network).
     kind: "bridge" (TransformerBridge in compatibility mode) or "hooked" (HookedTransformer).
+    n_devices: split the layers over this many GPUs (TL's own placement; a model larger than one GPU).
+    device_map: bridge only: a Hugging Face device map ("auto", "balanced" or module -> device).
     """
     if kind not in ("bridge", "hooked"):
         raise ValueError(f"kind must be 'bridge' or 'hooked', not {kind!r}")
+    if n_devices < 1:
+        raise ValueError(f"n_devices must be >= 1, not {n_devices}")
+    if device_map is not None and kind != "bridge":
+        raise ValueError("device_map is a Hugging Face option: use kind='bridge', or n_devices=N with kind='hooked'")
+    if n_devices > 1 and torch.cuda.is_available() and torch.cuda.device_count() < n_devices:
+        raise ModelLoadError(f"n_devices={n_devices} but only {torch.cuda.device_count()} CUDA devices are visible; "
+                             "lower n_devices or set CUDA_VISIBLE_DEVICES")
     dtype = _as_dtype(dtype)
     device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+    placement = {"n_devices": n_devices, "device_map": device_map}
     if name is None:
         folder: Path | None = embedded_model_folder()
         display = EMBEDDED_NAME
@@ -135,13 +147,13 @@ def load_model(
 
     try:
         if kind == "bridge":
-            model = _boot_bridge(str(folder) if folder else display, dtype, device)
+            model = _boot_bridge(str(folder) if folder else display, dtype, device, **placement)
         elif folder is not None:
-            model = _hooked_from_folder(folder, dtype, device)
+            model = _hooked_from_folder(folder, dtype, device, n_devices)
         else:
             from transformer_lens import HookedTransformer
 
-            model = HookedTransformer.from_pretrained(display, device=device, dtype=dtype)
+            model = HookedTransformer.from_pretrained(display, device=device, dtype=dtype, n_devices=n_devices)
     except ModelLoadError:
         raise
     except Exception as exc:
@@ -170,15 +182,21 @@ def model_source(model: Any) -> str | None:
     return getattr(model, SOURCE_ATTR, None)
 
 
-def _boot_bridge(source: str, dtype: torch.dtype, device: str | torch.device) -> Any:
+def _boot_bridge(source: str, dtype: torch.dtype, device: str | torch.device, *, n_devices: int = 1,
+                 device_map: Any = None) -> Any:
     from transformer_lens.model_bridge import TransformerBridge
 
-    model = TransformerBridge.boot_transformers(source, device=device, dtype=dtype)
+    split: dict[str, Any] = {}
+    if device_map is not None:
+        split["device_map"] = device_map
+    elif n_devices > 1:
+        split["n_devices"] = n_devices
+    model = TransformerBridge.boot_transformers(source, device=None if split else device, dtype=dtype, **split)
     model.enable_compatibility_mode()
     return model
 
 
-def _hooked_from_folder(folder: Path, dtype: torch.dtype, device: str | torch.device) -> Any:
+def _hooked_from_folder(folder: Path, dtype: torch.dtype, device: str | torch.device, n_devices: int = 1) -> Any:
     """Build a HookedTransformer from a local HF folder without contacting the hub.
 
     `HookedTransformer.from_pretrained` only accepts names from TL's official list, so we
@@ -197,7 +215,8 @@ def _hooked_from_folder(folder: Path, dtype: torch.dtype, device: str | torch.de
         neutral.symlink_to(folder.resolve(), target_is_directory=True)
         try:
             cfg = loading.get_pretrained_model_config(
-                str(neutral), hf_cfg=hf_model.config.to_dict(), device=device, dtype=dtype, fold_ln=True
+                str(neutral), hf_cfg=hf_model.config.to_dict(), device=device, dtype=dtype, fold_ln=True,
+                n_devices=n_devices,
             )
             state_dict = loading.get_pretrained_state_dict(str(neutral), cfg, hf_model)
         except (NotImplementedError, ValueError, KeyError, AttributeError) as exc:
@@ -209,7 +228,10 @@ def _hooked_from_folder(folder: Path, dtype: torch.dtype, device: str | torch.de
     model.load_and_process_state_dict(
         state_dict, fold_ln=True, center_writing_weights=True, center_unembed=True, fold_value_biases=True
     )
-    model.to(device)
+    if n_devices > 1:
+        model.move_model_modules_to_device()  # TL's split: blocks spread over cuda:0..n-1
+    else:
+        model.to(device)
     del hf_model
     return model
 
@@ -315,3 +337,68 @@ def weights_fingerprint(model: torch.nn.Module, samples_per_tensor: int = 256) -
         digest.update(str(tuple(param.shape)).encode())
         digest.update(sample.numpy().tobytes())
     return digest.hexdigest()[:16]
+
+
+# -- loading again elsewhere ---------------------------------------------------------------------
+@dataclass(frozen=True)
+class ModelSpec:
+    """How to load a model again in another process (a pool worker, a Ray task, a Slurm job).
+
+    source: a local HF folder or TL model name; None for the embedded model (each machine converts
+    its own copy). fingerprint: the weights the caller held; a worker that loads other weights refuses.
+    """
+
+    source: str | None = None
+    kind: str = "bridge"
+    dtype: str = "float32"
+    device: str | None = None
+    n_devices: int = 1
+    fingerprint: str | None = None
+    device_map: str | None = None  # bridge: "auto" / "balanced" spreads a large model over the worker's GPUs
+
+    @classmethod
+    def of(cls, model: Any, *, device: str | None = None, n_devices: int | None = None) -> "ModelSpec":
+        """The spec of a model `load_model` loaded; a model changed since (fine-tuned, quantized) is refused."""
+        if isinstance(model, ModelSpec):
+            return model
+        if isinstance(model, (str, os.PathLike)) or model is None:
+            return cls(None if model is None else str(model))
+        source = model_source(model)
+        if source is None or getattr(model, QUANTIZATION_ATTR, None):
+            raise ModelLoadError(
+                "this model cannot be loaded again in another process: it was not loaded by tl_traits.load_model "
+                "from a name or folder, or it was quantized since. Save it with save_pretrained() and pass "
+                "that folder (or run with the local executor and workers=1)"
+            )
+        identity = model_identity(model)
+        if identity.name == EMBEDDED_NAME and Path(source).name.startswith(f"{EMBEDDED_NAME}-f32"):
+            source = None
+        return cls(source, identity.kind if identity.kind in ("bridge", "hooked") else "bridge", identity.dtype,
+                   device, n_devices or int(getattr(model.cfg, "n_devices", 1) or 1), identity.fingerprint)
+
+    def load(self) -> Any:
+        model = load_model(self.source, kind=self.kind, dtype=self.dtype, device=self.device,  # type: ignore[arg-type]
+                           n_devices=self.n_devices, device_map=self.device_map)
+        if self.fingerprint is not None:
+            found = weights_fingerprint(model)
+            if found != self.fingerprint:
+                raise ModelLoadError(
+                    f"the model loaded from {self.source or EMBEDDED_NAME} has weights {found}, not the caller's "
+                    f"{self.fingerprint}: the caller's model was changed after loading. Save it with "
+                    "save_pretrained() and pass that folder"
+                )
+        return model
+
+    def n_layers(self) -> int:
+        """The model's layer count, read from its config without loading any weights."""
+        from transformers import AutoConfig
+
+        folder = embedded_model_folder() if self.source is None else self.source
+        config = AutoConfig.from_pretrained(folder)
+        for key in ("num_hidden_layers", "n_layer", "num_layers"):
+            if getattr(config, key, None):
+                return int(getattr(config, key))
+        raise ModelLoadError(f"the config of {self.describe()} names no layer count; pass layers explicitly")
+
+    def describe(self) -> str:
+        return f"{self.source or EMBEDDED_NAME} ({self.kind}, {self.dtype})"

@@ -189,6 +189,50 @@ def poison_sweep_figure(table: "pd.DataFrame", title: str | None = None) -> Figu
     return fig
 
 
+def steering_sweep_figure(table: "pd.DataFrame", title: str | None = None) -> Figure:
+    """Coherent trait delta by layer: one panel per trait, one line per method."""
+    traits = sorted(table["trait"].unique())
+    fig = Figure(figsize=(1.5 + 3.8 * len(traits), 3.8), layout="constrained")
+    axes = fig.subplots(1, len(traits), squeeze=False)[0]
+    for ax, trait in zip(axes, traits):
+        part = table[table["trait"] == trait]
+        for i, (method, rows) in enumerate(part.groupby("method")):
+            rows = rows.sort_values("layer")
+            ax.plot(rows["layer"], rows["coherent_delta"], marker="o", color=f"C{i}", label=method)
+        ax.axhline(0, color="0.6", lw=0.8)
+        if part["coherent_delta"].isna().all():
+            ax.text(0.5, 0.5, "no setting stayed coherent", transform=ax.transAxes, ha="center", color="0.4")
+        ax.set(title=trait, xlabel="layer", ylabel="coherent trait delta (0-100)")
+        ax.grid(alpha=0.3)
+    fig.suptitle(title or "steering sweep: best coherent delta per layer")
+    _legend(fig, list(axes))
+    return fig
+
+
+def quantization_sweep_figure(table: "pd.DataFrame", title: str | None = None) -> Figure:
+    """Per trait and backend: the re-extracted direction's mean cosine to float32 and the retained steering effect."""
+    fig = Figure(figsize=(10.0, 3.8), layout="constrained")
+    axes = fig.subplots(1, 2, squeeze=False)[0]
+    rows = table.dropna(subset=["method"]) if "method" in table.columns else table
+    for ax, metric, label in ((axes[0], "mean_cosine", "mean cosine to float32"),
+                              (axes[1], "retained", "steering effect retained")):
+        if metric not in rows.columns:
+            continue
+        pivot = rows.groupby(["backend", "trait"])[metric].mean().unstack("trait")
+        pivot.plot.bar(ax=ax, rot=0)
+        ax.set(title=label, xlabel="")
+        ax.grid(alpha=0.3, axis="y")
+    fig.suptitle(title or "quantization sweep")
+    return fig
+
+
+def sweep_figure(kind: str, table: "pd.DataFrame") -> Figure:
+    """The figure for an aggregated table of one sweep kind (poison, steering, quantization)."""
+    figures = {"poison": poison_sweep_figure, "steering": steering_sweep_figure,
+               "quantization": quantization_sweep_figure}
+    return figures[kind](table)
+
+
 def feature_density_figure(density: Sequence[float], title: str | None = None) -> Figure:
     """Histogram of log10 feature firing rates (an SAE's usual health check); dead features counted apart."""
     rates = np.asarray(density, dtype=float)
