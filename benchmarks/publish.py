@@ -1,5 +1,7 @@
-"""Copy the newest full results table for a model into docs/benchmarks.md, under a fixed introduction.
+"""Copy the newest results for a model into docs/benchmarks.md, under a fixed introduction.
 
+Each section comes from the newest results file that measured it (a run of a few benchmark files
+does not drop the sections other runs measured), with its date and command.
 Usage: python benchmarks/publish.py [--model SmolLM2-135M-Instruct] [--summary FILE]
 `--summary` is a markdown file with the findings to put above the tables (written by a person).
 """
@@ -7,6 +9,7 @@ Usage: python benchmarks/publish.py [--model SmolLM2-135M-Instruct] [--summary F
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from pathlib import Path
 
@@ -15,12 +18,16 @@ sys.path.insert(0, str(HERE.parent))
 
 from tl_traits.files import atomic_write_text  # noqa: E402
 
+sys.path.insert(0, str(HERE))
+from results_table import format_cell  # noqa: E402
+
 INTRO = """# Benchmarks: the reference comparison on the embedded model
 
 `pytest benchmarks/` (`make bench`) measures every bundled trait x every registered extractor
 (detection and steering, with prompting as a steering baseline), speed and memory ratios,
-the quantization study and a poison-rate sweep. This page is the newest full table for
-{model}, copied from `benchmarks/results/{name}` by `python benchmarks/publish.py`.
+the quantization study, a poison-rate sweep, SAE features against raw directions and the
+executors' scaling. This page holds the newest measurement of each section for {model}, copied
+from `benchmarks/results/` ({name}) by `python benchmarks/publish.py`.
 How to run it and what each file measures: `benchmarks/README.md`; the plots named below are in
 `benchmarks/results/`.
 """
@@ -32,13 +39,28 @@ def main(argv: list[str] | None = None) -> Path:
     parser.add_argument("--summary", type=Path, default=None)
     parser.add_argument("--out", type=Path, default=HERE.parent / "docs" / "benchmarks.md")
     args = parser.parse_args(argv)
-    found = sorted((HERE / "results").glob(f"*-{args.model}.md"))
+    found = sorted((HERE / "results").glob(f"*-{args.model}.json"))
     if not found:
         raise SystemExit(f"no results for {args.model} in {HERE / 'results'}; run pytest benchmarks/ first")
-    latest = found[-1]
-    body = latest.read_text().split("\n", 1)[1]  # drop the file's own title
+    sections: dict[str, tuple[dict, list, str | None]] = {}
+    for path in found:  # oldest first: a newer file's section replaces an older one
+        data = json.loads(path.read_text())
+        for name, rows in data["sections"].items():
+            sections[name] = (data, rows, data.get("notes", {}).get(name))
+    lines = []
+    for name in sorted(sections):
+        data, rows, note = sections[name]
+        lines += [f"## {name}", "", f"Measured {data['date']} ({data['machine']}): `{data['command']}`", ""]
+        if note:
+            lines += [note, ""]
+        columns = list(dict.fromkeys(k for row in rows for k in row))
+        lines.append("| " + " | ".join(columns) + " |")
+        lines.append("|" + "---|" * len(columns))
+        lines += ["| " + " | ".join(format_cell(row.get(c, "")) for c in columns) + " |" for row in rows]
+        lines.append("")
     summary = args.summary.read_text().strip() + "\n\n" if args.summary else ""
-    text = INTRO.format(model=args.model, name=latest.name) + "\n" + summary + body.lstrip()
+    names = ", ".join(p.name for p in found)
+    text = INTRO.format(model=args.model, name=names) + "\n" + summary + "\n".join(lines)
     return atomic_write_text(args.out, text)
 
 

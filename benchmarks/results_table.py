@@ -57,12 +57,12 @@ class Results:
             lines.append("| " + " | ".join(columns) + " |")
             lines.append("|" + "---|" * len(columns))
             for row in rows:
-                lines.append("| " + " | ".join(_fmt(row.get(c, "")) for c in columns) + " |")
+                lines.append("| " + " | ".join(format_cell(row.get(c, "")) for c in columns) + " |")
             lines.append("")
         return "\n".join(lines)
 
 
-def _fmt(value: Any) -> str:
+def format_cell(value: Any) -> str:
     if isinstance(value, float):
         return f"{value:.3f}" if abs(value) < 1000 else f"{value:.0f}"
     return str(value)

@@ -73,3 +73,25 @@ def test_hook_name_round_trip_and_errors():
         hook_name(1, "resid")
     with pytest.raises(ValueError, match="not a per-layer hook"):
         parse_hook_name("blocks.1.attn.hook_pattern")
+
+
+def test_cached_generation_matches_a_full_forward_per_token(any_model):
+    """TL's KV-cache generation on this install gives the tokens uncached generation gives (transformers 5.24
+    broke it for the bridge: junk after the first token), and the check says so when it does not."""
+    from tl_traits.generation import GenerationError, check_cached_generation
+
+    check_cached_generation(any_model)
+    real = any_model.generate
+
+    def junk_after_first(ids, **kwargs):
+        out = real(ids, **kwargs)
+        if kwargs.get("use_past_kv_cache"):
+            out[:, ids.shape[1] + 1:] = 12  # what the broken cache produced: one repeated token
+        return out
+
+    any_model.generate = junk_after_first
+    try:
+        with pytest.raises(GenerationError, match="breaks TransformerLens's cached generation"):
+            check_cached_generation(any_model)
+    finally:
+        del any_model.generate

@@ -119,3 +119,28 @@ def _slice(batch: PreparedInputs, start: int, stop: int) -> PreparedInputs:
         batch.settings,
         rows,
     )
+
+
+class GenerationError(RuntimeError):
+    """Generation gives wrong tokens on this install (a library version that breaks TL's generate)."""
+
+
+@torch.no_grad()
+def check_cached_generation(model: Any, prompt: str = "How was your day?", n_tokens: int = 8) -> None:
+    """Greedy generation with TL's KV cache must give the tokens a full forward per step gives.
+
+    Some transformers releases (5.24) break the bridge's cached generation: the first token is
+    right, the rest are junk. A long job that generates text calls this first (one short prompt).
+    """
+    batch = prepare_inputs(model, [prompt], padding_side="left")
+    ids = batch.input_ids.to(next(model.parameters()).device)
+    runs = [model.generate(ids, max_new_tokens=n_tokens, do_sample=False, use_past_kv_cache=cache, verbose=False,
+                           stop_at_eos=False)[0, ids.shape[1]:].tolist() for cache in (True, False)]
+    if runs[0] != runs[1]:
+        import transformers
+
+        raise GenerationError(
+            f"generation with the KV cache gives {model.tokenizer.decode(runs[0])!r} but without it "
+            f"{model.tokenizer.decode(runs[1])!r}: this transformers ({transformers.__version__}) breaks "
+            "TransformerLens's cached generation. Install the versions pyproject.toml allows (pip install -e .)"
+        )

@@ -115,7 +115,7 @@ def model_replies(
     With `cache`, a JSONL file named after the model's weights and the settings is read when it exists
     and written (atomically) when it does not, so the generation runs once per model.
     """
-    from tl_traits.generation import generate
+    from tl_traits.generation import check_cached_generation, generate
     from tl_traits.models import weights_fingerprint
 
     prompts = chat_prompts(n_prompts, seed)
@@ -125,6 +125,7 @@ def model_replies(
         path = Path(cache) / f"replies-{hashlib.sha256(key.encode()).hexdigest()[:16]}.jsonl"
         if path.is_file():
             return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    check_cached_generation(model)  # minutes of junk text would otherwise become the SAE's corpus
     replies = generate(
         model, prompts, max_new_tokens=max_new_tokens, greedy=False, temperature=0.8, top_p=0.95, seed=seed,
         batch_size=batch_size, progress=progress,
