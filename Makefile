@@ -34,7 +34,7 @@ browser:
 	    { apt-get update -q >/dev/null 2>&1 && DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium >/dev/null 2>&1; }; }; } || \
 	  echo "chromium not installed (no apt or not root): the report's browser test will be skipped"
 
-# The embedded model's SAE (layer 12, 4608 features, k=32, 1M tokens; about 25 minutes on 2 CPU cores)
+# The embedded model's SAE (layer 12, 4608 features, k=32, 1M tokens; about 30 minutes on 2 CPU cores)
 # into the SAE store, where the sae extractor and the SAE benchmark find it. Skipped when already there.
 sae: $(STAMP)
 	HF_HUB_OFFLINE=1 $(BIN)/tl-traits train-sae --if-missing
