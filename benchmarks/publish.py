@@ -19,7 +19,7 @@ sys.path.insert(0, str(HERE.parent))
 from tl_traits.files import atomic_write_text  # noqa: E402
 
 sys.path.insert(0, str(HERE))
-from results_table import format_cell  # noqa: E402
+from results_table import markdown_table  # noqa: E402
 
 INTRO = """# Benchmarks: the reference comparison on the embedded model
 
@@ -53,11 +53,7 @@ def main(argv: list[str] | None = None) -> Path:
         lines += [f"## {name}", "", f"Measured {data['date']} ({data['machine']}): `{data['command']}`", ""]
         if note:
             lines += [note, ""]
-        columns = list(dict.fromkeys(k for row in rows for k in row))
-        lines.append("| " + " | ".join(columns) + " |")
-        lines.append("|" + "---|" * len(columns))
-        lines += ["| " + " | ".join(format_cell(row.get(c, "")) for c in columns) + " |" for row in rows]
-        lines.append("")
+        lines += [*markdown_table(rows), ""]
     summary = args.summary.read_text().strip() + "\n\n" if args.summary else ""
     names = ", ".join(p.name for p in found)
     text = INTRO.format(model=args.model, name=names) + "\n" + summary + "\n".join(lines)

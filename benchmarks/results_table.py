@@ -53,13 +53,15 @@ class Results:
             lines += [f"## {name}", ""]
             if name in self.notes:
                 lines += [self.notes[name], ""]
-            columns = list(dict.fromkeys(k for row in rows for k in row))
-            lines.append("| " + " | ".join(columns) + " |")
-            lines.append("|" + "---|" * len(columns))
-            for row in rows:
-                lines.append("| " + " | ".join(format_cell(row.get(c, "")) for c in columns) + " |")
-            lines.append("")
+            lines += [*markdown_table(rows), ""]
         return "\n".join(lines)
+
+
+def markdown_table(rows: list[dict[str, Any]]) -> list[str]:
+    """Lines of a markdown table: every key any row has, in first-seen order."""
+    columns = list(dict.fromkeys(k for row in rows for k in row))
+    lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
+    return lines + ["| " + " | ".join(format_cell(row.get(c, "")) for c in columns) + " |" for row in rows]
 
 
 def format_cell(value: Any) -> str:
