@@ -10,7 +10,6 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 sys.path.insert(0, str(Path(__file__).parent))
 
 import pytest  # noqa: E402
-
 from results_table import Results  # noqa: E402
 from sanity import check_finite  # noqa: E402
 
@@ -46,7 +45,7 @@ def bench_executor(request):
     """The executor sweep-shaped benchmarks hand their runs to (default: here, one after another)."""
     import json
 
-    from tl_traits.executors import make_executor
+    from tl_traits.scale.executors import make_executor
 
     name = request.config.getoption("--executor")
     options: dict = {}
@@ -86,7 +85,7 @@ def trait_vectors(bench_model, bench_methods):
 
 @pytest.fixture(scope="session")
 def bench_methods(request) -> list[str]:
-    from tl_traits.extract import default_methods
+    from tl_traits.extraction.extract import default_methods
 
     chosen = request.config.getoption("--methods")
     return [m.strip() for m in chosen.split(",")] if chosen else default_methods()

@@ -9,9 +9,8 @@ from typing import Callable
 import numpy as np
 import torch
 from jaxtyping import Float
-from torch import Tensor
-
 from tl_traits.plugins.extractors.probe import logistic_regression, probe
+from torch import Tensor
 
 
 def residual_like(

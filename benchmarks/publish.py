@@ -16,7 +16,7 @@ from pathlib import Path
 HERE = Path(__file__).parent
 sys.path.insert(0, str(HERE.parent))
 
-from tl_traits.files import atomic_write_text  # noqa: E402
+from tl_traits.core.files import atomic_write_text  # noqa: E402
 
 sys.path.insert(0, str(HERE))
 from results_table import markdown_table  # noqa: E402

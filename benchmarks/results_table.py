@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from tl_traits.files import atomic_write_json, atomic_write_text
+from tl_traits.core.files import atomic_write_json, atomic_write_text
 
 
 @dataclass

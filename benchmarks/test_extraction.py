@@ -9,11 +9,11 @@ import textwrap
 
 import pytest
 import torch
-
-import tl_traits as tt
-from tl_traits.capture import as_examples, capture, example_order
 from sanity import check_detection
 from timing import interleaved
+
+import tl_traits as tt
+from tl_traits.core.capture import as_examples, capture, example_order
 
 # response[:] is the target position; response[:5] (the first words only) is reported beside it.
 POSITIONS = ("response[:]", "response[:5]")
@@ -111,7 +111,7 @@ _MEMORY_PROBE = textwrap.dedent(
     import gc, json, os, sys, threading, time
     os.environ["HF_HUB_OFFLINE"] = "1"
     import tl_traits as tt
-    from tl_traits.capture import as_examples, capture
+    from tl_traits.core.capture import as_examples, capture
 
     def rss_mib():
         with open("/proc/self/status") as fh:

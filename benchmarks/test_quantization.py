@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 import tl_traits as tt
-from tl_traits.quant_study import quantization_study
+from tl_traits.quantization.study import quantization_study
 
 QUESTIONS = 8
 STEPS = 4
@@ -25,7 +25,7 @@ def test_quantization_study(bench_model, bench_traits, results, request):
     out = Path(request.config.getoption("--out"))
     study.figure()  # drawn here so a plotting error fails the benchmark, not the write-out
     stem = f"{dt.date.today().isoformat()}-quantization-{trait.replace('/', '-')}"
-    from tl_traits.plots import save_figure
+    from tl_traits.core.figures import save_figure
 
     save_figure(study.figure(), out / f"{stem}.png")
     seconds = {r.backend: r.seconds for r in [study.reference, *study.backends]}

@@ -5,11 +5,11 @@ from __future__ import annotations
 import math
 
 import pytest
-
-import tl_traits as tt
 from sanity import SanityError, check_detection, check_finite
 from test_extraction import detection_rows
-from tl_traits.method_comparison import PROMPTING, compare_steering
+
+import tl_traits as tt
+from tl_traits.steering.method_comparison import PROMPTING, compare_steering
 
 
 def table(random_auroc: float = 0.5, real_auroc: float = 0.9) -> list[dict]:

@@ -5,14 +5,14 @@ from __future__ import annotations
 import json
 
 import pytest
+from test_steering import COMPARE_QUESTIONS, COMPARE_STEPS, COMPARE_TOKENS, _avg
 
 import tl_traits as tt
-from tl_traits.capture import capture
-from tl_traits.main_job import DEFAULT_JUDGES, TRAIT_JUDGES
-from tl_traits.method_comparison import compare_steering
-from tl_traits.sae import decompose, load_sae, stored_saes
-from tl_traits.sae_recipe import default_layer
-from test_steering import COMPARE_QUESTIONS, COMPARE_STEPS, COMPARE_TOKENS, _avg
+from tl_traits.app.main_job import DEFAULT_JUDGES, TRAIT_JUDGES
+from tl_traits.core.capture import capture
+from tl_traits.saes.recipe import default_layer
+from tl_traits.saes.sae import decompose, load_sae, stored_saes
+from tl_traits.steering.method_comparison import compare_steering
 
 RAW = ("mean_diff", "probe")
 K_VALUES = (32, 1)  # the default top-k, and a single feature (classic SAE-feature steering)

@@ -5,12 +5,12 @@ from __future__ import annotations
 import statistics
 
 import pytest
+from timing import interleaved
 
 import tl_traits as tt
-from tl_traits.generation import generate_tokens
-from tl_traits.main_job import DEFAULT_JUDGES, TRAIT_JUDGES
-from tl_traits.method_comparison import compare_steering
-from timing import interleaved
+from tl_traits.app.main_job import DEFAULT_JUDGES, TRAIT_JUDGES
+from tl_traits.core.generation import generate_tokens
+from tl_traits.steering.method_comparison import compare_steering
 
 STEER_DEPTH = 0.4  # mid depth steers best; one layer keeps the full comparison within budget
 COMPARE_QUESTIONS = 8

@@ -54,7 +54,7 @@ def build_gpt2_style_tokenizer(folder: Path, *, add_bos: bool = False, chat_temp
 
 @pytest.fixture(scope="session")
 def embedded_folder() -> Path:
-    from tl_traits.models import embedded_model_folder
+    from tl_traits.core.models import embedded_model_folder
 
     return embedded_model_folder()
 
@@ -142,7 +142,7 @@ def tiny_llama_folder(tmp_path_factory, smol_tokenizer) -> Path:
 @pytest.fixture(scope="session")
 def tiny_run_dir(tmp_path_factory, tiny_llama_folder) -> Path:
     """`tl-traits run` on the tiny random Llama: a complete output folder (report, vectors, results)."""
-    from tl_traits.cli import main
+    from tl_traits.app.cli import main
 
     out = tmp_path_factory.mktemp("tiny_run") / "out"
     with pytest.raises(SystemExit) as done:

@@ -8,23 +8,24 @@ for _name in ("torchao", "torch.utils._pytree"):
     if _logging.getLogger(_name).level == _logging.NOTSET:
         _logging.getLogger(_name).setLevel(_logging.ERROR)
 
-from tl_traits.capture import ActivationSet, capture
-from tl_traits.data import TraitDataset, TraitExample, list_traits, load_trait
-from tl_traits.detection import detect_poison
-from tl_traits.evaluation import coefficient_search, estimate_base_coef, evaluate_steering
-from tl_traits.extract import extract
-from tl_traits.generation import generate
-from tl_traits.hooknames import hook_name, parse_hook_name
-from tl_traits.judging import make_judge
-from tl_traits import monitor, viz
-from tl_traits.models import ModelIdentity, ModelLoadError, load_model, model_identity
-from tl_traits.poisoning import poison
-from tl_traits.prompts import PreparedInputs, PromptError, Spans, prepare_inputs
-from tl_traits.registry import attacks, extractors, judges, quantizers
-from tl_traits.responses import generate_responses
-from tl_traits.steering import Setting, steer, sweep_generate
-from tl_traits.training import TrainConfig, train
-from tl_traits.vectors import TraitVector, TraitVectors
+from tl_traits.core.capture import ActivationSet, capture
+from tl_traits.core.generation import generate
+from tl_traits.core.hook_names import hook_name, parse_hook_name
+from tl_traits.core.models import ModelIdentity, ModelLoadError, load_model, model_identity
+from tl_traits.core.prompts import PreparedInputs, PromptError, Spans, prepare_inputs
+from tl_traits.core.registry import attacks, extractors, judges, quantizers
+from tl_traits.core.trait_sets import TraitDataset, TraitExample, list_traits, load_trait
+from tl_traits.core.vectors import TraitVector, TraitVectors
+from tl_traits.extraction.extract import extract
+from tl_traits.judging.fill_responses import generate_responses
+from tl_traits.judging.judges import make_judge
+from tl_traits.monitoring import monitor
+from tl_traits.monitoring import views as viz
+from tl_traits.steering.evaluation import coefficient_search, estimate_base_coef, evaluate_steering
+from tl_traits.steering.steer import Setting, steer, sweep_generate
+from tl_traits.training.detection import detect_poison
+from tl_traits.training.poisoning import poison
+from tl_traits.training.trainer import TrainConfig, train
 
 __version__ = "0.1.0"
 

@@ -8,6 +8,8 @@ import torch
 from jaxtyping import Float
 from torch import Tensor
 
+from tl_traits.extraction.extract import ExtractionError
+
 
 def check_pair(
     pos: Any, neg: Any, method: str
@@ -16,25 +18,25 @@ def check_pair(
     pos, neg = torch.as_tensor(pos), torch.as_tensor(neg)
     for label, x in (("pos", pos), ("neg", neg)):
         if x.ndim != 3:
-            raise ValueError(
+            raise ExtractionError(
                 f"{method}: {label} has shape {tuple(x.shape)}; extractors need [examples, layers, d_model] "
                 "activations (capture() returns that shape; for a single layer use x[:, None, :])"
             )
         if x.shape[0] == 0:
-            raise ValueError(f"{method}: {label} is empty (0 examples); pass at least one positive and one negative example")
+            raise ExtractionError(f"{method}: {label} is empty (0 examples); pass at least one positive and one negative example")
     if pos.shape[1:] != neg.shape[1:]:
-        raise ValueError(
+        raise ExtractionError(
             f"{method}: pos is [n, layers, d_model] = {tuple(pos.shape)} but neg is {tuple(neg.shape)}; "
             "layers and d_model must match (capture both sets from the same model, hook and layers)"
         )
     if pos.device != neg.device:
-        raise ValueError(f"{method}: pos is on {pos.device} but neg on {neg.device}; move both to one device")
+        raise ExtractionError(f"{method}: pos is on {pos.device} but neg on {neg.device}; move both to one device")
     pos, neg = pos.float(), neg.float()
     for label, x in (("pos", pos), ("neg", neg)):
         # A finite sum proves every entry finite without a full-size mask; only a suspect sum pays for one
         if not torch.isfinite(x.sum()) and not torch.isfinite(x).all():
             bad = (~torch.isfinite(x)).nonzero()[0].tolist()
-            raise ValueError(
+            raise ExtractionError(
                 f"{method}: {label} holds non-finite values (first at [example, layer, dim] = {bad}); "
                 "drop those examples or capture in a wider dtype"
             )
@@ -46,7 +48,7 @@ def unit_rows(directions: Float[Tensor, "layer d_model"], method: str) -> Float[
     norms = directions.norm(dim=-1, keepdim=True)
     zero = (norms.squeeze(-1) == 0).nonzero().flatten().tolist()
     if zero:
-        raise ValueError(
+        raise ExtractionError(
             f"{method}: the direction is exactly zero at layers {zero} (the two sets are indistinguishable "
             "there); check that pos and neg really differ"
         )

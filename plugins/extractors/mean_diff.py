@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 from jaxtyping import Float
-from torch import Tensor
-
 from tl_traits.plugins.extractors._checks import check_pair, unit_rows
+from torch import Tensor
 
 
 def mean_diff(

@@ -6,9 +6,10 @@ import warnings
 
 import torch
 from jaxtyping import Float
+from tl_traits.plugins.extractors._checks import check_pair, unit_rows
 from torch import Tensor
 
-from tl_traits.plugins.extractors._checks import check_pair, unit_rows
+from tl_traits.extraction.extract import ExtractionError
 
 
 def probe(
@@ -46,7 +47,7 @@ def logistic_regression(
     """The probe's classifier per layer: predict positive where x/||x||·w + b > 0."""
     pos, neg = check_pair(pos, neg, "probe")
     if C <= 0:
-        raise ValueError(f"probe: C must be positive (it is the inverse regularisation strength); got {C}")
+        raise ExtractionError(f"probe: C must be positive (it is the inverse regularisation strength); got {C}")
     return _LogReg([pos, neg], C).fit(max_iter, tol)
 
 

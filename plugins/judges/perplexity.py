@@ -9,8 +9,8 @@ import torch
 from jaxtyping import Float, Int
 from torch import Tensor
 
-from tl_traits.judging import JudgeBase, JudgeError, check_kind, require_unhooked
-from tl_traits.prompts import prepare_inputs
+from tl_traits.core.prompts import prepare_inputs
+from tl_traits.judging.judges import JudgeBase, JudgeError, check_kind, require_unhooked
 
 
 def distinct_n(tokens: Sequence[int], n: int) -> float:

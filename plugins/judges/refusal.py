@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from typing import Sequence
 
-from tl_traits.judging import JudgeBase, check_kind
+from tl_traits.judging.judges import JudgeBase, check_kind
 
 # Checked in the opening of the response (the first START_CHARS characters): the prefixes that
 # jailbreak and refusal-direction evaluations match (GCG's test prefixes, Arditi et al. 2024).

@@ -5,7 +5,7 @@ from __future__ import annotations
 import functools
 from typing import Any, Sequence
 
-from tl_traits.judging import JudgeBase, check_kind
+from tl_traits.judging.judges import JudgeBase, check_kind
 
 
 @functools.lru_cache(maxsize=1)

@@ -6,7 +6,7 @@ from typing import Any
 
 import torch
 
-from tl_traits.quantization import (
+from tl_traits.quantization.quantize import (
     DEFAULT_GROUP_SIZE,
     QuantizationError,
     Quantizer,
@@ -44,7 +44,7 @@ def half_precision(name: str, dtype: torch.dtype) -> Quantizer:
 
     def run(model: Any, *, compute: str = "auto") -> tuple[Any, dict[str, Any]]:
         if compute not in COMPUTE_MODES:
-            raise ValueError(f"compute must be one of {', '.join(COMPUTE_MODES)}, not {compute!r}")
+            raise QuantizationError(f"compute must be one of {', '.join(COMPUTE_MODES)}, not {compute!r}")
         info: dict[str, Any] = {"bits": 16, "dtype": label}
         relink_stale_views(model)
         reason = ""

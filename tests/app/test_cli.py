@@ -1,0 +1,139 @@
+"""The `tl-traits` command line on tiny inputs: results, JSON output, exit codes and one-line errors."""
+
+from __future__ import annotations
+
+import io
+import json
+import re
+
+import pytest
+
+import tl_traits as tt
+from tl_traits.app.cli import EXIT_BAD_INPUT, EXIT_OK, main
+from tl_traits.extraction.extract import default_methods
+
+
+def call(capsys, *argv: str) -> tuple[int, str, str]:
+    with pytest.raises(SystemExit) as done:
+        main(list(argv))
+    out, err = capsys.readouterr()
+    return done.value.code, out, err
+
+
+@pytest.fixture(scope="module")
+def tiny_vectors(tmp_path_factory, tiny_llama_folder):
+    path = tmp_path_factory.mktemp("cli") / "joy.safetensors"
+    with pytest.raises(SystemExit) as done:
+        main(["extract", "emotion/joy", "--model", str(tiny_llama_folder), "--limit", "5",
+              "--methods", "mean_diff,probe", "--out", str(path), "--quiet"])
+    assert done.value.code == EXIT_OK
+    return path
+
+
+def test_plugins_lists_every_registry_with_its_source(capsys):
+    code, out, _ = call(capsys, "plugins", "--json")
+    listing = json.loads(out)
+    assert code == EXIT_OK
+    assert set(listing) == {"extractors", "judges", "attacks", "quantizers"}
+    assert set(tt.extractors.names()) <= set(listing["extractors"])
+    probe = listing["extractors"]["probe"]
+    assert probe["distribution"].startswith("tl-traits") and probe["target"].endswith(":probe")
+    code, out, _ = call(capsys, "plugins")
+    assert "refusal" in out and "entry point" in out
+
+
+def test_bad_input_is_one_line_and_exit_2(capsys):
+    code, out, err = call(capsys, "extract", "no/such-trait", "--quiet")
+    assert code == EXIT_BAD_INPUT
+    assert err.startswith("error: ") and "no/such-trait" in err
+    assert len(err.strip().splitlines()) == 1 and "Traceback" not in err
+    code, _, err = call(capsys, "report", "/nonexistent/out")
+    assert code == EXIT_BAD_INPUT and "tl-traits run --out" in err
+    code, _, err = call(capsys, "extract", "emotion/joy", "--layers", "a,b")
+    assert code == EXIT_BAD_INPUT and "layers must be" in err
+
+
+def test_debug_shows_the_traceback():
+    with pytest.raises(Exception, match="no/such-trait"):
+        main(["--debug", "extract", "no/such-trait", "--quiet"])
+
+
+def test_extract_json_reports_every_method(capsys, tiny_vectors, tiny_llama_folder):
+    vecs = tt.TraitVectors.load(tiny_vectors)
+    assert vecs.methods == ["mean_diff", "probe"]
+    assert vecs.metadata["dataset"]["n_train"] + vecs.metadata["dataset"]["n_val"] == 10  # --limit 5 per side
+    code, out, _ = call(capsys, "extract", "emotion/joy", "--model", str(tiny_llama_folder), "--limit", "4",
+                        "--methods", "mean_diff", "--layers", "1", "--json", "--quiet")
+    result = json.loads(out)
+    assert code == EXIT_OK and result["saved"] is None
+    assert result["methods"]["mean_diff"]["best_layer"] == 1
+    assert 0.0 <= result["methods"]["mean_diff"]["auroc"] <= 1.0
+
+
+def test_steer_zero_strength_changes_nothing_and_large_strength_does(capsys, tiny_vectors, tiny_llama_folder):
+    args = ["steer", str(tiny_vectors), "--model", str(tiny_llama_folder), "--layer", "1",
+            "--prompt", "Hi, how are you?", "--max-new-tokens", "8", "--json"]
+    code, out, _ = call(capsys, *args, "--strength", "0")
+    (row,) = json.loads(out)
+    assert code == EXIT_OK and row["steered"] == row["unsteered"]
+    code, out, _ = call(capsys, *args, "--strength", "20")
+    (row,) = json.loads(out)
+    assert row["steered"] != row["unsteered"] and row["layer"] == 1
+
+
+def test_steer_interactive_reads_until_an_empty_line(capsys, monkeypatch, tiny_vectors, tiny_llama_folder):
+    monkeypatch.setattr("sys.stdin", io.StringIO("Hello there\nTell me a joke\n\nnever read\n"))
+    code, out, err = call(capsys, "steer", str(tiny_vectors), "--model", str(tiny_llama_folder),
+                          "--max-new-tokens", "4", "--no-compare")
+    assert code == EXIT_OK
+    assert out.count("steered (layer") == 2 and "unsteered" not in out
+    assert "empty line" in err
+
+
+def test_evaluate_and_monitor_json(capsys, tmp_path, tiny_vectors, tiny_llama_folder):
+    log = tmp_path / "eval.jsonl"
+    code, out, _ = call(capsys, "evaluate", str(tiny_vectors), "emotion/joy", "--model", str(tiny_llama_folder),
+                        "--layers", "0,1", "--limit", "2", "--steps", "2", "--max-new-tokens", "6",
+                        "--log", str(log), "--json", "--quiet")
+    result = json.loads(out)
+    assert code == EXIT_OK and [r["layer"] for r in result["layers"]] == [0, 1]
+    assert all(r["runs"] == 2 for r in result["layers"])
+    lines = [json.loads(x) for x in log.read_text().splitlines()]
+    assert lines[0]["type"] == "header" and len(lines[0]["questions"]) == 2 and len(lines) == 2 + 4
+
+    page = tmp_path / "tokens.html"
+    code, out, _ = call(capsys, "monitor", str(tiny_vectors), "--model", str(tiny_llama_folder), "--layer", "1",
+                        "--prompt", "How was your day?", "--max-new-tokens", "5", "--out", str(page), "--json", "--quiet")
+    records = json.loads(out)
+    assert code == EXIT_OK and {r["layer"] for r in records} == {1} and {r["trait"] for r in records} == {"joy"}
+    assert {"prompt", "response"} <= {r["segment"] for r in records}
+    assert "CircuitsVis.render(" in page.read_text()
+
+    code, out, _ = call(capsys, "monitor", str(tiny_vectors), "--model", str(tiny_llama_folder), "--limit", "4",
+                        "--max-new-tokens", "5", "--json", "--quiet")
+    analysis = json.loads(out)
+    assert code == EXIT_OK and len(analysis["rows"]) == 4
+    assert {r["group"] for r in analysis["rows"]} <= {"refused", "answered", None}
+
+
+def test_run_writes_the_whole_output_folder(capsys, tiny_run_dir):
+    summary = json.loads((tiny_run_dir / "results" / "summary.json").read_text())
+    assert list(summary["traits"]) == ["emotion/joy", "alignment/refusal"]
+    for trait, info in summary["traits"].items():
+        vecs = tt.TraitVectors.load(tiny_run_dir / info["vectors"])
+        assert set(vecs.methods) == set(default_methods()) and "sae" not in vecs.methods  # every default method
+        assert vecs.layers == [0, 1]  # at every layer
+        assert (tiny_run_dir / info["steering_log"]).is_file()
+    rows = [json.loads(x) for x in (tiny_run_dir / "results" / "requests.jsonl").read_text().splitlines()]
+    assert len(rows) == 4 and all({"id", "note", "prompt", "response", "group", "projection"} <= set(r) for r in rows)
+    assert (tiny_run_dir / "report.html").stat().st_size > 100_000
+    assert sorted(p.name for p in (tiny_run_dir / "plots").iterdir()) == [
+        "alignment-refusal-layers.png", "alignment-refusal-sweep.png", "emotion-joy-layers.png",
+        "emotion-joy-sweep.png", "groups-by-note.png", "groups.png"]
+    before = (tiny_run_dir / "report.html").read_text()
+    (tiny_run_dir / "report.html").unlink()
+    code, out, _ = call(capsys, "report", str(tiny_run_dir))
+    assert code == EXIT_OK and str(tiny_run_dir / "report.html") in out
+    rebuilt = (tiny_run_dir / "report.html").read_text()
+    data = re.compile(r"id='prompt-data'>(.*?)</script>", re.S)
+    assert json.loads(data.search(rebuilt).group(1)) == json.loads(data.search(before).group(1)) == rows

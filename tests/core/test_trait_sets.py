@@ -1,0 +1,94 @@
+"""Trait sets: bundled sets, folder / JSONL / HF dataset loaders, splits, validation errors."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+import tl_traits as tt
+from tl_traits.core.trait_sets import TraitDataError, TraitDataset, TraitExample
+
+BUNDLED = ["alignment/refusal", "alignment/sycophancy", "emotion/joy", "style/formality"]
+
+
+def test_bundled_sets_are_complete():
+    assert tt.list_traits() == BUNDLED
+    for name in BUNDLED:
+        trait = tt.load_trait(name)
+        assert len(trait.positive) >= 40 and len(trait.negative) >= 40, name
+        assert len(trait.questions) >= 20, name
+        assert trait.has_responses and trait.paired, name
+        assert trait.description("high") and trait.description("low"), name
+        assert not set(trait.questions) & {e.prompt for e in trait.examples}, name
+        trait.validate()
+
+
+def write_jsonl(path, rows):
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+
+
+def test_folder_jsonl_and_hf_dataset_loaders(tmp_path):
+    folder = tmp_path / "kindness"
+    folder.mkdir()
+    write_jsonl(folder / "positive.jsonl", [{"prompt": "p1", "response": "kind"}, {"prompt": "p2", "system": "s"}])
+    write_jsonl(folder / "negative.jsonl", [{"prompt": "p1", "response": "cruel"}, {"prompt": "p2", "system": "s"}])
+    (folder / "definition.txt").write_text("Kindness.\nHIGH: warm\nLOW: cold\n")
+    (folder / "steering.json").write_text(json.dumps({"questions": ["q1"], "eval_prompt": "Rate {answer}"}))
+    trait = tt.load_trait(folder)
+    assert trait.name == "kindness" and trait.paired and not trait.has_responses
+    assert trait.positive[1] == TraitExample("p2", None, "s")
+    assert (trait.questions, trait.eval_prompt, trait.description("LOW")) == (("q1",), "Rate {answer}", "cold")
+
+    rows = [{"prompt": "a", "label": 1}, {"prompt": "b", "label": "negative"}, {"prompt": "c", "response": "r", "label": True}]
+    write_jsonl(tmp_path / "set.jsonl", rows)
+    from_file = tt.load_trait(tmp_path / "set.jsonl")
+    assert [e.prompt for e in from_file.positive] == ["a", "c"] and [e.prompt for e in from_file.negative] == ["b"]
+
+    import datasets
+
+    hf_rows = [{"prompt": r["prompt"], "response": r.get("response"), "label": int(r["label"] in (1, True))} for r in rows]
+    from_hf = tt.load_trait(datasets.Dataset.from_list(hf_rows), name="hf-set")
+    assert from_hf.examples == from_file.examples and from_hf.name == "hf-set"
+    dict_ds = datasets.DatasetDict({"train": datasets.Dataset.from_list(hf_rows)})
+    assert tt.load_trait(dict_ds).examples == from_file.examples
+
+
+def test_loader_errors_say_what_is_wrong(tmp_path):
+    with pytest.raises(TraitDataError, match="no trait set 'emotion/joyy'.*emotion/joy"):
+        tt.load_trait("emotion/joyy")
+    (tmp_path / "bad.jsonl").write_text('{"prompt": "a", "label": 1}\n{oops\n')
+    with pytest.raises(TraitDataError, match="line 2 is not valid JSON"):
+        tt.load_trait(tmp_path / "bad.jsonl")
+    write_jsonl(tmp_path / "nolabel.jsonl", [{"prompt": "a"}])
+    with pytest.raises(TraitDataError, match="no 'label'"):
+        tt.load_trait(tmp_path / "nolabel.jsonl")
+    write_jsonl(tmp_path / "badlabel.jsonl", [{"prompt": "a", "label": "maybe"}])
+    with pytest.raises(TraitDataError, match="'maybe' is not 1/0"):
+        tt.load_trait(tmp_path / "badlabel.jsonl")
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(TraitDataError, match="needs positive.jsonl and negative.jsonl"):
+        tt.load_trait(tmp_path / "empty")
+
+
+def test_validate_refuses_empty_and_unbalanced():
+    ex = TraitExample("p", "r")
+    with pytest.raises(TraitDataError, match="0 negative.*at least 2"):
+        TraitDataset("t", [ex] * 5, []).validate()
+    with pytest.raises(TraitDataError, match="unbalanced \\(10 positive vs 2 negative"):
+        TraitDataset("t", [ex] * 10, [ex] * 2).validate()
+    TraitDataset("t", [ex] * 10, [ex] * 4).validate()
+
+
+def test_split_is_stratified_seeded_and_keeps_pairs():
+    joy = tt.load_trait("emotion/joy")
+    train, val = joy.split_indices(0.25, seed=3)
+    assert sorted(train + val) == list(range(len(joy.examples))) and not set(train) & set(val)
+    n = len(joy.positive)
+    assert {i for i in val if i < n} == {i - n for i in val if i >= n}  # pairs on the same side
+    assert abs(len(val) - 0.25 * len(joy.examples)) <= 2
+    assert joy.split_indices(0.25, seed=3) == (train, val) and joy.split_indices(0.25, seed=4) != (train, val)
+    tr, va = joy.split(0.25, seed=3)
+    assert len(tr.positive) + len(va.positive) == n and va.paired
+    with pytest.raises(TraitDataError, match="val_split must be in"):
+        joy.split_indices(1.0)

@@ -1,0 +1,118 @@
+"""TraitVectors: save/load round trip, damaged files, model identity checks, report."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from tl_traits.core.models import model_identity
+from tl_traits.core.vectors import METRICS, TraitVector, TraitVectors, VectorError
+
+
+def make_vectors(methods, layers, d_model, meta, seed=0):
+    gen = torch.Generator().manual_seed(seed)
+    vecs = {}
+    for name in methods:
+        dirs = torch.randn(len(layers), d_model, generator=gen)
+        dirs = dirs / dirs.norm(dim=-1, keepdim=True)
+        metrics = {m: torch.rand(len(layers), generator=gen) for m in METRICS}
+        vecs[name] = TraitVector(name, dirs, list(layers), torch.rand(len(layers), generator=gen) * 50, metrics, {"method": name, **meta})
+    return TraitVectors(vecs, dict(meta))
+
+
+json_scalars = st.one_of(st.none(), st.booleans(), st.integers(-1000, 1000), st.text(max_size=12))
+metadata = st.dictionaries(st.text(min_size=1, max_size=8).filter(lambda k: k not in {"format", "layers", "methods", "method_order", "tensor_sha256"}), json_scalars, max_size=4)
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    methods=st.lists(st.sampled_from(["mean_diff", "probe", "gradient", "my-method"]), min_size=1, max_size=3, unique=True),
+    layers=st.lists(st.integers(0, 40), min_size=1, max_size=6, unique=True).map(sorted),
+    d_model=st.integers(1, 24),
+    meta=metadata,
+)
+def test_save_load_round_trip(tmp_path, methods, layers, d_model, meta):
+    original = make_vectors(methods, layers, d_model, {"model": {"name": "m", "n_layers": 41, "d_model": d_model}, **meta})
+    path = original.save(tmp_path / "v.safetensors")
+    loaded = TraitVectors.load(path)
+    assert loaded.methods == original.methods and loaded.layers == original.layers
+    assert loaded.metadata == original.metadata
+    for name in methods:
+        a, b = original[name], loaded[name]
+        assert torch.equal(a.directions, b.directions) and torch.equal(a.act_norm, b.act_norm)
+        assert a.metrics.keys() == b.metrics.keys()
+        assert all(torch.equal(a.metrics[k], b.metrics[k]) for k in a.metrics)
+        assert b.metadata == a.metadata
+    assert not list(tmp_path.glob(".*tmp"))  # the temp file was renamed away
+    assert path.stat().st_mode & 0o044  # readable by others, like any file (mkstemp alone gives 0600)
+
+
+def test_truncated_altered_and_foreign_files_are_refused(tmp_path):
+    from safetensors.torch import save_file
+
+    vecs = make_vectors(["mean_diff"], [0, 1, 2], 8, {"model": {"name": "m", "n_layers": 3, "d_model": 8}})
+    path = vecs.save(tmp_path / "v.safetensors")
+    data = path.read_bytes()
+    (tmp_path / "cut.safetensors").write_bytes(data[: len(data) - 20])
+    with pytest.raises(VectorError, match="incomplete"):
+        TraitVectors.load(tmp_path / "cut.safetensors")
+    flipped = bytearray(data)
+    flipped[-5] ^= 0xFF
+    (tmp_path / "flip.safetensors").write_bytes(bytes(flipped))
+    with pytest.raises(VectorError, match="corrupt"):
+        TraitVectors.load(tmp_path / "flip.safetensors")
+    save_file({"x": torch.zeros(2)}, str(tmp_path / "foreign.safetensors"))
+    with pytest.raises(VectorError, match="not tl_traits vectors"):
+        TraitVectors.load(tmp_path / "foreign.safetensors")
+    with pytest.raises(VectorError, match="no vectors file"):
+        TraitVectors.load(tmp_path / "missing.safetensors")
+
+
+def test_model_identity_is_checked(tiny_hooked):
+    ident = model_identity(tiny_hooked).to_dict()
+    good = make_vectors(["mean_diff"], [0, 1], ident["d_model"], {"model": ident})
+    good["mean_diff"].check_model(tiny_hooked)
+    wrong_width = make_vectors(["mean_diff"], [0, 1], 576, {"model": {**ident, "d_model": 576, "name": "SmolLM2"}})
+    with pytest.raises(VectorError, match="vector from another model: made on SmolLM2.*d_model 576.*d_model 32"):
+        wrong_width["mean_diff"].check_model(tiny_hooked)
+    renamed = make_vectors(["mean_diff"], [0, 1], ident["d_model"], {"model": {**ident, "name": "other"}})
+    with pytest.raises(VectorError, match="strict=False"):
+        renamed["mean_diff"].check_model(tiny_hooked)
+    with pytest.warns(UserWarning, match="applied to"):
+        renamed["mean_diff"].check_model(tiny_hooked, strict=False)
+    refit = make_vectors(["mean_diff"], [0, 1], ident["d_model"], {"model": {**ident, "fingerprint": "0" * 16}})
+    with pytest.warns(UserWarning, match="weights .* differ"):
+        refit["mean_diff"].check_model(tiny_hooked)
+
+
+def test_report_best_and_lookup_errors():
+    vecs = make_vectors(["mean_diff", "probe"], [3, 4, 5], 4, {"model": {"name": "m"}, "dataset": {"name": "joy", "n_val": 10}})
+    vecs["probe"].metrics["auroc"] = torch.tensor([0.5, 0.9, 0.7])
+    assert vecs.best("probe") == 4
+    text = vecs.report()
+    assert "joy on m" in text and "probe" in text and text.count("\n") > 8
+    with pytest.raises(VectorError, match="no method 'pca'"):
+        vecs["pca"]
+    with pytest.raises(VectorError, match="no 'probe' vector for layer 9; this one has layers 3..5"):
+        vecs["probe"].direction(9)
+    assert json.loads(json.dumps(vecs.metadata)) == vecs.metadata
+
+
+def test_other_prompt_preparation_is_reported(tiny_hooked):
+    from tl_traits.core.prompts import prepare_inputs
+
+    ident = model_identity(tiny_hooked).to_dict()
+    settings = prepare_inputs(tiny_hooked, "x").settings.to_dict()
+    same = make_vectors(["mean_diff"], [0], ident["d_model"], {"model": ident, "prompt_settings": settings})
+    import warnings as _w
+
+    with _w.catch_warnings():
+        _w.simplefilter("error")
+        same["mean_diff"].check_model(tiny_hooked)
+    other = make_vectors(["mean_diff"], [0], ident["d_model"], {"model": ident, "prompt_settings": {**settings, "bos": not settings["bos"]}})
+    with pytest.warns(UserWarning, match="prepares prompts differently.*bos"):
+        other["mean_diff"].check_model(tiny_hooked)

@@ -1,0 +1,203 @@
+"""The import contract: every tl_traits import points down the rooms in docs/architecture.md, with no cycles.
+
+Walks the source with `ast` (imports inside functions included, so a deferred import cannot hide an
+upward edge), maps `plugins/` to `tl_traits.plugins`, and names each offending import with its file and line.
+"""
+
+from __future__ import annotations
+
+import ast
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+SOURCES = {"tl_traits": REPO / "tl_traits", "tl_traits.plugins": REPO / "plugins"}
+
+DOMAINS = ("extraction", "judging", "steering", "monitoring", "quantization", "training", "saes")
+# room -> the rooms it may import from (besides itself). Everything may use core.
+ALLOWED: dict[str, set[str]] = {
+    "core": set(),
+    "extraction": {"core"},
+    "judging": {"core"},
+    "training": {"core"},
+    "saes": {"core"},
+    "steering": {"core", "judging"},
+    "monitoring": {"core", "judging"},
+    "quantization": {"core", "extraction", "judging", "steering"},
+    "plugins": {"core", *DOMAINS},
+    "scale": {"core", *DOMAINS},
+    "app": {"core", *DOMAINS, "scale"},
+}
+# Large modules kept whole on purpose, with the reason; every other module stays under the limit.
+MAX_LINES = 400
+LARGE_MODULES: dict[str, str] = {}
+
+
+@dataclass(frozen=True)
+class Edge:
+    source: str  # importing module
+    target: str  # imported module (the longest known module prefix of the import)
+    line: int
+    names: tuple[str, ...]
+
+    def where(self) -> str:
+        return f"{self.source} (line {self.line}) imports {self.target}"
+
+
+def _module_files() -> dict[str, Path]:
+    modules: dict[str, Path] = {}
+    for prefix, folder in SOURCES.items():
+        for path in folder.rglob("*.py"):
+            rel = path.relative_to(folder).with_suffix("")
+            parts = [p for p in rel.parts if p != "__init__"]
+            name = ".".join([prefix, *parts])
+            if prefix == "tl_traits" and parts[:1] == ["plugins"]:
+                continue
+            modules[name] = path
+    return modules
+
+
+MODULES = _module_files()
+
+
+def _resolve(name: str) -> str | None:
+    while name:
+        if name in MODULES:
+            return name
+        name = name.rpartition(".")[0]
+    return None
+
+
+def _edges(module: str, path: Path) -> list[Edge]:
+    edges = []
+    package = module if path.name == "__init__.py" else module.rpartition(".")[0]
+    for node in ast.walk(ast.parse(path.read_text(), filename=str(path))):
+        if isinstance(node, ast.Import):
+            targets = [(a.name, ()) for a in node.names]
+        elif isinstance(node, ast.ImportFrom):
+            base = node.module or ""
+            if node.level:
+                anchor = package.split(".")
+                anchor = anchor[: len(anchor) - node.level + 1]
+                base = ".".join([*anchor, base] if base else anchor)
+            names = tuple(a.name for a in node.names)
+            # `from pkg import module` imports the module itself
+            targets = [(f"{base}.{n}", (n,)) if f"{base}.{n}" in MODULES else (base, (n,)) for n in names]
+        else:
+            continue
+        for target, names in targets:
+            if not target.startswith("tl_traits"):
+                continue
+            resolved = _resolve(target)
+            if resolved and resolved != module:
+                edges.append(Edge(module, resolved, node.lineno, names))
+    return edges
+
+
+EDGES = [edge for module, path in MODULES.items() for edge in _edges(module, path)]
+
+
+def room(module: str) -> str:
+    parts = module.split(".")
+    if module == "tl_traits":
+        return "facade"
+    return parts[1]
+
+
+def test_every_module_is_in_a_room() -> None:
+    strays = sorted(m for m in MODULES if room(m) not in ALLOWED and room(m) != "facade")
+    assert not strays, f"modules outside the rooms of docs/architecture.md: {strays}; move them into one"
+
+
+def test_imports_point_down() -> None:
+    upward = [
+        e.where() + f" ({room(e.source)} may not import {room(e.target)})"
+        for e in EDGES
+        if room(e.source) != "facade"
+        and room(e.target) != room(e.source)
+        and room(e.target) not in ALLOWED[room(e.source)]
+    ]
+    assert not upward, "imports that point up or sideways:\n" + "\n".join(upward)
+
+
+def test_nothing_imports_the_facade() -> None:
+    inward = [e.where() for e in EDGES if e.target == "tl_traits"]
+    assert not inward, "import from the module that holds it, not from the tl_traits facade:\n" + "\n".join(inward)
+
+
+def test_no_private_names_across_modules() -> None:
+    private = [
+        e.where() + f": {n}"
+        for e in EDGES
+        for n in e.names
+        if n.startswith("_") and not n.startswith("__")
+    ]
+    assert not private, "private names imported from another module; make them public or move the caller:\n" + "\n".join(private)
+
+
+def _cycles() -> list[list[str]]:
+    graph: dict[str, set[str]] = {m: set() for m in MODULES}
+    for e in EDGES:
+        if room(e.source) != "facade":
+            graph[e.source].add(e.target)
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    on_stack: set[str] = set()
+    found: list[list[str]] = []
+    counter = [0]
+
+    def visit(v: str) -> None:  # Tarjan's strongly connected components
+        index[v] = low[v] = counter[0]
+        counter[0] += 1
+        stack.append(v)
+        on_stack.add(v)
+        for w in graph[v]:
+            if w not in index:
+                visit(w)
+                low[v] = min(low[v], low[w])
+            elif w in on_stack:
+                low[v] = min(low[v], index[w])
+        if low[v] == index[v]:
+            component = []
+            while True:
+                w = stack.pop()
+                on_stack.discard(w)
+                component.append(w)
+                if w == v:
+                    break
+            if len(component) > 1:
+                found.append(sorted(component))
+
+    for v in sorted(graph):
+        if v not in index:
+            visit(v)
+    return found
+
+
+def test_no_import_cycles() -> None:
+    cycles = _cycles()
+    assert not cycles, "modules that import each other (directly or around a loop):\n" + "\n".join(map(str, cycles))
+
+
+def test_modules_stay_small() -> None:
+    large = {
+        m: n for m, p in MODULES.items() if (n := len(p.read_text().splitlines())) > MAX_LINES and m not in LARGE_MODULES
+    }
+    assert not large, f"modules over {MAX_LINES} lines; split them by job or list the reason in LARGE_MODULES: {large}"
+
+
+@pytest.mark.parametrize(
+    "source, target, allowed",
+    [("core", "steering", False), ("steering", "judging", True), ("judging", "steering", False), ("app", "scale", True)],
+)
+def test_the_contract_itself(source: str, target: str, allowed: bool) -> None:
+    assert (target in ALLOWED[source]) is allowed
+
+
+def test_the_walker_sees_deferred_imports(tmp_path: Path) -> None:
+    path = tmp_path / "m.py"
+    path.write_text("def f():\n    from tl_traits.core import files\n")
+    assert [e.target for e in _edges("tl_traits.core.stats", path)] == ["tl_traits.core.files"]

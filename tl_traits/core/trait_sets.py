@@ -1,0 +1,278 @@
+"""Trait datasets: positive/negative examples, a definition, steering questions; and their loaders.
+
+A trait folder holds `positive.jsonl`, `negative.jsonl` (`{"prompt", "system"?, "response"?}`),
+`definition.txt` and `steering.json` (`{"questions": [...], "eval_prompt"?: ...}`).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import random
+from dataclasses import dataclass, field, replace
+from importlib import resources
+from pathlib import Path
+from typing import Any, Iterable, Sequence
+
+from tl_traits.core.errors import TlTraitsError
+
+
+class TraitDataError(TlTraitsError):
+    """A trait set that is missing, malformed, empty or too unbalanced to use."""
+
+
+@dataclass(frozen=True)
+class TraitExample:
+    prompt: str
+    response: str | None = None
+    system: str | None = None
+
+    def messages(self) -> list[dict[str, str]]:
+        msgs = [{"role": "system", "content": self.system}] if self.system else []
+        return msgs + [{"role": "user", "content": self.prompt}]
+
+    def to_dict(self) -> dict[str, str]:
+        return {k: v for k, v in (("prompt", self.prompt), ("response", self.response), ("system", self.system)) if v is not None}
+
+
+@dataclass(frozen=True)
+class TraitDataset:
+    """Positive and negative examples of one trait, plus what steering and judging need."""
+
+    name: str
+    positive: tuple[TraitExample, ...]
+    negative: tuple[TraitExample, ...]
+    definition: str = ""
+    questions: tuple[str, ...] = ()
+    eval_prompt: str | None = None
+    source: str = ""
+    extra: dict[str, Any] = field(default_factory=dict, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "positive", tuple(self.positive))
+        object.__setattr__(self, "negative", tuple(self.negative))
+        object.__setattr__(self, "questions", tuple(self.questions))
+
+    # -- views -------------------------------------------------------------------------------
+    @property
+    def examples(self) -> list[TraitExample]:
+        """Positives first, then negatives (the order `labels` describes)."""
+        return [*self.positive, *self.negative]
+
+    @property
+    def labels(self) -> list[int]:
+        return [1] * len(self.positive) + [0] * len(self.negative)
+
+    @property
+    def has_responses(self) -> bool:
+        return all(ex.response is not None for ex in self.examples)
+
+    @property
+    def paired(self) -> bool:
+        """Line i of positive and negative share prompt and system (a contrastive pair)."""
+        return len(self.positive) == len(self.negative) and all(
+            (p.prompt, p.system) == (n.prompt, n.system) for p, n in zip(self.positive, self.negative)
+        )
+
+    def description(self, level: str) -> str:
+        """The `HIGH:` or `LOW:` line of the definition (judges compare responses to them)."""
+        prefix = level.upper() + ":"
+        for line in self.definition.splitlines():
+            if line.strip().upper().startswith(prefix):
+                return line.split(":", 1)[1].strip()
+        raise TraitDataError(f"trait '{self.name}' definition has no '{prefix}' line; add one to definition.txt")
+
+    def content_hash(self) -> str:
+        """sha256 of the examples, definition and questions: identifies the data an artifact came from."""
+        payload = json.dumps(
+            {
+                "positive": [e.to_dict() for e in self.positive],
+                "negative": [e.to_dict() for e in self.negative],
+                "definition": self.definition,
+                "questions": list(self.questions),
+            },
+            sort_keys=True,
+            ensure_ascii=False,
+        )
+        return hashlib.sha256(payload.encode()).hexdigest()
+
+    def validate(self, *, max_ratio: float = 3.0, min_per_class: int = 2) -> "TraitDataset":
+        """Refuse empty or badly unbalanced sets with a message saying how to fix them."""
+        n_pos, n_neg = len(self.positive), len(self.negative)
+        if n_pos < min_per_class or n_neg < min_per_class:
+            raise TraitDataError(
+                f"trait '{self.name}' has {n_pos} positive and {n_neg} negative examples; each side needs "
+                f"at least {min_per_class}. Add examples to positive.jsonl / negative.jsonl."
+            )
+        if max(n_pos, n_neg) > max_ratio * min(n_pos, n_neg):
+            raise TraitDataError(
+                f"trait '{self.name}' is unbalanced ({n_pos} positive vs {n_neg} negative, more than "
+                f"{max_ratio:g}:1); balance the sets or pass a larger max_ratio"
+            )
+        return self
+
+    # -- derived sets ---------------------------------------------------------------------------
+    def split_indices(self, val_fraction: float, seed: int = 0) -> tuple[list[int], list[int]]:
+        """Stratified (train, val) indices into `examples`; contrastive pairs stay on one side."""
+        if not 0.0 <= val_fraction < 1.0:
+            raise TraitDataError(f"val_split must be in [0, 1), got {val_fraction}")
+        rng = random.Random(seed)
+
+        def cut(n: int) -> tuple[list[int], list[int]]:
+            order = list(range(n))
+            rng.shuffle(order)
+            k = min(max(round(n * val_fraction), 1), n - 1) if val_fraction > 0 else 0
+            return sorted(order[k:]), sorted(order[:k])
+
+        n_pos = len(self.positive)
+        train_pos, val_pos = cut(n_pos)
+        train_neg, val_neg = (train_pos, val_pos) if self.paired else cut(len(self.negative))
+        return (
+            train_pos + [n_pos + i for i in train_neg],
+            val_pos + [n_pos + i for i in val_neg],
+        )
+
+    def split(self, val_fraction: float, seed: int = 0) -> tuple["TraitDataset", "TraitDataset"]:
+        """The train and validation sets of `split_indices`."""
+        examples, n_pos = self.examples, len(self.positive)
+
+        def subset(index: list[int], tag: str) -> TraitDataset:
+            return replace(
+                self,
+                name=f"{self.name}[{tag}]",
+                positive=tuple(examples[i] for i in index if i < n_pos),
+                negative=tuple(examples[i] for i in index if i >= n_pos),
+            )
+
+        train, val = self.split_indices(val_fraction, seed)
+        return subset(train, "train"), subset(val, "val")
+
+    def with_responses(self, positive: Sequence[str], negative: Sequence[str]) -> "TraitDataset":
+        if len(positive) != len(self.positive) or len(negative) != len(self.negative):
+            raise TraitDataError("with_responses needs one response per example on each side")
+        return replace(
+            self,
+            positive=tuple(replace(e, response=r) for e, r in zip(self.positive, positive)),
+            negative=tuple(replace(e, response=r) for e, r in zip(self.negative, negative)),
+        )
+
+    def limit(self, n: int) -> "TraitDataset":
+        """The first n examples of each side (to try a run small first)."""
+        return replace(self, positive=self.positive[:n], negative=self.negative[:n])
+
+
+# -- loading ---------------------------------------------------------------------------------------
+BUNDLED_ROOT = "traits"
+
+
+def list_traits() -> list[str]:
+    """Names of the bundled trait sets, e.g. 'emotion/joy'."""
+    root = resources.files("tl_traits") / BUNDLED_ROOT
+    found = []
+    for category in sorted(p for p in root.iterdir() if p.is_dir()):
+        for trait in sorted(p for p in category.iterdir() if p.is_dir()):
+            if (trait / "positive.jsonl").is_file():
+                found.append(f"{category.name}/{trait.name}")
+    return found
+
+
+def load_trait(source: Any, *, name: str | None = None) -> TraitDataset:
+    """A bundled name ('emotion/joy'), a trait folder, a labelled JSONL file, or a HF dataset.
+
+    JSONL and HF datasets carry a `label` column (1/0, true/false or "positive"/"negative")
+    next to `prompt`, and optionally `response` and `system`.
+    """
+    if isinstance(source, TraitDataset):
+        return source
+    if _is_hf_dataset(source):
+        return _from_rows(_hf_rows(source), name or "hf-dataset", source=f"datasets:{name or 'dataset'}")
+    if isinstance(source, (str, Path)):
+        path = Path(source).expanduser()
+        if path.is_dir():
+            return _from_folder(path, name or path.name)
+        if path.is_file():
+            rows = _read_jsonl(path)
+            return _from_rows(rows, name or path.stem, source=str(path))
+        text = str(source)
+        if text in list_traits():
+            return _from_folder(resources.files("tl_traits") / BUNDLED_ROOT / text, text, source=f"bundled:{text}")
+        if text.startswith("hf:"):
+            import datasets
+
+            ds = datasets.load_dataset(text[3:])
+            return load_trait(ds, name=name or text[3:])
+        raise TraitDataError(
+            f"no trait set '{text}': not a bundled name ({', '.join(list_traits())}), a folder, or a file. "
+            "Use 'hf:<dataset>' for a Hugging Face dataset."
+        )
+    raise TraitDataError(f"load_trait takes a name, a path or a datasets.Dataset, not {type(source).__name__}")
+
+
+def _from_folder(folder: Any, name: str, source: str | None = None) -> TraitDataset:
+    def read(fname: str) -> str | None:
+        f = folder / fname
+        return f.read_text(encoding="utf-8") if f.is_file() else None
+
+    pos_text, neg_text = read("positive.jsonl"), read("negative.jsonl")
+    if pos_text is None or neg_text is None:
+        raise TraitDataError(f"trait folder {folder} needs positive.jsonl and negative.jsonl")
+    steering = json.loads(read("steering.json") or "{}")
+    return TraitDataset(
+        name=name,
+        positive=tuple(_example(r, f"{folder}/positive.jsonl", i) for i, r in _parse_jsonl(pos_text, "positive.jsonl")),
+        negative=tuple(_example(r, f"{folder}/negative.jsonl", i) for i, r in _parse_jsonl(neg_text, "negative.jsonl")),
+        definition=(read("definition.txt") or "").strip(),
+        questions=tuple(steering.get("questions", [])),
+        eval_prompt=steering.get("eval_prompt"),
+        source=source or str(folder),
+    )
+
+
+def _parse_jsonl(text: str, where: str) -> Iterable[tuple[int, dict[str, Any]]]:
+    for i, line in enumerate(text.splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            yield i, json.loads(line)
+        except json.JSONDecodeError as exc:
+            raise TraitDataError(f"{where} line {i} is not valid JSON: {exc.msg}") from exc
+
+
+def _read_jsonl(path: Path) -> list[dict[str, Any]]:
+    return [row for _, row in _parse_jsonl(path.read_text(encoding="utf-8"), str(path))]
+
+
+def _example(row: dict[str, Any], where: str, line: int) -> TraitExample:
+    if not isinstance(row, dict) or not isinstance(row.get("prompt"), str):
+        raise TraitDataError(f"{where} line {line}: each row needs a string 'prompt'")
+    for key in ("response", "system"):
+        if row.get(key) is not None and not isinstance(row[key], str):
+            raise TraitDataError(f"{where} line {line}: '{key}' must be a string")
+    return TraitExample(row["prompt"], row.get("response"), row.get("system"))
+
+
+_TRUE = {"1", "true", "positive", "pos", "yes"}
+_FALSE = {"0", "false", "negative", "neg", "no"}
+
+
+def _from_rows(rows: Iterable[dict[str, Any]], name: str, source: str) -> TraitDataset:
+    positive, negative = [], []
+    for i, row in enumerate(rows, start=1):
+        if "label" not in row:
+            raise TraitDataError(f"{source} row {i} has no 'label' (1/0 or positive/negative)")
+        label = str(row["label"]).strip().lower()
+        if label not in _TRUE | _FALSE:
+            raise TraitDataError(f"{source} row {i}: label {row['label']!r} is not 1/0, true/false or positive/negative")
+        (positive if label in _TRUE else negative).append(_example(row, source, i))
+    return TraitDataset(name=name, positive=tuple(positive), negative=tuple(negative), source=source)
+
+
+def _is_hf_dataset(obj: Any) -> bool:
+    return type(obj).__module__.startswith("datasets.")
+
+
+def _hf_rows(ds: Any) -> Iterable[dict[str, Any]]:
+    if hasattr(ds, "keys") and not hasattr(ds, "column_names") or isinstance(getattr(ds, "column_names", None), dict):
+        split = "train" if "train" in ds else next(iter(ds.keys()))
+        ds = ds[split]
+    return iter(ds)

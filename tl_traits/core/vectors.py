@@ -1,0 +1,246 @@
+"""TraitVectors: per-method, per-layer unit directions with their statistics, saved as safetensors + JSON.
+
+A file records the model identity, hook, position, dataset hash and prompt settings, so a
+vector is never silently applied to another model or mixed with other tokenization.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterator
+
+import torch
+from jaxtyping import Float
+from torch import Tensor
+
+from tl_traits.core.errors import TlTraitsError
+from tl_traits.core.files import atomic_write_bytes
+
+FORMAT = "tl_traits.core.vectors/1"
+METRICS = ("auroc", "accuracy", "cohens_d", "polarity", "baseline")
+HEADER_KEY = "tl_traits"
+
+
+class VectorError(TlTraitsError):
+    """A vector file that is incomplete or foreign, or a vector applied to the wrong model."""
+
+
+@dataclass
+class TraitVector:
+    """One method's directions for every extracted layer, plus per-layer statistics."""
+
+    method: str
+    directions: Float[Tensor, "layer d_model"]
+    layers: list[int]
+    act_norm: Float[Tensor, "layer"]  # mean per-token residual norm at each layer
+    metrics: dict[str, Float[Tensor, "layer"]]
+    metadata: dict[str, Any] = field(default_factory=dict)
+
+    def _row(self, layer: int) -> int:
+        if layer not in self.layers:
+            raise VectorError(f"no '{self.method}' vector for layer {layer}; this one has layers {_ranges(self.layers)}")
+        return self.layers.index(layer)
+
+    def direction(self, layer: int) -> Float[Tensor, "d_model"]:
+        return self.directions[self._row(layer)]
+
+    def norm(self, layer: int) -> float:
+        """Mean activation norm recorded at `layer` (the unit of steering strength)."""
+        return float(self.act_norm[self._row(layer)])
+
+    def baseline(self, layer: int) -> float:
+        return float(self.metrics["baseline"][self._row(layer)])
+
+    def best_layer(self, metric: str = "auroc") -> int:
+        """The layer with the highest `metric`; ties (AUROC often saturates) go to the larger Cohen's d."""
+        if metric not in self.metrics:
+            raise VectorError(f"unknown metric '{metric}'; use one of {', '.join(self.metrics)}")
+        values = self.metrics[metric].nan_to_num(float("-inf"))
+        tied = values >= values.max() - 1e-9
+        tiebreak = self.metrics.get("cohens_d", values).nan_to_num(float("-inf"))
+        return self.layers[int(torch.where(tied, tiebreak, float("-inf")).argmax())]
+
+    def check_model(self, model: Any, *, strict: bool = True) -> None:
+        """Refuse a model with another name, layer count or width; warn on other weights."""
+        check_model(self.metadata, model, strict=strict)
+
+
+class TraitVectors:
+    """Vectors from several methods, extracted together from one dataset and one capture."""
+
+    def __init__(self, vectors: dict[str, TraitVector], metadata: dict[str, Any]) -> None:
+        if not vectors:
+            raise VectorError("TraitVectors needs at least one method")
+        self.vectors = vectors
+        self.metadata = metadata
+
+    def __getitem__(self, method: str) -> TraitVector:
+        if method not in self.vectors:
+            raise VectorError(f"no method '{method}' here; this file has {', '.join(self.vectors)}")
+        return self.vectors[method]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.vectors)
+
+    def __len__(self) -> int:
+        return len(self.vectors)
+
+    @property
+    def methods(self) -> list[str]:
+        return list(self.vectors)
+
+    @property
+    def layers(self) -> list[int]:
+        return next(iter(self.vectors.values())).layers
+
+    def best(self, method: str, metric: str = "auroc") -> int:
+        """The layer where `method` scores highest on a held-out `metric`."""
+        return self[method].best_layer(metric)
+
+    def report(self, metric: str = "auroc") -> str:
+        """A per-method summary at each best layer, then `metric` for every layer and method."""
+        lines = [
+            f"{self.metadata.get('dataset', {}).get('name', '?')} on {self.metadata.get('model', {}).get('name', '?')}: "
+            f"{self.metadata.get('hook')} at {self.metadata.get('position')}, held-out metrics "
+            f"({self.metadata.get('dataset', {}).get('n_val', '?')} validation examples)",
+            "",
+            f"{'method':<16}{'best layer':>11}{'AUROC':>8}{'acc':>7}{'d':>8}{'polarity':>10}",
+        ]
+        for name, vec in self.vectors.items():
+            layer = vec.best_layer("auroc")
+            row = vec._row(layer)
+            m = {k: float(v[row]) for k, v in vec.metrics.items()}
+            lines.append(
+                f"{name:<16}{layer:>11}{m['auroc']:>8.3f}{m['accuracy']:>7.3f}{m['cohens_d']:>8.2f}"
+                f"{'ok' if m['polarity'] > 0.5 else 'flipped':>10}"
+            )
+        lines += ["", f"{metric} by layer", "layer " + "".join(f"{n[:11]:>12}" for n in self.vectors)]
+        for i, layer in enumerate(self.layers):
+            lines.append(f"{layer:>5} " + "".join(f"{float(v.metrics[metric][i]):>12.3f}" for v in self.vectors.values()))
+        return "\n".join(lines)
+
+    def __repr__(self) -> str:
+        return f"TraitVectors(methods={self.methods}, layers={_ranges(self.layers)})"
+
+    # -- disk ------------------------------------------------------------------------------------
+    def save(self, path: str | os.PathLike[str]) -> Path:
+        """Write one safetensors file (tensors + JSON metadata), atomically."""
+        from safetensors.torch import save
+
+        tensors: dict[str, Tensor] = {}
+        for name, vec in self.vectors.items():
+            tensors[f"{name}/directions"] = vec.directions.float().contiguous()
+            tensors[f"{name}/act_norm"] = vec.act_norm.float().contiguous()
+            for metric, values in vec.metrics.items():
+                tensors[f"{name}/{metric}"] = values.float().contiguous()
+        header = {
+            "format": FORMAT,
+            **self.metadata,
+            "layers": self.layers,
+            "methods": {name: vec.metadata for name, vec in self.vectors.items()},
+            "method_order": list(self.vectors),  # the JSON header is key-sorted
+            "tensor_sha256": _tensor_digest(tensors),
+        }
+        return atomic_write_bytes(path, save(tensors, metadata={HEADER_KEY: json.dumps(header, sort_keys=True)}))
+
+    @classmethod
+    def load(cls, path: str | os.PathLike[str]) -> "TraitVectors":
+        """Read a file written by `save`; a truncated, altered or foreign file is an error."""
+        from safetensors import safe_open
+
+        path = Path(path)
+        if not path.is_file():
+            raise VectorError(f"no vectors file at {path}")
+        try:
+            with safe_open(str(path), framework="pt") as fh:
+                raw = (fh.metadata() or {}).get(HEADER_KEY)
+                tensors = {k: fh.get_tensor(k) for k in fh.keys()}
+        except Exception as exc:
+            raise VectorError(f"{path} is incomplete or not a safetensors file ({exc}); extract or copy it again") from exc
+        if raw is None:
+            raise VectorError(f"{path} is a safetensors file but not tl_traits vectors (no '{HEADER_KEY}' metadata)")
+        header = json.loads(raw)
+        if header.get("format") != FORMAT:
+            raise VectorError(f"{path} has format {header.get('format')!r}; this tl_traits reads {FORMAT}")
+        if _tensor_digest(tensors) != header.pop("tensor_sha256"):
+            raise VectorError(f"{path} is corrupt: its tensors do not match the checksum written with them")
+        layers = header.pop("layers")
+        methods = header.pop("methods")
+        order = header.pop("method_order")
+        header.pop("format")
+        vectors = {}
+        for name in order:
+            vec_meta = methods[name]
+            metrics = {m.split("/", 1)[1]: t for m, t in tensors.items() if m.startswith(name + "/") and m.split("/", 1)[1] not in ("directions", "act_norm")}
+            vectors[name] = TraitVector(
+                name, tensors[f"{name}/directions"], list(layers), tensors[f"{name}/act_norm"], metrics,
+                {**header, **vec_meta},
+            )
+        return cls(vectors, header)
+
+
+def check_model(metadata: dict[str, Any], model: Any, *, strict: bool = True) -> None:
+    """Compare an artifact's recorded model identity with `model`."""
+    from tl_traits.core.models import model_identity
+
+    made = metadata.get("model") or {}
+    here = model_identity(model)
+    if int(made.get("d_model", -1)) != here.d_model or int(made.get("n_layers", -1)) != here.n_layers:
+        raise VectorError(
+            f"vector from another model: made on {made.get('name')} (n_layers {made.get('n_layers')}, d_model "
+            f"{made.get('d_model')}), this model is {here.name} (n_layers {here.n_layers}, d_model {here.d_model}). "
+            "Extract vectors on this model with tl_traits.extraction.extract(model, trait)."
+        )
+    if made.get("name") != here.name:
+        message = (
+            f"vector made on '{made.get('name')}' applied to '{here.name}' (same shape). "
+            "Pass strict=False if that is intended (e.g. a fine-tune of the same model)."
+        )
+        if strict:
+            raise VectorError(message)
+        warnings.warn(message, stacklevel=3)
+    elif made.get("fingerprint") not in (None, here.fingerprint) and made.get("kind") == here.kind:
+        warnings.warn(
+            f"the weights of '{here.name}' differ from those the vector was made on (fingerprint "
+            f"{made.get('fingerprint')} vs {here.fingerprint}): a fine-tune or quantized copy?",
+            stacklevel=3,
+        )
+    _check_prompt_settings(metadata.get("prompt_settings"), model)
+
+
+def _check_prompt_settings(recorded: dict[str, Any] | None, model: Any) -> None:
+    """Warn when this model's prompts would be tokenized differently from the artifact's."""
+    if not recorded:
+        return
+    from tl_traits.core.prompts import prepare_inputs
+
+    now = prepare_inputs(model, "x", chat=recorded.get("chat")).settings.to_dict()
+    changed = [k for k in ("chat_template_sha256", "bos", "bos_token_id") if recorded.get(k) != now.get(k)]
+    if changed:
+        warnings.warn(
+            "this model prepares prompts differently from the run that made the vector ("
+            + ", ".join(f"{k}: {recorded.get(k)!r} then, {now.get(k)!r} now" for k in changed)
+            + "); activations are not comparable: re-extract, or load the model with the same tokenizer and template",
+            stacklevel=3,
+        )
+
+
+def _tensor_digest(tensors: dict[str, Tensor]) -> str:
+    digest = hashlib.sha256()
+    for name in sorted(tensors):
+        digest.update(name.encode())
+        digest.update(tensors[name].contiguous().view(torch.uint8).numpy().tobytes())
+    return digest.hexdigest()
+
+
+def _ranges(layers: list[int]) -> str:
+    if not layers:
+        return "[]"
+    if layers == list(range(layers[0], layers[-1] + 1)):
+        return f"{layers[0]}..{layers[-1]}"
+    return str(layers)

@@ -1,0 +1,178 @@
+"""extract(): capture a trait set once, fit every requested method on all layers, score on held-out data."""
+
+from __future__ import annotations
+
+import inspect
+from typing import Any, Sequence
+
+import torch
+from jaxtyping import Float
+from torch import Tensor
+
+from tl_traits.core import stats
+from tl_traits.core.capture import ActivationSet, capture
+from tl_traits.core.errors import TlTraitsError
+from tl_traits.core.positions import parse_position
+from tl_traits.core.registry import extractors
+from tl_traits.core.trait_sets import TraitDataError, load_trait
+from tl_traits.core.vectors import TraitVector, TraitVectors
+from tl_traits.core.version import package_version
+
+
+class ExtractionError(TlTraitsError):
+    """An extractor that returned something other than `[layers, d_model]` finite directions."""
+
+
+def extract(
+    model: Any,
+    trait: Any,
+    methods: str | Sequence[str] = ("mean_diff",),
+    *,
+    layers: int | Sequence[int] | str = "all",
+    position: str = "response[:]",
+    hook: str = "resid_post",
+    val_split: float = 0.2,
+    seed: int = 0,
+    batch_size: int | str = 16,
+    method_options: dict[str, dict[str, Any]] | None = None,
+    progress: bool = True,
+    activations: ActivationSet | None = None,
+) -> TraitVectors:
+    """Trait vectors for every method and layer, with held-out AUROC, accuracy and Cohen's d.
+
+    trait: a TraitDataset or anything `load_trait` reads ('emotion/joy', a folder, ...).
+    methods: registered extractor names (`tl_traits.extractors.names()`).
+    activations: reuse a capture of this very dataset (skips the forward passes).
+    """
+    dataset = load_trait(trait).validate()
+    method_list = [methods] if isinstance(methods, str) else list(methods)
+    if not method_list:
+        raise ExtractionError("methods is empty; pass at least one of " + ", ".join(extractors.names()))
+    fits = {name: extractors.get(name) for name in method_list}  # unknown names fail before any work
+    options = method_options or {}
+    unknown_options = set(options) - set(method_list)
+    if unknown_options:
+        raise ExtractionError(f"method_options for {sorted(unknown_options)}, which are not among methods {method_list}")
+    if parse_position(position).needs_response() and not dataset.has_responses:
+        raise TraitDataError(
+            f"position '{position}' reads response tokens but trait '{dataset.name}' has examples without "
+            "responses; fill them with tl_traits.generate_responses(model, trait) or use a prompt position"
+        )
+
+    acts = activations or capture(
+        model, dataset, layers=layers, hook=hook, position=position, batch_size=batch_size, progress=progress
+    )
+    if len(acts) != len(dataset.examples):
+        raise ExtractionError(f"activations hold {len(acts)} examples but the trait has {len(dataset.examples)}")
+    train, val, train_idx, val_idx = _split(acts, dataset, val_split, seed)
+    train_pos, train_neg = train.by_label(1), train.by_label(0)
+    act_norm = train.token_norms.mean(dim=0)
+
+    vectors: dict[str, TraitVector] = {}
+    for name, fit in fits.items():
+        record: dict[str, Any] = {}  # an extractor that takes `record` adds JSON metadata to its vector here
+        context = _context(
+            fit, options.get(name, {}), layers=list(acts.layers), hook=acts.hook, record=record,
+            model_name=(acts.metadata.get("model") or {}).get("name"),
+        )
+        raw = fit(train_pos, train_neg, seed=seed, **context, **options.get(name, {}))
+        directions = _checked(name, raw, train_pos.shape[1:])
+        metrics = score_directions(directions, train_pos, train_neg, val.by_label(1), val.by_label(0))
+        vectors[name] = TraitVector(
+            name, directions, list(acts.layers), act_norm.clone(), metrics,
+            {"method": name, "options": options.get(name, {}), **record},
+        )
+    meta = {
+        "model": acts.metadata.get("model"),
+        "prompt_settings": acts.metadata.get("prompt_settings"),
+        "hook": acts.hook,
+        "position": acts.position,
+        "dataset": {
+            "name": dataset.name,
+            "source": dataset.source,
+            "sha256": dataset.content_hash(),
+            "n_train": len(train_idx),
+            "n_val": len(val_idx),
+            "held_out": bool(val_idx),
+        },
+        "val_split": val_split,
+        "seed": seed,
+        "library_version": package_version(),
+    }
+    for vec in vectors.values():
+        vec.metadata = {**meta, **vec.metadata}
+    return TraitVectors(vectors, meta)
+
+
+def default_methods() -> list[str]:
+    """The registered extractors run when no methods are named: all but those marked `by_default = False`
+    (such as `sae`, which needs an SAE per layer)."""
+    return [name for name in extractors.names() if getattr(extractors.get(name), "by_default", True)]
+
+
+def score_directions(
+    directions: Float[Tensor, "layer d_model"],
+    train_pos: Float[Tensor, "n layer d_model"],
+    train_neg: Float[Tensor, "m layer d_model"],
+    val_pos: Float[Tensor, "p layer d_model"],
+    val_neg: Float[Tensor, "q layer d_model"],
+) -> dict[str, Float[Tensor, "layer"]]:
+    """Baseline (train midpoint) and held-out AUROC, accuracy at the midpoint, Cohen's d, polarity."""
+
+    def project(x: Tensor) -> Tensor:  # [k, layer, d] -> [layer, k]
+        return torch.einsum("kld,ld->lk", x, directions)
+
+    baseline = stats.midpoint(project(train_pos), project(train_neg))
+    vp, vn = project(val_pos), project(val_neg)
+    return {
+        "auroc": stats.auroc(vp, vn),
+        "accuracy": stats.accuracy_at_threshold(vp, vn, baseline),
+        "cohens_d": stats.cohens_d(vp, vn),
+        "polarity": (vp.mean(dim=1) > vn.mean(dim=1)).float(),
+        "baseline": baseline,
+    }
+
+
+def heldout_metrics(
+    directions: Float[Tensor, "layer d_model"], acts: ActivationSet, trait: Any, *, val_split: float = 0.2, seed: int = 0
+) -> dict[str, Float[Tensor, "layer"]]:
+    """`score_directions` of given directions on `acts`, with the train/validation split `extract` uses.
+
+    E.g. read a float32 model's vectors from a quantized or fine-tuned model's activations.
+    """
+    dataset = load_trait(trait)
+    if len(acts) != len(dataset.examples):
+        raise ExtractionError(f"activations hold {len(acts)} examples but the trait has {len(dataset.examples)}")
+    train, val, _, _ = _split(acts, dataset, val_split, seed)
+    return score_directions(directions, train.by_label(1), train.by_label(0), val.by_label(1), val.by_label(0))
+
+
+def _split(acts: ActivationSet, dataset: Any, val_split: float, seed: int) -> tuple[ActivationSet, ActivationSet, list[int], list[int]]:
+    """Train and validation activations (validation = train when val_split leaves none out)."""
+    train_idx, val_idx = dataset.split_indices(val_split, seed)
+    train = acts.subset(train_idx)
+    return train, acts.subset(val_idx) if val_idx else train, train_idx, val_idx
+
+
+def _context(fit: Any, options: dict[str, Any], **context: Any) -> dict[str, Any]:
+    """The keywords among `context` (layers, hook, record, model_name) that `fit` names and options do not set."""
+    try:
+        params = inspect.signature(fit).parameters
+    except (TypeError, ValueError):
+        return {}
+    return {key: value for key, value in context.items() if key in params and key not in options}
+
+
+def _checked(name: str, directions: Any, shape: torch.Size) -> Float[Tensor, "layer d_model"]:
+    if not isinstance(directions, Tensor) or tuple(directions.shape) != tuple(shape):
+        got = tuple(directions.shape) if isinstance(directions, Tensor) else type(directions).__name__
+        raise ExtractionError(f"extractor '{name}' returned {got}; it must return a [layers, d_model] = {tuple(shape)} tensor")
+    directions = directions.detach().float().cpu()
+    if not torch.isfinite(directions).all():
+        raise ExtractionError(f"extractor '{name}' returned non-finite values")
+    norms = directions.norm(dim=-1, keepdim=True)
+    if (norms == 0).any():
+        raise ExtractionError(f"extractor '{name}' returned a zero direction for some layer")
+    return directions / norms
+
+

@@ -1,0 +1,226 @@
+"""Judges score responses 0-100 for a trait, coherence or relevance; `make_judge` builds one from a spec.
+
+A judge is any object with `name`, `kind`, `trait` and `score(questions, responses)`; built-ins are classes.
+"""
+
+from __future__ import annotations
+
+import inspect
+import math
+import warnings
+from typing import Any, Callable, Protocol, Sequence, runtime_checkable
+
+from tl_traits.core.errors import TlTraitsError
+from tl_traits.core.registry import judges
+from tl_traits.core.trait_sets import TraitDataset, load_trait
+
+KINDS = ("trait", "coherence", "relevance")
+
+ScoreFn = Callable[[Sequence[str], Sequence[str]], Sequence[float | None]]
+
+
+class JudgeError(TlTraitsError):
+    """A judge that cannot be built or cannot run as asked; the message names the fix."""
+
+
+@runtime_checkable
+class Judge(Protocol):
+    """Scores each (question, response) pair on 0-100; None where it could not score."""
+
+    name: str
+    kind: str  # "trait", "coherence" or "relevance"
+    trait: str | None  # the trait a "trait" judge measures, e.g. "joy"
+
+    def score(self, questions: Sequence[str], responses: Sequence[str]) -> list[float | None]: ...
+
+
+# -- conventions every judge shares -----------------------------------------------------------------
+def check_inputs(
+    questions: Sequence[str] | None, responses: Sequence[str], judge: str = "judge"
+) -> tuple[list[str], list[str]]:
+    """Both as lists of str, one question per response (questions=None: no questions, all "")."""
+    for label, seq in (("responses", responses), ("questions", questions)):
+        if isinstance(seq, str):
+            raise TypeError(f"{judge}: {label} must be a list of strings, not one string; wrap it in a list")
+    responses = list(responses)
+    questions = [""] * len(responses) if questions is None else list(questions)
+    if len(questions) != len(responses):
+        raise ValueError(
+            f"{judge}: got {len(questions)} questions but {len(responses)} responses; "
+            "pass one question per response (or questions=None)"
+        )
+    for label, seq in (("question", questions), ("response", responses)):
+        for i, text in enumerate(seq):
+            if not isinstance(text, str):
+                raise TypeError(f"{judge}: {label} {i} is a {type(text).__name__}, not a str")
+    return questions, responses
+
+
+def clip_scores(scores: Sequence[float | None]) -> list[float | None]:
+    """Scores as floats clipped to [0, 100]; None and NaN become None."""
+    out: list[float | None] = []
+    for s in scores:
+        if s is None or (isinstance(s, float) and math.isnan(s)):
+            out.append(None)
+        else:
+            out.append(min(100.0, max(0.0, float(s))))
+    return out
+
+
+def check_kind(judge: str, kind: str, supported: Sequence[str]) -> str:
+    if kind not in supported:
+        raise JudgeError(
+            f"the {judge} judge has no kind {kind!r}; it supports {', '.join(supported)}"
+            f" (e.g. make_judge('{judge}:{supported[0]}'))"
+        )
+    return kind
+
+
+def require_unhooked(model: Any, judge: str) -> None:
+    """Refuse to score with a model that has TransformerLens hooks attached (e.g. inside `steer`)."""
+    hook_points = getattr(model, "hook_dict", {}) or {}
+    if any(getattr(hp, "fwd_hooks", None) for hp in hook_points.values()):
+        raise JudgeError(
+            f"the {judge} judge must score with the unsteered model, but this model has forward hooks "
+            "attached (a steer() block or a hooks() context is open). Score after leaving the steer block."
+        )
+
+
+class JudgeBase:
+    """Shared plumbing: subclasses set name/kind/trait and implement `_score` on validated lists."""
+
+    name: str = "judge"
+    kind: str = "trait"
+    trait: str | None = None
+    kinds: tuple[str, ...] = ("trait",)
+
+    def score(self, questions: Sequence[str] | None, responses: Sequence[str]) -> list[float | None]:
+        questions, responses = check_inputs(questions, responses, self.name)
+        if not responses:
+            return []
+        scores = list(self._score(questions, responses))
+        if len(scores) != len(responses):  # pragma: no cover - a bug in the subclass
+            raise RuntimeError(f"{self.name} returned {len(scores)} scores for {len(responses)} responses")
+        return clip_scores(scores)
+
+    def _score(self, questions: list[str], responses: list[str]) -> Sequence[float | None]:
+        raise NotImplementedError
+
+    def __call__(self, questions: Sequence[str] | None, responses: Sequence[str]) -> list[float | None]:
+        return self.score(questions, responses)
+
+    def __repr__(self) -> str:
+        about = f", trait={self.trait!r}" if self.trait else ""
+        return f"{type(self).__name__}(kind={self.kind!r}{about})"
+
+
+class FunctionJudge(JudgeBase):
+    """A plain function `(questions, responses) -> scores` as a judge."""
+
+    def __init__(self, fn: ScoreFn, *, name: str | None = None, kind: str = "trait", trait: str | None = None) -> None:
+        self.fn = fn
+        self.name = name or getattr(fn, "__name__", None) or type(fn).__name__
+        self.kind = check_kind(self.name, kind, KINDS)
+        self.trait = trait
+
+    def _score(self, questions: list[str], responses: list[str]) -> Sequence[float | None]:
+        return self.fn(questions, responses)
+
+
+# -- building judges from specs -------------------------------------------------------------------
+def make_judge(spec: Any, *, model: Any = None, trait: Any = None, **options: Any) -> Judge:
+    """A judge from a registered name ("vader"), "name:kind" ("logprob:coherence"), a judge object, or a function.
+
+    model, trait: context, handed to a judge class whose `__init__` takes them (a trait may be
+        a TraitDataset or anything `load_trait` accepts); judges that need neither ignore them.
+    options: keyword options of the judge class; one it does not take is an error.
+    A built judge object is returned as is; a plain function is wrapped with kind "trait"
+    (or `kind=`, `name=` from options).
+    """
+    if isinstance(spec, str):
+        name, _, kind = spec.partition(":")
+        if kind:
+            if options.get("kind", kind) != kind:
+                raise JudgeError(f"make_judge({spec!r}) names kind {kind!r} but kind={options['kind']!r} was passed")
+            options["kind"] = kind
+        plugin = judges.get(name)
+        judge = _build(plugin, name, model, trait, options)
+    elif isinstance(spec, type):
+        judge = _build(spec, getattr(spec, "name", spec.__name__), model, trait, options)
+    else:
+        judge = _build(spec, getattr(spec, "name", None), model, trait, options)
+    _warn_on_trait_mismatch(judge, trait)
+    return judge
+
+
+def _build(plugin: Any, name: str | None, model: Any, trait: Any, options: dict[str, Any]) -> Judge:
+    if isinstance(plugin, type):
+        params = inspect.signature(plugin).parameters
+        takes_any = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values())
+        accepted = [k for k, p in params.items() if p.kind in (p.KEYWORD_ONLY, p.POSITIONAL_OR_KEYWORD)]
+        unknown = [k for k in options if k not in accepted and not takes_any]
+        if unknown:
+            kind = options.get("kind")
+            if unknown == ["kind"] and getattr(plugin, "kind", None) == kind:
+                options = {k: v for k, v in options.items() if k != "kind"}
+            elif unknown == ["kind"]:
+                raise JudgeError(f"the {name} judge has only kind {getattr(plugin, 'kind', '?')!r}, not {kind!r}")
+            else:
+                raise JudgeError(
+                    f"the {name} judge takes no option {', '.join(map(repr, unknown))}; "
+                    f"its options are: {', '.join(k for k in accepted if k not in ('model', 'trait')) or '(none)'}"
+                )
+        context = {"model": model, "trait": _as_trait(trait)}
+        kwargs = {k: v for k, v in context.items() if (k in accepted or takes_any) and v is not None}
+        return plugin(**kwargs, **options)
+    if _is_judge(plugin):
+        if options:
+            raise JudgeError(f"judge {plugin!r} is already built; options {sorted(options)} cannot apply to it")
+        return plugin
+    if callable(getattr(plugin, "score", None)):
+        return FunctionJudge(plugin.score, name=name or type(plugin).__name__, **_function_options(options, trait))
+    if callable(plugin):
+        return FunctionJudge(plugin, **_function_options({"name": name, **options} if name else options, trait))
+    raise JudgeError(
+        f"cannot make a judge from {type(plugin).__name__}: pass a registered name ({', '.join(judges.names())}), "
+        "'name:kind', a judge object with .score, or a function (questions, responses) -> scores"
+    )
+
+
+def _function_options(options: dict[str, Any], trait: Any) -> dict[str, Any]:
+    unknown = set(options) - {"name", "kind", "trait"}
+    if unknown:
+        raise JudgeError(f"a function judge takes only name=, kind= and trait=; got {sorted(unknown)}")
+    if "trait" not in options and trait is not None:
+        options = {**options, "trait": _trait_name(trait)}
+    return options
+
+
+def _is_judge(obj: Any) -> bool:
+    return not isinstance(obj, type) and all(hasattr(obj, a) for a in ("name", "kind", "score")) and callable(obj.score)
+
+
+def _as_trait(trait: Any) -> TraitDataset | None:
+    return None if trait is None else load_trait(trait)
+
+
+def _trait_name(trait: Any) -> str:
+    return trait.name if isinstance(trait, TraitDataset) else str(trait)
+
+
+def _warn_on_trait_mismatch(judge: Any, trait: Any) -> None:
+    measured = getattr(judge, "trait", None)
+    if trait is None or measured is None or getattr(judge, "kind", None) != "trait":
+        return
+    given = _trait_name(trait)
+    if measured.split("/")[-1] != given.split("/")[-1].split("[")[0]:
+        warnings.warn(
+            f"the {judge.name} judge measures '{measured}', but trait '{given}' was given; "
+            "its scores are about its own trait",
+            stacklevel=3,
+        )
+
+
+def trait_label(trait: TraitDataset) -> str:
+    """The short name of a trait for prompts and `Judge.trait`: 'emotion/joy' -> 'joy'."""
+    return trait.name.split("[")[0].rstrip("/").split("/")[-1]

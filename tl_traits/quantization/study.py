@@ -1,0 +1,299 @@
+"""The quantization study: how much each backend bends a trait's directions, activations and steering effect.
+
+Reference = the float32 model. Per backend: re-extracted directions (cosine to the reference
+per layer and method), the reference vectors' held-out AUROC read from the quantized model's
+activations, residual drift per layer, and the reference vector's coherent delta when it
+steers the quantized model, as a fraction of the delta on float32.
+"""
+
+from __future__ import annotations
+
+import gc
+import json
+import os
+import time
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Mapping, Sequence
+
+import torch
+from jaxtyping import Float
+from torch import Tensor
+
+from tl_traits.core.capture import capture
+from tl_traits.core.files import atomic_write_text
+from tl_traits.core.hook_names import hook_name
+from tl_traits.core.hook_points import forward_hooks
+from tl_traits.core.models import model_identity
+from tl_traits.core.progress import Stages
+from tl_traits.core.prompts import prepare_inputs
+from tl_traits.core.registry import quantizers
+from tl_traits.core.trait_sets import load_trait
+from tl_traits.extraction.extract import extract, heldout_metrics
+from tl_traits.judging.judges import make_judge
+from tl_traits.quantization.quantize import QuantizationError
+from tl_traits.steering.evaluation import EvaluationResult, evaluate_steering
+
+DEFAULT_BACKENDS = ("fp16", "bf16", "int8", "int4", "nf4")
+REFERENCE = "float32"
+
+
+@dataclass
+class BackendResult:
+    """One backend's measurements (or why it was skipped)."""
+
+    backend: str
+    skipped: str | None = None
+    info: dict[str, Any] | None = None
+    cosine: dict[str, list[float]] = field(default_factory=dict)  # method -> per layer, re-extracted vs reference
+    reference_auroc: dict[str, list[float]] = field(default_factory=dict)  # method -> per layer, ref vectors on these activations
+    drift: list[float] = field(default_factory=list)  # per layer: mean |h_q - h_ref| / |h_ref|
+    steering: list[dict[str, Any]] | None = None  # EvaluationResult.table() of the reference vector on this model
+    baseline_trait: float | None = None  # this model's own unsteered trait score (deltas are relative to it)
+    seconds: float = 0.0
+
+
+@dataclass
+class QuantStudy:
+    """Everything the study measured; `table()` is the per (backend, method) summary."""
+
+    trait: str
+    layers: list[int]
+    methods: list[str]
+    steer_method: str
+    steering_layers: list[int]
+    reference: BackendResult
+    backends: list[BackendResult]
+    model: dict[str, Any]
+
+    def _best_delta(self, result: BackendResult, layer: int | None = None) -> float | None:
+        rows = [r for r in (result.steering or []) if r["coherent_delta"] is not None and (layer is None or r["layer"] == layer)]
+        return max((r["coherent_delta"] for r in rows), default=None)
+
+    @property
+    def reference_steering_layer(self) -> int | None:
+        rows = [r for r in (self.reference.steering or []) if r["coherent_delta"] is not None]
+        return max(rows, key=lambda r: r["coherent_delta"])["layer"] if rows else None
+
+    def table(self) -> list[dict[str, Any]]:
+        """Per backend and method: mean/min cosine to float32, reference AUROC, drift, retained steering."""
+        ref_layer = self.reference_steering_layer
+        ref_delta = self._best_delta(self.reference, ref_layer)
+        rows = []
+        for result in [self.reference, *self.backends]:
+            if result.skipped:
+                rows.append({"backend": result.backend, "method": None, "skipped": result.skipped})
+                continue
+            delta = self._best_delta(result, ref_layer) if ref_layer is not None else None
+            retained = None
+            if ref_delta:  # no coherent float32 setting: nothing to retain
+                retained = delta / ref_delta if delta is not None else 0.0
+            for method in self.methods:
+                cos = result.cosine.get(method, [1.0] * len(self.layers))
+                auroc = result.reference_auroc.get(method, [])
+                steers = method == self.steer_method  # steering columns belong to the method that steered
+                rows.append({
+                    "backend": result.backend,
+                    "method": method,
+                    "mean_cosine": sum(cos) / len(cos),
+                    "min_cosine": min(cos),
+                    "min_cosine_layer": self.layers[cos.index(min(cos))],
+                    "ref_auroc_mean": sum(auroc) / len(auroc) if auroc else None,
+                    "max_drift": max(result.drift) if result.drift else 0.0,
+                    "baseline_trait": result.baseline_trait if steers else None,
+                    "steered_trait": _steered(result, ref_layer) if steers else None,
+                    "coherent_delta": delta if steers else None,
+                    "retained": retained if steers else None,
+                })
+        return rows
+
+    def to_dict(self) -> dict[str, Any]:
+        from dataclasses import asdict
+
+        return {
+            "trait": self.trait, "layers": self.layers, "methods": self.methods, "steer_method": self.steer_method,
+            "steering_layers": self.steering_layers, "model": self.model,
+            "reference_steering_layer": self.reference_steering_layer,
+            "table": self.table(),
+            "results": [asdict(r) for r in [self.reference, *self.backends]],
+        }
+
+    def to_markdown(self) -> str:
+        header = ["backend", "method", "mean cos", "min cos (layer)", "ref AUROC (mean)", "max drift",
+                  "baseline", "steered", "coherent delta", "retained"]
+        lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+        for r in self.table():
+            if r.get("skipped"):
+                lines.append(f"| {r['backend']} | skipped: {r['skipped']} |" + " |" * (len(header) - 2))
+                continue
+            lines.append("| " + " | ".join([
+                r["backend"], r["method"], f"{r['mean_cosine']:.4f}", f"{r['min_cosine']:.4f} ({r['min_cosine_layer']})",
+                _fmt(r["ref_auroc_mean"], ".3f"), f"{r['max_drift']:.4f}", _fmt(r["baseline_trait"], ".1f"),
+                _fmt(r["steered_trait"], ".1f"), _fmt(r["coherent_delta"], "+.1f"),
+                _fmt(r["retained"], ".2f"),
+            ]) + " |")
+        return "\n".join(lines)
+
+    def figure(self) -> Any:
+        from tl_traits.core.figures import quantization_figure
+
+        return quantization_figure(self)
+
+    def save(self, out: str | os.PathLike[str]) -> dict[str, Path]:
+        """study.json, study.md and study.png in `out`, each written atomically."""
+        from tl_traits.core.figures import save_figure
+
+        out = Path(out)
+        paths = {
+            "json": atomic_write_text(out / "study.json", json.dumps(self.to_dict(), indent=2)),
+            "md": atomic_write_text(out / "study.md", f"# Quantization study: {self.trait}\n\n{self.to_markdown()}\n"),
+        }
+        paths["png"] = save_figure(self.figure(), out / "study.png")
+        return paths
+
+
+def _steered(result: BackendResult, layer: int | None) -> float | None:
+    """The trait score of the best coherent setting at `layer` (None when none was coherent)."""
+    row = next((r for r in (result.steering or []) if r["layer"] == layer), None)
+    return row["trait"] if row else None
+
+
+def _fmt(value: float | None, spec: str) -> str:
+    return "n/a" if value is None else format(value, spec)
+
+
+def quantization_study(
+    load_model: Callable[[], Any] | Any,
+    trait: Any,
+    backends: Sequence[str] = DEFAULT_BACKENDS,
+    methods: Sequence[str] = ("mean_diff", "probe"),
+    layers: int | Sequence[int] | str = "all",
+    *,
+    position: str = "response[:]",
+    steer_method: str | None = None,
+    steering_layers: Sequence[int] | None = None,
+    judges: Sequence[Any] | None = None,
+    questions: int = 8,
+    steps: int = 4,
+    max_new_tokens: int = 32,
+    steer: bool = True,
+    drift_examples: int = 16,
+    backend_options: Mapping[str, Mapping[str, Any]] | None = None,
+    limit: int | None = None,
+    seed: int = 0,
+    stages: Stages | None = None,
+) -> QuantStudy:
+    """Run the study: `load_model` is a zero-argument function giving the float32 model, or the model itself.
+
+    backends: quantizer names; one that is not available here (e.g. bitsandbytes without CUDA)
+        is skipped with its reason. steer_method: the method whose reference vector steers
+        (default the first of `methods`); steering_layers: where it steers (default three
+        layers at 25-55% depth); judges default to the main job's for the trait.
+    """
+    from tl_traits.app.main_job import DEFAULT_JUDGES, TRAIT_JUDGES
+    from tl_traits.app.main_job import steering_layers as pick_layers
+
+    stages = stages or Stages(enabled=False)
+    method_list = list(methods)
+    steer_method = steer_method or method_list[0]
+    if steer_method not in method_list:
+        raise QuantizationError(f"steer_method '{steer_method}' is not among methods {method_list}")
+    plugins = {name: quantizers.get(name) for name in backends}  # unknown backends fail before any work
+    options = dict(backend_options or {})
+    dataset = load_trait(trait).validate()
+    if limit:
+        dataset = dataset.limit(limit)
+    with stages.stage("load float32 model"):
+        reference = load_model if isinstance(load_model, torch.nn.Module) else load_model()
+    identity = model_identity(reference)
+    with stages.stage(f"reference: extract {dataset.name}"):
+        ref_acts = capture(reference, dataset, layers=layers, position=position, progress=False)
+        ref_vecs = extract(reference, dataset, method_list, activations=ref_acts, seed=seed, progress=False)
+    layer_list = list(ref_acts.layers)
+    steer_layers = pick_layers(identity.n_layers, layer_list, steering_layers)
+    # Judges are built once on the float32 model: a perplexity judge run by each quantized model
+    # would grade its own text with its own (bent) weights, and retained effects would not compare.
+    judge_objs = [make_judge(spec, model=reference, trait=dataset)
+                  for spec in (judges or TRAIT_JUDGES.get(dataset.name, DEFAULT_JUDGES))]
+    drift_batch = prepare_inputs(
+        reference, [ex.prompt for ex in dataset.examples[:drift_examples]],
+        [ex.response for ex in dataset.examples[:drift_examples]],
+    )
+    ref_resid = _residuals(reference, drift_batch, layer_list)
+
+    def steering(model: Any, label: str, into: BackendResult) -> None:
+        if not steer:
+            return
+        with stages.stage(f"{label}: steer", total=steps + 1) as advance, warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message=".*weights of .* differ.*")  # the point of the study
+            result: EvaluationResult = evaluate_steering(
+                model, ref_vecs[steer_method], dataset, layers=steer_layers, judges=judge_objs,
+                subset=questions, steps=steps, max_new_tokens=max_new_tokens, on_step=advance,
+            )
+        into.steering, into.baseline_trait = result.table(), result.baseline_trait
+
+    start = time.perf_counter()
+    ref_result = BackendResult(
+        REFERENCE, info=identity.quantization, drift=[0.0] * len(layer_list),
+        cosine={m: [1.0] * len(layer_list) for m in method_list},
+        reference_auroc={m: ref_vecs[m].metrics["auroc"].tolist() for m in method_list},
+    )
+    steering(reference, REFERENCE, ref_result)
+    ref_result.seconds = round(time.perf_counter() - start, 1)
+
+    results = []
+    for name, plugin in plugins.items():
+        ok, why = plugin.available()
+        if not ok:
+            results.append(BackendResult(name, skipped=why))
+            continue
+        start = time.perf_counter()
+        with stages.stage(f"{name}: quantize"):
+            model = plugin.quantize(reference, **options.get(name, {}))
+        result = BackendResult(name, info=model_identity(model).quantization)
+        with stages.stage(f"{name}: extract"):
+            acts = capture(model, dataset, layers=layer_list, position=position, progress=False)
+            vecs = extract(model, dataset, method_list, activations=acts, seed=seed, progress=False)
+        for method in method_list:
+            result.cosine[method] = _cosine(vecs[method].directions, ref_vecs[method].directions).tolist()
+            result.reference_auroc[method] = heldout_metrics(
+                ref_vecs[method].directions, acts, dataset, seed=seed)["auroc"].tolist()
+        result.drift = _relative_drift(_residuals(model, drift_batch, layer_list), ref_resid, drift_batch.attention_mask).tolist()
+        steering(model, name, result)
+        result.seconds = round(time.perf_counter() - start, 1)
+        results.append(result)
+        del model, acts, vecs
+        gc.collect()
+    return QuantStudy(dataset.name, layer_list, method_list, steer_method, steer_layers, ref_result, results,
+                      identity.to_dict())
+
+
+def _cosine(a: Float[Tensor, "layer d"], b: Float[Tensor, "layer d"]) -> Float[Tensor, "layer"]:
+    return torch.nn.functional.cosine_similarity(a.float(), b.float(), dim=-1)
+
+
+@torch.no_grad()
+def _residuals(model: Any, batch: Any, layers: list[int]) -> Float[Tensor, "layer batch seq d"]:
+    """resid_post at every requested layer for one prepared batch, float32 on the CPU."""
+    seen: dict[int, Tensor] = {}
+
+    def keep(layer: int) -> Callable:
+        def fn(act: Tensor, hook: Any) -> None:
+            seen[layer] = act.detach().float().cpu()
+
+        return fn
+
+    device = next(model.parameters()).device
+    with forward_hooks(model, [(hook_name(layer, "resid_post"), keep(layer)) for layer in layers]):
+        model(batch.input_ids.to(device), attention_mask=batch.attention_mask.to(device), stop_at_layer=max(layers) + 1)
+    return torch.stack([seen[layer] for layer in layers])
+
+
+def _relative_drift(
+    quantized: Float[Tensor, "layer batch seq d"], reference: Float[Tensor, "layer batch seq d"], mask: Tensor
+) -> Float[Tensor, "layer"]:
+    """Mean over real tokens of |h_q - h_ref| / |h_ref| per layer."""
+    err = (quantized - reference).norm(dim=-1) / reference.norm(dim=-1).clamp_min(1e-6)  # [layer, batch, seq]
+    keep = mask.bool().unsqueeze(0).expand_as(err)
+    return (err * keep).sum(dim=(1, 2)) / keep.sum(dim=(1, 2))

@@ -1,0 +1,247 @@
+"""Sweep grids beyond poisoning, as executor runs: steering evaluation over traits x methods x layers, and
+the quantization study over traits x backends. One run folder each, finished runs skipped, `aggregate` merges them.
+
+Layout: runs/{model}/steering/{trait}/{method}/layer_{L}/ (vector.safetensors, evaluation.jsonl, summary.csv)
+and runs/{model}/quantization/{trait}/{backend}/ (study.json, study.md, study.png, summary.csv).
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Mapping, Sequence
+
+from tl_traits.core.errors import TlTraitsError
+from tl_traits.scale.executors import (
+    Outcome,
+    Task,
+    hold_model,
+    make_executor,
+    release_model,
+    worker_model,
+    write_summary,
+)
+
+
+class GridError(TlTraitsError):
+    """A grid that cannot run as asked (no traits, no layers for a model the caller did not load)."""
+
+
+@dataclass
+class GridResult:
+    """Summary rows of every finished run, and the runs that failed after every retry."""
+
+    runs_dir: Path
+    rows: list[dict[str, Any]]
+    skipped: list[Path] = field(default_factory=list)
+    failed: list[tuple[Path, str]] = field(default_factory=list)
+    seconds: float = 0.0
+    executor: dict[str, Any] = field(default_factory=dict)
+
+
+def _safe(name: str) -> str:
+    return "".join(c if c.isalnum() or c in "-_." else "-" for c in str(name))
+
+
+def _trait_name(trait: Any) -> str:
+    from tl_traits.core.trait_sets import load_trait
+
+    return trait if isinstance(trait, str) else load_trait(trait).name
+
+
+def run_grid(model: Any, tasks_for: Callable[[Any, str], list[Task]], *, executor: Any, progress: bool, log: Any,
+             desc: str, runs_dir: str | os.PathLike[str]) -> GridResult:
+    """Hand a grid's runs to an executor: the caller's model is used as it is in-process, loaded from its spec elsewhere."""
+    from tl_traits.core.models import ModelSpec, model_identity
+    from tl_traits.scale.poison_sweep import model_display_name
+
+    engine = make_executor(executor, progress=progress, log=log)
+    is_spec = isinstance(model, (ModelSpec, str, os.PathLike)) or model is None
+    if engine.remote or is_spec:
+        spec = ModelSpec.of(model)
+        name = model_display_name(spec) if is_spec else model_identity(model).name
+    else:
+        spec = ModelSpec(f"in-memory:{id(model)}")
+        name = str(model.cfg.model_name)
+    tasks = tasks_for(spec, name)
+    if not engine.remote and not is_spec:
+        hold_model(spec, model)
+    started = time.perf_counter()
+    try:
+        outcomes = engine.run(tasks, desc=desc)
+    finally:
+        release_model(spec)
+    return _collect(Path(runs_dir), outcomes, time.perf_counter() - started, engine.describe())
+
+
+def _collect(runs_dir: Path, outcomes: Sequence[Outcome], seconds: float, executor: dict[str, Any]) -> GridResult:
+    result = GridResult(runs_dir, [], seconds=seconds, executor=executor)
+    for outcome in outcomes:
+        if outcome.status == "failed":
+            result.failed.append((outcome.task.folder, outcome.error or ""))
+            continue
+        rows = outcome.result
+        result.rows.extend(rows if isinstance(rows, list) else [rows])
+        if outcome.status == "skipped":
+            result.skipped.append(outcome.task.folder)
+    return result
+
+
+# -- steering: traits x methods x layers -------------------------------------------------------------
+def steering_sweep(
+    model: Any,
+    traits: Sequence[Any],
+    methods: Sequence[str] = ("mean_diff",),
+    layers: Sequence[int] | None = None,
+    *,
+    runs_dir: str | os.PathLike[str] = "runs",
+    judges: Sequence[Any] | None = None,
+    position: str = "response[:]",
+    questions: int = 8,
+    steps: int = 4,
+    max_new_tokens: int = 32,
+    limit: int | None = None,
+    seed: int = 0,
+    executor: Any = None,
+    progress: bool = True,
+    log: Any = print,
+) -> GridResult:
+    """Extract each trait's vector with each method at each layer and run the coefficient search there.
+
+    One run per (trait, method, layer): capture at that layer only, extract, save the vector, search
+    `steps` strengths on `questions` steering questions (resumable from its evaluation.jsonl).
+    layers: default three layers at 25-55% depth.
+    judges: default the main job's judges for the trait.
+    """
+    from tl_traits.app.main_job import steering_layers
+
+    if not traits or not methods:
+        raise GridError("a steering sweep needs at least one trait and one method")
+    if layers is None:
+        from tl_traits.core.models import ModelSpec
+
+        n = int(model.cfg.n_layers) if hasattr(model, "cfg") else ModelSpec.of(model).n_layers()
+        layers = steering_layers(n, list(range(n)), None)
+    names = [_trait_name(t) for t in traits]
+    _check_plugins(methods, judges)
+
+    def tasks_for(spec: Any, model_name: str) -> list[Task]:
+        tasks = []
+        for trait, trait_name in zip(traits, names):
+            for method in methods:
+                for layer in layers:
+                    folder = Path(runs_dir) / _safe(model_name) / "steering" / _safe(trait_name) / method / f"layer_{layer}"
+                    tasks.append(Task(f"{trait_name}/{method}/layer_{layer}", steering_run, {
+                        "model": spec, "model_name": model_name, "trait": trait, "method": method, "layer": int(layer),
+                        "folder": folder, "judges": list(judges) if judges else None, "position": position,
+                        "questions": questions, "steps": steps, "max_new_tokens": max_new_tokens, "limit": limit,
+                        "seed": seed, "progress": progress}, folder))
+        return tasks
+
+    return run_grid(model, tasks_for, executor=executor, progress=progress, log=log, desc="steering runs",
+                    runs_dir=runs_dir)
+
+
+def _check_plugins(methods: Sequence[str], judges: Sequence[Any] | None) -> None:
+    """Unknown names fail in the caller, before any run starts."""
+    from tl_traits.core.registry import extractors
+    from tl_traits.core.registry import judges as judge_registry
+
+    for method in methods:
+        extractors.get(method)
+    for judge in judges or ():
+        if isinstance(judge, str):
+            judge_registry.get(judge.split(":")[0])
+
+
+def steering_run(*, model: Any, model_name: str, trait: Any, method: str, layer: int, folder: Path,
+                 judges: Sequence[Any] | None, position: str, questions: int, steps: int, max_new_tokens: int,
+                 limit: int | None, seed: int, progress: bool = False) -> list[dict[str, Any]]:
+    """One steering run as an executor task."""
+    from tl_traits.app.main_job import DEFAULT_JUDGES, TRAIT_JUDGES
+    from tl_traits.core.capture import capture
+    from tl_traits.core.trait_sets import load_trait
+    from tl_traits.extraction.extract import extract
+    from tl_traits.steering.evaluation import evaluate_steering
+
+    started = time.perf_counter()
+    loaded = worker_model(model)
+    dataset = load_trait(trait).validate()
+    if limit:
+        dataset = dataset.limit(limit)
+    Path(folder).mkdir(parents=True, exist_ok=True)
+    acts = capture(loaded, dataset, layers=[layer], position=position, progress=False)
+    vecs = extract(loaded, dataset, [method], activations=acts, seed=seed, progress=False)
+    vecs.save(Path(folder) / "vector.safetensors")
+    vec = vecs[method]
+    result = evaluate_steering(
+        loaded, vec, dataset, layers=[layer], judges=judges or TRAIT_JUDGES.get(dataset.name, DEFAULT_JUDGES),
+        subset=questions, steps=steps, max_new_tokens=max_new_tokens, log=Path(folder) / "evaluation.jsonl",
+    )
+    table = result.table()[0]
+    row = {
+        "sweep": "steering", "model": model_name, "trait": dataset.name, "method": method, "layer": layer,
+        "auroc": float(vec.metrics["auroc"][0]), "cohens_d": float(vec.metrics["cohens_d"][0]),
+        "baseline_trait": result.baseline_trait, "baseline_coherence": result.baseline_coherence,
+        "coherent_delta": table["coherent_delta"], "strength": table["strength"], "coef": table["coef"],
+        "steered_trait": table["trait"], "steered_coherence": table["coherence"],
+        "best_coherence_seen": table["best_coherence_seen"], "search_runs": table["runs"],
+        "seconds": round(time.perf_counter() - started, 1),
+    }
+    write_summary(folder, [row])
+    return [row]
+
+
+# -- quantization: traits x backends -----------------------------------------------------------------
+def quantization_sweep(
+    model: Any,
+    traits: Sequence[Any],
+    backends: Sequence[str],
+    *,
+    runs_dir: str | os.PathLike[str] = "runs",
+    executor: Any = None,
+    progress: bool = True,
+    log: Any = print,
+    **study: Any,
+) -> GridResult:
+    """The quantization study, one run per (trait, backend); each run measures its own float32 reference.
+
+    study: `quantization_study` options (methods, layers, steering_layers, questions, steps, ...).
+    """
+    from tl_traits.core.registry import quantizers
+
+    if not traits or not backends:
+        raise GridError("a quantization sweep needs at least one trait and one backend")
+    for name in backends:
+        quantizers.get(name)
+    names = [_trait_name(t) for t in traits]
+
+    def tasks_for(spec: Any, model_name: str) -> list[Task]:
+        tasks = []
+        for trait, trait_name in zip(traits, names):
+            for backend in backends:
+                folder = Path(runs_dir) / _safe(model_name) / "quantization" / _safe(trait_name) / backend
+                tasks.append(Task(f"{trait_name}/{backend}", quantization_run, {
+                    "model": spec, "model_name": model_name, "trait": trait, "backend": backend, "folder": folder,
+                    "study": dict(study)}, folder))
+        return tasks
+
+    return run_grid(model, tasks_for, executor=executor, progress=progress, log=log, desc="quantization runs",
+                    runs_dir=runs_dir)
+
+
+def quantization_run(*, model: Any, model_name: str, trait: Any, backend: str, folder: Path,
+                     study: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """One (trait, backend) study as an executor task; its rows are the backend's (the float32 figures are in study.json)."""
+    from tl_traits.quantization.study import quantization_study
+
+    started = time.perf_counter()
+    made = quantization_study(lambda: worker_model(model), trait, backends=[backend], **study)
+    made.save(folder)
+    seconds = round(time.perf_counter() - started, 1)
+    rows = [{"sweep": "quantization", "model": model_name, "trait": made.trait, **row, "seconds": seconds}
+            for row in made.table() if row["backend"] == backend]
+    write_summary(folder, rows)
+    return rows

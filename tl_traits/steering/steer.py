@@ -1,0 +1,301 @@
+"""Steering: add (or ablate) a trait direction at chosen layers through TL hooks, removed on exit.
+
+One primitive attaches hooks and returns a handle; `steer()` is the context manager over it
+and also an iterable of `(hook_name, fn)` pairs for `run_with_hooks`. Vectors are applied in
+float32 and cast back. During KV-cached generation a hook sees `[batch, 1, d]` after the
+first step, so each hook tracks the absolute position itself.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Callable, Iterator, Literal, Sequence
+
+import torch
+from jaxtyping import Float
+from torch import Tensor
+
+from tl_traits.core.errors import TlTraitsError
+from tl_traits.core.generation import add_batch_listener, generate_tokens
+from tl_traits.core.hook_names import hook_name
+from tl_traits.core.hook_points import add_forward_hooks
+from tl_traits.core.prompts import PreparedInputs, PromptInput, as_batch
+from tl_traits.core.vectors import TraitVector
+
+Operator = Literal["add", "ablate", "ablate_then_add"]
+Positions = Literal["all", "prompt", "response"]
+OPERATORS = ("add", "ablate", "ablate_then_add")
+POSITIONS = ("all", "prompt", "response")
+
+
+class SteeringError(TlTraitsError):
+    """Steering arguments that cannot work: both or neither of strength/coef, a bad layer, ..."""
+
+
+@dataclass
+class _PositionTracker:
+    """Which absolute positions a hook call covers, across cached generation steps."""
+
+    which: str
+    pending_width: int | None = None  # announced by generate() for the next full forward
+    width: int = 0
+    offset: int = 0
+
+    def announce(self, batch: PreparedInputs) -> None:
+        self.pending_width = int(batch.input_ids.shape[1])
+
+    def selected(self, seq: int, device: torch.device) -> Tensor | None:
+        """A `[seq]` bool mask of positions to steer (None: all of them)."""
+        if seq > 1 or self.offset == 0:  # a full forward: the prompt (or a whole sequence)
+            self.width = self.pending_width if self.pending_width is not None else seq
+            self.pending_width = None
+            positions = torch.arange(seq, device=device)
+            self.offset = seq
+        else:  # one cached step: the next generated token
+            positions = torch.tensor([self.offset], device=device)
+            self.offset += 1
+        if self.which == "all":
+            return None
+        is_response = positions >= self.width
+        return is_response if self.which == "response" else ~is_response
+
+
+@dataclass
+class _LayerEdit:
+    direction: Float[Tensor, "d_model"] | Float[Tensor, "batch d_model"]  # one per row: a sweep over several vectors
+    coef: float | Float[Tensor, "batch"]
+    rows: Tensor | None = None  # bool [batch]: the rows this edit applies to (a sweep's slices)
+
+
+def _make_hook(edit: _LayerEdit, operator: str, tracker: _PositionTracker) -> Callable:
+    def fn(act: Tensor, hook: Any) -> Tensor:
+        mask = tracker.selected(act.shape[1], act.device)
+        if mask is not None and not bool(mask.any()):
+            return act
+        x0 = act.float()
+        v = edit.direction.to(device=act.device, dtype=torch.float32)
+        if v.dim() == 2:
+            v = v[:, None, :]
+        x = x0
+        if operator in ("ablate", "ablate_then_add"):
+            projection = (x @ v)[..., None] if v.dim() == 1 else (x * v).sum(-1, keepdim=True)
+            x = x - projection * v
+        if operator in ("add", "ablate_then_add"):
+            coef = edit.coef
+            if isinstance(coef, Tensor):
+                coef = coef.to(device=act.device, dtype=torch.float32)[:, None, None]
+            x = x + coef * v
+        keep = None if mask is None else mask[None, :, None]
+        if edit.rows is not None:
+            rows = edit.rows.to(act.device)[:, None, None]
+            keep = rows if keep is None else keep & rows
+        if keep is not None:
+            x = torch.where(keep, x, x0)
+        return x.to(act.dtype)
+
+    return fn
+
+
+@dataclass
+class SteeringHandle:
+    """Attached hooks; `remove()` takes off exactly these (other hooks stay)."""
+
+    model: Any
+    hooks: list[tuple[str, Callable]]
+    _undo: list[Callable[[], None]] = field(default_factory=list)
+
+    def remove(self) -> None:
+        while self._undo:
+            self._undo.pop()()
+
+
+def attach(model: Any, hooks: Sequence[tuple[str, Callable]], trackers: Sequence[_PositionTracker] = ()) -> SteeringHandle:
+    """Add forward hooks to the model and return the handle that removes them."""
+    handle = SteeringHandle(model, list(hooks))
+    try:
+        handle._undo.append(add_forward_hooks(model, hooks))
+        for tracker in trackers:
+            handle._undo.append(add_batch_listener(model, tracker.announce))
+    except BaseException:
+        handle.remove()
+        raise
+    return handle
+
+
+class Steering:
+    """Hooks that steer `model` with a vector; a context manager and an iterable of TL hooks."""
+
+    def __init__(self, model: Any, hooks: list[tuple[str, Callable]], trackers: list[_PositionTracker], description: str):
+        self.model = model
+        self.hooks = hooks
+        self.trackers = trackers
+        self.description = description
+        self._handle: SteeringHandle | None = None
+
+    def __iter__(self) -> Iterator[tuple[str, Callable]]:
+        return iter(self.hooks)
+
+    def attach(self) -> SteeringHandle:
+        return attach(self.model, self.hooks, self.trackers)
+
+    def __enter__(self) -> "Steering":
+        if self._handle is not None:
+            raise SteeringError("this steer() block is already active; create a new one to nest")
+        self._handle = self.attach()
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        handle, self._handle = self._handle, None
+        if handle is not None:
+            handle.remove()
+
+    def __repr__(self) -> str:
+        return f"Steering({self.description})"
+
+
+def steer(
+    model: Any,
+    vector: TraitVector | Tensor,
+    layers: int | Sequence[int],
+    *,
+    strength: float | None = None,
+    coef: float | None = None,
+    positions: Positions = "all",
+    operator: Operator = "add",
+    hook: str | None = None,
+    check_model: bool = True,
+) -> Steering:
+    """Steer `model` along `vector` at `layers`.
+
+    strength: in units of the mean activation norm the vector recorded at each layer (0.5 adds
+        half a typical residual's length); coef: an absolute coefficient. Give exactly one
+        (neither is fine for operator="ablate").
+    positions: "all", "prompt" (the prompt's positions) or "response" (generated tokens).
+    operator: "add" (h + c v), "ablate" (project v out), "ablate_then_add" (set h.v to c).
+    vector: a TraitVector (its hook is used; its model identity is checked) or a raw
+        `[d_model]` tensor (then `coef`, and `hook` defaults to resid_post).
+    """
+    edits, hook_kind = _resolve(model, vector, layers, strength, coef, operator, hook, check_model)
+    if positions not in POSITIONS:
+        raise SteeringError(f"positions must be one of {', '.join(POSITIONS)}, not {positions!r}")
+    hooks, trackers = [], []
+    for layer, edit in edits.items():
+        tracker = _PositionTracker(positions)
+        trackers.append(tracker)
+        hooks.append((hook_name(layer, hook_kind), _make_hook(edit, operator, tracker)))
+    desc = f"{operator} at layers {list(edits)}, " + (f"strength {strength}" if strength is not None else f"coef {coef}")
+    return Steering(model, hooks, trackers, desc + f", positions {positions}")
+
+
+def _resolve(
+    model: Any,
+    vector: TraitVector | Tensor,
+    layers: int | Sequence[int],
+    strength: float | None,
+    coef: float | None,
+    operator: str,
+    hook: str | None,
+    check_model: bool,
+) -> tuple[dict[int, _LayerEdit], str]:
+    if operator not in OPERATORS:
+        raise SteeringError(f"operator must be one of {', '.join(OPERATORS)}, not {operator!r}")
+    if strength is not None and coef is not None:
+        raise SteeringError("give strength (relative to the layer's activation norm) or coef (absolute), not both")
+    if strength is None and coef is None and operator != "ablate":
+        raise SteeringError("give strength=... (e.g. 0.5 x the mean activation norm) or coef=... for this operator")
+    layer_list = [layers] if isinstance(layers, int) else list(layers)
+    n_layers, d_model = int(model.cfg.n_layers), int(model.cfg.d_model)
+    if not layer_list:
+        raise SteeringError("layers is empty")
+    for layer in layer_list:
+        if not isinstance(layer, int) or not 0 <= layer < n_layers:
+            raise SteeringError(f"layer {layer!r} is out of range: this model has {n_layers} layers (0..{n_layers - 1})")
+    edits: dict[int, _LayerEdit] = {}
+    if isinstance(vector, TraitVector):
+        if check_model:
+            vector.check_model(model)
+        hook_kind = hook or vector.metadata.get("hook") or "resid_post"
+        for layer in layer_list:
+            direction = vector.direction(layer)
+            c = coef if coef is not None else (strength or 0.0) * vector.norm(layer)
+            edits[layer] = _LayerEdit(direction.float(), float(c))
+        return edits, hook_kind
+    direction = torch.as_tensor(vector, dtype=torch.float32)
+    if direction.shape != (d_model,):
+        raise SteeringError(f"a raw steering vector must have shape [d_model] = [{d_model}], got {tuple(direction.shape)}")
+    if strength is not None:
+        raise SteeringError("strength needs the activation norms a TraitVector records; for a raw tensor pass coef")
+    unit = direction / direction.norm().clamp_min(1e-12)
+    for layer in layer_list:
+        edits[layer] = _LayerEdit(unit, float(coef or 0.0))
+    return edits, hook or "resid_post"
+
+
+# -- sweeps ---------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Setting:
+    """One steering setting of a sweep: a layer and a strength (or absolute coef); `vector`
+    replaces the sweep's vector for this setting (to compare methods in one batch)."""
+
+    layer: int
+    strength: float | None = None
+    coef: float | None = None
+    vector: TraitVector | None = field(default=None, compare=False)
+
+
+def sweep_generate(
+    model: Any,
+    vector: TraitVector | None,
+    settings: Sequence[Setting | tuple[int, float]],
+    prompts: PromptInput | Sequence[PromptInput],
+    *,
+    positions: Positions = "all",
+    operator: Operator = "add",
+    max_new_tokens: int = 64,
+    greedy: bool = True,
+    seed: int | None = None,
+) -> list[list[str]]:
+    """Generate every prompt under every setting as slices of ONE batch: `[setting][prompt] -> text`.
+
+    Each slice of rows carries its own coefficient at its own layer, so a coefficient search
+    step costs one batched generate instead of one per setting. A tuple `(layer, strength)`
+    stands for `Setting(layer, strength=...)`.
+    """
+    chosen = [s if isinstance(s, Setting) else Setting(s[0], strength=s[1]) for s in settings]
+    if not chosen:
+        raise SteeringError("sweep_generate needs at least one setting")
+    prompt_list = as_batch(prompts)
+    n = len(prompt_list)
+    if n == 0:
+        raise SteeringError("sweep_generate needs at least one prompt")
+    total = len(chosen) * n
+    per_layer: dict[int, _LayerEdit] = {}
+    hook_kinds = set()
+    for i, s in enumerate(chosen):
+        own = s.vector if s.vector is not None else vector
+        if own is None:
+            raise SteeringError(f"setting {i} has no vector: pass one to sweep_generate or in Setting(vector=...)")
+        edits, hook_kind = _resolve(model, own, s.layer, s.strength, s.coef, operator, None, i == 0 or s.vector is not None)
+        direction = edits[s.layer].direction
+        edit = per_layer.setdefault(s.layer, _LayerEdit(direction, torch.zeros(total), torch.zeros(total, dtype=torch.bool)))
+        if edit.direction.dim() == 1 and not torch.equal(edit.direction, direction):
+            edit.direction = edit.direction.expand(total, -1).clone()  # this layer now mixes vectors: one per row
+        if edit.direction.dim() == 2:
+            edit.direction[i * n : (i + 1) * n] = direction
+        edit.coef[i * n : (i + 1) * n] = edits[s.layer].coef
+        edit.rows[i * n : (i + 1) * n] = True
+        hook_kinds.add(hook_kind)
+    if len(hook_kinds) > 1:
+        raise SteeringError(f"these settings steer at different hooks ({sorted(hook_kinds)}); sweep each hook separately")
+    hooks, trackers = [], []
+    for layer, edit in per_layer.items():
+        tracker = _PositionTracker(positions)
+        trackers.append(tracker)
+        hooks.append((hook_name(layer, hook_kind), _make_hook(edit, operator, tracker)))
+    with Steering(model, hooks, trackers, f"sweep of {len(chosen)} settings"):
+        tokens = generate_tokens(
+            model, prompt_list * len(chosen), max_new_tokens=max_new_tokens, greedy=greedy,
+            seed=seed, batch_size=len(chosen) * n,
+        )
+    texts = [model.tokenizer.decode(t, skip_special_tokens=True) for t in tokens]
+    return [texts[i * n : (i + 1) * n] for i in range(len(chosen))]

@@ -1,0 +1,1 @@
+"""Training and poisoning: label-masked SFT, attacks, fine-tuning with exact resume, backdoor metrics, detection."""
