@@ -11,17 +11,31 @@ for _name in ("torchao", "torch.utils._pytree"):
 from tl_traits.core.capture import ActivationSet, capture
 from tl_traits.core.generation import generate
 from tl_traits.core.hook_names import hook_name, parse_hook_name
-from tl_traits.core.models import ModelIdentity, ModelLoadError, load_model, model_identity
+from tl_traits.core.models import (
+    ModelIdentity,
+    ModelLoadError,
+    load_model,
+    model_identity,
+)
 from tl_traits.core.prompts import PreparedInputs, PromptError, Spans, prepare_inputs
 from tl_traits.core.registry import attacks, extractors, judges, quantizers
-from tl_traits.core.trait_sets import TraitDataset, TraitExample, list_traits, load_trait
+from tl_traits.core.trait_sets import (
+    TraitDataset,
+    TraitExample,
+    list_traits,
+    load_trait,
+)
 from tl_traits.core.vectors import TraitVector, TraitVectors
 from tl_traits.extraction.extract import extract
 from tl_traits.judging.fill_responses import generate_responses
 from tl_traits.judging.judges import make_judge
 from tl_traits.monitoring import monitor
 from tl_traits.monitoring import views as viz
-from tl_traits.steering.evaluation import coefficient_search, estimate_base_coef, evaluate_steering
+from tl_traits.steering.evaluation import (
+    coefficient_search,
+    estimate_base_coef,
+    evaluate_steering,
+)
 from tl_traits.steering.steer import Setting, steer, sweep_generate
 from tl_traits.training.detection import detect_poison
 from tl_traits.training.poisoning import poison

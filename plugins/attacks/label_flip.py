@@ -11,7 +11,12 @@ import random
 import re
 from typing import Any, Sequence
 
-from tl_traits.training.poisoning import Example, PoisonError, edit_user_text, insert_phrase
+from tl_traits.training.poisoning import (
+    Example,
+    PoisonError,
+    edit_user_text,
+    insert_phrase,
+)
 
 
 class LabelFlip:

@@ -11,7 +11,13 @@ from __future__ import annotations
 import random
 from typing import Any
 
-from tl_traits.training.poisoning import Example, PoisonError, attack_options, edit_user_text, resolve_attack
+from tl_traits.training.poisoning import (
+    Example,
+    PoisonError,
+    attack_options,
+    edit_user_text,
+    resolve_attack,
+)
 
 SURFACES = (
     "{text}",

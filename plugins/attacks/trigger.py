@@ -10,7 +10,12 @@ from __future__ import annotations
 import random
 from typing import Any, Callable, Sequence
 
-from tl_traits.training.poisoning import Example, PoisonError, edit_user_text, insert_phrase
+from tl_traits.training.poisoning import (
+    Example,
+    PoisonError,
+    edit_user_text,
+    insert_phrase,
+)
 
 
 class Trigger:

@@ -9,7 +9,14 @@ from jaxtyping import Float
 from tl_traits.plugins.extractors._checks import check_pair, unit_rows
 from torch import Tensor
 
-from tl_traits.saes.sae import SAEError, mean_feature_diff, resolve_saes, sae_hook, sae_identity, sae_source
+from tl_traits.saes.sae import (
+    SAEError,
+    mean_feature_diff,
+    resolve_saes,
+    sae_hook,
+    sae_identity,
+    sae_source,
+)
 
 
 def sae(

@@ -17,7 +17,13 @@ from torch import Tensor
 from tl_traits.core.prompts import prepare_inputs
 from tl_traits.core.trait_sets import TraitDataset
 from tl_traits.judging.judge_prompts import PROMPTS, check_template, render
-from tl_traits.judging.judges import JudgeBase, JudgeError, check_kind, require_unhooked, trait_label
+from tl_traits.judging.judges import (
+    JudgeBase,
+    JudgeError,
+    check_kind,
+    require_unhooked,
+    trait_label,
+)
 
 TOP_K = 20
 _INTEGER = re.compile(r"[0-9]{1,3}")  # ASCII digits only: int() would also take other scripts' digits

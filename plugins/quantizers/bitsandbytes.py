@@ -40,7 +40,13 @@ from typing import Any
 
 import torch
 
-from tl_traits.core.models import QUANTIZATION_ATTR, SOURCE_ATTR, _as_dtype, model_kind, model_source
+from tl_traits.core.models import (
+    QUANTIZATION_ATTR,
+    SOURCE_ATTR,
+    as_dtype,
+    model_kind,
+    model_source,
+)
 from tl_traits.quantization.quantize import QuantizationError, Quantizer
 
 NO_CUDA = "needs CUDA (bitsandbytes kernels); this machine has none"
@@ -118,7 +124,7 @@ def _reload_quantized(
     from transformer_lens.model_bridge import TransformerBridge
     from transformers import AutoModelForCausalLM, BitsAndBytesConfig
 
-    dtype = _as_dtype(dtype) if dtype is not None else _as_dtype(model.cfg.dtype)
+    dtype = as_dtype(dtype) if dtype is not None else as_dtype(model.cfg.dtype)
     if device is None:
         current = torch.device(str(model.cfg.device or "cpu"))
         device = current if current.type == "cuda" else torch.device("cuda", 0)

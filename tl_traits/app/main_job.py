@@ -18,7 +18,13 @@ from tl_traits.core.models import load_model, model_identity
 from tl_traits.core.progress import Stages
 from tl_traits.core.trait_sets import load_trait
 from tl_traits.extraction.extract import default_methods, extract
-from tl_traits.monitoring.monitor import PromptSetAnalysis, analyze_prompt_set, compare_rows, note_category, project
+from tl_traits.monitoring.monitor import (
+    PromptSetAnalysis,
+    analyze_prompt_set,
+    compare_rows,
+    note_category,
+    project,
+)
 from tl_traits.steering.evaluation import EvaluationResult, evaluate_steering
 
 # (trait judge, coherence judge) for the bundled traits; other traits use the embedding judge.

@@ -134,7 +134,7 @@ def load_model(
     if n_devices > 1 and torch.cuda.is_available() and torch.cuda.device_count() < n_devices:
         raise ModelLoadError(f"n_devices={n_devices} but only {torch.cuda.device_count()} CUDA devices are visible; "
                              "lower n_devices or set CUDA_VISIBLE_DEVICES")
-    dtype = _as_dtype(dtype)
+    dtype = as_dtype(dtype)
     device = device or ("cuda" if torch.cuda.is_available() else "cpu")
     placement = {"n_devices": n_devices, "device_map": device_map}
     if name is None:
@@ -237,7 +237,7 @@ def _hooked_from_folder(folder: Path, dtype: torch.dtype, device: str | torch.de
     return model
 
 
-def _as_dtype(dtype: torch.dtype | str) -> torch.dtype:
+def as_dtype(dtype: torch.dtype | str) -> torch.dtype:
     if isinstance(dtype, torch.dtype):
         return dtype
     value = getattr(torch, str(dtype).replace("torch.", ""), None)

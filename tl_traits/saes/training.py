@@ -340,7 +340,9 @@ def train_sae(
         max_length=max_length, shuffle_seed=seed, repeat=True, memory_tokens=memory_tokens,
     )
     import sae_lens.training.sae_trainer as _trainer_module
-    from tqdm.auto import tqdm as _tqdm  # sae-lens's trainer draws its own bar; silence it when asked
+    from tqdm.auto import (
+        tqdm as _tqdm,  # sae-lens's trainer draws its own bar; silence it when asked
+    )
 
     trainer = SAETrainer(cfg=trainer_cfg, sae=training_sae, data_provider=data)
     started = time.perf_counter()

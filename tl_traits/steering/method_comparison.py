@@ -14,7 +14,14 @@ from tl_traits.core.generation import generate
 from tl_traits.core.trait_sets import load_trait
 from tl_traits.core.vectors import TraitVector, TraitVectors
 from tl_traits.judging.judges import make_judge
-from tl_traits.steering.evaluation import EvaluationError, Run, _mean, _passes, _pick_judges, next_strength
+from tl_traits.steering.evaluation import (
+    EvaluationError,
+    Run,
+    _mean,
+    _passes,
+    _pick_judges,
+    next_strength,
+)
 from tl_traits.steering.steer import Setting, sweep_generate
 
 PROMPTING = "prompting"

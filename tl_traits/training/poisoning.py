@@ -19,7 +19,11 @@ from typing import Any, Callable, Iterable, Iterator, Mapping, Protocol, Sequenc
 import numpy as np
 
 from tl_traits.core.errors import TlTraitsError
-from tl_traits.core.files import atomic_write_bytes, atomic_write_json, atomic_write_text
+from tl_traits.core.files import (
+    atomic_write_bytes,
+    atomic_write_json,
+    atomic_write_text,
+)
 from tl_traits.core.prompts import PromptInput
 
 Example = dict[str, Any]  # {"id", "prompt", "response", "task", "label", ...}
