@@ -8,7 +8,7 @@ import pytest
 from test_steering import COMPARE_QUESTIONS, COMPARE_STEPS, COMPARE_TOKENS, _avg
 
 import tl_traits as tt
-from tl_traits.app.main_job import DEFAULT_JUDGES, TRAIT_JUDGES
+from tl_traits.judging.defaults import default_judges
 from tl_traits.core.capture import capture
 from tl_traits.saes.recipe import default_layer
 from tl_traits.saes.sae import decompose, load_sae, stored_saes
@@ -55,7 +55,7 @@ def test_sae_against_raw_directions(bench_model, bench_traits, stored_sae, resul
                        sum(c > 0.2 for c in cosines), "top-32 features (sae k=32)": str(named["sae (k=32)"].metadata["sae"][str(layer)]["features"][:5]) + "..."})
         for direction in (1, -1):
             found = compare_steering(
-                bench_model, named, trait, layer, judges=TRAIT_JUDGES.get(trait, DEFAULT_JUDGES), direction=direction,
+                bench_model, named, trait, layer, judges=default_judges(trait), direction=direction,
                 subset=COMPARE_QUESTIONS, steps=COMPARE_STEPS, max_new_tokens=COMPARE_TOKENS,
             )
             steering += [{"trait": trait, **m.row()} for m in found]

@@ -8,7 +8,7 @@ import pytest
 from timing import interleaved
 
 import tl_traits as tt
-from tl_traits.app.main_job import DEFAULT_JUDGES, TRAIT_JUDGES
+from tl_traits.judging.defaults import default_judges
 from tl_traits.core.generation import generate_tokens
 from tl_traits.steering.method_comparison import compare_steering
 
@@ -32,7 +32,7 @@ def test_steering_by_method(bench_model, bench_traits, trait_vectors, results):
         vecs = trait_vectors(trait)
         for direction in (1, -1):
             found = compare_steering(
-                bench_model, vecs, trait, layer, judges=TRAIT_JUDGES.get(trait, DEFAULT_JUDGES), direction=direction,
+                bench_model, vecs, trait, layer, judges=default_judges(trait), direction=direction,
                 subset=COMPARE_QUESTIONS, steps=COMPARE_STEPS, max_new_tokens=COMPARE_TOKENS,
             )
             for m in found:

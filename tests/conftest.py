@@ -24,7 +24,14 @@ CORPUS = [
 
 def build_gpt2_style_tokenizer(folder: Path, *, add_bos: bool = False, chat_template: str | None = None):
     """A small byte-level BPE tokenizer like GPT-2's (BOS = EOS = <|endoftext|>), saved and reloaded."""
-    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors, trainers
+    from tokenizers import (
+        Tokenizer,
+        decoders,
+        models,
+        pre_tokenizers,
+        processors,
+        trainers,
+    )
     from transformers import PreTrainedTokenizerFast
 
     backend = Tokenizer(models.BPE())

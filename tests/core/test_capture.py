@@ -8,7 +8,13 @@ from beartype import beartype
 from jaxtyping import Float, jaxtyped
 
 import tl_traits as tt
-from tl_traits.core.capture import ActivationSet, CaptureError, capture, iter_shards, load_shards
+from tl_traits.core.capture import (
+    ActivationSet,
+    CaptureError,
+    capture,
+    iter_shards,
+    load_shards,
+)
 from tl_traits.core.hook_names import HOOKS, hook_name
 from tl_traits.core.trait_sets import TraitExample
 

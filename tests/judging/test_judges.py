@@ -11,7 +11,13 @@ import pytest
 from tl_traits.plugins.judges.logprob import score_from_logprobs
 
 import tl_traits as tt
-from tl_traits.judging.judges import FunctionJudge, Judge, JudgeError, clip_scores, make_judge
+from tl_traits.judging.judges import (
+    FunctionJudge,
+    Judge,
+    JudgeError,
+    clip_scores,
+    make_judge,
+)
 
 BUILTINS = ["embedding", "logprob", "perplexity", "refusal", "vader"]
 JOYFUL = "Oh, how wonderful! I love Mondays, a bright fresh start full of happy surprises!"

@@ -18,7 +18,11 @@ from tl_traits.plugins.quantizers.torchao_int8 import torchao_int8
 
 import tl_traits as tt
 from tl_traits.core.models import QUANTIZATION_ATTR, SOURCE_ATTR, model_source
-from tl_traits.quantization.quantize import QuantizationError, copy_model, quantization_info
+from tl_traits.quantization.quantize import (
+    QuantizationError,
+    copy_model,
+    quantization_info,
+)
 
 PROMPT = "The capital of France is Paris, and the capital of Germany is"
 HAS_CUDA = torch.cuda.is_available()

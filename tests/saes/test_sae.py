@@ -9,7 +9,13 @@ from tl_traits.plugins.extractors.sae import sae as sae_extractor
 
 import tl_traits as tt
 from tl_traits.core.vectors import TraitVector
-from tl_traits.saes.sae import SAEError, decompose, feature_direction, load_sae, sae_identity
+from tl_traits.saes.sae import (
+    SAEError,
+    decompose,
+    feature_direction,
+    load_sae,
+    sae_identity,
+)
 
 D_IN, D_SAE, LAYER, FEATURE = 32, 64, 1, 17
 

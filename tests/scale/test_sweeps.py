@@ -9,7 +9,13 @@ import pytest
 
 import tl_traits as tt
 from tl_traits.app.cli import main
-from tl_traits.scale.poison_sweep import DetectionSpec, SweepError, aggregate, poison_sweep, rate_name
+from tl_traits.scale.poison_sweep import (
+    DetectionSpec,
+    SweepError,
+    aggregate,
+    poison_sweep,
+    rate_name,
+)
 from tl_traits.training.instruction_data import instruction_dataset
 from tl_traits.training.poisoning import PoisonedDataset
 from tl_traits.training.trainer import TrainConfig

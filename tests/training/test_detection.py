@@ -7,7 +7,12 @@ import torch
 
 from tl_traits.core.generation import generate
 from tl_traits.training.backdoor_metrics import attacked_test_rows, greedy_matches
-from tl_traits.training.detection import DetectionError, detect_poison, detection_scan, spectral_scores
+from tl_traits.training.detection import (
+    DetectionError,
+    detect_poison,
+    detection_scan,
+    spectral_scores,
+)
 from tl_traits.training.instruction_data import instruction_dataset
 from tl_traits.training.poisoning import poison
 

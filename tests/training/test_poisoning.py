@@ -13,7 +13,12 @@ from tests.core.test_prompts import PROPERTY, decode
 from tl_traits.core.prompts import prepare_inputs
 from tl_traits.core.registry import UnknownPluginError, attacks
 from tl_traits.training.instruction_data import LABELS, instruction_dataset
-from tl_traits.training.poisoning import PoisonError, insert_phrase, poison, resolve_attack
+from tl_traits.training.poisoning import (
+    PoisonError,
+    insert_phrase,
+    poison,
+    resolve_attack,
+)
 from tl_traits.training.sft import IGNORE_INDEX, SFTDataset, encode_example
 
 words = st.text(alphabet="abcdefghij XYZ,.!?'\n", min_size=1, max_size=40).filter(lambda s: s.strip())

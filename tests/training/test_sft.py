@@ -7,7 +7,13 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from tests.core.test_prompts import PROPERTY, decode, leading_bos, user_text
-from tl_traits.training.sft import IGNORE_INDEX, SFTDataset, SFTError, collate, encode_example
+from tl_traits.training.sft import (
+    IGNORE_INDEX,
+    SFTDataset,
+    SFTError,
+    collate,
+    encode_example,
+)
 
 responses = user_text.filter(lambda s: s.strip() != "")
 

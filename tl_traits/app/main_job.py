@@ -7,17 +7,17 @@ summary.json, PNG plots and report.html; `report.build_report(out)` rebuilds the
 from __future__ import annotations
 
 import json
-import math
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Sequence
 
 from tl_traits.core.errors import TlTraitsError
-from tl_traits.core.files import atomic_write_text
+from tl_traits.core.files import atomic_write_text, safe_name, write_jsonl
 from tl_traits.core.models import load_model, model_identity
 from tl_traits.core.progress import Stages
 from tl_traits.core.trait_sets import load_trait
 from tl_traits.extraction.extract import default_methods, extract
+from tl_traits.judging.defaults import default_judges
 from tl_traits.monitoring.monitor import (
     PromptSetAnalysis,
     analyze_prompt_set,
@@ -26,14 +26,7 @@ from tl_traits.monitoring.monitor import (
     project,
 )
 from tl_traits.steering.evaluation import EvaluationResult, evaluate_steering
-
-# (trait judge, coherence judge) for the bundled traits; other traits use the embedding judge.
-TRAIT_JUDGES = {
-    "emotion/joy": ("vader", "perplexity"),
-    "alignment/refusal": ("refusal", "perplexity"),
-}
-DEFAULT_JUDGES = ("embedding", "perplexity")
-STEERING_DEPTHS = (0.25, 0.4, 0.55)  # fractions of depth searched by default: mid layers steer best
+from tl_traits.steering.layers import steering_layers
 
 
 class JobError(TlTraitsError):
@@ -78,11 +71,11 @@ class JobPaths:
         self.summary = self.out / "results" / "summary.json"
 
     def vectors(self, trait: str) -> Path:
-        return self.out / "vectors" / f"{slug(trait)}.safetensors"
+        return self.out / "vectors" / f"{safe_name(trait)}.safetensors"
 
     def steering_log(self, trait: str, limit: int | None) -> Path:
         suffix = f".limit{limit}" if limit else ""
-        return self.out / "results" / f"steering-{slug(trait)}{suffix}.jsonl"
+        return self.out / "results" / f"steering-{safe_name(trait)}{suffix}.jsonl"
 
     @property
     def requests(self) -> Path:
@@ -92,20 +85,6 @@ class JobPaths:
     def projections(self) -> Path:
         return self.out / "results" / "projections.json"
 
-
-def slug(trait: str) -> str:
-    return trait.replace("/", "-")
-
-
-def steering_layers(n_layers: int, extracted: Sequence[int], chosen: Sequence[int] | None) -> list[int]:
-    """The layers the coefficient search tries: `chosen`, or a few at 25-55% depth."""
-    if chosen:
-        missing = [layer for layer in chosen if layer not in extracted]
-        if missing:
-            raise JobError(f"steering layers {missing} were not extracted (model has layers 0-{n_layers - 1})")
-        return sorted(set(chosen))
-    picked = {min(extracted, key=lambda layer: abs(layer - round(f * (n_layers - 1)))) for f in STEERING_DEPTHS}
-    return sorted(picked)
 
 
 def run_main_job(config: JobConfig | None = None, *, model: Any = None, stages: Stages | None = None) -> dict[str, Any]:
@@ -143,7 +122,7 @@ def run_main_job(config: JobConfig | None = None, *, model: Any = None, stages: 
         log = paths.steering_log(name, config.limit)
         with stages.stage(f"steer {name} (layers {', '.join(map(str, layers))})", total=config.steps + 1) as advance:
             result = evaluate_steering(
-                model, vec, dataset, layers=layers, judges=TRAIT_JUDGES.get(name, DEFAULT_JUDGES),
+                model, vec, dataset, layers=layers, judges=default_judges(name),
                 subset=questions, steps=config.steps, max_new_tokens=config.max_new_tokens, log=log, on_step=advance,
             )
         summary["traits"][name] = _trait_summary(name, vecs, config.steer_method, layers, result, paths, log)
@@ -154,7 +133,7 @@ def run_main_job(config: JobConfig | None = None, *, model: Any = None, stages: 
             model, monitor_vec, config.prompt_set, judge=config.group_judge, limit=config.limit,
             max_new_tokens=config.max_new_tokens,
         )
-        _write_jsonl(paths.requests, analysis.rows)
+        write_jsonl(paths.requests, analysis.rows)
         advance(1, 1)
     summary["requests"] = _analysis_summary(analysis, config)
 
@@ -246,9 +225,3 @@ def _projection_view(model: Any, vectors: dict[str, Any], analysis: PromptSetAna
             "centered": {trait: item.centered[(trait, layer)][1:].tolist() for trait in proj.traits},
         })
     return {"layer": layer, "metric": "centered", "traits": proj.traits, "items": items}
-
-
-def _write_jsonl(path: Path, rows: list[dict[str, Any]]) -> None:
-    """Strict JSON lines: NaN (a request with no response tokens) is written as null."""
-    clean = [{k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in r.items()} for r in rows]
-    atomic_write_text(path, "".join(json.dumps(r, ensure_ascii=False, allow_nan=False) + "\n" for r in clean))

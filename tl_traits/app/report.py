@@ -9,13 +9,16 @@ import os
 from pathlib import Path
 from typing import Any
 
-from tl_traits.app.main_job import slug
-from tl_traits.core import figures as plots
 from tl_traits.core.errors import TlTraitsError
+from tl_traits.core.figures import img_tag, save_figure
+from tl_traits.core.files import read_jsonl, safe_name
 from tl_traits.core.vectors import TraitVectors
+from tl_traits.extraction.figures import layer_metrics
+from tl_traits.monitoring.figures import group_histogram
 from tl_traits.monitoring.monitor import GroupComparison, note_category
 from tl_traits.monitoring.views import Page, token_view
 from tl_traits.steering.evaluation import load_evaluation
+from tl_traits.steering.figures import strength_curves
 
 EXAMPLES_PER_TRAIT = 3
 PAGE_SIZE = 50
@@ -35,7 +38,7 @@ def build_report(out: str | os.PathLike[str]) -> Page:
     sections = [_overview(summary)]
     for trait, info in summary["traits"].items():
         sections.append(_trait_section(out, trait, info))
-    requests = _read_jsonl(out / "results" / "requests.jsonl")
+    requests = _request_rows(out / "results" / "requests.jsonl")
     sections.append(_groups_section(out, summary["requests"], requests))
     projections = out / "results" / "projections.json"
     if projections.is_file():
@@ -102,12 +105,12 @@ def _trait_section(out: Path, trait: str, info: dict[str, Any]) -> str:
     ]
     result, header = load_evaluation(out / info["steering_log"])
     judges = header.get("judges", ["trait", "coherence"])
-    layer_fig = plots.layer_metrics(vecs, title=f"{trait}: held-out metrics by layer")
-    sweep_fig = plots.steering_sweep(result, title=f"{trait}: coefficient search ({info['steer_method']})",
+    layer_fig = layer_metrics(vecs, title=f"{trait}: held-out metrics by layer")
+    sweep_fig = strength_curves(result, title=f"{trait}: coefficient search ({info['steer_method']})",
                                      trait_label=f"{judges[0]} score")
     plot_dir = out / "plots"
-    plots.save_figure(layer_fig, plot_dir / f"{slug(trait)}-layers.png")
-    plots.save_figure(sweep_fig, plot_dir / f"{slug(trait)}-sweep.png")
+    save_figure(layer_fig, plot_dir / f"{safe_name(trait)}-layers.png")
+    save_figure(sweep_fig, plot_dir / f"{safe_name(trait)}-sweep.png")
     steer_rows = [
         [r["layer"], _num(r["coherent_delta"], "+.1f"), _num(r["strength"], ".2f"), _num(r["coef"], ".1f"),
          _num(r["trait"], ".1f"), _num(r["coherence"], ".1f"), _num(r["best_coherence_seen"], ".1f"), r["runs"]]
@@ -118,12 +121,12 @@ def _trait_section(out: Path, trait: str, info: dict[str, Any]) -> str:
         f"<h3>Methods</h3><p class='meta'>{info['n_train']} training and {info['n_val']} held-out examples; "
         "each method's best layer by held-out AUROC (ties: larger d).</p>",
         _table(["method", "best layer", "AUROC", "accuracy", "Cohen's d", "mean AUROC over layers"], method_rows),
-        plots.img_tag(layer_fig, f"{trait} metrics by layer"),
+        img_tag(layer_fig, f"{trait} metrics by layer"),
         f"<h3>Steering</h3><p class='meta'>Judges: {_e(judges[0])} (trait) and {_e(judges[1])} (coherence); "
         f"baseline {judges[0]} {_num(info['baseline_trait'], '.1f')}, coherence {_num(info['baseline_coherence'], '.1f')}; "
         f"coherent = coherence &ge; {result.threshold:g}. Strength is in units of the mean residual norm at the layer.</p>",
         _table(["layer", "coherent delta", "strength", "coef", "trait", "coherence", "best coherence seen", "runs"], steer_rows),
-        plots.img_tag(sweep_fig, f"{trait} coefficient search"),
+        img_tag(sweep_fig, f"{trait} coefficient search"),
         _examples(result, header, info),
         "</section>",
     ]
@@ -172,19 +175,19 @@ def _comparison(out: Path, name: str, groups: list[str], comparison: dict[str, A
     first = [r["projection"] for r, label in zip(rows, labels) if label == groups[0]]
     second = [r["projection"] for r, label in zip(rows, labels) if label == groups[1]]
     comp = GroupComparison(**{**comparison, "d_ci": tuple(comparison["d_ci"])}) if comparison else None
-    fig = plots.group_histogram(first, second, labels=tuple(groups), comparison=comp,
+    fig = group_histogram(first, second, labels=tuple(groups), comparison=comp,
                                 xlabel=f"{info['trait']} projection (response mean, centred)",
                                 title=f"{info['prompt_set']}: {groups[0]} vs {groups[1]} at layer {info['layer']}")
-    plots.save_figure(fig, out / "plots" / f"{name}.png")
+    save_figure(fig, out / "plots" / f"{name}.png")
     if comp is None:
-        return "<p>Too few prompts in one group to compare (each needs at least 2).</p>" + plots.img_tag(fig, name)
+        return "<p>Too few prompts in one group to compare (each needs at least 2).</p>" + img_tag(fig, name)
     caution = ("<p class='warn'>One group has fewer than 5 prompts: the bootstrap interval understates the "
                "uncertainty; read d as anecdotal.</p>" if min(comp.n_a, comp.n_b) < 5 else "")
     return (
         _table(["", groups[0], groups[1]], [["n", comp.n_a, comp.n_b],
                                             ["mean projection", f"{comp.mean_a:.2f}", f"{comp.mean_b:.2f}"]])
         + f"<p>Cohen's d <b>{comp.cohens_d:.2f}</b> (bootstrap 95% CI {comp.d_ci[0]:.2f} to {comp.d_ci[1]:.2f}), "
-        f"AUROC {comp.auroc:.3f}, Welch t-test p = {comp.p_value:.2g}.</p>{caution}{plots.img_tag(fig, name)}"
+        f"AUROC {comp.auroc:.3f}, Welch t-test p = {comp.p_value:.2g}.</p>{caution}{img_tag(fig, name)}"
     )
 
 
@@ -239,10 +242,10 @@ def _e(text: Any) -> str:
     return html.escape(str(text))
 
 
-def _read_jsonl(path: Path) -> list[dict[str, Any]]:
+def _request_rows(path: Path) -> list[dict[str, Any]]:
     if not path.is_file():
         raise ReportError(f"missing {path}; the job did not finish its prompt-set analysis")
-    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    return read_jsonl(path, ReportError)
 
 
 STYLE = """<style>

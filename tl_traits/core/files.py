@@ -1,4 +1,4 @@
-"""Atomic file and folder writes: a temp sibling first, then one rename, so no half-written artifact."""
+"""Files: atomic writes (a temp sibling first, then one rename, so no half-written artifact), JSON lines, safe names."""
 
 from __future__ import annotations
 
@@ -9,7 +9,13 @@ import os
 import shutil
 import tempfile
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Iterable, Iterator, Mapping
+
+from tl_traits.core.errors import TlTraitsError
+
+
+class FileFormatError(TlTraitsError):
+    """A file that is not what it should be (here: a JSON-lines line that is not JSON); names file and line."""
 
 
 def atomic_write_bytes(path: str | os.PathLike[str], data: bytes) -> Path:
@@ -66,3 +72,34 @@ def atomic_directory(path: str | os.PathLike[str]) -> Iterator[Path]:
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
+
+
+# -- JSON lines ---------------------------------------------------------------------------------------
+def parse_jsonl(
+    text: str, where: str, error: type[TlTraitsError] = FileFormatError
+) -> Iterator[tuple[int, Any]]:
+    """(line number, value) for each non-blank line; a line that is not JSON raises `error` naming `where` and the line."""
+    for number, line in enumerate(text.splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            yield number, json.loads(line)
+        except json.JSONDecodeError as exc:
+            raise error(f"{where} line {number} is not valid JSON: {exc.msg}") from exc
+
+
+def read_jsonl(path: str | os.PathLike[str], error: type[TlTraitsError] = FileFormatError) -> list[Any]:
+    """Every row of a JSON-lines file, in order."""
+    path = Path(path)
+    return [row for _, row in parse_jsonl(path.read_text(encoding="utf-8"), str(path), error)]
+
+
+def write_jsonl(path: str | os.PathLike[str], rows: Iterable[Mapping[str, Any]]) -> Path:
+    """Strict JSON lines, atomically; a float NaN (an undefined score) is written as null."""
+    clean = ({k: (None if isinstance(v, float) and v != v else v) for k, v in row.items()} for row in rows)
+    return atomic_write_text(path, "".join(json.dumps(r, ensure_ascii=False, allow_nan=False) + "\n" for r in clean))
+
+
+def safe_name(name: str) -> str:
+    """`name` as one path component: "emotion/joy" -> "emotion-joy" (anything but letters, digits, - _ . becomes -)."""
+    return "".join(c if c.isalnum() or c in "-_." else "-" for c in str(name))

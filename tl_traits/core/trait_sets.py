@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any, Iterable, Sequence
 
 from tl_traits.core.errors import TlTraitsError
+from tl_traits.core.files import parse_jsonl, read_jsonl
 
 
 class TraitDataError(TlTraitsError):
@@ -191,7 +192,7 @@ def load_trait(source: Any, *, name: str | None = None) -> TraitDataset:
         if path.is_dir():
             return _from_folder(path, name or path.name)
         if path.is_file():
-            rows = _read_jsonl(path)
+            rows = read_jsonl(path, TraitDataError)
             return _from_rows(rows, name or path.stem, source=str(path))
         text = str(source)
         if text in list_traits():
@@ -219,27 +220,13 @@ def _from_folder(folder: Any, name: str, source: str | None = None) -> TraitData
     steering = json.loads(read("steering.json") or "{}")
     return TraitDataset(
         name=name,
-        positive=tuple(_example(r, f"{folder}/positive.jsonl", i) for i, r in _parse_jsonl(pos_text, "positive.jsonl")),
-        negative=tuple(_example(r, f"{folder}/negative.jsonl", i) for i, r in _parse_jsonl(neg_text, "negative.jsonl")),
+        positive=tuple(_example(r, f"{folder}/positive.jsonl", i) for i, r in parse_jsonl(pos_text, "positive.jsonl", TraitDataError)),
+        negative=tuple(_example(r, f"{folder}/negative.jsonl", i) for i, r in parse_jsonl(neg_text, "negative.jsonl", TraitDataError)),
         definition=(read("definition.txt") or "").strip(),
         questions=tuple(steering.get("questions", [])),
         eval_prompt=steering.get("eval_prompt"),
         source=source or str(folder),
     )
-
-
-def _parse_jsonl(text: str, where: str) -> Iterable[tuple[int, dict[str, Any]]]:
-    for i, line in enumerate(text.splitlines(), start=1):
-        if not line.strip():
-            continue
-        try:
-            yield i, json.loads(line)
-        except json.JSONDecodeError as exc:
-            raise TraitDataError(f"{where} line {i} is not valid JSON: {exc.msg}") from exc
-
-
-def _read_jsonl(path: Path) -> list[dict[str, Any]]:
-    return [row for _, row in _parse_jsonl(path.read_text(encoding="utf-8"), str(path))]
 
 
 def _example(row: dict[str, Any], where: str, line: int) -> TraitExample:

@@ -22,6 +22,7 @@ from jaxtyping import Float
 from torch import Tensor
 
 from tl_traits.core.capture import capture
+from tl_traits.core.figures import save_figure
 from tl_traits.core.files import atomic_write_text
 from tl_traits.core.hook_names import hook_name
 from tl_traits.core.hook_points import forward_hooks
@@ -31,9 +32,14 @@ from tl_traits.core.prompts import prepare_inputs
 from tl_traits.core.registry import quantizers
 from tl_traits.core.trait_sets import load_trait
 from tl_traits.extraction.extract import extract, heldout_metrics
+from tl_traits.judging.defaults import default_judges
 from tl_traits.judging.judges import make_judge
+from tl_traits.quantization.figures import quantization_figure
 from tl_traits.quantization.quantize import QuantizationError
 from tl_traits.steering.evaluation import EvaluationResult, evaluate_steering
+from tl_traits.steering.layers import (
+    steering_layers as pick_layers,  # the argument below is also called steering_layers
+)
 
 DEFAULT_BACKENDS = ("fp16", "bf16", "int8", "int4", "nf4")
 REFERENCE = "float32"
@@ -136,14 +142,10 @@ class QuantStudy:
         return "\n".join(lines)
 
     def figure(self) -> Any:
-        from tl_traits.core.figures import quantization_figure
-
         return quantization_figure(self)
 
     def save(self, out: str | os.PathLike[str]) -> dict[str, Path]:
         """study.json, study.md and study.png in `out`, each written atomically."""
-        from tl_traits.core.figures import save_figure
-
         out = Path(out)
         paths = {
             "json": atomic_write_text(out / "study.json", json.dumps(self.to_dict(), indent=2)),
@@ -191,9 +193,6 @@ def quantization_study(
         (default the first of `methods`); steering_layers: where it steers (default three
         layers at 25-55% depth); judges default to the main job's for the trait.
     """
-    from tl_traits.app.main_job import DEFAULT_JUDGES, TRAIT_JUDGES
-    from tl_traits.app.main_job import steering_layers as pick_layers
-
     stages = stages or Stages(enabled=False)
     method_list = list(methods)
     steer_method = steer_method or method_list[0]
@@ -215,7 +214,7 @@ def quantization_study(
     # Judges are built once on the float32 model: a perplexity judge run by each quantized model
     # would grade its own text with its own (bent) weights, and retained effects would not compare.
     judge_objs = [make_judge(spec, model=reference, trait=dataset)
-                  for spec in (judges or TRAIT_JUDGES.get(dataset.name, DEFAULT_JUDGES))]
+                  for spec in (judges or default_judges(dataset.name))]
     drift_batch = prepare_inputs(
         reference, [ex.prompt for ex in dataset.examples[:drift_examples]],
         [ex.response for ex in dataset.examples[:drift_examples]],

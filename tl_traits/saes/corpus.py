@@ -16,7 +16,7 @@ import sysconfig
 from pathlib import Path
 from typing import Any
 
-from tl_traits.core.files import atomic_write_text
+from tl_traits.core.files import read_jsonl, write_jsonl
 from tl_traits.saes.sae import SAEError
 
 TOPICS = (
@@ -125,7 +125,7 @@ def model_replies(
         key = json.dumps([weights_fingerprint(model), n_prompts, max_new_tokens, seed], sort_keys=True)
         path = Path(cache) / f"replies-{hashlib.sha256(key.encode()).hexdigest()[:16]}.jsonl"
         if path.is_file():
-            return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+            return read_jsonl(path)
     check_cached_generation(model)  # minutes of junk text would otherwise become the SAE's corpus
     replies = generate(
         model, prompts, max_new_tokens=max_new_tokens, greedy=False, temperature=0.8, top_p=0.95, seed=seed,
@@ -134,7 +134,7 @@ def model_replies(
     rows = [{"prompt": p, "response": r} for p, r in zip(prompts, replies) if r.strip()]
     if path is not None:
         path.parent.mkdir(parents=True, exist_ok=True)
-        atomic_write_text(path, "".join(json.dumps(row) + "\n" for row in rows))
+        write_jsonl(path, rows)
     return rows
 
 

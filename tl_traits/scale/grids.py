@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
 
 from tl_traits.core.errors import TlTraitsError
+from tl_traits.judging.defaults import default_judges
 from tl_traits.scale.executors import (
     Outcome,
     Task,
@@ -23,6 +24,7 @@ from tl_traits.scale.executors import (
     worker_model,
     write_summary,
 )
+from tl_traits.steering.layers import steering_layers
 
 
 class GridError(TlTraitsError):
@@ -115,8 +117,6 @@ def steering_sweep(
     layers: default three layers at 25-55% depth.
     judges: default the main job's judges for the trait.
     """
-    from tl_traits.app.main_job import steering_layers
-
     if not traits or not methods:
         raise GridError("a steering sweep needs at least one trait and one method")
     if layers is None:
@@ -160,7 +160,6 @@ def steering_run(*, model: Any, model_name: str, trait: Any, method: str, layer:
                  judges: Sequence[Any] | None, position: str, questions: int, steps: int, max_new_tokens: int,
                  limit: int | None, seed: int, progress: bool = False) -> list[dict[str, Any]]:
     """One steering run as an executor task."""
-    from tl_traits.app.main_job import DEFAULT_JUDGES, TRAIT_JUDGES
     from tl_traits.core.capture import capture
     from tl_traits.core.trait_sets import load_trait
     from tl_traits.extraction.extract import extract
@@ -177,7 +176,7 @@ def steering_run(*, model: Any, model_name: str, trait: Any, method: str, layer:
     vecs.save(Path(folder) / "vector.safetensors")
     vec = vecs[method]
     result = evaluate_steering(
-        loaded, vec, dataset, layers=[layer], judges=judges or TRAIT_JUDGES.get(dataset.name, DEFAULT_JUDGES),
+        loaded, vec, dataset, layers=[layer], judges=judges or default_judges(dataset.name),
         subset=questions, steps=steps, max_new_tokens=max_new_tokens, log=Path(folder) / "evaluation.jsonl",
     )
     table = result.table()[0]

@@ -18,8 +18,10 @@ from typing import Any, Iterable, Mapping, Sequence
 import torch
 
 from tl_traits.core.errors import TlTraitsError
+from tl_traits.core.figures import save_figure
 from tl_traits.core.files import atomic_write_json, atomic_write_text
 from tl_traits.core.version import package_version
+from tl_traits.scale.figures import sweep_figure
 from tl_traits.training.poisoning import attack_options, poison, resolve_attack
 
 DEFAULT_RATES = (0.005, 0.01, 0.05, 0.1)
@@ -351,7 +353,6 @@ def aggregate(runs_dir: str | os.PathLike[str], out: str | os.PathLike[str] | No
     out = Path(out) if out else runs_dir / "aggregate.csv"
     atomic_write_text(out, table.to_csv(index=False))
     if plot:
-        from tl_traits.core.figures import save_figure, sweep_figure
 
         for kind in kinds:
             part = table[table["sweep"] == kind]

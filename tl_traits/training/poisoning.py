@@ -23,6 +23,7 @@ from tl_traits.core.files import (
     atomic_write_bytes,
     atomic_write_json,
     atomic_write_text,
+    read_jsonl,
 )
 from tl_traits.core.prompts import PromptInput
 
@@ -138,7 +139,7 @@ class PoisonedDataset(Sequence[Example]):
         """Read back what `save` wrote (a `tl-traits poison` folder or a sweep run folder)."""
         folder = Path(folder)
         info = json.loads((folder / INFO_FILE).read_text())
-        rows = [json.loads(line) for line in (folder / ROWS_FILE).read_text().splitlines() if line.strip()]
+        rows = read_jsonl(folder / ROWS_FILE, PoisonError)
         indices = np.load(folder / INDICES_FILE, allow_pickle=False).tolist()
         return cls(rows, indices, info["attack"], info["rate"], info["seed"], info.get("options", {}), info.get("n_clean_rows", 0))
 

@@ -1,4 +1,4 @@
-"""Plots: what each figure draws (panels, lines, markers, titles) and how it is written or embedded."""
+"""Figures of every room: what each draws (panels, lines, markers, titles) and how it is written or embedded."""
 
 from __future__ import annotations
 
@@ -7,10 +7,13 @@ import base64
 import pytest
 import torch
 
-from tl_traits.core import figures as plots
+from tl_traits.core.figures import figure_to_data_uri, img_tag, save_figure
 from tl_traits.core.vectors import METRICS, TraitVector, TraitVectors
+from tl_traits.extraction.figures import layer_metrics
+from tl_traits.monitoring.figures import group_histogram
 from tl_traits.monitoring.monitor import GroupComparison
 from tl_traits.steering.evaluation import EvaluationResult, Run
+from tl_traits.steering.figures import strength_curves
 
 PNG = b"\x89PNG\r\n\x1a\n"
 
@@ -42,7 +45,7 @@ def lines_by_label(ax):
 
 def test_layer_metrics_one_panel_per_metric_one_line_per_method():
     vectors = make_vectors()
-    fig = plots.layer_metrics(vectors, metrics=("auroc", "cohens_d", "accuracy"))
+    fig = layer_metrics(vectors, metrics=("auroc", "cohens_d", "accuracy"))
     auroc_ax, d_ax, acc_ax = fig.axes
     assert len(fig.axes) == 3
     assert len(auroc_ax.get_lines()) == len(vectors.methods) + 1  # + chance
@@ -58,7 +61,7 @@ def test_layer_metrics_one_panel_per_metric_one_line_per_method():
 def test_layer_metrics_marks_each_methods_best_auroc_layer_on_every_panel():
     vectors = make_vectors()
     vectors["probe"].metrics["auroc"] = torch.tensor([0.6, 0.7, 0.95, 0.8])  # best at layer 5
-    fig = plots.layer_metrics(vectors)
+    fig = layer_metrics(vectors)
     for ax in fig.axes:
         probe = lines_by_label(ax)["probe"]
         assert list(probe.get_xdata()) == [2, 3, 5, 7]
@@ -71,12 +74,12 @@ def test_layer_metrics_marks_each_methods_best_auroc_layer_on_every_panel():
 
 
 def test_layer_metrics_title_can_be_given():
-    fig = plots.layer_metrics(make_vectors(methods=("mean_diff",)), metrics=("auroc",), title="mine")
+    fig = layer_metrics(make_vectors(methods=("mean_diff",)), metrics=("auroc",), title="mine")
     assert fig._suptitle.get_text() == "mine" and len(fig.axes) == 1
 
 
-def test_steering_sweep_lines_sorted_by_strength_and_skip_missing_scores():
-    fig = plots.steering_sweep(make_result())
+def test_strength_curves_lines_sorted_by_strength_and_skip_missing_scores():
+    fig = strength_curves(make_result())
     trait_ax, coh_ax = fig.axes
     trait, coh = lines_by_label(trait_ax), lines_by_label(coh_ax)
     assert list(trait["layer 3"].get_xdata()) == [0.5, 1.5]  # the None trait score at 1.0 is left out
@@ -90,8 +93,8 @@ def test_steering_sweep_lines_sorted_by_strength_and_skip_missing_scores():
     assert "toward" in trait_ax.get_title()
 
 
-def test_steering_sweep_one_row_per_labelled_result_with_layer_colours_kept():
-    fig = plots.steering_sweep({"toward joy": make_result(1), "away from joy": make_result(-1)}, title="joy")
+def test_strength_curves_one_row_per_labelled_result_with_layer_colours_kept():
+    fig = strength_curves({"toward joy": make_result(1), "away from joy": make_result(-1)}, title="joy")
     assert len(fig.axes) == 4
     assert [ax.get_title() for ax in fig.axes[::2]] == ["toward joy: trait score", "away from joy: trait score"]
     colours = [lines_by_label(ax)["layer 5"].get_color() for ax in fig.axes]
@@ -101,15 +104,15 @@ def test_steering_sweep_one_row_per_labelled_result_with_layer_colours_kept():
     assert legend.count("layer 3") == 1  # one entry per label across the panels
 
 
-def test_steering_sweep_without_runs_still_draws_baseline_and_threshold():
-    fig = plots.steering_sweep(EvaluationResult(None, 90.0, [], 1, 70.0))
+def test_strength_curves_without_runs_still_draws_baseline_and_threshold():
+    fig = strength_curves(EvaluationResult(None, 90.0, [], 1, 70.0))
     trait_ax, coh_ax = fig.axes
     assert trait_ax.get_lines() == [] and len(coh_ax.get_lines()) == 2
 
 
 def test_group_histogram_uses_the_given_comparison():
     comparison = GroupComparison(3, 3, 1.0, 0.0, 1.23456, 0.875, (0.5, 2.0), 0.0123)
-    fig = plots.group_histogram([1.0, 2.0, 0.5], [0.0, -1.0, 0.2], comparison=comparison, title="refusal at layer 4")
+    fig = group_histogram([1.0, 2.0, 0.5], [0.0, -1.0, 0.2], comparison=comparison, title="refusal at layer 4")
     ax = fig.axes[0]
     assert ax.get_title().startswith("refusal at layer 4")
     assert "d = 1.23" in ax.get_title() and "AUROC = 0.88" in ax.get_title() and "p = 0.012" in ax.get_title()
@@ -124,7 +127,7 @@ def test_group_histogram_computes_the_comparison_when_not_given():
     from tl_traits.monitoring.monitor import compare_groups
 
     first, second = [1.0, 2.0, 3.0, float("nan")], [0.0, 0.5, 1.5]
-    fig = plots.group_histogram(first, second)
+    fig = group_histogram(first, second)
     expected = compare_groups(first, second)
     assert f"d = {expected.cohens_d:.2f}" in fig.axes[0].get_title()
     legend = [t.get_text() for t in fig.legends[0].get_texts()]
@@ -132,30 +135,30 @@ def test_group_histogram_computes_the_comparison_when_not_given():
 
 
 def test_group_histogram_with_an_empty_group():
-    fig = plots.group_histogram([0.1, 0.4, 0.3], [], labels=("refused", "answered"))
+    fig = group_histogram([0.1, 0.4, 0.3], [], labels=("refused", "answered"))
     ax = fig.axes[0]
     legend = [t.get_text() for t in fig.legends[0].get_texts()]
     assert "answered (n=0)" in legend and "refused (n=3)" in legend
     assert len(ax.get_lines()) == 1  # a mean only for the group that has values
     assert "too few values" in ax.get_title()
-    assert plots.group_histogram([], []).axes[0].get_title()  # nothing at all still draws
+    assert group_histogram([], []).axes[0].get_title()  # nothing at all still draws
 
 
 @pytest.mark.parametrize("suffix, magic", [(".png", PNG), (".svg", b"<?xml"), (".pdf", b"%PDF")])
 def test_save_figure_writes_the_format_of_the_suffix_and_no_temp_file(tmp_path, suffix, magic):
-    path = plots.save_figure(plots.layer_metrics(make_vectors()), tmp_path / "out" / f"metrics{suffix}")
+    path = save_figure(layer_metrics(make_vectors()), tmp_path / "out" / f"metrics{suffix}")
     assert path.read_bytes().startswith(magic)
     assert [p.name for p in path.parent.iterdir()] == [f"metrics{suffix}"]
 
 
 def test_save_figure_failures_leave_nothing_behind(tmp_path):
-    fig = plots.layer_metrics(make_vectors())
+    fig = layer_metrics(make_vectors())
     blocker = tmp_path / "not_a_folder"
     blocker.write_text("x")
     with pytest.raises(OSError):
-        plots.save_figure(fig, blocker / "fig.png")
+        save_figure(fig, blocker / "fig.png")
     with pytest.raises(ValueError, match=r"\.png"):
-        plots.save_figure(fig, tmp_path / "fig.gif")
+        save_figure(fig, tmp_path / "fig.gif")
     old = tmp_path / "fig.png"
     old.write_bytes(b"old")
 
@@ -164,21 +167,21 @@ def test_save_figure_failures_leave_nothing_behind(tmp_path):
 
     fig.savefig = broken
     with pytest.raises(RuntimeError):
-        plots.save_figure(fig, old)
+        save_figure(fig, old)
     assert old.read_bytes() == b"old"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["fig.png", "not_a_folder"]
 
 
 def test_data_uri_and_img_tag():
-    fig = plots.group_histogram([1.0, 2.0], [0.0, 0.5])
-    uri = plots.figure_to_data_uri(fig)
+    fig = group_histogram([1.0, 2.0], [0.0, 0.5])
+    uri = figure_to_data_uri(fig)
     prefix = "data:image/png;base64,"
     assert uri.startswith(prefix)
     assert base64.b64decode(uri[len(prefix):], validate=True).startswith(PNG)
-    assert plots.figure_to_data_uri(fig, "svg").startswith("data:image/svg+xml;base64,")
+    assert figure_to_data_uri(fig, "svg").startswith("data:image/svg+xml;base64,")
     with pytest.raises(ValueError):
-        plots.figure_to_data_uri(fig, "bmp")
-    tag = plots.img_tag(fig, 'd > 1 & "refused" <b>')
+        figure_to_data_uri(fig, "bmp")
+    tag = img_tag(fig, 'd > 1 & "refused" <b>')
     assert tag.startswith('<img src="data:image/png;base64,') and tag.endswith('style="max-width:100%">')
     assert 'alt="d &gt; 1 &amp; &quot;refused&quot; &lt;b&gt;"' in tag
     assert "<b>" not in tag

@@ -1,0 +1,20 @@
+"""Where to steer by default: a few layers at 25-55% of the model's depth, where steering works best."""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+from tl_traits.steering.steer import SteeringError
+
+STEERING_DEPTHS = (0.25, 0.4, 0.55)  # fractions of depth searched by default: mid layers steer best
+
+
+def steering_layers(n_layers: int, extracted: Sequence[int], chosen: Sequence[int] | None = None) -> list[int]:
+    """The layers a coefficient search tries: `chosen` (each must be extracted), or the extracted layers nearest the depths."""
+    if chosen:
+        missing = [layer for layer in chosen if layer not in extracted]
+        if missing:
+            raise SteeringError(f"steering layers {missing} were not extracted (model has layers 0-{n_layers - 1})")
+        return sorted(set(chosen))
+    picked = {min(extracted, key=lambda layer: abs(layer - round(f * (n_layers - 1)))) for f in STEERING_DEPTHS}
+    return sorted(picked)
