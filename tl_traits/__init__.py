@@ -9,6 +9,7 @@ for _name in ("torchao", "torch.utils._pytree"):
         _logging.getLogger(_name).setLevel(_logging.ERROR)
 
 from tl_traits.core.capture import ActivationSet, capture
+from tl_traits.core.errors import TlTraitsError
 from tl_traits.core.generation import generate
 from tl_traits.core.hook_names import hook_name, parse_hook_name
 from tl_traits.core.models import (
@@ -28,7 +29,7 @@ from tl_traits.core.trait_sets import (
 from tl_traits.core.vectors import TraitVector, TraitVectors
 from tl_traits.extraction.extract import extract
 from tl_traits.judging.fill_responses import generate_responses
-from tl_traits.judging.judges import make_judge
+from tl_traits.judging.judges import FunctionJudge, make_judge
 from tl_traits.monitoring import monitor
 from tl_traits.monitoring import views as viz
 from tl_traits.steering.evaluation import (
@@ -45,6 +46,8 @@ __version__ = "0.1.0"
 
 __all__ = [
     "ActivationSet",
+    "FunctionJudge",
+    "TlTraitsError",
     "ModelIdentity",
     "ModelLoadError",
     "PreparedInputs",

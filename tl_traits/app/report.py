@@ -16,7 +16,8 @@ from tl_traits.core.vectors import TraitVectors
 from tl_traits.extraction.figures import layer_metrics
 from tl_traits.monitoring.figures import group_histogram
 from tl_traits.monitoring.monitor import GroupComparison, note_category
-from tl_traits.monitoring.views import Page, token_view
+from tl_traits.core.pages import Page
+from tl_traits.monitoring.views import token_view
 from tl_traits.steering.evaluation import load_evaluation
 from tl_traits.steering.figures import strength_curves
 

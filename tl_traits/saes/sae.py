@@ -160,8 +160,8 @@ class FeatureTable:
         return self.to_html()
 
     def page(self, title: str = "SAE features of a direction") -> Any:
-        """A `tl_traits.monitoring.views.Page` (offline HTML; `.save(path)`)."""
-        from tl_traits.monitoring.views import Page
+        """A `tl_traits.core.pages.Page` (offline HTML; `.save(path)`)."""
+        from tl_traits.core.pages import Page
 
         return Page(title, self.to_html())
 

@@ -18,6 +18,13 @@ from tl_traits.core.models import model_identity
 from tl_traits.core.trait_sets import TraitDataset, load_trait
 from tl_traits.core.vectors import TraitVector, TraitVectors
 from tl_traits.judging.judges import make_judge
+from tl_traits.steering.search import (
+    DEFAULT_SEARCH,
+    SearchSettings,
+    StrengthSearch,
+    is_coherent,
+    mean_score,
+)
 from tl_traits.steering.steer import Setting, sweep_generate
 
 
@@ -55,13 +62,13 @@ class EvaluationResult:
 
     def coherent_delta(self, layer: int) -> float | None:
         """Largest signed trait gain over the baseline among runs whose coherence passes."""
-        ok = [r for r in self.runs if r.layer == layer and _passes(r, self.threshold) and r.trait_mean is not None]
+        ok = [r for r in self.runs if r.layer == layer and is_coherent(r, self.threshold) and r.trait_mean is not None]
         if not ok or self.baseline_trait is None:
             return None
         return max(self.direction * (r.trait_mean - self.baseline_trait) for r in ok)
 
     def best_run(self, layer: int) -> Run | None:
-        ok = [r for r in self.runs if r.layer == layer and _passes(r, self.threshold) and r.trait_mean is not None]
+        ok = [r for r in self.runs if r.layer == layer and is_coherent(r, self.threshold) and r.trait_mean is not None]
         if not ok:
             return None
         return max(ok, key=lambda r: self.direction * (r.trait_mean or 0.0))
@@ -85,17 +92,6 @@ class EvaluationResult:
         return rows
 
 
-def next_strength(
-    strength: float, velocity: float, coherent: bool, *, up: float, down: float, momentum: float = 0.0
-) -> tuple[float, float]:
-    """One step of the adaptive search: grow the strength while the answers stay coherent, else shrink it."""
-    velocity = momentum * velocity + (1 - momentum) * (up if coherent else down)
-    return strength * velocity, velocity
-
-
-def _passes(run: Run, threshold: float) -> bool:
-    return run.coherence_mean is not None and run.coherence_mean >= threshold
-
 
 def estimate_base_coef(model: Any, vector: TraitVector, layer: int) -> float:
     """The coefficient of strength 1: the mean residual norm the vector recorded at `layer`."""
@@ -116,11 +112,11 @@ def evaluate_steering(
     method: str | None = None,
     coefficients: Sequence[float] | None = None,
     steps: int = 8,
-    start: float = 0.7,
-    up: float = 1.3,
-    down: float = 0.85,
-    momentum: float = 0.0,
-    threshold: float = 70.0,
+    start: float = DEFAULT_SEARCH.start,
+    up: float = DEFAULT_SEARCH.up,
+    down: float = DEFAULT_SEARCH.down,
+    momentum: float = DEFAULT_SEARCH.momentum,
+    threshold: float = DEFAULT_SEARCH.threshold,
     max_new_tokens: int = 64,
     log: str | os.PathLike[str] | None = None,
     on_step: Callable[[int, int], None] | None = None,
@@ -139,7 +135,7 @@ def evaluate_steering(
     dataset = load_trait(trait)
     if direction not in (1, -1):
         raise EvaluationError(f"direction must be +1 or -1, not {direction!r}")
-    trait_judge, coherence_judge = _pick_judges(judges, model, dataset)
+    trait_judge, coherence_judge = pick_judges(judges, model, dataset)
     qs = list(questions if questions is not None else dataset.questions)
     if subset is not None:
         qs = qs[:subset]
@@ -161,7 +157,7 @@ def evaluate_steering(
     })
 
     def judge(responses: list[str]) -> tuple[float | None, float | None]:
-        return _mean(trait_judge.score(qs, responses)), _mean(coherence_judge.score(qs, responses))
+        return mean_score(trait_judge.score(qs, responses)), mean_score(coherence_judge.score(qs, responses))
 
     if record.baseline is None:
         answers = generate(model, qs, max_new_tokens=max_new_tokens)
@@ -191,14 +187,11 @@ def evaluate_steering(
         if on_step:
             on_step(total, total)
     else:
-        strength = {layer: start for layer in layer_list}
-        velocity = {layer: 1.0 for layer in layer_list}
+        search = StrengthSearch(layer_list, SearchSettings(start, up, down, momentum, threshold))
         for step in range(steps):
-            runs = run_settings([(layer, strength[layer]) for layer in layer_list], step)
+            runs = run_settings([(layer, search.strength[layer]) for layer in layer_list], step)
             for layer, run in zip(layer_list, runs):
-                strength[layer], velocity[layer] = next_strength(
-                    strength[layer], velocity[layer], _passes(run, threshold), up=up, down=down, momentum=momentum
-                )
+                search.update(layer, run)
             if on_step:
                 on_step(step + 2, total)
 
@@ -240,7 +233,7 @@ def _one_vector(vector: TraitVector | TraitVectors, method: str | None) -> Trait
     return vector[method]
 
 
-def _pick_judges(specs: Sequence[Any], model: Any, trait: TraitDataset) -> tuple[Any, Any]:
+def pick_judges(specs: Sequence[Any], model: Any, trait: TraitDataset) -> tuple[Any, Any]:
     built = [make_judge(s, model=model, trait=trait) for s in specs]
     by_kind = {j.kind: j for j in built}
     if "trait" not in by_kind or "coherence" not in by_kind:
@@ -249,11 +242,6 @@ def _pick_judges(specs: Sequence[Any], model: Any, trait: TraitDataset) -> tuple
             "For example judges=['vader', 'perplexity']."
         )
     return by_kind["trait"], by_kind["coherence"]
-
-
-def _mean(scores: Sequence[float | None]) -> float | None:
-    values = [s for s in scores if s is not None]
-    return sum(values) / len(values) if values else None
 
 
 class _Log:

@@ -14,13 +14,13 @@ from tl_traits.core.generation import generate
 from tl_traits.core.trait_sets import load_trait
 from tl_traits.core.vectors import TraitVector, TraitVectors
 from tl_traits.judging.judges import make_judge
-from tl_traits.steering.evaluation import (
-    EvaluationError,
-    Run,
-    _mean,
-    _passes,
-    _pick_judges,
-    next_strength,
+from tl_traits.steering.evaluation import EvaluationError, Run, pick_judges
+from tl_traits.steering.search import (
+    DEFAULT_SEARCH,
+    SearchSettings,
+    StrengthSearch,
+    is_coherent,
+    mean_score,
 )
 from tl_traits.steering.steer import Setting, sweep_generate
 
@@ -44,7 +44,7 @@ class MethodSteering:
     def best(self) -> tuple[int, Run] | None:
         """The coherent run that moved the trait furthest in `direction` (prompting: its one run)."""
         ok = [(i, r) for i, r in enumerate(self.runs) if r.trait_mean is not None and (
-            self.method == PROMPTING or _passes(r, self.threshold))]
+            self.method == PROMPTING or is_coherent(r, self.threshold))]
         return max(ok, key=lambda item: self.direction * item[1].trait_mean) if ok else None
 
     def row(self) -> dict[str, Any]:
@@ -57,7 +57,7 @@ class MethodSteering:
             "coherent delta": delta, "coherence": run.coherence_mean if run else None,
             "relevance": self.relevance.get(index) if run else None, "baseline relevance": self.baseline_relevance,
             "strength": run.strength if run and self.method != PROMPTING else None,
-            "coherent runs": sum(_passes(r, self.threshold) for r in self.runs), "runs": len(self.runs),
+            "coherent runs": sum(is_coherent(r, self.threshold) for r in self.runs), "runs": len(self.runs),
         }
 
 
@@ -72,10 +72,10 @@ def compare_steering(
     direction: int = 1,
     subset: int | None = 8,
     steps: int = 4,
-    start: float = 0.7,
-    up: float = 1.3,
-    down: float = 0.85,
-    threshold: float = 70.0,
+    start: float = DEFAULT_SEARCH.start,
+    up: float = DEFAULT_SEARCH.up,
+    down: float = DEFAULT_SEARCH.down,
+    threshold: float = DEFAULT_SEARCH.threshold,
     max_new_tokens: int = 32,
     prompting: bool = True,
     on_step: Callable[[int, int], None] | None = None,
@@ -91,7 +91,7 @@ def compare_steering(
     named = {m: vectors[m] for m in vectors.methods} if isinstance(vectors, TraitVectors) else dict(vectors)
     if not named:
         raise EvaluationError("compare_steering needs at least one vector")
-    trait_judge, coherence_judge = _pick_judges(judges, model, dataset)
+    trait_judge, coherence_judge = pick_judges(judges, model, dataset)
     relevance_judge = make_judge(relevance, model=model, trait=dataset)
     if relevance_judge.kind != "relevance":
         raise EvaluationError(f"relevance= needs a judge of kind 'relevance', got {relevance_judge.kind!r}; e.g. 'embedding:relevance'")
@@ -102,24 +102,23 @@ def compare_steering(
         vec.check_model(model)
 
     def judge(answers: list[str]) -> tuple[float | None, float | None, float | None]:
-        return tuple(_mean(j.score(qs, answers)) for j in (trait_judge, coherence_judge, relevance_judge))
+        return tuple(mean_score(j.score(qs, answers)) for j in (trait_judge, coherence_judge, relevance_judge))
 
     total = 1 + steps + (1 if prompting else 0)
     base_t, base_c, base_r = judge(generate(model, qs, max_new_tokens=max_new_tokens))
     results = {m: MethodSteering(m, layer, direction, base_t, base_c, base_r, [], {}, threshold) for m in named}
     if on_step:
         on_step(1, total)
-    strength = {m: start for m in named}
-    velocity = {m: 1.0 for m in named}
+    search = StrengthSearch(named, SearchSettings(start, up, down, threshold=threshold))
     for step in range(steps):
-        settings = [Setting(layer, coef=direction * strength[m] * vec.norm(layer), vector=vec) for m, vec in named.items()]
+        settings = [Setting(layer, coef=direction * search.strength[m] * vec.norm(layer), vector=vec) for m, vec in named.items()]
         texts = sweep_generate(model, None, settings, qs, max_new_tokens=max_new_tokens)
         for (m, vec), setting, answers in zip(named.items(), settings, texts):
             t, c, r = judge(answers)
-            run = Run(layer, setting.coef, strength[m], t, c, len(qs), step, answers)
+            run = Run(layer, setting.coef, search.strength[m], t, c, len(qs), step, answers)
             results[m].relevance[len(results[m].runs)] = r
             results[m].runs.append(run)
-            strength[m], velocity[m] = next_strength(strength[m], velocity[m], _passes(run, threshold), up=up, down=down)
+            search.update(m, run)
         if on_step:
             on_step(step + 2, total)
     out = list(results.values())
