@@ -61,7 +61,7 @@ def build_gpt2_style_tokenizer(folder: Path, *, add_bos: bool = False, chat_temp
 
 @pytest.fixture(scope="session")
 def embedded_folder() -> Path:
-    from tl_traits.core.models import embedded_model_folder
+    from tl_traits.core.embedded import embedded_model_folder
 
     return embedded_model_folder()
 

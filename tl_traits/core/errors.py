@@ -1,4 +1,4 @@
-"""The one base class of every tl_traits error, so callers (and the CLI's exit codes) can tell ours from the rest."""
+"""The one base class of every tl_traits error (so callers and the CLI's exit codes can tell ours from the rest), and the model-loading error core modules share."""
 
 from __future__ import annotations
 
@@ -10,3 +10,7 @@ class TlTraitsError(ValueError):
     expect, e.g. `KeyError` for an unknown plugin). The CLI exits 2 for this family only; any
     other exception is a bug and exits 1.
     """
+
+
+class ModelLoadError(TlTraitsError, RuntimeError):
+    """A model could not be found, fetched or built; the message says what to do."""

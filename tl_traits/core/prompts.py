@@ -19,6 +19,12 @@ from jaxtyping import Int
 from torch import Tensor
 
 from tl_traits.core.errors import TlTraitsError
+from tl_traits.core.tokenizers import (
+    pad_id,
+    resolve_bos,
+    special_tokens,
+    tokenizer_and_cfg,
+)
 
 Message = Mapping[str, str]
 Conversation = Sequence[Message]
@@ -112,7 +118,7 @@ def prepare_inputs(
         text you already rendered with a template yourself); never applies to chat content.
     padding_side: "left" for generation, "right" for capture.
     """
-    tokenizer, model_cfg = _tokenizer_and_cfg(model_or_tokenizer)
+    tokenizer, model_cfg = tokenizer_and_cfg(model_or_tokenizer)
     items = as_batch(inputs)
     if not items:
         raise PromptError("prepare_inputs got no inputs; pass a string, a conversation, or a non-empty list")
@@ -121,9 +127,9 @@ def prepare_inputs(
         raise PromptError(f"padding_side must be 'left' or 'right', not {padding_side!r}")
 
     template = chat_template or getattr(tokenizer, "chat_template", None)
-    uses_bos = _uses_bos(tokenizer, model_cfg, bos)
+    uses_bos = resolve_bos(tokenizer, model_cfg, bos)
     bos_id = tokenizer.bos_token_id if uses_bos else None
-    specials = _special_tokens(tokenizer)
+    specials = special_tokens(tokenizer)
 
     rows: list[list[int]] = []
     rendered: list[str] = []
@@ -153,7 +159,7 @@ def prepare_inputs(
         bos_token_id=bos_id,
         tokenizer=str(getattr(tokenizer, "name_or_path", type(tokenizer).__name__)),
     )
-    return _pad(rows, rendered, spans, padding_side, _pad_id(tokenizer), settings)
+    return _pad(rows, rendered, spans, padding_side, pad_id(tokenizer), settings)
 
 
 # -- pieces of one example ------------------------------------------------------------------------
@@ -325,56 +331,6 @@ def _special_pattern(specials: dict[str, int]) -> re.Pattern[str]:
     if key not in _PATTERN_CACHE:
         _PATTERN_CACHE[key] = re.compile("|".join(re.escape(s) for s in key) or r"(?!)")
     return _PATTERN_CACHE[key]
-
-
-# -- tokenizer facts -----------------------------------------------------------------------------
-def _tokenizer_and_cfg(obj: Any) -> tuple[Any, Any]:
-    tokenizer = getattr(obj, "tokenizer", None)
-    if tokenizer is not None and hasattr(obj, "cfg"):
-        return tokenizer, obj.cfg
-    if hasattr(obj, "cfg"):
-        raise PromptError("this model has no tokenizer attached; load it with a tokenizer (tl_traits.load_model does)")
-    if not callable(getattr(obj, "convert_ids_to_tokens", None)):
-        raise PromptError(f"expected a TransformerLens model or a Hugging Face tokenizer, got {type(obj).__name__}")
-    return obj, None
-
-
-def _uses_bos(tokenizer: Any, cfg: Any, explicit: bool | None) -> bool:
-    if tokenizer.bos_token_id is None:
-        if explicit:
-            raise PromptError("bos=True was asked for, but this tokenizer has no BOS token")
-        return False
-    if explicit is not None:
-        return explicit
-    if cfg is not None:
-        return bool(getattr(cfg, "default_prepend_bos", True))
-    probe = tokenizer("a", add_special_tokens=True)["input_ids"]
-    return bool(probe) and probe[0] == tokenizer.bos_token_id
-
-
-def uses_bos(model_or_tokenizer: Any) -> bool:
-    """Whether prepared inputs for this model start with a BOS token."""
-    tokenizer, cfg = _tokenizer_and_cfg(model_or_tokenizer)
-    return _uses_bos(tokenizer, cfg, None)
-
-
-def _special_tokens(tokenizer: Any) -> dict[str, int]:
-    found: dict[str, int] = {}
-    for token_id, added in getattr(tokenizer, "added_tokens_decoder", {}).items():
-        if getattr(added, "special", False):
-            found[added.content] = int(token_id)
-    for token in getattr(tokenizer, "all_special_tokens", []):
-        token_id = tokenizer.convert_tokens_to_ids(token)
-        if isinstance(token_id, int) and token_id != getattr(tokenizer, "unk_token_id", None):
-            found.setdefault(token, token_id)
-    return found
-
-
-def _pad_id(tokenizer: Any) -> int:
-    for candidate in (tokenizer.pad_token_id, tokenizer.eos_token_id, 0):
-        if candidate is not None:
-            return int(candidate)
-    return 0  # pragma: no cover
 
 
 # -- batching ------------------------------------------------------------------------------------

@@ -10,7 +10,8 @@ from typing import Any, Sequence
 
 from tl_traits.core.figures import save_figure
 from tl_traits.core.files import atomic_write_json
-from tl_traits.core.models import cache_dir, weights_fingerprint
+from tl_traits.core.models import weights_fingerprint
+from tl_traits.core.embedded import cache_dir
 from tl_traits.core.version import package_version
 from tl_traits.saes.figures import feature_density_figure
 from tl_traits.saes.sae import stored_sae_folder

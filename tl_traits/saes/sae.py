@@ -284,7 +284,7 @@ def sae_store(root: str | os.PathLike[str] | None = None) -> Path:
     """Where `tl-traits train-sae` keeps SAEs: `$TL_TRAITS_CACHE/saes` unless `root` is given."""
     if root is not None:
         return Path(root)
-    from tl_traits.core.models import cache_dir
+    from tl_traits.core.embedded import cache_dir
 
     return cache_dir() / "saes"
 

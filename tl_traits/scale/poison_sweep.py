@@ -164,7 +164,7 @@ def poison_sweep(
 
 def model_display_name(spec: Any) -> str:
     """The name TL gives a model loaded from `spec` (cfg.model_name): folder or repo name, or the embedded one."""
-    from tl_traits.core.models import EMBEDDED_NAME
+    from tl_traits.core.embedded import EMBEDDED_NAME
 
     if spec.source is None:
         return EMBEDDED_NAME
