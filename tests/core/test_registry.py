@@ -140,3 +140,36 @@ def test_builtin_plugin_folders_import_under_the_package_name():
     for kind in REGISTRIES:
         module = importlib.import_module(f"tl_traits.plugins.{kind}")
         assert Path(module.__file__).parent.parts[-2:] == ("plugins", kind)
+
+
+# -- the plugin contracts (tl_traits.core.protocols) ------------------------------------------------
+def test_every_builtin_plugin_fits_its_contract():
+    import inspect
+
+    from tl_traits.core import protocols
+    from tl_traits.core.registry import attacks, extractors, judges, quantizers
+
+    for name in extractors.names():
+        fit = extractors.get(name)
+        assert isinstance(fit, protocols.Extractor), name
+        params = inspect.signature(fit).parameters
+        assert list(params)[:2] == ["pos", "neg"] and params["seed"].kind is inspect.Parameter.KEYWORD_ONLY, name
+    for name in attacks.names():
+        assert isinstance(attacks.get(name)(), protocols.Attack), name
+    for name in quantizers.names():
+        assert isinstance(quantizers.get(name), protocols.Quantizer), name
+    for name in ("vader", "refusal"):  # the judges that need no model
+        assert isinstance(judges.get(name)(), protocols.Judge), name
+
+
+def test_a_plugin_missing_its_method_does_not_fit():
+    from tl_traits.core import protocols
+
+    class NoApply:
+        name = "broken"
+
+    class NoScore:
+        name, kind, trait = "j", "trait", None
+
+    assert not isinstance(NoApply(), protocols.Attack)
+    assert not isinstance(NoScore(), protocols.Judge)

@@ -14,6 +14,7 @@ from importlib import metadata
 from typing import Any, Callable, Generic, Iterator, TypeVar
 
 from tl_traits.core.errors import TlTraitsError
+from tl_traits.core.protocols import AttackPlugin, Extractor, JudgePlugin, Quantizer
 
 T = TypeVar("T")
 
@@ -222,10 +223,11 @@ def _distribution_of(obj: Any) -> str | None:
         return dists[0]
 
 
-extractors: Registry[Any] = Registry("extractors")
-judges: Registry[Any] = Registry("judges")
-attacks: Registry[Any] = Registry("attacks")
-quantizers: Registry[Any] = Registry("quantizers")
+# The contracts each registry's plugins follow are in tl_traits.core.protocols.
+extractors: Registry[Extractor] = Registry("extractors")
+judges: Registry[JudgePlugin] = Registry("judges")
+attacks: Registry[AttackPlugin] = Registry("attacks")
+quantizers: Registry[Quantizer] = Registry("quantizers")
 
 REGISTRIES: dict[str, Registry[Any]] = {
     r.kind: r for r in (extractors, judges, attacks, quantizers)

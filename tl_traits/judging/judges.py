@@ -8,9 +8,10 @@ from __future__ import annotations
 import inspect
 import math
 import warnings
-from typing import Any, Callable, Protocol, Sequence, runtime_checkable
+from typing import Any, Callable, Sequence
 
 from tl_traits.core.errors import TlTraitsError
+from tl_traits.core.protocols import Judge
 from tl_traits.core.registry import judges
 from tl_traits.core.trait_sets import TraitDataset, load_trait
 
@@ -23,15 +24,6 @@ class JudgeError(TlTraitsError):
     """A judge that cannot be built or cannot run as asked; the message names the fix."""
 
 
-@runtime_checkable
-class Judge(Protocol):
-    """Scores each (question, response) pair on 0-100; None where it could not score."""
-
-    name: str
-    kind: str  # "trait", "coherence" or "relevance"
-    trait: str | None  # the trait a "trait" judge measures, e.g. "joy"
-
-    def score(self, questions: Sequence[str], responses: Sequence[str]) -> list[float | None]: ...
 
 
 # -- conventions every judge shares -----------------------------------------------------------------

@@ -14,7 +14,7 @@ import re
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterable, Iterator, Mapping, Protocol, Sequence
+from typing import Any, Callable, Iterable, Iterator, Mapping, Sequence
 
 import numpy as np
 
@@ -26,8 +26,8 @@ from tl_traits.core.files import (
     read_jsonl,
 )
 from tl_traits.core.prompts import PromptInput
+from tl_traits.core.protocols import Attack, Example
 
-Example = dict[str, Any]  # {"id", "prompt", "response", "task", "label", ...}
 POSITIONS = ("start", "end", "random")
 ROWS_FILE, INDICES_FILE, INFO_FILE = "poisoned_train.jsonl", "poisoned_indices.npy", "poison.json"
 
@@ -35,11 +35,6 @@ ROWS_FILE, INDICES_FILE, INFO_FILE = "poisoned_train.jsonl", "poisoned_indices.n
 class PoisonError(TlTraitsError):
     """A poisoning request that cannot be met (bad rate, too few eligible examples, unknown attack)."""
 
-
-class Attack(Protocol):
-    name: str
-
-    def apply(self, example: Example, rng: random.Random) -> Example | list[Example]: ...
 
 
 # -- text helpers the attack plugins share -------------------------------------------------------
