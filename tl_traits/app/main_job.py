@@ -9,8 +9,9 @@ from __future__ import annotations
 import json
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
+from tl_traits.app.report import write_report
 from tl_traits.core.errors import TlTraitsError
 from tl_traits.core.files import atomic_write_text, safe_name, write_jsonl
 from tl_traits.core.models import load_model, model_identity
@@ -89,7 +90,6 @@ class JobPaths:
 
 def run_main_job(config: JobConfig | None = None, *, model: Any = None, stages: Stages | None = None) -> dict[str, Any]:
     """Run the whole job and return its summary (also written to results/summary.json)."""
-    from tl_traits.app.report import write_report
 
     config = config or JobConfig()
     stages = stages or Stages(enabled=False)

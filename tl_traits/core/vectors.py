@@ -20,6 +20,8 @@ from torch import Tensor
 
 from tl_traits.core.errors import TlTraitsError
 from tl_traits.core.files import atomic_write_bytes
+from tl_traits.core.models import model_identity
+from tl_traits.core.prompts import prepare_inputs
 
 FORMAT = "tl_traits.core.vectors/1"
 METRICS = ("auroc", "accuracy", "cohens_d", "polarity", "baseline")
@@ -186,7 +188,6 @@ class TraitVectors:
 
 def check_model(metadata: dict[str, Any], model: Any, *, strict: bool = True) -> None:
     """Compare an artifact's recorded model identity with `model`."""
-    from tl_traits.core.models import model_identity
 
     made = metadata.get("model") or {}
     here = model_identity(model)
@@ -217,7 +218,6 @@ def _check_prompt_settings(recorded: dict[str, Any] | None, model: Any) -> None:
     """Warn when this model's prompts would be tokenized differently from the artifact's."""
     if not recorded:
         return
-    from tl_traits.core.prompts import prepare_inputs
 
     now = prepare_inputs(model, "x", chat=recorded.get("chat")).settings.to_dict()
     changed = [k for k in ("chat_template_sha256", "bos", "bos_token_id") if recorded.get(k) != now.get(k)]

@@ -21,6 +21,7 @@ from tl_traits.core.hook_names import hook_name
 from tl_traits.core.hook_points import forward_hooks
 from tl_traits.core.prompts import PromptInput, as_batch, prepare_inputs
 from tl_traits.core.vectors import TraitVector
+from tl_traits.judging.judges import make_judge
 
 
 class MonitorError(TlTraitsError):
@@ -228,7 +229,6 @@ def analyze_prompt_set(
     """Generate answers, label them with a judge (score >= threshold is the first group) and
     compare the trait projection (mean over response tokens, centred) between the groups:
     e.g. the refusal direction on refused vs answered requests, with Cohen's d and AUROC."""
-    from tl_traits.judging.judges import make_judge
 
     chosen = prompt_set if isinstance(prompt_set, PromptSet) else load_prompt_set(prompt_set)
     prompts = chosen.prompts[:limit] if limit else chosen.prompts

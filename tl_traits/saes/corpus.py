@@ -17,6 +17,8 @@ from pathlib import Path
 from typing import Any
 
 from tl_traits.core.files import read_jsonl, write_jsonl
+from tl_traits.core.generation import check_cached_generation, generate
+from tl_traits.core.models import weights_fingerprint
 from tl_traits.saes.sae import SAEError
 
 TOPICS = (
@@ -116,8 +118,6 @@ def model_replies(
     With `cache`, a JSONL file named after the model's weights and the settings is read when it exists
     and written (atomically) when it does not, so the generation runs once per model.
     """
-    from tl_traits.core.generation import check_cached_generation, generate
-    from tl_traits.core.models import weights_fingerprint
 
     prompts = chat_prompts(n_prompts, seed)
     path = None

@@ -8,11 +8,12 @@ from contextlib import nullcontext
 from pathlib import Path
 from typing import Any, Sequence
 
+from tl_traits.core.embedded import cache_dir
 from tl_traits.core.figures import save_figure
 from tl_traits.core.files import atomic_write_json
 from tl_traits.core.models import weights_fingerprint
-from tl_traits.core.embedded import cache_dir
 from tl_traits.core.version import package_version
+from tl_traits.saes.corpus import default_corpus
 from tl_traits.saes.figures import feature_density_figure
 from tl_traits.saes.sae import stored_sae_folder
 from tl_traits.saes.training import SAETrainingError, train_sae
@@ -83,7 +84,6 @@ def train_and_store(
     out: default is the SAE store's folder for this model and hook, where the `sae` extractor looks.
     An existing SAE there is replaced only with `force`, and only once the new one is complete.
     """
-    from tl_traits.saes.corpus import default_corpus
 
     folder = target_folder(model, layer, hook, out)
     layer = default_layer(model) if layer is None else layer

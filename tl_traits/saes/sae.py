@@ -18,8 +18,10 @@ import torch
 from jaxtyping import Float
 from torch import Tensor
 
+from tl_traits.core.embedded import cache_dir
 from tl_traits.core.errors import TlTraitsError
 from tl_traits.core.hook_names import hook_name, parse_hook_name
+from tl_traits.core.pages import Page
 from tl_traits.core.vectors import TraitVector
 
 
@@ -161,7 +163,6 @@ class FeatureTable:
 
     def page(self, title: str = "SAE features of a direction") -> Any:
         """A `tl_traits.core.pages.Page` (offline HTML; `.save(path)`)."""
-        from tl_traits.core.pages import Page
 
         return Page(title, self.to_html())
 
@@ -284,7 +285,6 @@ def sae_store(root: str | os.PathLike[str] | None = None) -> Path:
     """Where `tl-traits train-sae` keeps SAEs: `$TL_TRAITS_CACHE/saes` unless `root` is given."""
     if root is not None:
         return Path(root)
-    from tl_traits.core.embedded import cache_dir
 
     return cache_dir() / "saes"
 

@@ -27,6 +27,7 @@ from tl_traits.core.files import (
 )
 from tl_traits.core.prompts import PromptInput
 from tl_traits.core.protocols import Attack, Example
+from tl_traits.core.registry import attacks
 
 POSITIONS = ("start", "end", "random")
 ROWS_FILE, INDICES_FILE, INFO_FILE = "poisoned_train.jsonl", "poisoned_indices.npy", "poison.json"
@@ -141,7 +142,6 @@ class PoisonedDataset(Sequence[Example]):
 
 def resolve_attack(attack: str | Attack | type, **options: Any) -> Attack:
     """An attack instance from a registered name, a plugin class, or an instance (then no options)."""
-    from tl_traits.core.registry import attacks
 
     if isinstance(attack, str):
         attack = attacks.get(attack)
