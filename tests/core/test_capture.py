@@ -43,7 +43,12 @@ def test_batched_capture_equals_one_at_a_time(bridge_model, position):
     batched = capture(bridge_model, EXAMPLES, position=position, batch_size=4, layers=[0, 7, 29])
     single = [capture(bridge_model, [ex], position=position, batch_size=1, layers=[0, 7, 29]) for ex in EXAMPLES]
     _shaped(batched.acts, len(EXAMPLES), 3, 576)
-    torch.testing.assert_close(batched.acts, torch.cat([s.acts for s in single]), rtol=1e-4, atol=1e-4)
+    one_at_a_time = torch.cat([s.acts for s in single])
+    # Float32 rounding grows with a layer's magnitude (entries reach ~600 at layer 29, where a batch of 4
+    # and a batch of 1 differ by ~7e-4 depending on the BLAS kernel), so the bound scales with each layer.
+    scale = batched.acts.abs().amax(dim=(0, 2), keepdim=True)
+    gap = (batched.acts - one_at_a_time).abs()
+    assert (gap <= 1e-4 + 1e-5 * scale).all(), f"largest gap per layer {gap.amax(dim=(0, 2)).tolist()}"
     torch.testing.assert_close(batched.token_norms, torch.cat([s.token_norms for s in single]), rtol=1e-4, atol=1e-4)
 
 
