@@ -220,3 +220,21 @@ def test_the_walker_marks_type_only_imports(tmp_path: Path) -> None:
                     "from tl_traits.core import stats\n")
     assert [(e.target, e.type_only) for e in _edges("tl_traits.core.vectors", path)] == [
         ("tl_traits.core.files", True), ("tl_traits.core.stats", False)]
+
+
+FACADE_NAMES = {  # what `from tl_traits import ...` offered before the rooms; users' scripts rely on them
+    "ActivationSet", "ModelIdentity", "ModelLoadError", "PreparedInputs", "PromptError", "Spans", "TraitDataset",
+    "TraitExample", "TraitVector", "TraitVectors", "attacks", "capture", "extract", "extractors", "generate",
+    "generate_responses", "hook_name", "judges", "list_traits", "load_model", "load_trait", "make_judge",
+    "model_identity", "monitor", "viz", "parse_hook_name", "prepare_inputs", "quantizers", "coefficient_search",
+    "estimate_base_coef", "evaluate_steering", "Setting", "steer", "sweep_generate", "poison", "detect_poison",
+    "TrainConfig", "train",
+}
+
+
+def test_the_facade_keeps_its_names() -> None:
+    import tl_traits as tt
+
+    assert FACADE_NAMES <= set(tt.__all__)
+    assert all(hasattr(tt, name) for name in tt.__all__)
+    assert callable(tt.monitor.project) and callable(tt.viz.token_projections)
