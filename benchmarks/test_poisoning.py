@@ -12,10 +12,11 @@ from tl_traits.core.figures import save_figure
 from tl_traits.scale.figures import poison_sweep_figure
 from tl_traits.scale.poison_sweep import aggregate, poison_sweep
 from tl_traits.training.backdoor_metrics import attacked_test_rows
+from tl_traits.training.checkpoints import load_checkpoint_weights
+from tl_traits.training.config import TrainConfig
 from tl_traits.training.detection import detection_scan
 from tl_traits.training.instruction_data import instruction_dataset
 from tl_traits.training.poisoning import poison
-from tl_traits.training.trainer import TrainConfig, load_checkpoint_weights
 
 RATES = (0.0, 0.01, 0.05, 0.1)
 N_TRAIN, N_TEST = 300, 100

@@ -38,9 +38,10 @@ from tl_traits.steering.evaluation import (
     evaluate_steering,
 )
 from tl_traits.steering.steer import Setting, steer, sweep_generate
+from tl_traits.training.config import TrainConfig
 from tl_traits.training.detection import detect_poison
 from tl_traits.training.poisoning import poison
-from tl_traits.training.trainer import TrainConfig, train
+from tl_traits.training.trainer import train
 
 __version__ = "0.1.0"
 

@@ -6,10 +6,7 @@ from typing import Any
 
 import torch
 
-from tl_traits.quantization.quantize import (
-    DEFAULT_GROUP_SIZE,
-    QuantizationError,
-    Quantizer,
+from tl_traits.quantization.in_place import (
     can_compute,
     cast_model,
     model_device,
@@ -18,6 +15,8 @@ from tl_traits.quantization.quantize import (
     round_weights,
     smoke_forward,
 )
+from tl_traits.quantization.quantizer import QuantizationError, Quantizer
+from tl_traits.quantization.schemes import DEFAULT_GROUP_SIZE
 
 COMPUTE_MODES = ("auto", "native", "simulated")
 

@@ -47,7 +47,7 @@ from tl_traits.core.models import (
     model_kind,
     model_source,
 )
-from tl_traits.quantization.quantize import QuantizationError, Quantizer
+from tl_traits.quantization.quantizer import QuantizationError, Quantizer
 
 NO_CUDA = "needs CUDA (bitsandbytes kernels); this machine has none"
 MISSING = "pip install bitsandbytes"

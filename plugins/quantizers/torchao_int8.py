@@ -45,7 +45,7 @@ from typing import Any, Literal
 import torch
 
 from tl_traits.core.models import model_kind
-from tl_traits.quantization.quantize import QuantizationError, Quantizer
+from tl_traits.quantization.quantizer import QuantizationError, Quantizer
 
 MISSING = "pip install torchao"
 SCHEMES = {

@@ -9,7 +9,7 @@ import torch
 
 import tl_traits as tt
 from tl_traits.app.cli import main
-from tl_traits.quantization.quantize import Quantizer
+from tl_traits.quantization.quantizer import Quantizer
 from tl_traits.quantization.study import quantization_study
 
 

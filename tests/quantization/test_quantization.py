@@ -1,19 +1,21 @@
-"""Quantization: the int8/int4/nf4 math (property tests), weight walking on both TL kinds, the five torch quantizers."""
+"""Quantizers on models: weight walking on both TL kinds, the five torch quantizers, copies and processed-weight views."""
 
 from __future__ import annotations
 
 import copy
 import json
-import math
 
 import einops
 import pytest
 import torch
-from hypothesis import given, settings
-from hypothesis import strategies as st
 
 import tl_traits as tt
-from tl_traits.quantization import quantize as Q
+from tl_traits.core.models import model_kind
+from tl_traits.core.weight_views import tensor_aliases
+from tl_traits.quantization.in_place import QUANTIZED_WEIGHTS_ATTR, can_compute
+from tl_traits.quantization.quantizer import QuantizationError, copy_model, quantization_info
+from tl_traits.quantization.schemes import BITS, DEFAULT_GROUP_SIZE, fake_quantize
+from tl_traits.quantization.weights import linear_weights
 
 TORCH_QUANTIZERS = ("fp16", "bf16", "int8", "int4", "nf4")
 WEIGHT_ONLY = ("int8", "int4", "nf4")
@@ -21,144 +23,6 @@ LLAMA_LINEARS_PER_LAYER = 7  # q, k, v, o, gate, up, down
 GPT2_LINEARS_PER_LAYER = 6  # q, k, v, o, in, out
 
 
-# -- math --------------------------------------------------------------------------------------------
-@st.composite
-def matrices(draw, max_out: int = 6, max_inp: int = 70):
-    """A random [out, inp] float32 matrix: Gaussian at a random scale, some rows/columns zeroed, a few outliers."""
-    out = draw(st.integers(1, max_out))
-    inp = draw(st.integers(1, max_inp))
-    seed = draw(st.integers(0, 2**31 - 1))
-    scale = draw(st.sampled_from([1e-6, 1e-3, 0.02, 1.0, 300.0]))
-    g = torch.Generator().manual_seed(seed)
-    w = torch.randn(out, inp, generator=g) * scale
-    if draw(st.booleans()):
-        w[torch.rand(out, generator=g) < 0.3] = 0.0  # all-zero rows
-    if draw(st.booleans()):
-        w[:, torch.rand(inp, generator=g) < 0.3] = 0.0  # zero columns: all-zero groups in small groups
-    if draw(st.booleans()):
-        w.view(-1)[int(torch.randint(w.numel(), (1,), generator=g))] *= 50.0  # an outlier
-    return w
-
-
-def _per_group(values: torch.Tensor, group_size: int, inp: int) -> torch.Tensor:
-    return values.repeat_interleave(group_size, dim=1)[:, :inp]
-
-
-def _slack(bound: torch.Tensor) -> torch.Tensor:
-    """Float32 rounding in w / scale and codes * scale: a few ulps of the bound."""
-    return bound * (1 + 1e-5) + 1e-30
-
-
-@settings(max_examples=40, deadline=None)
-@given(matrices())
-def test_int8_round_trip_is_within_half_a_step_per_row(w):
-    codes, scales = Q.int8_quantize(w)
-    assert codes.dtype == torch.int8 and codes.shape == w.shape
-    assert scales.shape == (w.shape[0], 1) and scales.dtype == torch.float32
-    assert int(codes.abs().max()) <= 127
-    deq = Q.int8_dequantize(codes, scales)
-    assert deq.shape == w.shape and deq.dtype == torch.float32
-    absmax = w.abs().amax(dim=1, keepdim=True)
-    assert torch.all((w - deq).abs() <= _slack(absmax / 254))
-    zero_rows = absmax.squeeze(1) == 0
-    assert torch.all(deq[zero_rows] == 0) and torch.all(codes[zero_rows] == 0)
-
-
-@settings(max_examples=40, deadline=None)
-@given(matrices(), st.sampled_from([1, 3, 8, 16, 128]))
-def test_int4_round_trip_is_within_half_a_group_step(w, group_size):
-    codes, scales = Q.int4_quantize(w, group_size)
-    n_groups = math.ceil(w.shape[1] / group_size)  # the last group may be ragged
-    assert codes.dtype == torch.int8 and codes.shape == w.shape
-    assert scales.shape == (w.shape[0], n_groups)
-    assert int(codes.abs().max()) <= 7
-    deq = Q.int4_dequantize(codes, scales, group_size)
-    assert deq.shape == w.shape and deq.dtype == torch.float32
-    step = _per_group(scales, group_size, w.shape[1])
-    assert torch.all((w - deq).abs() <= _slack(step / 2))
-    assert torch.all(deq[step == 0] == 0)
-
-
-@settings(max_examples=40, deadline=None)
-@given(matrices(), st.sampled_from([1, 5, 64, 128]))
-def test_nf4_round_trip_is_within_half_the_widest_codebook_gap(w, group_size):
-    codes, absmax = Q.nf4_quantize(w, group_size)
-    assert codes.dtype == torch.uint8 and codes.shape == w.shape
-    assert absmax.shape == (w.shape[0], math.ceil(w.shape[1] / group_size))
-    assert int(codes.max()) <= 15
-    deq = Q.nf4_dequantize(codes, absmax, group_size)
-    assert deq.shape == w.shape and deq.dtype == torch.float32
-    scale = _per_group(absmax, group_size, w.shape[1])
-    assert torch.all((w - deq).abs() <= _slack(scale * Q.nf4_max_gap() / 2))
-    assert torch.all(deq[scale == 0] == 0)
-    # nearest level: no other level is closer (ties aside)
-    levels = torch.tensor(Q.NF4_CODEBOOK)
-    normed = torch.where(scale > 0, w / torch.where(scale > 0, scale, 1), 0)
-    best = (normed[..., None] - levels).abs().min(dim=-1).values
-    chosen = (normed - levels[codes.long()]).abs()
-    assert torch.all(chosen <= best + 1e-6)
-
-
-def test_nf4_codebook_matches_the_normal_quantiles_of_the_paper():
-    levels = torch.tensor(Q.NF4_CODEBOOK)
-    assert levels.shape == (16,) and torch.all(levels[1:] > levels[:-1])
-    assert levels[0] == -1 and levels[-1] == 1 and levels[7] == 0
-    torch.testing.assert_close(Q.nf4_codebook_from_quantiles(), levels, atol=1e-6, rtol=0)
-    assert Q.nf4_max_gap() == pytest.approx(1 - 0.6961928009986877)
-
-
-def test_all_zero_matrix_and_exact_grid_values_survive():
-    zeros = torch.zeros(3, 10)
-    for scheme in WEIGHT_ONLY:
-        assert torch.equal(Q.fake_quantize(zeros, scheme, **({} if scheme == "int8" else {"group_size": 4})), zeros)
-    on_grid = torch.tensor([[-127.0, 0.0, 5.0, 127.0]]) * 0.5  # absmax 63.5 -> scale 0.5: exact codes
-    assert torch.equal(Q.fake_quantize(on_grid, "int8"), on_grid)
-
-
-def test_fake_quantize_keeps_dtype_and_shape_and_checks_its_input():
-    w = torch.randn(4, 96, dtype=torch.bfloat16)
-    for scheme in WEIGHT_ONLY:
-        out = Q.fake_quantize(w, scheme)
-        assert out.dtype == torch.bfloat16 and out.shape == w.shape
-    with pytest.raises(ValueError, match="unknown quantization scheme"):
-        Q.fake_quantize(w, "int3")
-    with pytest.raises(ValueError, match="no group_size"):
-        Q.quantize_weight(w, "int8", group_size=32)
-    with pytest.raises(ValueError, match="matrix"):
-        Q.quantize_weight(torch.randn(5), "int4")
-    with pytest.raises(ValueError, match="NaN"):
-        Q.quantize_weight(torch.tensor([[1.0, float("nan")]]), "nf4")
-    with pytest.raises(ValueError, match="group_size"):
-        Q.quantize_weight(w, "int4", group_size=0)
-
-
-def test_stored_codes_and_scales_and_their_byte_counts():
-    w = torch.randn(6, 200)
-    int8 = Q.quantize_weight(w, "int8")
-    int4 = Q.quantize_weight(w, "int4", group_size=64)  # 200 = 3 * 64 + 8: a ragged last group
-    nf4 = Q.quantize_weight(w, "nf4")
-    assert (int8.codes.dtype, tuple(int8.scales.shape), int8.group_size) == (torch.int8, (6, 1), 200)
-    assert (int4.codes.dtype, tuple(int4.scales.shape), int4.group_size) == (torch.int8, (6, 4), 64)
-    assert (nf4.codes.dtype, tuple(nf4.scales.shape), nf4.group_size) == (torch.uint8, (6, 4), 64)
-    assert int8.code_bytes == 1200 and int4.code_bytes == 600 and nf4.code_bytes == 600  # 4-bit codes packed
-    assert int4.scale_bytes == 6 * 4 * 4
-    for qw in (int8, int4, nf4):
-        assert torch.equal(qw.dequantize(), Q.fake_quantize(w, qw.scheme, group_size=None if qw.scheme == "int8" else qw.group_size))
-
-
-def test_error_ordering_on_gaussian_weights():
-    g = torch.Generator().manual_seed(0)
-    w = torch.randn(256, 512, generator=g) * 0.02
-    err = {s: Q.relative_error(w, Q.fake_quantize(w, s, group_size=None if s == "int8" else 64)) for s in WEIGHT_ONLY}
-    assert err["int8"] < 0.02 < err["nf4"]
-    assert err["int8"] < err["int4"] / 5
-    # NF4's levels follow the normal distribution: ~0.092 vs ~0.108 for uniform int4 at the same group size
-    assert err["nf4"] < 0.95 * err["int4"]
-    # and a finer group helps
-    assert Q.relative_error(w, Q.fake_quantize(w, "int4", group_size=32)) < err["int4"]
-
-
-# -- models --------------------------------------------------------------------------------------------
 @pytest.fixture(scope="module")
 def llama_bridge(tiny_llama_folder):
     return tt.load_model(tiny_llama_folder)
@@ -198,7 +62,7 @@ def test_quantized_copy_runs_generates_and_hooks_while_the_original_is_untouched
     assert quantized is not llama
     after = llama.state_dict()
     assert before.keys() == after.keys() and all(torch.equal(before[k], after[k]) for k in before)
-    assert tt.model_identity(llama) == base_identity and Q.quantization_info(llama) is None
+    assert tt.model_identity(llama) == base_identity and quantization_info(llama) is None
 
     tokens = _tokens(quantized)
     with torch.no_grad():
@@ -221,37 +85,37 @@ def test_quantized_copy_runs_generates_and_hooks_while_the_original_is_untouched
 
 @pytest.mark.parametrize("name", WEIGHT_ONLY)
 def test_weight_only_info_lists_every_linear_once(llama, name):
-    info = Q.quantization_info(tt.quantizers.get(name).quantize(llama))
+    info = quantization_info(tt.quantizers.get(name).quantize(llama))
     n_layers = llama.cfg.n_layers
     assert info["n_modules"] == len(info["modules"]) == n_layers * LLAMA_LINEARS_PER_LAYER
     assert len(set(info["modules"])) == len(info["modules"])
-    assert info["bits"] == Q.BITS[name] and info["scheme"] == name and info["simulated"] is True
-    assert info["group_size"] == Q.DEFAULT_GROUP_SIZE[name]
+    assert info["bits"] == BITS[name] and info["scheme"] == name and info["simulated"] is True
+    assert info["group_size"] == DEFAULT_GROUP_SIZE[name]
     d, d_mlp, d_kv = llama.cfg.d_model, llama.cfg.d_mlp, llama.cfg.n_key_value_heads * llama.cfg.d_head
     assert info["n_weights"] == n_layers * (2 * d * d + 2 * d * d_kv + 3 * d * d_mlp)
-    assert info["code_bytes"] == info["n_weights"] * Q.BITS[name] // 8
+    assert info["code_bytes"] == info["n_weights"] * BITS[name] // 8
     assert 0 < info["weight_rel_error"] < (0.02 if name == "int8" else 0.2)
     expected = {"bridge": "blocks.0.attn.q", "hooked": "blocks.0.attn.W_Q"}[model_kind(llama)]
     assert expected in info["modules"]
 
 
 def test_hooked_names_and_embeddings(llama_hooked, tiny_hooked):
-    names = [s.name for s in Q.linear_weights(llama_hooked)]
+    names = [s.name for s in linear_weights(llama_hooked)]
     assert {n.split(".", 2)[2] for n in names} == {
         "attn.W_Q", "attn._W_K", "attn._W_V", "attn.W_O", "mlp.W_in", "mlp.W_gate", "mlp.W_out"
     }  # GQA: the stored _W_K/_W_V, not the repeated W_K/W_V views
-    with_emb = [s.name for s in Q.linear_weights(llama_hooked, include_embeddings=True)]
+    with_emb = [s.name for s in linear_weights(llama_hooked, include_embeddings=True)]
     assert set(with_emb) - set(names) == {"embed.W_E", "unembed.W_U"}
-    for slot in Q.linear_weights(llama_hooked, include_embeddings=True):
+    for slot in linear_weights(llama_hooked, include_embeddings=True):
         shape = slot.read().shape
         assert shape[1] == llama_hooked.cfg.d_model or slot.name.endswith(("W_O", "W_out"))
-    info = Q.quantization_info(tt.quantizers.get("int4").quantize(tiny_hooked, group_size=16))
+    info = quantization_info(tt.quantizers.get("int4").quantize(tiny_hooked, group_size=16))
     assert info["n_modules"] == tiny_hooked.cfg.n_layers * GPT2_LINEARS_PER_LAYER and info["group_size"] == 16
 
 
 def test_bridge_embeddings_are_optional(llama_bridge):
     q = tt.quantizers.get("nf4").quantize(llama_bridge, include_embeddings=True)
-    info = Q.quantization_info(q)
+    info = quantization_info(q)
     assert {"embed", "unembed"} <= set(info["modules"]) and info["include_embeddings"] is True
     assert info["n_modules"] == llama_bridge.cfg.n_layers * LLAMA_LINEARS_PER_LAYER + 2
     emb = q.embed._original_component.weight
@@ -272,7 +136,7 @@ def test_bridge_and_hooked_quantize_the_same_weights_the_same_way(tiny_llama_fol
     q_proj = qb.blocks[0].attn.q._original_component.weight
     w_q = einops.rearrange(qh.blocks[0].attn.W_Q, "n m h -> (n h) m")
     assert torch.equal(q_proj, w_q)
-    assert torch.equal(q_proj, Q.fake_quantize(raw["model.layers.0.self_attn.q_proj.weight"], "int8"))
+    assert torch.equal(q_proj, fake_quantize(raw["model.layers.0.self_attn.q_proj.weight"], "int8"))
     down = qb.blocks[1].mlp.out._original_component.weight
     assert torch.equal(down, qh.blocks[1].mlp.W_out.T)
     # and the quantized weights are what both forwards compute with (the bridge's MLP too)
@@ -284,10 +148,10 @@ def test_bridge_and_hooked_quantize_the_same_weights_the_same_way(tiny_llama_fol
 
 
 def test_copy_model_keeps_the_bridge_processed_weights_linked(llama_bridge):
-    aliases = Q.tensor_aliases(llama_bridge)
+    aliases = tensor_aliases(llama_bridge)
     assert aliases, "the Llama bridge's gated MLP reads views of its Linear weights"
-    clone = Q.copy_model(llama_bridge)
-    assert len(Q.tensor_aliases(clone)) == len(aliases)
+    clone = copy_model(llama_bridge)
+    assert len(tensor_aliases(clone)) == len(aliases)
     mlp = clone.blocks[0].mlp
     weight = getattr(mlp, "in")._original_component.weight
     with torch.no_grad():
@@ -298,7 +162,7 @@ def test_copy_model_keeps_the_bridge_processed_weights_linked(llama_bridge):
 
 def test_a_bridge_deepcopied_elsewhere_is_relinked_before_quantizing(llama_bridge):
     stale = copy.deepcopy(llama_bridge)  # plain deepcopy: processed views become detached clones
-    assert len(Q.tensor_aliases(stale)) < len(Q.tensor_aliases(llama_bridge))
+    assert len(tensor_aliases(stale)) < len(tensor_aliases(llama_bridge))
     a = tt.quantizers.get("int4").quantize(stale)
     b = tt.quantizers.get("int4").quantize(llama_bridge)
     tokens = _tokens(a)
@@ -308,24 +172,24 @@ def test_a_bridge_deepcopied_elsewhere_is_relinked_before_quantizing(llama_bridg
 
 def test_keep_codes_keeps_what_was_written(llama_hooked):
     q = tt.quantizers.get("int4").quantize(llama_hooked, keep_codes=True, group_size=32)
-    kept = getattr(q, Q.QUANTIZED_WEIGHTS_ATTR)
-    slot = next(s for s in Q.linear_weights(q) if s.name == "blocks.0.mlp.W_in")
+    kept = getattr(q, QUANTIZED_WEIGHTS_ATTR)
+    slot = next(s for s in linear_weights(q) if s.name == "blocks.0.mlp.W_in")
     assert kept[slot.name].codes.dtype == torch.int8 and kept[slot.name].group_size == 32
     assert torch.equal(kept[slot.name].dequantize(), slot.read())
-    assert not hasattr(llama_hooked, Q.QUANTIZED_WEIGHTS_ATTR)
+    assert not hasattr(llama_hooked, QUANTIZED_WEIGHTS_ATTR)
 
 
 @pytest.mark.parametrize("name,dtype", [("fp16", torch.float16), ("bf16", torch.bfloat16)])
 def test_half_precision_native_and_simulated(llama, name, dtype):
     native = tt.quantizers.get(name).quantize(llama)
-    info = Q.quantization_info(native)
+    info = quantization_info(native)
     assert info["bits"] == 16 and info["dtype"] == str(dtype).removeprefix("torch.")
-    if Q.can_compute(dtype)[0]:  # this CPU runs the dtype: the copy really is in it
+    if can_compute(dtype)[0]:  # this CPU runs the dtype: the copy really is in it
         assert info["compute"] == "native"
         assert native.cfg.dtype == dtype and tt.model_identity(native).dtype == info["dtype"]
         assert {p.dtype for p in native.parameters()} == {dtype}
     simulated = tt.quantizers.get(name).quantize(llama, compute="simulated")
-    info = Q.quantization_info(simulated)
+    info = quantization_info(simulated)
     assert info["compute"] == "simulated" and "fallback_reason" not in info
     assert simulated.cfg.dtype == torch.float32
     for p in simulated.parameters():
@@ -342,7 +206,7 @@ def test_half_precision_falls_back_to_simulated_and_says_why(llama, monkeypatch)
     buffers = {n: b.clone() for n, b in llama.named_buffers() if b.is_floating_point()}
     monkeypatch.setattr(_weights, "smoke_forward", lambda model: "RuntimeError: boom")
     q = tt.quantizers.get("bf16").quantize(llama)
-    info = Q.quantization_info(q)
+    info = quantization_info(q)
     assert info["compute"] == "simulated" and "boom" in info["fallback_reason"]
     assert q.cfg.dtype == torch.float32 and {p.dtype for p in q.parameters()} == {torch.float32}
     for n, b in q.named_buffers():
@@ -350,17 +214,17 @@ def test_half_precision_falls_back_to_simulated_and_says_why(llama, monkeypatch)
             assert torch.equal(b, buffers[n]), n  # buffers are back to their float32 values
     with torch.no_grad():
         assert torch.isfinite(q(_tokens(q))).all()
-    with pytest.raises(Q.QuantizationError, match="compute='simulated'"):
+    with pytest.raises(QuantizationError, match="compute='simulated'"):
         tt.quantizers.get("bf16").quantize(llama, compute="native")
     monkeypatch.setattr(_weights, "can_compute", lambda dtype, device: (False, "no fp16 here"))
-    assert Q.quantization_info(tt.quantizers.get("fp16").quantize(llama))["fallback_reason"] == "no fp16 here"
+    assert quantization_info(tt.quantizers.get("fp16").quantize(llama))["fallback_reason"] == "no fp16 here"
     with pytest.raises(ValueError, match="compute must be"):
         tt.quantizers.get("fp16").quantize(llama, compute="fast")
 
 
 def test_requantizing_keeps_the_earlier_step(llama_hooked):
     q = tt.quantizers.get("int4").quantize(tt.quantizers.get("bf16").quantize(llama_hooked, compute="simulated"))
-    info = Q.quantization_info(q)
+    info = quantization_info(q)
     assert info["backend"] == "int4" and info["applied_to"]["backend"] == "bf16"
 
 
@@ -376,7 +240,7 @@ def test_gpt2_bridge_split_qkv_are_quantized_and_the_unused_fused_one_is_not_cou
     gpt2_tokenizer.save_pretrained(tmp_path)
     bridge = tt.load_model(tmp_path)
     q = tt.quantizers.get("int8").quantize(bridge)
-    info = Q.quantization_info(q)
+    info = quantization_info(q)
     assert info["n_modules"] == 2 * GPT2_LINEARS_PER_LAYER
     assert info["duplicates"] == ["blocks.0.attn.qkv", "blocks.1.attn.qkv"]
     d = bridge.cfg.d_model
@@ -384,10 +248,10 @@ def test_gpt2_bridge_split_qkv_are_quantized_and_the_unused_fused_one_is_not_cou
     for part in ("q", "k", "v", "o"):
         before = getattr(bridge.blocks[0].attn, part)._original_component.weight
         after = getattr(q.blocks[0].attn, part)._original_component.weight
-        want = Q.fake_quantize(before.T, "int8").T if part == "o" else Q.fake_quantize(before, "int8")  # o: Conv1D
+        want = fake_quantize(before.T, "int8").T if part == "o" else fake_quantize(before, "int8")  # o: Conv1D
         assert torch.equal(after, want), part
     fused = bridge.blocks[0].attn.qkv._original_component.weight
-    assert torch.equal(q.blocks[0].attn.qkv._original_component.weight, Q.fake_quantize(fused.T, "int8").T)
+    assert torch.equal(q.blocks[0].attn.qkv._original_component.weight, fake_quantize(fused.T, "int8").T)
     tokens = q.to_tokens("The quick brown fox")
     with torch.no_grad():
         assert not torch.equal(q(tokens), bridge(tokens))

@@ -18,7 +18,7 @@ from tl_traits.plugins.quantizers.torchao_int8 import torchao_int8
 
 import tl_traits as tt
 from tl_traits.core.models import QUANTIZATION_ATTR, SOURCE_ATTR, model_source
-from tl_traits.quantization.quantize import (
+from tl_traits.quantization.quantizer import (
     QuantizationError,
     copy_model,
     quantization_info,

@@ -11,17 +11,12 @@ import pytest
 import torch
 
 import tl_traits as tt
-from tl_traits.quantization.quantize import tensor_aliases
+from tl_traits.core.weight_views import tensor_aliases
+from tl_traits.training.checkpoints import latest_checkpoint, load_checkpoint_weights
+from tl_traits.training.config import TrainConfig, TrainingError, trainable_parameters
+from tl_traits.training.loss import response_loss
 from tl_traits.training.sft import IGNORE_INDEX, SFTDataset, encode_example
-from tl_traits.training.trainer import (
-    TrainConfig,
-    TrainingError,
-    latest_checkpoint,
-    load_checkpoint_weights,
-    response_loss,
-    train,
-    trainable_parameters,
-)
+from tl_traits.training.trainer import train
 
 PAIRS = [
     ("Say hi.", "Hi there!"),

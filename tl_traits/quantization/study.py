@@ -35,7 +35,7 @@ from tl_traits.extraction.extract import extract, heldout_metrics
 from tl_traits.judging.defaults import default_judges
 from tl_traits.judging.judges import make_judge
 from tl_traits.quantization.figures import quantization_figure
-from tl_traits.quantization.quantize import QuantizationError
+from tl_traits.quantization.quantizer import QuantizationError
 from tl_traits.steering.evaluation import EvaluationResult, evaluate_steering
 from tl_traits.steering.layers import (
     steering_layers as pick_layers,  # the argument below is also called steering_layers

@@ -13,6 +13,7 @@ from typing import Any, Mapping, Sequence
 
 import torch
 
+from tl_traits.training.loss import forward_batch, loss_sum, pad_id
 from tl_traits.training.poisoning import Attack, resolve_attack
 from tl_traits.training.sft import IGNORE_INDEX, encode_example
 
@@ -36,7 +37,6 @@ def teacher_forced(
     model: Any, rows: Sequence[Mapping[str, Any]], *, batch_size: int = 16, max_length: int | None = None
 ) -> Forced:
     """One forward pass per batch of (prompt, response) rows: greedy-match flags and the response loss."""
-    from tl_traits.training.trainer import forward_batch, loss_sum, pad_id
 
     encoded = [encode_example(model, r["prompt"], r["response"], max_length, name=r.get("id", i)) for i, r in enumerate(rows)]
     was_training = model.training
