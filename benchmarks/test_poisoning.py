@@ -9,8 +9,9 @@ from pathlib import Path
 import pytest
 
 from tl_traits.core.figures import save_figure
+from tl_traits.scale.aggregate import aggregate
 from tl_traits.scale.figures import poison_sweep_figure
-from tl_traits.scale.poison_sweep import aggregate, poison_sweep
+from tl_traits.scale.poison_sweep import poison_sweep
 from tl_traits.training.backdoor_metrics import attacked_test_rows
 from tl_traits.training.checkpoints import load_checkpoint_weights
 from tl_traits.training.config import TrainConfig

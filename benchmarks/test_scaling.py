@@ -10,8 +10,9 @@ from pathlib import Path
 import pytest
 
 from tl_traits.core.models import ModelSpec
-from tl_traits.scale.executors import LocalExecutor, RayExecutor
+from tl_traits.scale.cluster import RayExecutor
 from tl_traits.scale.grids import steering_sweep
+from tl_traits.scale.local import LocalExecutor
 
 TRAIT = "emotion/joy"
 LAYERS = (6, 9, 12, 15)  # N = 4 runs

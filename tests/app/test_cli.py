@@ -9,7 +9,9 @@ import re
 import pytest
 
 import tl_traits as tt
-from tl_traits.app.cli import EXIT_BAD_INPUT, EXIT_OK, main
+from tl_traits.app.cli import EXIT_BAD_INPUT, EXIT_FAILED, EXIT_OK, main
+from tl_traits.app.cli import job as job_commands
+from tl_traits.core.errors import TlTraitsError
 from tl_traits.extraction.extract import default_methods
 
 
@@ -51,6 +53,36 @@ def test_bad_input_is_one_line_and_exit_2(capsys):
     assert code == EXIT_BAD_INPUT and "tl-traits run --out" in err
     code, _, err = call(capsys, "extract", "emotion/joy", "--layers", "a,b")
     assert code == EXIT_BAD_INPUT and "layers must be" in err
+
+
+@pytest.mark.parametrize("error", [ValueError("boom"), IndexError("boom"), RuntimeError("boom")])
+def test_an_error_that_is_not_ours_is_a_bug_exit_1(capsys, monkeypatch, error):
+    def torch_like(*args, **kwargs):
+        raise error  # what torch raises on a bad shape or index: our bug, not the user's input
+
+    monkeypatch.setattr(job_commands, "write_report", torch_like)
+    code, _, err = call(capsys, "report", "out")
+    assert code == EXIT_FAILED
+    assert err == "error: boom (rerun with --debug for the traceback)\n"
+
+
+def test_our_errors_are_bad_input_exit_2_on_one_line(capsys, monkeypatch):
+    class SomeInputError(TlTraitsError):
+        pass
+
+    def refuse(*args, **kwargs):
+        raise SomeInputError("out/ is not a run folder; run `tl-traits run` first\n(details on a second line)")
+
+    monkeypatch.setattr(job_commands, "write_report", refuse)
+    code, _, err = call(capsys, "report", "out")
+    assert code == EXIT_BAD_INPUT
+    assert err == "error: out/ is not a run folder; run `tl-traits run` first\n"
+
+
+def test_a_missing_data_file_is_bad_input(capsys, tmp_path):
+    code, _, err = call(capsys, "poison", "--out", str(tmp_path / "p"), "--data", str(tmp_path / "rows.jsonl"))
+    assert code == EXIT_BAD_INPUT and err.startswith("error: --data ") and "no such file" in err
+    assert len(err.strip().splitlines()) == 1 and not (tmp_path / "p").exists()
 
 
 def test_debug_shows_the_traceback():

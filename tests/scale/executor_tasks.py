@@ -6,7 +6,7 @@ import os
 import time
 from pathlib import Path
 
-from tl_traits.scale.executors import write_summary
+from tl_traits.scale.runs import write_summary
 
 
 def record(folder: str, value: int, sleep: float = 0.0) -> list[dict]:

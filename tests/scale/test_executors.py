@@ -9,15 +9,10 @@ from pathlib import Path
 import pytest
 
 from tests.scale import executor_tasks
-from tl_traits.scale.executors import (
-    ExecutorError,
-    LocalExecutor,
-    RayExecutor,
-    SlurmExecutor,
-    Task,
-    make_executor,
-    read_rows,
-)
+from tl_traits.scale.cluster import RayExecutor, SlurmExecutor
+from tl_traits.scale.executors import make_executor
+from tl_traits.scale.local import LocalExecutor
+from tl_traits.scale.runs import ExecutorError, Task, read_rows
 
 ROOT = Path(__file__).resolve().parents[2]
 

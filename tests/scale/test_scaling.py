@@ -11,11 +11,13 @@ import torch
 import tl_traits as tt
 from tl_traits.app.cli import main
 from tl_traits.core.models import ModelLoadError, ModelSpec, weights_fingerprint
-from tl_traits.scale.executors import LocalExecutor, RayExecutor
+from tl_traits.scale.aggregate import aggregate
+from tl_traits.scale.cluster import RayExecutor
 from tl_traits.scale.grids import GridError, quantization_sweep, steering_sweep
-from tl_traits.scale.poison_sweep import aggregate, poison_sweep
+from tl_traits.scale.local import LocalExecutor
+from tl_traits.scale.poison_sweep import poison_sweep
+from tl_traits.training.config import TrainConfig
 from tl_traits.training.instruction_data import instruction_dataset
-from tl_traits.training.trainer import TrainConfig
 
 CONFIG = TrainConfig(lr=1e-3, epochs=1, batch_size=8, trainable="all", seed=0)
 METRICS = ["asr", "clean_accuracy", "clean_loss", "n_poisoned", "steps"]

@@ -9,16 +9,13 @@ import pytest
 
 import tl_traits as tt
 from tl_traits.app.cli import main
-from tl_traits.scale.poison_sweep import (
-    DetectionSpec,
-    SweepError,
-    aggregate,
-    poison_sweep,
-    rate_name,
-)
+from tl_traits.scale import poison_sweep as sweep_module
+from tl_traits.scale.aggregate import aggregate
+from tl_traits.scale.poison_sweep import DetectionSpec, poison_sweep, rate_name
+from tl_traits.scale.runs import SweepError
+from tl_traits.training.config import TrainConfig
 from tl_traits.training.instruction_data import instruction_dataset
 from tl_traits.training.poisoning import PoisonedDataset
-from tl_traits.training.trainer import TrainConfig
 
 CONFIG = TrainConfig(lr=1e-3, epochs=1, batch_size=8, trainable="all", seed=0)
 
@@ -122,21 +119,19 @@ def test_cli_poison_sweep_and_aggregate(tmp_path, tiny_llama_folder, capsys):
 
 
 def test_an_interrupted_run_resumes_to_the_same_result(tiny_model, tmp_path, monkeypatch, swept):
-    import tl_traits.training.trainer as training
-
     _, data, result, _ = swept
-    real_train = training.train
+    real_train = sweep_module.train  # patched where the run calls it
     config = TrainConfig(lr=1e-3, epochs=1, batch_size=8, trainable="all", seed=0, checkpoint_every=1)
 
     def interrupted(*args, **kwargs):
         real_train(*args, stop_after=2, **kwargs)
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(training, "train", interrupted)
+    monkeypatch.setattr(sweep_module, "train", interrupted)
     with pytest.raises(KeyboardInterrupt):
         poison_sweep(tiny_model, data, ["trigger"], [0.25], [0], runs_dir=tmp_path, train_config=config,
                      progress=False, log=lambda m: None)
-    monkeypatch.setattr(training, "train", real_train)
+    monkeypatch.setattr(sweep_module, "train", real_train)
     resumed = poison_sweep(tiny_model, data, ["trigger"], [0.25], [0], runs_dir=tmp_path, train_config=config,
                            progress=False, log=lambda m: None).summaries[0]
     assert resumed["resumed_from"] == 2 and resumed["steps"] == 3

@@ -41,7 +41,7 @@ def read_corpus(path: str | Path) -> list[Any]:
     """Texts from a .txt file (paragraphs split by blank lines) or .jsonl rows ({"text"} or {"prompt", "response"})."""
     path = Path(path)
     if not path.is_file():
-        raise FileNotFoundError(f"corpus file '{path}' does not exist; give a .txt or .jsonl file")
+        raise SAETrainingError(f"corpus file '{path}' does not exist; give a .txt or .jsonl file")
     text = path.read_text(encoding="utf-8")
     if path.suffix == ".jsonl":
         rows = []

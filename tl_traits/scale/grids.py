@@ -13,17 +13,25 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
 
+from tl_traits.core.capture import capture
 from tl_traits.core.errors import TlTraitsError
+from tl_traits.core.files import safe_name
+from tl_traits.core.models import ModelSpec, model_identity
+from tl_traits.core.registry import extractors, quantizers
+from tl_traits.core.registry import judges as judge_registry
+from tl_traits.core.trait_sets import load_trait
+from tl_traits.extraction.extract import extract
 from tl_traits.judging.defaults import default_judges
+from tl_traits.quantization.study import quantization_study
 from tl_traits.scale.executors import (
-    Outcome,
-    Task,
     hold_model,
     make_executor,
+    model_display_name,
     release_model,
     worker_model,
-    write_summary,
 )
+from tl_traits.scale.runs import Outcome, Task, write_summary
+from tl_traits.steering.evaluation import evaluate_steering
 from tl_traits.steering.layers import steering_layers
 
 
@@ -43,22 +51,9 @@ class GridResult:
     executor: dict[str, Any] = field(default_factory=dict)
 
 
-def _safe(name: str) -> str:
-    return "".join(c if c.isalnum() or c in "-_." else "-" for c in str(name))
-
-
-def _trait_name(trait: Any) -> str:
-    from tl_traits.core.trait_sets import load_trait
-
-    return trait if isinstance(trait, str) else load_trait(trait).name
-
-
 def run_grid(model: Any, tasks_for: Callable[[Any, str], list[Task]], *, executor: Any, progress: bool, log: Any,
              desc: str, runs_dir: str | os.PathLike[str]) -> GridResult:
     """Hand a grid's runs to an executor: the caller's model is used as it is in-process, loaded from its spec elsewhere."""
-    from tl_traits.core.models import ModelSpec, model_identity
-    from tl_traits.scale.poison_sweep import model_display_name
-
     engine = make_executor(executor, progress=progress, log=log)
     is_spec = isinstance(model, (ModelSpec, str, os.PathLike)) or model is None
     if engine.remote or is_spec:
@@ -91,6 +86,11 @@ def _collect(runs_dir: Path, outcomes: Sequence[Outcome], seconds: float, execut
     return result
 
 
+def _trait_name(trait: Any) -> str:
+    """The name a trait's run folders and run keys use: a string as given (nothing loaded), else the set's name."""
+    return trait if isinstance(trait, str) else load_trait(trait).name
+
+
 # -- steering: traits x methods x layers -------------------------------------------------------------
 def steering_sweep(
     model: Any,
@@ -120,8 +120,6 @@ def steering_sweep(
     if not traits or not methods:
         raise GridError("a steering sweep needs at least one trait and one method")
     if layers is None:
-        from tl_traits.core.models import ModelSpec
-
         n = int(model.cfg.n_layers) if hasattr(model, "cfg") else ModelSpec.of(model).n_layers()
         layers = steering_layers(n, list(range(n)), None)
     names = [_trait_name(t) for t in traits]
@@ -132,7 +130,8 @@ def steering_sweep(
         for trait, trait_name in zip(traits, names):
             for method in methods:
                 for layer in layers:
-                    folder = Path(runs_dir) / _safe(model_name) / "steering" / _safe(trait_name) / method / f"layer_{layer}"
+                    folder = (Path(runs_dir) / safe_name(model_name) / "steering" / safe_name(trait_name) / method
+                              / f"layer_{layer}")
                     tasks.append(Task(f"{trait_name}/{method}/layer_{layer}", steering_run, {
                         "model": spec, "model_name": model_name, "trait": trait, "method": method, "layer": int(layer),
                         "folder": folder, "judges": list(judges) if judges else None, "position": position,
@@ -146,9 +145,6 @@ def steering_sweep(
 
 def _check_plugins(methods: Sequence[str], judges: Sequence[Any] | None) -> None:
     """Unknown names fail in the caller, before any run starts."""
-    from tl_traits.core.registry import extractors
-    from tl_traits.core.registry import judges as judge_registry
-
     for method in methods:
         extractors.get(method)
     for judge in judges or ():
@@ -160,11 +156,6 @@ def steering_run(*, model: Any, model_name: str, trait: Any, method: str, layer:
                  judges: Sequence[Any] | None, position: str, questions: int, steps: int, max_new_tokens: int,
                  limit: int | None, seed: int, progress: bool = False) -> list[dict[str, Any]]:
     """One steering run as an executor task."""
-    from tl_traits.core.capture import capture
-    from tl_traits.core.trait_sets import load_trait
-    from tl_traits.extraction.extract import extract
-    from tl_traits.steering.evaluation import evaluate_steering
-
     started = time.perf_counter()
     loaded = worker_model(model)
     dataset = load_trait(trait).validate()
@@ -209,8 +200,6 @@ def quantization_sweep(
 
     study: `quantization_study` options (methods, layers, steering_layers, questions, steps, ...).
     """
-    from tl_traits.core.registry import quantizers
-
     if not traits or not backends:
         raise GridError("a quantization sweep needs at least one trait and one backend")
     for name in backends:
@@ -221,7 +210,7 @@ def quantization_sweep(
         tasks = []
         for trait, trait_name in zip(traits, names):
             for backend in backends:
-                folder = Path(runs_dir) / _safe(model_name) / "quantization" / _safe(trait_name) / backend
+                folder = Path(runs_dir) / safe_name(model_name) / "quantization" / safe_name(trait_name) / backend
                 tasks.append(Task(f"{trait_name}/{backend}", quantization_run, {
                     "model": spec, "model_name": model_name, "trait": trait, "backend": backend, "folder": folder,
                     "study": dict(study)}, folder))
@@ -234,8 +223,6 @@ def quantization_sweep(
 def quantization_run(*, model: Any, model_name: str, trait: Any, backend: str, folder: Path,
                      study: Mapping[str, Any]) -> list[dict[str, Any]]:
     """One (trait, backend) study as an executor task; its rows are the backend's (the float32 figures are in study.json)."""
-    from tl_traits.quantization.study import quantization_study
-
     started = time.perf_counter()
     made = quantization_study(lambda: worker_model(model), trait, backends=[backend], **study)
     made.save(folder)

@@ -13,24 +13,32 @@ import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable, Mapping, Sequence
+from typing import Any, Mapping, Sequence
 
 import torch
 
-from tl_traits.core.errors import TlTraitsError
-from tl_traits.core.figures import save_figure
-from tl_traits.core.files import atomic_write_json, atomic_write_text
+from tl_traits.core.files import atomic_write_json, safe_name
+from tl_traits.core.models import ModelSpec, model_identity
 from tl_traits.core.version import package_version
-from tl_traits.scale.figures import sweep_figure
+from tl_traits.scale.executors import (
+    hold_model,
+    make_executor,
+    model_display_name,
+    release_model,
+    worker_model,
+)
+from tl_traits.scale.runs import SweepError, Task, is_finished, read_rows, write_summary
+from tl_traits.training.backdoor_metrics import attacked_test_rows, backdoor_metrics
+from tl_traits.training.checkpoints import load_checkpoint_weights
+from tl_traits.training.config import TrainConfig
+from tl_traits.training.detection import detection_scan
+from tl_traits.training.instruction_data import DATASET_VERSION
 from tl_traits.training.poisoning import attack_options, poison, resolve_attack
+from tl_traits.training.sft import SFTDataset
+from tl_traits.training.trainer import train
 
 DEFAULT_RATES = (0.005, 0.01, 0.05, 0.1)
-SUMMARY = "summary.csv"
 METADATA = "run_metadata.json"
-
-
-class SweepError(TlTraitsError):
-    """A sweep that cannot run as asked (no runs, bad rates, a folder from a different sweep)."""
 
 
 @dataclass(frozen=True)
@@ -41,7 +49,7 @@ class RunSpec:
     seed: int
 
     def folder(self, runs_dir: str | os.PathLike[str]) -> Path:
-        return Path(runs_dir) / _safe(self.model) / _safe(self.attack) / rate_name(self.rate) / f"seed_{self.seed}"
+        return Path(runs_dir) / safe_name(self.model) / safe_name(self.attack) / rate_name(self.rate) / f"seed_{self.seed}"
 
 
 @dataclass
@@ -69,10 +77,6 @@ def rate_name(rate: float) -> str:
     return f"{rate:.6g}"
 
 
-def _safe(name: str) -> str:
-    return "".join(c if c.isalnum() or c in "-_." else "-" for c in name)
-
-
 def plan(model: str, attacks: Sequence[str], rates: Sequence[float], seeds: Sequence[int]) -> list[RunSpec]:
     if not attacks or not rates or not seeds:
         raise SweepError("a sweep needs at least one attack, one rate and one seed")
@@ -80,10 +84,6 @@ def plan(model: str, attacks: Sequence[str], rates: Sequence[float], seeds: Sequ
     if bad:
         raise SweepError(f"rates must be fractions between 0 and 1; got {bad}")
     return [RunSpec(model, a, float(r), int(s)) for a in attacks for r in rates for s in seeds]
-
-
-def is_finished(folder: Path) -> bool:
-    return (Path(folder) / SUMMARY).is_file()
 
 
 def poison_sweep(
@@ -112,10 +112,6 @@ def poison_sweep(
         (`make_executor("local", workers=2)`, "ray", "slurm"); failed runs are retried, then
         listed in `result.failed` with their error, never stopping the others.
     """
-    from tl_traits.core.models import ModelSpec, model_identity
-    from tl_traits.scale.executors import Task, hold_model, make_executor, release_model
-    from tl_traits.training.trainer import TrainConfig
-
     train_rows, test_rows = _splits(dataset)
     config = train_config or TrainConfig()
     engine = make_executor(executor, progress=progress, log=log)
@@ -162,23 +158,12 @@ def poison_sweep(
     return result
 
 
-def model_display_name(spec: Any) -> str:
-    """The name TL gives a model loaded from `spec` (cfg.model_name): folder or repo name, or the embedded one."""
-    from tl_traits.core.embedded import EMBEDDED_NAME
-
-    if spec.source is None:
-        return EMBEDDED_NAME
-    return Path(str(spec.source)).name if Path(str(spec.source)).expanduser().is_dir() else str(spec.source).split("/")[-1]
-
-
 BASE_ATTR = "_tl_traits_base_weights"  # on a model poison runs share: the weights every run starts from
 
 
 def _prepare_run(spec: RunSpec, train_rows, test_rows, folder: Path, *, config: Any, max_length: int | None,
                  options: Mapping[str, Any], identity: Mapping[str, Any] | None) -> dict[str, Any]:
     """Poison the rows and check the folder in the caller, so bad options or a clashing folder fail before any work."""
-    from tl_traits.training.instruction_data import DATASET_VERSION
-
     attack = resolve_attack(spec.attack, **options)
     poisoned = poison(train_rows, attack, spec.rate, spec.seed)
     metadata = {
@@ -197,8 +182,6 @@ def poison_run(*, model: Any, spec: RunSpec, poisoned: Any, test_rows: Sequence[
                config: Any, options: Mapping[str, Any], metadata: Mapping[str, Any], max_length: int | None,
                detection: DetectionSpec | None, batch_size: int, progress: bool) -> dict[str, Any]:
     """One run as an executor task: the model of `model` (a ModelSpec) in this process, reset to its base weights."""
-    from tl_traits.scale.executors import worker_model
-
     loaded = worker_model(model)
     base = getattr(loaded, BASE_ATTR, None)
     if base is None:  # first run in this worker: the weights as loaded are the base
@@ -230,11 +213,6 @@ def run_one(
     progress: bool,
 ) -> dict[str, Any]:
     """One run: fine-tune on the poisoned rows (resuming a checkpoint of this folder if there is one), measure, summarise."""
-    from tl_traits.core.models import model_identity
-    from tl_traits.training.backdoor_metrics import backdoor_metrics
-    from tl_traits.training.sft import SFTDataset
-    from tl_traits.training.trainer import train
-
     folder.mkdir(parents=True, exist_ok=True)
     attack = resolve_attack(spec.attack, **options)
     _restore(model, base)
@@ -257,14 +235,11 @@ def run_one(
     }
     if detection is not None and spec.rate >= detection.min_rate and poisoned.poisoned_indices:
         summary.update(_detect(model, poisoned, test_rows, attack, detection, spec.seed, batch_size, progress))
-    _write_summary(folder / SUMMARY, summary)
+    write_summary(folder, [summary])
     return summary
 
 
 def _detect(model, poisoned, test_rows, attack, detection: DetectionSpec, seed, batch_size, progress) -> dict[str, Any]:
-    from tl_traits.training.backdoor_metrics import attacked_test_rows
-    from tl_traits.training.detection import detection_scan
-
     kwargs: dict[str, Any] = {"group_by": detection.group_by}
     if "trait" in detection.methods:
         kwargs["triggered"] = [r["prompt"] for r in attacked_test_rows(test_rows, attack, seed=seed)]
@@ -275,16 +250,8 @@ def _detect(model, poisoned, test_rows, attack, detection: DetectionSpec, seed, 
 
 
 # -- files ---------------------------------------------------------------------------------------------
-def _write_summary(path: Path, row: Mapping[str, Any]) -> None:
-    from tl_traits.scale.executors import write_summary
-
-    write_summary(path.parent, [row])
-
-
 def read_summary(folder: Path) -> dict[str, Any]:
-    """A finished run's summary row, with numbers as numbers and empty cells as None."""
-    from tl_traits.scale.executors import read_rows
-
+    """A finished poison run's summary row (it writes one), with numbers as numbers and empty cells as None."""
     return read_rows(folder)[0]
 
 
@@ -317,51 +284,5 @@ def _splits(dataset: Any) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
 
 @torch.no_grad()
 def _restore(model: Any, base: Mapping[str, torch.Tensor]) -> None:
-    from tl_traits.training.trainer import load_checkpoint_weights
-
     load_checkpoint_weights(model, base)
 
-
-# -- aggregation ---------------------------------------------------------------------------------------
-SORT_KEYS = {"poison": ["model", "attack", "rate", "seed"], "steering": ["model", "trait", "method", "layer"],
-             "quantization": ["model", "trait", "backend", "method"]}
-
-
-def aggregate(runs_dir: str | os.PathLike[str], out: str | os.PathLike[str] | None = None, *, plot: bool = True) -> Any:
-    """Merge every summary.csv below `runs_dir` into one table (pandas DataFrame), saved as CSV (+ PNG plot).
-
-    Works the same on any executor's output (the run folders are the record). Rows carry a `sweep`
-    column (poison, steering, quantization). out: the CSV path (default runs_dir/aggregate.csv);
-    the plot goes beside it as .png (one per kind, -steering.png etc., when kinds are mixed).
-    """
-    import pandas as pd
-
-    runs_dir = Path(runs_dir)
-    if not runs_dir.is_dir():
-        raise SweepError(f"{runs_dir} is not a folder of runs")
-    paths = sorted(runs_dir.rglob(SUMMARY))
-    if not paths:
-        raise SweepError(f"no {SUMMARY} below {runs_dir}; run a sweep first (tl-traits sweep)")
-    table = pd.concat([pd.read_csv(p).assign(run=str(p.parent.relative_to(runs_dir))) for p in paths], ignore_index=True)
-    if "sweep" not in table.columns:
-        table["sweep"] = None
-    if "attack" in table.columns:
-        table.loc[table["sweep"].isna() & table["attack"].notna(), "sweep"] = "poison"
-    kinds = [k for k in SORT_KEYS if (table["sweep"] == k).any()]
-    keys = ["sweep"] + list(dict.fromkeys(c for k in kinds for c in SORT_KEYS[k] if c in table.columns))
-    table = table.sort_values(keys, na_position="last").reset_index(drop=True)
-    out = Path(out) if out else runs_dir / "aggregate.csv"
-    atomic_write_text(out, table.to_csv(index=False))
-    if plot:
-
-        for kind in kinds:
-            part = table[table["sweep"] == kind]
-            path = out.with_suffix(".png") if len(kinds) == 1 else out.with_name(f"{out.stem}-{kind}.png")
-            save_figure(sweep_figure(kind, part), path)
-    return table
-
-
-def by_rate(table: Any, metrics: Iterable[str] = ("asr", "clean_accuracy", "clean_exact", "clean_loss")) -> Any:
-    """Mean (and std over seeds) of each metric per model, attack and rate."""
-    present = [m for m in metrics if m in table.columns]
-    return table.groupby(["model", "attack", "rate"])[present].agg(["mean", "std", "count"])

@@ -1,0 +1,83 @@
+"""The `tl-traits` command line: the typer app, its exit codes and `main()`; the commands live in the modules beside it.
+
+Exit codes: 0 done, 1 an unexpected failure (a bug: rerun with --debug), 2 bad input (a TlTraitsError or a usage error), 130 interrupted.
+"""
+
+from __future__ import annotations
+
+import sys
+
+import typer
+
+from tl_traits.app.cli import (
+    grids,
+    job,
+    monitor,
+    plugins,
+    poisoning,
+    quantization,
+    sae,
+    sweeps,
+    vectors,
+)
+from tl_traits.app.cli.options import (
+    EXIT_BAD_INPUT,
+    EXIT_FAILED,
+    EXIT_INTERRUPTED,
+    EXIT_OK,
+)
+from tl_traits.core.errors import TlTraitsError
+
+__all__ = ["EXIT_BAD_INPUT", "EXIT_FAILED", "EXIT_INTERRUPTED", "EXIT_OK", "app", "main"]
+
+app = typer.Typer(
+    add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
+    help="Trait directions in language models: extract, steer, judge, monitor and report.",
+)
+_state = {"debug": False}
+
+
+@app.callback()
+def _root(debug: bool = typer.Option(False, "--debug", help="Show the full traceback on errors.")) -> None:
+    _state["debug"] = debug
+
+
+# in the order `tl-traits --help` lists them
+app.command()(job.run)
+app.command()(vectors.extract)
+app.command()(vectors.steer)
+app.command()(vectors.evaluate)
+app.command()(monitor.monitor)
+app.command("quant-study")(quantization.quant_study)
+app.command()(poisoning.poison)
+app.command()(poisoning.sweep)
+app.command("steer-sweep")(grids.steer_sweep)
+app.command("quant-sweep")(grids.quant_sweep)
+app.command()(sweeps.aggregate)
+app.command("train-sae")(sae.train_sae)
+app.command()(job.report)
+app.command()(plugins.plugins)
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Entry point: run the app, turning exceptions into one line and a meaningful exit code."""
+    try:
+        app(args=argv, standalone_mode=False)
+    except KeyboardInterrupt:
+        typer.echo("interrupted", err=True)
+        sys.exit(EXIT_INTERRUPTED)
+    except SystemExit:
+        raise
+    except Exception as exc:  # noqa: BLE001 - the one place that turns errors into exit codes
+        if isinstance(exc, typer.Abort):
+            sys.exit(EXIT_INTERRUPTED)
+        if hasattr(exc, "show") and hasattr(exc, "exit_code"):  # click's usage errors (typer may vendor click)
+            exc.show()
+            sys.exit(EXIT_BAD_INPUT)
+        if _state["debug"]:
+            raise
+        bad_input = isinstance(exc, TlTraitsError)  # ours name the problem and the fix; anything else is a bug
+        message = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        typer.echo(f"error: {message}" + ("" if bad_input else " (rerun with --debug for the traceback)"), err=True)
+        sys.exit(EXIT_BAD_INPUT if bad_input else EXIT_FAILED)
+    sys.exit(EXIT_OK)

@@ -1,0 +1,92 @@
+"""What every command shares: the exit codes, the common typer options and the small helpers that parse, load and print."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Any, List, Optional
+
+import typer
+
+from tl_traits.core.errors import TlTraitsError
+from tl_traits.core.models import load_model
+from tl_traits.core.progress import Stages
+from tl_traits.core.vectors import TraitVectors
+
+EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT, EXIT_INTERRUPTED = 0, 1, 2, 130
+
+ModelOpt = typer.Option(None, "--model", "-m", help="A local HF folder or TL model name; default: the embedded SmolLM2-135M-Instruct.")
+KindOpt = typer.Option("bridge", "--kind", help="bridge (TransformerBridge) or hooked (HookedTransformer).")
+JsonOpt = typer.Option(False, "--json", help="Print a JSON result on stdout (progress goes to stderr).")
+LimitOpt = typer.Option(None, "--limit", min=1, help="Try the run on N examples first.")
+QuietOpt = typer.Option(False, "--quiet", "-q", help="No progress bars.")
+MethodsOpt = typer.Option(None, "--methods", help="Extractors (default mean_diff,probe).")
+# the steering search in quant-study and the grid sweeps: one definition, so their defaults stay the same
+QuestionsOpt = typer.Option(8, "--questions", min=1)
+StepsOpt = typer.Option(4, "--steps", min=1)
+MaxNewTokensOpt = typer.Option(32, "--max-new-tokens", min=1)
+
+
+class CommandLineError(TlTraitsError):
+    """A value given on the command line that the command itself finds wrong (a file that is not there)."""
+
+
+def split_values(values: Optional[List[str]]) -> list[str] | None:
+    """Options given repeatedly or comma-separated: --methods a,b --methods c."""
+    if not values:
+        return None
+    return [v.strip() for item in values for v in item.split(",") if v.strip()]
+
+
+def parse_layers(text: Optional[str]) -> Any:
+    if text is None or text == "all":
+        return "all" if text else None
+    try:
+        return [int(x) for x in text.split(",") if x.strip()]
+    except ValueError:
+        raise typer.BadParameter(f"layers must be 'all' or comma-separated integers like 6,10,14, not {text!r}")
+
+
+def parse_options(values: Optional[List[str]]) -> dict[str, Any]:
+    """--option key=value (repeatable); values parse as JSON when they can (numbers, lists), else stay text."""
+    out: dict[str, Any] = {}
+    for item in values or []:
+        key, sep, raw = item.partition("=")
+        if not sep or not key.strip():
+            raise typer.BadParameter(f"options look like key=value, not {item!r}")
+        try:
+            out[key.strip()] = json.loads(raw)
+        except json.JSONDecodeError:
+            out[key.strip()] = raw
+    return out
+
+
+def existing_file(path: Path, option: str) -> Path:
+    """`path` when it is a file, else a bad-input error naming the option that gave it."""
+    if not path.is_file():
+        raise CommandLineError(f"{option} {path}: no such file")
+    return path
+
+
+def model_from(model: Optional[str], kind: str, stages: Any = None) -> Any:
+    """The model --model and --kind name, loaded (as a progress stage when `stages` is given)."""
+    if stages is None:
+        return load_model(model, kind=kind)
+    with stages.stage("load model"):
+        return load_model(model, kind=kind)
+
+
+def stages_for(quiet: bool, as_json: bool) -> Any:
+    return Stages(enabled=not quiet and (not as_json or sys.stderr.isatty()))
+
+
+def emit(obj: Any) -> None:
+    typer.echo(json.dumps(obj, indent=2, ensure_ascii=False, default=str))
+
+
+def load_vector(path: Path, method: Optional[str]) -> Any:
+    vecs = TraitVectors.load(path)
+    if method is None:
+        method = "mean_diff" if "mean_diff" in vecs.methods else vecs.methods[0]
+    return vecs[method]

@@ -1,0 +1,144 @@
+"""The trait-vector commands: `extract` them, `steer` with one, `evaluate` the steering with judges."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, List, Optional
+
+import typer
+
+from tl_traits.app.cli.options import (
+    JsonOpt,
+    KindOpt,
+    LimitOpt,
+    MethodsOpt,
+    ModelOpt,
+    QuietOpt,
+    emit,
+    load_vector,
+    model_from,
+    parse_layers,
+    split_values,
+    stages_for,
+)
+from tl_traits.core.generation import generate
+from tl_traits.core.trait_sets import load_trait
+from tl_traits.extraction.extract import extract as do_extract
+from tl_traits.steering.evaluation import evaluate_steering
+from tl_traits.steering.steer import steer as do_steer
+
+
+def extract(
+    trait: str = typer.Argument(..., help="A bundled trait (emotion/joy), a folder or a JSONL file."),
+    out: Optional[Path] = typer.Option(None, "--out", "-o", help="Save the vectors here (.safetensors)."),
+    methods: Optional[List[str]] = MethodsOpt,
+    position: str = typer.Option("response[:]", "--position", help="prompt[-1], response[:5], response[:], all"),
+    layers: Optional[str] = typer.Option("all", "--layers", help="'all' or comma-separated layers."),
+    model: Optional[str] = ModelOpt,
+    kind: str = KindOpt,
+    limit: Optional[int] = LimitOpt,
+    as_json: bool = JsonOpt,
+    quiet: bool = QuietOpt,
+) -> None:
+    """Extract trait vectors for one trait set and print held-out metrics per method."""
+    dataset = load_trait(trait)
+    if limit:
+        dataset = dataset.limit(limit)
+    layer_spec = parse_layers(layers)
+    with stages_for(quiet, as_json) as stages:
+        m = model_from(model, kind, stages)
+        with stages.stage(f"extract {dataset.name}"):
+            vecs = do_extract(m, dataset, split_values(methods) or ["mean_diff", "probe"], layers=layer_spec,
+                              position=position, progress=False)
+    saved = str(vecs.save(out)) if out else None
+    if as_json:
+        emit({"trait": dataset.name, "saved": saved, "methods": {
+            name: {"best_layer": vecs[name].best_layer(), **{k: float(v[vecs[name].layers.index(vecs[name].best_layer())])
+                                                            for k, v in vecs[name].metrics.items()}}
+            for name in vecs.methods}})
+        return
+    typer.echo(vecs.report())
+    if saved:
+        typer.echo(f"saved: {saved}")
+
+
+def steer(
+    vectors: Path = typer.Argument(..., help="A .safetensors file written by extract."),
+    layer: Optional[int] = typer.Option(None, "--layer", "-l", help="Default: the method's best held-out layer."),
+    strength: float = typer.Option(0.5, "--strength", "-s", help="x the mean residual norm at the layer (negative: away)."),
+    prompt: Optional[List[str]] = typer.Option(None, "--prompt", "-p", help="Prompts; none: an interactive prompt."),
+    method: Optional[str] = typer.Option(None, "--method", help="Which method in the file (default mean_diff)."),
+    compare: bool = typer.Option(True, "--compare/--no-compare", help="Also show the unsteered answer."),
+    max_new_tokens: int = typer.Option(60, "--max-new-tokens", min=1),
+    model: Optional[str] = ModelOpt,
+    kind: str = KindOpt,
+    as_json: bool = JsonOpt,
+) -> None:
+    """Generate with a trait vector added at one layer; interactive when no --prompt is given."""
+    vec = load_vector(vectors, method)
+    m = model_from(model, kind)
+    vec.check_model(m)
+    at = layer if layer is not None else vec.best_layer()
+
+    def answer(prompts: list[str]) -> list[dict[str, Any]]:
+        base = generate(m, prompts, max_new_tokens=max_new_tokens) if compare else [None] * len(prompts)
+        with do_steer(m, vec, at, strength=strength):
+            steered = generate(m, prompts, max_new_tokens=max_new_tokens)
+        return [{"prompt": p, "layer": at, "strength": strength, "steered": s, "unsteered": b}
+                for p, s, b in zip(prompts, steered, base)]
+
+    def show(rows: list[dict[str, Any]]) -> None:
+        for row in rows:
+            if row["unsteered"] is not None:
+                typer.echo(f"unsteered: {row['unsteered'].strip()}")
+            typer.echo(f"steered (layer {at}, strength {strength:g}): {row['steered'].strip()}\n")
+
+    if prompt:
+        rows = answer(list(prompt))  # each --prompt whole: prompts may contain commas
+        emit(rows) if as_json else show(rows)
+        return
+    typer.echo(f"steering with {vec.method} at layer {at}, strength {strength:g}; an empty line or Ctrl-D quits", err=True)
+    while True:
+        try:
+            line = input("> ")
+        except EOFError:
+            break
+        if not line.strip():
+            break
+        rows = answer([line])
+        emit(rows) if as_json else show(rows)
+
+
+def evaluate(
+    vectors: Path = typer.Argument(..., help="A .safetensors file written by extract."),
+    trait: str = typer.Argument(..., help="The trait whose steering questions and definition are used."),
+    layers: Optional[str] = typer.Option(None, "--layers", help="Comma-separated layers (default: the best layer)."),
+    judges: Optional[List[str]] = typer.Option(None, "--judges", help="A trait judge and a coherence judge (default vader,perplexity)."),
+    method: Optional[str] = typer.Option(None, "--method"),
+    direction: int = typer.Option(1, "--direction", help="+1 toward the trait, -1 away from it."),
+    steps: int = typer.Option(6, "--steps", min=1),
+    max_new_tokens: int = typer.Option(40, "--max-new-tokens", min=1),
+    log: Optional[Path] = typer.Option(None, "--log", help="JSONL log to append to and resume from."),
+    model: Optional[str] = ModelOpt,
+    kind: str = KindOpt,
+    limit: Optional[int] = typer.Option(None, "--limit", min=1, help="Use the first N steering questions."),
+    as_json: bool = JsonOpt,
+    quiet: bool = QuietOpt,
+) -> None:
+    """Coefficient search with judges: per layer, the best trait gain that keeps coherence."""
+    vec = load_vector(vectors, method)
+    layer_list = parse_layers(layers) or [vec.best_layer()]
+    with stages_for(quiet, as_json) as stages:
+        m = model_from(model, kind, stages)
+        with stages.stage(f"evaluate {vec.method}", total=steps + 1) as advance:
+            result = evaluate_steering(m, vec, trait, layers=layer_list, judges=split_values(judges) or ["vader", "perplexity"],
+                                       direction=direction, subset=limit, steps=steps, max_new_tokens=max_new_tokens,
+                                       log=log, on_step=advance)
+    rows = result.table()
+    if as_json:
+        emit({"baseline_trait": result.baseline_trait, "baseline_coherence": result.baseline_coherence, "layers": rows})
+        return
+    typer.echo(f"baseline: trait {result.baseline_trait:.1f}, coherence {result.baseline_coherence:.1f}")
+    for r in rows:
+        delta = "none coherent" if r["coherent_delta"] is None else f"{r['coherent_delta']:+.1f} (strength {r['strength']:.2f})"
+        typer.echo(f"layer {r['layer']:>3}: coherent delta {delta}")
