@@ -238,3 +238,12 @@ def test_the_facade_keeps_its_names() -> None:
     assert FACADE_NAMES <= set(tt.__all__)
     assert all(hasattr(tt, name) for name in tt.__all__)
     assert callable(tt.monitor.project) and callable(tt.viz.token_projections)
+
+
+def test_every_package_is_listed_for_installation() -> None:
+    """pyproject lists packages by hand (plugins/ is mapped into tl_traits); a package left out would be missing from a wheel."""
+    tomllib = pytest.importorskip("tomllib")  # Python 3.11+
+
+    listed = set(tomllib.loads((REPO / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"])
+    packages = {m for m, p in MODULES.items() if p.name == "__init__.py"}
+    assert packages <= listed, f"add to [tool.setuptools] packages in pyproject.toml: {sorted(packages - listed)}"
