@@ -1,0 +1,70 @@
+"""Generate the judge-calibration responses: the embedded model under real steering settings, plus unsteered answers.
+
+Run once (about 10 minutes on 2 CPU cores); the output is rated by reading (docs/judges.md) and
+then stored as the package's calibration set. Deterministic for a seed: greedy decoding, fixed
+sampling of settings and questions.
+
+    python benchmarks/make_calibration_responses.py --out /tmp/calibration-responses.jsonl
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import random
+from pathlib import Path
+
+import tl_traits as tt
+from tl_traits.core.files import write_jsonl
+from tl_traits.steering.steer import Setting, sweep_generate
+
+TRAITS = ("emotion/joy", "alignment/refusal", "style/formality", "alignment/sycophancy")
+METHODS = ("mean_diff", "probe", "pca_diff")
+LAYERS = (6, 10, 14, 18, 22)
+# From no visible effect to broken text (units of the mean residual norm at the layer); most are mild,
+# because on this model text breaks from about 1.0 and the judges matter most near that edge.
+STRENGTHS = (0.1, 0.2, 0.3, 0.4, 0.5, 0.65, 0.8, 1.0, 1.3, 2.0, 3.0)
+SETTINGS_PER_TRAIT = 26
+QUESTIONS_PER_SETTING = 3
+UNSTEERED_PER_TRAIT = 10
+MAX_NEW_TOKENS = 48
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--out", type=Path, required=True)
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args()
+    rng = random.Random(args.seed)
+    model = tt.load_model()
+    rows: list[dict] = []
+    for trait in TRAITS:
+        dataset = tt.load_trait(trait)
+        vectors = tt.extract(model, dataset, METHODS, layers=list(LAYERS), progress=False)
+        questions = list(dataset.questions)
+        settings, picked = [], []
+        for _ in range(SETTINGS_PER_TRAIT):
+            method, layer, strength = rng.choice(METHODS), rng.choice(LAYERS), rng.choice(STRENGTHS)
+            direction = 1 if rng.random() < 0.75 else -1
+            vec = vectors[method]
+            settings.append(Setting(layer, coef=direction * strength * vec.norm(layer), vector=vec))
+            picked.append({"method": method, "layer": layer, "strength": strength, "direction": direction})
+        # every setting answers the same few questions in one batch; rotate questions between batches
+        for start in range(0, len(settings), 6):
+            qs = rng.sample(questions, QUESTIONS_PER_SETTING)
+            texts = sweep_generate(model, None, settings[start:start + 6], qs, max_new_tokens=MAX_NEW_TOKENS)
+            for info, answers in zip(picked[start:start + 6], texts):
+                rows += [{"trait": trait, "question": q, "response": a, "source": "steered", **info}
+                         for q, a in zip(qs, answers)]
+        plain_qs = rng.sample(questions, min(UNSTEERED_PER_TRAIT, len(questions)))
+        for q, a in zip(plain_qs, tt.generate(model, plain_qs, max_new_tokens=MAX_NEW_TOKENS)):
+            rows.append({"trait": trait, "question": q, "response": a, "source": "unsteered"})
+        print(f"{trait}: {len(rows)} rows so far", flush=True)
+    for i, row in enumerate(rows):
+        row["id"] = f"gen-{i:04d}"
+    write_jsonl(args.out, rows)
+    print(json.dumps({"rows": len(rows), "out": str(args.out)}))
+
+
+if __name__ == "__main__":
+    main()
