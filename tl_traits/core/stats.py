@@ -70,3 +70,30 @@ def _pair(pos: Tensor, neg: Tensor, name: str) -> tuple[Tensor, Tensor, torch.dt
         )
     dtype = pos.dtype if pos.dtype.is_floating_point else torch.get_default_dtype()
     return pos.double(), neg.double(), dtype
+
+
+def fit_logistic(
+    x: Float[Tensor, "n f"], y: Float[Tensor, " n"], *, l2: float = 1.0, steps: int = 50
+) -> tuple[Float[Tensor, " f"], float]:
+    """L2-penalised logistic regression by Newton's method: (coefficients, intercept), intercept unpenalised.
+
+    Minimises sum of log-losses + l2 / 2 * |w|^2 over standardised features; deterministic, no sklearn.
+    """
+    if x.ndim != 2 or y.shape != (x.shape[0],):
+        raise StatsError(f"fit_logistic needs x [n, f] and y [n]; got {tuple(x.shape)} and {tuple(y.shape)}")
+    if not (0 < float(y.sum()) < len(y)):
+        raise StatsError("fit_logistic needs both classes among the labels")
+    design = torch.cat([x.double(), torch.ones(len(x), 1, dtype=torch.float64)], dim=1)
+    target = y.double()
+    theta = torch.zeros(design.shape[1], dtype=torch.float64)
+    penalty = torch.full_like(theta, float(l2))
+    penalty[-1] = 0.0
+    for _ in range(steps):
+        p = torch.sigmoid(design @ theta)
+        grad = design.T @ (p - target) + penalty * theta
+        hess = design.T @ (design * (p * (1 - p)).unsqueeze(1)) + torch.diag(penalty) + 1e-9 * torch.eye(len(theta), dtype=torch.float64)
+        step = torch.linalg.solve(hess, grad)
+        theta = theta - step
+        if step.abs().max() < 1e-10:
+            break
+    return theta[:-1].float(), float(theta[-1])

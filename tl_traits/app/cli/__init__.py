@@ -12,6 +12,7 @@ import typer
 from tl_traits.app.cli import (
     grids,
     job,
+    judges,
     monitor,
     plugins,
     poisoning,
@@ -57,6 +58,7 @@ app.command()(sweeps.aggregate)
 app.command("train-sae")(sae.train_sae)
 app.command()(job.report)
 app.command()(plugins.plugins)
+app.add_typer(judges.app, name="judges")
 
 
 def main(argv: list[str] | None = None) -> None:
