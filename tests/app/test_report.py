@@ -27,6 +27,8 @@ def test_report_sections_and_a_single_circuitsvis_bundle(tiny_run_dir):
     assert page.count("CircuitsVis.render(") >= 2
     assert page.count("data:image/png;base64,") == 6  # layers x2, sweep x2, groups by judge and by note
     assert "<script src=" not in page and "sourceMappingURL" not in page
+    # the reader can check each judge against the text: every example answer carries its three scores
+    assert "steering score" in page and page.count("<td class='scores'>") >= 4 and "rel. " in page
 
 
 def _browser_copy(tiny_run_dir: Path, tmp_path: Path, n: int) -> Path:

@@ -76,3 +76,49 @@ def test_evaluation_errors(bridge_model, joy):
         evaluate_steering(bridge_model, joy, "emotion/joy", judges=[exclaim_trait], questions=QUESTIONS)
     with pytest.raises(EvaluationError, match="direction must be"):
         evaluate_steering(bridge_model, joy, "emotion/joy", direction=2)
+
+
+# -- the steering score: trait x coherence x relevance ------------------------------------------------
+def test_combined_score_is_the_harmonic_mean_in_the_asked_direction():
+    from tl_traits.steering.search import combined_score
+
+    assert combined_score(90, 90, 90) == pytest.approx(90)
+    assert combined_score(100, 100, 25) == pytest.approx(3 / (1 / 100 + 1 / 100 + 1 / 25))  # 50: one poor part drags it down
+    assert combined_score(10, 80, 80, direction=-1) == pytest.approx(combined_score(90, 80, 80))
+    assert combined_score(100, 0, 100) == 0.0
+    assert combined_score(None, 80, 80) is None
+
+
+def word_overlap(questions, responses):
+    return [100.0 * len(set(q.lower().split()) & set(r.lower().split())) / max(1, len(set(q.lower().split())))
+            for q, r in zip(questions, responses)]
+
+
+def test_the_steering_score_counts_relevance_and_records_every_response(bridge_model, joy, tmp_path):
+    judges = [tt.FunctionJudge(exclaim_trait), tt.FunctionJudge(length_coherence, kind="coherence"),
+              tt.FunctionJudge(word_overlap, kind="relevance", name="overlap")]
+    res = evaluate_steering(bridge_model, joy, "emotion/joy", layers=[10], questions=QUESTIONS, coefficients=[0.0, 0.6],
+                            judges=judges, max_new_tokens=12, log=tmp_path / "eval.jsonl")
+    for run in res.runs:
+        assert set(run.scores) == {"trait", "coherence", "relevance", "combined"}
+        assert all(len(v) == len(QUESTIONS) for v in run.scores.values())
+        expected = [tt_score for tt_score in run.scores["combined"] if tt_score is not None]
+        assert run.combined_mean == pytest.approx(sum(expected) / len(expected))
+    row = res.table()[0]
+    assert row["steering_score"] == max(r.combined_mean for r in res.runs)
+    assert res.best_run(10).combined_mean == row["steering_score"]
+    assert res.baseline_combined == pytest.approx(res.runs[0].combined_mean)  # strength 0 is the baseline
+    again, header = evaluation.load_evaluation(tmp_path / "eval.jsonl")  # the report reads it back without a model
+    assert header["judges"] == ["exclaim_trait", "length_coherence", "overlap"] and header["objective"] == "combined"
+    assert again.runs[1].scores == res.runs[1].scores and again.baseline_scores == res.baseline_scores
+
+
+def test_objective_and_relevance_are_checked(bridge_model, joy):
+    judges = [tt.FunctionJudge(exclaim_trait), tt.FunctionJudge(length_coherence, kind="coherence")]
+    with pytest.raises(EvaluationError, match="objective must be one of combined, coherent_delta"):
+        evaluate_steering(bridge_model, joy, "emotion/joy", layers=[10], questions=QUESTIONS, judges=judges, objective="best")
+    with pytest.raises(EvaluationError, match="needs a relevance judge"):
+        evaluate_steering(bridge_model, joy, "emotion/joy", layers=[10], questions=QUESTIONS, judges=judges, relevance=None)
+    old = evaluate_steering(bridge_model, joy, "emotion/joy", layers=[10], questions=QUESTIONS, judges=judges, relevance=None,
+                            objective="coherent_delta", coefficients=[0.0, 0.5], max_new_tokens=8)
+    assert old.table()[0]["steering_score"] is None and old.runs[0].relevance_mean is None

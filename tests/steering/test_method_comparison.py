@@ -40,7 +40,7 @@ def test_lockstep_search_equals_each_method_searched_alone(bridge_model, joy_vec
                              subset=None, steps=2, max_new_tokens=10)
     assert [m.method for m in found] == ["mean_diff", "random_baseline", PROMPTING]
     alone = evaluate_steering(bridge_model, joy_vectors["mean_diff"], trait, layers=[10], judges=JUDGES,
-                              steps=2, max_new_tokens=10)
+                              relevance=RELEVANCE, steps=2, max_new_tokens=10)
     mine = found[0]
     assert [r.strength for r in mine.runs] == [r.strength for r in alone.runs]
     assert [r.responses for r in mine.runs] == [r.responses for r in alone.runs]  # same text as one vector at a time
@@ -50,6 +50,10 @@ def test_lockstep_search_equals_each_method_searched_alone(bridge_model, joy_vec
     coherent = [r for r in mine.runs if r.coherence_mean >= 70]
     if coherent:
         assert row["coherent delta"] == max(r.trait_mean for r in coherent) - mine.baseline_trait
+    # the same steering score as evaluate_steering's, and it is the best run's
+    assert [r.combined_mean for r in mine.runs] == pytest.approx([r.combined_mean for r in alone.runs])
+    assert row["steering score"] == max(r.combined_mean for r in mine.runs) == alone.table()[0]["steering_score"]
+    assert row["baseline score"] == pytest.approx(alone.baseline_combined)
     prompt_row = found[-1].row()
     assert prompt_row["layer"] is None and prompt_row["strength"] is None and prompt_row["runs"] == 1
     assert found[-1].runs[0].responses != mine.runs[0].responses  # the system prompt changed the answers

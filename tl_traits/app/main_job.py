@@ -153,8 +153,8 @@ def run_main_job(config: JobConfig | None = None, *, model: Any = None, stages: 
 
 def _trait_summary(name: str, vecs: Any, method: str, layers: list[int], result: EvaluationResult, paths: JobPaths, log: Path) -> dict[str, Any]:
     rows = result.table()
-    scored = [r for r in rows if r["coherent_delta"] is not None]
-    best = max(scored, key=lambda r: r["coherent_delta"]) if scored else None
+    scored = [r for r in rows if r["steering_score"] is not None]
+    best = max(scored, key=lambda r: r["steering_score"]) if scored else None
     methods = {}
     for method_name in vecs.methods:
         vec = vecs[method_name]
@@ -176,9 +176,12 @@ def _trait_summary(name: str, vecs: Any, method: str, layers: list[int], result:
         "steering_layers": layers,
         "steering": rows,
         "best_steering_layer": best["layer"] if best else None,
-        "coherent_delta": best["coherent_delta"] if best else None,
+        "steering_score": best["steering_score"] if best else None,
+        "baseline_score": result.baseline_combined,
+        "coherent_delta": max((r["coherent_delta"] for r in rows if r["coherent_delta"] is not None), default=None),
         "baseline_trait": result.baseline_trait,
         "baseline_coherence": result.baseline_coherence,
+        "baseline_relevance": result.baseline_relevance,
     }
 
 

@@ -12,11 +12,11 @@ from typing import Any
 from tl_traits.core.errors import TlTraitsError
 from tl_traits.core.figures import img_tag, save_figure
 from tl_traits.core.files import read_jsonl, safe_name
+from tl_traits.core.pages import Page
 from tl_traits.core.vectors import TraitVectors
 from tl_traits.extraction.figures import layer_metrics
 from tl_traits.monitoring.figures import group_histogram
 from tl_traits.monitoring.monitor import GroupComparison, note_category
-from tl_traits.core.pages import Page
 from tl_traits.monitoring.views import token_view
 from tl_traits.steering.evaluation import load_evaluation
 from tl_traits.steering.figures import strength_curves
@@ -64,7 +64,8 @@ def _overview(summary: dict[str, Any]) -> str:
         delta = info["coherent_delta"]
         rows.append([
             trait, method, m["best_layer"], f"{m['auroc']:.3f}", f"{m['cohens_d']:.2f}",
-            info["best_steering_layer"] if info["best_steering_layer"] is not None else "none passed",
+            info["best_steering_layer"] if info["best_steering_layer"] is not None else "none scored",
+            f"{_num(info.get('steering_score'), '.1f')} (unsteered {_num(info.get('baseline_score'), '.1f')})",
             f"{delta:+.1f}" if delta is not None else "n/a",
         ])
     comp = summary["requests"].get("comparison")
@@ -75,7 +76,7 @@ def _overview(summary: dict[str, Any]) -> str:
         + (f"; job wall time {sum(timings.values()):.0f} s" if timings else "")
         + (f"; trial run on {config['limit']} examples" if config.get("limit") else "") + ".</p>",
         _table(["trait", "steering method", "detection layer", "held-out AUROC", "Cohen's d",
-                "best steering layer", "coherent delta"], rows),
+                "best steering layer", "steering score", "coherent delta"], rows),
     ]
     if comp:
         g = summary["requests"]["groups"]
@@ -113,8 +114,9 @@ def _trait_section(out: Path, trait: str, info: dict[str, Any]) -> str:
     save_figure(layer_fig, plot_dir / f"{safe_name(trait)}-layers.png")
     save_figure(sweep_fig, plot_dir / f"{safe_name(trait)}-sweep.png")
     steer_rows = [
-        [r["layer"], _num(r["coherent_delta"], "+.1f"), _num(r["strength"], ".2f"), _num(r["coef"], ".1f"),
-         _num(r["trait"], ".1f"), _num(r["coherence"], ".1f"), _num(r["best_coherence_seen"], ".1f"), r["runs"]]
+        [r["layer"], _num(r.get("steering_score"), ".1f"), _num(r["coherent_delta"], "+.1f"), _num(r["strength"], ".2f"),
+         _num(r["coef"], ".1f"), _num(r["trait"], ".1f"), _num(r["coherence"], ".1f"), _num(r.get("relevance"), ".1f"),
+         _num(r["best_coherence_seen"], ".1f"), r["runs"]]
         for r in info["steering"]
     ]
     parts = [
@@ -123,10 +125,15 @@ def _trait_section(out: Path, trait: str, info: dict[str, Any]) -> str:
         "each method's best layer by held-out AUROC (ties: larger d).</p>",
         _table(["method", "best layer", "AUROC", "accuracy", "Cohen's d", "mean AUROC over layers"], method_rows),
         img_tag(layer_fig, f"{trait} metrics by layer"),
-        f"<h3>Steering</h3><p class='meta'>Judges: {_e(judges[0])} (trait) and {_e(judges[1])} (coherence); "
-        f"baseline {judges[0]} {_num(info['baseline_trait'], '.1f')}, coherence {_num(info['baseline_coherence'], '.1f')}; "
-        f"coherent = coherence &ge; {result.threshold:g}. Strength is in units of the mean residual norm at the layer.</p>",
-        _table(["layer", "coherent delta", "strength", "coef", "trait", "coherence", "best coherence seen", "runs"], steer_rows),
+        f"<h3>Steering</h3><p class='meta'>Judges: {_e(' / '.join(judges))} (trait / coherence / relevance); "
+        f"unsteered: {judges[0]} {_num(info['baseline_trait'], '.1f')}, coherence {_num(info['baseline_coherence'], '.1f')}, "
+        f"relevance {_num(info.get('baseline_relevance'), '.1f')}, steering score {_num(info.get('baseline_score'), '.1f')}. "
+        "Steering score = per response the harmonic mean of trait (in the asked direction), coherence and relevance, "
+        "averaged over the questions; the best run per layer is the one with the highest score. Coherent delta = the "
+        f"largest trait gain among runs with coherence &ge; {result.threshold:g}. Strength is in units of the mean "
+        "residual norm at the layer.</p>",
+        _table(["layer", "steering score", "coherent delta", "strength", "coef", "trait", "coherence", "relevance",
+                "best coherence seen", "runs"], steer_rows),
         img_tag(sweep_fig, f"{trait} coefficient search"),
         _examples(result, header, info),
         "</section>",
@@ -138,15 +145,24 @@ def _examples(result: Any, header: dict[str, Any], info: dict[str, Any]) -> str:
     layer = info["best_steering_layer"]
     run = result.best_run(layer) if layer is not None else None
     if run is None or not result.baseline_responses:
-        return "<p class='meta'>No steered setting kept coherence above the threshold, so there are no before/after examples.</p>"
+        return "<p class='meta'>No steered setting was scored, so there are no before/after examples.</p>"
     rows = []
-    for q, before, after in list(zip(header.get("questions", []), result.baseline_responses, run.responses))[:EXAMPLES_PER_TRAIT]:
-        rows.append(f"<tr><td>{_e(q)}</td><td class='gen'>{_e(before)}</td><td class='gen'>{_e(after)}</td></tr>")
+    pairs = zip(header.get("questions", []), result.baseline_responses, run.responses)
+    for i, (q, before, after) in enumerate(list(pairs)[:EXAMPLES_PER_TRAIT]):
+        rows.append(f"<tr><td>{_e(q)}</td><td class='gen'>{_e(before)}</td><td class='scores'>{_scores(result.baseline_scores, i)}</td>"
+                    f"<td class='gen'>{_e(after)}</td><td class='scores'>{_scores(run.scores, i)}</td></tr>")
     return (
         f"<h3>Example generations</h3><p class='meta'>Greedy; steered at layer {layer}, strength {run.strength:.2f} "
-        f"(coef {run.coef:.1f}), the best coherent setting.</p>"
-        "<table><tr><th>question</th><th>before</th><th>after</th></tr>" + "".join(rows) + "</table>"
+        f"(coef {run.coef:.1f}), the setting with the best steering score. Beside each answer: the judges' trait, "
+        "coherence and relevance scores and the steering score, so each can be checked against the text.</p>"
+        "<table><tr><th>question</th><th>before</th><th>scores</th><th>after</th><th>scores</th></tr>" + "".join(rows) + "</table>"
     )
+
+
+def _scores(scores: dict[str, list[Any]], i: int) -> str:
+    """One response's judge scores as short lines (n/a where a judge gave none or the log predates it)."""
+    names = (("trait", "trait"), ("coherence", "coh."), ("relevance", "rel."), ("combined", "score"))
+    return "<br>".join(f"{label} {_num(scores[k][i] if len(scores.get(k, [])) > i else None, '.0f')}" for k, label in names)
 
 
 def _groups_section(out: Path, info: dict[str, Any], rows: list[dict[str, Any]]) -> str:
@@ -256,6 +272,7 @@ table{border-collapse:collapse;margin:.8em 0;font-size:.9em}
 th,td{border:1px solid #ccc;padding:.25em .6em;text-align:left;vertical-align:top}
 th{background:#f3f3f3}
 td.gen{white-space:pre-wrap;max-width:30em}
+td.scores{font-size:.8em;color:#444;white-space:nowrap}
 img{display:block;margin:1em 0}
 .badge{display:inline-block;padding:0 .5em;border-radius:.6em;background:#e8eefc;font-size:.85em}
 .badge.refused{background:#fde2e1}.badge.answered{background:#e1f5e4}

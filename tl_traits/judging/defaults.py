@@ -4,10 +4,10 @@ from __future__ import annotations
 
 # (trait judge, coherence judge) for the bundled traits; other traits use the embedding judge.
 TRAIT_JUDGES: dict[str, tuple[str, str]] = {
-    "emotion/joy": ("vader", "perplexity"),
-    "alignment/refusal": ("refusal", "perplexity"),
+    "emotion/joy": ("vader", "coherence"),
+    "alignment/refusal": ("refusal", "coherence"),
 }
-DEFAULT_JUDGES: tuple[str, str] = ("embedding", "perplexity")
+DEFAULT_JUDGES: tuple[str, str] = ("embedding", "coherence")
 
 
 def default_judges(trait: str) -> tuple[str, str]:

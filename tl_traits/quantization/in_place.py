@@ -8,9 +8,20 @@ from typing import Any
 
 import torch
 
-from tl_traits.core.weight_views import is_subclass_tensor, plain_tensors, restore_aliases, tensor_aliases
+from tl_traits.core.weight_views import (
+    is_subclass_tensor,
+    plain_tensors,
+    restore_aliases,
+    tensor_aliases,
+)
 from tl_traits.quantization.quantizer import QuantizationError
-from tl_traits.quantization.schemes import BITS, DEFAULT_GROUP_SIZE, QuantizedWeight, check_scheme, quantize_weight
+from tl_traits.quantization.schemes import (
+    BITS,
+    DEFAULT_GROUP_SIZE,
+    QuantizedWeight,
+    check_scheme,
+    quantize_weight,
+)
 from tl_traits.quantization.weights import linear_weights
 
 

@@ -175,8 +175,9 @@ def steering_run(*, model: Any, model_name: str, trait: Any, method: str, layer:
         "sweep": "steering", "model": model_name, "trait": dataset.name, "method": method, "layer": layer,
         "auroc": float(vec.metrics["auroc"][0]), "cohens_d": float(vec.metrics["cohens_d"][0]),
         "baseline_trait": result.baseline_trait, "baseline_coherence": result.baseline_coherence,
+        "steering_score": table["steering_score"], "baseline_score": result.baseline_combined,
         "coherent_delta": table["coherent_delta"], "strength": table["strength"], "coef": table["coef"],
-        "steered_trait": table["trait"], "steered_coherence": table["coherence"],
+        "steered_trait": table["trait"], "steered_coherence": table["coherence"], "steered_relevance": table["relevance"],
         "best_coherence_seen": table["best_coherence_seen"], "search_runs": table["runs"],
         "seconds": round(time.perf_counter() - started, 1),
     }

@@ -57,3 +57,21 @@ class StrengthSearch:
         self.strength[key], self._velocity[key] = next_strength(
             self.strength[key], self._velocity[key], is_coherent(run, s.threshold), up=s.up, down=s.down, momentum=s.momentum
         )
+
+
+OBJECTIVES = ("combined", "coherent_delta")
+
+
+def combined_score(trait: float | None, coherence: float | None, relevance: float | None, direction: int = 1) -> float | None:
+    """One response's steering score, 0-100: the harmonic mean of the trait (in the asked direction), coherence and relevance.
+
+    As in AxBench, a response scores well only when all three do: steered text that shows the trait
+    but no longer answers the question, or answers in broken English, scores near 0. None when a
+    judge could not score it.
+    """
+    if trait is None or coherence is None or relevance is None:
+        return None
+    parts = (trait if direction > 0 else 100.0 - trait, coherence, relevance)
+    if min(parts) <= 0:
+        return 0.0
+    return 3.0 / sum(1.0 / p for p in parts)

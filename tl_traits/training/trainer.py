@@ -46,7 +46,14 @@ from tl_traits.training.config import (
     total_steps,
     trainable_parameters,
 )
-from tl_traits.training.loss import as_examples, forward_batch, loss_sum, model_device, n_labelled, pad_id
+from tl_traits.training.loss import (
+    as_examples,
+    forward_batch,
+    loss_sum,
+    model_device,
+    n_labelled,
+    pad_id,
+)
 from tl_traits.training.sft import EncodedExample
 
 # Identity fields a checkpoint must share with the model it is resumed on (the fingerprint

@@ -53,7 +53,8 @@ def run(
         m = info["methods"][info["steer_method"]]
         delta = info["coherent_delta"]
         typer.echo(f"{trait}: {info['steer_method']} AUROC {m['auroc']:.3f} at layer {m['best_layer']}; "
-                   f"coherent delta {'n/a' if delta is None else f'{delta:+.1f}'} at layer {info['best_steering_layer']}")
+                   f"steering score {_num(info.get('steering_score'))} at layer {info['best_steering_layer']} "
+                   f"(unsteered {_num(info.get('baseline_score'))}); coherent delta {'n/a' if delta is None else f'{delta:+.1f}'}")
     if comp:
         g = summary["requests"]["groups"]
         typer.echo(f"requests: {g[0]} vs {g[1]} ({comp['n_a']}/{comp['n_b']}): Cohen's d {comp['cohens_d']:.2f}, "
@@ -69,3 +70,7 @@ def run(
 def report(out: Path = typer.Argument(Path("out"), help="A folder written by `tl-traits run`.")) -> None:
     """Rebuild report.html from a run's output folder (no model needed)."""
     typer.echo(f"report: {write_report(out).resolve()}")
+
+
+def _num(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.1f}"

@@ -33,9 +33,9 @@ from tl_traits.app.cli.sweeps import (
 )
 from tl_traits.core.files import read_jsonl
 from tl_traits.scale.poison_sweep import DEFAULT_RATES, DetectionSpec, poison_sweep
+from tl_traits.training.config import TrainConfig
 from tl_traits.training.instruction_data import instruction_dataset
 from tl_traits.training.poisoning import poison as poison_rows
-from tl_traits.training.config import TrainConfig
 
 
 def _read_rows(path: Optional[Path], split: str, n: Optional[int]) -> list[dict[str, Any]]:

@@ -24,6 +24,7 @@ from tl_traits.app.cli.options import (
 from tl_traits.core.generation import generate
 from tl_traits.core.trait_sets import load_trait
 from tl_traits.extraction.extract import extract as do_extract
+from tl_traits.judging.defaults import default_judges
 from tl_traits.steering.evaluation import evaluate_steering
 from tl_traits.steering.steer import steer as do_steer
 
@@ -113,7 +114,7 @@ def evaluate(
     vectors: Path = typer.Argument(..., help="A .safetensors file written by extract."),
     trait: str = typer.Argument(..., help="The trait whose steering questions and definition are used."),
     layers: Optional[str] = typer.Option(None, "--layers", help="Comma-separated layers (default: the best layer)."),
-    judges: Optional[List[str]] = typer.Option(None, "--judges", help="A trait judge and a coherence judge (default vader,perplexity)."),
+    judges: Optional[List[str]] = typer.Option(None, "--judges", help="A trait judge and a coherence judge (default: the trait's own, e.g. vader,coherence for emotion/joy)."),
     method: Optional[str] = typer.Option(None, "--method"),
     direction: int = typer.Option(1, "--direction", help="+1 toward the trait, -1 away from it."),
     steps: int = typer.Option(6, "--steps", min=1),
@@ -131,7 +132,7 @@ def evaluate(
     with stages_for(quiet, as_json) as stages:
         m = model_from(model, kind, stages)
         with stages.stage(f"evaluate {vec.method}", total=steps + 1) as advance:
-            result = evaluate_steering(m, vec, trait, layers=layer_list, judges=split_values(judges) or ["vader", "perplexity"],
+            result = evaluate_steering(m, vec, trait, layers=layer_list, judges=split_values(judges) or list(default_judges(trait)),
                                        direction=direction, subset=limit, steps=steps, max_new_tokens=max_new_tokens,
                                        log=log, on_step=advance)
     rows = result.table()
@@ -140,5 +141,6 @@ def evaluate(
         return
     typer.echo(f"baseline: trait {result.baseline_trait:.1f}, coherence {result.baseline_coherence:.1f}")
     for r in rows:
-        delta = "none coherent" if r["coherent_delta"] is None else f"{r['coherent_delta']:+.1f} (strength {r['strength']:.2f})"
-        typer.echo(f"layer {r['layer']:>3}: coherent delta {delta}")
+        score = "n/a" if r["steering_score"] is None else f"{r['steering_score']:.1f} (strength {r['strength']:.2f})"
+        delta = "none coherent" if r["coherent_delta"] is None else f"{r['coherent_delta']:+.1f}"
+        typer.echo(f"layer {r['layer']:>3}: steering score {score}, coherent delta {delta}")
