@@ -19,7 +19,7 @@ from tl_traits.monitoring.monitor import load_prompt_set
 from tl_traits.steering.steer import Setting, sweep_generate
 
 LAYERS = (6, 10, 14, 18)
-STRENGTHS = (0.5, 1.0, 1.5, 2.0)
+STRENGTHS = (0.1, 0.2, 0.3, 0.5, 1.0)  # on this model text breaks from about 0.5 at the last prompt token
 MAX_NEW_TOKENS = 40
 
 
