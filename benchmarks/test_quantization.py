@@ -38,7 +38,7 @@ def test_quantization_study(bench_model, bench_traits, results, request):
         f"{study.steer_method} vector on the quantized model, layers {study.steering_layers}, {QUESTIONS} questions, "
         f"{STEPS} search steps, {NEW_TOKENS} new tokens, judges built on the float32 model; baseline = each model's "
         "own unsteered trait score, steered = the best coherent setting's score, coherent delta = steered - baseline; "
-        f"retained = coherent delta / float32's at layer {study.reference_steering_layer}. Plot: {stem}.png. The float32 weights are themselves dequantized "
+        f"score gain = the steering score (harmonic mean of trait, coherence and relevance) over the model's own unsteered score; retained = score gain / float32's at layer {study.reference_steering_layer}. Plot: {stem}.png. The float32 weights are themselves dequantized "
         "from a Q4_1 GGUF, so this measures re-quantization of those weights.",
     )
     by = {(r["backend"], r["method"]): r for r in study.table() if not r.get("skipped")}

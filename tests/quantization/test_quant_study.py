@@ -109,3 +109,20 @@ def test_judges_run_on_the_float32_model(tiny_bridge, monkeypatch):
     quantization_study(tiny_bridge, "emotion/joy", backends=["int8"], methods=["mean_diff"], limit=6,
                        questions=1, steps=1, max_new_tokens=3, drift_examples=2)
     assert len(seen) == 2 and all(m is tiny_bridge for m in seen)
+
+
+def test_retained_steering_is_the_score_gain_relative_to_float32():
+    from tl_traits.quantization.study import BackendResult, QuantStudy
+
+    def steering(gains):  # layer -> (steering score, coherent delta); baseline score 40 everywhere
+        return [{"layer": layer, "steering_score": 40 + g, "baseline_score": 40.0, "coherent_delta": d, "trait": 60.0}
+                for layer, (g, d) in gains.items()]
+
+    ref = BackendResult("float32", cosine={"mean_diff": [1.0, 1.0]}, drift=[0.0, 0.0], steering=steering({4: (10, 5), 8: (20, 3)}))
+    int8 = BackendResult("int8", cosine={"mean_diff": [0.9, 0.8]}, drift=[0.1, 0.2], steering=steering({4: (30, 9), 8: (5, 1)}))
+    study = QuantStudy("emotion/joy", [4, 8], ["mean_diff"], "mean_diff", [4, 8], ref, [int8], {})
+    assert study.reference_steering_layer == 8  # the larger score gain, not the larger coherent delta
+    rows = {r["backend"]: r for r in study.table()}
+    assert rows["float32"]["retained"] == 1.0 and rows["int8"]["retained"] == pytest.approx(5 / 20)
+    assert rows["int8"]["steering_score_gain"] == pytest.approx(5) and rows["int8"]["coherent_delta"] == 1
+    assert "score gain" in study.to_markdown()

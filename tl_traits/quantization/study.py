@@ -2,8 +2,8 @@
 
 Reference = the float32 model. Per backend: re-extracted directions (cosine to the reference
 per layer and method), the reference vectors' held-out AUROC read from the quantized model's
-activations, residual drift per layer, and the reference vector's coherent delta when it
-steers the quantized model, as a fraction of the delta on float32.
+activations, residual drift per layer, and the reference vector's steering-score gain when it
+steers the quantized model, as a fraction of the gain on float32 (the coherent delta beside it).
 """
 
 from __future__ import annotations
@@ -62,7 +62,11 @@ class BackendResult:
 
 @dataclass
 class QuantStudy:
-    """Everything the study measured; `table()` is the per (backend, method) summary."""
+    """Everything the study measured; `table()` is the per (backend, method) summary.
+
+    Retained steering = this model's steering-score gain over its own unsteered score / float32's,
+    both at float32's best layer (the steering score: trait x coherence x relevance, see steering.search).
+    """
 
     trait: str
     layers: list[int]
@@ -77,24 +81,35 @@ class QuantStudy:
         rows = [r for r in (result.steering or []) if r["coherent_delta"] is not None and (layer is None or r["layer"] == layer)]
         return max((r["coherent_delta"] for r in rows), default=None)
 
+    @staticmethod
+    def _score_gain(result: BackendResult, layer: int | None) -> float | None:
+        """The steering score's gain over this model's own unsteered score at `layer`."""
+        row = next((r for r in (result.steering or []) if r["layer"] == layer), None)
+        if row is None or row.get("steering_score") is None or row.get("baseline_score") is None:
+            return None
+        return row["steering_score"] - row["baseline_score"]
+
     @property
     def reference_steering_layer(self) -> int | None:
-        rows = [r for r in (self.reference.steering or []) if r["coherent_delta"] is not None]
-        return max(rows, key=lambda r: r["coherent_delta"])["layer"] if rows else None
+        """The float32 layer where steering gained the most steering score."""
+        gains = {r["layer"]: self._score_gain(self.reference, r["layer"]) for r in (self.reference.steering or [])}
+        scored = {layer: g for layer, g in gains.items() if g is not None}
+        return max(scored, key=scored.get) if scored else None
 
     def table(self) -> list[dict[str, Any]]:
         """Per backend and method: mean/min cosine to float32, reference AUROC, drift, retained steering."""
         ref_layer = self.reference_steering_layer
-        ref_delta = self._best_delta(self.reference, ref_layer)
+        ref_gain = self._score_gain(self.reference, ref_layer)
         rows = []
         for result in [self.reference, *self.backends]:
             if result.skipped:
                 rows.append({"backend": result.backend, "method": None, "skipped": result.skipped})
                 continue
             delta = self._best_delta(result, ref_layer) if ref_layer is not None else None
+            gain = self._score_gain(result, ref_layer)
             retained = None
-            if ref_delta:  # no coherent float32 setting: nothing to retain
-                retained = delta / ref_delta if delta is not None else 0.0
+            if ref_gain and ref_gain > 0:  # float32 steering did not beat its own baseline: nothing to retain
+                retained = gain / ref_gain if gain is not None else 0.0
             for method in self.methods:
                 cos = result.cosine.get(method, [1.0] * len(self.layers))
                 auroc = result.reference_auroc.get(method, [])
@@ -109,6 +124,7 @@ class QuantStudy:
                     "max_drift": max(result.drift) if result.drift else 0.0,
                     "baseline_trait": result.baseline_trait if steers else None,
                     "steered_trait": _steered(result, ref_layer) if steers else None,
+                    "steering_score_gain": gain if steers else None,
                     "coherent_delta": delta if steers else None,
                     "retained": retained if steers else None,
                 })
@@ -127,7 +143,7 @@ class QuantStudy:
 
     def to_markdown(self) -> str:
         header = ["backend", "method", "mean cos", "min cos (layer)", "ref AUROC (mean)", "max drift",
-                  "baseline", "steered", "coherent delta", "retained"]
+                  "baseline", "steered", "score gain", "coherent delta", "retained"]
         lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
         for r in self.table():
             if r.get("skipped"):
@@ -136,7 +152,7 @@ class QuantStudy:
             lines.append("| " + " | ".join([
                 r["backend"], r["method"], f"{r['mean_cosine']:.4f}", f"{r['min_cosine']:.4f} ({r['min_cosine_layer']})",
                 _fmt(r["ref_auroc_mean"], ".3f"), f"{r['max_drift']:.4f}", _fmt(r["baseline_trait"], ".1f"),
-                _fmt(r["steered_trait"], ".1f"), _fmt(r["coherent_delta"], "+.1f"),
+                _fmt(r["steered_trait"], ".1f"), _fmt(r["steering_score_gain"], "+.1f"), _fmt(r["coherent_delta"], "+.1f"),
                 _fmt(r["retained"], ".2f"),
             ]) + " |")
         return "\n".join(lines)
@@ -156,7 +172,7 @@ class QuantStudy:
 
 
 def _steered(result: BackendResult, layer: int | None) -> float | None:
-    """The trait score of the best coherent setting at `layer` (None when none was coherent)."""
+    """The trait score of the best setting at `layer` (None when none was scored)."""
     row = next((r for r in (result.steering or []) if r["layer"] == layer), None)
     return row["trait"] if row else None
 

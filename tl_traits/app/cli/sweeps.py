@@ -75,7 +75,7 @@ SWEEP_COLUMNS = {
     "steering": ("model", "trait", "method", "layer", "auroc", "baseline_score", "steering_score", "coherent_delta",
                  "strength", "steered_trait", "steered_coherence", "steered_relevance"),
     "quantization": ("model", "trait", "backend", "method", "mean_cosine", "min_cosine", "ref_auroc_mean", "max_drift",
-                     "coherent_delta", "retained"),
+                     "steering_score_gain", "coherent_delta", "retained"),
 }
 
 
