@@ -33,6 +33,19 @@ How to run it and what each file measures: `benchmarks/README.md`; the plots nam
 """
 
 
+# The headline tables first, in this order; the rest alphabetically.
+HEADLINES = (
+    "Detection out of distribution (summary)",
+    "Detection out of distribution (headline)",
+    "Method comparison (summary)",
+    "Judge calibration (held-out ratings)",
+)
+
+
+def _order(name: str) -> tuple[int, str]:
+    return (HEADLINES.index(name), "") if name in HEADLINES else (len(HEADLINES), name)
+
+
 def main(argv: list[str] | None = None) -> Path:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--model", default="SmolLM2-135M-Instruct")
@@ -48,7 +61,7 @@ def main(argv: list[str] | None = None) -> Path:
         for name, rows in data["sections"].items():
             sections[name] = (data, rows, data.get("notes", {}).get(name))
     lines = []
-    for name in sorted(sections):
+    for name in sorted(sections, key=_order):
         data, rows, note = sections[name]
         lines += [f"## {name}", "", f"Measured {data['date']} ({data['machine']}): `{data['command']}`", ""]
         if note:

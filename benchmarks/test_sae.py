@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
-from test_steering import COMPARE_QUESTIONS, COMPARE_STEPS, COMPARE_TOKENS, _avg
+from test_steering import COMPARE_QUESTIONS, COMPARE_STEPS, COMPARE_TOKENS, SUMMARY_NOTE, _avg, steering_summary
 
 import tl_traits as tt
 from tl_traits.judging.defaults import default_judges
@@ -66,21 +66,12 @@ def test_sae_against_raw_directions(bench_model, bench_traits, stored_sae, resul
                 note="decompose(mean_diff, sae): |cosine| between mean_diff and the decoder rows of the SAE's features.")
     results.add("SAE vs raw directions: steering", steering,
                 note="Same protocol as 'Steering by method' (lockstep adaptive search, prompting baseline), at the SAE's layer.")
-    summary: dict[str, dict[str, list]] = {}
+    auroc: dict[str, list] = {}
     for row in detection:
-        summary.setdefault(row["method"], {}).setdefault("AUROC", []).append(row["AUROC"])
-    for row in steering:
-        entry = summary.setdefault(row["method"], {})
-        entry.setdefault(row["direction"], []).append(row["coherent delta"] or 0.0)
-        entry.setdefault("coherence", []).append(row["coherence"])
-        entry.setdefault("relevance", []).append(row["relevance"])
-    results.add("SAE vs raw directions (summary)", [{
-        "method": method,
-        "mean AUROC": _avg(v.get("AUROC", [])),
-        "mean coherent delta toward": _avg(v.get("toward", [])),
-        "mean coherent delta away": _avg(v.get("away", [])),
-        "mean coherence": _avg(v.get("coherence", [])),
-        "mean relevance": _avg(v.get("relevance", [])),
-    } for method, v in summary.items()], note=f"Means over the {len(bench_traits)} traits (no coherent run counts 0).")
-    sae_auroc = _avg(summary["sae (k=32)"]["AUROC"])
+        auroc.setdefault(row["method"], []).append(row["AUROC"])
+    results.add("SAE vs raw directions (summary)", [
+        {"method": method, "mean AUROC": _avg(auroc.get(method, [])), **scores}
+        for method, scores in steering_summary(steering).items()
+    ], note=f"Means over the {len(bench_traits)} traits at layer {layer}. {SUMMARY_NOTE}")
+    sae_auroc = _avg(auroc["sae (k=32)"])
     assert sae_auroc > 0.6, f"the sae direction detects at chance (mean AUROC {sae_auroc:.2f})"

@@ -49,34 +49,60 @@ def test_steering_by_method(bench_model, bench_traits, trait_vectors, results):
         f"{COMPARE_TOKENS} new tokens, greedy; adaptive search in lockstep ({COMPARE_STEPS} steps from 0.7 x the "
         "layer's mean activation norm, x1.3 while coherent, else x0.85); coherent = coherence >= 70. Judges: VADER "
         "(joy), refusal (refusal), embedding similarity to the HIGH/LOW descriptions (sycophancy, formality); "
-        "coherence = perplexity judge; relevance = embedding similarity of answer and question. prompting = no "
-        "vector, a system prompt asking for the HIGH (toward) or LOW (away) description. coherent delta = trait "
-        "score of the best coherent run minus the unsteered baseline, signed toward the requested direction.",
+        "coherence = the fitted coherence judge; relevance = embedding similarity of answer and question. The "
+        "search keeps the run with the best steering score (harmonic mean of trait, coherence, relevance per "
+        "response). prompting = no vector, a system prompt asking for the HIGH (toward) or LOW (away) description. "
+        "coherent delta = trait score of the best coherent run minus the unsteered baseline, signed toward the "
+        "requested direction.",
     )
-    for row in rows:
-        entry = summary.setdefault(row["method"], {"AUROC": [], "layer AUROC": []})
-        entry.setdefault(row["direction"], []).append(row["coherent delta"] or 0.0)
-        entry.setdefault("coherence", []).append(row["coherence"])
-        entry.setdefault("relevance", []).append(row["relevance"])
     table = [{
         "method": method,
-        "mean best AUROC": _avg(v["AUROC"]),
-        "mean AUROC (all layers)": _avg(v["layer AUROC"]),
-        "mean coherent delta toward": _avg(v.get("toward", [])),
-        "mean coherent delta away": _avg(v.get("away", [])),
-        "mean coherence": _avg(v.get("coherence", [])),
-        "mean relevance": _avg(v.get("relevance", [])),
-    } for method, v in summary.items()]
+        "mean best AUROC": _avg(summary.get(method, {}).get("AUROC", [])),
+        "mean AUROC (all layers)": _avg(summary.get(method, {}).get("layer AUROC", [])),
+        **steering,
+    } for method, steering in steering_summary(rows).items()]
     results.add(
         "Method comparison (summary)",
         table,
         note=f"Means over the {len(bench_traits)} traits: held-out AUROC (response[:]) at each method's best layer "
         "and averaged over all layers (how robust the direction is to the layer choice), and the steering table "
-        "above (a method with no coherent run counts 0).",
+        f"above at layer {layer}. {SUMMARY_NOTE}",
     )
     joy = next((r for r in rows if r["trait"] == "emotion/joy" and r["method"] == "mean_diff" and r["direction"] == "toward"), None)
-    if joy is not None:
-        assert (joy["coherent delta"] or 0) >= 5, joy
+    if joy is not None:  # joy is the trait this model steers best; its score must beat the unsteered answers
+        assert (joy["steering score"] or 0) > (joy["baseline score"] or 0), joy
+
+
+SUMMARY_NOTE = (
+    "Steering score: per response the harmonic mean of trait (in the asked direction), coherence and relevance "
+    "(0-100), averaged over the questions; the best run of the search; score gain = that minus the unsteered "
+    "answers' score (prompting: minus the same unsteered answers). Coherent delta (the older headline) beside it; "
+    "a method with no coherent run counts 0 there."
+)
+
+
+def steering_summary(rows: list[dict]) -> dict[str, dict[str, float | None]]:
+    """Per method, means over traits of the steering score, its gain over unsteered, coherent delta, coherence, relevance."""
+    by_method: dict[str, dict[str, list]] = {}
+    for row in rows:
+        entry = by_method.setdefault(row["method"], {})
+        way = row["direction"]
+        score, base = row["steering score"], row["baseline score"]
+        entry.setdefault(f"score {way}", []).append(score)
+        entry.setdefault(f"gain {way}", []).append(None if score is None or base is None else score - base)
+        entry.setdefault(f"delta {way}", []).append(row["coherent delta"] or 0.0)
+        entry.setdefault("coherence", []).append(row["coherence"])
+        entry.setdefault("relevance", []).append(row["relevance"])
+    return {method: {
+        "mean steering score toward": _avg(v.get("score toward", [])),
+        "mean score gain toward": _avg(v.get("gain toward", [])),
+        "mean steering score away": _avg(v.get("score away", [])),
+        "mean score gain away": _avg(v.get("gain away", [])),
+        "mean coherent delta toward": _avg(v.get("delta toward", [])),
+        "mean coherent delta away": _avg(v.get("delta away", [])),
+        "mean coherence": _avg(v.get("coherence", [])),
+        "mean relevance": _avg(v.get("relevance", [])),
+    } for method, v in by_method.items()}
 
 
 def _avg(values) -> float | None:

@@ -28,6 +28,7 @@ from tl_traits.core.trait_sets import (
 )
 from tl_traits.core.vectors import TraitVector, TraitVectors
 from tl_traits.extraction.extract import extract
+from tl_traits.extraction.transfer import learning_curve, transfer_metrics
 from tl_traits.judging.fill_responses import generate_responses
 from tl_traits.judging.judges import FunctionJudge, make_judge
 from tl_traits.monitoring import monitor
@@ -62,6 +63,8 @@ __all__ = [
     "capture",
     "extract",
     "extractors",
+    "learning_curve",
+    "transfer_metrics",
     "generate",
     "generate_responses",
     "hook_name",

@@ -69,14 +69,11 @@ def extract(
     act_norm = train.token_norms.mean(dim=0)
 
     vectors: dict[str, TraitVector] = {}
-    for name, fit in fits.items():
-        record: dict[str, Any] = {}  # an extractor that takes `record` adds JSON metadata to its vector here
-        context = _context(
-            fit, options.get(name, {}), layers=list(acts.layers), hook=acts.hook, record=record,
-            model_name=(acts.metadata.get("model") or {}).get("name"),
+    for name in fits:
+        directions, record = fit_directions(
+            name, train_pos, train_neg, layers=list(acts.layers), hook=acts.hook, seed=seed,
+            options=options.get(name, {}), model_name=(acts.metadata.get("model") or {}).get("name"),
         )
-        raw = fit(train_pos, train_neg, seed=seed, **context, **options.get(name, {}))
-        directions = _checked(name, raw, train_pos.shape[1:])
         metrics = score_directions(directions, train_pos, train_neg, val.by_label(1), val.by_label(0))
         vectors[name] = TraitVector(
             name, directions, list(acts.layers), act_norm.clone(), metrics,
@@ -102,6 +99,26 @@ def extract(
     for vec in vectors.values():
         vec.metadata = {**meta, **vec.metadata}
     return TraitVectors(vectors, meta)
+
+
+def fit_directions(
+    method: str,
+    train_pos: Float[Tensor, "n layer d_model"],
+    train_neg: Float[Tensor, "m layer d_model"],
+    *,
+    layers: Sequence[int],
+    hook: str,
+    seed: int = 0,
+    options: dict[str, Any] | None = None,
+    model_name: str | None = None,
+) -> tuple[Float[Tensor, "layer d_model"], dict[str, Any]]:
+    """One registered extractor fitted on captured activations: unit directions per layer, and the JSON
+    record the extractor wrote (when it takes `record`)."""
+    fit = extractors.get(method)
+    record: dict[str, Any] = {}
+    context = _context(fit, options or {}, layers=list(layers), hook=hook, record=record, model_name=model_name)
+    raw = fit(train_pos, train_neg, seed=seed, **context, **(options or {}))
+    return _checked(method, raw, train_pos.shape[1:]), record
 
 
 def default_methods() -> list[str]:

@@ -41,3 +41,36 @@ def layer_metrics(vectors: TraitVectors, metrics: Sequence[str] = ("auroc", "coh
     fig.suptitle(title or f"{dataset.get('name', 'trait')}" + (f" ({model})" if model else ""))
     legend(fig, axes)
     return fig
+
+
+def learning_curves(rows: Sequence[dict], eval_name: str = "task", title: str | None = None) -> Figure:
+    """`learning_curve` rows as one line per method: mean AUROC on `eval_name` (solid) and in distribution
+    (dotted) against training pairs, with the spread over draws shaded."""
+    fig = Figure(figsize=(5.5, 4), layout="constrained")
+    ax = fig.subplots()
+    methods = list(dict.fromkeys(r["method"] for r in rows))
+    for i, method in enumerate(methods):
+        by_n: dict[int, list[dict]] = {}
+        for r in rows:
+            if r["method"] == method:
+                by_n.setdefault(r["pairs"], []).append(r)
+        ns = sorted(by_n)
+        ood = [[r[f"AUROC {eval_name}"] for r in by_n[n]] for n in ns]
+        mean = [sum(v) / len(v) for v in ood]
+        color = "grey" if method == RANDOM else f"C{i}"
+        ax.plot(ns, mean, marker="o", color=color, label=method)
+        ax.fill_between(ns, [min(v) for v in ood], [max(v) for v in ood], color=color, alpha=0.12)
+        ind = [sum(r["in-distribution AUROC"] for r in by_n[n]) / len(by_n[n]) for n in ns]
+        ax.plot(ns, ind, linestyle=":", color=color, alpha=0.7)
+    ax.axhline(0.5, color="black", linewidth=0.8, linestyle=":")
+    ax.set_xscale("log", base=2)
+    ns = sorted({r["pairs"] for r in rows})
+    ax.set_xticks(ns, [str(n) for n in ns])
+    ax.set_ylim(-0.02, 1.02)
+    ax.set_xlabel("training pairs")
+    ax.set_ylabel(f"AUROC (solid: {eval_name}, dotted: in distribution)")
+    ax.grid(alpha=0.3)
+    if title:
+        ax.set_title(title, fontsize=10)
+    legend(fig, [ax])
+    return fig
