@@ -59,3 +59,17 @@ def test_steering_table_on_a_small_set(bench_model):
     assert [r["method"] for r in rows] == ["mean_diff", "random_baseline", PROMPTING]
     check_finite({"steering": rows})
     assert all(r["relevance"] is None or 0 <= r["relevance"] <= 100 for r in rows)
+
+
+@pytest.mark.quick
+def test_out_of_distribution_tasks_are_labelled_and_new():
+    """Every task set loads, every row has a label, each class has >= 5 examples, and no text is a bundled one."""
+    from test_detection_ood import TASKS
+
+    bundled = {ex.response for trait in tt.list_traits() for ex in tt.load_trait(trait).examples}
+    bundled |= {ex.prompt for trait in tt.list_traits() for ex in tt.load_trait(trait).examples}
+    for trait, (build, _) in TASKS.items():
+        task = build()
+        assert len(task.positive) >= 5 and len(task.negative) >= 5, (trait, len(task.positive), len(task.negative))
+        texts = {ex.response or ex.prompt for ex in task.examples}
+        assert not texts & bundled, f"{trait}: task texts copied from the bundled set"
