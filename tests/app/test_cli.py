@@ -7,9 +7,10 @@ import json
 import re
 
 import pytest
+import typer
 
 import tl_traits as tt
-from tl_traits.app.cli import EXIT_BAD_INPUT, EXIT_FAILED, EXIT_OK, main
+from tl_traits.app.cli import EXIT_BAD_INPUT, EXIT_FAILED, EXIT_OK, main, run_app
 from tl_traits.app.cli import job as job_commands
 from tl_traits.core.errors import TlTraitsError
 from tl_traits.extraction.extract import default_methods
@@ -77,6 +78,33 @@ def test_our_errors_are_bad_input_exit_2_on_one_line(capsys, monkeypatch):
     code, _, err = call(capsys, "report", "out")
     assert code == EXIT_BAD_INPUT
     assert err == "error: out/ is not a run folder; run `tl-traits run` first\n"
+
+
+@pytest.mark.parametrize("raised, code, message", [
+    (KeyboardInterrupt(), 130, "interrupted\n"),  # Ctrl-C inside a command: typer returns 130, which main used to drop
+    (typer.Exit(EXIT_FAILED), EXIT_FAILED, ""),  # a sweep with a failed run ends with typer.Exit(1)
+    (typer.Abort(), 130, "interrupted\n"),
+])
+def test_main_exits_with_the_commands_own_code(capsys, monkeypatch, raised, code, message):
+    def stop(*args, **kwargs):
+        raise raised
+
+    monkeypatch.setattr(job_commands, "write_report", stop)
+    got, _, err = call(capsys, "report", "out")
+    assert (got, err) == (code, message)
+
+
+def test_a_failed_sweep_run_exits_1(capsys, tmp_path):
+    from types import SimpleNamespace
+
+    from tl_traits.app.cli.sweeps import finish_sweep
+
+    result = SimpleNamespace(failed=[(tmp_path / "run-1", "Traceback...\nRuntimeError: out of memory")], skipped=[],
+                             seconds=1.0, executor="local")
+    app = typer.Typer()
+    app.command()(lambda: finish_sweep(result, tmp_path, 0, as_json=False))
+    assert run_app(app, []) == EXIT_FAILED
+    assert "FAILED" in capsys.readouterr().err
 
 
 def test_a_missing_data_file_is_bad_input(capsys, tmp_path):

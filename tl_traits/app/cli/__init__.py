@@ -29,7 +29,7 @@ from tl_traits.app.cli.options import (
 )
 from tl_traits.core.errors import TlTraitsError
 
-__all__ = ["EXIT_BAD_INPUT", "EXIT_FAILED", "EXIT_INTERRUPTED", "EXIT_OK", "app", "main"]
+__all__ = ["EXIT_BAD_INPUT", "EXIT_FAILED", "EXIT_INTERRUPTED", "EXIT_OK", "app", "main", "run_app"]
 
 app = typer.Typer(
     add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
@@ -63,23 +63,30 @@ app.add_typer(judges.app, name="judges")
 
 def main(argv: list[str] | None = None) -> None:
     """Entry point: run the app, turning exceptions into one line and a meaningful exit code."""
+    sys.exit(run_app(app, argv, debug=lambda: _state["debug"]))
+
+
+def run_app(command: typer.Typer, argv: list[str] | None = None, *, debug=lambda: False) -> int:
+    """The exit code of one CLI call: the command's own (`typer.Exit(n)`, 130 on Ctrl-C), 2 for bad input, 1 for a bug."""
     try:
-        app(args=argv, standalone_mode=False)
+        code = command(args=argv, standalone_mode=False)  # returns typer.Exit's code instead of exiting
     except KeyboardInterrupt:
-        typer.echo("interrupted", err=True)
-        sys.exit(EXIT_INTERRUPTED)
-    except SystemExit:
-        raise
+        code = EXIT_INTERRUPTED
+    except SystemExit as exc:
+        return exc.code if isinstance(exc.code, int) else EXIT_FAILED
     except Exception as exc:  # noqa: BLE001 - the one place that turns errors into exit codes
-        if isinstance(exc, typer.Abort):
-            sys.exit(EXIT_INTERRUPTED)
-        if hasattr(exc, "show") and hasattr(exc, "exit_code"):  # click's usage errors (typer may vendor click)
+        if type(exc).__name__ == "Abort":  # typer's or click's
+            code = EXIT_INTERRUPTED
+        elif hasattr(exc, "show") and hasattr(exc, "exit_code"):  # click's usage errors (typer may vendor click)
             exc.show()
-            sys.exit(EXIT_BAD_INPUT)
-        if _state["debug"]:
-            raise
-        bad_input = isinstance(exc, TlTraitsError)  # ours name the problem and the fix; anything else is a bug
-        message = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        typer.echo(f"error: {message}" + ("" if bad_input else " (rerun with --debug for the traceback)"), err=True)
-        sys.exit(EXIT_BAD_INPUT if bad_input else EXIT_FAILED)
-    sys.exit(EXIT_OK)
+            return EXIT_BAD_INPUT
+        else:
+            if debug():
+                raise
+            bad_input = isinstance(exc, TlTraitsError)  # ours name the problem and the fix; anything else is a bug
+            message = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            typer.echo(f"error: {message}" + ("" if bad_input else " (rerun with --debug for the traceback)"), err=True)
+            return EXIT_BAD_INPUT if bad_input else EXIT_FAILED
+    if code == EXIT_INTERRUPTED:
+        typer.echo("interrupted", err=True)
+    return code if isinstance(code, int) else EXIT_OK
