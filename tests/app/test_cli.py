@@ -197,3 +197,17 @@ def test_run_writes_the_whole_output_folder(capsys, tiny_run_dir):
     rebuilt = (tiny_run_dir / "report.html").read_text()
     data = re.compile(r"id='prompt-data'>(.*?)</script>", re.S)
     assert json.loads(data.search(rebuilt).group(1)) == json.loads(data.search(before).group(1)) == rows
+
+
+@pytest.mark.parametrize("bad", ["nan", "inf", "-inf"])
+def test_steer_refuses_a_strength_that_is_not_finite_before_loading(capsys, tmp_path, bad):
+    code, _, err = call(capsys, "steer", str(tmp_path / "missing.safetensors"), "--strength", bad, "--prompt", "hi")
+    assert code == EXIT_BAD_INPUT and "--strength" in err and "finite" in err
+
+
+def test_json_output_has_no_bare_nan(capsys):
+    from tl_traits.app.cli.options import emit
+
+    emit({"score": float("nan"), "rows": [1.5, float("inf")], "name": "x"})
+    out = capsys.readouterr().out
+    assert json.loads(out) == {"score": None, "rows": [1.5, None], "name": "x"}

@@ -8,6 +8,8 @@ first step, so each hook tracks the absolute position itself.
 
 from __future__ import annotations
 
+import math
+import numbers
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterator, Literal, Sequence
 
@@ -203,6 +205,9 @@ def _resolve(
         raise SteeringError("give strength (relative to the layer's activation norm) or coef (absolute), not both")
     if strength is None and coef is None and operator != "ablate":
         raise SteeringError("give strength=... (e.g. 0.5 x the mean activation norm) or coef=... for this operator")
+    for name, value in (("strength", strength), ("coef", coef)):
+        if value is not None and (isinstance(value, bool) or not isinstance(value, numbers.Real) or not math.isfinite(value)):
+            raise SteeringError(f"{name} must be a finite number, not {value!r}; e.g. {name}=0.5")
     layer_list = [layers] if isinstance(layers, int) else list(layers)
     n_layers, d_model = int(model.cfg.n_layers), int(model.cfg.d_model)
     if not layer_list:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import sys
 from pathlib import Path
 from typing import Any, List, Optional
@@ -82,7 +83,18 @@ def stages_for(quiet: bool, as_json: bool) -> Any:
 
 
 def emit(obj: Any) -> None:
-    typer.echo(json.dumps(obj, indent=2, ensure_ascii=False, default=str))
+    """Print JSON that every parser reads: NaN and infinities (not JSON) become null."""
+    typer.echo(json.dumps(_json_safe(obj), indent=2, ensure_ascii=False, default=str, allow_nan=False))
+
+
+def _json_safe(obj: Any) -> Any:
+    if isinstance(obj, float):
+        return obj if math.isfinite(obj) else None
+    if isinstance(obj, dict):
+        return {key: _json_safe(value) for key, value in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_json_safe(value) for value in obj]
+    return obj
 
 
 def load_vector(path: Path, method: Optional[str]) -> Any:
@@ -90,3 +102,10 @@ def load_vector(path: Path, method: Optional[str]) -> Any:
     if method is None:
         method = "mean_diff" if "mean_diff" in vecs.methods else vecs.methods[0]
     return vecs[method]
+
+
+def finite(value: float) -> float:
+    """Option callback: refuse nan and inf before any model work (they would steer to empty text)."""
+    if value is not None and not math.isfinite(value):
+        raise typer.BadParameter(f"must be a finite number, not {value}")
+    return value

@@ -15,6 +15,7 @@ from tl_traits.app.cli.options import (
     ModelOpt,
     QuietOpt,
     emit,
+    finite,
     load_vector,
     model_from,
     parse_layers,
@@ -66,7 +67,7 @@ def extract(
 def steer(
     vectors: Path = typer.Argument(..., help="A .safetensors file written by extract."),
     layer: Optional[int] = typer.Option(None, "--layer", "-l", help="Default: the method's best held-out layer."),
-    strength: float = typer.Option(0.5, "--strength", "-s", help="x the mean residual norm at the layer (negative: away)."),
+    strength: float = typer.Option(0.5, "--strength", "-s", callback=finite, help="x the mean residual norm at the layer (negative: away)."),
     prompt: Optional[List[str]] = typer.Option(None, "--prompt", "-p", help="Prompts; none: an interactive prompt."),
     method: Optional[str] = typer.Option(None, "--method", help="Which method in the file (default mean_diff)."),
     compare: bool = typer.Option(True, "--compare/--no-compare", help="Also show the unsteered answer."),
