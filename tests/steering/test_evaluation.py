@@ -71,6 +71,29 @@ def test_resume_skips_recorded_settings(bridge_model, joy, tmp_path, monkeypatch
         evaluate_steering(bridge_model, joy, "emotion/joy", **{**kwargs, "max_new_tokens": 7})
 
 
+def test_resume_after_a_cut_inside_a_multibyte_character(bridge_model, joy, tmp_path, monkeypatch):
+    log = tmp_path / "eval.jsonl"
+    judges = [exclaim_trait, tt.FunctionJudge(length_coherence, kind="coherence")]
+    kwargs = dict(layers=[10], questions=QUESTIONS[:1], coefficients=[0.3], judges=judges, max_new_tokens=6, log=log)
+    first = evaluate_steering(bridge_model, joy, "emotion/joy", **kwargs)
+    whole = log.read_bytes()
+    with log.open("ab") as fh:
+        fh.write('{"type": "run", "responses": ["café 😀'.encode()[:-2])  # a crash between an emoji's bytes
+    monkeypatch.setattr(evaluation, "sweep_generate", lambda *a, **k: pytest.fail("generated again"))
+    monkeypatch.setattr(evaluation, "generate", lambda *a, **k: pytest.fail("baseline generated again"))
+    again = evaluate_steering(bridge_model, joy, "emotion/joy", **kwargs)
+    assert [r.trait_mean for r in again.runs] == [r.trait_mean for r in first.runs]
+    assert log.read_bytes() == whole  # the fragment is gone, the whole lines kept
+
+
+def test_a_log_with_a_broken_line_names_the_file_and_line(bridge_model, joy, tmp_path):
+    log = tmp_path / "eval.jsonl"
+    log.write_text('{"type": "header"}\n{"type": run}\n', encoding="utf-8")
+    with pytest.raises(EvaluationError, match=r"eval.jsonl line 2 is not valid JSON"):
+        evaluate_steering(bridge_model, joy, "emotion/joy", layers=[10], questions=QUESTIONS[:1], coefficients=[0.3],
+                          judges=[exclaim_trait, tt.FunctionJudge(length_coherence, kind="coherence")], log=log)
+
+
 def test_evaluation_errors(bridge_model, joy):
     with pytest.raises(EvaluationError, match="needs a trait judge and a coherence judge"):
         evaluate_steering(bridge_model, joy, "emotion/joy", judges=[exclaim_trait], questions=QUESTIONS)

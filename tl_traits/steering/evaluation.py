@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any, Callable, Sequence
 
 from tl_traits.core.errors import TlTraitsError
+from tl_traits.core.files import parse_jsonl
 from tl_traits.core.generation import generate
 from tl_traits.core.models import model_identity
 from tl_traits.core.trait_sets import TraitDataset, load_trait
@@ -327,13 +328,17 @@ class _Log:
             self._append({"type": "header", **header})
 
     def _read(self) -> None:
-        text = self.path.read_text(encoding="utf-8")
-        if not text.endswith("\n"):  # a run cut off mid-line: drop the fragment before appending
-            text = text[: text.rfind("\n") + 1]
-        if self.header is not None and len(text.encode("utf-8")) != self.path.stat().st_size:
-            with self.path.open("r+", encoding="utf-8") as fh:
-                fh.truncate(len(text.encode("utf-8")))
-        lines = [json.loads(line) for line in text.splitlines() if line.strip()]
+        data = self.path.read_bytes()
+        whole = data[: data.rfind(b"\n") + 1]  # a run cut off mid-line (even mid-character): drop the fragment
+        if self.header is not None and len(whole) != len(data):
+            with self.path.open("r+b") as fh:
+                fh.truncate(len(whole))
+        try:
+            text = whole.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise EvaluationError(f"{self.path} is not UTF-8 text ({exc.reason} at byte {exc.start}); "
+                                  "it is not an evaluation log: pass another log path") from exc
+        lines = [row for _, row in parse_jsonl(text, str(self.path), EvaluationError)]
         if not lines or lines[0].get("type") != "header":
             raise EvaluationError(f"{self.path} is not an evaluation log (no header line); pass another log path")
         recorded = {k: v for k, v in lines[0].items() if k != "type"}
