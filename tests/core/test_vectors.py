@@ -25,7 +25,7 @@ def make_vectors(methods, layers, d_model, meta, seed=0):
 
 
 json_scalars = st.one_of(st.none(), st.booleans(), st.integers(-1000, 1000), st.text(max_size=12))
-metadata = st.dictionaries(st.text(min_size=1, max_size=8).filter(lambda k: k not in {"format", "layers", "methods", "method_order", "tensor_sha256"}), json_scalars, max_size=4)
+metadata = st.dictionaries(st.text(min_size=1, max_size=8).filter(lambda k: k not in {"format", "layers", "methods", "method_order", "tensor_sha256", "header_sha256"}), json_scalars, max_size=4)
 
 
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
@@ -70,6 +70,65 @@ def test_truncated_altered_and_foreign_files_are_refused(tmp_path):
         TraitVectors.load(tmp_path / "foreign.safetensors")
     with pytest.raises(VectorError, match="no vectors file"):
         TraitVectors.load(tmp_path / "missing.safetensors")
+
+
+def rewrite_header(path, change) -> None:
+    """Rewrite a vectors file with `change(header)` applied and the tensors untouched (what a hand edit does)."""
+    from safetensors import safe_open
+    from safetensors.torch import save_file
+
+    with safe_open(str(path), framework="pt") as fh:
+        header = json.loads(fh.metadata()["tl_traits"])
+        tensors = {k: fh.get_tensor(k) for k in fh.keys()}
+    change(header)
+    save_file(tensors, str(path), metadata={"tl_traits": header if isinstance(header, str) else json.dumps(header)})
+
+
+def test_an_edited_header_is_refused(tmp_path):
+    vecs = make_vectors(["mean_diff"], [10, 11, 12], 8, {"model": {"name": "m", "n_layers": 30, "d_model": 8}})
+    path = vecs.save(tmp_path / "v.safetensors")
+    rewrite_header(path, lambda h: h.update(layers=[10, 11, 13]))  # "12" -> "13": direction(13) would read layer 12
+    with pytest.raises(VectorError, match="header .* does not match the checksum"):
+        TraitVectors.load(path)
+
+
+def test_an_old_file_without_header_checksum_still_has_its_rows_counted(tmp_path):
+    vecs = make_vectors(["mean_diff"], [10, 11, 12], 8, {"model": {"name": "m", "n_layers": 30, "d_model": 8}})
+    path = vecs.save(tmp_path / "v.safetensors")
+    rewrite_header(path, lambda h: h.pop("header_sha256"))
+    assert TraitVectors.load(path).layers == [10, 11, 12]  # files written before the header checksum load
+    rewrite_header(path, lambda h: h.update(layers=[10, 11, 12, 13]))
+    with pytest.raises(VectorError, match="lists 4 layers but method 'mean_diff' holds 3 rows per tensor"):
+        TraitVectors.load(path)
+    rewrite_header(path, lambda h: h.update(layers=[10, 10, 12]))
+    with pytest.raises(VectorError, match="not distinct integers"):
+        TraitVectors.load(path)
+
+
+@pytest.mark.parametrize("header, message", [
+    ('{"format": 1, "layers": [', "not valid JSON"),
+    ('["a list"]', "not a JSON object"),
+])
+def test_a_malformed_header_names_the_file(tmp_path, header, message):
+    vecs = make_vectors(["mean_diff"], [0], 4, {"model": {"name": "m", "n_layers": 1, "d_model": 4}})
+    path = vecs.save(tmp_path / "v.safetensors")
+    rewrite_header(path, lambda h: None)
+    from safetensors import safe_open
+    from safetensors.torch import save_file
+
+    with safe_open(str(path), framework="pt") as fh:
+        tensors = {k: fh.get_tensor(k) for k in fh.keys()}
+    save_file(tensors, str(path), metadata={"tl_traits": header})
+    with pytest.raises(VectorError, match=f"v.safetensors has a header that is {message}"):
+        TraitVectors.load(path)
+
+
+def test_a_header_missing_keys_is_refused(tmp_path):
+    vecs = make_vectors(["mean_diff"], [0], 4, {"model": {"name": "m", "n_layers": 1, "d_model": 4}})
+    path = vecs.save(tmp_path / "v.safetensors")
+    rewrite_header(path, lambda h: [h.pop("tensor_sha256"), h.pop("header_sha256")])
+    with pytest.raises(VectorError, match="header lacks tensor_sha256"):
+        TraitVectors.load(path)
 
 
 def test_model_identity_is_checked(tiny_hooked):

@@ -148,6 +148,7 @@ class TraitVectors:
             "method_order": list(self.vectors),  # the JSON header is key-sorted
             "tensor_sha256": _tensor_digest(tensors),
         }
+        header["header_sha256"] = _header_digest(header)  # the layer list and metadata are checked too
         return atomic_write_bytes(path, save(tensors, metadata={HEADER_KEY: json.dumps(header, sort_keys=True)}))
 
     @classmethod
@@ -166,11 +167,23 @@ class TraitVectors:
             raise VectorError(f"{path} is incomplete or not a safetensors file ({exc}); extract or copy it again") from exc
         if raw is None:
             raise VectorError(f"{path} is a safetensors file but not tl_traits vectors (no '{HEADER_KEY}' metadata)")
-        header = json.loads(raw)
+        try:
+            header = json.loads(raw)
+        except json.JSONDecodeError as exc:
+            raise VectorError(f"{path} has a header that is not valid JSON ({exc.msg}); extract or copy it again") from exc
+        if not isinstance(header, dict):
+            raise VectorError(f"{path} has a header that is not a JSON object; extract or copy it again")
         if header.get("format") != FORMAT:
             raise VectorError(f"{path} has format {header.get('format')!r}; this tl_traits reads {FORMAT}")
+        missing = [k for k in ("layers", "methods", "method_order", "tensor_sha256") if k not in header]
+        if missing:
+            raise VectorError(f"{path} is corrupt: its header lacks {', '.join(missing)}; extract or copy it again")
+        recorded = header.pop("header_sha256", None)  # files from before 0.1.0's header checksum have none
+        if recorded is not None and recorded != _header_digest(header):
+            raise VectorError(f"{path} is corrupt: its header (layers, metadata) does not match the checksum written with it")
         if _tensor_digest(tensors) != header.pop("tensor_sha256"):
             raise VectorError(f"{path} is corrupt: its tensors do not match the checksum written with them")
+        _check_rows(path, header["layers"], header["method_order"], tensors)
         layers = header.pop("layers")
         methods = header.pop("methods")
         order = header.pop("method_order")
@@ -228,6 +241,24 @@ def _check_prompt_settings(recorded: dict[str, Any] | None, model: Any) -> None:
             + "); activations are not comparable: re-extract, or load the model with the same tokenizer and template",
             stacklevel=3,
         )
+
+
+def _header_digest(header: dict[str, Any]) -> str:
+    return hashlib.sha256(json.dumps(header, sort_keys=True).encode()).hexdigest()
+
+
+def _check_rows(path: Path, layers: Any, methods: Any, tensors: dict[str, Tensor]) -> None:
+    """Every method's tensors hold one row per listed layer, so `direction(layer)` reads that layer's row."""
+    if not isinstance(layers, list) or not all(isinstance(x, int) for x in layers) or len(set(layers)) != len(layers):
+        raise VectorError(f"{path} is corrupt: its layer list {layers!r} is not distinct integers")
+    for name in methods:
+        rows = {key: t.shape[0] for key, t in tensors.items() if key.startswith(f"{name}/")}
+        if f"{name}/directions" not in rows:
+            raise VectorError(f"{path} is corrupt: method '{name}' has no directions tensor")
+        wrong = sorted({n for n in rows.values() if n != len(layers)})
+        if wrong:
+            raise VectorError(f"{path} is corrupt: it lists {len(layers)} layers but method '{name}' holds "
+                              f"{' or '.join(map(str, wrong))} rows per tensor")
 
 
 def _tensor_digest(tensors: dict[str, Tensor]) -> str:
