@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from tl_traits.app.report import write_report
-from tl_traits.core.errors import TlTraitsError
+from tl_traits.core.errors import TlTraitsError, check_count
 from tl_traits.core.files import atomic_write_text, safe_name, write_jsonl
 from tl_traits.core.models import load_model, model_identity
 from tl_traits.core.progress import Stages
@@ -100,7 +100,7 @@ def run_main_job(config: JobConfig | None = None, *, model: Any = None, stages: 
     if config.monitor_trait not in config.traits:
         raise JobError(f"monitor_trait '{config.monitor_trait}' is not among the traits {list(config.traits)}")
     datasets = {name: load_trait(name) for name in config.traits}  # unknown traits fail before the model loads
-    if config.limit:
+    if check_count(config.limit, "limit", JobError):
         datasets = {name: ds.limit(config.limit) for name, ds in datasets.items()}
 
     if model is None:

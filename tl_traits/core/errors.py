@@ -1,4 +1,4 @@
-"""The one base class of every tl_traits error (so callers and the CLI's exit codes can tell ours from the rest), and the model-loading error core modules share."""
+"""The one base class of every tl_traits error (so callers and the CLI's exit codes can tell ours from the rest), the model-loading error core modules share, and the count check every `limit=` uses."""
 
 from __future__ import annotations
 
@@ -14,3 +14,13 @@ class TlTraitsError(ValueError):
 
 class ModelLoadError(TlTraitsError, RuntimeError):
     """A model could not be found, fetched or built; the message says what to do."""
+
+
+def check_count(value: int | None, name: str, error: type[TlTraitsError] = TlTraitsError) -> int | None:
+    """`value` when it is None (no limit) or a whole number >= 1; 0 and negatives are refused, not read as
+    "no limit" or "all but the last"."""
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise error(f"{name} must be a whole number >= 1 (or None for all), not {value!r}")
+    return value

@@ -14,7 +14,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any, Iterable, Sequence
 
-from tl_traits.core.errors import TlTraitsError
+from tl_traits.core.errors import TlTraitsError, check_count
 from tl_traits.core.files import parse_jsonl, read_jsonl
 
 
@@ -159,6 +159,7 @@ class TraitDataset:
 
     def limit(self, n: int) -> "TraitDataset":
         """The first n examples of each side (to try a run small first)."""
+        check_count(n, "limit", TraitDataError)
         return replace(self, positive=self.positive[:n], negative=self.negative[:n])
 
 

@@ -15,7 +15,7 @@ from jaxtyping import Float
 from torch import Tensor
 
 from tl_traits.core import stats
-from tl_traits.core.errors import TlTraitsError
+from tl_traits.core.errors import TlTraitsError, check_count
 from tl_traits.core.generation import generate
 from tl_traits.core.hook_names import hook_name
 from tl_traits.core.hook_points import forward_hooks
@@ -231,7 +231,7 @@ def analyze_prompt_set(
     e.g. the refusal direction on refused vs answered requests, with Cohen's d and AUROC."""
 
     chosen = prompt_set if isinstance(prompt_set, PromptSet) else load_prompt_set(prompt_set)
-    prompts = chosen.prompts[:limit] if limit else chosen.prompts
+    prompts = chosen.prompts[:limit] if check_count(limit, "limit", MonitorError) else chosen.prompts
     texts = [p["text"] for p in prompts]
     layer = layer if layer is not None else vector.best_layer("auroc")
     name = _trait_name(vector)

@@ -22,6 +22,7 @@ from jaxtyping import Float
 from torch import Tensor
 
 from tl_traits.core.capture import capture
+from tl_traits.core.errors import check_count
 from tl_traits.core.figures import save_figure
 from tl_traits.core.files import atomic_write_text
 from tl_traits.core.hook_names import hook_name
@@ -217,7 +218,7 @@ def quantization_study(
     plugins = {name: quantizers.get(name) for name in backends}  # unknown backends fail before any work
     options = dict(backend_options or {})
     dataset = load_trait(trait).validate()
-    if limit:
+    if check_count(limit, "limit", QuantizationError):
         dataset = dataset.limit(limit)
     with stages.stage("load float32 model"):
         reference = load_model if isinstance(load_model, torch.nn.Module) else load_model()

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
 
 from tl_traits.core.capture import capture
-from tl_traits.core.errors import TlTraitsError
+from tl_traits.core.errors import TlTraitsError, check_count
 from tl_traits.core.files import safe_name
 from tl_traits.core.models import ModelSpec, model_identity
 from tl_traits.core.registry import extractors, quantizers
@@ -159,7 +159,7 @@ def steering_run(*, model: Any, model_name: str, trait: Any, method: str, layer:
     started = time.perf_counter()
     loaded = worker_model(model)
     dataset = load_trait(trait).validate()
-    if limit:
+    if check_count(limit, "limit", GridError):
         dataset = dataset.limit(limit)
     Path(folder).mkdir(parents=True, exist_ok=True)
     acts = capture(loaded, dataset, layers=[layer], position=position, progress=False)

@@ -15,7 +15,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
-from tl_traits.core.errors import TlTraitsError
+from tl_traits.core.errors import TlTraitsError, check_count
 from tl_traits.core.files import parse_jsonl
 from tl_traits.core.generation import generate
 from tl_traits.core.models import model_identity
@@ -176,7 +176,7 @@ def evaluate_steering(
         raise EvaluationError("the combined steering score needs a relevance judge; pass relevance='embedding:relevance' "
                               "or objective='coherent_delta'")
     qs = list(questions if questions is not None else dataset.questions)
-    if subset is not None:
+    if check_count(subset, "subset", EvaluationError) is not None:
         qs = qs[:subset]
     if not qs:
         raise EvaluationError(f"no steering questions: trait '{dataset.name}' has none in steering.json; pass questions=[...]")

@@ -1,0 +1,29 @@
+"""Counts (`limit=`, `subset=`) mean what they say: None is all, 0 and negatives are refused."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+import tl_traits as tt
+from tl_traits.core.errors import check_count
+
+
+@pytest.mark.parametrize("bad", [0, -1, 2.5, True])
+def test_a_limit_of_zero_or_less_is_refused_not_read_as_no_limit(bad):
+    from tl_traits.core.trait_sets import TraitDataError
+    from tl_traits.monitoring.monitor import MonitorError, analyze_prompt_set
+    from tl_traits.steering.evaluation import EvaluationError, evaluate_steering
+
+    with pytest.raises(TraitDataError, match=f"limit must be a whole number >= 1 .*not {bad!r}"):
+        tt.load_trait("emotion/joy").limit(bad)
+    with pytest.raises(MonitorError, match="limit must be a whole number >= 1"):
+        analyze_prompt_set(None, None, "requests", limit=bad)  # refused before any model work
+    judges = [tt.FunctionJudge(lambda q, r: [50.0] * len(r)), tt.FunctionJudge(lambda q, r: [90.0] * len(r), kind="coherence")]
+    vector = tt.TraitVector("mean_diff", torch.ones(1, 4), [0], torch.ones(1), {}, {})
+    with pytest.raises(EvaluationError, match="subset must be a whole number >= 1"):
+        evaluate_steering(None, vector, "emotion/joy", judges=judges, subset=bad, objective="coherent_delta")
+
+
+def test_check_count_passes_none_and_positive_counts():
+    assert check_count(None, "limit") is None and check_count(3, "limit") == 3
