@@ -211,3 +211,11 @@ def test_json_output_has_no_bare_nan(capsys):
     emit({"score": float("nan"), "rows": [1.5, float("inf")], "name": "x"})
     out = capsys.readouterr().out
     assert json.loads(out) == {"score": None, "rows": [1.5, None], "name": "x"}
+
+
+def test_a_limit_run_says_its_metrics_are_anecdotal(capsys, tiny_llama_folder):
+    code, out, err = call(capsys, "extract", "emotion/joy", "--model", str(tiny_llama_folder), "--limit", "4",
+                          "--methods", "mean_diff", "--layers", "1", "--json", "--quiet")
+    assert code == EXIT_OK and json.loads(out)["anecdotal"] is True
+    assert "anecdotal" in err and "drop --limit" in err and "Warning" not in err
+    assert json.loads(out)["methods"]["mean_diff"]["cohens_d"] is None  # NaN, printed as null

@@ -108,3 +108,17 @@ def test_generate_responses_fills_and_vets(bridge_model):
     assert all("!" in e.response for e in vetted.positive)
     assert all("!" not in e.response for e in vetted.negative)
     assert vetted.extra["vetted"]["of"] == [2, 2]
+
+
+def test_cohens_d_is_nan_and_warned_with_fewer_than_five_held_out_per_class():
+    from tl_traits.extraction.extract import score_directions
+
+    gen = torch.Generator().manual_seed(0)
+    train_pos, train_neg = torch.randn(8, 2, 4, generator=gen) + 1, torch.randn(8, 2, 4, generator=gen)
+    directions = torch.eye(4)[:2]
+    one_each = torch.ones(1, 2, 4), torch.zeros(1, 2, 4)  # zero spread: d used to come out near 1e12
+    with pytest.warns(UserWarning, match="held-out classes have 1 and 1 examples"):
+        metrics = score_directions(directions, train_pos, train_neg, *one_each)
+    assert torch.isnan(metrics["cohens_d"]).all() and (metrics["auroc"] == 1).all()
+    five_each = torch.randn(5, 2, 4, generator=gen) + 1, torch.randn(5, 2, 4, generator=gen)
+    assert torch.isfinite(score_directions(directions, train_pos, train_neg, *five_each)["cohens_d"]).all()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import inspect
+import warnings
 from typing import Any, Sequence
 
 import torch
@@ -17,6 +18,9 @@ from tl_traits.core.registry import extractors
 from tl_traits.core.trait_sets import TraitDataError, load_trait
 from tl_traits.core.vectors import TraitVector, TraitVectors
 from tl_traits.core.version import package_version
+
+
+MIN_PER_CLASS_FOR_D = 5
 
 
 class ExtractionError(TlTraitsError):
@@ -141,10 +145,15 @@ def score_directions(
 
     baseline = stats.midpoint(project(train_pos), project(train_neg))
     vp, vn = project(val_pos), project(val_neg)
+    d = stats.cohens_d(vp, vn)
+    if min(vp.shape[1], vn.shape[1]) < MIN_PER_CLASS_FOR_D:  # a spread from 1-4 examples makes d meaningless (e.g. 7e12)
+        warnings.warn(f"held-out classes have {vp.shape[1]} and {vn.shape[1]} examples; Cohen's d needs at least "
+                      f"{MIN_PER_CLASS_FOR_D} per class and is reported as NaN (AUROC and accuracy are anecdotal)", stacklevel=2)
+        d = torch.full_like(d, float("nan"))
     return {
         "auroc": stats.auroc(vp, vn),
         "accuracy": stats.accuracy_at_threshold(vp, vn, baseline),
-        "cohens_d": stats.cohens_d(vp, vn),
+        "cohens_d": d,
         "polarity": (vp.mean(dim=1) > vn.mean(dim=1)).float(),
         "baseline": baseline,
     }

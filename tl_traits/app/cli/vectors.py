@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 from typing import Any, List, Optional
 
@@ -24,6 +25,7 @@ from tl_traits.app.cli.options import (
 )
 from tl_traits.core.generation import generate
 from tl_traits.core.trait_sets import load_trait
+from tl_traits.extraction.extract import MIN_PER_CLASS_FOR_D
 from tl_traits.extraction.extract import extract as do_extract
 from tl_traits.judging.defaults import default_judges
 from tl_traits.steering.evaluation import evaluate_steering
@@ -49,12 +51,18 @@ def extract(
     layer_spec = parse_layers(layers)
     with stages_for(quiet, as_json) as stages:
         m = model_from(model, kind, stages)
-        with stages.stage(f"extract {dataset.name}"):
+        with stages.stage(f"extract {dataset.name}"), warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message="held-out classes have")  # said once below, in words
             vecs = do_extract(m, dataset, split_values(methods) or ["mean_diff", "probe"], layers=layer_spec,
                               position=position, progress=False)
     saved = str(vecs.save(out)) if out else None
+    n_val = vecs.metadata["dataset"]["n_val"]
+    anecdotal = n_val < 2 * MIN_PER_CLASS_FOR_D
+    if anecdotal:
+        typer.echo(f"note: the held-out split has only {n_val} examples; its AUROC and accuracy are anecdotal and "
+                   "Cohen's d is not reported (NaN)" + (" - drop --limit for real figures" if limit else ""), err=True)
     if as_json:
-        emit({"trait": dataset.name, "saved": saved, "methods": {
+        emit({"trait": dataset.name, "saved": saved, "anecdotal": anecdotal, "methods": {
             name: {"best_layer": vecs[name].best_layer(), **{k: float(v[vecs[name].layers.index(vecs[name].best_layer())])
                                                             for k, v in vecs[name].metrics.items()}}
             for name in vecs.methods}})
