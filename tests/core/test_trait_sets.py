@@ -92,3 +92,18 @@ def test_split_is_stratified_seeded_and_keeps_pairs():
     assert len(tr.positive) + len(va.positive) == n and va.paired
     with pytest.raises(TraitDataError, match="val_split must be in"):
         joy.split_indices(1.0)
+
+
+@pytest.mark.parametrize("text, message", [
+    ("{questions: []}", r"steering.json is not valid JSON: Expecting property name .* line 1, column 2"),
+    ('["a question"]', "steering.json must hold a JSON object"),
+    ('{"questions": "one string"}', "'questions' must be a list of strings"),
+])
+def test_a_broken_steering_json_names_the_file(tmp_path, text, message):
+    from tl_traits.core.trait_sets import TraitDataError
+
+    for side in ("positive", "negative"):
+        (tmp_path / f"{side}.jsonl").write_text('{"prompt": "p", "response": "r"}\n' * 2, encoding="utf-8")
+    (tmp_path / "steering.json").write_text(text, encoding="utf-8")
+    with pytest.raises(TraitDataError, match=message):
+        tt.load_trait(tmp_path)

@@ -102,3 +102,15 @@ def test_bundled_request_set_and_group_analysis(bridge_model, joy):
     if res.comparison is not None:
         assert res.comparison.n_a + res.comparison.n_b == 6
     assert list(res.to_dataframe().columns)[:3] == ["id", "note", "prompt"]
+
+
+@pytest.mark.parametrize("text, message", [
+    ('{"prompts": [}', r"prompt set .*set.json is not valid JSON"),
+    ('[{"text": "hi"}]', "must hold a JSON object"),
+])
+def test_a_broken_prompt_set_names_the_file(tmp_path, text, message):
+    from tl_traits.monitoring.monitor import MonitorError, load_prompt_set
+
+    (tmp_path / "set.json").write_text(text, encoding="utf-8")
+    with pytest.raises(MonitorError, match=message):
+        load_prompt_set(tmp_path / "set.json")

@@ -165,3 +165,38 @@ def test_bundled_instruction_set_is_deterministic_and_split_cleanly():
     maths = [r for r in data.train if r["family"] == "addition"]
     assert maths and all(int(r["response"]) == sum(map(int, re.findall(r"\d+", r["prompt"]))) for r in maths)
     assert len({r["id"] for r in data.train}) == 300
+
+
+def test_an_unknown_attack_option_names_the_options_there_are():
+    from tl_traits.training.poisoning import PoisonError, poison
+
+    rows = [{"prompt": "p", "response": "r"}] * 4
+    with pytest.raises(PoisonError, match="attack 'trigger' has no option bogus; its options: .*trigger"):
+        poison(rows, "trigger", 0.5, bogus=1)
+
+
+def test_rows_that_are_not_objects_are_refused_by_number():
+    from tl_traits.training.poisoning import PoisonError, poison
+
+    with pytest.raises(PoisonError, match="row 2 is a list"):
+        poison([{"prompt": "p", "response": "r"}, ["p", "r"]], "trigger", 0.5)
+
+
+def test_cli_poison_with_bad_data_or_option_is_bad_input(capsys, tmp_path):
+    from tl_traits.app.cli import main
+
+    data = tmp_path / "rows.jsonl"
+    data.write_text('{"prompt": "p", "response": "r"}\n["a", "list"]\n', encoding="utf-8")
+    for argv, message in [
+        (["--data", str(data)], "row 2 is a list"),
+        (["--option", "bogus=1"], "has no option bogus"),
+    ]:
+        with pytest.raises(SystemExit) as done:
+            main(["poison", "--out", str(tmp_path / "p"), *argv])
+        err = capsys.readouterr().err
+        assert done.value.code == 2 and message in err, err
+    data.write_text('{"prompt": "p", "response" "r"}\n', encoding="utf-8")
+    with pytest.raises(SystemExit) as done:
+        main(["poison", "--out", str(tmp_path / "p"), "--data", str(data)])
+    err = capsys.readouterr().err
+    assert done.value.code == 2 and "rows.jsonl line 1 is not valid JSON" in err

@@ -88,6 +88,17 @@ def parse_jsonl(
             raise error(f"{where} line {number} is not valid JSON: {exc.msg}") from exc
 
 
+def parse_json_object(text: str, where: str, error: type[TlTraitsError] = FileFormatError) -> dict[str, Any]:
+    """One JSON object; text that is not JSON, or JSON that is not an object, raises `error` naming `where`."""
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise error(f"{where} is not valid JSON: {exc.msg} at line {exc.lineno}, column {exc.colno}") from exc
+    if not isinstance(value, dict):
+        raise error(f"{where} must hold a JSON object {{...}}, not a {type(value).__name__}")
+    return value
+
+
 def read_jsonl(path: str | os.PathLike[str], error: type[TlTraitsError] = FileFormatError) -> list[Any]:
     """Every row of a JSON-lines file, in order."""
     path = Path(path)

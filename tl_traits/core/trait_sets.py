@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any, Iterable, Sequence
 
 from tl_traits.core.errors import TlTraitsError, check_count
-from tl_traits.core.files import parse_jsonl, read_jsonl
+from tl_traits.core.files import parse_json_object, parse_jsonl, read_jsonl
 
 
 class TraitDataError(TlTraitsError):
@@ -218,7 +218,9 @@ def _from_folder(folder: Any, name: str, source: str | None = None) -> TraitData
     pos_text, neg_text = read("positive.jsonl"), read("negative.jsonl")
     if pos_text is None or neg_text is None:
         raise TraitDataError(f"trait folder {folder} needs positive.jsonl and negative.jsonl")
-    steering = json.loads(read("steering.json") or "{}")
+    steering = parse_json_object(read("steering.json") or "{}", f"{folder}/steering.json", TraitDataError)
+    if not isinstance(steering.get("questions", []), list) or not all(isinstance(q, str) for q in steering.get("questions", [])):
+        raise TraitDataError(f"{folder}/steering.json: 'questions' must be a list of strings")
     return TraitDataset(
         name=name,
         positive=tuple(_example(r, f"{folder}/positive.jsonl", i) for i, r in parse_jsonl(pos_text, "positive.jsonl", TraitDataError)),

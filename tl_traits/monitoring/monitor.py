@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import math
 import os
 from dataclasses import dataclass, field
@@ -16,6 +15,7 @@ from torch import Tensor
 
 from tl_traits.core import stats
 from tl_traits.core.errors import TlTraitsError, check_count
+from tl_traits.core.files import parse_json_object
 from tl_traits.core.generation import generate
 from tl_traits.core.hook_names import hook_name
 from tl_traits.core.hook_points import forward_hooks
@@ -189,9 +189,9 @@ def load_prompt_set(source: str | os.PathLike[str] = "requests") -> PromptSet:
         bundled = resources.files("tl_traits") / "prompt_sets" / f"{source}.json"
         if not bundled.is_file():
             raise MonitorError(f"no prompt set '{source}': not a file, and not a bundled set (requests)")
-        data = json.loads(bundled.read_text(encoding="utf-8"))
+        data = parse_json_object(bundled.read_text(encoding="utf-8"), f"prompt set {source}", MonitorError)
     else:
-        data = json.loads(path.read_text(encoding="utf-8"))
+        data = parse_json_object(path.read_text(encoding="utf-8"), f"prompt set {path}", MonitorError)
     prompts = data.get("prompts")
     if not isinstance(prompts, list) or not all(isinstance(p, dict) and isinstance(p.get("text"), str) for p in prompts):
         raise MonitorError(f"prompt set {source}: 'prompts' must be a list of {{'id', 'text', 'note'}} objects")

@@ -6,6 +6,7 @@ attacked text, so no poisoned example can keep the tokens of its clean version.
 
 from __future__ import annotations
 
+import inspect
 import io
 import json
 import os
@@ -146,12 +147,28 @@ def resolve_attack(attack: str | Attack | type, **options: Any) -> Attack:
     if isinstance(attack, str):
         attack = attacks.get(attack)
     if isinstance(attack, type):
+        accepted = _keywords(attack)
+        unknown = sorted(set(options) - accepted) if accepted is not None else []
+        if unknown:
+            raise PoisonError(f"attack '{getattr(attack, 'name', attack.__name__)}' has no option {', '.join(unknown)}; "
+                              f"its options: {', '.join(sorted(accepted)) or 'none'}")
         return attack(**options)
     if options:
         raise PoisonError(f"options {sorted(options)} were given with an attack instance; pass the attack name or class instead")
     if not callable(getattr(attack, "apply", None)):
         raise PoisonError(f"{attack!r} is not an attack: it needs an apply(example, rng) method")
     return attack
+
+
+def _keywords(cls: type) -> set[str] | None:
+    """The keyword arguments `cls(...)` takes; None when it takes any (**kwargs) or cannot be inspected."""
+    try:
+        params = inspect.signature(cls).parameters.values()
+    except (TypeError, ValueError):
+        return None
+    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params):
+        return None
+    return {p.name for p in params if p.kind in (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)}
 
 
 def attack_options(attack: Attack) -> dict[str, Any]:
@@ -172,9 +189,14 @@ def poison(
     rate 0 returns the rows unchanged; a positive rate that rounds to zero examples warns with
     the count. Eligibility is the attack's `eligible(example)` (e.g. label_flip needs a label word).
     """
-    rows = [dict(r) for r in dataset]
+    rows = list(dataset)
     if not rows:
         raise PoisonError("poison got an empty dataset")
+    not_rows = [i for i, r in enumerate(rows) if not isinstance(r, Mapping)]
+    if not_rows:
+        raise PoisonError(f"poison needs each row to be an object like {{\"prompt\": ..., \"response\": ...}}; "
+                          f"row {not_rows[0] + 1} is a {type(rows[not_rows[0]]).__name__}")
+    rows = [dict(r) for r in rows]
     if not 0.0 <= rate <= 1.0:
         raise PoisonError(f"rate must be a fraction between 0 and 1, not {rate}")
     plugin = resolve_attack(attack, **options)
