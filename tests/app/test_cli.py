@@ -219,3 +219,21 @@ def test_a_limit_run_says_its_metrics_are_anecdotal(capsys, tiny_llama_folder):
     assert code == EXIT_OK and json.loads(out)["anecdotal"] is True
     assert "anecdotal" in err and "drop --limit" in err and "Warning" not in err
     assert json.loads(out)["methods"]["mean_diff"]["cohens_d"] is None  # NaN, printed as null
+
+
+def test_output_paths_are_checked_before_any_model_work(capsys, tmp_path, monkeypatch):
+    from tl_traits.app.cli import options
+
+    monkeypatch.setattr(options, "load_model", lambda *a, **k: pytest.fail("the model was loaded before the path check"))
+    a_file = tmp_path / "file.txt"
+    a_file.write_text("x")
+    cases = [
+        (["extract", "emotion/joy", "--out", str(tmp_path)], "is a folder"),
+        (["extract", "emotion/joy", "--out", str(a_file / "v.safetensors")], "is a file, so nothing can be written under it"),
+        (["run", "--out", str(a_file)], "is a file, not a folder"),
+        (["poison", "--out", str(a_file / "sub")], "is a file, so nothing can be written under it"),
+        (["monitor", str(tmp_path / "v.safetensors"), "--prompt", "hi", "--out", str(tmp_path)], "is a folder"),
+    ]
+    for argv, message in cases:
+        code, _, err = call(capsys, *argv)
+        assert code == EXIT_BAD_INPUT and message in err, (argv, err)

@@ -14,6 +14,7 @@ from tl_traits.app.cli.options import (
     ModelOpt,
     QuietOpt,
     emit,
+    output_folder,
     split_values,
     stages_for,
 )
@@ -35,6 +36,7 @@ def run(
     quiet: bool = QuietOpt,
 ) -> None:
     """The main job: extract all methods at all layers, steer with judges, compare request groups, write a report."""
+    output_folder(out, "--out")
     config = JobConfig(model=model, kind=kind, out=str(out), limit=limit, steps=steps, questions=questions,
                        max_new_tokens=max_new_tokens)
     if split_values(traits):

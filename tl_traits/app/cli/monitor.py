@@ -16,6 +16,7 @@ from tl_traits.app.cli.options import (
     emit,
     load_vector,
     model_from,
+    output_file,
     stages_for,
 )
 from tl_traits.monitoring.monitor import analyze_prompt_set, project
@@ -38,6 +39,7 @@ def monitor(
     quiet: bool = QuietOpt,
 ) -> None:
     """Per-token trait projections for prompts, or a group comparison over a prompt set."""
+    output_file(out, "--out")
     named = {}
     for path in vectors:
         vec = load_vector(path, method)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import sys
 from pathlib import Path
 from typing import Any, List, Optional
@@ -68,6 +69,36 @@ def existing_file(path: Path, option: str) -> Path:
     if not path.is_file():
         raise CommandLineError(f"{option} {path}: no such file")
     return path
+
+
+def output_file(path: Optional[Path], option: str) -> Optional[Path]:
+    """`path` when a file can be written there; checked before any model work, so a typo costs nothing."""
+    if path is None:
+        return None
+    if path.is_dir():
+        raise CommandLineError(f"{option} {path} is a folder; give a file path inside it, e.g. {path / 'out.safetensors'}")
+    _check_parents(path, option)
+    return path
+
+
+def output_folder(path: Optional[Path], option: str) -> Optional[Path]:
+    """`path` when a folder can be made or reused there; checked before any model work."""
+    if path is None:
+        return None
+    if path.exists() and not path.is_dir():
+        raise CommandLineError(f"{option} {path} is a file, not a folder; give a folder path")
+    _check_parents(path, option)
+    return path
+
+
+def _check_parents(path: Path, option: str) -> None:
+    for parent in path.absolute().parents:
+        if parent.exists():
+            if not parent.is_dir():
+                raise CommandLineError(f"{option} {path}: {parent} is a file, so nothing can be written under it")
+            if not os.access(parent, os.W_OK):
+                raise CommandLineError(f"{option} {path}: {parent} is not writable")
+            return
 
 
 def model_from(model: Optional[str], kind: str, stages: Any = None) -> Any:

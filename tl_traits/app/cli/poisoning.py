@@ -15,6 +15,7 @@ from tl_traits.app.cli.options import (
     QuietOpt,
     emit,
     existing_file,
+    output_folder,
     parse_options,
     split_values,
 )
@@ -59,6 +60,7 @@ def poison(
     as_json: bool = JsonOpt,
 ) -> None:
     """Poison an instruction dataset with an attack plugin; write the rows and which ones were attacked."""
+    output_folder(out, "--out")
     made = poison_rows(_read_rows(data, "train", limit), attack, rate, seed, **parse_options(option))
     made.save(out, source=str(data) if data else "bundled instruction set (train)")
     info = made.metadata()

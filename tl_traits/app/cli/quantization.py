@@ -19,6 +19,7 @@ from tl_traits.app.cli.options import (
     StepsOpt,
     emit,
     model_from,
+    output_folder,
     parse_layers,
     split_values,
     stages_for,
@@ -49,6 +50,7 @@ def quant_study(
     quiet: bool = QuietOpt,
 ) -> None:
     """How much each quantizer bends the trait direction, the activations and the steering effect."""
+    output_folder(out, "--out")
     layer_spec = parse_layers(layers)
     steer_at = parse_layers(steering_layers)
     with stages_for(quiet, as_json) as stages:

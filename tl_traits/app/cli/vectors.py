@@ -19,6 +19,7 @@ from tl_traits.app.cli.options import (
     finite,
     load_vector,
     model_from,
+    output_file,
     parse_layers,
     split_values,
     stages_for,
@@ -45,6 +46,7 @@ def extract(
     quiet: bool = QuietOpt,
 ) -> None:
     """Extract trait vectors for one trait set and print held-out metrics per method."""
+    output_file(out, "--out")
     dataset = load_trait(trait)
     if limit:
         dataset = dataset.limit(limit)
