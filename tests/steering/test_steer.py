@@ -26,3 +26,17 @@ def test_a_finite_coef_still_steers(tiny_hooked):
     with tt.steer(tiny_hooked, vector, 0, coef=3.0):
         steered = tiny_hooked(tokens)
     assert not torch.allclose(plain, steered)
+
+
+def test_negative_layers_mean_what_extract_means(tiny_hooked):
+    vector = torch.randn(tiny_hooked.cfg.d_model)
+    tokens = torch.tensor([[1, 2, 3]])
+    last = tiny_hooked.cfg.n_layers - 1
+    with tt.steer(tiny_hooked, vector, -1, coef=2.0):
+        from_end = tiny_hooked(tokens)
+    with tt.steer(tiny_hooked, vector, last, coef=2.0):
+        counted = tiny_hooked(tokens)
+    torch.testing.assert_close(from_end, counted)
+    with pytest.raises(SteeringError, match="out of range"):
+        with tt.steer(tiny_hooked, vector, -tiny_hooked.cfg.n_layers - 1, coef=2.0):
+            pass

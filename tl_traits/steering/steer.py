@@ -213,8 +213,10 @@ def _resolve(
     if not layer_list:
         raise SteeringError("layers is empty")
     for layer in layer_list:
-        if not isinstance(layer, int) or not 0 <= layer < n_layers:
-            raise SteeringError(f"layer {layer!r} is out of range: this model has {n_layers} layers (0..{n_layers - 1})")
+        if isinstance(layer, bool) or not isinstance(layer, int) or not -n_layers <= layer < n_layers:
+            raise SteeringError(f"layer {layer!r} is out of range: this model has {n_layers} layers "
+                                f"(0..{n_layers - 1}, or -1 for the last, as in extract)")
+    layer_list = [layer % n_layers for layer in layer_list]  # -1 is the last layer, as capture and extract read it
     edits: dict[int, _LayerEdit] = {}
     if isinstance(vector, TraitVector):
         if check_model:
