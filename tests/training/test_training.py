@@ -247,6 +247,21 @@ def test_load_checkpoint_weights_from_folder_or_state_dict(gpt2_tokenizer, tmp_p
         load_checkpoint_weights(partial, {"unembed.W_U": torch.zeros(2, 2)})
 
 
+def test_a_truncated_or_garbled_checkpoint_is_a_clear_error(gpt2_tokenizer, tmp_path):
+    model = make_hooked(gpt2_tokenizer)
+    result = train(model, encode(gpt2_tokenizer, 4), TrainConfig(lr=1e-2, batch_size=4, max_steps=1), out_dir=tmp_path, **QUIET)
+    weights = result.checkpoint / "model.safetensors"
+    assert weights.is_file()
+    data = weights.read_bytes()
+    weights.write_bytes(data[: len(data) // 2])
+    with pytest.raises(TrainingError, match=r"model.safetensors is incomplete or not a safetensors file.*earlier checkpoint"):
+        load_checkpoint_weights(make_hooked(gpt2_tokenizer), result.checkpoint)
+    weights.write_bytes(data)
+    (result.checkpoint / "state.json").write_text("{aliases", encoding="utf-8")
+    with pytest.raises(TrainingError, match=r"state.json is not valid JSON"):
+        load_checkpoint_weights(make_hooked(gpt2_tokenizer), result.checkpoint)
+
+
 def test_loading_into_a_bridge_updates_its_processed_views(bridge, tiny_llama_folder):
     donor = {name: torch.randn_like(t) for name, t in bridge.state_dict().items()}  # TL-style keys
     load_checkpoint_weights(bridge, donor)

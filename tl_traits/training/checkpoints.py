@@ -16,7 +16,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from tl_traits.core.files import atomic_write_text
+from tl_traits.core.files import atomic_write_text, parse_json_object
 from tl_traits.training.config import TrainingError
 from tl_traits.training.sft import EncodedExample
 
@@ -127,9 +127,14 @@ def _read_checkpoint_tensors(folder: Path) -> dict[str, Tensor]:
         if latest is None:
             raise TrainingError(f"{folder} holds no {WEIGHTS_FILE} and no complete checkpoints/step_* folder")
         folder = latest
-    tensors = load_file(str(folder / WEIGHTS_FILE))
+    try:
+        tensors = load_file(str(folder / WEIGHTS_FILE))
+    except Exception as exc:  # safetensors raises its own SafetensorError (and OSError) on a cut or foreign file
+        raise TrainingError(f"{folder / WEIGHTS_FILE} is incomplete or not a safetensors file ({exc}); "
+                            "use an earlier checkpoint or retrain") from exc
     state_file = folder / STATE_FILE
-    aliases = json.loads(state_file.read_text()).get("aliases", {}) if state_file.is_file() else {}
+    state = parse_json_object(state_file.read_text(encoding="utf-8"), str(state_file), TrainingError) if state_file.is_file() else {}
+    aliases = state.get("aliases", {})
     for alias, saved in aliases.items():
         tensors[alias] = tensors[saved]
     return tensors
