@@ -9,6 +9,7 @@ import time
 import warnings
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Mapping, Sequence
+from urllib.parse import urlsplit, urlunsplit
 
 import torch
 from jaxtyping import Float
@@ -140,6 +141,16 @@ class LogprobJudge(JudgeBase):
         return out
 
 
+def redact_url(url: str) -> str:
+    """`url` without a `user:password@` part, so an error message never echoes credentials."""
+    parts = urlsplit(url)
+    if parts.username is None and parts.password is None:
+        return url
+    host = parts.hostname or ""
+    netloc = "***@" + host + (f":{parts.port}" if parts.port else "")
+    return urlunsplit(parts._replace(netloc=netloc))
+
+
 def _pick_backend(model: Any, judge_model: Any, base_url: str | None, api_key_env: str | None, **opts: Any) -> Any:
     judge = judge_model if judge_model is not None else model
     if isinstance(judge, str):
@@ -147,7 +158,7 @@ def _pick_backend(model: Any, judge_model: Any, base_url: str | None, api_key_en
     if judge is not None and hasattr(judge, "cfg"):
         if base_url is not None:
             raise JudgeError(
-                f"logprob judge: base_url={base_url!r} was given but no served model name; "
+                f"logprob judge: base_url={redact_url(base_url)!r} was given but no served model name; "
                 "pass judge_model='<model name on that server>'"
             )
         return LocalBackend(judge, batch_size=opts["batch_size"])
@@ -238,7 +249,7 @@ class ApiBackend:
         failures = [r for r in results if isinstance(r, Exception)]
         if failures and len(failures) == len(results):
             raise JudgeError(
-                f"logprob judge: every request to {self.base_url or 'OpenAI'} failed after "
+                f"logprob judge: every request to {redact_url(self.base_url) if self.base_url else 'OpenAI'} failed after "
                 f"{self.max_retries} retries; last error: {failures[-1]}"
             ) from failures[-1]
         if failures:
@@ -267,7 +278,7 @@ class ApiBackend:
             except openai.APIStatusError as exc:
                 if exc.status_code not in (408, 409) and exc.status_code < 500:
                     raise JudgeError(
-                        f"logprob judge: {self.base_url or 'OpenAI'} refused the request "
+                        f"logprob judge: {redact_url(self.base_url) if self.base_url else 'OpenAI'} refused the request "
                         f"(HTTP {exc.status_code}): {exc.message}"
                     ) from exc
                 error = exc
@@ -283,7 +294,7 @@ def _top_of(response: Any, base_url: str | None, model_name: str) -> dict[str, f
     content = getattr(getattr(choice, "logprobs", None), "content", None)
     if not content:
         raise JudgeError(
-            f"logprob judge: {base_url or 'OpenAI'} returned no logprobs for model {model_name!r}; "
+            f"logprob judge: {redact_url(base_url) if base_url else 'OpenAI'} returned no logprobs for model {model_name!r}; "
             "the server or model must support logprobs=True with top_logprobs"
         )
     first = content[0]

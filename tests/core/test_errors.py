@@ -1,4 +1,4 @@
-"""Counts (`limit=`, `subset=`) mean what they say: None is all, 0 and negatives are refused."""
+"""Small guards: counts mean what they say (None is all, 0 and negatives are refused), saved folders open like any folder, a sweep names only files it wrote."""
 
 from __future__ import annotations
 
@@ -27,3 +27,32 @@ def test_a_limit_of_zero_or_less_is_refused_not_read_as_no_limit(bad):
 
 def test_check_count_passes_none_and_positive_counts():
     assert check_count(None, "limit") is None and check_count(3, "limit") == 3
+
+
+def test_an_atomic_folder_opens_like_any_folder(tmp_path):
+    import os
+
+    from tl_traits.core.files import atomic_directory
+
+    umask = os.umask(0)
+    os.umask(umask)
+    with atomic_directory(tmp_path / "step_1") as tmp:
+        (tmp / "x").write_text("1")
+    assert (tmp_path / "step_1" / "x").is_file()
+    assert (tmp_path / "step_1").stat().st_mode & 0o777 == 0o777 & ~umask != 0o700  # mkdtemp alone gives 0700
+
+
+def test_a_sweep_with_no_finished_run_names_no_table(capsys, tmp_path):
+    from types import SimpleNamespace
+
+    import typer
+
+    from tl_traits.app.cli import run_app
+    from tl_traits.app.cli.sweeps import finish_sweep
+
+    result = SimpleNamespace(failed=[], skipped=[], seconds=0.0, executor="local")
+    app = typer.Typer()
+    app.command()(lambda: finish_sweep(result, tmp_path, 0, as_json=False))
+    assert run_app(app, []) == 0
+    out = capsys.readouterr().out
+    assert "aggregate.csv" not in out and "no table was written" in out

@@ -230,6 +230,19 @@ def test_logprob_api_retries_then_fails_clearly(chat_server):
         api_judge(chat_server).score(["q"], ["BAD_REQUEST"])
 
 
+def test_logprob_errors_never_echo_credentials_in_base_url(chat_server):
+    from tl_traits.plugins.judges.logprob import redact_url
+
+    assert redact_url("http://alice:s3cret@host:8000/v1") == "http://***@host:8000/v1"
+    assert redact_url("https://host/v1") == "https://host/v1"
+    _ChatServer.tops, _ChatServer.failures = {"FLAKY": {"60": 0.0}}, {"FLAKY": 10}
+    with_secret = chat_server.replace("http://", "http://alice:s3cret@")
+    with pytest.raises(JudgeError, match=r"every request to http://\*\*\*@127.0.0.1") as raised:
+        api_judge(with_secret, max_retries=0).score(["q"], ["FLAKY"])
+    assert "s3cret" not in str(raised.value) and "alice" not in str(raised.value)
+    _ChatServer.failures = {}
+
+
 def test_logprob_needs_a_judge_and_a_key(monkeypatch, joy):
     monkeypatch.delenv("OPENAI_API_KEY", raising=False)
     with pytest.raises(JudgeError, match="OPENAI_API_KEY is not set"):

@@ -38,10 +38,14 @@ def atomic_write_bytes(path: str | os.PathLike[str], data: bytes) -> Path:
 
 
 @functools.lru_cache(maxsize=1)
-def _default_mode() -> int:
+def _umask() -> int:
     umask = os.umask(0)  # reading the umask means setting it; done once, then restored
     os.umask(umask)
-    return 0o666 & ~umask
+    return umask
+
+
+def _default_mode() -> int:
+    return 0o666 & ~_umask()
 
 
 def atomic_write_text(path: str | os.PathLike[str], text: str) -> Path:
@@ -61,6 +65,7 @@ def atomic_directory(path: str | os.PathLike[str]) -> Iterator[Path]:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".partial", dir=path.parent))
+    os.chmod(tmp, 0o777 & ~_umask())  # mkdtemp makes 0700; a saved folder should open like any folder
     try:
         yield tmp
         try:

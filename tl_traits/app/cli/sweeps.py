@@ -63,8 +63,10 @@ def finish_sweep(result: Any, runs_dir: Path, n_done: int, as_json: bool) -> Non
     else:
         if table is not None:
             print_sweep(table)
+        written = f"; table: {runs_dir / 'aggregate.csv'}, plot: {runs_dir / 'aggregate.png'}" if table is not None else \
+            "; no finished runs, so no table was written"
         typer.echo(f"{n_done} runs done ({len(result.skipped)} skipped, {len(result.failed)} failed) in "
-                   f"{result.seconds:.0f} s; table: {runs_dir / 'aggregate.csv'}, plot: {runs_dir / 'aggregate.png'}")
+                   f"{result.seconds:.0f} s{written}")
     if result.failed:
         raise typer.Exit(EXIT_FAILED)
 
