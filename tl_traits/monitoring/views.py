@@ -16,7 +16,9 @@ from tl_traits.monitoring.monitor import MonitorError, Projections, project
 def _render_only(view: Any) -> str:
     """A circuitsvis view as its div and render call; `Page` adds the bundle once."""
     div, _, call = split_local_src(view.local_src)
-    return f"{div.replace('/>', '></div>', 1)}<script>{call}</script>"
+    # the call carries the tokens as raw JSON: a token "</script><script>..." would end our script and run its own.
+    # "<" only occurs inside its string literals, where the \u003c escape reads back as the same character.
+    return f"{div.replace('/>', '></div>', 1)}<script>{call.replace('<', chr(92) + 'u003c')}</script>"
 
 
 def token_projections(
