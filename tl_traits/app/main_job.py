@@ -14,6 +14,7 @@ from typing import Any
 from tl_traits.app.report import write_report
 from tl_traits.core.errors import TlTraitsError, check_count
 from tl_traits.core.files import atomic_write_text, safe_name, write_jsonl
+from tl_traits.core.locks import folder_lock
 from tl_traits.core.models import load_model, model_identity
 from tl_traits.core.progress import Stages
 from tl_traits.core.trait_sets import load_trait
@@ -103,6 +104,14 @@ def run_main_job(config: JobConfig | None = None, *, model: Any = None, stages: 
     if check_count(config.limit, "limit", JobError):
         datasets = {name: ds.limit(config.limit) for name, ds in datasets.items()}
 
+    _refuse_trial_over_finished_run(paths, config)
+    with folder_lock(paths.out, "tl-traits run"):
+        return _run_locked(config, paths, datasets, methods, model, stages)
+
+
+def _run_locked(config: JobConfig, paths: JobPaths, datasets: dict[str, Any], methods: list[str], model: Any,
+                stages: Stages) -> dict[str, Any]:
+    """The job itself, while this process holds the output folder's lock."""
     if model is None:
         with stages.stage("load model"):
             model = load_model(config.model, kind=config.kind)
@@ -149,6 +158,19 @@ def run_main_job(config: JobConfig | None = None, *, model: Any = None, stages: 
         advance(1, 1)
     summary["report"] = str(paths.report)
     return summary
+
+
+def _refuse_trial_over_finished_run(paths: JobPaths, config: JobConfig) -> None:
+    """A --limit trial into a folder holding a finished full run would overwrite its vectors, summary and report."""
+    if not config.limit or not paths.summary.is_file():
+        return
+    try:
+        finished = json.loads(paths.summary.read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError):
+        return  # not a finished run's summary: nothing worth protecting
+    if isinstance(finished, dict) and not (finished.get("config") or {}).get("limit"):
+        raise JobError(f"{paths.out} holds a finished full run; a trial run (limit {config.limit}) would overwrite its "
+                       "vectors, summary and report. Write the trial to another folder (--out)")
 
 
 def _trait_summary(name: str, vecs: Any, method: str, layers: list[int], result: EvaluationResult, paths: JobPaths, log: Path) -> dict[str, Any]:

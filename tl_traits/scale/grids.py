@@ -16,6 +16,7 @@ from typing import Any, Callable, Mapping, Sequence
 from tl_traits.core.capture import capture
 from tl_traits.core.errors import TlTraitsError, check_count
 from tl_traits.core.files import safe_name
+from tl_traits.core.locks import holds_folder_lock
 from tl_traits.core.models import ModelSpec, model_identity
 from tl_traits.core.registry import extractors, quantizers
 from tl_traits.core.registry import judges as judge_registry
@@ -92,6 +93,7 @@ def _trait_name(trait: Any) -> str:
 
 
 # -- steering: traits x methods x layers -------------------------------------------------------------
+@holds_folder_lock("runs_dir", "tl-traits steering sweep")
 def steering_sweep(
     model: Any,
     traits: Sequence[Any],
@@ -186,6 +188,7 @@ def steering_run(*, model: Any, model_name: str, trait: Any, method: str, layer:
 
 
 # -- quantization: traits x backends -----------------------------------------------------------------
+@holds_folder_lock("runs_dir", "tl-traits quantization sweep")
 def quantization_sweep(
     model: Any,
     traits: Sequence[Any],

@@ -18,6 +18,7 @@ from typing import Any, Mapping, Sequence
 import torch
 
 from tl_traits.core.files import atomic_write_json, safe_name
+from tl_traits.core.locks import holds_folder_lock
 from tl_traits.core.models import ModelSpec, model_identity
 from tl_traits.core.version import package_version
 from tl_traits.scale.executors import (
@@ -86,6 +87,7 @@ def plan(model: str, attacks: Sequence[str], rates: Sequence[float], seeds: Sequ
     return [RunSpec(model, a, float(r), int(s)) for a in attacks for r in rates for s in seeds]
 
 
+@holds_folder_lock("runs_dir", "tl-traits poison sweep")
 def poison_sweep(
     model: Any,
     dataset: Any,
