@@ -202,3 +202,21 @@ def test_tokenizer_that_adds_bos_plus_template_that_emits_it_gives_one(tmp_path)
 def test_bad_input_errors_name_the_fix(bridge_model, inputs, kwargs, message):
     with pytest.raises(PromptError, match=message):
         prepare_inputs(bridge_model, inputs, **kwargs)
+
+
+def test_a_prompt_past_the_context_is_refused_with_its_length(tiny_hooked):
+    from tl_traits.core.generation import GenerationError, generate
+
+    n_ctx = tiny_hooked.cfg.n_ctx
+    long_text = "word " * (3 * n_ctx)
+    with pytest.raises(PromptError, match=rf"example 1 is \d+ tokens, longer than the model's context of {n_ctx} tokens"):
+        prepare_inputs(tiny_hooked, ["short", long_text])
+    per_word = len(prepare_inputs(tiny_hooked.tokenizer, "word " * 10, bos=False).token_ids[0]) / 10
+    near = "word " * int((n_ctx - 20) / per_word)  # fits, but not with 64 new tokens
+    with pytest.raises(GenerationError, match=rf"plus max_new_tokens=64 exceeds the model's context of {n_ctx}"):
+        generate(tiny_hooked, [near], max_new_tokens=64)
+    assert len(generate(tiny_hooked, ["short"], max_new_tokens=4)) == 1
+
+
+def test_a_tokenizer_alone_has_no_context_to_check(gpt2_tokenizer):
+    assert len(prepare_inputs(gpt2_tokenizer, "word " * 2000).token_ids[0]) > 1000

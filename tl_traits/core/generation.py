@@ -9,7 +9,7 @@ from tqdm.auto import tqdm
 
 from tl_traits.core.errors import TlTraitsError
 from tl_traits.core.models import model_kind
-from tl_traits.core.prompts import PreparedInputs, PromptInput, prepare_inputs
+from tl_traits.core.prompts import PreparedInputs, PromptInput, context_length, prepare_inputs
 
 # Called with each batch before it is generated: steering hooks use it to learn the prompt width.
 BatchListener = Callable[[PreparedInputs], None]
@@ -77,6 +77,13 @@ def generate_tokens(
     if batch_size < 1:
         raise GenerationError(f"batch_size must be >= 1, got {batch_size}")
     prepared = prepare_inputs(model, prompts, system=system, padding_side="left")
+    context = context_length(getattr(model, "cfg", None))
+    longest = max(len(row) for row in prepared.token_ids)
+    if context is not None and longest + max_new_tokens > context:
+        raise GenerationError(
+            f"a prompt of {longest} tokens plus max_new_tokens={max_new_tokens} exceeds the model's context of "
+            f"{context} tokens; shorten the prompt or lower max_new_tokens to {max(context - longest, 0)}"
+        )
     eos = model.tokenizer.eos_token_id
     device = next(model.parameters()).device
     if seed is not None:
@@ -123,7 +130,7 @@ def _slice(batch: PreparedInputs, start: int, stop: int) -> PreparedInputs:
 
 
 class GenerationError(TlTraitsError, RuntimeError):
-    """Generation gives wrong tokens on this install (a library version that breaks TL's generate)."""
+    """Generation that cannot work: bad settings, a prompt past the context, or a library version that breaks TL's generate."""
 
 
 @torch.no_grad()

@@ -131,6 +131,7 @@ def prepare_inputs(
     bos_id = tokenizer.bos_token_id if uses_bos else None
     specials = special_tokens(tokenizer)
 
+    context = context_length(model_cfg)
     rows: list[list[int]] = []
     rendered: list[str] = []
     spans: list[Spans] = []
@@ -148,6 +149,11 @@ def prepare_inputs(
                 )
             parts = _render_plain(tokenizer, item, response, parse_special)
         ids, text, example_spans = _encode_parts(tokenizer, parts, specials, bos_id)
+        if context is not None and len(ids) > context:
+            raise PromptError(
+                f"example {index} is {len(ids)} tokens, longer than the model's context of {context} tokens "
+                "(past it, positions are silently wrong or the model fails deep inside); shorten or split it"
+            )
         rows.append(ids)
         rendered.append(text)
         spans.append(example_spans)
@@ -160,6 +166,12 @@ def prepare_inputs(
         tokenizer=str(getattr(tokenizer, "name_or_path", type(tokenizer).__name__)),
     )
     return _pad(rows, rendered, spans, padding_side, pad_id(tokenizer), settings)
+
+
+def context_length(model_cfg: Any) -> int | None:
+    """The model's context in tokens (`cfg.n_ctx`), or None when there is no model config to ask."""
+    n_ctx = getattr(model_cfg, "n_ctx", None) if model_cfg is not None else None
+    return int(n_ctx) if isinstance(n_ctx, int) and n_ctx > 0 else None
 
 
 # -- pieces of one example ------------------------------------------------------------------------
