@@ -56,3 +56,17 @@ def test_a_sweep_with_no_finished_run_names_no_table(capsys, tmp_path):
     assert run_app(app, []) == 0
     out = capsys.readouterr().out
     assert "aggregate.csv" not in out and "no table was written" in out
+
+
+@pytest.mark.parametrize("raised, word", [(KeyboardInterrupt, "interrupted"), (RuntimeError, "failed")])
+def test_an_interrupted_stage_does_not_show_as_complete(raised, word):
+    from tl_traits.core.progress import Stages
+
+    with Stages() as stages:
+        with pytest.raises(raised):
+            with stages.stage("extract joy", total=4) as advance:
+                advance(1, 4)
+                raise raised()
+        shown = stages._progress.tasks[0]
+    assert shown.completed == 1 and shown.total == 4 and word in shown.description
+    assert "extract joy" in stages.seconds
