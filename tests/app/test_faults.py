@@ -82,3 +82,33 @@ def test_a_killed_run_resumes_to_the_uninterrupted_files(tiny_llama_folder, tiny
         assert len(keys) == len(set(keys)), f"{name} holds duplicate lines"
     assert got == expected
     assert (out / "report.html").is_file() and (out / LOCK_NAME).read_text() == ""
+
+
+SWEEP_ARGS = ["emotion/joy", "--layers", "0,1", "--questions", "2", "--steps", "2", "--max-new-tokens", "5",
+              "--limit", "4", "--quiet"]
+
+
+def run_sweep(model: Path, runs: Path) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, "-m", "tl_traits.app.cli", "steer-sweep", *SWEEP_ARGS, "--model", str(model),
+                             "--runs-dir", str(runs)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env={**__import__("os").environ, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1"})
+
+
+def sweep_rows(runs: Path) -> list[tuple[str, dict]]:
+    """Each finished run folder's rows, timings left out."""
+    from tl_traits.scale.runs import SUMMARY, read_rows
+
+    return [(str(found.parent.relative_to(runs)), [{k: v for k, v in row.items() if "second" not in k} for row in read_rows(found.parent)])
+            for found in sorted(runs.rglob(SUMMARY))]
+
+
+def test_a_sweep_killed_after_its_first_run_finishes_the_rest_once(tiny_llama_folder, tmp_path):
+    reference = run_sweep(tiny_llama_folder, tmp_path / "reference")
+    assert reference.wait(timeout=600) == 0, reference.stderr.read()[-2000:]
+    runs = tmp_path / "runs"
+    proc = run_sweep(tiny_llama_folder, runs)
+    assert kill_when(proc, lambda: any(runs.rglob("summary.csv")), signal.SIGKILL) == -signal.SIGKILL
+    again = run_sweep(tiny_llama_folder, runs)
+    assert again.wait(timeout=600) == 0, again.stderr.read()[-2000:]
+    assert sweep_rows(runs) == sweep_rows(tmp_path / "reference")
+    assert len(sweep_rows(runs)) == 2  # one row per layer, none trained twice
