@@ -102,13 +102,20 @@ def sweep_rows(runs: Path) -> list[tuple[str, dict]]:
             for found in sorted(runs.rglob(SUMMARY))]
 
 
-def test_a_sweep_killed_after_its_first_run_finishes_the_rest_once(tiny_llama_folder, tmp_path):
-    reference = run_sweep(tiny_llama_folder, tmp_path / "reference")
+@pytest.fixture(scope="module")
+def reference_sweep(tiny_llama_folder, tmp_path_factory) -> Path:
+    runs = tmp_path_factory.mktemp("sweep") / "reference"
+    reference = run_sweep(tiny_llama_folder, runs)
     assert reference.wait(timeout=600) == 0, reference.stderr.read()[-2000:]
+    return runs
+
+
+@pytest.mark.parametrize("sig, code", [(signal.SIGKILL, -signal.SIGKILL), (signal.SIGINT, 130)])
+def test_a_sweep_killed_after_its_first_run_finishes_the_rest_once(tiny_llama_folder, reference_sweep, tmp_path, sig, code):
     runs = tmp_path / "runs"
     proc = run_sweep(tiny_llama_folder, runs)
-    assert kill_when(proc, lambda: any(runs.rglob("summary.csv")), signal.SIGKILL) == -signal.SIGKILL
+    assert kill_when(proc, lambda: any(runs.rglob("summary.csv")), sig) == code
     again = run_sweep(tiny_llama_folder, runs)
     assert again.wait(timeout=600) == 0, again.stderr.read()[-2000:]
-    assert sweep_rows(runs) == sweep_rows(tmp_path / "reference")
+    assert sweep_rows(runs) == sweep_rows(reference_sweep)
     assert len(sweep_rows(runs)) == 2  # one row per layer, none trained twice

@@ -107,3 +107,13 @@ def test_a_broken_steering_json_names_the_file(tmp_path, text, message):
     (tmp_path / "steering.json").write_text(text, encoding="utf-8")
     with pytest.raises(TraitDataError, match=message):
         tt.load_trait(tmp_path)
+
+
+def test_a_dataset_and_a_vector_print_in_one_short_line():
+    import torch
+
+    joy = tt.load_trait("emotion/joy")
+    assert repr(joy) == "TraitDataset('emotion/joy': 50 positive, 50 negative, 28 steering questions)"
+    vec = tt.TraitVector("mean_diff", torch.ones(30, 576), list(range(30)), torch.ones(30), {},
+                         {"dataset": {"name": "emotion/joy"}, "model": {"name": "SmolLM2-135M-Instruct"}})
+    assert repr(vec) == "TraitVector('mean_diff', layers=0..29, d_model=576, trait='emotion/joy', model='SmolLM2-135M-Instruct')"

@@ -54,6 +54,10 @@ class TraitDataset:
         object.__setattr__(self, "negative", tuple(self.negative))
         object.__setattr__(self, "questions", tuple(self.questions))
 
+    def __repr__(self) -> str:
+        return (f"TraitDataset({self.name!r}: {len(self.positive)} positive, {len(self.negative)} negative, "
+                f"{len(self.questions)} steering questions)")
+
     # -- views -------------------------------------------------------------------------------
     @property
     def examples(self) -> list[TraitExample]:

@@ -43,6 +43,12 @@ class TraitVector:
     metrics: dict[str, Float[Tensor, "layer"]]
     metadata: dict[str, Any] = field(default_factory=dict)
 
+    def __repr__(self) -> str:
+        dataset = (self.metadata.get("dataset") or {}).get("name")
+        model = (self.metadata.get("model") or {}).get("name")
+        extra = "".join(f", {k}={v!r}" for k, v in (("trait", dataset), ("model", model)) if v)
+        return f"TraitVector({self.method!r}, layers={_ranges(self.layers)}, d_model={self.directions.shape[-1]}{extra})"
+
     def _row(self, layer: int) -> int:
         if layer not in self.layers:
             raise VectorError(f"no '{self.method}' vector for layer {layer}; this one has layers {_ranges(self.layers)}")
