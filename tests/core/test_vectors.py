@@ -175,3 +175,55 @@ def test_other_prompt_preparation_is_reported(tiny_hooked):
     other = make_vectors(["mean_diff"], [0], ident["d_model"], {"model": ident, "prompt_settings": {**settings, "bos": not settings["bos"]}})
     with pytest.warns(UserWarning, match="prepares prompts differently.*bos"):
         other["mean_diff"].check_model(tiny_hooked)
+
+
+def arithmetic_pair():
+    meta = {"model": {"name": "m", "n_layers": 4, "d_model": 8}, "hook": "resid_post"}
+    a = make_vectors(["mean_diff"], [1, 2, 3], 8, {**meta, "dataset": {"name": "joy"}}, seed=1)["mean_diff"]
+    b = make_vectors(["mean_diff"], [2, 3], 8, {**meta, "dataset": {"name": "calm"}}, seed=2)["mean_diff"]
+    return a, b
+
+
+def test_vector_arithmetic_adds_in_steering_units_on_shared_layers():
+    a, b = arithmetic_pair()
+    both = a + b
+    assert both.layers == [2, 3] and both.metrics == {}
+    torch.testing.assert_close(both.direction(2), a.direction(2) + b.direction(2))
+    torch.testing.assert_close((a - b).direction(3), a.direction(3) - b.direction(3))
+    torch.testing.assert_close((2 * a).direction(1), 2 * a.direction(1))
+    torch.testing.assert_close((a * 0.5).direction(1), 0.5 * a.direction(1))
+    torch.testing.assert_close((-a).direction(1), -a.direction(1))
+    assert (a - b).metadata["expression"] == "(joy:mean_diff) - (calm:mean_diff)"
+    assert (2 * (a + b)).metadata["expression"] == "2 * ((joy:mean_diff) + (calm:mean_diff))"
+    assert (a + b).metadata["model"]["name"] == "m"
+    with pytest.raises(TypeError):
+        a + 1.0
+    with pytest.raises(TypeError):
+        a * a
+
+
+def test_vector_arithmetic_refuses_mixed_models_hooks_and_disjoint_layers():
+    a, b = arithmetic_pair()
+    other_model = TraitVector("mean_diff", b.directions, b.layers, b.act_norm, {}, {**b.metadata, "model": {"name": "x", "n_layers": 4, "d_model": 8}})
+    with pytest.raises(VectorError, match="different models"):
+        a + other_model
+    other_hook = TraitVector("mean_diff", b.directions, b.layers, b.act_norm, {}, {**b.metadata, "hook": "resid_mid"})
+    with pytest.raises(VectorError, match="different hooks"):
+        a - other_hook
+    far = TraitVector("mean_diff", b.directions, [5, 6], b.act_norm, {}, b.metadata)
+    with pytest.raises(VectorError, match="share no layer"):
+        a + far
+
+
+def test_twice_a_vector_steers_like_twice_the_strength(tiny_hooked):
+    import tl_traits as tt
+
+    identity = model_identity(tiny_hooked).to_dict()
+    d = tiny_hooked.cfg.d_model
+    vec = make_vectors(["mean_diff"], [0, 1], d, {"model": identity})["mean_diff"]
+    tokens = torch.tensor([[1, 2, 3, 4]])
+    with tt.steer(tiny_hooked, 2 * vec, 1, strength=0.3):
+        doubled = tiny_hooked(tokens)
+    with tt.steer(tiny_hooked, vec, 1, strength=0.6):
+        stronger = tiny_hooked(tokens)
+    torch.testing.assert_close(doubled, stronger)

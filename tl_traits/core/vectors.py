@@ -49,6 +49,52 @@ class TraitVector:
         extra = "".join(f", {k}={v!r}" for k, v in (("trait", dataset), ("model", model)) if v)
         return f"TraitVector({self.method!r}, layers={_ranges(self.layers)}, d_model={self.directions.shape[-1]}{extra})"
 
+    # -- arithmetic: what repeng users write (`happy - sad`, `2 * v`), in steering units -------------
+    def __add__(self, other: "TraitVector") -> "TraitVector":
+        return self._combine(other, 1.0, "+")
+
+    def __sub__(self, other: "TraitVector") -> "TraitVector":
+        return self._combine(other, -1.0, "-")
+
+    def __mul__(self, scale: float) -> "TraitVector":
+        if isinstance(scale, bool) or not isinstance(scale, (int, float)) or not torch.isfinite(torch.tensor(float(scale))):
+            return NotImplemented
+        return self._derived(self.directions * float(scale), list(self.layers), self.act_norm.clone(), f"{scale:g} * ({self._name()})")
+
+    __rmul__ = __mul__
+
+    def __neg__(self) -> "TraitVector":
+        return self._derived(-self.directions, list(self.layers), self.act_norm.clone(), f"-({self._name()})")
+
+    def _combine(self, other: "TraitVector", sign: float, op: str) -> "TraitVector":
+        if not isinstance(other, TraitVector):
+            return NotImplemented
+        mine, theirs = self.metadata.get("model") or {}, other.metadata.get("model") or {}
+        for key in ("name", "n_layers", "d_model"):
+            if mine.get(key) != theirs.get(key):
+                raise VectorError(f"cannot combine vectors from different models ({key}: {mine.get(key)!r} vs {theirs.get(key)!r})")
+        if self.metadata.get("hook", "resid_post") != other.metadata.get("hook", "resid_post"):
+            raise VectorError(f"cannot combine vectors read at different hooks ({self.metadata.get('hook')} vs {other.metadata.get('hook')})")
+        layers = [layer for layer in self.layers if layer in other.layers]
+        if not layers:
+            raise VectorError(f"the vectors share no layer ({_ranges(self.layers)} vs {_ranges(other.layers)})")
+        rows_a = [self.layers.index(x) for x in layers]
+        rows_b = [other.layers.index(x) for x in layers]
+        directions = self.directions[rows_a] + sign * other.directions[rows_b]
+        act_norm = (self.act_norm[rows_a] + other.act_norm[rows_b]) / 2
+        return self._derived(directions, layers, act_norm, f"({self._name()}) {op} ({other._name()})")
+
+    def _derived(self, directions: Tensor, layers: list[int], act_norm: Tensor, expression: str) -> "TraitVector":
+        """A combination: no held-out metrics (they belonged to the parts); `expression` records how it was made.
+
+        Directions are not renormalised, so steering with strength s adds exactly what the parts add
+        at strength s each (and `2 * v` at s is `v` at 2s)."""
+        meta = {k: v for k, v in self.metadata.items() if k in ("model", "hook", "prompt_settings", "position")}
+        return TraitVector("combined", directions, layers, act_norm, {}, {**meta, "expression": expression, "method": "combined"})
+
+    def _name(self) -> str:
+        return self.metadata.get("expression") or f"{(self.metadata.get('dataset') or {}).get('name', '?')}:{self.method}"
+
     def _row(self, layer: int) -> int:
         if layer not in self.layers:
             raise VectorError(f"no '{self.method}' vector for layer {layer}; this one has layers {_ranges(self.layers)}")
