@@ -7,6 +7,7 @@ import json
 import re
 
 import pytest
+import torch
 import typer
 
 import tl_traits as tt
@@ -237,3 +238,14 @@ def test_output_paths_are_checked_before_any_model_work(capsys, tmp_path, monkey
     for argv, message in cases:
         code, _, err = call(capsys, *argv)
         assert code == EXIT_BAD_INPUT and message in err, (argv, err)
+
+
+def test_steer_defaults_to_a_mid_depth_layer_not_the_detection_layer(capsys, tmp_path):
+    from tl_traits.app.cli.vectors import _default_layer
+    from tl_traits.steering.layers import default_steering_layer
+
+    assert default_steering_layer(30, list(range(30))) == 12
+    assert default_steering_layer(30, [1, 5, 20]) == 5  # the nearest extracted layer
+    vec = tt.TraitVector("mean_diff", torch.ones(30, 4), list(range(30)), torch.ones(30),
+                         {"auroc": torch.ones(30), "cohens_d": torch.ones(30)}, {"model": {"n_layers": 30}})
+    assert vec.best_layer() == 0 and _default_layer(vec) == 12  # all tie at AUROC 1.0: detection would pick layer 0

@@ -7,6 +7,7 @@ from typing import Sequence
 from tl_traits.steering.steer import SteeringError
 
 STEERING_DEPTHS = (0.25, 0.4, 0.55)  # fractions of depth searched by default: mid layers steer best
+DEFAULT_DEPTH = 0.4  # one layer, when only one is used (the CLI's steer and evaluate)
 
 
 def steering_layers(n_layers: int, extracted: Sequence[int], chosen: Sequence[int] | None = None) -> list[int]:
@@ -18,3 +19,9 @@ def steering_layers(n_layers: int, extracted: Sequence[int], chosen: Sequence[in
         return sorted(set(chosen))
     picked = {min(extracted, key=lambda layer: abs(layer - round(f * (n_layers - 1)))) for f in STEERING_DEPTHS}
     return sorted(picked)
+
+
+def default_steering_layer(n_layers: int, extracted: Sequence[int]) -> int:
+    """The extracted layer nearest 40% depth. Not the best detection layer: on small trait sets every
+    layer ties at AUROC 1.0 and the tie-break can pick layer 1, which steers into repetition."""
+    return min(extracted, key=lambda layer: abs(layer - round(DEFAULT_DEPTH * (n_layers - 1))))

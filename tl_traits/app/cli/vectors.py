@@ -30,6 +30,7 @@ from tl_traits.extraction.extract import MIN_PER_CLASS_FOR_D
 from tl_traits.extraction.extract import extract as do_extract
 from tl_traits.judging.defaults import default_judges
 from tl_traits.steering.evaluation import evaluate_steering
+from tl_traits.steering.layers import default_steering_layer
 from tl_traits.steering.steer import steer as do_steer
 
 
@@ -76,7 +77,7 @@ def extract(
 
 def steer(
     vectors: Path = typer.Argument(..., help="A .safetensors file written by extract."),
-    layer: Optional[int] = typer.Option(None, "--layer", "-l", help="Default: the method's best held-out layer."),
+    layer: Optional[int] = typer.Option(None, "--layer", "-l", help="Default: the extracted layer nearest 40% depth (mid layers steer best)."),
     strength: float = typer.Option(0.5, "--strength", "-s", callback=finite, help="x the mean residual norm at the layer (negative: away)."),
     prompt: Optional[List[str]] = typer.Option(None, "--prompt", "-p", help="Prompts; none: an interactive prompt."),
     method: Optional[str] = typer.Option(None, "--method", help="Which method in the file (default mean_diff)."),
@@ -90,7 +91,7 @@ def steer(
     vec = load_vector(vectors, method)
     m = model_from(model, kind)
     vec.check_model(m)
-    at = layer if layer is not None else vec.best_layer()
+    at = layer if layer is not None else _default_layer(vec)
 
     def answer(prompts: list[str]) -> list[dict[str, Any]]:
         base = generate(m, prompts, max_new_tokens=max_new_tokens) if compare else [None] * len(prompts)
@@ -124,7 +125,7 @@ def steer(
 def evaluate(
     vectors: Path = typer.Argument(..., help="A .safetensors file written by extract."),
     trait: str = typer.Argument(..., help="The trait whose steering questions and definition are used."),
-    layers: Optional[str] = typer.Option(None, "--layers", help="Comma-separated layers (default: the best layer)."),
+    layers: Optional[str] = typer.Option(None, "--layers", help="Comma-separated layers (default: the extracted layer nearest 40% depth)."),
     judges: Optional[List[str]] = typer.Option(None, "--judges", help="A trait judge and a coherence judge (default: the trait's own, e.g. vader,coherence for emotion/joy)."),
     method: Optional[str] = typer.Option(None, "--method"),
     direction: int = typer.Option(1, "--direction", help="+1 toward the trait, -1 away from it."),
@@ -139,7 +140,7 @@ def evaluate(
 ) -> None:
     """Coefficient search with judges: per layer, the best trait gain that keeps coherence."""
     vec = load_vector(vectors, method)
-    layer_list = parse_layers(layers) or [vec.best_layer()]
+    layer_list = parse_layers(layers) or [_default_layer(vec)]
     with stages_for(quiet, as_json) as stages:
         m = model_from(model, kind, stages)
         with stages.stage(f"evaluate {vec.method}", total=steps + 1) as advance:
@@ -155,3 +156,9 @@ def evaluate(
         score = "n/a" if r["steering_score"] is None else f"{r['steering_score']:.1f} (strength {r['strength']:.2f})"
         delta = "none coherent" if r["coherent_delta"] is None else f"{r['coherent_delta']:+.1f}"
         typer.echo(f"layer {r['layer']:>3}: steering score {score}, coherent delta {delta}")
+
+
+def _default_layer(vec: Any) -> int:
+    """The extracted layer nearest 40% of the depth of the model the vector was made on."""
+    n_layers = int((vec.metadata.get("model") or {}).get("n_layers") or max(vec.layers) + 1)
+    return default_steering_layer(n_layers, vec.layers)
