@@ -44,6 +44,15 @@ def test_plugins_lists_every_registry_with_its_source(capsys):
     assert probe["distribution"].startswith("tl-traits") and probe["target"].endswith(":probe")
     code, out, _ = call(capsys, "plugins")
     assert "refusal" in out and "entry point" in out
+    assert "difference of class means" in out  # each plugin's description
+    assert listing["attacks"]["trigger"]["description"].startswith("put a trigger phrase")  # from its module docstring
+    assert listing["extractors"]["mean_diff"]["available"] is True
+    import torch as _torch
+
+    if not _torch.cuda.is_available():  # availability says why bitsandbytes cannot run here
+        bnb = listing["quantizers"]["bitsandbytes-int8"]
+        assert bnb["available"] is False and "CUDA" in bnb["why"]
+        assert "[not available: needs CUDA" in out
 
 
 def test_bad_input_is_one_line_and_exit_2(capsys):

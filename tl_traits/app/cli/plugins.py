@@ -1,6 +1,9 @@
-"""`plugins`: every registry's plugins and where each came from."""
+"""`plugins`: every registry's plugins, what each does, whether it can run here, and where it came from."""
 
 from __future__ import annotations
+
+import inspect
+from typing import Any
 
 import typer
 
@@ -9,9 +12,9 @@ from tl_traits.core.registry import attacks, extractors, judges, quantizers
 
 
 def plugins(as_json: bool = JsonOpt) -> None:
-    """Every registry's plugins and where each came from (distribution, entry point or decorator)."""
+    """Every registry's plugins: a one-line description, whether it runs on this machine, and its source."""
     listing = {
-        reg.kind: {name: {"origin": s.origin, "distribution": s.distribution, "target": s.target}
+        reg.kind: {name: {**describe(reg, name), "origin": s.origin, "distribution": s.distribution, "target": s.target}
                    for name, s in reg.sources().items()}
         for reg in (extractors, judges, attacks, quantizers)
     }
@@ -21,6 +24,34 @@ def plugins(as_json: bool = JsonOpt) -> None:
     for kind, entries in listing.items():
         typer.echo(f"{kind} ({len(entries)})")
         for name, s in entries.items():
-            typer.echo(f"  {name:<18} {s['distribution'] or '(this process)':<20} {s['origin']:<12} {s['target']}")
+            mark = "" if s["available"] else f"  [not available: {s['why']}]"
+            typer.echo(f"  {name:<18} {s['description']}{mark}")
+            typer.echo(f"  {'':<18} from {s['distribution'] or '(this process)'} ({s['origin']}: {s['target']})")
         if not entries:
             typer.echo("  (none installed)")
+
+
+def describe(registry: Any, name: str) -> dict[str, Any]:
+    """The plugin's first docstring line, and `available()` where it has one (quantizers do: bitsandbytes needs CUDA)."""
+    try:
+        plugin = registry.get(name)
+    except Exception as exc:  # noqa: BLE001 - a broken plugin is listed with its error, not a crash of the listing
+        return {"description": "", "available": False, "why": f"does not load: {exc}"}
+    available, why = True, ""
+    check = getattr(plugin, "available", None)
+    if callable(check):
+        available, why = check()
+    return {"description": _first_sentence(plugin, name), "available": bool(available), "why": why}
+
+
+def _first_sentence(plugin: Any, name: str) -> str:
+    """The plugin's own docstring (or its module's), first sentence, without a leading "name: "."""
+    doc = getattr(plugin, "description", None) or inspect.getdoc(plugin)
+    if not doc:
+        module = inspect.getmodule(plugin)
+        doc = inspect.getdoc(module) if module is not None else ""
+    paragraph = " ".join((doc or "").strip().split("\n\n")[0].split())
+    if paragraph.lower().startswith(f"{name.lower()}:"):
+        paragraph = paragraph[len(name) + 1:].strip()
+    end = paragraph.find(". ")
+    return paragraph[: end + 1] if end > 0 else paragraph
