@@ -258,3 +258,15 @@ def test_steer_defaults_to_a_mid_depth_layer_not_the_detection_layer(capsys, tmp
     vec = tt.TraitVector("mean_diff", torch.ones(30, 4), list(range(30)), torch.ones(30),
                          {"auroc": torch.ones(30), "cohens_d": torch.ones(30)}, {"model": {"n_layers": 30}})
     assert vec.best_layer() == 0 and _default_layer(vec) == 12  # all tie at AUROC 1.0: detection would pick layer 0
+
+
+def test_quiet_means_no_bar_at_all(tiny_llama_folder, tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    done = subprocess.run([sys.executable, "-m", "tl_traits.app.cli", "extract", "emotion/joy", "--model", str(tiny_llama_folder),
+                           "--limit", "6", "--methods", "mean_diff", "--layers", "1", "--quiet", "--out", str(tmp_path / "v.safetensors")],
+                          capture_output=True, text=True, env={**os.environ, "HF_HUB_OFFLINE": "1"}, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "Loading weights" not in done.stderr and "it/s" not in done.stderr, done.stderr

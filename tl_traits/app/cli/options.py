@@ -110,7 +110,26 @@ def model_from(model: Optional[str], kind: str, stages: Any = None) -> Any:
 
 
 def stages_for(quiet: bool, as_json: bool) -> Any:
+    if quiet:
+        silence_library_bars()
     return Stages(enabled=not quiet and (not as_json or sys.stderr.isatty()))
+
+
+def silence_library_bars() -> None:
+    """--quiet means no bar at all: also transformers' "Loading weights" and the Hub's download bars."""
+    os.environ["HF_HUB_DISABLE_PROGRESS_BARS"] = "1"
+    try:
+        from transformers.utils import logging as hf_logging
+
+        hf_logging.disable_progress_bar()
+    except ImportError:  # pragma: no cover - transformers is a dependency
+        pass
+    try:
+        from huggingface_hub.utils import disable_progress_bars
+
+        disable_progress_bars()
+    except ImportError:  # pragma: no cover
+        pass
 
 
 def emit(obj: Any) -> None:
