@@ -22,10 +22,16 @@ JOY_LOG = Path("results") / "steering-emotion-joy.limit4.jsonl"
 REFUSAL_LOG = Path("results") / "steering-alignment-refusal.limit4.jsonl"
 
 
+def _default_sigint() -> None:
+    # a shell's background job starts with SIGINT ignored, and Python then never raises KeyboardInterrupt
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def start_run(model: Path, out: Path) -> subprocess.Popen:
     return subprocess.Popen([sys.executable, "-m", "tl_traits.app.cli", "run", "--model", str(model), "--out", str(out),
                              *RUN_ARGS], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            env={**__import__("os").environ, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1"})
+                            env={**__import__("os").environ, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1"},
+                            preexec_fn=_default_sigint)
 
 
 def lines(path: Path) -> int:
@@ -91,7 +97,8 @@ SWEEP_ARGS = ["emotion/joy", "--layers", "0,1", "--questions", "2", "--steps", "
 def run_sweep(model: Path, runs: Path) -> subprocess.Popen:
     return subprocess.Popen([sys.executable, "-m", "tl_traits.app.cli", "steer-sweep", *SWEEP_ARGS, "--model", str(model),
                              "--runs-dir", str(runs)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            env={**__import__("os").environ, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1"})
+                            env={**__import__("os").environ, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1"},
+                            preexec_fn=_default_sigint)
 
 
 def sweep_rows(runs: Path) -> list[tuple[str, dict]]:
