@@ -6,7 +6,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tests.conftest import build_gpt2_style_tokenizer
+from tests.conftest import build_gpt2_style_tokenizer, build_tiny_hooked
 from tl_traits.core.prompts import PLAIN_CHAT_TEMPLATE, PromptError, prepare_inputs
 
 SPECIAL_STRINGS = ["<|im_start|>", "<|im_end|>", "<|endoftext|>", "<|im_start|>assistant\n", "<repo_name>"]
@@ -155,12 +155,18 @@ def test_gpt2_style_raw_text_bos_follows_policy(gpt2_tokenizer, text, want_bos):
     assert decode(gpt2_tokenizer, ids[1:] if want_bos else ids) == text
 
 
+@pytest.fixture(scope="module")
+def roomy_hooked(gpt2_tokenizer):
+    """The tiny model with a context long enough for any generated conversation (the guard is tested below)."""
+    return build_tiny_hooked(gpt2_tokenizer, n_ctx=2048)
+
+
 @PROPERTY
 @given(conversations())
-def test_gpt2_style_plain_template_one_bos_and_spans(tiny_hooked, conv):
+def test_gpt2_style_plain_template_one_bos_and_spans(roomy_hooked, conv):
     messages, response = conv
-    tok = tiny_hooked.tokenizer
-    batch = prepare_inputs(tiny_hooked, [messages], [response], chat_template=PLAIN_CHAT_TEMPLATE)
+    tok = roomy_hooked.tokenizer
+    batch = prepare_inputs(roomy_hooked, [messages], [response], chat_template=PLAIN_CHAT_TEMPLATE)
     ids = batch.token_ids[0]
     assert leading_bos(ids, tok.bos_token_id) == 1  # TL's default_prepend_bos is True
     sp = batch.spans[0]
