@@ -131,7 +131,7 @@ def test_detection_learning_curves(bench_model, bench_methods, task_activations,
     rows, stamp = [], datetime.date.today().isoformat()
     out = Path(request.config.getoption("--out"))
     for trait, (dataset, acts) in task_activations.items():
-        train_acts = tt.capture(bench_model, trait, position=TRAIN_POSITION, progress=False)
+        train_acts = tt.capture(bench_model, tt.load_trait(trait), position=TRAIN_POSITION, progress=False)
         found = learning_curve(train_acts, trait, bench_methods, eval_sets={"task": acts}, sizes=SIZES, seeds=SEEDS)
         save_figure(learning_curves(found, title=dataset.name), out / f"{stamp}-learning-curve-{safe_name(trait)}.png")
         for method in bench_methods:
