@@ -151,6 +151,11 @@ def redact_url(url: str) -> str:
     return urlunsplit(parts._replace(netloc=netloc))
 
 
+def _server(base_url: str | None) -> str:
+    """How an error names the server: the credential-free base_url, or OpenAI when none was given."""
+    return redact_url(base_url) if base_url else "OpenAI"
+
+
 def _pick_backend(model: Any, judge_model: Any, base_url: str | None, api_key_env: str | None, **opts: Any) -> Any:
     judge = judge_model if judge_model is not None else model
     if isinstance(judge, str):
@@ -249,7 +254,7 @@ class ApiBackend:
         failures = [r for r in results if isinstance(r, Exception)]
         if failures and len(failures) == len(results):
             raise JudgeError(
-                f"logprob judge: every request to {redact_url(self.base_url) if self.base_url else 'OpenAI'} failed after "
+                f"logprob judge: every request to {_server(self.base_url)} failed after "
                 f"{self.max_retries} retries; last error: {failures[-1]}"
             ) from failures[-1]
         if failures:
@@ -278,7 +283,7 @@ class ApiBackend:
             except openai.APIStatusError as exc:
                 if exc.status_code not in (408, 409) and exc.status_code < 500:
                     raise JudgeError(
-                        f"logprob judge: {redact_url(self.base_url) if self.base_url else 'OpenAI'} refused the request "
+                        f"logprob judge: {_server(self.base_url)} refused the request "
                         f"(HTTP {exc.status_code}): {exc.message}"
                     ) from exc
                 error = exc
@@ -294,7 +299,7 @@ def _top_of(response: Any, base_url: str | None, model_name: str) -> dict[str, f
     content = getattr(getattr(choice, "logprobs", None), "content", None)
     if not content:
         raise JudgeError(
-            f"logprob judge: {redact_url(base_url) if base_url else 'OpenAI'} returned no logprobs for model {model_name!r}; "
+            f"logprob judge: {_server(base_url)} returned no logprobs for model {model_name!r}; "
             "the server or model must support logprobs=True with top_logprobs"
         )
     first = content[0]

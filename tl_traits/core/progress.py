@@ -53,16 +53,17 @@ class Stages:
         try:
             yield advance
         except BaseException as exc:  # Ctrl-C or an error: the stage shows where it stopped, not a full bar
-            self.seconds[description] = round(time.perf_counter() - start, 2)
             if task is not None:
                 how = "interrupted" if isinstance(exc, KeyboardInterrupt) else "failed"
                 self._progress.update(task, description=f"{description} [red]({how})[/red]")
                 self._progress.stop_task(task)
             raise
-        self.seconds[description] = round(time.perf_counter() - start, 2)
-        if task is not None:
-            finished = self._progress.tasks[task]
-            self._progress.update(task, completed=finished.total or 1, total=finished.total or 1)
+        else:
+            if task is not None:
+                finished = self._progress.tasks[task]
+                self._progress.update(task, completed=finished.total or 1, total=finished.total or 1)
+        finally:
+            self.seconds[description] = round(time.perf_counter() - start, 2)
 
     def log(self, message: str) -> None:
         if self._progress is not None:

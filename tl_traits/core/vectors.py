@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import os
 import warnings
 from dataclasses import dataclass, field
@@ -57,7 +58,7 @@ class TraitVector:
         return self._combine(other, -1.0, "-")
 
     def __mul__(self, scale: float) -> "TraitVector":
-        if isinstance(scale, bool) or not isinstance(scale, (int, float)) or not torch.isfinite(torch.tensor(float(scale))):
+        if isinstance(scale, bool) or not isinstance(scale, (int, float)) or not math.isfinite(scale):
             return NotImplemented
         return self._derived(self.directions * float(scale), list(self.layers), self.act_norm.clone(), f"{scale:g} * ({self._name()})")
 
