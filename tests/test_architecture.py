@@ -15,7 +15,7 @@ import pytest
 REPO = Path(__file__).resolve().parents[1]
 SOURCES = {"tl_traits": REPO / "tl_traits", "tl_traits.plugins": REPO / "plugins"}
 
-DOMAINS = ("extraction", "judging", "steering", "monitoring", "quantization", "training", "saes")
+DOMAINS = ("extraction", "judging", "steering", "monitoring", "quantization", "training", "saes", "interop")
 # room -> the rooms it may import from (besides itself). Everything may use core.
 ALLOWED: dict[str, set[str]] = {
     "core": set(),
@@ -23,6 +23,7 @@ ALLOWED: dict[str, set[str]] = {
     "judging": {"core"},
     "training": {"core"},
     "saes": {"core"},
+    "interop": {"core"},
     "steering": {"core", "judging"},
     "monitoring": {"core", "judging"},
     "quantization": {"core", "extraction", "judging", "steering"},

@@ -29,6 +29,8 @@ from tl_traits.core.trait_sets import (
 from tl_traits.core.vectors import TraitVector, TraitVectors
 from tl_traits.extraction.extract import extract
 from tl_traits.extraction.transfer import learning_curve, transfer_metrics
+from tl_traits.interop.gguf_control_vectors import export_gguf, import_gguf
+from tl_traits.interop.steering_vectors import from_steering_vector, to_steering_vector
 from tl_traits.judging.fill_responses import generate_responses
 from tl_traits.judging.judges import FunctionJudge, make_judge
 from tl_traits.monitoring import monitor
@@ -61,7 +63,10 @@ __all__ = [
     "TraitVectors",
     "attacks",
     "capture",
+    "export_gguf",
     "extract",
+    "from_steering_vector",
+    "import_gguf",
     "extractors",
     "learning_curve",
     "transfer_metrics",
@@ -78,6 +83,7 @@ __all__ = [
     "viz",
     "parse_hook_name",
     "prepare_inputs",
+    "to_steering_vector",
     "quantizers",
     "coefficient_search",
     "estimate_base_coef",

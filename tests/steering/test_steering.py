@@ -150,11 +150,31 @@ def test_bad_steering_arguments(bridge_model, tiny_hooked, joy):
         tt.steer(bridge_model, joy, 5, strength=1.0)
     with pytest.raises(VectorError, match="vector from another model"):
         tt.steer(tiny_hooked, joy, 1, strength=1.0)
-    with pytest.raises(SteeringError, match="for a raw tensor pass coef"):
+    with pytest.raises(SteeringError, match="in residual units: pass coef"):
         tt.steer(bridge_model, torch.ones(576), 10, strength=1.0)
     with pytest.raises(SteeringError, match="shape \\[d_model\\] = \\[576\\]"):
         tt.steer(bridge_model, torch.ones(10), 10, coef=1.0)
     with pytest.raises(SteeringError, match="positions must be"):
         tt.steer(bridge_model, joy, 10, strength=1.0, positions="middle")
-    raw = _final_logits(bridge_model, tt.steer(bridge_model, joy.direction(10) * 3, 10, coef=2.0))
-    torch.testing.assert_close(raw, _final_logits(bridge_model, tt.steer(bridge_model, joy, 10, coef=2.0)), rtol=1e-4, atol=1e-4)
+    with pytest.raises(SteeringError, match="no tensor for layer"):
+        tt.steer(bridge_model, {10: joy.direction(10)}, 11)
+
+
+def test_raw_tensors_and_layer_dicts_keep_their_magnitude(bridge_model, joy):
+    def logits(steering):
+        return _final_logits(bridge_model, steering)
+
+    tripled = joy.direction(10) * 3
+    by_trait_vector = logits(tt.steer(bridge_model, joy, 10, coef=6.0))
+    close = dict(rtol=1e-4, atol=1e-4)
+    torch.testing.assert_close(logits(tt.steer(bridge_model, tripled, 10, coef=2.0)), by_trait_vector, **close)
+    torch.testing.assert_close(logits(tt.steer(bridge_model, joy.direction(10) * 6, 10)), by_trait_vector, **close)
+    torch.testing.assert_close(logits(tt.steer(bridge_model, {10: tripled}, coef=2.0)), by_trait_vector, **close)
+    torch.testing.assert_close(logits(tt.steer(bridge_model, tripled, 10, coef=2.0, normalize=True)),
+                               logits(tt.steer(bridge_model, joy, 10, coef=2.0)), **close)
+    # two layers from one dict, each with its own tensor, equal the two added one after the other
+    both = logits(tt.steer(bridge_model, {10: tripled, 12: -joy.direction(12)}))
+    with tt.steer(bridge_model, tripled, 10):
+        nested = logits(tt.steer(bridge_model, -joy.direction(12), 12))
+    torch.testing.assert_close(both, nested, **close)
+    assert not torch.allclose(both, by_trait_vector)

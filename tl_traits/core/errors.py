@@ -24,3 +24,13 @@ def check_count(value: int | None, name: str, error: type[TlTraitsError] = TlTra
     if isinstance(value, bool) or not isinstance(value, int) or value < 1:
         raise error(f"{name} must be a whole number >= 1 (or None for all), not {value!r}")
     return value
+
+
+class MissingExtraError(TlTraitsError, ImportError):
+    """An optional package a feature needs is not installed; the message is the one line that installs it."""
+
+    def __init__(self, package: str, extra: str | None = None, install: str | None = None) -> None:
+        how = install or f"pip install 'tl_traits[{extra}]'"
+        super().__init__(f"this needs the optional package '{package}'" + (f" (the [{extra}] extra)" if extra and not install else "")
+                         + f": {how}")
+        self.package, self.extra = package, extra

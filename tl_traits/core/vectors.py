@@ -13,7 +13,7 @@ import os
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Iterator, Mapping
 
 import torch
 from jaxtyping import Float
@@ -60,12 +60,12 @@ class TraitVector:
     def __mul__(self, scale: float) -> "TraitVector":
         if isinstance(scale, bool) or not isinstance(scale, (int, float)) or not math.isfinite(scale):
             return NotImplemented
-        return self._derived(self.directions * float(scale), list(self.layers), self.act_norm.clone(), f"{scale:g} * ({self._name()})")
+        return self._derived(self.directions * float(scale), list(self.layers), self.act_norm.clone(), f"{scale:g} * ({self.label})")
 
     __rmul__ = __mul__
 
     def __neg__(self) -> "TraitVector":
-        return self._derived(-self.directions, list(self.layers), self.act_norm.clone(), f"-({self._name()})")
+        return self._derived(-self.directions, list(self.layers), self.act_norm.clone(), f"-({self.label})")
 
     def _combine(self, other: "TraitVector", sign: float, op: str) -> "TraitVector":
         if not isinstance(other, TraitVector):
@@ -83,7 +83,7 @@ class TraitVector:
         rows_b = [other.layers.index(x) for x in layers]
         directions = self.directions[rows_a] + sign * other.directions[rows_b]
         act_norm = (self.act_norm[rows_a] + other.act_norm[rows_b]) / 2
-        return self._derived(directions, layers, act_norm, f"({self._name()}) {op} ({other._name()})")
+        return self._derived(directions, layers, act_norm, f"({self.label}) {op} ({other.label})")
 
     def _derived(self, directions: Tensor, layers: list[int], act_norm: Tensor, expression: str) -> "TraitVector":
         """A combination: no held-out metrics (they belonged to the parts); `expression` records how it was made.
@@ -93,8 +93,49 @@ class TraitVector:
         meta = {k: v for k, v in self.metadata.items() if k in ("model", "hook", "prompt_settings", "position")}
         return TraitVector("combined", directions, layers, act_norm, {}, {**meta, "expression": expression, "method": "combined"})
 
-    def _name(self) -> str:
+    @property
+    def label(self) -> str:
+        """How it was made: `trait:method`, or the expression that combined vectors."""
         return self.metadata.get("expression") or f"{(self.metadata.get('dataset') or {}).get('name', '?')}:{self.method}"
+
+    # -- in residual units: what travels to other tools ------------------------------------------
+    def layer_tensors(self, strength: float = 1.0, layers: list[int] | None = None) -> dict[int, Float[Tensor, "d_model"]]:
+        """`{layer: tensor}`: exactly what `steer(model, self, layer, strength=strength)` adds at each layer.
+
+        This is the shape steering-vectors and repeng hold; `steer(model, v.layer_tensors(0.5))`
+        steers as `steer(model, v, v.layers, strength=0.5)` does."""
+        if isinstance(strength, bool) or not isinstance(strength, (int, float)) or not math.isfinite(strength):
+            raise VectorError(f"strength must be a finite number, not {strength!r}")
+        chosen = list(self.layers) if layers is None else [int(layer) for layer in layers]
+        return {layer: (float(strength) * self.norm(layer) * self.direction(layer)).float().clone() for layer in chosen}
+
+    @classmethod
+    def from_layer_tensors(
+        cls, model: Any, tensors: Mapping[int, Any], *, hook: str = "resid_post", name: str = "imported",
+        source: str | None = None,
+    ) -> "TraitVector":
+        """A vector made elsewhere, `{layer: tensor}` in residual units, bound to `model`.
+
+        Its units are absolute: strength s adds s times each layer's tensor (strength 1 steers as
+        the other tool does at multiplier 1). It has no held-out metrics."""
+        here = model_identity(model)
+        if not tensors:
+            raise VectorError(f"{source or 'the vector'} holds no layer tensors")
+        rows, layers = [], []
+        for layer, tensor in sorted(tensors.items()):
+            t = torch.as_tensor(tensor).detach().to("cpu", torch.float32).reshape(-1)
+            if t.numel() != here.d_model:
+                raise VectorError(f"{source or 'the vector'} has a {t.numel()}-wide tensor at layer {layer}; {here.name} has "
+                                  f"d_model {here.d_model}: it was made for another model")
+            if isinstance(layer, bool) or not isinstance(layer, int) or not 0 <= layer < here.n_layers:
+                raise VectorError(f"{source or 'the vector'} has layer {layer!r}; {here.name} has layers 0..{here.n_layers - 1}")
+            if not bool(torch.isfinite(t).all()):
+                raise VectorError(f"{source or 'the vector'} has NaN or inf values at layer {layer}")
+            rows.append(t)
+            layers.append(layer)
+        metadata = {"model": here.to_dict(), "hook": hook, "dataset": {"name": name}, "units": "absolute",
+                    "method": "imported", **({"source": source} if source else {})}
+        return cls("imported", torch.stack(rows), layers, torch.ones(len(layers)), {}, metadata)
 
     def _row(self, layer: int) -> int:
         if layer not in self.layers:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Sequence
 
-from tl_traits.steering.steer import SteeringError
+from tl_traits.steering.errors import SteeringError
 
 STEERING_DEPTHS = (0.25, 0.4, 0.55)  # fractions of depth searched by default: mid layers steer best
 DEFAULT_DEPTH = 0.4  # one layer, when only one is used (the CLI's steer and evaluate)

@@ -11,27 +11,24 @@ from __future__ import annotations
 import math
 import numbers
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterator, Literal, Sequence
+from typing import Any, Callable, Iterator, Literal, Mapping, Sequence
 
 import torch
 from jaxtyping import Float
 from torch import Tensor
 
-from tl_traits.core.errors import TlTraitsError
 from tl_traits.core.generation import add_batch_listener, generate_tokens
 from tl_traits.core.hook_names import hook_name
 from tl_traits.core.hook_points import add_forward_hooks
 from tl_traits.core.prompts import PreparedInputs, PromptInput, as_batch
 from tl_traits.core.vectors import TraitVector
+from tl_traits.steering.errors import SteeringError
+from tl_traits.steering.layers import default_steering_layer
 
 Operator = Literal["add", "ablate", "ablate_then_add"]
 Positions = Literal["all", "prompt", "response"]
 OPERATORS = ("add", "ablate", "ablate_then_add")
 POSITIONS = ("all", "prompt", "response")
-
-
-class SteeringError(TlTraitsError):
-    """Steering arguments that cannot work: both or neither of strength/coef, a bad layer, ..."""
 
 
 @dataclass
@@ -80,8 +77,9 @@ def _make_hook(edit: _LayerEdit, operator: str, tracker: _PositionTracker) -> Ca
             v = v[:, None, :]
         x = x0
         if operator in ("ablate", "ablate_then_add"):
-            projection = (x @ v)[..., None] if v.dim() == 1 else (x * v).sum(-1, keepdim=True)
-            x = x - projection * v
+            u = v / v.norm(dim=-1, keepdim=True).clamp_min(1e-12)  # a raw or combined vector need not be unit
+            projection = (x @ u)[..., None] if u.dim() == 1 else (x * u).sum(-1, keepdim=True)
+            x = x - projection * u
         if operator in ("add", "ablate_then_add"):
             coef = edit.coef
             if isinstance(coef, Tensor):
@@ -157,11 +155,12 @@ class Steering:
 
 def steer(
     model: Any,
-    vector: TraitVector | Tensor,
-    layers: int | Sequence[int],
+    vector: TraitVector | Tensor | Mapping[int, Tensor],
+    layers: int | Sequence[int] | None = None,
     *,
     strength: float | None = None,
     coef: float | None = None,
+    normalize: bool = False,
     positions: Positions = "all",
     operator: Operator = "add",
     hook: str | None = None,
@@ -169,15 +168,19 @@ def steer(
 ) -> Steering:
     """Steer `model` along `vector` at `layers`.
 
-    strength: in units of the mean activation norm the vector recorded at each layer (0.5 adds
-        half a typical residual's length); coef: an absolute coefficient. Give exactly one
-        (neither is fine for operator="ablate").
+    vector, and what each unit means:
+      - a TraitVector: `strength` is in units of the mean activation norm it recorded at each
+        layer (0.5 adds half a typical residual's length); `coef` multiplies its direction
+        (unit length for an extracted vector). Its hook is used and its model identity checked.
+        `layers` defaults to the extracted layer nearest 40% depth (the rule the main job uses).
+      - a raw `[d_model]` tensor: added as it is, in residual-stream units; `coef` (default 1)
+        scales it, `normalize=True` makes it unit length first. `hook` defaults to resid_post.
+      - a `{layer: tensor}` dict (steering-vectors' and repeng's shape): each layer gets its
+        own tensor, as a raw tensor does; `layers` defaults to the dict's keys.
     positions: "all", "prompt" (the prompt's positions) or "response" (generated tokens).
-    operator: "add" (h + c v), "ablate" (project v out), "ablate_then_add" (set h.v to c).
-    vector: a TraitVector (its hook is used; its model identity is checked) or a raw
-        `[d_model]` tensor (then `coef`, and `hook` defaults to resid_post).
+    operator: "add" (h + c v), "ablate" (project v out), "ablate_then_add" (project out, then add c v).
     """
-    edits, hook_kind = _resolve(model, vector, layers, strength, coef, operator, hook, check_model)
+    edits, hook_kind = _resolve(model, vector, layers, strength, coef, operator, hook, check_model, normalize)
     if positions not in POSITIONS:
         raise SteeringError(f"positions must be one of {', '.join(POSITIONS)}, not {positions!r}")
     hooks, trackers = [], []
@@ -191,51 +194,81 @@ def steer(
 
 def _resolve(
     model: Any,
-    vector: TraitVector | Tensor,
-    layers: int | Sequence[int],
+    vector: TraitVector | Tensor | Mapping[int, Tensor],
+    layers: int | Sequence[int] | None,
     strength: float | None,
     coef: float | None,
     operator: str,
     hook: str | None,
     check_model: bool,
+    normalize: bool = False,
 ) -> tuple[dict[int, _LayerEdit], str]:
     if operator not in OPERATORS:
         raise SteeringError(f"operator must be one of {', '.join(OPERATORS)}, not {operator!r}")
     if strength is not None and coef is not None:
         raise SteeringError("give strength (relative to the layer's activation norm) or coef (absolute), not both")
-    if strength is None and coef is None and operator != "ablate":
-        raise SteeringError("give strength=... (e.g. 0.5 x the mean activation norm) or coef=... for this operator")
     for name, value in (("strength", strength), ("coef", coef)):
         if value is not None and (isinstance(value, bool) or not isinstance(value, numbers.Real) or not math.isfinite(value)):
             raise SteeringError(f"{name} must be a finite number, not {value!r}; e.g. {name}=0.5")
-    layer_list = [layers] if isinstance(layers, int) else list(layers)
     n_layers, d_model = int(model.cfg.n_layers), int(model.cfg.d_model)
-    if not layer_list:
-        raise SteeringError("layers is empty")
-    for layer in layer_list:
-        if isinstance(layer, bool) or not isinstance(layer, int) or not -n_layers <= layer < n_layers:
-            raise SteeringError(f"layer {layer!r} is out of range: this model has {n_layers} layers "
-                                f"(0..{n_layers - 1}, or -1 for the last, as in extract)")
-    layer_list = [layer % n_layers for layer in layer_list]  # -1 is the last layer, as capture and extract read it
-    edits: dict[int, _LayerEdit] = {}
     if isinstance(vector, TraitVector):
+        if strength is None and coef is None and operator != "ablate":
+            raise SteeringError("give strength=... (e.g. 0.5 x the mean activation norm) or coef=... for this operator")
         if check_model:
             vector.check_model(model)
-        hook_kind = hook or vector.metadata.get("hook") or "resid_post"
-        for layer in layer_list:
+        if layers is None:
+            layers = default_steering_layer(n_layers, vector.layers)
+        edits = {}
+        for layer in _layer_list(layers, n_layers):
             direction = vector.direction(layer)
             c = coef if coef is not None else (strength or 0.0) * vector.norm(layer)
             edits[layer] = _LayerEdit(direction.float(), float(c))
-        return edits, hook_kind
-    direction = torch.as_tensor(vector, dtype=torch.float32)
-    if direction.shape != (d_model,):
-        raise SteeringError(f"a raw steering vector must have shape [d_model] = [{d_model}], got {tuple(direction.shape)}")
+        return edits, hook or vector.metadata.get("hook") or "resid_post"
     if strength is not None:
-        raise SteeringError("strength needs the activation norms a TraitVector records; for a raw tensor pass coef")
-    unit = direction / direction.norm().clamp_min(1e-12)
-    for layer in layer_list:
-        edits[layer] = _LayerEdit(unit, float(coef or 0.0))
+        raise SteeringError("strength needs the activation norms a TraitVector records; a raw tensor or a {layer: tensor} "
+                            "dict is in residual units: pass coef (default 1: add it as it is)")
+    if isinstance(vector, Mapping):
+        per_layer = {_one_layer(layer, n_layers): _raw_direction(t, d_model, normalize, f"the tensor for layer {layer}")
+                     for layer, t in vector.items()}
+        if not per_layer:
+            raise SteeringError("the {layer: tensor} dict is empty")
+        chosen = list(per_layer) if layers is None else _layer_list(layers, n_layers)
+        missing = [layer for layer in chosen if layer not in per_layer]
+        if missing:
+            raise SteeringError(f"the dict has no tensor for layer(s) {missing}; it holds {sorted(per_layer)}")
+        edits = {layer: _LayerEdit(per_layer[layer], float(1.0 if coef is None else coef)) for layer in chosen}
+        return edits, hook or "resid_post"
+    if layers is None:
+        raise SteeringError("a raw tensor needs layers=...: the layer(s) to add it at")
+    direction = _raw_direction(vector, d_model, normalize, "a raw steering vector")
+    edits = {layer: _LayerEdit(direction, float(1.0 if coef is None else coef)) for layer in _layer_list(layers, n_layers)}
     return edits, hook or "resid_post"
+
+
+def _raw_direction(tensor: Any, d_model: int, normalize: bool, what: str) -> Float[Tensor, "d_model"]:
+    raw = torch.as_tensor(tensor)
+    direction = raw.detach().to("cpu", torch.float32)
+    if direction.dim() == 2 and direction.shape[0] == 1:  # a [1, d_model] row, as some tools store it
+        direction = direction[0]
+    if direction.shape != (d_model,):
+        raise SteeringError(f"{what} must have shape [d_model] = [{d_model}], got {tuple(raw.shape)}")
+    if not bool(torch.isfinite(direction).all()):
+        raise SteeringError(f"{what} holds NaN or inf values")
+    return direction / direction.norm().clamp_min(1e-12) if normalize else direction
+
+
+def _one_layer(layer: Any, n_layers: int) -> int:
+    if isinstance(layer, bool) or not isinstance(layer, int) or not -n_layers <= layer < n_layers:
+        raise SteeringError(f"layer {layer!r} is out of range: this model has {n_layers} layers "
+                            f"(0..{n_layers - 1}, or -1 for the last, as in extract)")
+    return layer % n_layers  # -1 is the last layer, as capture and extract read it
+
+
+def _layer_list(layers: int | Sequence[int], n_layers: int) -> list[int]:
+    layer_list = [layers] if isinstance(layers, int) else list(layers)
+    if not layer_list:
+        raise SteeringError("layers is empty")
+    return [_one_layer(layer, n_layers) for layer in layer_list]
 
 
 # -- sweeps ---------------------------------------------------------------------------------------

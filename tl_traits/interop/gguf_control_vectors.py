@@ -1,0 +1,118 @@
+"""GGUF control vectors, the files llama.cpp (`--control-vector`), ollama and repeng read and write.
+
+The layout: architecture `controlvector`, a `controlvector.model_hint` string, a
+`controlvector.layer_count`, and one 1-D float32 tensor `direction.k` per steered block; llama.cpp
+adds `direction.k` (times the scale given at load) to block k's output at every position, which is
+TransformerLens' `blocks.k.hook_resid_post`. llama.cpp refuses `direction.0`.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+import warnings
+from pathlib import Path
+from typing import Any
+
+from tl_traits.core.files import atomic_write_bytes
+from tl_traits.core.vectors import TraitVector
+from tl_traits.interop.block_outputs import InteropError, block_output_index
+
+ARCH = "controlvector"
+PREFIX = "direction."
+
+
+def export_gguf(
+    vector: TraitVector,
+    path: str | os.PathLike[str],
+    *,
+    strength: float = 1.0,
+    layers: list[int] | None = None,
+    model_hint: str | None = None,
+) -> Path:
+    """Write `vector` as a GGUF control vector, atomically.
+
+    Each `direction.k` holds what `steer(model, vector, k, strength=strength)` adds, so with the
+    default strength 1 llama.cpp's scale is the project's strength: `--control-vector-scaled
+    FILE 0.4` steers as `strength=0.4` does. layers: which of the vector's layers (default all
+    of them but 0, which llama.cpp cannot steer). model_hint: recorded for repeng (default: the
+    model's name); llama.cpp ignores it.
+    """
+    import gguf
+    import numpy as np
+
+    hook = vector.metadata.get("hook", "resid_post")
+    if layers is None:  # every layer llama.cpp can steer: block 0's output is out of its reach
+        first = {"resid_post": 1, "resid_pre": 2}.get(hook, 0)
+        layers = [layer for layer in vector.layers if layer >= first]
+    chosen = list(layers)
+    blocks = {block_output_index(layer, hook, "llama.cpp"): t for layer, t in vector.layer_tensors(strength, chosen).items()}
+    if 0 in blocks:
+        raise InteropError("llama.cpp cannot steer the output of block 0 (it refuses direction.0); leave layer 0 out of layers")
+    if not blocks:
+        raise InteropError("no layer left to export: llama.cpp steers blocks 1 and up")
+    model = vector.metadata.get("model") or {}
+    writer_path = Path(tempfile.mkdtemp(prefix="tl_traits_gguf_")) / "vector.gguf"
+    try:
+        writer = gguf.GGUFWriter(str(writer_path), ARCH)
+        writer.add_string(f"{ARCH}.model_hint", model_hint or str(model.get("name") or "unknown"))
+        writer.add_uint32(f"{ARCH}.layer_count", len(blocks))
+        # what made it, for a reader of the file (llama.cpp and repeng ignore these keys)
+        writer.add_string("tl_traits.vector", vector.label)
+        writer.add_string("tl_traits.model", str(model.get("name")))
+        writer.add_string("tl_traits.hook", hook)
+        writer.add_float32("tl_traits.strength", float(strength))
+        for block in sorted(blocks):
+            writer.add_tensor(f"{PREFIX}{block}", blocks[block].numpy().astype(np.float32))
+        writer.write_header_to_file()
+        writer.write_kv_data_to_file()
+        writer.write_tensors_to_file()
+        writer.close()
+        return atomic_write_bytes(path, writer_path.read_bytes())
+    finally:
+        writer_path.unlink(missing_ok=True)
+        writer_path.parent.rmdir()
+
+
+def import_gguf(path: str | os.PathLike[str], model: Any, *, name: str | None = None) -> TraitVector:
+    """Read a GGUF control vector (from repeng, llama.cpp's cvector generator, or `export_gguf`) for `model`.
+
+    The result is in absolute units: `steer(model, v, strength=s)` adds s times each file tensor,
+    as llama.cpp does at scale s (for a file written by `export_gguf`, strength s here is strength
+    `s x` the exported strength on the original vector). Its layers are the file's `direction.k`.
+    """
+    import gguf
+
+    path = Path(path)
+    if not path.is_file():
+        raise InteropError(f"no GGUF file at {path}")
+    try:
+        reader = gguf.GGUFReader(str(path))
+    except Exception as exc:
+        raise InteropError(f"{path} is not a readable GGUF file ({type(exc).__name__}: {exc})") from exc
+    arch = _string_field(reader, "general.architecture")
+    if arch != ARCH:
+        warnings.warn(f"{path} has architecture {arch!r}, not {ARCH!r}: it may not be a control vector", stacklevel=2)
+    tensors: dict[int, Any] = {}
+    for tensor in reader.tensors:
+        suffix = tensor.name[len(PREFIX):] if tensor.name.startswith(PREFIX) else ""
+        if not suffix.isdigit():
+            raise InteropError(f"{path} holds tensor {tensor.name!r}; a control vector holds only direction.<layer> tensors")
+        if tensor.tensor_type != gguf.GGMLQuantizationType.F32 or len(tensor.shape) != 1:
+            raise InteropError(f"{path}: {tensor.name} is not a 1-D float32 tensor (llama.cpp refuses it too)")
+        tensors[int(suffix)] = tensor.data.copy()
+    if not tensors:
+        raise InteropError(f"{path} holds no direction.<layer> tensors")
+    vector = TraitVector.from_layer_tensors(model, tensors, hook="resid_post", name=name or path.stem, source=str(path))
+    vector.metadata["model_hint"] = _string_field(reader, f"{ARCH}.model_hint")
+    exported_at = reader.get_field("tl_traits.strength")
+    if exported_at is not None:
+        vector.metadata["exported_at_strength"] = float(exported_at.parts[exported_at.data[0]][0])
+    return vector
+
+
+def _string_field(reader: Any, key: str) -> str | None:
+    field = reader.get_field(key)
+    if field is None or not field.data:
+        return None
+    return bytes(field.parts[field.data[0]]).decode("utf-8", errors="replace")
