@@ -112,6 +112,11 @@ def as_examples(examples: Any) -> tuple[list[TraitExample], list[int] | None]:
     return out, None
 
 
+def _as_input(example: TraitExample, chat: bool | None) -> Any:
+    """A chat conversation, or (for a plain-text set) the prompt text as given."""
+    return example.prompt if chat is False else example.messages()
+
+
 def resolve_layers(model: Any, layers: int | Sequence[int] | str) -> list[int]:
     """'all', an int or a list (negative counts from the end) -> sorted unique valid layers."""
     n = int(model.cfg.n_layers)
@@ -189,6 +194,7 @@ def capture(
         returned set then holds no tensors until `load_shards(folder)`.
     """
     items, ds_labels = as_examples(examples)
+    chat = getattr(examples, "chat", None)  # a TraitDataset of plain text (from_pairs) is not chat-formatted
     if not items:
         raise CaptureError("capture got no examples")
     if labels is None:
@@ -211,7 +217,7 @@ def capture(
     order = example_order(items, keep_order=bool(to_disk))
     if batch_size == "auto":
         longest = max(order, key=lambda i: len(items[i].prompt) + len(items[i].response or ""))
-        n_tokens = len(prepare_inputs(model, [items[longest].messages()], [items[longest].response]).token_ids[0])
+        n_tokens = len(prepare_inputs(model, [_as_input(items[longest], chat)], [items[longest].response], chat=chat).token_ids[0])
         batch_size = auto_batch_size(model, n_tokens)
     if not isinstance(batch_size, int) or batch_size < 1:
         raise CaptureError(f"batch_size must be a positive int or 'auto', not {batch_size!r}")
@@ -230,7 +236,8 @@ def capture(
     bar = tqdm(total=len(items), unit="ex", desc=f"capture {hook}", disable=not progress or len(items) <= batch_size, leave=False)
     for start in range(0, len(order), batch_size):
         rows = order[start : start + batch_size]
-        batch = prepare_inputs(model, [items[i].messages() for i in rows], [items[i].response for i in rows], padding_side="right")
+        batch = prepare_inputs(model, [_as_input(items[i], chat) for i in rows], [items[i].response for i in rows],
+                               padding_side="right", chat=chat)
         settings = batch.settings
         weights = position_weights(parsed, batch, [str(i) for i in rows]).to(device)
         out = torch.empty(len(rows), n_layers, d_model, dtype=torch.float32, device=device)

@@ -20,8 +20,9 @@ ModelKind = Literal["bridge", "hooked"]
 
 # -- loading -------------------------------------------------------------------------------------
 def load_model(
-    name: str | os.PathLike[str] | None = None,
+    name: str | os.PathLike[str] | torch.nn.Module | None = None,
     *,
+    tokenizer: Any = None,
     kind: ModelKind = "bridge",
     dtype: torch.dtype | str = torch.float32,
     device: str | torch.device | None = None,
@@ -35,7 +36,15 @@ def load_model(
     kind: "bridge" (TransformerBridge in compatibility mode) or "hooked" (HookedTransformer).
     n_devices: split the layers over this many GPUs (TL's own placement; a model larger than one GPU).
     device_map: bridge only: a Hugging Face device map ("auto", "balanced" or module -> device).
+
+    name may also be a Hugging Face model you already loaded (with `tokenizer=` its tokenizer):
+    it is wrapped in a TransformerBridge as it is (its weights, dtype and device are kept and its
+    own outputs do not change).
     """
+    if isinstance(name, torch.nn.Module):
+        return _bridge_from_hf_model(name, tokenizer, kind)
+    if tokenizer is not None:
+        raise ModelLoadError("tokenizer= goes with a loaded Hugging Face model; a folder or name brings its own tokenizer")
     if kind not in ("bridge", "hooked"):
         raise ModelLoadError(f"kind must be 'bridge' or 'hooked', not {kind!r}")
     if n_devices < 1:
@@ -79,6 +88,29 @@ def load_model(
     if name is None or folder is not None:
         model.cfg.model_name = display if name is None else folder.name
     setattr(model, SOURCE_ATTR, str(folder) if folder is not None else display)
+    model.eval()
+    return model
+
+
+def _bridge_from_hf_model(hf_model: torch.nn.Module, tokenizer: Any, kind: str) -> Any:
+    from transformer_lens.model_bridge import TransformerBridge
+
+    config = getattr(hf_model, "config", None)
+    if config is None or not hasattr(config, "architectures"):
+        raise ModelLoadError(f"load_model got a {type(hf_model).__name__}, not a Hugging Face model (it has no .config); "
+                             "pass a transformers PreTrainedModel, a local folder or a model name")
+    if kind != "bridge":
+        raise ModelLoadError("a loaded Hugging Face model is wrapped as a TransformerBridge: use kind='bridge' "
+                             "(or pass its folder for kind='hooked')")
+    if tokenizer is None:
+        raise ModelLoadError("pass tokenizer=... with a loaded Hugging Face model (the AutoTokenizer you loaded it with)")
+    source = str(getattr(config, "_name_or_path", "") or "")
+    display = Path(source).name if source else type(hf_model).__name__
+    model = TransformerBridge.boot_transformers(display, hf_model=hf_model, tokenizer=tokenizer)
+    model.enable_compatibility_mode()
+    model.cfg.model_name = display
+    if source and Path(source).is_dir():
+        setattr(model, SOURCE_ATTR, source)  # a worker process can load it again from there
     model.eval()
     return model
 

@@ -48,6 +48,7 @@ class TraitDataset:
     eval_prompt: str | None = None
     source: str = ""
     extra: dict[str, Any] = field(default_factory=dict, compare=False)
+    chat: bool | None = None  # None: the chat template when the tokenizer has one; False: plain text as given
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "positive", tuple(self.positive))
@@ -57,6 +58,33 @@ class TraitDataset:
     def __repr__(self) -> str:
         return (f"TraitDataset({self.name!r}: {len(self.positive)} positive, {len(self.negative)} negative, "
                 f"{len(self.questions)} steering questions)")
+
+    @classmethod
+    def from_pairs(
+        cls, pairs: Sequence[tuple[Any, Any]], *, name: str = "pairs", definition: str = "",
+        questions: Sequence[str] = (),
+    ) -> "TraitDataset":
+        """A trait set from in-memory (positive, negative) pairs, as steering-vectors and repeng train.
+
+        Each side is plain text (a string: tokenized as given, no chat template; extract then reads
+        the last token, `prompt[-1]`, by default), a (prompt, response) tuple, or a chat row
+        `{"prompt", "response"?, "system"?}` (both formatted with the model's chat template).
+        """
+        if isinstance(pairs, (str, bytes)) or not isinstance(pairs, Sequence) or not pairs:
+            raise TraitDataError("from_pairs needs a non-empty list of (positive, negative) pairs")
+        positive, negative, kinds = [], [], set()
+        for i, pair in enumerate(pairs):
+            if not isinstance(pair, (tuple, list)) or len(pair) != 2:
+                raise TraitDataError(f"pair {i} is not a (positive, negative) pair: {pair!r:.80}")
+            for side, out in zip(pair, (positive, negative)):
+                kind, example = _pair_side(side, i)
+                kinds.add(kind)
+                out.append(example)
+        if len(kinds) > 1:
+            raise TraitDataError("from_pairs got plain strings and chat rows mixed; give all plain text or all chat rows")
+        return cls(name=name, positive=tuple(positive), negative=tuple(negative), definition=definition,
+                   questions=tuple(questions), source="pairs", chat=False if kinds == {"plain"} else None,
+                   extra={"paired": True})
 
     # -- views -------------------------------------------------------------------------------
     @property
@@ -74,7 +102,10 @@ class TraitDataset:
 
     @property
     def paired(self) -> bool:
-        """Line i of positive and negative share prompt and system (a contrastive pair)."""
+        """Line i of positive and negative form a contrastive pair: they share prompt and system, or
+        came in as one pair (`from_pairs`). A split keeps each pair on one side."""
+        if len(self.positive) == len(self.negative) and self.extra.get("paired"):
+            return True
         return len(self.positive) == len(self.negative) and all(
             (p.prompt, p.system) == (n.prompt, n.system) for p, n in zip(self.positive, self.negative)
         )
@@ -259,6 +290,18 @@ def _from_rows(rows: Iterable[dict[str, Any]], name: str, source: str) -> TraitD
             raise TraitDataError(f"{source} row {i}: label {row['label']!r} is not 1/0, true/false or positive/negative")
         (positive if label in _TRUE else negative).append(_example(row, source, i))
     return TraitDataset(name=name, positive=tuple(positive), negative=tuple(negative), source=source)
+
+
+def _pair_side(side: Any, index: int) -> tuple[str, TraitExample]:
+    """One side of a from_pairs pair: ("plain" | "chat", its example)."""
+    if isinstance(side, str) and side.strip():
+        return "plain", TraitExample(side)
+    if isinstance(side, (tuple, list)) and len(side) == 2 and all(isinstance(x, str) and x.strip() for x in side):
+        return "chat", TraitExample(side[0], side[1])
+    if isinstance(side, dict):
+        return "chat", _example(side, "from_pairs", index)
+    raise TraitDataError(f"pair {index}: each side must be a non-empty string, a (prompt, response) tuple "
+                         f"or a {{'prompt', 'response'}} row, not {side!r:.80}")
 
 
 def _is_hf_dataset(obj: Any) -> bool:

@@ -33,7 +33,7 @@ def extract(
     methods: str | Sequence[str] = ("mean_diff",),
     *,
     layers: int | Sequence[int] | str = "all",
-    position: str = "response[:]",
+    position: str | None = None,
     hook: str = "resid_post",
     val_split: float = 0.2,
     seed: int = 0,
@@ -45,10 +45,14 @@ def extract(
     """Trait vectors for every method and layer, with held-out AUROC, accuracy and Cohen's d.
 
     trait: a TraitDataset or anything `load_trait` reads ('emotion/joy', a folder, ...).
+    position: which tokens to average (docs/extraction.md); default `response[:]`, or `prompt[-1]`
+        for a plain-text set without responses (`TraitDataset.from_pairs` of strings).
     methods: registered extractor names (`tl_traits.extractors.names()`).
     activations: reuse a capture of this very dataset (skips the forward passes).
     """
     dataset = load_trait(trait).validate()
+    if position is None:  # the response's tokens; plain-text pairs (from_pairs) have none: their last token
+        position = "prompt[-1]" if dataset.chat is False and not dataset.has_responses else "response[:]"
     method_list = [methods] if isinstance(methods, str) else list(methods)
     if not method_list:
         raise ExtractionError("methods is empty; pass at least one of " + ", ".join(extractors.names()))
