@@ -81,6 +81,17 @@ def import_gguf(path: str | os.PathLike[str], model: Any, *, name: str | None = 
     as llama.cpp does at scale s (for a file written by `export_gguf`, strength s here is strength
     `s x` the exported strength on the original vector). Its layers are the file's `direction.k`.
     """
+    tensors, fields = read_control_vector(path)
+    vector = TraitVector.from_layer_tensors(model, tensors, hook="resid_post", name=name or Path(path).stem, source=str(path))
+    vector.metadata["model_hint"] = fields.get(f"{ARCH}.model_hint")
+    if fields.get("tl_traits.strength") is not None:
+        vector.metadata["exported_at_strength"] = fields["tl_traits.strength"]
+    return vector
+
+
+def read_control_vector(path: str | os.PathLike[str]) -> tuple[dict[int, Any], dict[str, Any]]:
+    """`({k: float32 array of direction.k}, {key: value})` of a GGUF control vector, checked as llama.cpp
+    checks it (only 1-D float32 `direction.<k>` tensors of one width)."""
     import gguf
 
     path = Path(path)
@@ -90,9 +101,10 @@ def import_gguf(path: str | os.PathLike[str], model: Any, *, name: str | None = 
         reader = gguf.GGUFReader(str(path))
     except Exception as exc:
         raise InteropError(f"{path} is not a readable GGUF file ({type(exc).__name__}: {exc})") from exc
-    arch = _string_field(reader, "general.architecture")
-    if arch != ARCH:
-        warnings.warn(f"{path} has architecture {arch!r}, not {ARCH!r}: it may not be a control vector", stacklevel=2)
+    fields = {key: _field_value(reader, key) for key in reader.fields if not key.startswith("GGUF.")}
+    if fields.get("general.architecture") != ARCH:
+        warnings.warn(f"{path} has architecture {fields.get('general.architecture')!r}, not {ARCH!r}: "
+                      "it may not be a control vector", stacklevel=3)
     tensors: dict[int, Any] = {}
     for tensor in reader.tensors:
         suffix = tensor.name[len(PREFIX):] if tensor.name.startswith(PREFIX) else ""
@@ -103,16 +115,17 @@ def import_gguf(path: str | os.PathLike[str], model: Any, *, name: str | None = 
         tensors[int(suffix)] = tensor.data.copy()
     if not tensors:
         raise InteropError(f"{path} holds no direction.<layer> tensors")
-    vector = TraitVector.from_layer_tensors(model, tensors, hook="resid_post", name=name or path.stem, source=str(path))
-    vector.metadata["model_hint"] = _string_field(reader, f"{ARCH}.model_hint")
-    exported_at = reader.get_field("tl_traits.strength")
-    if exported_at is not None:
-        vector.metadata["exported_at_strength"] = float(exported_at.parts[exported_at.data[0]][0])
-    return vector
+    if len({t.shape[0] for t in tensors.values()}) > 1:
+        raise InteropError(f"{path}: its direction tensors have different widths")
+    return tensors, fields
 
 
-def _string_field(reader: Any, key: str) -> str | None:
+def _field_value(reader: Any, key: str) -> Any:
+    """A scalar or string GGUF field's value (None for arrays and anything else)."""
     field = reader.get_field(key)
-    if field is None or not field.data:
+    if field is None or len(field.data) != 1:
         return None
-    return bytes(field.parts[field.data[0]]).decode("utf-8", errors="replace")
+    part = field.parts[field.data[0]]
+    if field.types and field.types[0].name == "STRING":
+        return bytes(part).decode("utf-8", errors="replace")
+    return part[0].item() if hasattr(part[0], "item") else part[0]
