@@ -89,3 +89,12 @@ def test_import_refuses_files_that_are_not_this_models_control_vectors(tmp_path,
         tt.import_gguf(tmp_path / "other.gguf", bridge_model)
     with pytest.raises(InteropError, match="no GGUF file"):
         tt.import_gguf(tmp_path / "missing.gguf", bridge_model)
+
+
+def test_an_imported_vector_steers_at_all_its_layers_by_default(tmp_path, bridge_model, known_vector):
+    back = tt.import_gguf(tt.export_gguf(known_vector, tmp_path / "joy.gguf"), bridge_model)
+    everywhere = final_logits(bridge_model, tt.steer(bridge_model, back, strength=1.0))
+    torch.testing.assert_close(everywhere, final_logits(bridge_model, tt.steer(bridge_model, back, [4, 10, 12], strength=1.0)))
+    # an extracted vector without layers steers at the one layer nearest 40% depth (12 of 30)
+    torch.testing.assert_close(final_logits(bridge_model, tt.steer(bridge_model, known_vector, strength=1.0)),
+                               final_logits(bridge_model, tt.steer(bridge_model, known_vector, 12, strength=1.0)))

@@ -172,7 +172,8 @@ def steer(
       - a TraitVector: `strength` is in units of the mean activation norm it recorded at each
         layer (0.5 adds half a typical residual's length); `coef` multiplies its direction
         (unit length for an extracted vector). Its hook is used and its model identity checked.
-        `layers` defaults to the extracted layer nearest 40% depth (the rule the main job uses).
+        `layers` defaults to the extracted layer nearest 40% depth (the rule the main job uses),
+        or for an imported vector (`import_gguf`, `from_steering_vector`) to all its layers.
       - a raw `[d_model]` tensor: added as it is, in residual-stream units; `coef` (default 1)
         scales it, `normalize=True` makes it unit length first. `hook` defaults to resid_post.
       - a `{layer: tensor}` dict (steering-vectors' and repeng's shape): each layer gets its
@@ -216,8 +217,9 @@ def _resolve(
             raise SteeringError("give strength=... (e.g. 0.5 x the mean activation norm) or coef=... for this operator")
         if check_model:
             vector.check_model(model)
-        if layers is None:
-            layers = default_steering_layer(n_layers, vector.layers)
+        if layers is None:  # an imported vector steers at all its layers, as the tool that made it does
+            imported = vector.metadata.get("units") == "absolute"
+            layers = vector.layers if imported else default_steering_layer(n_layers, vector.layers)
         edits = {}
         for layer in _layer_list(layers, n_layers):
             direction = vector.direction(layer)
