@@ -15,6 +15,7 @@ import torch
 from jaxtyping import Float
 from torch import Tensor
 
+from tl_traits.core.extras import require
 from tl_traits.core.prompts import prepare_inputs
 from tl_traits.core.trait_sets import TraitDataset
 from tl_traits.judging.judge_prompts import PROMPTS, check_template, render
@@ -231,7 +232,7 @@ class ApiBackend:
         timeout: float = 60.0,
         batch_size: int = 8,
     ) -> None:
-        from openai import OpenAI
+        OpenAI = require("openai").OpenAI
 
         key = os.environ.get(api_key_env) if api_key_env else None
         if not key:

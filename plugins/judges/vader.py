@@ -5,12 +5,13 @@ from __future__ import annotations
 import functools
 from typing import Any, Sequence
 
+from tl_traits.core.extras import require
 from tl_traits.judging.judges import JudgeBase, check_kind
 
 
 @functools.lru_cache(maxsize=1)
 def _analyzer() -> Any:
-    from vaderSentiment.vaderSentiment import SentimentIntensityAnalyzer
+    SentimentIntensityAnalyzer = require("vaderSentiment.vaderSentiment").SentimentIntensityAnalyzer
 
     return SentimentIntensityAnalyzer()
 
@@ -29,6 +30,7 @@ class VaderJudge(JudgeBase):
 
     def __init__(self, *, kind: str = "trait") -> None:
         self.kind = check_kind(self.name, kind, ("trait",))
+        _analyzer()  # fail here, naming the [judges] extra, not at the first score
 
     def _score(self, questions: list[str], responses: list[str]) -> Sequence[float | None]:
         analyzer = _analyzer()

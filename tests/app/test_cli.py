@@ -270,3 +270,24 @@ def test_quiet_means_no_bar_at_all(tiny_llama_folder, tmp_path):
                           capture_output=True, text=True, env={**os.environ, "HF_HUB_OFFLINE": "1"}, timeout=300)
     assert done.returncode == 0, done.stderr[-2000:]
     assert "Loading weights" not in done.stderr and "it/s" not in done.stderr, done.stderr
+
+
+def test_steer_shows_its_progress_unless_quiet(capsys, tiny_vectors, tiny_llama_folder):
+    args = ["steer", str(tiny_vectors), "--model", str(tiny_llama_folder), "--layer", "1", "--prompt", "Hi", "--max-new-tokens", "4"]
+    code, out, err = call(capsys, *args)
+    assert code == EXIT_OK and "steered (layer 1" in out
+    assert "load model" in err and "unsteered (1 prompt)" in err and "steered at layer 1, strength 0.5" in err
+    code, out, err = call(capsys, *args, "--quiet")
+    assert code == EXIT_OK and "steered (layer 1" in out and "load model" not in err and "steered at layer" not in err
+
+
+def test_export_gguf_writes_a_control_vector_for_llama_cpp(capsys, tmp_path, tiny_vectors):
+    import gguf
+
+    out = tmp_path / "joy.gguf"
+    code, text, _ = call(capsys, "export-gguf", str(tiny_vectors), "-o", str(out), "--strength", "0.5")
+    assert code == EXIT_OK and "--control-vector-scaled" in text
+    reader = gguf.GGUFReader(str(out))
+    assert [t.name for t in reader.tensors] == ["direction.1"]  # the tiny model's layers 0-1; llama.cpp cannot steer 0
+    code, _, err = call(capsys, "export-gguf", str(tiny_vectors), "-o", str(tmp_path / "x.gguf"), "--layers", "0")
+    assert code == 2 and "direction.0" in err and not (tmp_path / "x.gguf").exists()

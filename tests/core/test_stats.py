@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pytest
 import torch
@@ -122,3 +124,12 @@ def test_empty_inputs_are_refused(fn):
 def test_mismatched_layers_are_refused():
     with pytest.raises(ValueError, match="must share their leading"):
         stats.auroc(torch.ones(3, 5), torch.ones(4, 5))
+
+
+def test_spearman_averages_tied_ranks():
+    from tl_traits.core.stats import spearman
+
+    # ranks of x: 1, 2.5, 2.5, 4; of y: 1, 2, 3, 4 -> Pearson of the ranks
+    assert spearman(torch.tensor([1.0, 2.0, 2.0, 3.0]), torch.tensor([10.0, 20.0, 30.0, 40.0])) == pytest.approx(0.9486832980505138)
+    assert spearman(torch.tensor([3.0, 2.0, 1.0]), torch.tensor([1.0, 2.0, 3.0])) == pytest.approx(-1.0)
+    assert math.isnan(spearman(torch.tensor([1.0, 1.0, 1.0]), torch.tensor([1.0, 2.0, 3.0])))

@@ -11,13 +11,12 @@ import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Sequence
 
-from matplotlib.figure import Figure
-
 from tl_traits.core.errors import TlTraitsError
 from tl_traits.core.files import atomic_write_bytes
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # figures come from the rooms' figures.py, which need the [report] extra; this module does not
     from matplotlib.axes import Axes
+    from matplotlib.figure import Figure
 
 
 DPI = 120

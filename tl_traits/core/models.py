@@ -47,6 +47,9 @@ def load_model(
         raise ModelLoadError("tokenizer= goes with a loaded Hugging Face model; a folder or name brings its own tokenizer")
     if kind not in ("bridge", "hooked"):
         raise ModelLoadError(f"kind must be 'bridge' or 'hooked', not {kind!r}")
+    if kind == "hooked" and not has_hooked_transformer():
+        raise ModelLoadError("this TransformerLens has no HookedTransformer (TL 4 removed it): use kind='bridge', "
+                             "or install transformer-lens<4")
     if n_devices < 1:
         raise ModelLoadError(f"n_devices must be >= 1, not {n_devices}")
     if device_map is not None and kind != "bridge":
@@ -233,11 +236,23 @@ class ModelIdentity:
         return json.dumps(self.to_dict(), sort_keys=True)
 
 
-def model_kind(model: Any) -> str:
-    from transformer_lens import HookedTransformer
+def has_hooked_transformer() -> bool:
+    """Whether the installed TransformerLens still has HookedTransformer (3 does, 4 does not)."""
+    try:
+        from transformer_lens import HookedTransformer  # noqa: F401
+    except ImportError:
+        return False
+    return True
 
-    if isinstance(model, HookedTransformer):
-        return "hooked"
+
+def model_kind(model: Any) -> str:
+    try:
+        from transformer_lens import HookedTransformer
+
+        if isinstance(model, HookedTransformer):
+            return "hooked"
+    except ImportError:  # TransformerLens 4 removed HookedTransformer
+        pass
     try:
         from transformer_lens.model_bridge import TransformerBridge
 

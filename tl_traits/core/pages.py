@@ -9,6 +9,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
+from tl_traits.core.extras import require
 from tl_traits.core.files import atomic_write_text
 
 
@@ -57,7 +58,7 @@ def split_local_src(src: str) -> tuple[str, str, str]:
 @functools.lru_cache(maxsize=1)
 def circuitsvis_bundle() -> str:
     """circuitsvis's JavaScript (about 1.3 MB), inlined once per page; defines the global `CircuitsVis`."""
-    from circuitsvis.tokens import colored_tokens
+    colored_tokens = require("circuitsvis.tokens").colored_tokens
 
     _, bundle, _ = split_local_src(colored_tokens(["x"], [0.0]).local_src)
     return _SOURCE_MAP.sub("", bundle).replace("</script", "<\\/script")

@@ -55,6 +55,26 @@ def midpoint(pos: Float[Tensor, "*layer n"], neg: Float[Tensor, "*layer m"]) -> 
     return ((pos.mean(dim=-1) + neg.mean(dim=-1)) / 2).to(dtype)
 
 
+def spearman(x: Float[Tensor, "n"], y: Float[Tensor, "n"]) -> float:
+    """Spearman's rank correlation (ties get their average rank); NaN when either side is constant."""
+    x, y = torch.as_tensor(x, dtype=torch.float64).reshape(-1), torch.as_tensor(y, dtype=torch.float64).reshape(-1)
+    if x.shape != y.shape or x.numel() < 2:
+        raise StatsError(f"spearman needs two equal-length series of at least 2 values, got {x.numel()} and {y.numel()}")
+    rx, ry = _average_ranks(x), _average_ranks(y)
+    rx, ry = rx - rx.mean(), ry - ry.mean()
+    scale = (rx.square().sum() * ry.square().sum()).sqrt()
+    return float((rx * ry).sum() / scale) if float(scale) > 0 else float("nan")
+
+
+def _average_ranks(values: Tensor) -> Tensor:
+    order = values.argsort()
+    ranks = torch.empty_like(values)
+    ranks[order] = torch.arange(1, values.numel() + 1, dtype=values.dtype)
+    _, group = torch.unique(values, return_inverse=True)
+    totals = torch.zeros(int(group.max()) + 1, dtype=values.dtype).index_add_(0, group, ranks)
+    return (totals / torch.bincount(group).to(values.dtype))[group]
+
+
 def _pair(pos: Tensor, neg: Tensor, name: str) -> tuple[Tensor, Tensor, torch.dtype]:
     """Both as float64 (the caller's float dtype is returned for the result), after shape checks."""
     pos, neg = torch.as_tensor(pos), torch.as_tensor(neg)

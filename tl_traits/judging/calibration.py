@@ -15,11 +15,9 @@ from pathlib import Path
 from typing import Any, Sequence
 
 import torch
-from scipy.stats import spearmanr
 
 from tl_traits.core.files import read_jsonl
-from tl_traits.core.stats import auroc
-from tl_traits.judging.figures import calibration_figure
+from tl_traits.core.stats import auroc, spearman
 from tl_traits.judging.judges import JudgeError, make_judge
 
 SCALES = ("coherence", "relevance", "trait")
@@ -100,6 +98,8 @@ class Calibration:
         return (false_pass[:n] + false_fail[:n])[:n * 2]
 
     def figure(self) -> Any:
+        from tl_traits.judging.figures import calibration_figure  # plots need the [report] extra
+
         return calibration_figure(self, LABEL_CUT)
 
 
@@ -114,7 +114,7 @@ def agreement(scores: Sequence[float | None], ratings: Sequence[float], gate: fl
     area = float(auroc(torch.tensor(pos, dtype=torch.float64), torch.tensor(neg, dtype=torch.float64))) if pos and neg else None
     rho = None
     if len(pairs) >= 3 and len(set(scored)) > 1 and len(set(rated)) > 1:
-        rho = float(spearmanr(scored, rated).statistic)
+        rho = spearman(torch.tensor(scored), torch.tensor(rated))
     return {
         "n": len(pairs), "n_positive": len(pos), "auroc": area, "spearman": rho,
         "precision": sum(r >= LABEL_CUT for r in passed) / len(passed) if passed else None,

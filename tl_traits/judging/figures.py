@@ -4,6 +4,9 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from tl_traits.core.extras import require
+
+require("matplotlib")  # the [report] extra: a missing one is named in the error
 from matplotlib.figure import Figure
 
 from tl_traits.core.figures import legend

@@ -6,6 +6,10 @@ import math
 from typing import Sequence
 
 import numpy as np
+
+from tl_traits.core.extras import require
+
+require("matplotlib")  # the [report] extra: a missing one is named in the error
 from matplotlib.figure import Figure
 
 from tl_traits.core.figures import legend

@@ -15,6 +15,7 @@ from torch import Tensor
 
 from tl_traits.core import stats
 from tl_traits.core.errors import TlTraitsError, check_count
+from tl_traits.core.extras import require
 from tl_traits.core.files import parse_json_object
 from tl_traits.core.generation import generate
 from tl_traits.core.hook_names import hook_name
@@ -301,6 +302,6 @@ def compare_groups(
 
 
 def _welch_p(a: Tensor, b: Tensor) -> float:
-    from scipy import stats as sps
+    sps = require("scipy.stats")
 
     return float(sps.ttest_ind(a.numpy(), b.numpy(), equal_var=False).pvalue)

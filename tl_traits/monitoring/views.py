@@ -7,6 +7,7 @@ from typing import Any, Mapping, Sequence
 
 import torch
 
+from tl_traits.core.extras import require
 from tl_traits.core.pages import Page, split_local_src
 from tl_traits.core.prompts import PromptInput
 from tl_traits.core.vectors import TraitVector
@@ -61,7 +62,8 @@ def token_projections(
 
 def token_view(texts: Sequence[str], values: Mapping[str, Sequence[float]]) -> str:
     """circuitsvis HTML (for a `Page`, which adds the script once) colouring `texts` by one trait's values, or several side by side."""
-    from circuitsvis.tokens import colored_tokens, colored_tokens_multi
+    colored = require("circuitsvis.tokens")
+    colored_tokens, colored_tokens_multi = colored.colored_tokens, colored.colored_tokens_multi
 
     if not values:
         raise MonitorError("token_view needs values for at least one trait")

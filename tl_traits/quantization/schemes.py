@@ -37,10 +37,8 @@ NF4_OFFSET = 0.9677083  # bitsandbytes' `create_normal_map` offset: the outermos
 
 def nf4_codebook_from_quantiles(offset: float = NF4_OFFSET) -> Float[Tensor, "16"]:
     """The NF4 levels computed as the paper describes (normal quantiles, asymmetric, exact zero)."""
-    from scipy.stats import norm
-
-    positive = norm.ppf(torch.linspace(offset, 0.5, 9, dtype=torch.float64)[:-1].numpy()).tolist()
-    negative = (-norm.ppf(torch.linspace(offset, 0.5, 8, dtype=torch.float64)[:-1].numpy())).tolist()
+    positive = torch.special.ndtri(torch.linspace(offset, 0.5, 9, dtype=torch.float64)[:-1]).tolist()  # normal quantiles
+    negative = (-torch.special.ndtri(torch.linspace(offset, 0.5, 8, dtype=torch.float64)[:-1])).tolist()
     levels = torch.tensor(positive + [0.0] + negative, dtype=torch.float64).sort().values
     return (levels / levels.max()).to(torch.float32)
 

@@ -35,7 +35,6 @@ from tl_traits.core.trait_sets import load_trait
 from tl_traits.extraction.extract import extract, heldout_metrics
 from tl_traits.judging.defaults import default_judges
 from tl_traits.judging.judges import make_judge
-from tl_traits.quantization.figures import quantization_figure
 from tl_traits.quantization.quantizer import QuantizationError
 from tl_traits.steering.evaluation import EvaluationResult, evaluate_steering
 from tl_traits.steering.layers import (
@@ -159,6 +158,8 @@ class QuantStudy:
         return "\n".join(lines)
 
     def figure(self) -> Any:
+        from tl_traits.quantization.figures import quantization_figure  # plots need the [report] extra
+
         return quantization_figure(self)
 
     def save(self, out: str | os.PathLike[str]) -> dict[str, Path]:

@@ -5,6 +5,10 @@ from __future__ import annotations
 from typing import Sequence
 
 import numpy as np
+
+from tl_traits.core.extras import require
+
+require("matplotlib")  # the [report] extra: a missing one is named in the error
 from matplotlib.figure import Figure
 
 

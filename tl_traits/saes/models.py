@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from tl_traits.core.extras import require
 from tl_traits.core.models import model_kind
 from tl_traits.saes.sae import SAEError
 
@@ -17,6 +18,7 @@ from tl_traits.saes.sae import SAEError
 def sae_ready(model: Any) -> Any:
     """`model`, now a HookedSAETransformer (from a HookedTransformer) or an SAETransformerBridge (from a
     TransformerBridge); a model that already is one is returned unchanged."""
+    require("sae_lens")
     from sae_lens import HookedSAETransformer, SAETransformerBridge
     from sae_lens.analysis.hooked_sae_transformer import add_hook_in_to_mlp
 

@@ -14,7 +14,6 @@ from tl_traits.core.files import atomic_write_json
 from tl_traits.core.models import weights_fingerprint
 from tl_traits.core.version import package_version
 from tl_traits.saes.corpus import default_corpus
-from tl_traits.saes.figures import feature_density_figure
 from tl_traits.saes.sae import stored_sae_folder
 from tl_traits.saes.training import SAETrainingError, train_sae
 
@@ -124,6 +123,8 @@ def train_and_store(
     }
     atomic_write_json(fresh / "training.json", record)
     if result.feature_density is not None:
+        from tl_traits.saes.figures import feature_density_figure  # needs the [report] extra
+
         save_figure(feature_density_figure(result.feature_density.tolist()), fresh / "feature_density.png")
     if folder.exists():
         old = folder.with_name(folder.name + ".old")

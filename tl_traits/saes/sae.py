@@ -20,6 +20,7 @@ from torch import Tensor
 
 from tl_traits.core.embedded import cache_dir
 from tl_traits.core.errors import TlTraitsError
+from tl_traits.core.extras import require
 from tl_traits.core.hook_names import hook_name, parse_hook_name
 from tl_traits.core.pages import Page
 from tl_traits.core.vectors import TraitVector
@@ -35,7 +36,7 @@ def load_sae(spec: Any, *, device: str = "cpu") -> Any:
 
     The SAE remembers where it came from (`sae_source(sae)`), so vectors made with it can record it.
     """
-    from sae_lens import SAE
+    SAE = require("sae_lens").SAE
 
     if isinstance(spec, SAE):
         return spec

@@ -20,6 +20,7 @@ import torch
 from jaxtyping import Float
 from torch import Tensor
 
+from tl_traits.core.extras import require
 from tl_traits.core.files import atomic_directory
 from tl_traits.core.hook_names import HOOKS, hook_name
 from tl_traits.core.prompts import prepare_inputs
@@ -312,6 +313,7 @@ def train_sae(
     if out is not None and Path(out).exists():
         raise SAETrainingError(f"SAE folder '{out}' already exists; pick a new folder or remove it first")
 
+    require("sae_lens")
     from sae_lens import SAE, SAETrainer, TopKTrainingSAE, TopKTrainingSAEConfig
     from sae_lens.config import SAETrainerConfig
 

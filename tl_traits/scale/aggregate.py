@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import os
 from pathlib import Path
 from typing import Any, Iterable
@@ -11,19 +12,19 @@ import pandas as pd
 
 from tl_traits.core.figures import save_figure
 from tl_traits.core.files import atomic_write_text
-from tl_traits.scale.figures import sweep_figure
 from tl_traits.scale.runs import SUMMARY, SweepError
 
 SORT_KEYS = {"poison": ["model", "attack", "rate", "seed"], "steering": ["model", "trait", "method", "layer"],
              "quantization": ["model", "trait", "backend", "method"]}
 
 
-def aggregate(runs_dir: str | os.PathLike[str], out: str | os.PathLike[str] | None = None, *, plot: bool = True) -> Any:
+def aggregate(runs_dir: str | os.PathLike[str], out: str | os.PathLike[str] | None = None, *, plot: bool | None = None) -> Any:
     """Merge every summary.csv below `runs_dir` into one table (pandas DataFrame), saved as CSV (+ PNG plot).
 
     Works the same on any executor's output (the run folders are the record). Rows carry a `sweep`
     column (poison, steering, quantization). out: the CSV path (default runs_dir/aggregate.csv);
-    the plot goes beside it as .png (one per kind, -steering.png etc., when kinds are mixed).
+    the plot goes beside it as .png (one per kind, -steering.png etc., when kinds are mixed);
+    plot=None draws it when the [report] extra (matplotlib) is installed, True insists on it.
     """
     runs_dir = Path(runs_dir)
     if not runs_dir.is_dir():
@@ -41,7 +42,11 @@ def aggregate(runs_dir: str | os.PathLike[str], out: str | os.PathLike[str] | No
     table = table.sort_values(keys, na_position="last").reset_index(drop=True)
     out = Path(out) if out else runs_dir / "aggregate.csv"
     atomic_write_text(out, table.to_csv(index=False))
+    if plot is None:
+        plot = importlib.util.find_spec("matplotlib") is not None
     if plot:
+        from tl_traits.scale.figures import sweep_figure  # needs the [report] extra
+
         for kind in kinds:
             part = table[table["sweep"] == kind]
             path = out.with_suffix(".png") if len(kinds) == 1 else out.with_name(f"{out.stem}-{kind}.png")

@@ -11,6 +11,7 @@ import typer
 
 from tl_traits.app.cli import (
     grids,
+    interop,
     job,
     judges,
     monitor,
@@ -48,6 +49,7 @@ app.command()(job.run)
 app.command()(vectors.extract)
 app.command()(vectors.steer)
 app.command()(vectors.evaluate)
+app.command("export-gguf")(interop.export_gguf_command)
 app.command()(monitor.monitor)
 app.command("quant-study")(quantization.quant_study)
 app.command()(poisoning.poison)

@@ -18,8 +18,6 @@ from tl_traits.app.cli.options import (
     split_values,
     stages_for,
 )
-from tl_traits.app.main_job import JobConfig, run_main_job
-from tl_traits.app.report import write_report
 
 
 def run(
@@ -36,6 +34,8 @@ def run(
     quiet: bool = QuietOpt,
 ) -> None:
     """The main job: extract all methods at all layers, steer with judges, compare request groups, write a report."""
+    from tl_traits.app.main_job import JobConfig, run_main_job  # the job needs the [judges] and [report] extras
+
     output_folder(out, "--out")
     config = JobConfig(model=model, kind=kind, out=str(out), limit=limit, steps=steps, questions=questions,
                        max_new_tokens=max_new_tokens)
@@ -71,6 +71,8 @@ def run(
 
 def report(out: Path = typer.Argument(Path("out"), help="A folder written by `tl-traits run`.")) -> None:
     """Rebuild report.html from a run's output folder (no model needed)."""
+    from tl_traits.app.report import write_report  # needs the [report] extra
+
     typer.echo(f"report: {write_report(out).resolve()}")
 
 

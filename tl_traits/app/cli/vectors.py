@@ -86,17 +86,24 @@ def steer(
     model: Optional[str] = ModelOpt,
     kind: str = KindOpt,
     as_json: bool = JsonOpt,
+    quiet: bool = QuietOpt,
 ) -> None:
     """Generate with a trait vector added at one layer; interactive when no --prompt is given."""
     vec = load_vector(vectors, method)
-    m = model_from(model, kind)
-    vec.check_model(m)
     at = layer if layer is not None else _default_layer(vec)
+    with stages_for(quiet, as_json) as stages, stages.stage("load model"):
+        m = model_from(model, kind)
+    vec.check_model(m)
 
     def answer(prompts: list[str]) -> list[dict[str, Any]]:
-        base = generate(m, prompts, max_new_tokens=max_new_tokens) if compare else [None] * len(prompts)
-        with do_steer(m, vec, at, strength=strength):
-            steered = generate(m, prompts, max_new_tokens=max_new_tokens)
+        with stages_for(quiet, as_json) as stages:  # on 2 CPU cores a 60-token answer takes seconds
+            if compare:
+                with stages.stage(f"unsteered ({len(prompts)} prompt{'s' * (len(prompts) > 1)})"):
+                    base = generate(m, prompts, max_new_tokens=max_new_tokens)
+            else:
+                base = [None] * len(prompts)
+            with stages.stage(f"steered at layer {at}, strength {strength:g}"), do_steer(m, vec, at, strength=strength):
+                steered = generate(m, prompts, max_new_tokens=max_new_tokens)
         return [{"prompt": p, "layer": at, "strength": strength, "steered": s, "unsteered": b}
                 for p, s, b in zip(prompts, steered, base)]
 

