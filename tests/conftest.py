@@ -102,6 +102,7 @@ def gpt2_tokenizer(tmp_path_factory):
 
 def build_tiny_hooked(tokenizer, *, n_ctx: int = 128):
     """A tiny random HookedTransformer (3 layers, d_model 32) built from a TL config around `tokenizer`."""
+    skip_without_hooked_transformer()
     from transformer_lens import HookedTransformer, HookedTransformerConfig
 
     cfg = HookedTransformerConfig(

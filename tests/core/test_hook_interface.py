@@ -55,7 +55,7 @@ def test_hooks_context_adds_and_removes(any_model):
     assert not any_model.hook_dict[name].fwd_hooks
 
 
-def test_tiny_llama_kinds_compute_the_same_residuals(tiny_llama_folder):
+def test_tiny_llama_bridge_and_hooked_compute_the_same_residuals(tiny_llama_folder):
     bridge = tt.load_model(tiny_llama_folder, kind="bridge")
     hooked = tt.load_model(tiny_llama_folder, kind="hooked")
     tokens = tt.prepare_inputs(bridge, "a short test").input_ids
