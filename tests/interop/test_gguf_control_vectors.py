@@ -98,3 +98,24 @@ def test_an_imported_vector_steers_at_all_its_layers_by_default(tmp_path, bridge
     # an extracted vector without layers steers at the one layer nearest 40% depth (12 of 30)
     torch.testing.assert_close(final_logits(bridge_model, tt.steer(bridge_model, known_vector, strength=1.0)),
                                final_logits(bridge_model, tt.steer(bridge_model, known_vector, 12, strength=1.0)))
+
+
+def test_a_file_written_as_repeng_writes_it_steers_by_its_raw_tensors(tmp_path, bridge_model):
+    """repeng's export_gguf: arch controlvector, model_hint = HF model_type, direction.k for its layers (1..n-1)."""
+    rng = np.random.default_rng(0)
+    directions = {k: (rng.standard_normal(576) * 3).astype(np.float32) for k in (5, 11)}
+    path = tmp_path / "happy.gguf"
+    writer = gguf.GGUFWriter(str(path), "controlvector")
+    writer.add_string("controlvector.model_hint", "llama")
+    writer.add_uint32("controlvector.layer_count", len(directions))
+    for layer, t in directions.items():
+        writer.add_tensor(f"direction.{layer}", t)
+    writer.write_header_to_file()
+    writer.write_kv_data_to_file()
+    writer.write_tensors_to_file()
+    writer.close()
+    happy = tt.import_gguf(path, bridge_model)
+    assert happy.layers == [5, 11] and happy.metadata["model_hint"] == "llama" and "exported_at_strength" not in happy.metadata
+    as_dict = {k: torch.from_numpy(v) * 0.7 for k, v in directions.items()}
+    torch.testing.assert_close(final_logits(bridge_model, tt.steer(bridge_model, happy, strength=0.7)),
+                               final_logits(bridge_model, tt.steer(bridge_model, as_dict)), rtol=1e-4, atol=1e-4)
