@@ -11,8 +11,8 @@ import torch
 import typer
 
 import tl_traits as tt
+from tl_traits.app import report as report_module
 from tl_traits.app.cli import EXIT_BAD_INPUT, EXIT_FAILED, EXIT_OK, main, run_app
-from tl_traits.app.cli import job as job_commands
 from tl_traits.core.errors import TlTraitsError
 from tl_traits.extraction.extract import default_methods
 
@@ -71,7 +71,7 @@ def test_an_error_that_is_not_ours_is_a_bug_exit_1(capsys, monkeypatch, error):
     def torch_like(*args, **kwargs):
         raise error  # what torch raises on a bad shape or index: our bug, not the user's input
 
-    monkeypatch.setattr(job_commands, "write_report", torch_like)
+    monkeypatch.setattr(report_module, "write_report", torch_like)
     code, _, err = call(capsys, "report", "out")
     assert code == EXIT_FAILED
     assert err == "error: boom (rerun with --debug for the traceback)\n"
@@ -84,7 +84,7 @@ def test_our_errors_are_bad_input_exit_2_on_one_line(capsys, monkeypatch):
     def refuse(*args, **kwargs):
         raise SomeInputError("out/ is not a run folder; run `tl-traits run` first\n(details on a second line)")
 
-    monkeypatch.setattr(job_commands, "write_report", refuse)
+    monkeypatch.setattr(report_module, "write_report", refuse)
     code, _, err = call(capsys, "report", "out")
     assert code == EXIT_BAD_INPUT
     assert err == "error: out/ is not a run folder; run `tl-traits run` first\n"
@@ -99,7 +99,7 @@ def test_main_exits_with_the_commands_own_code(capsys, monkeypatch, raised, code
     def stop(*args, **kwargs):
         raise raised
 
-    monkeypatch.setattr(job_commands, "write_report", stop)
+    monkeypatch.setattr(report_module, "write_report", stop)
     got, _, err = call(capsys, "report", "out")
     assert (got, err) == (code, message)
 

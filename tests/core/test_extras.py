@@ -27,11 +27,16 @@ def test_other_import_errors_pass_through(monkeypatch):
 
 def test_a_judge_without_its_extra_fails_with_that_line(monkeypatch):
     import tl_traits as tt
+    from tl_traits.plugins.judges import vader
 
+    vader._analyzer.cache_clear()  # an earlier test may have built the analyzer already
     monkeypatch.setitem(sys.modules, "vaderSentiment", None)
     monkeypatch.delitem(sys.modules, "vaderSentiment.vaderSentiment", raising=False)
-    with pytest.raises(MissingExtraError, match=r"tl_traits\[judges\]"):
-        tt.make_judge("vader")
+    try:
+        with pytest.raises(MissingExtraError, match=r"tl_traits\[judges\]"):
+            tt.make_judge("vader")
+    finally:
+        vader._analyzer.cache_clear()
 
 
 def test_importing_tl_traits_needs_no_extra():
