@@ -83,7 +83,6 @@ def test_steered_text_moves_joy_in_llama_cpp_as_in_tl_traits(tmp_path, bridge_mo
         for question in questions:
             ids = tt.prepare_inputs(bridge_model, question).input_ids[0].tolist()
             out = []
-            llama.reset()  # else generate() reuses the KV cache of a matching prefix, computed under other steering
             for token in llama.generate(ids, temp=0.0, reset=True):
                 if token == llama.token_eos() or len(out) >= NEW_TOKENS:
                     break

@@ -17,6 +17,8 @@ def apply_control_vectors(llama: Any, vectors: Sequence[tuple[str | os.PathLike[
 
     Files are summed, each times its scale, into llama.cpp's buffer (one row per block from
     block 1; `direction.k` is added to block k's output), the way llama.cpp's own loader does.
+    The Llama's token cache is reset: its KV entries were computed under the old vectors, and
+    llama-cpp-python would otherwise reuse them for a prompt that starts the same way.
     """
     try:
         import llama_cpp
@@ -25,6 +27,7 @@ def apply_control_vectors(llama: Any, vectors: Sequence[tuple[str | os.PathLike[
         raise MissingExtraError("llama-cpp-python", install=LLAMA_CPP_INSTALL) from exc
     n_embd, n_layer = int(llama.n_embd()), int(llama_cpp.llama_model_n_layer(llama.model))
     ctx = llama.ctx
+    llama.reset()
     if not vectors:
         llama_cpp.llama_set_adapter_cvec(ctx, None, 0, n_embd, -1, -1)
         return
