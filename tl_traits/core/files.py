@@ -93,14 +93,18 @@ def parse_jsonl(
             raise error(f"{where} line {number} is not valid JSON: {exc.msg}") from exc
 
 
-def parse_json_object(text: str, where: str, error: type[TlTraitsError] = FileFormatError) -> dict[str, Any]:
-    """One JSON object; text that is not JSON, or JSON that is not an object, raises `error` naming `where`."""
+def parse_json_object(
+    text: str, where: str, error: type[TlTraitsError] = FileFormatError, *, fix: str = ""
+) -> dict[str, Any]:
+    """One JSON object; text that is not JSON, or JSON that is not an object, raises `error` naming
+    `where` (and ending with `fix`, what to do about it, when given)."""
+    hint = f"; {fix}" if fix else ""
     try:
         value = json.loads(text)
     except json.JSONDecodeError as exc:
-        raise error(f"{where} is not valid JSON: {exc.msg} at line {exc.lineno}, column {exc.colno}") from exc
+        raise error(f"{where} is not valid JSON: {exc.msg} at line {exc.lineno}, column {exc.colno}{hint}") from exc
     if not isinstance(value, dict):
-        raise error(f"{where} must hold a JSON object {{...}}, not a {type(value).__name__}")
+        raise error(f"{where} must hold a JSON object {{...}}, not a {type(value).__name__}{hint}")
     return value
 
 

@@ -20,7 +20,7 @@ from jaxtyping import Float
 from torch import Tensor
 
 from tl_traits.core.errors import TlTraitsError
-from tl_traits.core.files import atomic_write_bytes
+from tl_traits.core.files import atomic_write_bytes, parse_json_object
 from tl_traits.core.models import model_identity
 from tl_traits.core.prompts import prepare_inputs
 
@@ -261,12 +261,7 @@ class TraitVectors:
             raise VectorError(f"{path} is incomplete or not a safetensors file ({exc}); extract or copy it again") from exc
         if raw is None:
             raise VectorError(f"{path} is a safetensors file but not tl_traits vectors (no '{HEADER_KEY}' metadata)")
-        try:
-            header = json.loads(raw)
-        except json.JSONDecodeError as exc:
-            raise VectorError(f"{path} has a header that is not valid JSON ({exc.msg}); extract or copy it again") from exc
-        if not isinstance(header, dict):
-            raise VectorError(f"{path} has a header that is not a JSON object; extract or copy it again")
+        header = parse_json_object(raw, f"the header of {path}", VectorError, fix="extract or copy it again")
         if header.get("format") != FORMAT:
             raise VectorError(f"{path} has format {header.get('format')!r}; this tl_traits reads {FORMAT}")
         missing = [k for k in ("layers", "methods", "method_order", "tensor_sha256") if k not in header]
