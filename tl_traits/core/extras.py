@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib
+import importlib.util
 from types import ModuleType
 
 from tl_traits.core.errors import MissingExtraError
@@ -30,3 +31,13 @@ def require(module: str) -> ModuleType:
         if exc.name is None or exc.name.split(".")[0] != package or package not in EXTRA_OF:
             raise
         raise MissingExtraError(package, EXTRA_OF[package]) from exc
+
+
+def availability(*modules: str) -> tuple[bool, str]:
+    """`(True, "")` when every module's package is installed; else `(False, what installs it)`, for `tl-traits plugins`."""
+    for module in modules:
+        package = module.split(".")[0]
+        if importlib.util.find_spec(package) is None:
+            extra = EXTRA_OF.get(package)
+            return False, f"needs '{package}'" + (f": pip install 'tl_traits[{extra}]'" if extra else "")
+    return True, ""
