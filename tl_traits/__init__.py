@@ -30,6 +30,7 @@ from tl_traits.core.vectors import TraitVector, TraitVectors
 from tl_traits.extraction.extract import extract
 from tl_traits.extraction.transfer import learning_curve, transfer_metrics
 from tl_traits.interop.gguf_control_vectors import export_gguf, import_gguf
+from tl_traits.interop.safetensors_vectors import import_safetensors
 from tl_traits.interop.steering_vectors import from_steering_vector, to_steering_vector
 from tl_traits.judging.fill_responses import generate_responses
 from tl_traits.judging.judges import FunctionJudge, make_judge
@@ -67,6 +68,7 @@ __all__ = [
     "extract",
     "from_steering_vector",
     "import_gguf",
+    "import_safetensors",
     "extractors",
     "learning_curve",
     "transfer_metrics",

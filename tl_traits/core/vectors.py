@@ -260,7 +260,8 @@ class TraitVectors:
         except Exception as exc:
             raise VectorError(f"{path} is incomplete or not a safetensors file ({exc}); extract or copy it again") from exc
         if raw is None:
-            raise VectorError(f"{path} is a safetensors file but not tl_traits vectors (no '{HEADER_KEY}' metadata)")
+            raise VectorError(f"{path} is a safetensors file but not tl_traits vectors (no '{HEADER_KEY}' metadata); "
+                              "for another tool's {layer: tensor} file use tt.import_safetensors(path, model)")
         header = parse_json_object(raw, f"the header of {path}", VectorError, fix="extract or copy it again")
         if header.get("format") != FORMAT:
             raise VectorError(f"{path} has format {header.get('format')!r}; this tl_traits reads {FORMAT}")
