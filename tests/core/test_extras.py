@@ -66,3 +66,15 @@ def test_plugins_lists_a_judge_without_its_extra_as_not_available(monkeypatch):
     assert not vader["available"] and vader["why"] == "needs 'vaderSentiment': pip install 'tl_traits[judges]'"
     assert describe(extractors, "sae")["why"] == "needs 'sae_lens': pip install 'tl_traits[sae]'"
     assert describe(judges, "refusal")["available"]  # a judge with no optional package is unaffected
+
+
+def test_a_command_that_needs_several_extras_names_them_all_at_once(monkeypatch, capsys):
+    from tl_traits.app.cli import main
+
+    monkeypatch.setitem(sys.modules, "vaderSentiment", None)
+    monkeypatch.setitem(sys.modules, "matplotlib", None)
+    with pytest.raises(SystemExit) as done:
+        main(["run", "--limit", "2", "--out", "never-written"])
+    assert done.value.code == 2
+    assert capsys.readouterr().err == ("error: this needs the optional packages 'vaderSentiment', 'matplotlib': "
+                                       "pip install 'tl_traits[judges,report]'\n")

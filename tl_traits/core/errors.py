@@ -31,6 +31,7 @@ class MissingExtraError(TlTraitsError, ImportError):
 
     def __init__(self, package: str, extra: str | None = None, install: str | None = None) -> None:
         how = install or f"pip install 'tl_traits[{extra}]'"
-        super().__init__(f"this needs the optional package '{package}'" + (f" (the [{extra}] extra)" if extra and not install else "")
+        what = f"packages {package}" if package.startswith("'") else f"package '{package}'"  # several come quoted
+        super().__init__(f"this needs the optional {what}" + (f" (the [{extra}] extra)" if extra and not install else "")
                          + f": {how}")
         self.package, self.extra = package, extra

