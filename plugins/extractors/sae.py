@@ -6,7 +6,6 @@ from typing import Any, Sequence
 
 import torch
 from jaxtyping import Float
-from tl_traits.core.extras import availability
 from tl_traits.plugins.extractors._checks import check_pair, unit_rows
 from torch import Tensor
 
@@ -80,7 +79,7 @@ def sae(
 
 sae.description = "decoder image of the top-k SAE features by mean activation difference (needs an SAE per layer)"
 sae.by_default = False  # needs SAEs: runs only when asked for by name
-sae.available = lambda: availability("sae_lens")  # for `tl-traits plugins`
+sae.requires = ("sae_lens",)  # reported by `tl-traits plugins` when missing
 
 
 def _check_fits(model_sae: Any, layer: int, hook: str | None, d_model: int) -> None:

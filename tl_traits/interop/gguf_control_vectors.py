@@ -45,8 +45,7 @@ def export_gguf(
     if layers is None:  # every layer llama.cpp can steer: block 0's output is out of its reach
         first = {"resid_post": 1, "resid_pre": 2}.get(hook, 0)
         layers = [layer for layer in vector.layers if layer >= first]
-    chosen = list(layers)
-    blocks = {block_output_index(layer, hook, "llama.cpp"): t for layer, t in vector.layer_tensors(strength, chosen).items()}
+    blocks = {block_output_index(layer, hook, "llama.cpp"): t for layer, t in vector.layer_tensors(strength, layers).items()}
     if 0 in blocks:
         raise InteropError("llama.cpp cannot steer the output of block 0 (it refuses direction.0); leave layer 0 out of layers")
     if not blocks:

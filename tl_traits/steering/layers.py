@@ -17,11 +17,15 @@ def steering_layers(n_layers: int, extracted: Sequence[int], chosen: Sequence[in
         if missing:
             raise SteeringError(f"steering layers {missing} were not extracted (model has layers 0-{n_layers - 1})")
         return sorted(set(chosen))
-    picked = {min(extracted, key=lambda layer: abs(layer - round(f * (n_layers - 1)))) for f in STEERING_DEPTHS}
-    return sorted(picked)
+    return sorted({nearest_layer(n_layers, extracted, depth) for depth in STEERING_DEPTHS})
 
 
 def default_steering_layer(n_layers: int, extracted: Sequence[int]) -> int:
     """The extracted layer nearest 40% depth. Not the best detection layer: on small trait sets every
     layer ties at AUROC 1.0 and the tie-break can pick layer 1, which steers into repetition."""
-    return min(extracted, key=lambda layer: abs(layer - round(DEFAULT_DEPTH * (n_layers - 1))))
+    return nearest_layer(n_layers, extracted, DEFAULT_DEPTH)
+
+
+def nearest_layer(n_layers: int, extracted: Sequence[int], depth: float) -> int:
+    """The extracted layer nearest `depth` (a fraction) of an `n_layers` model."""
+    return min(extracted, key=lambda layer: abs(layer - round(depth * (n_layers - 1))))

@@ -8,6 +8,7 @@ from typing import Any
 import typer
 
 from tl_traits.app.cli.options import JsonOpt, emit
+from tl_traits.core.extras import availability
 from tl_traits.core.registry import attacks, extractors, judges, quantizers
 
 
@@ -32,15 +33,14 @@ def plugins(as_json: bool = JsonOpt) -> None:
 
 
 def describe(registry: Any, name: str) -> dict[str, Any]:
-    """The plugin's first docstring line, and `available()` where it has one (quantizers do: bitsandbytes needs CUDA)."""
+    """The plugin's first docstring line, and whether it runs here: its `available()` where it has one
+    (quantizers do: bitsandbytes needs CUDA), else whether the optional packages it `requires` are installed."""
     try:
         plugin = registry.get(name)
     except Exception as exc:  # noqa: BLE001 - a broken plugin is listed with its error, not a crash of the listing
         return {"description": "", "available": False, "why": f"does not load: {exc}"}
-    available, why = True, ""
     check = getattr(plugin, "available", None)
-    if callable(check):
-        available, why = check()
+    available, why = check() if callable(check) else availability(*getattr(plugin, "requires", ()))
     return {"description": _first_sentence(plugin, name), "available": bool(available), "why": why}
 
 
