@@ -2,8 +2,11 @@
 
 The split is made once, stratified by trait and source with a fixed seed (half `fit`, half
 `heldout`), and never changed afterwards: judges are fitted on `fit` and reported on `heldout`.
+`--append` adds a new round of rated responses to the bundled set: the rows already there keep
+their split, the new ones are split among themselves the same way.
 
     python benchmarks/assemble_calibration_set.py --responses gen.jsonl written.jsonl --ratings r1.jsonl r2.jsonl ...
+    python benchmarks/assemble_calibration_set.py --append --responses gen2.jsonl --ratings r2-*.jsonl --second-rater s2.jsonl
 """
 
 from __future__ import annotations
@@ -26,8 +29,13 @@ def main() -> None:
     parser.add_argument("--second-rater", type=Path, help="ratings of an overlap subset by another reader (kept apart)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", type=Path, default=OUT)
+    parser.add_argument("--append", action="store_true", help="keep the rows already in --out (and their split); add these")
     args = parser.parse_args()
+    kept = [row for row in read_jsonl(args.out)] if args.append and args.out.is_file() else []
     rows = [row for path in args.responses for row in read_jsonl(path)]
+    clash = {r["id"] for r in rows} & {r["id"] for r in kept}
+    if clash:
+        raise SystemExit(f"{len(clash)} new responses reuse ids already in {args.out}, e.g. {sorted(clash)[:3]}")
     ratings = {r["id"]: r for path in args.ratings for r in read_jsonl(path)}
     missing = [r["id"] for r in rows if r["id"] not in ratings]
     if missing:
@@ -47,9 +55,10 @@ def main() -> None:
         rng.shuffle(members)
         for i, row in enumerate(members):
             row["split"] = "fit" if i % 2 == 0 else "heldout"
-    write_jsonl(args.out, sorted(rows, key=lambda r: r["id"]))
-    counts = {s: sum(r["split"] == s for r in rows) for s in ("fit", "heldout")}
-    print(f"{len(rows)} rated responses -> {args.out} ({counts})")
+    everything = kept + sorted(rows, key=lambda r: r["id"])
+    write_jsonl(args.out, everything)
+    counts = {s: sum(r["split"] == s for r in everything) for s in ("fit", "heldout")}
+    print(f"{len(everything)} rated responses ({len(rows)} new) -> {args.out} ({counts})")
 
 
 if __name__ == "__main__":

@@ -1,10 +1,13 @@
 """Generate the judge-calibration responses: the embedded model under real steering settings, plus unsteered answers.
 
-Run once (about 10 minutes on 2 CPU cores); the output is rated by reading (docs/judges.md) and
-then stored as the package's calibration set. Deterministic for a seed: greedy decoding, fixed
-sampling of settings and questions.
+Round 1 (about 10 minutes on 2 CPU cores) sampled strengths up to broken text. Round 2 adds what
+round 1 had too little of: fluent answers that show the trait or its opposite, from the mild
+strengths the dev/test protocol finds (0.05-0.35) and from prompting, on dev questions only
+(so no test question's answers reach a judge's fitting). The output is rated by reading
+(docs/judges.md) and then appended to the package's calibration set. Deterministic for a seed.
 
     python benchmarks/make_calibration_responses.py --out /tmp/calibration-responses.jsonl
+    python benchmarks/make_calibration_responses.py --round 2 --out /tmp/calibration-round2.jsonl
 """
 
 from __future__ import annotations
@@ -30,13 +33,58 @@ UNSTEERED_PER_TRAIT = 10
 MAX_NEW_TOKENS = 48
 
 
+ROUND2_LAYERS = (8, 12, 15)
+ROUND2_STRENGTHS = (0.05, 0.1, 0.18, 0.25, 0.35)
+ROUND2_SETTINGS = 12  # per trait, half toward and half away
+ROUND2_PROMPTED = 6  # per trait and pole: answers to a system prompt asking for HIGH or LOW
+ROUND2_UNSTEERED = 4
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, required=True)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--round", type=int, choices=(1, 2), default=1)
     args = parser.parse_args()
     rng = random.Random(args.seed)
     model = tt.load_model()
+    rows = round_one(model, rng) if args.round == 1 else round_two(model, rng)
+    prefix = "gen" if args.round == 1 else "gen2"
+    for i, row in enumerate(rows):
+        row["id"] = f"{prefix}-{i:04d}"
+    write_jsonl(args.out, rows)
+    print(json.dumps({"rows": len(rows), "out": str(args.out)}))
+
+
+def round_two(model, rng: random.Random) -> list[dict]:
+    rows: list[dict] = []
+    for trait in TRAITS:
+        dataset = tt.load_trait(trait)
+        vectors = tt.extract(model, dataset, ("mean_diff", "probe"), layers=list(ROUND2_LAYERS), progress=False)
+        for direction in (1, -1):
+            questions = list(dataset.steering_questions(direction).dev)
+            settings, picked = [], []
+            for _ in range(ROUND2_SETTINGS // 2):
+                method, layer, strength = rng.choice(("mean_diff", "probe")), rng.choice(ROUND2_LAYERS), rng.choice(ROUND2_STRENGTHS)
+                vec = vectors[method]
+                settings.append(Setting(layer, coef=direction * strength * vec.norm(layer), vector=vec))
+                picked.append({"method": method, "layer": layer, "strength": strength, "direction": direction})
+            qs = rng.sample(questions, 2)
+            for info, answers in zip(picked, sweep_generate(model, None, settings, qs, max_new_tokens=MAX_NEW_TOKENS)):
+                rows += [{"trait": trait, "question": q, "response": a, "source": "steered", **info} for q, a in zip(qs, answers)]
+            level = "HIGH" if direction > 0 else "LOW"
+            system = f"Answer in this way: {dataset.description(level)} Still answer the user's question."
+            qs = rng.sample(questions, ROUND2_PROMPTED)
+            for q, a in zip(qs, tt.generate(model, qs, system=system, max_new_tokens=MAX_NEW_TOKENS)):
+                rows.append({"trait": trait, "question": q, "response": a, "source": "prompted", "direction": direction})
+        qs = rng.sample(list(dataset.steering_questions(1).dev), ROUND2_UNSTEERED)
+        for q, a in zip(qs, tt.generate(model, qs, max_new_tokens=MAX_NEW_TOKENS)):
+            rows.append({"trait": trait, "question": q, "response": a, "source": "unsteered"})
+        print(f"{trait}: {len(rows)} rows so far", flush=True)
+    return rows
+
+
+def round_one(model, rng: random.Random) -> list[dict]:
     rows: list[dict] = []
     for trait in TRAITS:
         dataset = tt.load_trait(trait)
@@ -60,10 +108,7 @@ def main() -> None:
         for q, a in zip(plain_qs, tt.generate(model, plain_qs, max_new_tokens=MAX_NEW_TOKENS)):
             rows.append({"trait": trait, "question": q, "response": a, "source": "unsteered"})
         print(f"{trait}: {len(rows)} rows so far", flush=True)
-    for i, row in enumerate(rows):
-        row["id"] = f"gen-{i:04d}"
-    write_jsonl(args.out, rows)
-    print(json.dumps({"rows": len(rows), "out": str(args.out)}))
+    return rows
 
 
 if __name__ == "__main__":

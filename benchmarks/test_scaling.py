@@ -16,13 +16,13 @@ from tl_traits.scale.local import LocalExecutor
 
 TRAIT = "emotion/joy"
 LAYERS = (6, 9, 12, 15)  # N = 4 runs
-LIMIT, QUESTIONS, STEPS, NEW_TOKENS = 16, 4, 2, 16
+LIMIT, QUESTIONS, NEW_TOKENS = 16, 4, 16
 
 
 def _sweep(model, runs: Path, executor) -> tuple[float, list[dict]]:
     start = time.perf_counter()
     result = steering_sweep(model, [TRAIT], ["mean_diff"], list(LAYERS), runs_dir=runs, questions=QUESTIONS,
-                            steps=STEPS, max_new_tokens=NEW_TOKENS, limit=LIMIT, executor=executor, progress=False,
+                            max_new_tokens=NEW_TOKENS, limit=LIMIT, executor=executor, progress=False,
                             log=lambda m: None)
     assert not result.failed, result.failed
     return time.perf_counter() - start, result.rows
@@ -55,7 +55,7 @@ def test_sweep_on_one_and_two_workers_and_ray(bench_model, results, tmp_path):
         "Scaling: one sweep, three executors",
         rows,
         note=f"steering sweep of {len(LAYERS)} runs ({TRAIT}, mean_diff, layers {list(LAYERS)}; {LIMIT} examples per "
-        f"side, {QUESTIONS} questions, {STEPS} search steps + baseline, {NEW_TOKENS} new tokens). In process: the "
+        f"side, {QUESTIONS} dev + {QUESTIONS} test questions, the calibrated strength search, {NEW_TOKENS} new tokens). In process: the "
         "model already loaded, 2 threads. 2 workers: spawned processes with 1 thread each, each loading the model "
         f"once ({load_seconds:.0f} s, in parallel). mean run = the runs' own seconds in that configuration; "
         "predicted = loads + ceil(runs / workers) x mean run (docs/scaling.md); speedup = in-process wall / wall.",

@@ -163,7 +163,7 @@ def tiny_run_dir(tmp_path_factory, tiny_llama_folder) -> Path:
 
     out = tmp_path_factory.mktemp("tiny_run") / "out"
     with pytest.raises(SystemExit) as done:
-        main(["run", "--model", str(tiny_llama_folder), "--limit", "4", "--steps", "2", "--questions", "3",
+        main(["run", "--model", str(tiny_llama_folder), "--limit", "4", "--questions", "3",
               "--max-new-tokens", "6", "--out", str(out), "--quiet"])
     assert done.value.code == 0
     return out

@@ -227,8 +227,7 @@ FACADE_NAMES = {  # what `from tl_traits import ...` offered before the rooms; u
     "ActivationSet", "ModelIdentity", "ModelLoadError", "PreparedInputs", "PromptError", "Spans", "TraitDataset",
     "TraitExample", "TraitVector", "TraitVectors", "attacks", "capture", "extract", "extractors", "generate",
     "generate_responses", "hook_name", "judges", "list_traits", "load_model", "load_trait", "make_judge",
-    "model_identity", "monitor", "viz", "parse_hook_name", "prepare_inputs", "quantizers", "coefficient_search",
-    "estimate_base_coef", "evaluate_steering", "Setting", "steer", "sweep_generate", "poison", "detect_poison",
+    "model_identity", "monitor", "viz", "parse_hook_name", "prepare_inputs", "quantizers", "evaluate_steering", "Setting", "steer", "sweep_generate", "poison", "detect_poison",
     "TrainConfig", "train",
 }
 

@@ -12,7 +12,7 @@ from tl_traits.core.vectors import METRICS, TraitVector, TraitVectors
 from tl_traits.extraction.figures import layer_metrics
 from tl_traits.monitoring.figures import group_histogram
 from tl_traits.monitoring.monitor import GroupComparison
-from tl_traits.steering.evaluation import EvaluationResult, Run
+from tl_traits.steering.results import Candidate, JudgedSet, Outcome, Run, SteeringResult
 from tl_traits.steering.figures import strength_curves
 
 PNG = b"\x89PNG\r\n\x1a\n"
@@ -28,15 +28,23 @@ def make_vectors(methods=("mean_diff", "probe", "random_baseline"), layers=(2, 3
     return TraitVectors(vecs, {"dataset": {"name": "joy"}, "model": {"name": "tiny"}})
 
 
+def answers(trait, coherence, score=50.0):
+    return JudgedSet(["q"], ["a"], {"trait": [trait], "coherence": [coherence], "relevance": [80.0], "score": [score]})
+
+
 def make_result(direction=1):
+    three, five = Candidate((3,), "mean_diff"), Candidate((5,), "mean_diff")
     runs = [
-        Run(3, 9.0, 1.5, 60.0, 72.0, 4),
-        Run(3, 3.0, 0.5, 40.0, 90.0, 4),
-        Run(3, 6.0, 1.0, None, 80.0, 4),  # the trait judge gave nothing: skipped on the trait panel only
-        Run(5, 4.0, 0.7, 50.0, 85.0, 4),
-        Run(5, 2.0, 0.35, 30.0, None, 4),
+        Run("dev", answers(60.0, 72.0, 55.0), three, 1.5),
+        Run("dev", answers(40.0, 90.0, 60.0), three, 0.5),
+        Run("dev", answers(None, 80.0, None), three, 1.0),  # the trait judge gave nothing: skipped on those panels only
+        Run("dev", answers(50.0, 85.0, 62.0), five, 0.7),
+        Run("dev", answers(30.0, None, None), five, 0.35),
     ]
-    return EvaluationResult(20.0, 95.0, runs, direction, 70.0)
+    base = answers(20.0, 95.0, 30.0)
+    result = SteeringResult("joy", direction, ("trait", "coherence", "relevance"), {"dev": base, "test": base}, runs)
+    result.outcomes["mean_diff"] = Outcome("mean_diff", runs[3], Run("test", answers(45.0, 80.0, 58.0), five, 0.7), base)
+    return result
 
 
 def lines_by_label(ax):
@@ -80,34 +88,39 @@ def test_layer_metrics_title_can_be_given():
 
 def test_strength_curves_lines_sorted_by_strength_and_skip_missing_scores():
     fig = strength_curves(make_result())
-    trait_ax, coh_ax = fig.axes
+    score_ax, trait_ax, coh_ax = fig.axes
     trait, coh = lines_by_label(trait_ax), lines_by_label(coh_ax)
-    assert list(trait["layer 3"].get_xdata()) == [0.5, 1.5]  # the None trait score at 1.0 is left out
-    assert list(trait["layer 3"].get_ydata()) == [40.0, 60.0]
-    assert list(coh["layer 3"].get_xdata()) == [0.5, 1.0, 1.5]
-    assert list(trait["layer 5"].get_xdata()) == [0.35, 0.7]
-    assert list(coh["layer 5"].get_xdata()) == [0.7]  # the None coherence is left out
+    assert list(trait["mean_diff, layer 3"].get_xdata()) == [0.5, 1.5]  # the None trait score at 1.0 is left out
+    assert list(trait["mean_diff, layer 3"].get_ydata()) == [40.0, 60.0]
+    assert list(coh["mean_diff, layer 3"].get_xdata()) == [0.5, 1.0, 1.5]
+    assert list(trait["mean_diff, layer 5"].get_xdata()) == [0.35, 0.7]
+    assert list(coh["mean_diff, layer 5"].get_xdata()) == [0.7]  # the None coherence is left out
     assert list(trait["unsteered"].get_ydata()) == [20.0, 20.0]
     threshold = coh["threshold 70"]
     assert list(threshold.get_ydata()) == [70.0, 70.0] and threshold.get_linestyle() == "--"
     assert "toward" in trait_ax.get_title()
 
 
-def test_strength_curves_one_row_per_labelled_result_with_layer_colours_kept():
+def test_strength_curves_one_row_per_labelled_result_with_candidate_colours_kept():
     fig = strength_curves({"toward joy": make_result(1), "away from joy": make_result(-1)}, title="joy")
-    assert len(fig.axes) == 4
-    assert [ax.get_title() for ax in fig.axes[::2]] == ["toward joy: trait score", "away from joy: trait score"]
-    colours = [lines_by_label(ax)["layer 5"].get_color() for ax in fig.axes]
+    assert len(fig.axes) == 6  # score, trait, coherence per result
+    assert [ax.get_title() for ax in fig.axes[1::3]] == ["toward joy: trait score", "away from joy: trait score"]
+    colours = [lines_by_label(ax)["mean_diff, layer 5"].get_color() for ax in fig.axes]
     assert len(set(colours)) == 1
     assert fig._suptitle.get_text() == "joy"
     legend = [t.get_text() for t in fig.legends[0].get_texts()]
-    assert legend.count("layer 3") == 1  # one entry per label across the panels
+    assert legend.count("mean_diff, layer 3") == 1 and "chosen on dev" in legend  # one entry per label
+    score_ax = fig.axes[0]
+    stars = [line for line in score_ax.get_lines() if line.get_marker() == "*"]
+    assert len(stars) == 1 and list(stars[0].get_xdata()) == [0.7]  # the setting chosen on dev
+    assert score_ax.get_xscale() == "log"
 
 
 def test_strength_curves_without_runs_still_draws_baseline_and_threshold():
-    fig = strength_curves(EvaluationResult(None, 90.0, [], 1, 70.0))
-    trait_ax, coh_ax = fig.axes
-    assert trait_ax.get_lines() == [] and len(coh_ax.get_lines()) == 2
+    base = answers(20.0, 90.0, 30.0)
+    fig = strength_curves(SteeringResult("joy", 1, ("trait", "coherence"), {"dev": base}, []))
+    score_ax, trait_ax, coh_ax = fig.axes
+    assert len(trait_ax.get_lines()) == 1 and len(coh_ax.get_lines()) == 2  # unsteered; unsteered and threshold
 
 
 def test_group_histogram_uses_the_given_comparison():

@@ -36,11 +36,10 @@ from tl_traits.judging.fill_responses import generate_responses
 from tl_traits.judging.judges import FunctionJudge, make_judge
 from tl_traits.monitoring import monitor
 from tl_traits.monitoring import views as viz
-from tl_traits.steering.evaluation import (
-    coefficient_search,
-    estimate_base_coef,
-    evaluate_steering,
-)
+from tl_traits.steering.evaluation import evaluate_steering
+from tl_traits.steering.method_comparison import compare_steering
+from tl_traits.steering.protocol import SteeringProtocol
+from tl_traits.steering.results import SteeringResult
 from tl_traits.steering.steer import Setting, steer, sweep_generate
 from tl_traits.training.config import TrainConfig
 from tl_traits.training.detection import detect_poison
@@ -87,9 +86,10 @@ __all__ = [
     "prepare_inputs",
     "to_steering_vector",
     "quantizers",
-    "coefficient_search",
-    "estimate_base_coef",
+    "compare_steering",
     "evaluate_steering",
+    "SteeringProtocol",
+    "SteeringResult",
     "Setting",
     "steer",
     "sweep_generate",

@@ -163,13 +163,15 @@ def test_steer_interactive_reads_until_an_empty_line(capsys, monkeypatch, tiny_v
 def test_evaluate_and_monitor_json(capsys, tmp_path, tiny_vectors, tiny_llama_folder):
     log = tmp_path / "eval.jsonl"
     code, out, _ = call(capsys, "evaluate", str(tiny_vectors), "emotion/joy", "--model", str(tiny_llama_folder),
-                        "--layers", "0,1", "--limit", "2", "--steps", "2", "--max-new-tokens", "6",
+                        "--layers", "0,1", "--limit", "2", "--max-new-tokens", "6",
                         "--log", str(log), "--json", "--quiet")
     result = json.loads(out)
-    assert code == EXIT_OK and [r["layer"] for r in result["layers"]] == [0, 1]
-    assert all(r["runs"] == 2 for r in result["layers"])
+    assert code == EXIT_OK and [r["setting"] for r in result["dev_search"]] == ["mean_diff, layer 0", "mean_diff, layer 1"]
+    chosen = result["groups"]["mean_diff"]
+    assert chosen["layers"][0] in (0, 1) and chosen["unsteered_test_score"] == result["unsteered"]["test"]
     lines = [json.loads(x) for x in log.read_text().splitlines()]
-    assert lines[0]["type"] == "header" and len(lines[0]["questions"]) == 2 and len(lines) == 2 + 4
+    assert lines[0]["type"] == "header" and len(lines[0]["dev"]) == 2 and len(lines[0]["test"]) == 2
+    assert {x["type"] for x in lines} == {"header", "baseline", "ladder", "run"}
 
     page = tmp_path / "tokens.html"
     code, out, _ = call(capsys, "monitor", str(tiny_vectors), "--model", str(tiny_llama_folder), "--layer", "1",

@@ -17,7 +17,7 @@ from tl_traits.core.files import read_jsonl
 from tl_traits.core.locks import LOCK_NAME
 
 # the same run as conftest's `tiny_run_dir`, which is the uninterrupted reference
-RUN_ARGS = ["--limit", "4", "--steps", "2", "--questions", "3", "--max-new-tokens", "6", "--quiet"]
+RUN_ARGS = ["--limit", "4", "--questions", "3", "--max-new-tokens", "6", "--quiet"]
 JOY_LOG = Path("results") / "steering-emotion-joy.limit4.jsonl"
 REFUSAL_LOG = Path("results") / "steering-alignment-refusal.limit4.jsonl"
 
@@ -90,7 +90,7 @@ def test_a_killed_run_resumes_to_the_uninterrupted_files(tiny_llama_folder, tiny
     assert (out / "report.html").is_file() and (out / LOCK_NAME).read_text() == ""
 
 
-SWEEP_ARGS = ["emotion/joy", "--layers", "0,1", "--questions", "2", "--steps", "2", "--max-new-tokens", "5",
+SWEEP_ARGS = ["emotion/joy", "--layers", "0,1", "--questions", "2", "--max-new-tokens", "5",
               "--limit", "4", "--quiet"]
 
 

@@ -13,7 +13,8 @@ from tl_traits.core.errors import check_count
 def test_a_limit_of_zero_or_less_is_refused_not_read_as_no_limit(bad):
     from tl_traits.core.trait_sets import TraitDataError
     from tl_traits.monitoring.monitor import MonitorError, analyze_prompt_set
-    from tl_traits.steering.evaluation import EvaluationError, evaluate_steering
+    from tl_traits.steering.evaluation import evaluate_steering
+    from tl_traits.steering.protocol import ProtocolError
 
     with pytest.raises(TraitDataError, match=f"limit must be a whole number >= 1 .*not {bad!r}"):
         tt.load_trait("emotion/joy").limit(bad)
@@ -21,8 +22,8 @@ def test_a_limit_of_zero_or_less_is_refused_not_read_as_no_limit(bad):
         analyze_prompt_set(None, None, "requests", limit=bad)  # refused before any model work
     judges = [tt.FunctionJudge(lambda q, r: [50.0] * len(r)), tt.FunctionJudge(lambda q, r: [90.0] * len(r), kind="coherence")]
     vector = tt.TraitVector("mean_diff", torch.ones(1, 4), [0], torch.ones(1), {}, {})
-    with pytest.raises(EvaluationError, match="subset must be a whole number >= 1"):
-        evaluate_steering(None, vector, "emotion/joy", judges=judges, subset=bad, objective="coherent_delta")
+    with pytest.raises(ProtocolError, match="dev_questions must be a whole number >= 1"):
+        evaluate_steering(None, vector, "emotion/joy", judges=judges, dev_questions=bad)
 
 
 def test_check_count_passes_none_and_positive_counts():

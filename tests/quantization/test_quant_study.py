@@ -31,7 +31,7 @@ def study(tiny_bridge, unavailable):
     before = {k: v.clone() for k, v in tiny_bridge.state_dict().items()}
     result = quantization_study(
         tiny_bridge, "emotion/joy", backends=["int8", "int4", unavailable], methods=["mean_diff", "probe"],
-        limit=8, steer=True, questions=2, steps=1, max_new_tokens=4, drift_examples=4,
+        limit=8, steer=True, questions=2, max_new_tokens=4, drift_examples=4,
     )
     after = tiny_bridge.state_dict()
     assert all(torch.equal(before[k], after[k]) for k in before)  # the float32 model is untouched
@@ -67,7 +67,10 @@ def test_steering_rows_for_every_backend(study):
         if result.skipped:
             assert result.steering is None
             continue
-        assert [r["layer"] for r in result.steering] == study.steering_layers
+        assert [r["setting"] for r in result.search] == [f"mean_diff, layer {layer}" for layer in study.steering_layers]
+        assert result.steering["layers"][0] in study.steering_layers  # chosen on this model's own dev questions
+        assert result.steering["strength"] > 0 and "unsteered_test_score" in result.steering  # a tiny random model's
+        # answers may have no letters at all, which the trait judge leaves unscored
 
 
 def test_save_writes_json_markdown_and_plot(study, tmp_path):
@@ -107,22 +110,24 @@ def test_judges_run_on_the_float32_model(tiny_bridge, monkeypatch):
 
     monkeypatch.setattr(qs, "make_judge", spy)
     quantization_study(tiny_bridge, "emotion/joy", backends=["int8"], methods=["mean_diff"], limit=6,
-                       questions=1, steps=1, max_new_tokens=3, drift_examples=2)
+                       questions=1, max_new_tokens=3, drift_examples=2)
     assert len(seen) == 2 and all(m is tiny_bridge for m in seen)
 
 
 def test_retained_steering_is_the_score_gain_relative_to_float32():
     from tl_traits.quantization.study import BackendResult, QuantStudy
 
-    def steering(gains):  # layer -> (steering score, coherent delta); baseline score 40 everywhere
-        return [{"layer": layer, "steering_score": 40 + g, "baseline_score": 40.0, "coherent_delta": d, "trait": 60.0}
-                for layer, (g, d) in gains.items()]
+    def steering(layer, gain):  # a headline: the setting chosen on dev and its test figures; unsteered 40
+        return {"layers": [layer], "strength": 0.1, "test_score": 40 + gain, "unsteered_test_score": 40.0, "gain": gain,
+                "gain_interval": [gain - 3, gain + 3], "trait": 60.0, "unsteered_trait": 50.0}
 
-    ref = BackendResult("float32", cosine={"mean_diff": [1.0, 1.0]}, drift=[0.0, 0.0], steering=steering({4: (10, 5), 8: (20, 3)}))
-    int8 = BackendResult("int8", cosine={"mean_diff": [0.9, 0.8]}, drift=[0.1, 0.2], steering=steering({4: (30, 9), 8: (5, 1)}))
+    ref = BackendResult("float32", cosine={"mean_diff": [1.0, 1.0]}, drift=[0.0, 0.0], steering=steering(8, 20))
+    int8 = BackendResult("int8", cosine={"mean_diff": [0.9, 0.8]}, drift=[0.1, 0.2], steering=steering(4, 5))
     study = QuantStudy("emotion/joy", [4, 8], ["mean_diff"], "mean_diff", [4, 8], ref, [int8], {})
-    assert study.reference_steering_layer == 8  # the larger score gain, not the larger coherent delta
     rows = {r["backend"]: r for r in study.table()}
     assert rows["float32"]["retained"] == 1.0 and rows["int8"]["retained"] == pytest.approx(5 / 20)
-    assert rows["int8"]["steering_score_gain"] == pytest.approx(5) and rows["int8"]["coherent_delta"] == 1
-    assert "score gain" in study.to_markdown()
+    assert rows["int8"]["score_gain"] == pytest.approx(5) and rows["int8"]["steering_layer"] == 4  # its own dev choice
+    assert "+5.0 (+2.0 to +8.0)" in study.to_markdown()
+    lost = BackendResult("float32", cosine={"mean_diff": [1.0, 1.0]}, drift=[0.0, 0.0], steering=steering(8, -2))
+    assert all(r["retained"] is None for r in QuantStudy("emotion/joy", [4, 8], ["mean_diff"], "mean_diff", [4, 8], lost,
+                                                          [int8], {}).table())  # float32 gains nothing: undefined

@@ -1,4 +1,4 @@
-"""evaluate_steering: baseline, coherent delta, search moves, manual grid, JSONL resume."""
+"""evaluate_steering: the dev/test protocol end to end, the split never leaking, the log, the results model."""
 
 from __future__ import annotations
 
@@ -7,16 +7,18 @@ import json
 import pytest
 
 import tl_traits as tt
-from tl_traits.steering import evaluation
-from tl_traits.steering.evaluation import EvaluationError, evaluate_steering
+from tl_traits.steering import runner
+from tl_traits.steering.evaluation import EvaluationError, evaluate_steering, load_evaluation
+from tl_traits.steering.protocol import SteeringProtocol
 
-QUESTIONS = ["How was your day?", "What do you think about Mondays?"]
+QUESTIONS = ["How was your day?", "What do you think about Mondays?", "Describe your street.", "Tell me about rain."]
+QUICK = SteeringProtocol(search="grid", strengths=(0.05, 0.4), max_new_tokens=6, resamples=200)
 
 
 @pytest.fixture(scope="module")
 def joy(bridge_model):
     trait = tt.load_trait("emotion/joy").limit(24)
-    return tt.extract(bridge_model, trait, "mean_diff", layers=[10], progress=False)["mean_diff"]
+    return tt.extract(bridge_model, trait, "mean_diff", layers=[8, 10], progress=False)["mean_diff"]
 
 
 def exclaim_trait(questions, responses):
@@ -27,121 +29,128 @@ def length_coherence(questions, responses):  # a cheap stand-in: long enough ans
     return [100.0 if len(r.split()) >= 3 else 0.0 for r in responses]
 
 
-def test_grid_and_coherent_delta(bridge_model, joy, tmp_path):
-    res = evaluate_steering(
-        bridge_model, joy, "emotion/joy", layers=[10], questions=QUESTIONS, coefficients=[0.0, 0.5],
-        judges=[tt.FunctionJudge(exclaim_trait), tt.FunctionJudge(length_coherence, kind="coherence")],
-        max_new_tokens=12, log=tmp_path / "eval.jsonl",
-    )
-    assert [r.strength for r in res.runs] == [0.0, 0.5]
-    assert res.runs[0].trait_mean == res.baseline_trait  # strength 0 reproduces the baseline
-    row = res.table()[0]
-    assert row["layer"] == 10 and row["runs"] == 2
-    passing = [r for r in res.runs if r.coherence_mean >= 70]
-    assert row["coherent_delta"] == max(r.trait_mean - res.baseline_trait for r in passing)
-    lines = [json.loads(x) for x in (tmp_path / "eval.jsonl").read_text().splitlines()]
-    assert [x["type"] for x in lines] == ["header", "baseline", "run", "run"]
-
-
-def test_search_moves_up_when_coherent_and_down_when_not(bridge_model, joy):
-    always = lambda q, r: [100.0] * len(r)  # noqa: E731
-    never = lambda q, r: [0.0] * len(r)  # noqa: E731
-    kwargs = dict(layers=[10], questions=QUESTIONS[:1], steps=3, max_new_tokens=4)
-    up = evaluate_steering(bridge_model, joy, "emotion/joy", judges=[exclaim_trait, tt.FunctionJudge(always, kind="coherence")], **kwargs)
-    assert [round(r.strength, 4) for r in up.runs] == [0.7, round(0.7 * 1.3, 4), round(0.7 * 1.3**2, 4)]
-    down = evaluate_steering(bridge_model, joy, "emotion/joy", judges=[exclaim_trait, tt.FunctionJudge(never, kind="coherence")], direction=-1, **kwargs)
-    assert [round(r.strength, 4) for r in down.runs] == [0.7, round(0.7 * 0.85, 4), round(0.7 * 0.85**2, 4)]
-    assert all(r.coef < 0 for r in down.runs)  # direction -1 steers away
-    assert down.coherent_delta(10) is None and down.table()[0]["best_coherence_seen"] == 0.0
-
-
-def test_resume_skips_recorded_settings(bridge_model, joy, tmp_path, monkeypatch):
-    log = tmp_path / "eval.jsonl"
-    judges = [exclaim_trait, tt.FunctionJudge(length_coherence, kind="coherence")]
-    kwargs = dict(layers=[10], questions=QUESTIONS[:1], coefficients=[0.3, 0.6], judges=judges, max_new_tokens=6, log=log)
-    first = evaluate_steering(bridge_model, joy, "emotion/joy", **kwargs)
-    with log.open("a") as fh:
-        fh.write('{"type": "run", "layer": 10, "co')  # a crash mid-line
-    monkeypatch.setattr(evaluation, "sweep_generate", lambda *a, **k: pytest.fail("generated again"))
-    monkeypatch.setattr(evaluation, "generate", lambda *a, **k: pytest.fail("baseline generated again"))
-    again = evaluate_steering(bridge_model, joy, "emotion/joy", **kwargs)
-    assert [(r.layer, r.coef, r.trait_mean) for r in again.runs] == [(r.layer, r.coef, r.trait_mean) for r in first.runs]
-    assert log.read_text().endswith("\n")
-    with pytest.raises(EvaluationError, match="records another evaluation.*max_new_tokens"):
-        evaluate_steering(bridge_model, joy, "emotion/joy", **{**kwargs, "max_new_tokens": 7})
-
-
-def test_resume_after_a_cut_inside_a_multibyte_character(bridge_model, joy, tmp_path, monkeypatch):
-    log = tmp_path / "eval.jsonl"
-    judges = [exclaim_trait, tt.FunctionJudge(length_coherence, kind="coherence")]
-    kwargs = dict(layers=[10], questions=QUESTIONS[:1], coefficients=[0.3], judges=judges, max_new_tokens=6, log=log)
-    first = evaluate_steering(bridge_model, joy, "emotion/joy", **kwargs)
-    whole = log.read_bytes()
-    with log.open("ab") as fh:
-        fh.write('{"type": "run", "responses": ["café 😀'.encode()[:-2])  # a crash between an emoji's bytes
-    monkeypatch.setattr(evaluation, "sweep_generate", lambda *a, **k: pytest.fail("generated again"))
-    monkeypatch.setattr(evaluation, "generate", lambda *a, **k: pytest.fail("baseline generated again"))
-    again = evaluate_steering(bridge_model, joy, "emotion/joy", **kwargs)
-    assert [r.trait_mean for r in again.runs] == [r.trait_mean for r in first.runs]
-    assert log.read_bytes() == whole  # the fragment is gone, the whole lines kept
-
-
-def test_a_log_with_a_broken_line_names_the_file_and_line(bridge_model, joy, tmp_path):
-    log = tmp_path / "eval.jsonl"
-    log.write_text('{"type": "header"}\n{"type": run}\n', encoding="utf-8")
-    with pytest.raises(EvaluationError, match=r"eval.jsonl line 2 is not valid JSON"):
-        evaluate_steering(bridge_model, joy, "emotion/joy", layers=[10], questions=QUESTIONS[:1], coefficients=[0.3],
-                          judges=[exclaim_trait, tt.FunctionJudge(length_coherence, kind="coherence")], log=log)
-
-
-def test_evaluation_errors(bridge_model, joy):
-    with pytest.raises(EvaluationError, match="needs a trait judge and a coherence judge"):
-        evaluate_steering(bridge_model, joy, "emotion/joy", judges=[exclaim_trait], questions=QUESTIONS)
-    with pytest.raises(EvaluationError, match="direction must be"):
-        evaluate_steering(bridge_model, joy, "emotion/joy", direction=2)
-
-
-# -- the steering score: trait x coherence x relevance ------------------------------------------------
-def test_combined_score_is_the_harmonic_mean_in_the_asked_direction():
-    from tl_traits.steering.search import combined_score
-
-    assert combined_score(90, 90, 90) == pytest.approx(90)
-    assert combined_score(100, 100, 25) == pytest.approx(3 / (1 / 100 + 1 / 100 + 1 / 25))  # 50: one poor part drags it down
-    assert combined_score(10, 80, 80, direction=-1) == pytest.approx(combined_score(90, 80, 80))
-    assert combined_score(100, 0, 100) == 0.0
-    assert combined_score(None, 80, 80) is None
-
-
 def word_overlap(questions, responses):
     return [100.0 * len(set(q.lower().split()) & set(r.lower().split())) / max(1, len(set(q.lower().split())))
             for q, r in zip(questions, responses)]
 
 
-def test_the_steering_score_counts_relevance_and_records_every_response(bridge_model, joy, tmp_path):
-    judges = [tt.FunctionJudge(exclaim_trait), tt.FunctionJudge(length_coherence, kind="coherence"),
-              tt.FunctionJudge(word_overlap, kind="relevance", name="overlap")]
-    res = evaluate_steering(bridge_model, joy, "emotion/joy", layers=[10], questions=QUESTIONS, coefficients=[0.0, 0.6],
-                            judges=judges, max_new_tokens=12, log=tmp_path / "eval.jsonl")
-    for run in res.runs:
-        assert set(run.scores) == {"trait", "coherence", "relevance", "combined"}
-        assert all(len(v) == len(QUESTIONS) for v in run.scores.values())
-        expected = [tt_score for tt_score in run.scores["combined"] if tt_score is not None]
-        assert run.combined_mean == pytest.approx(sum(expected) / len(expected))
-    row = res.table()[0]
-    assert row["steering_score"] == max(r.combined_mean for r in res.runs)
-    assert res.best_run(10).combined_mean == row["steering_score"]
-    assert res.baseline_combined == pytest.approx(res.runs[0].combined_mean)  # strength 0 is the baseline
-    again, header = evaluation.load_evaluation(tmp_path / "eval.jsonl")  # the report reads it back without a model
-    assert header["judges"] == ["exclaim_trait", "length_coherence", "overlap"] and header["objective"] == "combined"
-    assert again.runs[1].scores == res.runs[1].scores and again.baseline_scores == res.baseline_scores
+JUDGES = [tt.FunctionJudge(exclaim_trait), tt.FunctionJudge(length_coherence, kind="coherence")]
+RELEVANCE = tt.FunctionJudge(word_overlap, kind="relevance", name="overlap")
 
 
-def test_objective_and_relevance_are_checked(bridge_model, joy):
-    judges = [tt.FunctionJudge(exclaim_trait), tt.FunctionJudge(length_coherence, kind="coherence")]
-    with pytest.raises(EvaluationError, match="objective must be one of combined, coherent_delta"):
-        evaluate_steering(bridge_model, joy, "emotion/joy", layers=[10], questions=QUESTIONS, judges=judges, objective="best")
+def test_choose_on_dev_report_on_test(bridge_model, joy, tmp_path):
+    log = tmp_path / "eval.jsonl"
+    res = evaluate_steering(bridge_model, joy, "emotion/joy", layers=[8, 10], judges=JUDGES, relevance=RELEVANCE,
+                            questions=QUESTIONS, protocol=QUICK, log=log, progress=False)
+    dev, test = QUESTIONS[0::2], QUESTIONS[1::2]
+    assert all(r.split == "dev" and r.answers.questions == dev for r in res.runs)
+    assert res.baseline["dev"].questions == dev and res.baseline["test"].questions == test
+    outcome = res.outcomes["mean_diff"]
+    assert outcome.chosen is res.best(res.runs)  # the winner on dev ...
+    assert outcome.test.answers.questions == test  # ... scored on the test questions
+    assert (outcome.test.candidate, outcome.test.strength) == (outcome.chosen.candidate, outcome.chosen.strength)
+    gain = outcome.gain()
+    diffs = [a - b for a, b in zip(outcome.test.answers.scores["score"], outcome.baseline.scores["score"])]
+    assert gain[0] == pytest.approx(sum(diffs) / len(diffs)) and gain[1] <= gain[0] <= gain[2]
+    for run in res.runs:  # every answer has every part and its steering score
+        assert set(run.answers.scores) == {"trait", "coherence", "relevance", "score"}
+        assert all(len(v) == len(dev) for v in run.answers.scores.values())
+    head = res.headline()
+    assert head["test_score"] == outcome.score and head["unsteered_test_score"] == res.baseline["test"].score
+    assert head["layers"] == list(outcome.chosen.candidate.layers) and head["strength"] == outcome.chosen.strength
+    table = res.table()
+    assert [row["setting"] for row in table] == ["mean_diff, layer 8", "mean_diff, layer 10"]
+    text = str(table)
+    assert "dev score" in text.splitlines()[1] and "unsteered" in text
+    assert len({len(line) for line in text.splitlines()[1:3]}) == 1  # header and rule line up
+    again, header = load_evaluation(log)  # the report reads it back without a model
+    assert header["dev"] == dev and header["test"] == test and header["judges"] == ["exclaim_trait", "length_coherence", "overlap"]
+    assert again.outcomes["mean_diff"].test.answers.scores == outcome.test.answers.scores
+    assert [r.strength for r in again.runs] == [r.strength for r in res.runs]
+
+
+def test_the_test_split_never_decides(bridge_model, joy):
+    """A trait judge that rewards strength on dev questions only: the test half cannot change the choice."""
+    dev = set(QUESTIONS[0::2])
+
+    def dev_loves_strength(questions, responses):
+        return [100.0 if q in dev else 0.0 for q in questions]
+
+    def both_halves(strengths):
+        return evaluate_steering(bridge_model, joy, "emotion/joy", layers=[10], judges=[
+            tt.FunctionJudge(dev_loves_strength), tt.FunctionJudge(length_coherence, kind="coherence")],
+            relevance=RELEVANCE, questions=QUESTIONS, protocol=QUICK.with_(strengths=strengths), progress=False)
+
+    res = both_halves((0.05, 0.4))
+    assert res.outcomes["mean_diff"].test.answers.trait == 0.0  # the test half saw its own (bad) scores ...
+    assert res.outcomes["mean_diff"].chosen.answers.trait == 100.0  # ... but the choice was made on dev
+
+
+def test_resume_generates_nothing_and_a_changed_setting_is_refused(bridge_model, joy, tmp_path, monkeypatch):
+    log = tmp_path / "eval.jsonl"
+    kwargs = dict(layers=[10], judges=JUDGES, relevance=RELEVANCE, questions=QUESTIONS[:2], protocol=QUICK, log=log,
+                  progress=False)
+    first = evaluate_steering(bridge_model, joy, "emotion/joy", **kwargs)
+    with log.open("ab") as fh:
+        fh.write('{"type": "run", "answers": ["café 😀'.encode()[:-2])  # a crash inside an emoji's bytes
+    monkeypatch.setattr(runner, "sweep_generate", lambda *a, **k: pytest.fail("generated again"))
+    monkeypatch.setattr(runner, "generate", lambda *a, **k: pytest.fail("unsteered answers generated again"))
+    again = evaluate_steering(bridge_model, joy, "emotion/joy", **kwargs)
+    assert [r.answers.scores for r in again.runs] == [r.answers.scores for r in first.runs]
+    assert log.read_text(encoding="utf-8").endswith("\n")
+    with pytest.raises(EvaluationError, match="records another evaluation.*protocol"):
+        evaluate_steering(bridge_model, joy, "emotion/joy", **{**kwargs, "protocol": QUICK.with_(max_new_tokens=7)})
+
+
+def test_an_old_log_is_refused_with_the_fix(bridge_model, joy, tmp_path):
+    log = tmp_path / "eval.jsonl"
+    log.write_text(json.dumps({"type": "header", "model": {}, "questions": ["q"]}) + "\n", encoding="utf-8")
+    with pytest.raises(EvaluationError, match="earlier tl_traits.*new log path"):
+        evaluate_steering(bridge_model, joy, "emotion/joy", judges=JUDGES, relevance=RELEVANCE, questions=QUESTIONS,
+                          protocol=QUICK, log=log, progress=False)
+    with pytest.raises(EvaluationError, match="earlier tl_traits"):
+        load_evaluation(log)
+    broken = tmp_path / "broken.jsonl"
+    broken.write_text('{"type": "header"}\n{"type": run}\n', encoding="utf-8")
+    with pytest.raises(EvaluationError, match=r"broken.jsonl line 2 is not valid JSON"):
+        load_evaluation(broken)
+
+
+def test_bad_arguments_are_refused(bridge_model, joy):
+    with pytest.raises(EvaluationError, match="needs a trait judge and a coherence judge"):
+        evaluate_steering(bridge_model, joy, "emotion/joy", judges=[exclaim_trait], questions=QUESTIONS, progress=False)
+    with pytest.raises(EvaluationError, match="direction must be"):
+        evaluate_steering(bridge_model, joy, "emotion/joy", judges=JUDGES, direction=2, progress=False)
     with pytest.raises(EvaluationError, match="needs a relevance judge"):
-        evaluate_steering(bridge_model, joy, "emotion/joy", layers=[10], questions=QUESTIONS, judges=judges, relevance=None)
-    old = evaluate_steering(bridge_model, joy, "emotion/joy", layers=[10], questions=QUESTIONS, judges=judges, relevance=None,
-                            objective="coherent_delta", coefficients=[0.0, 0.5], max_new_tokens=8)
-    assert old.table()[0]["steering_score"] is None and old.runs[0].relevance_mean is None
+        evaluate_steering(bridge_model, joy, "emotion/joy", judges=JUDGES, relevance=None, questions=QUESTIONS,
+                          progress=False)
+    with pytest.raises(EvaluationError, match="both halves need at least one"):
+        evaluate_steering(bridge_model, joy, "emotion/joy", judges=JUDGES, relevance=RELEVANCE, questions=QUESTIONS[:1],
+                          progress=False)
+    with pytest.raises(EvaluationError, match=r"layers \[3\] are not among the vectors' layers"):
+        evaluate_steering(bridge_model, joy, "emotion/joy", layers=[3], judges=JUDGES, relevance=RELEVANCE, progress=False)
+    with pytest.raises(tt.TlTraitsError, match="no setting"):
+        evaluate_steering(bridge_model, joy, "emotion/joy", judges=JUDGES, subset=3, progress=False)
+
+
+def test_refusal_toward_scores_trait_and_coherence_only(bridge_model):
+    """An induced refusal does not answer the request by design: its score leaves relevance out."""
+    plan = tt.load_trait("alignment/refusal").steering_questions(1)
+    assert plan.parts == ("trait", "coherence") and "refusing plainly benign requests" in plan.measures
+    away = tt.load_trait("alignment/refusal").steering_questions(-1)
+    assert away.parts == ("trait", "coherence", "relevance") and set(away.dev).isdisjoint(plan.dev)
+    from tl_traits.steering.scoring import steering_score
+
+    assert steering_score({"trait": 90, "coherence": 90, "relevance": 5}, plan.parts) == pytest.approx(90)
+    assert steering_score({"trait": 10, "coherence": 80, "relevance": 80}, away.parts, -1) == pytest.approx(
+        steering_score({"trait": 90, "coherence": 80, "relevance": 80}, away.parts, 1))
+
+
+def test_steering_score_is_the_harmonic_mean_in_the_asked_direction():
+    from tl_traits.steering.scoring import combined_score
+
+    assert combined_score(90, 90, 90) == pytest.approx(90)
+    assert combined_score(100, 100, 25) == pytest.approx(3 / (1 / 100 + 1 / 100 + 1 / 25))  # one poor part drags it down
+    assert combined_score(10, 80, 80, direction=-1) == pytest.approx(combined_score(90, 80, 80))
+    assert combined_score(100, 0, 100) == 0.0
+    assert combined_score(None, 80, 80) is None

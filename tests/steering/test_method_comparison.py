@@ -1,4 +1,4 @@
-"""Methods steered side by side in one batch per search step, and the prompting baseline."""
+"""compare_steering: methods searched in lockstep, each chosen on dev; prompting chosen on dev among its templates."""
 
 from __future__ import annotations
 
@@ -7,8 +7,11 @@ import pytest
 import tl_traits as tt
 from tl_traits.steering.evaluation import EvaluationError, evaluate_steering
 from tl_traits.steering.method_comparison import PROMPTING, compare_steering
+from tl_traits.steering.protocol import SteeringProtocol
+from tl_traits.steering.runner import PROMPT_TEMPLATES
 
-QUESTIONS = ["How was your weekend?", "Describe your street.", "What did you eat today?"]
+QUESTIONS = ["How was your weekend?", "Describe your street.", "What did you eat today?", "Tell me about rain."]
+QUICK = SteeringProtocol(search="grid", strengths=(0.1, 0.5), max_new_tokens=8, resamples=200)
 
 
 @pytest.fixture(scope="module")
@@ -34,38 +37,36 @@ RELEVANCE = tt.FunctionJudge(word_overlap, kind="relevance", name="overlap")
 
 
 def test_lockstep_search_equals_each_method_searched_alone(bridge_model, joy_vectors):
-    trait = tt.load_trait("emotion/joy")
-    trait = type(trait)(trait.name, trait.positive, trait.negative, trait.definition, tuple(QUESTIONS))
-    found = compare_steering(bridge_model, joy_vectors, trait, 10, judges=JUDGES, relevance=RELEVANCE,
-                             subset=None, steps=2, max_new_tokens=10)
-    assert [m.method for m in found] == ["mean_diff", "random_baseline", PROMPTING]
+    trait = tt.TraitDataset("joy", tt.load_trait("emotion/joy").positive, tt.load_trait("emotion/joy").negative,
+                            tt.load_trait("emotion/joy").definition, tuple(QUESTIONS))
+    found = compare_steering(bridge_model, joy_vectors, trait, 10, judges=JUDGES, relevance=RELEVANCE, protocol=QUICK,
+                             progress=False)
+    assert list(found.outcomes) == ["mean_diff", "random_baseline", PROMPTING]
     alone = evaluate_steering(bridge_model, joy_vectors["mean_diff"], trait, layers=[10], judges=JUDGES,
-                              relevance=RELEVANCE, steps=2, max_new_tokens=10)
-    mine = found[0]
-    assert [r.strength for r in mine.runs] == [r.strength for r in alone.runs]
-    assert [r.responses for r in mine.runs] == [r.responses for r in alone.runs]  # same text as one vector at a time
-    assert mine.baseline_trait == alone.baseline_trait
-    row = mine.row()
-    assert row["direction"] == "toward" and row["layer"] == 10 and row["runs"] == 2
-    coherent = [r for r in mine.runs if r.coherence_mean >= 70]
-    if coherent:
-        assert row["coherent delta"] == max(r.trait_mean for r in coherent) - mine.baseline_trait
-    # the same steering score as evaluate_steering's, and it is the best run's
-    assert [r.combined_mean for r in mine.runs] == pytest.approx([r.combined_mean for r in alone.runs])
-    assert row["steering score"] == max(r.combined_mean for r in mine.runs) == alone.table()[0]["steering_score"]
-    assert row["baseline score"] == pytest.approx(alone.baseline_combined)
-    prompt_row = found[-1].row()
-    assert prompt_row["layer"] is None and prompt_row["strength"] is None and prompt_row["runs"] == 1
-    assert found[-1].runs[0].responses != mine.runs[0].responses  # the system prompt changed the answers
+                              relevance=RELEVANCE, protocol=QUICK, progress=False)
+    mine = [r for r in found.runs if r.group == "mean_diff"]
+    assert [r.answers.responses for r in mine] == [r.answers.responses for r in alone.runs]  # same text in one batch
+    assert found.outcomes["mean_diff"].score == alone.outcomes["mean_diff"].score
+    prompting = found.outcomes[PROMPTING]
+    assert prompting.chosen.prompt in PROMPT_TEMPLATES and prompting.chosen.candidate is None
+    assert len([r for r in found.runs if r.group == PROMPTING]) == len(PROMPT_TEMPLATES)  # every template tried on dev
+    assert prompting.test.answers.responses != found.baseline["test"].responses  # the system prompt changed the answers
+    summary = found.summary()
+    assert [row["method"] for row in summary] == ["mean_diff", "random_baseline", PROMPTING]
+    gap = found.outcomes["mean_diff"].gap_to(prompting)
+    assert summary[0]["vs prompting"] == pytest.approx(gap[0])
+    assert "vs prompting" in str(summary).splitlines()[1]
 
 
 def test_away_and_bad_arguments(bridge_model, joy_vectors):
     away = compare_steering(bridge_model, {"mean_diff": joy_vectors["mean_diff"]}, "emotion/joy", 10, judges=JUDGES,
-                            relevance=RELEVANCE, direction=-1, subset=2, steps=1, max_new_tokens=6, prompting=False)
-    assert len(away) == 1 and away[0].runs[0].coef < 0 and away[0].row()["direction"] == "away"
+                            relevance=RELEVANCE, direction=-1, protocol=QUICK.with_(dev_questions=2, test_questions=2),
+                            prompting=False, progress=False)
+    assert list(away.outcomes) == ["mean_diff"] and away.direction == -1
+    assert "away from the trait" in str(away.summary())
     with pytest.raises(EvaluationError, match="kind 'relevance'"):
-        compare_steering(bridge_model, joy_vectors, "emotion/joy", 10, judges=JUDGES, relevance=JUDGES[0], steps=1)
+        compare_steering(bridge_model, joy_vectors, "emotion/joy", 10, judges=JUDGES, relevance=JUDGES[0], progress=False)
     with pytest.raises(EvaluationError, match="direction must be"):
-        compare_steering(bridge_model, joy_vectors, "emotion/joy", 10, judges=JUDGES, direction=2)
+        compare_steering(bridge_model, joy_vectors, "emotion/joy", 10, judges=JUDGES, direction=2, progress=False)
     with pytest.raises(EvaluationError, match="at least one vector"):
-        compare_steering(bridge_model, {}, "emotion/joy", 10, judges=JUDGES)
+        compare_steering(bridge_model, {}, "emotion/joy", 10, judges=JUDGES, progress=False)

@@ -27,8 +27,10 @@ from tl_traits.monitoring.monitor import (
     note_category,
     project,
 )
-from tl_traits.steering.evaluation import EvaluationResult, evaluate_steering
+from tl_traits.steering.evaluation import evaluate_steering
 from tl_traits.steering.layers import steering_layers
+from tl_traits.steering.protocol import SteeringProtocol
+from tl_traits.steering.results import SteeringResult
 
 
 class JobError(TlTraitsError):
@@ -48,9 +50,9 @@ class JobConfig:
     position: str = "response[:]"
     steer_method: str = "mean_diff"
     steering_layers: tuple[int, ...] | None = None
-    questions: int = 12
-    steps: int = 6
-    max_new_tokens: int = 40
+    questions: int = 12  # per half: settings are chosen on this many dev questions, scored on as many test questions
+    max_new_tokens: int = 48
+    kl_targets: tuple[float, ...] = (0.03, 0.1, 0.3, 1.0)
     prompt_set: str = "requests"
     monitor_trait: str = "alignment/refusal"
     group_judge: str = "refusal"
@@ -119,6 +121,8 @@ def _run_locked(config: JobConfig, paths: JobPaths, datasets: dict[str, Any], me
     summary: dict[str, Any] = {"config": config.to_dict(), "model": identity.to_dict(), "traits": {}}
     vectors = {}
     questions = config.questions if not config.limit else min(config.questions, config.limit)
+    protocol = SteeringProtocol(dev_questions=questions, test_questions=questions, max_new_tokens=config.max_new_tokens,
+                                kl_targets=config.kl_targets, extend=1)
 
     for name, dataset in datasets.items():
         with stages.stage(f"extract {name} ({len(methods)} methods)", total=1) as advance:
@@ -129,11 +133,9 @@ def _run_locked(config: JobConfig, paths: JobPaths, datasets: dict[str, Any], me
         vectors[name] = vec
         layers = steering_layers(identity.n_layers, vec.layers, config.steering_layers)
         log = paths.steering_log(name, config.limit)
-        with stages.stage(f"steer {name} (layers {', '.join(map(str, layers))})", total=config.steps + 1) as advance:
-            result = evaluate_steering(
-                model, vec, dataset, layers=layers, judges=default_judges(name),
-                subset=questions, steps=config.steps, max_new_tokens=config.max_new_tokens, log=log, on_step=advance,
-            )
+        with stages.stage(f"steer {name} (layers {', '.join(map(str, layers))})", total=1) as advance:
+            result = evaluate_steering(model, vec, dataset, layers=layers, judges=default_judges(dataset), protocol=protocol,
+                                       log=log, progress=False, on_step=advance)
         summary["traits"][name] = _trait_summary(name, vecs, config.steer_method, layers, result, paths, log)
 
     with stages.stage(f"analyse prompt set '{config.prompt_set}'", total=1) as advance:
@@ -173,10 +175,8 @@ def _refuse_trial_over_finished_run(paths: JobPaths, config: JobConfig) -> None:
                        "vectors, summary and report. Write the trial to another folder (--out)")
 
 
-def _trait_summary(name: str, vecs: Any, method: str, layers: list[int], result: EvaluationResult, paths: JobPaths, log: Path) -> dict[str, Any]:
-    rows = result.table()
-    scored = [r for r in rows if r["steering_score"] is not None]
-    best = max(scored, key=lambda r: r["steering_score"]) if scored else None
+def _trait_summary(name: str, vecs: Any, method: str, layers: list[int], result: SteeringResult, paths: JobPaths,
+                   log: Path) -> dict[str, Any]:
     methods = {}
     for method_name in vecs.methods:
         vec = vecs[method_name]
@@ -196,14 +196,9 @@ def _trait_summary(name: str, vecs: Any, method: str, layers: list[int], result:
         "steer_method": method,
         "detection_layer": vecs[method].best_layer("auroc"),
         "steering_layers": layers,
-        "steering": rows,
-        "best_steering_layer": best["layer"] if best else None,
-        "steering_score": best["steering_score"] if best else None,
-        "baseline_score": result.baseline_combined,
-        "coherent_delta": max((r["coherent_delta"] for r in rows if r["coherent_delta"] is not None), default=None),
-        "baseline_trait": result.baseline_trait,
-        "baseline_coherence": result.baseline_coherence,
-        "baseline_relevance": result.baseline_relevance,
+        "steering_search": result.table().to_dicts(),  # the dev search, per layer
+        "steering": result.headline(),  # the setting chosen on dev and its test-half figures, one setting only
+        "measures": result.measures,
     }
 
 

@@ -61,12 +61,10 @@ def _overview(summary: dict[str, Any]) -> str:
     for trait, info in summary["traits"].items():
         method = info["steer_method"]
         m = info["methods"][method]
-        delta = info["coherent_delta"]
+        h = info["steering"]
         rows.append([
-            trait, method, m["best_layer"], f"{m['auroc']:.3f}", f"{m['cohens_d']:.2f}",
-            info["best_steering_layer"] if info["best_steering_layer"] is not None else "none scored",
-            f"{_num(info.get('steering_score'), '.1f')} (unsteered {_num(info.get('baseline_score'), '.1f')})",
-            f"{delta:+.1f}" if delta is not None else "n/a",
+            trait, method, m["best_layer"], f"{m['auroc']:.3f}", f"{m['cohens_d']:.2f}", _setting(h),
+            _num(h["test_score"], ".1f"), _num(h["unsteered_test_score"], ".1f"), _gain(h),
         ])
     comp = summary["requests"].get("comparison")
     lines = [
@@ -76,7 +74,12 @@ def _overview(summary: dict[str, Any]) -> str:
         + (f"; job wall time {sum(timings.values()):.0f} s" if timings else "")
         + (f"; trial run on {config['limit']} examples" if config.get("limit") else "") + ".</p>",
         _table(["trait", "steering method", "detection layer", "held-out AUROC", "Cohen's d",
-                "best steering layer", "steering score", "coherent delta"], rows),
+                "steering setting (chosen on dev)", "steering score (test)", "unsteered (test)",
+                "gain (95% interval)"], rows),
+        "<p class='meta'>Steering score: per answer the harmonic mean of the trait (in the asked direction), coherence "
+        "and (where the trait's score counts it) relevance, 0-100, averaged over the test questions. The setting is "
+        "chosen on separate dev questions; a gain whose interval lies above 0 means steering beat the model's own "
+        "unsteered answers.</p>",
     ]
     if comp:
         g = summary["requests"]["groups"]
@@ -108,60 +111,81 @@ def _trait_section(out: Path, trait: str, info: dict[str, Any]) -> str:
     result, header = load_evaluation(out / info["steering_log"])
     judges = header.get("judges", ["trait", "coherence"])
     layer_fig = layer_metrics(vecs, title=f"{trait}: held-out metrics by layer")
-    sweep_fig = strength_curves(result, title=f"{trait}: coefficient search ({info['steer_method']})",
-                                     trait_label=f"{judges[0]} score")
+    sweep_fig = strength_curves(result, title=f"{trait}: steering search on the dev questions ({info['steer_method']})",
+                                trait_label=f"{judges[0]} score")
     plot_dir = out / "plots"
     save_figure(layer_fig, plot_dir / f"{safe_name(trait)}-layers.png")
     save_figure(sweep_fig, plot_dir / f"{safe_name(trait)}-sweep.png")
-    steer_rows = [
-        [r["layer"], _num(r.get("steering_score"), ".1f"), _num(r["coherent_delta"], "+.1f"), _num(r["strength"], ".2f"),
-         _num(r["coef"], ".1f"), _num(r["trait"], ".1f"), _num(r["coherence"], ".1f"), _num(r.get("relevance"), ".1f"),
-         _num(r["best_coherence_seen"], ".1f"), r["runs"]]
-        for r in info["steering"]
+    search_rows = [
+        [r["setting"], _num(r.get("best strength"), ".3g"), _num(r.get("dev score"), ".1f"), _num(r.get("unsteered"), ".1f"),
+         _num(r.get("gain"), "+.1f"), _num(r.get("trait"), ".1f"), _num(r.get("coherence"), ".1f"),
+         _num(r.get("relevance"), ".1f"), r.get("strengths tried", "")]
+        for r in info["steering_search"]
     ]
+    h = info["steering"]
+    n_dev, n_test = len(header.get("dev", [])), len(header.get("test", []))
     parts = [
         f"<section><h2>{_e(trait)}</h2>",
         f"<h3>Methods</h3><p class='meta'>{info['n_train']} training and {info['n_val']} held-out examples; "
         "each method's best layer by held-out AUROC (ties: larger d).</p>",
         _table(["method", "best layer", "AUROC", "accuracy", "Cohen's d", "mean AUROC over layers"], method_rows),
         img_tag(layer_fig, f"{trait} metrics by layer"),
-        f"<h3>Steering</h3><p class='meta'>Judges: {_e(' / '.join(judges))} (trait / coherence / relevance); "
-        f"unsteered: {judges[0]} {_num(info['baseline_trait'], '.1f')}, coherence {_num(info['baseline_coherence'], '.1f')}, "
-        f"relevance {_num(info.get('baseline_relevance'), '.1f')}, steering score {_num(info.get('baseline_score'), '.1f')}. "
-        "Steering score = per response the harmonic mean of trait (in the asked direction), coherence and relevance, "
-        "averaged over the questions; the best run per layer is the one with the highest score. Coherent delta = the "
-        f"largest trait gain among runs with coherence &ge; {result.threshold:g}. Strength is in units of the mean "
-        "residual norm at the layer.</p>",
-        _table(["layer", "steering score", "coherent delta", "strength", "coef", "trait", "coherence", "relevance",
-                "best coherence seen", "runs"], steer_rows),
-        img_tag(sweep_fig, f"{trait} coefficient search"),
-        _examples(result, header, info),
+        f"<h3>Steering</h3><p class='meta'>Judges: {_e(' / '.join(judges))} (trait / coherence / relevance). "
+        f"{_e(info.get('measures') or '')}. The search places strengths by how far they move the model's next-token "
+        "distributions (KL against the unsteered model), judges them in rising order on "
+        f"{n_dev} dev questions until the answers break, and picks the best steering score; that one setting is then "
+        f"scored on {n_test} test questions it never saw. Strength is in units of the layer's mean residual norm.</p>",
+        f"<p><b>Chosen on dev: {_e(_setting(h))}.</b> Test half: steering score <b>{_num(h['test_score'], '.1f')}</b> "
+        f"against <b>{_num(h['unsteered_test_score'], '.1f')}</b> unsteered, gain {_gain(h)}; trait "
+        f"{_num(h['trait'], '.1f')} (unsteered {_num(h['unsteered_trait'], '.1f')}), coherence {_num(h['coherence'], '.1f')} "
+        f"(unsteered {_num(h['unsteered_coherence'], '.1f')}), relevance {_num(h['relevance'], '.1f')} "
+        f"(unsteered {_num(h['unsteered_relevance'], '.1f')}). A good setting raises the trait while keeping coherence "
+        "and relevance near the unsteered answers'; a gain interval above 0 means it beat not steering.</p>",
+        "<h4>The dev search, per layer</h4>",
+        _table(["setting", "best strength", "dev score", "unsteered (dev)", "gain", "trait", "coherence", "relevance",
+                "strengths tried"], search_rows),
+        img_tag(sweep_fig, f"{trait} steering search"),
+        _examples(result, info),
         "</section>",
     ]
     return "\n".join(parts)
 
 
-def _examples(result: Any, header: dict[str, Any], info: dict[str, Any]) -> str:
-    layer = info["best_steering_layer"]
-    run = result.best_run(layer) if layer is not None else None
-    if run is None or not result.baseline_responses:
+def _setting(h: dict[str, Any]) -> str:
+    if h.get("layers") is None:
+        return "none scored"
+    where = f"layer {h['layers'][0]}" if len(h["layers"]) == 1 else f"layers {h['layers'][0]}-{h['layers'][-1]}"
+    return f"{where}, strength {h['strength']:.3g}"
+
+
+def _gain(h: dict[str, Any]) -> str:
+    if h.get("gain") is None:
+        return "n/a"
+    low, high = h.get("gain_interval") or (None, None)
+    return f"{h['gain']:+.1f}" + ("" if low is None else f" ({low:+.1f} to {high:+.1f})")
+
+
+def _examples(result: Any, info: dict[str, Any]) -> str:
+    outcome = next(iter(result.outcomes.values()), None)
+    if outcome is None:
         return "<p class='meta'>No steered setting was scored, so there are no before/after examples.</p>"
+    before, after = outcome.baseline, outcome.test.answers
     rows = []
-    pairs = zip(header.get("questions", []), result.baseline_responses, run.responses)
-    for i, (q, before, after) in enumerate(list(pairs)[:EXAMPLES_PER_TRAIT]):
-        rows.append(f"<tr><td>{_e(q)}</td><td class='gen'>{_e(before)}</td><td class='scores'>{_scores(result.baseline_scores, i)}</td>"
-                    f"<td class='gen'>{_e(after)}</td><td class='scores'>{_scores(run.scores, i)}</td></tr>")
+    for i, q in enumerate(before.questions[:EXAMPLES_PER_TRAIT]):
+        rows.append(f"<tr><td>{_e(q)}</td><td class='gen'>{_e(before.responses[i])}</td><td class='scores'>{_scores(before.scores, i)}</td>"
+                    f"<td class='gen'>{_e(after.responses[i])}</td><td class='scores'>{_scores(after.scores, i)}</td></tr>")
     return (
-        f"<h3>Example generations</h3><p class='meta'>Greedy; steered at layer {layer}, strength {run.strength:.2f} "
-        f"(coef {run.coef:.1f}), the setting with the best steering score. Beside each answer: the judges' trait, "
-        "coherence and relevance scores and the steering score, so each can be checked against the text.</p>"
-        "<table><tr><th>question</th><th>before</th><th>scores</th><th>after</th><th>scores</th></tr>" + "".join(rows) + "</table>"
+        f"<h3>Example generations</h3><p class='meta'>Test questions, greedy; steered at the setting chosen on dev "
+        f"({_e(outcome.chosen.label)}). Beside each answer: the judges' trait, coherence and relevance scores and its "
+        "steering score (0-100; higher is better), so each can be checked against the text.</p>"
+        "<table><tr><th>question</th><th>unsteered</th><th>scores</th><th>steered</th><th>scores</th></tr>"
+        + "".join(rows) + "</table>"
     )
 
 
 def _scores(scores: dict[str, list[Any]], i: int) -> str:
-    """One response's judge scores as short lines (n/a where a judge gave none or the log predates it)."""
-    names = (("trait", "trait"), ("coherence", "coh."), ("relevance", "rel."), ("combined", "score"))
+    """One response's judge scores as short lines (n/a where a judge gave none)."""
+    names = (("trait", "trait"), ("coherence", "coh."), ("relevance", "rel."), ("score", "score"))
     return "<br>".join(f"{label} {_num(scores[k][i] if len(scores.get(k, [])) > i else None, '.0f')}" for k, label in names)
 
 

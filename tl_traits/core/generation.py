@@ -54,7 +54,17 @@ def generate(
         model, prompts, max_new_tokens=max_new_tokens, greedy=greedy, temperature=temperature,
         top_p=top_p, seed=seed, system=system, batch_size=batch_size, progress=progress,
     )
-    return [model.tokenizer.decode(t, skip_special_tokens=True) for t in tokens]
+    return decode_new_text(model, tokens)
+
+
+def decode_new_text(model: Any, tokens: Sequence[Sequence[int]]) -> list[str]:
+    """Each row of new tokens as text, special tokens left out.
+
+    A row cut by `max_new_tokens` inside a character that spans several byte-level tokens (an emoji)
+    would end in U+FFFD; that unfinished character is dropped rather than shown broken.
+    """
+    texts = [model.tokenizer.decode(list(t), skip_special_tokens=True) for t in tokens]
+    return [text.rstrip("\ufffd") if text.endswith("\ufffd") else text for text in texts]
 
 
 @torch.no_grad()

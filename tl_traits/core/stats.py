@@ -1,9 +1,11 @@
-"""Separation statistics of positive vs negative scores: AUROC, Cohen's d, accuracy, midpoint.
+"""Pure statistics: separation of positive vs negative scores (AUROC, Cohen's d, accuracy, midpoint), ranks, intervals.
 
 Each takes `[*layer, n]` and `[*layer, m]` scores and reduces the last axis, so one call scores every layer.
 """
 
 from __future__ import annotations
+
+from typing import Sequence
 
 import torch
 from jaxtyping import Float
@@ -117,3 +119,23 @@ def fit_logistic(
         if step.abs().max() < 1e-10:
             break
     return theta[:-1].float(), float(theta[-1])
+
+
+def bootstrap_interval(
+    values: Sequence[float], *, resamples: int = 2000, level: float = 0.95, seed: int = 0
+) -> tuple[float, float]:
+    """A percentile bootstrap interval for the mean of `values` (for paired data, pass the differences).
+
+    Resamples the values with replacement `resamples` times (seeded, so a rerun gives the same interval).
+    """
+    data = torch.as_tensor([float(v) for v in values], dtype=torch.float64)
+    if data.numel() == 0:
+        raise StatsError("bootstrap_interval needs at least one value")
+    if not 0 < level < 1 or resamples < 1:
+        raise StatsError(f"bootstrap_interval needs 0 < level < 1 and resamples >= 1, got {level} and {resamples}")
+    generator = torch.Generator().manual_seed(seed)
+    picks = torch.randint(0, data.numel(), (resamples, data.numel()), generator=generator)
+    means = data[picks].mean(dim=1)
+    tail = (1 - level) / 2
+    low, high = torch.quantile(means, torch.tensor([tail, 1 - tail], dtype=torch.float64)).tolist()
+    return float(low), float(high)

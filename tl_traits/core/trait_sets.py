@@ -1,7 +1,7 @@
 """Trait datasets: positive/negative examples, a definition, steering questions; and their loaders.
 
 A trait folder holds `positive.jsonl`, `negative.jsonl` (`{"prompt", "system"?, "response"?}`),
-`definition.txt` and `steering.json` (`{"questions": [...], "eval_prompt"?: ...}`).
+`definition.txt` and `steering.json` (steering questions split into dev and test; docs/traits.md).
 """
 
 from __future__ import annotations
@@ -36,6 +36,36 @@ class TraitExample:
         return {k: v for k, v in (("prompt", self.prompt), ("response", self.response), ("system", self.system)) if v is not None}
 
 
+STEERING_PARTS = ("trait", "coherence", "relevance")  # what the steering score of a response combines
+
+
+@dataclass(frozen=True)
+class SteeringQuestions:
+    """The questions steering is judged on in one direction, split once into dev (choose settings) and test (report).
+
+    parts: which judgements the steering score combines ("trait", "coherence", "relevance");
+    measures: what a gain in this direction means, in words (shown in reports).
+    """
+
+    dev: tuple[str, ...]
+    test: tuple[str, ...]
+    parts: tuple[str, ...] = STEERING_PARTS
+    measures: str = ""
+
+    def split(self, name: str) -> tuple[str, ...]:
+        if name not in ("dev", "test"):
+            raise TraitDataError(f"a steering split is 'dev' or 'test', not {name!r}")
+        return self.dev if name == "dev" else self.test
+
+    def limit(self, n: int) -> "SteeringQuestions":
+        return replace(self, dev=self.dev[:n], test=self.test[:n])
+
+
+def split_questions(questions: Sequence[str]) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """A flat question list split into (dev, test) by alternation: 1st, 3rd, ... dev; 2nd, 4th, ... test."""
+    return tuple(questions[0::2]), tuple(questions[1::2])
+
+
 @dataclass(frozen=True)
 class TraitDataset:
     """Positive and negative examples of one trait, plus what steering and judging need."""
@@ -49,6 +79,7 @@ class TraitDataset:
     source: str = ""
     extra: dict[str, Any] = field(default_factory=dict, compare=False)
     chat: bool | None = None  # None: the chat template when the tokenizer has one; False: plain text as given
+    steering: dict[str, SteeringQuestions] = field(default_factory=dict, compare=False)  # "toward" / "away"
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "positive", tuple(self.positive))
@@ -109,6 +140,27 @@ class TraitDataset:
         return len(self.positive) == len(self.negative) and all(
             (p.prompt, p.system) == (n.prompt, n.system) for p, n in zip(self.positive, self.negative)
         )
+
+    def steering_questions(self, direction: int = 1) -> SteeringQuestions:
+        """The dev / test questions (and what the score combines) for steering toward (+1) or away (-1).
+
+        From steering.json when it splits them; otherwise `questions` alternate between dev and test.
+        """
+        if direction not in (1, -1):
+            raise TraitDataError(f"direction must be +1 (toward) or -1 (away), not {direction!r}")
+        toward = self.steering.get("toward")
+        if toward is not None and toward.dev + toward.test == self.questions:
+            own = toward
+        else:  # built in code, or `questions` replaced: alternate them
+            dev, test = split_questions(self.questions)
+            own = SteeringQuestions(dev, test, *((toward.parts, toward.measures) if toward else ()))
+        if direction > 0:
+            return own
+        away = self.steering.get("away")
+        if away is None:
+            return replace(own, parts=STEERING_PARTS, measures="")
+        shares = toward is not None and (away.dev, away.test) == (toward.dev, toward.test)
+        return replace(away, dev=own.dev, test=own.test) if shares else away
 
     def description(self, level: str) -> str:
         """The `HIGH:` or `LOW:` line of the definition (judges compare responses to them)."""
@@ -193,9 +245,11 @@ class TraitDataset:
         )
 
     def limit(self, n: int) -> "TraitDataset":
-        """The first n examples of each side (to try a run small first)."""
+        """The first n examples of each side, and of each steering split (to try a run small first)."""
         check_count(n, "limit", TraitDataError)
-        return replace(self, positive=self.positive[:n], negative=self.negative[:n])
+        plans = {way: self.steering_questions(1 if way == "toward" else -1).limit(n) for way in ("toward", "away")}
+        return replace(self, positive=self.positive[:n], negative=self.negative[:n], steering=plans,
+                       questions=plans["toward"].dev + plans["toward"].test)
 
 
 # -- loading ---------------------------------------------------------------------------------------
@@ -253,18 +307,68 @@ def _from_folder(folder: Any, name: str, source: str | None = None) -> TraitData
     pos_text, neg_text = read("positive.jsonl"), read("negative.jsonl")
     if pos_text is None or neg_text is None:
         raise TraitDataError(f"trait folder {folder} needs positive.jsonl and negative.jsonl")
-    steering = parse_json_object(read("steering.json") or "{}", f"{folder}/steering.json", TraitDataError)
-    if not isinstance(steering.get("questions", []), list) or not all(isinstance(q, str) for q in steering.get("questions", [])):
-        raise TraitDataError(f"{folder}/steering.json: 'questions' must be a list of strings")
+    where = f"{folder}/steering.json"
+    steering = parse_json_object(read("steering.json") or "{}", where, TraitDataError)
+    plans = _steering_plans(steering, where)
+    toward = plans.get("toward")
     return TraitDataset(
         name=name,
         positive=tuple(_example(r, f"{folder}/positive.jsonl", i) for i, r in parse_jsonl(pos_text, "positive.jsonl", TraitDataError)),
         negative=tuple(_example(r, f"{folder}/negative.jsonl", i) for i, r in parse_jsonl(neg_text, "negative.jsonl", TraitDataError)),
         definition=(read("definition.txt") or "").strip(),
-        questions=tuple(steering.get("questions", [])),
+        questions=toward.dev + toward.test if toward else (),
         eval_prompt=steering.get("eval_prompt"),
         source=source or str(folder),
+        steering=plans,
     )
+
+
+def _steering_plans(steering: dict[str, Any], where: str) -> dict[str, SteeringQuestions]:
+    """steering.json's questions per direction.
+
+    `"questions"` is a list (split by alternation) or `{"dev": [...], "test": [...]}`; an optional
+    `"away": {"questions": ..., "parts": [...], "measures": "..."}` gives the away direction its own
+    questions, and `"toward": {"parts": ..., "measures": ...}` what the toward score combines.
+    """
+    def questions(value: Any, what: str) -> tuple[tuple[str, ...], tuple[str, ...]]:
+        if isinstance(value, list) and all(isinstance(q, str) for q in value):
+            return split_questions(value)
+        if isinstance(value, dict) and set(value) == {"dev", "test"} and all(
+                isinstance(v, list) and all(isinstance(q, str) for q in v) for v in value.values()):
+            return tuple(value["dev"]), tuple(value["test"])
+        raise TraitDataError(f"{where}: {what} must be a list of strings or {{\"dev\": [...], \"test\": [...]}}")
+
+    def options(value: Any, way: str) -> tuple[tuple[str, ...], str]:
+        if value is None:
+            return STEERING_PARTS, ""
+        if not isinstance(value, dict):
+            raise TraitDataError(f"{where}: '{way}' must be an object with 'questions', 'parts' or 'measures'")
+        parts = value.get("parts", list(STEERING_PARTS))
+        if not isinstance(parts, list) or not parts or any(p not in STEERING_PARTS for p in parts) or "trait" not in parts:
+            raise TraitDataError(f"{where}: '{way}.parts' must list 'trait' and any of {', '.join(STEERING_PARTS)}")
+        measures = value.get("measures", "")
+        if not isinstance(measures, str):
+            raise TraitDataError(f"{where}: '{way}.measures' must be a string")
+        return tuple(parts), measures
+
+    plans: dict[str, SteeringQuestions] = {}
+    if "questions" in steering:
+        dev, test = questions(steering["questions"], "'questions'")
+        parts, measures = options(steering.get("toward"), "toward")
+        plans["toward"] = SteeringQuestions(dev, test, parts, measures)
+    away = steering.get("away")
+    if away is not None:
+        parts, measures = options(away, "away")
+        if "questions" in away:
+            dev, test = questions(away["questions"], "'away.questions'")
+        elif "toward" in plans:
+            dev, test = plans["toward"].dev, plans["toward"].test
+        else:
+            raise TraitDataError(f"{where}: 'away' needs 'questions' when there are no toward questions")
+        plans["away"] = SteeringQuestions(dev, test, parts, measures)
+    elif "toward" in plans:
+        plans["away"] = replace(plans["toward"], parts=STEERING_PARTS, measures="")
+    return plans
 
 
 def _example(row: dict[str, Any], where: str, line: int) -> TraitExample:

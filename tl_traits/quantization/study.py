@@ -2,8 +2,10 @@
 
 Reference = the float32 model. Per backend: re-extracted directions (cosine to the reference
 per layer and method), the reference vectors' held-out AUROC read from the quantized model's
-activations, residual drift per layer, and the reference vector's steering-score gain when it
-steers the quantized model, as a fraction of the gain on float32 (the coherent delta beside it).
+activations, residual drift per layer, and the reference vector's steering when it steers the
+quantized model: each model's setting is chosen on the dev questions and scored on the test
+questions (the steering protocol), and its gain over that model's own unsteered answers is
+reported as a fraction of float32's gain.
 """
 
 from __future__ import annotations
@@ -36,10 +38,11 @@ from tl_traits.extraction.extract import extract, heldout_metrics
 from tl_traits.judging.defaults import default_judges
 from tl_traits.judging.judges import make_judge
 from tl_traits.quantization.quantizer import QuantizationError
-from tl_traits.steering.evaluation import EvaluationResult, evaluate_steering
+from tl_traits.steering.evaluation import evaluate_steering
 from tl_traits.steering.layers import (
     steering_layers as pick_layers,  # the argument below is also called steering_layers
 )
+from tl_traits.steering.protocol import SteeringProtocol
 
 DEFAULT_BACKENDS = ("fp16", "bf16", "int8", "int4", "nf4")
 REFERENCE = "float32"
@@ -55,8 +58,8 @@ class BackendResult:
     cosine: dict[str, list[float]] = field(default_factory=dict)  # method -> per layer, re-extracted vs reference
     reference_auroc: dict[str, list[float]] = field(default_factory=dict)  # method -> per layer, ref vectors on these activations
     drift: list[float] = field(default_factory=list)  # per layer: mean |h_q - h_ref| / |h_ref|
-    steering: list[dict[str, Any]] | None = None  # EvaluationResult.table() of the reference vector on this model
-    baseline_trait: float | None = None  # this model's own unsteered trait score (deltas are relative to it)
+    steering: dict[str, Any] | None = None  # SteeringResult.headline(): the setting chosen on dev, its test figures
+    search: list[dict[str, Any]] = field(default_factory=list)  # the dev search per layer
     seconds: float = 0.0
 
 
@@ -64,8 +67,8 @@ class BackendResult:
 class QuantStudy:
     """Everything the study measured; `table()` is the per (backend, method) summary.
 
-    Retained steering = this model's steering-score gain over its own unsteered score / float32's,
-    both at float32's best layer (the steering score: trait x coherence x relevance, see steering.search).
+    Retained steering = this model's test-half steering-score gain over its own unsteered answers / float32's
+    gain (each with its setting chosen on its own dev questions); undefined when float32 gains nothing.
     """
 
     trait: str
@@ -77,43 +80,26 @@ class QuantStudy:
     backends: list[BackendResult]
     model: dict[str, Any]
 
-    def _best_delta(self, result: BackendResult, layer: int | None = None) -> float | None:
-        rows = [r for r in (result.steering or []) if r["coherent_delta"] is not None and (layer is None or r["layer"] == layer)]
-        return max((r["coherent_delta"] for r in rows), default=None)
-
     @staticmethod
-    def _score_gain(result: BackendResult, layer: int | None) -> float | None:
-        """The steering score's gain over this model's own unsteered score at `layer`."""
-        row = next((r for r in (result.steering or []) if r["layer"] == layer), None)
-        if row is None or row.get("steering_score") is None or row.get("baseline_score") is None:
-            return None
-        return row["steering_score"] - row["baseline_score"]
-
-    @property
-    def reference_steering_layer(self) -> int | None:
-        """The float32 layer where steering gained the most steering score."""
-        gains = {r["layer"]: self._score_gain(self.reference, r["layer"]) for r in (self.reference.steering or [])}
-        scored = {layer: g for layer, g in gains.items() if g is not None}
-        return max(scored, key=scored.get) if scored else None
+    def _figure(result: BackendResult, key: str) -> Any:
+        return (result.steering or {}).get(key)
 
     def table(self) -> list[dict[str, Any]]:
-        """Per backend and method: mean/min cosine to float32, reference AUROC, drift, retained steering."""
-        ref_layer = self.reference_steering_layer
-        ref_gain = self._score_gain(self.reference, ref_layer)
+        """Per backend and method: mean/min cosine to float32, reference AUROC, drift, and (for the steering method)
+        the test-half steering score, gain over unsteered with its interval, and the retained fraction."""
+        ref_gain = self._figure(self.reference, "gain")
         rows = []
         for result in [self.reference, *self.backends]:
             if result.skipped:
                 rows.append({"backend": result.backend, "method": None, "skipped": result.skipped})
                 continue
-            delta = self._best_delta(result, ref_layer) if ref_layer is not None else None
-            gain = self._score_gain(result, ref_layer)
-            retained = None
-            if ref_gain and ref_gain > 0:  # float32 steering did not beat its own baseline: nothing to retain
-                retained = gain / ref_gain if gain is not None else 0.0
+            gain = self._figure(result, "gain")
+            retained = gain / ref_gain if ref_gain and ref_gain > 0 and gain is not None else None
             for method in self.methods:
                 cos = result.cosine.get(method, [1.0] * len(self.layers))
                 auroc = result.reference_auroc.get(method, [])
                 steers = method == self.steer_method  # steering columns belong to the method that steered
+                figure = (lambda key: self._figure(result, key) if steers else None)
                 rows.append({
                     "backend": result.backend,
                     "method": method,
@@ -122,10 +108,14 @@ class QuantStudy:
                     "min_cosine_layer": self.layers[cos.index(min(cos))],
                     "ref_auroc_mean": sum(auroc) / len(auroc) if auroc else None,
                     "max_drift": max(result.drift) if result.drift else 0.0,
-                    "baseline_trait": result.baseline_trait if steers else None,
-                    "steered_trait": _steered(result, ref_layer) if steers else None,
-                    "steering_score_gain": gain if steers else None,
-                    "coherent_delta": delta if steers else None,
+                    "steering_layer": (figure("layers") or [None])[0] if steers else None,
+                    "strength": figure("strength"),
+                    "unsteered_score": figure("unsteered_test_score"),
+                    "steering_score": figure("test_score"),
+                    "score_gain": gain if steers else None,
+                    "gain_interval": figure("gain_interval"),
+                    "unsteered_trait": figure("unsteered_trait"),
+                    "steered_trait": figure("trait"),
                     "retained": retained if steers else None,
                 })
         return rows
@@ -136,24 +126,26 @@ class QuantStudy:
         return {
             "trait": self.trait, "layers": self.layers, "methods": self.methods, "steer_method": self.steer_method,
             "steering_layers": self.steering_layers, "model": self.model,
-            "reference_steering_layer": self.reference_steering_layer,
             "table": self.table(),
             "results": [asdict(r) for r in [self.reference, *self.backends]],
         }
 
     def to_markdown(self) -> str:
         header = ["backend", "method", "mean cos", "min cos (layer)", "ref AUROC (mean)", "max drift",
-                  "baseline", "steered", "score gain", "coherent delta", "retained"]
+                  "setting (dev)", "unsteered", "steered", "score gain (95%)", "retained"]
         lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
         for r in self.table():
             if r.get("skipped"):
                 lines.append(f"| {r['backend']} | skipped: {r['skipped']} |" + " |" * (len(header) - 2))
                 continue
+            setting = "n/a" if r["strength"] is None else f"layer {r['steering_layer']}, {r['strength']:.3g}"
+            low, high = r["gain_interval"] or (None, None)
+            gain = _fmt(r["score_gain"], "+.1f") + ("" if low is None else f" ({low:+.1f} to {high:+.1f})")
             lines.append("| " + " | ".join([
                 r["backend"], r["method"], f"{r['mean_cosine']:.4f}", f"{r['min_cosine']:.4f} ({r['min_cosine_layer']})",
-                _fmt(r["ref_auroc_mean"], ".3f"), f"{r['max_drift']:.4f}", _fmt(r["baseline_trait"], ".1f"),
-                _fmt(r["steered_trait"], ".1f"), _fmt(r["steering_score_gain"], "+.1f"), _fmt(r["coherent_delta"], "+.1f"),
-                _fmt(r["retained"], ".2f"),
+                _fmt(r["ref_auroc_mean"], ".3f"), f"{r['max_drift']:.4f}", setting if r["method"] == self.steer_method else "",
+                _fmt(r["unsteered_score"], ".1f"), _fmt(r["steering_score"], ".1f"),
+                gain if r["method"] == self.steer_method else "n/a", _fmt(r["retained"], ".2f"),
             ]) + " |")
         return "\n".join(lines)
 
@@ -173,12 +165,6 @@ class QuantStudy:
         return paths
 
 
-def _steered(result: BackendResult, layer: int | None) -> float | None:
-    """The trait score of the best setting at `layer` (None when none was scored)."""
-    row = next((r for r in (result.steering or []) if r["layer"] == layer), None)
-    return row["trait"] if row else None
-
-
 def _fmt(value: float | None, spec: str) -> str:
     return "n/a" if value is None else format(value, spec)
 
@@ -195,8 +181,8 @@ def quantization_study(
     steering_layers: Sequence[int] | None = None,
     judges: Sequence[Any] | None = None,
     questions: int = 8,
-    steps: int = 4,
     max_new_tokens: int = 32,
+    protocol: SteeringProtocol | None = None,
     steer: bool = True,
     drift_examples: int = 16,
     backend_options: Mapping[str, Mapping[str, Any]] | None = None,
@@ -208,8 +194,10 @@ def quantization_study(
 
     backends: quantizer names; one that is not available here (e.g. bitsandbytes without CUDA)
         is skipped with its reason. steer_method: the method whose reference vector steers
-        (default the first of `methods`); steering_layers: where it steers (default three
-        layers at 25-55% depth); judges default to the main job's for the trait.
+        (default the first of `methods`); steering_layers: the layers its search tries (default
+        three layers at 25-55% depth); judges default to the trait's own.
+    questions, max_new_tokens: the steering protocol's dev and test questions (each) and answer
+        length; `protocol` replaces them with a whole `SteeringProtocol`.
     """
     stages = stages or Stages(enabled=False)
     method_list = list(methods)
@@ -232,23 +220,24 @@ def quantization_study(
     # Judges are built once on the float32 model: a perplexity judge run by each quantized model
     # would grade its own text with its own (bent) weights, and retained effects would not compare.
     judge_objs = [make_judge(spec, model=reference, trait=dataset)
-                  for spec in (judges or default_judges(dataset.name))]
+                  for spec in (judges or default_judges(dataset))]
     drift_batch = prepare_inputs(
         reference, [ex.prompt for ex in dataset.examples[:drift_examples]],
         [ex.response for ex in dataset.examples[:drift_examples]],
     )
     ref_resid = _residuals(reference, drift_batch, layer_list)
 
+    chosen_protocol = protocol or SteeringProtocol(dev_questions=questions, test_questions=questions,
+                                                   max_new_tokens=max_new_tokens)
+
     def steering(model: Any, label: str, into: BackendResult) -> None:
         if not steer:
             return
-        with stages.stage(f"{label}: steer", total=steps + 1) as advance, warnings.catch_warnings():
+        with stages.stage(f"{label}: steer", total=1) as advance, warnings.catch_warnings():
             warnings.filterwarnings("ignore", message=".*weights of .* differ.*")  # the point of the study
-            result: EvaluationResult = evaluate_steering(
-                model, ref_vecs[steer_method], dataset, layers=steer_layers, judges=judge_objs,
-                subset=questions, steps=steps, max_new_tokens=max_new_tokens, on_step=advance,
-            )
-        into.steering, into.baseline_trait = result.table(), result.baseline_trait
+            result = evaluate_steering(model, ref_vecs[steer_method], dataset, layers=steer_layers, judges=judge_objs,
+                                       protocol=chosen_protocol, progress=False, on_step=advance)
+        into.steering, into.search = result.headline(), result.table().to_dicts()
 
     start = time.perf_counter()
     ref_result = BackendResult(

@@ -43,7 +43,7 @@ def poison_sweep_figure(table: "pd.DataFrame", title: str | None = None) -> Figu
 
 
 def steering_grid_figure(table: "pd.DataFrame", title: str | None = None) -> Figure:
-    """Coherent trait delta by layer: one panel per trait, one line per method."""
+    """Test-half steering-score gain over unsteered by layer, with its 95% interval: one panel per trait, a line per method."""
     traits = sorted(table["trait"].unique())
     fig = Figure(figsize=(1.5 + 3.8 * len(traits), 3.8), layout="constrained")
     axes = fig.subplots(1, len(traits), squeeze=False)[0]
@@ -51,13 +51,15 @@ def steering_grid_figure(table: "pd.DataFrame", title: str | None = None) -> Fig
         part = table[table["trait"] == trait]
         for i, (method, rows) in enumerate(part.groupby("method")):
             rows = rows.sort_values("layer")
-            ax.plot(rows["layer"], rows["coherent_delta"], marker="o", color=f"C{i}", label=method)
+            gain = rows["gain"].astype(float)
+            errors = [(gain - rows["gain_low"].astype(float)).fillna(0), (rows["gain_high"].astype(float) - gain).fillna(0)]
+            ax.errorbar(rows["layer"], gain, yerr=errors, marker="o", capsize=3, color=f"C{i}", label=method)
         ax.axhline(0, color="0.6", lw=0.8)
-        if part["coherent_delta"].isna().all():
-            ax.text(0.5, 0.5, "no setting stayed coherent", transform=ax.transAxes, ha="center", color="0.4")
-        ax.set(title=trait, xlabel="layer", ylabel="coherent trait delta (0-100)")
+        if part["gain"].isna().all():
+            ax.text(0.5, 0.5, "no setting was scored", transform=ax.transAxes, ha="center", color="0.4")
+        ax.set(title=trait, xlabel="layer", ylabel="steering-score gain over unsteered (test)")
         ax.grid(alpha=0.3)
-    fig.suptitle(title or "steering sweep: best coherent delta per layer")
+    fig.suptitle(title or "steering sweep: test-half gain per layer (strength chosen on dev)")
     legend(fig, list(axes))
     return fig
 

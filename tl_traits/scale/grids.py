@@ -104,7 +104,6 @@ def steering_sweep(
     judges: Sequence[Any] | None = None,
     position: str = "response[:]",
     questions: int = 8,
-    steps: int = 4,
     max_new_tokens: int = 32,
     limit: int | None = None,
     seed: int = 0,
@@ -114,8 +113,9 @@ def steering_sweep(
 ) -> GridResult:
     """Extract each trait's vector with each method at each layer and run the coefficient search there.
 
-    One run per (trait, method, layer): capture at that layer only, extract, save the vector, search
-    `steps` strengths on `questions` steering questions (resumable from its evaluation.jsonl).
+    One run per (trait, method, layer): capture at that layer only, extract, save the vector, choose the
+    strength on `questions` dev steering questions and score it on as many test questions (the
+    calibrated search of `SteeringProtocol`; resumable from its evaluation.jsonl).
     layers: default three layers at 25-55% depth.
     judges: default the main job's judges for the trait.
     """
@@ -137,7 +137,7 @@ def steering_sweep(
                     tasks.append(Task(f"{trait_name}/{method}/layer_{layer}", steering_run, {
                         "model": spec, "model_name": model_name, "trait": trait, "method": method, "layer": int(layer),
                         "folder": folder, "judges": list(judges) if judges else None, "position": position,
-                        "questions": questions, "steps": steps, "max_new_tokens": max_new_tokens, "limit": limit,
+                        "questions": questions, "max_new_tokens": max_new_tokens, "limit": limit,
                         "seed": seed, "progress": progress}, folder))
         return tasks
 
@@ -155,7 +155,7 @@ def _check_plugins(methods: Sequence[str], judges: Sequence[Any] | None) -> None
 
 
 def steering_run(*, model: Any, model_name: str, trait: Any, method: str, layer: int, folder: Path,
-                 judges: Sequence[Any] | None, position: str, questions: int, steps: int, max_new_tokens: int,
+                 judges: Sequence[Any] | None, position: str, questions: int, max_new_tokens: int,
                  limit: int | None, seed: int, progress: bool = False) -> list[dict[str, Any]]:
     """One steering run as an executor task."""
     started = time.perf_counter()
@@ -169,19 +169,20 @@ def steering_run(*, model: Any, model_name: str, trait: Any, method: str, layer:
     vecs.save(Path(folder) / "vector.safetensors")
     vec = vecs[method]
     result = evaluate_steering(
-        loaded, vec, dataset, layers=[layer], judges=judges or default_judges(dataset.name),
-        subset=questions, steps=steps, max_new_tokens=max_new_tokens, log=Path(folder) / "evaluation.jsonl",
+        loaded, vec, dataset, layers=[layer], judges=judges or default_judges(dataset), progress=False,
+        dev_questions=questions, test_questions=questions, max_new_tokens=max_new_tokens,
+        log=Path(folder) / "evaluation.jsonl",
     )
-    table = result.table()[0]
+    h = result.headline()
     row = {
         "sweep": "steering", "model": model_name, "trait": dataset.name, "method": method, "layer": layer,
         "auroc": float(vec.metrics["auroc"][0]), "cohens_d": float(vec.metrics["cohens_d"][0]),
-        "baseline_trait": result.baseline_trait, "baseline_coherence": result.baseline_coherence,
-        "steering_score": table["steering_score"], "baseline_score": result.baseline_combined,
-        "coherent_delta": table["coherent_delta"], "strength": table["strength"], "coef": table["coef"],
-        "steered_trait": table["trait"], "steered_coherence": table["coherence"], "steered_relevance": table["relevance"],
-        "best_coherence_seen": table["best_coherence_seen"], "search_runs": table["runs"],
-        "seconds": round(time.perf_counter() - started, 1),
+        "strength": h["strength"], "dev_score": h["dev_score"], "steering_score": h["test_score"],
+        "baseline_score": h["unsteered_test_score"], "gain": h["gain"],
+        "gain_low": (h["gain_interval"] or [None, None])[0], "gain_high": (h["gain_interval"] or [None, None])[1],
+        "steered_trait": h["trait"], "steered_coherence": h["coherence"], "steered_relevance": h["relevance"],
+        "baseline_trait": h["unsteered_trait"], "baseline_coherence": h["unsteered_coherence"],
+        "search_runs": len(result.runs), "seconds": round(time.perf_counter() - started, 1),
     }
     write_summary(folder, [row])
     return [row]

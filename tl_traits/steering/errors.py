@@ -1,4 +1,4 @@
-"""The steering room's error, in a module of its own so every steering module can raise it."""
+"""The steering room's errors, in a module of their own so every steering module can raise them."""
 
 from __future__ import annotations
 
@@ -7,3 +7,7 @@ from tl_traits.core.errors import TlTraitsError
 
 class SteeringError(TlTraitsError):
     """Steering arguments that cannot work: both or neither of strength/coef, a bad layer, ..."""
+
+
+class EvaluationError(TlTraitsError):
+    """Evaluation arguments that cannot work (no trait judge, a log from another run or an older format, ...)."""

@@ -17,7 +17,7 @@ import torch
 from jaxtyping import Float
 from torch import Tensor
 
-from tl_traits.core.generation import add_batch_listener, generate_tokens
+from tl_traits.core.generation import add_batch_listener, decode_new_text, generate_tokens
 from tl_traits.core.hook_names import hook_name
 from tl_traits.core.hook_points import add_forward_hooks
 from tl_traits.core.prompts import PreparedInputs, PromptInput, as_batch
@@ -29,6 +29,9 @@ Operator = Literal["add", "ablate", "ablate_then_add"]
 Positions = Literal["all", "prompt", "response"]
 OPERATORS = ("add", "ablate", "ablate_then_add")
 POSITIONS = ("all", "prompt", "response")
+
+
+POSITION_CODES = {"all": 0, "prompt": 1, "response": 2}
 
 
 @dataclass
@@ -43,8 +46,8 @@ class _PositionTracker:
     def announce(self, batch: PreparedInputs) -> None:
         self.pending_width = int(batch.input_ids.shape[1])
 
-    def selected(self, seq: int, device: torch.device) -> Tensor | None:
-        """A `[seq]` bool mask of positions to steer (None: all of them)."""
+    def is_response(self, seq: int, device: torch.device) -> Tensor:
+        """A `[seq]` bool mask: which positions of this call are generated tokens (not the prompt)."""
         if seq > 1 or self.offset == 0:  # a full forward: the prompt (or a whole sequence)
             self.width = self.pending_width if self.pending_width is not None else seq
             self.pending_width = None
@@ -53,23 +56,38 @@ class _PositionTracker:
         else:  # one cached step: the next generated token
             positions = torch.tensor([self.offset], device=device)
             self.offset += 1
-        if self.which == "all":
-            return None
-        is_response = positions >= self.width
-        return is_response if self.which == "response" else ~is_response
+        return positions >= self.width
 
 
 @dataclass
-class _LayerEdit:
+class LayerEdit:
+    """What one hook adds at one layer: coef x direction, on some rows and positions."""
+
     direction: Float[Tensor, "d_model"] | Float[Tensor, "batch d_model"]  # one per row: a sweep over several vectors
     coef: float | Float[Tensor, "batch"]
     rows: Tensor | None = None  # bool [batch]: the rows this edit applies to (a sweep's slices)
+    positions: Tensor | None = None  # int [batch]: POSITION_CODES per row (a sweep mixing positions); None: the tracker's
 
 
-def _make_hook(edit: _LayerEdit, operator: str, tracker: _PositionTracker) -> Callable:
+def _keep_mask(edit: LayerEdit, tracker: _PositionTracker, batch: int, seq: int, device: torch.device) -> Tensor | None:
+    """`[batch, seq, 1]` bool: where the edit applies (None: everywhere)."""
+    response = tracker.is_response(seq, device)
+    if edit.positions is None:
+        code = POSITION_CODES[tracker.which]
+        where = None if code == 0 else (response if code == 2 else ~response)[None, :]
+    else:
+        codes = edit.positions.to(device)[:, None]
+        where = (codes == 0) | ((codes == 1) & ~response[None, :]) | ((codes == 2) & response[None, :])
+    if edit.rows is not None:
+        rows = edit.rows.to(device)[:, None]
+        where = rows if where is None else where & rows
+    return None if where is None else where.expand(batch, seq)[..., None]
+
+
+def _make_hook(edit: LayerEdit, operator: str, tracker: _PositionTracker) -> Callable:
     def fn(act: Tensor, hook: Any) -> Tensor:
-        mask = tracker.selected(act.shape[1], act.device)
-        if mask is not None and not bool(mask.any()):
+        keep = _keep_mask(edit, tracker, act.shape[0], act.shape[1], act.device)
+        if keep is not None and not bool(keep.any()):
             return act
         x0 = act.float()
         v = edit.direction.to(device=act.device, dtype=torch.float32)
@@ -85,10 +103,6 @@ def _make_hook(edit: _LayerEdit, operator: str, tracker: _PositionTracker) -> Ca
             if isinstance(coef, Tensor):
                 coef = coef.to(device=act.device, dtype=torch.float32)[:, None, None]
             x = x + coef * v
-        keep = None if mask is None else mask[None, :, None]
-        if edit.rows is not None:
-            rows = edit.rows.to(act.device)[:, None, None]
-            keep = rows if keep is None else keep & rows
         if keep is not None:
             x = torch.where(keep, x, x0)
         return x.to(act.dtype)
@@ -165,6 +179,7 @@ def steer(
     operator: Operator = "add",
     hook: str | None = None,
     check_model: bool = True,
+    spread: bool = False,
 ) -> Steering:
     """Steer `model` along `vector` at `layers`.
 
@@ -180,8 +195,10 @@ def steer(
         own tensor, as a raw tensor does; `layers` defaults to the dict's keys.
     positions: "all", "prompt" (the prompt's positions) or "response" (generated tokens).
     operator: "add" (h + c v), "ablate" (project v out), "ablate_then_add" (project out, then add c v).
+    spread: divide the strength (or coef) evenly over `layers`, a band that adds in total what one
+        layer adds (the search's band settings); by default every layer gets the whole strength.
     """
-    edits, hook_kind = _resolve(model, vector, layers, strength, coef, operator, hook, check_model, normalize)
+    edits, hook_kind = _resolve(model, vector, layers, strength, coef, operator, hook, check_model, normalize, spread)
     if positions not in POSITIONS:
         raise SteeringError(f"positions must be one of {', '.join(POSITIONS)}, not {positions!r}")
     hooks, trackers = [], []
@@ -203,7 +220,26 @@ def _resolve(
     hook: str | None,
     check_model: bool,
     normalize: bool = False,
-) -> tuple[dict[int, _LayerEdit], str]:
+    spread: bool = False,
+) -> tuple[dict[int, LayerEdit], str]:
+    edits, hook_kind = _resolve_edits(model, vector, layers, strength, coef, operator, hook, check_model, normalize)
+    if spread and len(edits) > 1:
+        for edit in edits.values():
+            edit.coef = float(edit.coef) / len(edits)
+    return edits, hook_kind
+
+
+def _resolve_edits(
+    model: Any,
+    vector: TraitVector | Tensor | Mapping[int, Tensor],
+    layers: int | Sequence[int] | None,
+    strength: float | None,
+    coef: float | None,
+    operator: str,
+    hook: str | None,
+    check_model: bool,
+    normalize: bool,
+) -> tuple[dict[int, LayerEdit], str]:
     if operator not in OPERATORS:
         raise SteeringError(f"operator must be one of {', '.join(OPERATORS)}, not {operator!r}")
     if strength is not None and coef is not None:
@@ -224,7 +260,7 @@ def _resolve(
         for layer in _layer_list(layers, n_layers):
             direction = vector.direction(layer)
             c = coef if coef is not None else (strength or 0.0) * vector.norm(layer)
-            edits[layer] = _LayerEdit(direction.float(), float(c))
+            edits[layer] = LayerEdit(direction.float(), float(c))
         return edits, hook or vector.metadata.get("hook") or "resid_post"
     if strength is not None:
         raise SteeringError("strength needs the activation norms a TraitVector records; a raw tensor or a {layer: tensor} "
@@ -238,12 +274,12 @@ def _resolve(
         missing = [layer for layer in chosen if layer not in per_layer]
         if missing:
             raise SteeringError(f"the dict has no tensor for layer(s) {missing}; it holds {sorted(per_layer)}")
-        edits = {layer: _LayerEdit(per_layer[layer], float(1.0 if coef is None else coef)) for layer in chosen}
+        edits = {layer: LayerEdit(per_layer[layer], float(1.0 if coef is None else coef)) for layer in chosen}
         return edits, hook or "resid_post"
     if layers is None:
         raise SteeringError("a raw tensor needs layers=...: the layer(s) to add it at")
     direction = _raw_direction(vector, d_model, normalize, "a raw steering vector")
-    edits = {layer: _LayerEdit(direction, float(1.0 if coef is None else coef)) for layer in _layer_list(layers, n_layers)}
+    edits = {layer: LayerEdit(direction, float(1.0 if coef is None else coef)) for layer in _layer_list(layers, n_layers)}
     return edits, hook or "resid_post"
 
 
@@ -276,13 +312,33 @@ def _layer_list(layers: int | Sequence[int], n_layers: int) -> list[int]:
 # -- sweeps ---------------------------------------------------------------------------------------
 @dataclass(frozen=True)
 class Setting:
-    """One steering setting of a sweep: a layer and a strength (or absolute coef); `vector`
-    replaces the sweep's vector for this setting (to compare methods in one batch)."""
+    """One steering setting of a sweep: a layer (or a band of layers) and a strength (or absolute coef).
 
-    layer: int
+    A band spreads the strength evenly over its layers (`spread` in `steer`), so a band at strength s
+    adds in total what one layer at s adds. `vector` replaces the sweep's vector for this setting
+    (to compare methods in one batch); `positions` is "all", "prompt" or "response".
+    """
+
+    layer: int | tuple[int, ...]
     strength: float | None = None
     coef: float | None = None
     vector: TraitVector | None = field(default=None, compare=False)
+    positions: Positions = "all"
+
+    @property
+    def layers(self) -> tuple[int, ...]:
+        return tuple(self.layer) if isinstance(self.layer, (tuple, list)) else (self.layer,)
+
+
+def setting_edits(model: Any, setting: Setting, vector: TraitVector | None = None, check_model: bool = True
+                  ) -> tuple[dict[int, LayerEdit], str]:
+    """What `setting` adds, per layer (its band spread), and at which hook kind."""
+    own = setting.vector if setting.vector is not None else vector
+    if own is None:
+        raise SteeringError("this setting has no vector: pass one or set Setting(vector=...)")
+    if setting.positions not in POSITIONS:
+        raise SteeringError(f"positions must be one of {', '.join(POSITIONS)}, not {setting.positions!r}")
+    return _resolve(model, own, list(setting.layers), setting.strength, setting.coef, "add", None, check_model, spread=True)
 
 
 def sweep_generate(
@@ -291,7 +347,6 @@ def sweep_generate(
     settings: Sequence[Setting | tuple[int, float]],
     prompts: PromptInput | Sequence[PromptInput],
     *,
-    positions: Positions = "all",
     operator: Operator = "add",
     max_new_tokens: int = 64,
     greedy: bool = True,
@@ -299,7 +354,7 @@ def sweep_generate(
 ) -> list[list[str]]:
     """Generate every prompt under every setting as slices of ONE batch: `[setting][prompt] -> text`.
 
-    Each slice of rows carries its own coefficient at its own layer, so a coefficient search
+    Each slice of rows carries its own coefficients at its own layers and positions, so a search
     step costs one batched generate instead of one per setting. A tuple `(layer, strength)`
     stands for `Setting(layer, strength=...)`.
     """
@@ -311,27 +366,33 @@ def sweep_generate(
     if n == 0:
         raise SteeringError("sweep_generate needs at least one prompt")
     total = len(chosen) * n
-    per_layer: dict[int, _LayerEdit] = {}
+    per_layer: dict[int, LayerEdit] = {}
     hook_kinds = set()
     for i, s in enumerate(chosen):
         own = s.vector if s.vector is not None else vector
         if own is None:
             raise SteeringError(f"setting {i} has no vector: pass one to sweep_generate or in Setting(vector=...)")
-        edits, hook_kind = _resolve(model, own, s.layer, s.strength, s.coef, operator, None, i == 0 or s.vector is not None)
-        direction = edits[s.layer].direction
-        edit = per_layer.setdefault(s.layer, _LayerEdit(direction, torch.zeros(total), torch.zeros(total, dtype=torch.bool)))
-        if edit.direction.dim() == 1 and not torch.equal(edit.direction, direction):
-            edit.direction = edit.direction.expand(total, -1).clone()  # this layer now mixes vectors: one per row
-        if edit.direction.dim() == 2:
-            edit.direction[i * n : (i + 1) * n] = direction
-        edit.coef[i * n : (i + 1) * n] = edits[s.layer].coef
-        edit.rows[i * n : (i + 1) * n] = True
+        if s.positions not in POSITIONS:
+            raise SteeringError(f"setting {i}: positions must be one of {', '.join(POSITIONS)}, not {s.positions!r}")
+        edits, hook_kind = _resolve(model, own, list(s.layers), s.strength, s.coef, operator, None,
+                                    i == 0 or s.vector is not None, spread=True)
+        rows = slice(i * n, (i + 1) * n)
+        for layer, one in edits.items():
+            edit = per_layer.setdefault(layer, LayerEdit(one.direction, torch.zeros(total), torch.zeros(total, dtype=torch.bool),
+                                                          torch.zeros(total, dtype=torch.long)))
+            if edit.direction.dim() == 1 and not torch.equal(edit.direction, one.direction):
+                edit.direction = edit.direction.expand(total, -1).clone()  # this layer now mixes vectors: one per row
+            if edit.direction.dim() == 2:
+                edit.direction[rows] = one.direction
+            edit.coef[rows] = one.coef
+            edit.rows[rows] = True
+            edit.positions[rows] = POSITION_CODES[s.positions]
         hook_kinds.add(hook_kind)
     if len(hook_kinds) > 1:
         raise SteeringError(f"these settings steer at different hooks ({sorted(hook_kinds)}); sweep each hook separately")
     hooks, trackers = [], []
     for layer, edit in per_layer.items():
-        tracker = _PositionTracker(positions)
+        tracker = _PositionTracker("all")
         trackers.append(tracker)
         hooks.append((hook_name(layer, hook_kind), _make_hook(edit, operator, tracker)))
     with Steering(model, hooks, trackers, f"sweep of {len(chosen)} settings"):
@@ -339,5 +400,5 @@ def sweep_generate(
             model, prompt_list * len(chosen), max_new_tokens=max_new_tokens, greedy=greedy,
             seed=seed, batch_size=len(chosen) * n,
         )
-    texts = [model.tokenizer.decode(t, skip_special_tokens=True) for t in tokens]
+    texts = decode_new_text(model, tokens)
     return [texts[i * n : (i + 1) * n] for i in range(len(chosen))]

@@ -19,7 +19,6 @@ from tl_traits.app.cli.options import (
     ModelOpt,
     QuestionsOpt,
     QuietOpt,
-    StepsOpt,
     parse_layers,
     split_values,
 )
@@ -58,7 +57,6 @@ class GridOptions:
 
     runs_dir: Path = _option(RunsDirOpt)
     questions: int = _option(QuestionsOpt)
-    steps: int = _option(StepsOpt)
     max_new_tokens: int = _option(MaxNewTokensOpt)
     model: Optional[str] = _option(ModelOpt)
     kind: str = _option(KindOpt)
@@ -118,7 +116,7 @@ def steer_sweep(
     engine, model = grid.start()
     result = steering_sweep(
         model, traits, split_values(methods) or ["mean_diff"], layer_list, runs_dir=grid.runs_dir,
-        questions=grid.n_questions, steps=grid.steps, max_new_tokens=grid.max_new_tokens,
+        questions=grid.n_questions, max_new_tokens=grid.max_new_tokens,
         limit=grid.limit, executor=engine, progress=not grid.quiet, log=engine.log,
     )
     grid.finish(result)
@@ -142,6 +140,6 @@ def quant_sweep(
         model, traits, split_values(backends) or list(DEFAULT_BACKENDS), runs_dir=grid.runs_dir,
         executor=engine, progress=not grid.quiet, log=engine.log, methods=split_values(methods) or ["mean_diff", "probe"],
         layers=layer_spec, steering_layers=steer_at, steer=steer_flag,
-        questions=grid.n_questions, steps=grid.steps, max_new_tokens=grid.max_new_tokens, limit=grid.limit,
+        questions=grid.n_questions, max_new_tokens=grid.max_new_tokens, limit=grid.limit,
     )
     grid.finish(result)

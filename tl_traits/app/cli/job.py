@@ -17,6 +17,7 @@ from tl_traits.app.cli.options import (
     output_folder,
     split_values,
     stages_for,
+    steering_line,
 )
 from tl_traits.core.extras import require_extras
 
@@ -27,9 +28,9 @@ def run(
     kind: str = KindOpt,
     traits: Optional[List[str]] = typer.Option(None, "--traits", help="Traits (default emotion/joy,alignment/refusal)."),
     methods: Optional[List[str]] = typer.Option(None, "--methods", help="Extractors (default: every registered one)."),
-    steps: int = typer.Option(6, "--steps", min=1, help="Coefficient-search steps per trait."),
-    questions: int = typer.Option(12, "--questions", min=1, help="Steering questions per trait."),
-    max_new_tokens: int = typer.Option(40, "--max-new-tokens", min=1),
+    questions: int = typer.Option(12, "--questions", min=1,
+                                  help="Steering questions per trait and half: chosen on this many dev, scored on as many test."),
+    max_new_tokens: int = typer.Option(48, "--max-new-tokens", min=1),
     limit: Optional[int] = LimitOpt,
     as_json: bool = JsonOpt,
     quiet: bool = QuietOpt,
@@ -39,7 +40,7 @@ def run(
     from tl_traits.app.main_job import JobConfig, run_main_job
 
     output_folder(out, "--out")
-    config = JobConfig(model=model, kind=kind, out=str(out), limit=limit, steps=steps, questions=questions,
+    config = JobConfig(model=model, kind=kind, out=str(out), limit=limit, questions=questions,
                        max_new_tokens=max_new_tokens)
     if split_values(traits):
         config.traits = tuple(split_values(traits))
@@ -55,10 +56,8 @@ def run(
     comp = summary["requests"]["comparison"]
     for trait, info in summary["traits"].items():
         m = info["methods"][info["steer_method"]]
-        delta = info["coherent_delta"]
         typer.echo(f"{trait}: {info['steer_method']} AUROC {m['auroc']:.3f} at layer {m['best_layer']}; "
-                   f"steering score {_num(info.get('steering_score'))} at layer {info['best_steering_layer']} "
-                   f"(unsteered {_num(info.get('baseline_score'))}); coherent delta {'n/a' if delta is None else f'{delta:+.1f}'}")
+                   + steering_line(info["steering"]))
     if comp:
         g = summary["requests"]["groups"]
         typer.echo(f"requests: {g[0]} vs {g[1]} ({comp['n_a']}/{comp['n_b']}): Cohen's d {comp['cohens_d']:.2f}, "
@@ -76,7 +75,3 @@ def report(out: Path = typer.Argument(Path("out"), help="A folder written by `tl
     from tl_traits.app.report import write_report  # needs the [report] extra
 
     typer.echo(f"report: {write_report(out).resolve()}")
-
-
-def _num(value: float | None) -> str:
-    return "n/a" if value is None else f"{value:.1f}"

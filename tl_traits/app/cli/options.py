@@ -25,8 +25,7 @@ LimitOpt = typer.Option(None, "--limit", min=1, help="Try the run on N examples 
 QuietOpt = typer.Option(False, "--quiet", "-q", help="No progress bars.")
 MethodsOpt = typer.Option(None, "--methods", help="Extractors (default mean_diff,probe).")
 # the steering search in quant-study and the grid sweeps: one definition, so their defaults stay the same
-QuestionsOpt = typer.Option(8, "--questions", min=1)
-StepsOpt = typer.Option(4, "--steps", min=1)
+QuestionsOpt = typer.Option(8, "--questions", min=1, help="Steering questions per half: the setting is chosen on this many dev questions, scored on as many test questions.")
 MaxNewTokensOpt = typer.Option(32, "--max-new-tokens", min=1)
 
 
@@ -159,3 +158,14 @@ def finite(value: float) -> float:
     if value is not None and not math.isfinite(value):
         raise typer.BadParameter(f"must be a finite number, not {value}")
     return value
+
+
+def steering_line(h: dict) -> str:
+    """One setting's steering figures in a line: where, how strong, test score vs unsteered, the gain with its interval."""
+    if h.get("test_score") is None:
+        return "no steering setting was scored"
+    where = f"layer {h['layers'][0]}" if len(h["layers"]) == 1 else f"layers {h['layers'][0]}-{h['layers'][-1]}"
+    low, high = h["gain_interval"] or (None, None)
+    interval = "" if low is None else f", 95% interval {low:+.1f} to {high:+.1f}"
+    return (f"steering at {where}, strength {h['strength']:.3g} (chosen on dev): test score {h['test_score']:.1f} "
+            f"vs unsteered {h['unsteered_test_score']:.1f} (gain {h['gain']:+.1f}{interval})")

@@ -16,7 +16,6 @@ from tl_traits.app.cli.options import (
     ModelOpt,
     QuestionsOpt,
     QuietOpt,
-    StepsOpt,
     emit,
     model_from,
     output_folder,
@@ -40,7 +39,6 @@ def quant_study(
     steering_layers: Optional[str] = SteeringLayersOpt,
     steer_flag: bool = SteerOpt,
     questions: int = QuestionsOpt,
-    steps: int = StepsOpt,
     max_new_tokens: int = MaxNewTokensOpt,
     out: Optional[Path] = typer.Option(None, "--out", "-o", help="Write study.json, study.md and study.png here."),
     model: Optional[str] = ModelOpt,
@@ -57,7 +55,7 @@ def quant_study(
         study = quantization_study(
             lambda: model_from(model, kind), trait, backends=split_values(backends) or DEFAULT_BACKENDS,
             methods=split_values(methods) or ["mean_diff", "probe"], layers=layer_spec, steering_layers=steer_at,
-            steer=steer_flag, questions=questions if not limit else min(questions, limit), steps=steps,
+            steer=steer_flag, questions=questions if not limit else min(questions, limit),
             max_new_tokens=max_new_tokens, limit=limit, stages=stages,
         )
     saved = {k: str(v) for k, v in study.save(out).items()} if out else {}

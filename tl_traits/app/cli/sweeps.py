@@ -74,10 +74,10 @@ def finish_sweep(result: Any, runs_dir: Path, n_done: int, as_json: bool) -> Non
 SWEEP_COLUMNS = {
     "poison": ("model", "attack", "rate", "seed", "n_poisoned", "asr", "clean_accuracy", "clean_exact", "clean_loss",
                "detection_auroc_spectral", "detection_auroc_trait"),
-    "steering": ("model", "trait", "method", "layer", "auroc", "baseline_score", "steering_score", "coherent_delta",
-                 "strength", "steered_trait", "steered_coherence", "steered_relevance"),
+    "steering": ("model", "trait", "method", "layer", "auroc", "strength", "baseline_score", "steering_score", "gain",
+                 "gain_low", "gain_high", "steered_trait", "steered_coherence", "steered_relevance"),
     "quantization": ("model", "trait", "backend", "method", "mean_cosine", "min_cosine", "ref_auroc_mean", "max_drift",
-                     "steering_score_gain", "coherent_delta", "retained"),
+                     "unsteered_score", "steering_score", "score_gain", "retained"),
 }
 
 

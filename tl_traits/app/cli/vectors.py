@@ -23,12 +23,12 @@ from tl_traits.app.cli.options import (
     parse_layers,
     split_values,
     stages_for,
+    steering_line,
 )
 from tl_traits.core.generation import generate
 from tl_traits.core.trait_sets import load_trait
 from tl_traits.extraction.extract import MIN_PER_CLASS_FOR_D
 from tl_traits.extraction.extract import extract as do_extract
-from tl_traits.judging.defaults import default_judges
 from tl_traits.steering.evaluation import evaluate_steering
 from tl_traits.steering.layers import default_steering_layer
 from tl_traits.steering.steer import steer as do_steer
@@ -132,37 +132,37 @@ def steer(
 def evaluate(
     vectors: Path = typer.Argument(..., help="A .safetensors file written by extract."),
     trait: str = typer.Argument(..., help="The trait whose steering questions and definition are used."),
-    layers: Optional[str] = typer.Option(None, "--layers", help="Comma-separated layers (default: the extracted layer nearest 40% depth)."),
-    judges: Optional[List[str]] = typer.Option(None, "--judges", help="A trait judge and a coherence judge (default: the trait's own, e.g. vader,coherence for emotion/joy)."),
+    layers: Optional[str] = typer.Option(None, "--layers", help="Comma-separated layers searched (default: the extracted layer nearest 40% depth)."),
+    judges: Optional[List[str]] = typer.Option(None, "--judges", help="A trait judge and a coherence judge (default: the trait's own, e.g. classifier,coherence)."),
     method: Optional[str] = typer.Option(None, "--method"),
     direction: int = typer.Option(1, "--direction", help="+1 toward the trait, -1 away from it."),
-    steps: int = typer.Option(6, "--steps", min=1),
-    max_new_tokens: int = typer.Option(40, "--max-new-tokens", min=1),
+    questions: Optional[int] = typer.Option(None, "--questions", min=1, help="Dev and test questions each (default: the whole splits)."),
+    max_new_tokens: int = typer.Option(64, "--max-new-tokens", min=1),
     log: Optional[Path] = typer.Option(None, "--log", help="JSONL log to append to and resume from."),
     model: Optional[str] = ModelOpt,
     kind: str = KindOpt,
-    limit: Optional[int] = typer.Option(None, "--limit", min=1, help="Use the first N steering questions."),
+    limit: Optional[int] = typer.Option(None, "--limit", min=1, help="Same as --questions (a small trial)."),
     as_json: bool = JsonOpt,
     quiet: bool = QuietOpt,
 ) -> None:
-    """Coefficient search with judges: per layer, the best trait gain that keeps coherence."""
+    """Choose the layer and strength on the trait's dev questions, score that setting on its test questions."""
     vec = load_vector(vectors, method)
     layer_list = parse_layers(layers) or [_default_layer(vec)]
+    n = limit or questions
     with stages_for(quiet, as_json) as stages:
         m = model_from(model, kind, stages)
-        with stages.stage(f"evaluate {vec.method}", total=steps + 1) as advance:
-            result = evaluate_steering(m, vec, trait, layers=layer_list, judges=split_values(judges) or list(default_judges(trait)),
-                                       direction=direction, subset=limit, steps=steps, max_new_tokens=max_new_tokens,
-                                       log=log, on_step=advance)
-    rows = result.table()
+        with stages.stage(f"evaluate {vec.method}", total=1) as advance:
+            result = evaluate_steering(m, vec, trait, layers=layer_list, judges=split_values(judges) or None,
+                                       direction=direction, dev_questions=n, test_questions=n,
+                                       max_new_tokens=max_new_tokens, log=log, progress=False, on_step=advance)
     if as_json:
-        emit({"baseline_trait": result.baseline_trait, "baseline_coherence": result.baseline_coherence, "layers": rows})
+        emit({**result.to_dict(), "dev_search": result.table().to_dicts()})
         return
-    typer.echo(f"baseline: trait {result.baseline_trait:.1f}, coherence {result.baseline_coherence:.1f}")
-    for r in rows:
-        score = "n/a" if r["steering_score"] is None else f"{r['steering_score']:.1f} (strength {r['strength']:.2f})"
-        delta = "none coherent" if r["coherent_delta"] is None else f"{r['coherent_delta']:+.1f}"
-        typer.echo(f"layer {r['layer']:>3}: steering score {score}, coherent delta {delta}")
+    typer.echo(str(result.table()))
+    typer.echo("")
+    typer.echo(str(result.summary()))
+    typer.echo("")
+    typer.echo(f"{vec.method}: " + steering_line(result.headline()))
 
 
 def _default_layer(vec: Any) -> int:
