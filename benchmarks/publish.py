@@ -35,11 +35,18 @@ How to run it and what each file measures: `benchmarks/README.md`; the plots nam
 
 # The headline tables first, in this order; the rest alphabetically.
 HEADLINES = (
+    "Steering: the best vector method per trait (chosen on dev)",
+    "Steering by method (summary)",
+    "Steering by method (test half)",
     "Detection out of distribution (summary)",
     "Detection out of distribution (headline)",
-    "Method comparison (summary)",
     "Judge calibration (held-out ratings)",
 )
+# Sections an older protocol measured and a newer section replaces under another name: never published again.
+RETIRED = {
+    "Steering by method": "Steering by method (test half)",  # settings chosen on the questions they were scored on
+    "Method comparison (summary)": "Steering by method (summary)",
+}
 
 
 def _order(name: str) -> tuple[int, str]:
@@ -59,7 +66,8 @@ def main(argv: list[str] | None = None) -> Path:
     for path in found:  # oldest first: a newer file's section replaces an older one
         data = json.loads(path.read_text())
         for name, rows in data["sections"].items():
-            sections[name] = (data, rows, data.get("notes", {}).get(name))
+            if name not in RETIRED:
+                sections[name] = (data, rows, data.get("notes", {}).get(name))
     lines = []
     for name in sorted(sections, key=_order):
         data, rows, note = sections[name]

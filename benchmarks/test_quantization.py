@@ -10,17 +10,18 @@ import pytest
 import tl_traits as tt
 from tl_traits.quantization.study import quantization_study
 
-QUESTIONS = 8
-STEPS = 4
-NEW_TOKENS = 32
+QUESTIONS = 16  # dev and test questions each (of the trait's 28 + 28)
+NEW_TOKENS = 64
+STEER_DEPTHS = (0.3, 0.5)  # the layers each model's search tries, as in the steering comparison
 
 
 @pytest.mark.full
 def test_quantization_study(bench_model, bench_traits, results, request):
     trait = "emotion/joy" if "emotion/joy" in bench_traits else bench_traits[0]
+    steer_layers = sorted({round(d * (bench_model.cfg.n_layers - 1)) for d in STEER_DEPTHS})
     study = quantization_study(
         bench_model, trait, backends=tt.quantizers.names(), methods=["mean_diff", "probe"], layers="all",
-        questions=QUESTIONS, steps=STEPS, max_new_tokens=NEW_TOKENS,
+        steering_layers=steer_layers, questions=QUESTIONS, max_new_tokens=NEW_TOKENS,
     )
     out = Path(request.config.getoption("--out"))
     study.figure()  # drawn here so a plotting error fails the benchmark, not the write-out
@@ -35,10 +36,12 @@ def test_quantization_study(bench_model, bench_traits, results, request):
         note=f"mean_diff and probe at all layers ({study.layers[0]}-{study.layers[-1]}); cosine of the direction "
         "re-extracted on the quantized model to the float32 one; ref AUROC = float32 vectors read from the quantized "
         f"model's held-out activations; drift = mean |h_q - h| / |h| of resid_post; steering: the float32 "
-        f"{study.steer_method} vector on the quantized model, layers {study.steering_layers}, {QUESTIONS} questions, "
-        f"{STEPS} search steps, {NEW_TOKENS} new tokens, judges built on the float32 model; baseline = each model's "
-        "own unsteered trait score, steered = the best coherent setting's score, coherent delta = steered - baseline; "
-        f"score gain = the steering score (harmonic mean of trait, coherence and relevance) over the model's own unsteered score; retained = score gain / float32's at layer {study.reference_steering_layer}. Plot: {stem}.png. The float32 weights are themselves dequantized "
+        f"{study.steer_method} vector steers each model under the dev/test protocol: layer ({study.steering_layers}) and "
+        f"strength chosen on {QUESTIONS} dev questions of that model, scored on {QUESTIONS} test questions, {NEW_TOKENS} "
+        "new tokens, judges built on the float32 model; unsteered = that model's own unsteered test score; score gain = "
+        "the test steering score (harmonic mean of trait, coherence and relevance) minus it, paired, with a bootstrap 95% "
+        "interval; retained = score gain / float32's (empty when float32 gains nothing). Plot: "
+        f"{stem}.png. The float32 weights are themselves dequantized "
         "from a Q4_1 GGUF, so this measures re-quantization of those weights.",
     )
     by = {(r["backend"], r["method"]): r for r in study.table() if not r.get("skipped")}

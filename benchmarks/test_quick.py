@@ -7,6 +7,7 @@ import math
 import pytest
 from sanity import SanityError, check_detection, check_finite
 from test_extraction import detection_rows
+from test_steering import comparison_rows, steering_summary
 
 import tl_traits as tt
 from tl_traits.steering.method_comparison import PROMPTING, compare_steering
@@ -53,12 +54,15 @@ def test_detection_table_on_a_small_set(bench_model):
 def test_steering_table_on_a_small_set(bench_model):
     trait = tt.load_trait("emotion/joy")
     vecs = tt.extract(bench_model, trait.limit(24), ["mean_diff", "random_baseline"], layers=[12], progress=False)
-    found = compare_steering(bench_model, vecs, trait, 12, judges=["vader", "perplexity"], subset=2, steps=1,
-                             max_new_tokens=8)
-    rows = [m.row() for m in found]
+    found = compare_steering(bench_model, vecs, trait, 12, judges=["vader", "perplexity"], dev_questions=2,
+                             test_questions=2, max_new_tokens=8, kl_targets=(0.1, 1.0), extend=0, refine=False,
+                             resamples=100, progress=False)
+    rows = comparison_rows("emotion/joy", found)
     assert [r["method"] for r in rows] == ["mean_diff", "random_baseline", PROMPTING]
     check_finite({"steering": rows})
     assert all(r["relevance"] is None or 0 <= r["relevance"] <= 100 for r in rows)
+    assert all(r["gain 95% low"] <= r["gain"] <= r["gain 95% high"] for r in rows)
+    assert len(steering_summary(rows)) == 3
 
 
 @pytest.mark.quick

@@ -5,11 +5,11 @@ from __future__ import annotations
 import json
 
 import pytest
-from test_steering import COMPARE_QUESTIONS, COMPARE_STEPS, COMPARE_TOKENS, SUMMARY_NOTE, _avg, steering_summary
+from test_steering import BENCH_PROTOCOL, SUMMARY_NOTE, _avg, comparison_rows, log_path, steering_summary
 
 import tl_traits as tt
-from tl_traits.judging.defaults import default_judges
 from tl_traits.core.capture import capture
+from tl_traits.core.files import safe_name
 from tl_traits.saes.recipe import default_layer
 from tl_traits.saes.sae import decompose, load_sae, stored_saes
 from tl_traits.steering.method_comparison import compare_steering
@@ -28,7 +28,7 @@ def stored_sae(bench_model):
 
 
 @pytest.mark.full
-def test_sae_against_raw_directions(bench_model, bench_traits, stored_sae, results):
+def test_sae_against_raw_directions(bench_model, bench_traits, stored_sae, results, request):
     """Held-out detection and steering both ways at the SAE's layer: sae (k=32, k=1) vs mean_diff and probe."""
     layer, folder, sae = stored_sae
     record = json.loads((folder / "training.json").read_text()) if (folder / "training.json").is_file() else {}
@@ -55,23 +55,24 @@ def test_sae_against_raw_directions(bench_model, bench_traits, stored_sae, resul
                        sum(c > 0.2 for c in cosines), "top-32 features (sae k=32)": str(named["sae (k=32)"].metadata["sae"][str(layer)]["features"][:5]) + "..."})
         for direction in (1, -1):
             found = compare_steering(
-                bench_model, named, trait, layer, judges=default_judges(trait), direction=direction,
-                subset=COMPARE_QUESTIONS, steps=COMPARE_STEPS, max_new_tokens=COMPARE_TOKENS,
+                bench_model, named, trait, layer, direction=direction, prompting=False,
+                protocol=BENCH_PROTOCOL.with_(test_questions=16),
+                log=log_path(request, f"sae-{safe_name(trait)}-{'toward' if direction > 0 else 'away'}"),
             )
-            steering += [{"trait": trait, **m.row()} for m in found]
+            steering += comparison_rows(trait, found)
     results.add("SAE vs raw directions: detection", detection,
                 note=f"Layer {layer} (the stored SAE's), response[:], held-out 20% split. sae (k=1) is the single feature "
                 "whose mean activation differs most between the groups.")
     results.add("SAE vs raw directions: what mean_diff is made of", makeup,
                 note="decompose(mean_diff, sae): |cosine| between mean_diff and the decoder rows of the SAE's features.")
     results.add("SAE vs raw directions: steering", steering,
-                note="Same protocol as 'Steering by method' (lockstep adaptive search, prompting baseline), at the SAE's layer.")
+                note="The dev/test protocol of 'Steering by method' at the SAE's layer only (16 dev and 16 test questions, no "
+                     "prompting baseline: see that table), every method searched in lockstep.")
     auroc: dict[str, list] = {}
     for row in detection:
         auroc.setdefault(row["method"], []).append(row["AUROC"])
     results.add("SAE vs raw directions (summary)", [
-        {"method": method, "mean AUROC": _avg(auroc.get(method, [])), **scores}
-        for method, scores in steering_summary(steering).items()
+        {"mean AUROC": _avg(auroc.get(row["method"], [])), **row} for row in steering_summary(steering)
     ], note=f"Means over the {len(bench_traits)} traits at layer {layer}. {SUMMARY_NOTE}")
     sae_auroc = _avg(auroc["sae (k=32)"])
     assert sae_auroc > 0.6, f"the sae direction detects at chance (mean AUROC {sae_auroc:.2f})"

@@ -54,10 +54,19 @@ def comparison_rows(trait: str, result) -> list[dict]:
             "gain 95% low": (h["gain_interval"] or [None])[0], "gain 95% high": (h["gain_interval"] or [None, None])[1],
             "vs prompting": gap[0] if gap else None, "vs prompting 95% low": gap[1] if gap else None,
             "vs prompting 95% high": gap[2] if gap else None,
-            "trait score": h["trait"], "unsteered trait": h["unsteered_trait"], "coherence": h["coherence"],
-            "relevance": h["relevance"],
+            "trait score": h["trait"], "unsteered trait": h["unsteered_trait"],
+            **_change(outcome, "trait"), **_change(outcome, "coherence"),
+            "coherence": h["coherence"], "unsteered coherence": h["unsteered_coherence"],
+            "relevance": h["relevance"], "unsteered relevance": h["unsteered_relevance"],
         })
     return rows
+
+
+def _change(outcome, part: str) -> dict:
+    """One judged part's paired change from the unsteered test answers, with its interval (trait moved by x ...)."""
+    found = outcome.gain(part)
+    return {f"{part} change": found[0] if found else None, f"{part} change 95% low": found[1] if found else None,
+            f"{part} change 95% high": found[2] if found else None}
 
 
 def example_rows(trait: str, result, n: int = 2) -> list[dict]:
@@ -94,7 +103,9 @@ def test_steering_by_method(bench_model, bench_traits, trait_vectors, results, r
             best = max(vector_rows, key=lambda r: r["dev score"] or -1.0)  # the best vector method, chosen on dev
             best_rows.append({**{k: best[k] for k in ("trait", "direction", "method", "setting (dev)", "test score",
                                                        "unsteered", "gain", "gain 95% low", "gain 95% high",
-                                                       "vs prompting", "vs prompting 95% low", "vs prompting 95% high")},
+                                                       "vs prompting", "vs prompting 95% low", "vs prompting 95% high",
+                                                       "trait change", "trait change 95% low", "trait change 95% high",
+                                                       "coherence change")},
                               "beats unsteered": (best["gain 95% low"] or -1.0) > 0})
     note = (f"The dev/test protocol: per trait and direction, each method's layer ({', '.join(map(str, layers))}) and "
             "strength are chosen on 16 of the trait's 28 dev questions (strengths placed at KL 0.03-3 nats per token against "

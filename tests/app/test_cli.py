@@ -293,3 +293,14 @@ def test_export_gguf_writes_a_control_vector_for_llama_cpp(capsys, tmp_path, tin
     assert [t.name for t in reader.tensors] == ["direction.1"]  # the tiny model's layers 0-1; llama.cpp cannot steer 0
     code, _, err = call(capsys, "export-gguf", str(tiny_vectors), "-o", str(tmp_path / "x.gguf"), "--layers", "0")
     assert code == 2 and "direction.0" in err and not (tmp_path / "x.gguf").exists()
+
+
+def test_warnings_print_as_one_readable_line():
+    import warnings
+
+    from tl_traits.app.cli import one_line_warning
+
+    text = one_line_warning(UserWarning("held-out classes have 2 and 2 examples; d is NaN\nmore"), UserWarning,
+                            "/x/extract.py", 85, "    metrics = score_directions(...)")
+    assert text == "warning: held-out classes have 2 and 2 examples; d is NaN\n"
+    assert warnings.formatwarning is not None

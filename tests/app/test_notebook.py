@@ -99,8 +99,8 @@ def test_quickstart_notebook_runs_and_its_stored_outputs_are_current():
         if label != "unsteered":
             assert texts != answers["unsteered"], f"{label} printed the unsteered answers:\n{steering}"
 
-    table = "".join(_data(_tagged(nb, "evaluation"), "text/plain"))
-    assert "coherent_delta" in table, f"no evaluation table:\n{table}"
+    table = _stdout(_tagged(nb, "evaluation"))
+    assert "dev score" in table and "test score" in table and "gain 95% interval" in table, f"no evaluation tables:\n{table}"
 
     # The steered answers, read back by the monitor, sit on either side: + above -.
     projections = _stdout(_tagged(nb, "projections"))

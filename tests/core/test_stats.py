@@ -133,3 +133,15 @@ def test_spearman_averages_tied_ranks():
     assert spearman(torch.tensor([1.0, 2.0, 2.0, 3.0]), torch.tensor([10.0, 20.0, 30.0, 40.0])) == pytest.approx(0.9486832980505138)
     assert spearman(torch.tensor([3.0, 2.0, 1.0]), torch.tensor([1.0, 2.0, 3.0])) == pytest.approx(-1.0)
     assert math.isnan(spearman(torch.tensor([1.0, 1.0, 1.0]), torch.tensor([1.0, 2.0, 3.0])))
+
+
+def test_bootstrap_interval_is_seeded_and_contains_the_mean():
+    from tl_traits.core.stats import bootstrap_interval
+
+    values = [float(v) for v in range(20)]
+    low, high = bootstrap_interval(values, resamples=1000)
+    assert low < sum(values) / len(values) < high
+    assert (low, high) == bootstrap_interval(values, resamples=1000)  # the same seed, the same interval
+    assert bootstrap_interval([3.0], resamples=50) == (3.0, 3.0)
+    with pytest.raises(stats.StatsError, match="at least one value"):
+        bootstrap_interval([])

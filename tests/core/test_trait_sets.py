@@ -113,7 +113,44 @@ def test_a_dataset_and_a_vector_print_in_one_short_line():
     import torch
 
     joy = tt.load_trait("emotion/joy")
-    assert repr(joy) == "TraitDataset('emotion/joy': 50 positive, 50 negative, 28 steering questions)"
+    assert repr(joy) == "TraitDataset('emotion/joy': 50 positive, 50 negative, steering questions 28 dev + 28 test)"
     vec = tt.TraitVector("mean_diff", torch.ones(30, 576), list(range(30)), torch.ones(30), {},
                          {"dataset": {"name": "emotion/joy"}, "model": {"name": "SmolLM2-135M-Instruct"}})
     assert repr(vec) == "TraitVector('mean_diff', layers=0..29, d_model=576, trait='emotion/joy', model='SmolLM2-135M-Instruct')"
+
+
+def test_bundled_steering_questions_are_split_once_into_dev_and_test():
+    for name in tt.list_traits():
+        trait = tt.load_trait(name)
+        for direction in (1, -1):
+            plan = trait.steering_questions(direction)
+            assert len(plan.dev) >= 24 and len(plan.test) >= 24, (name, direction)
+            assert not set(plan.dev) & set(plan.test), (name, direction)  # nothing leaks between the halves
+        assert trait.questions == trait.steering_questions(1).dev + trait.steering_questions(1).test
+    limited = tt.load_trait("alignment/refusal").limit(3)
+    assert len(limited.steering_questions(1).dev) == 3 and len(limited.steering_questions(-1).test) == 3
+
+
+def test_steering_json_forms(tmp_path):
+    def folder(steering):
+        path = tmp_path / f"t{len(list(tmp_path.iterdir()))}"
+        path.mkdir()
+        for side in ("positive", "negative"):
+            (path / f"{side}.jsonl").write_text('{"prompt": "a", "response": "b"}\n{"prompt": "c", "response": "d"}\n')
+        (path / "steering.json").write_text(json.dumps(steering))
+        return tt.load_trait(path)
+
+    flat = folder({"questions": ["q1", "q2", "q3", "q4", "q5"]})
+    assert flat.steering_questions(1).dev == ("q1", "q3", "q5") and flat.steering_questions(1).test == ("q2", "q4")
+    split = folder({"questions": {"dev": ["a"], "test": ["b"]}, "toward": {"parts": ["trait", "coherence"]},
+                    "away": {"questions": {"dev": ["x"], "test": ["y"]}, "measures": "less of it"}})
+    assert split.steering_questions(1).parts == ("trait", "coherence")
+    assert split.steering_questions(-1).dev == ("x",) and split.steering_questions(-1).measures == "less of it"
+    in_code = TraitDataset("c", flat.positive, flat.negative, questions=("u", "v"))
+    assert in_code.steering_questions(-1).dev == ("u",)  # no steering.json: the questions alternate
+    with pytest.raises(TraitDataError, match="parts"):
+        folder({"questions": ["a", "b"], "toward": {"parts": ["coherence"]}})
+    with pytest.raises(TraitDataError, match="list of strings or"):
+        folder({"questions": {"dev": ["a"]}})
+    with pytest.raises(TraitDataError, match="direction must be"):
+        flat.steering_questions(0)

@@ -228,3 +228,20 @@ def test_twice_a_vector_steers_like_twice_the_strength(tiny_hooked):
     with tt.steer(tiny_hooked, vec, 1, strength=0.6):
         stronger = tiny_hooked(tokens)
     torch.testing.assert_close(doubled, stronger)
+
+
+def test_best_layer_never_picks_a_nan_and_breaks_ties_by_a_stated_rule():
+    """Few held-out examples: every layer ties at AUROC 1.0 and every d is NaN (the old argmax picked layer 0)."""
+    nan = float("nan")
+    layers = list(range(10))
+    metrics = {"auroc": torch.tensor([0.5] + [1.0] * 9), "accuracy": torch.tensor([0.5] + [1.0] * 9),
+               "cohens_d": torch.full((10,), nan)}
+    vec = tt.TraitVector("mean_diff", torch.ones(10, 4), layers, torch.ones(10), metrics, {"model": {"n_layers": 10}})
+    assert vec.best_layer("auroc") == 4  # all tied: the layer nearest 40% depth (3.6), not layer 0 at AUROC 0.5
+    metrics["accuracy"] = torch.tensor([0.5] + [0.9] * 8 + [1.0])
+    assert vec.best_layer("auroc") == 9  # AUROC tied: accuracy decides
+    metrics["cohens_d"] = torch.tensor([nan] * 8 + [3.0, 2.0])
+    metrics["accuracy"] = torch.ones(10)
+    assert vec.best_layer("auroc") == 8  # then d, counted where it is a number
+    metrics["auroc"] = torch.tensor([nan] * 9 + [0.7])
+    assert vec.best_layer("auroc") == 9  # a NaN AUROC never wins

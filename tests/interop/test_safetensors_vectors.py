@@ -35,3 +35,11 @@ def test_hook_names_give_the_hook_and_unclear_names_are_refused(tmp_path, bridge
     save_file({"12": torch.ones(64)}, str(tmp_path / "narrow.safetensors"))
     with pytest.raises(VectorError, match="made for another model"):
         tt.import_safetensors(tmp_path / "narrow.safetensors", bridge_model)
+
+
+def test_our_own_vectors_file_points_to_traitvectors_load(tmp_path, bridge_model):
+    vecs = tt.TraitVectors({"mean_diff": tt.TraitVector("mean_diff", torch.ones(1, 576), [3], torch.ones(1), {}, {})},
+                           {"model": tt.model_identity(bridge_model).to_dict()})
+    path = vecs.save(tmp_path / "joy.safetensors")
+    with pytest.raises(InteropError, match=r"tl_traits vectors file.*TraitVectors.load\("):
+        tt.import_safetensors(path, bridge_model)

@@ -139,6 +139,41 @@ def test_a_sweep_over_several_vectors_equals_each_alone(bridge_model, joy):
         tt.sweep_generate(bridge_model, None, [Setting(10, strength=0.5)], QUESTIONS)
 
 
+def test_a_sweep_mixes_bands_and_positions_like_steer_does(bridge_model, joy):
+    """A band spreads its strength over its layers; a response-only setting leaves the prompt alone; in one batch."""
+    settings = [Setting((8, 10), strength=0.8), Setting(10, strength=0.5, positions="response"), Setting(12, strength=0.4)]
+    swept = tt.sweep_generate(bridge_model, joy, settings, QUESTIONS, max_new_tokens=10)
+    with tt.steer(bridge_model, joy, [8, 10], strength=0.8, spread=True):
+        assert tt.generate(bridge_model, QUESTIONS, max_new_tokens=10) == swept[0]
+    with tt.steer(bridge_model, joy, [8, 10], strength=0.4):  # spread = each layer at half the strength
+        assert tt.generate(bridge_model, QUESTIONS, max_new_tokens=10) == swept[0]
+    with tt.steer(bridge_model, joy, 10, strength=0.5, positions="response"):
+        assert tt.generate(bridge_model, QUESTIONS, max_new_tokens=10) == swept[1]
+    with tt.steer(bridge_model, joy, 12, strength=0.4):
+        assert tt.generate(bridge_model, QUESTIONS, max_new_tokens=10) == swept[2]
+    with pytest.raises(SteeringError, match="positions must be one of"):
+        tt.sweep_generate(bridge_model, joy, [Setting(10, strength=0.5, positions="middle")], QUESTIONS)
+
+
+def test_a_mean_centred_vector_is_the_trait_side_minus_the_neutral_answers(bridge_model, joy):
+    from tl_traits.core.capture import capture
+    from tl_traits.steering.centring import mean_centred
+
+    trait = tt.load_trait("emotion/joy").limit(6)
+    answers = tt.generate(bridge_model, QUESTIONS, max_new_tokens=8)
+    toward = mean_centred(bridge_model, joy, trait, QUESTIONS, answers, 1)
+    away = mean_centred(bridge_model, joy, trait, QUESTIONS, answers, -1)
+    options = dict(layers=joy.layers, position="response[:]", progress=False)
+    expected = capture(bridge_model, list(trait.positive), **options).acts.mean(0) - capture(
+        bridge_model, list(zip(QUESTIONS, answers)), **options).acts.mean(0)
+    expected = expected / expected.norm(dim=-1, keepdim=True)
+    torch.testing.assert_close(toward.directions, expected, atol=1e-5, rtol=1e-4)
+    assert torch.equal(toward.act_norm, joy.act_norm) and toward.metadata["centred_from"] == "mean_diff"
+    cos = (toward.directions * joy.directions).sum(-1)
+    assert bool((cos > 0.1).all()) and bool((cos < 0.9).all())  # toward joy, but not the mean difference
+    assert not torch.allclose(toward.directions, -away.directions)  # away is the negative side's own centring
+
+
 def test_bad_steering_arguments(bridge_model, tiny_hooked, joy):
     with pytest.raises(SteeringError, match="not both"):
         tt.steer(bridge_model, joy, 10, strength=1.0, coef=2.0)

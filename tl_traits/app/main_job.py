@@ -49,9 +49,10 @@ class JobConfig:
     limit: int | None = None  # N examples per side, N questions, N requests: a small trial run
     position: str = "response[:]"
     steer_method: str = "mean_diff"
-    steering_layers: tuple[int, ...] | None = None
-    questions: int = 12  # per half: settings are chosen on this many dev questions, scored on as many test questions
-    max_new_tokens: int = 48
+    steering_layers: tuple[int, ...] | None = None  # None: the extracted layers nearest steering_depths
+    steering_depths: tuple[float, ...] = (0.3, 0.5)
+    questions: int = 10  # per half: settings are chosen on this many dev questions, scored on as many test questions
+    max_new_tokens: int = 40
     kl_targets: tuple[float, ...] = (0.03, 0.1, 0.3, 1.0)
     prompt_set: str = "requests"
     monitor_trait: str = "alignment/refusal"
@@ -131,7 +132,7 @@ def _run_locked(config: JobConfig, paths: JobPaths, datasets: dict[str, Any], me
             advance(1, 1)
         vec = vecs[config.steer_method]
         vectors[name] = vec
-        layers = steering_layers(identity.n_layers, vec.layers, config.steering_layers)
+        layers = steering_layers(identity.n_layers, vec.layers, config.steering_layers, config.steering_depths)
         log = paths.steering_log(name, config.limit)
         with stages.stage(f"steer {name} (layers {', '.join(map(str, layers))})", total=1) as advance:
             result = evaluate_steering(model, vec, dataset, layers=layers, judges=default_judges(dataset), protocol=protocol,

@@ -87,8 +87,9 @@ class TraitDataset:
         object.__setattr__(self, "questions", tuple(self.questions))
 
     def __repr__(self) -> str:
+        plan = self.steering_questions(1)
         return (f"TraitDataset({self.name!r}: {len(self.positive)} positive, {len(self.negative)} negative, "
-                f"{len(self.questions)} steering questions)")
+                f"steering questions {len(plan.dev)} dev + {len(plan.test)} test)")
 
     @classmethod
     def from_pairs(

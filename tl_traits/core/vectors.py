@@ -153,13 +153,27 @@ class TraitVector:
         return float(self.metrics["baseline"][self._row(layer)])
 
     def best_layer(self, metric: str = "auroc") -> int:
-        """The layer with the highest `metric`; ties (AUROC often saturates) go to the larger Cohen's d."""
+        """The layer with the highest `metric`, never picked on a NaN.
+
+        Ties (AUROC often saturates at 1.0) go to the higher AUROC, then accuracy, then Cohen's d, each
+        counted only where it is a number (d is NaN on a few held-out examples); a tie left after all
+        of them goes to the layer nearest 40% of the depth, where steering works best (then the lower one).
+        """
         if metric not in self.metrics:
             raise VectorError(f"unknown metric '{metric}'; use one of {', '.join(self.metrics)}")
-        values = self.metrics[metric].nan_to_num(float("-inf"))
-        tied = values >= values.max() - 1e-9
-        tiebreak = self.metrics.get("cohens_d", values).nan_to_num(float("-inf"))
-        return self.layers[int(torch.where(tied, tiebreak, float("-inf")).argmax())]
+        keys = [metric] + [k for k in ("auroc", "accuracy", "cohens_d") if k != metric and k in self.metrics]
+        candidates = list(range(len(self.layers)))
+        for key in keys:
+            values = [float(v) for v in self.metrics[key]]
+            scored = [i for i in candidates if math.isfinite(values[i])]
+            if scored:
+                top = max(values[i] for i in scored)
+                candidates = [i for i in scored if values[i] >= top - 1e-9]
+            if len(candidates) == 1:
+                break
+        n_layers = int((self.metadata.get("model") or {}).get("n_layers") or max(self.layers) + 1)
+        middle = 0.4 * (n_layers - 1)
+        return self.layers[min(candidates, key=lambda i: (abs(self.layers[i] - middle), self.layers[i]))]
 
     def check_model(self, model: Any, *, strict: bool = True) -> None:
         """Refuse a model with another name, layer count or width; warn on other weights."""

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from tl_traits.core.hook_names import HookNameError, parse_hook_name
-from tl_traits.core.vectors import TraitVector
+from tl_traits.core.vectors import HEADER_KEY, TraitVector
 from tl_traits.interop.block_outputs import InteropError
 
 _NUMBER = re.compile(r"(?:^|[._/-])(\d+)(?=[._/-]|$)")  # a whole number between separators
@@ -30,9 +30,13 @@ def import_safetensors(path: str | os.PathLike[str], model: Any, *, hook: str | 
         raise InteropError(f"no safetensors file at {path}")
     try:
         with safe_open(str(path), framework="pt") as fh:
+            ours = HEADER_KEY in (fh.metadata() or {})
             tensors = {key: fh.get_tensor(key) for key in fh.keys()}
     except Exception as exc:
         raise InteropError(f"{path} is not a readable safetensors file ({type(exc).__name__}: {exc})") from exc
+    if ours:
+        raise InteropError(f"{path} is a tl_traits vectors file (it has the tl_traits header); read it with "
+                           f"tt.TraitVectors.load({str(path)!r}), not import_safetensors (which is for other tools' files)")
     by_layer, hooks = {}, set()
     for key, tensor in tensors.items():
         layer, key_hook = _layer_of(key)

@@ -10,14 +10,15 @@ STEERING_DEPTHS = (0.25, 0.4, 0.55)  # fractions of depth searched by default: m
 DEFAULT_DEPTH = 0.4  # one layer, when only one is used (the CLI's steer and evaluate)
 
 
-def steering_layers(n_layers: int, extracted: Sequence[int], chosen: Sequence[int] | None = None) -> list[int]:
-    """The layers a coefficient search tries: `chosen` (each must be extracted), or the extracted layers nearest the depths."""
+def steering_layers(n_layers: int, extracted: Sequence[int], chosen: Sequence[int] | None = None,
+                    depths: Sequence[float] = STEERING_DEPTHS) -> list[int]:
+    """The layers a steering search tries: `chosen` (each must be extracted), or the extracted layers nearest `depths`."""
     if chosen:
         missing = [layer for layer in chosen if layer not in extracted]
         if missing:
             raise SteeringError(f"steering layers {missing} were not extracted (model has layers 0-{n_layers - 1})")
         return sorted(set(chosen))
-    return sorted({nearest_layer(n_layers, extracted, depth) for depth in STEERING_DEPTHS})
+    return sorted({nearest_layer(n_layers, extracted, depth) for depth in depths})
 
 
 def default_steering_layer(n_layers: int, extracted: Sequence[int]) -> int:

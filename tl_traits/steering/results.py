@@ -139,20 +139,22 @@ class Outcome:
         values = [v for v in self.test.answers.scores["score"] if v is not None]
         return bootstrap_interval(values, resamples=self.resamples, seed=self.seed) if values else None
 
-    def gain(self) -> tuple[float, float, float] | None:
-        """Mean per-question (steered - unsteered) test score with its paired bootstrap 95% interval."""
-        return paired_difference(self.test.answers, self.baseline, self.resamples, self.seed)
+    def gain(self, part: str = "score") -> tuple[float, float, float] | None:
+        """Mean per-question (steered - unsteered) test score (or one `part`: "trait", "coherence", ...) with its
+        paired bootstrap 95% interval."""
+        return paired_difference(self.test.answers, self.baseline, self.resamples, self.seed, part)
 
     def gap_to(self, other: "Outcome") -> tuple[float, float, float] | None:
         """Mean per-question (this - other) test score, paired, with its interval (e.g. the gap to prompting)."""
         return paired_difference(self.test.answers, other.test.answers, self.resamples, self.seed)
 
 
-def paired_difference(a: JudgedSet, b: JudgedSet, resamples: int = 2000, seed: int = 0) -> tuple[float, float, float] | None:
-    """(mean, low, high) of a's minus b's steering score per question, over questions both scored."""
+def paired_difference(a: JudgedSet, b: JudgedSet, resamples: int = 2000, seed: int = 0,
+                      part: str = "score") -> tuple[float, float, float] | None:
+    """(mean, low, high) of a's minus b's steering score (or `part`) per question, over questions both scored."""
     if a.questions != b.questions:
         raise ValueError("a paired difference needs the same questions in the same order")
-    diffs = [x - y for x, y in zip(a.scores["score"], b.scores["score"]) if x is not None and y is not None]
+    diffs = [x - y for x, y in zip(a.scores[part], b.scores[part]) if x is not None and y is not None]
     if not diffs:
         return None
     low, high = bootstrap_interval(diffs, resamples=resamples, seed=seed)
@@ -219,7 +221,7 @@ class SteeringResult:
                 "strengths tried": len(runs),
             })
         for run in self.runs_of(None):
-            rows.append({"setting": run.label, "dev score": run.answers.score, "unsteered": base.score,
+            rows.append({"setting": _short(run.label, 60), "dev score": run.answers.score, "unsteered": base.score,
                          "gain": None if run.answers.score is None or base.score is None else run.answers.score - base.score,
                          "trait": run.answers.trait, "coherence": run.answers.coherence, "relevance": run.answers.relevance})
         return Table(rows, title=f"{self.trait}, {direction_word(self.direction)}: dev search (the unsteered dev score "
@@ -236,7 +238,7 @@ class SteeringResult:
             interval = outcome.score_interval()
             rows.append({
                 "method": group,
-                "chosen on dev": outcome.chosen.label if outcome.chosen.candidate else (outcome.chosen.prompt or "prompting"),
+                "chosen on dev": outcome.chosen.label if outcome.chosen.candidate else _short(outcome.chosen.prompt or "prompting"),
                 "test score": outcome.score,
                 "95% interval": interval,
                 "unsteered": outcome.baseline.score,
@@ -298,6 +300,10 @@ _FORMATS.update({"gain": "+.1f", "vs prompting": "+.1f", "best strength": ".3g"}
 
 def direction_word(direction: int) -> str:
     return "toward the trait" if direction > 0 else "away from the trait"
+
+
+def _short(text: str, width: int = 40) -> str:
+    return text if len(text) <= width else text[: width - 3] + "..."
 
 
 def _fmt(value: float | None) -> str:

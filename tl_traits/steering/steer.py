@@ -222,24 +222,6 @@ def _resolve(
     normalize: bool = False,
     spread: bool = False,
 ) -> tuple[dict[int, LayerEdit], str]:
-    edits, hook_kind = _resolve_edits(model, vector, layers, strength, coef, operator, hook, check_model, normalize)
-    if spread and len(edits) > 1:
-        for edit in edits.values():
-            edit.coef = float(edit.coef) / len(edits)
-    return edits, hook_kind
-
-
-def _resolve_edits(
-    model: Any,
-    vector: TraitVector | Tensor | Mapping[int, Tensor],
-    layers: int | Sequence[int] | None,
-    strength: float | None,
-    coef: float | None,
-    operator: str,
-    hook: str | None,
-    check_model: bool,
-    normalize: bool,
-) -> tuple[dict[int, LayerEdit], str]:
     if operator not in OPERATORS:
         raise SteeringError(f"operator must be one of {', '.join(OPERATORS)}, not {operator!r}")
     if strength is not None and coef is not None:
@@ -261,7 +243,7 @@ def _resolve_edits(
             direction = vector.direction(layer)
             c = coef if coef is not None else (strength or 0.0) * vector.norm(layer)
             edits[layer] = LayerEdit(direction.float(), float(c))
-        return edits, hook or vector.metadata.get("hook") or "resid_post"
+        return _spread(edits, spread), hook or vector.metadata.get("hook") or "resid_post"
     if strength is not None:
         raise SteeringError("strength needs the activation norms a TraitVector records; a raw tensor or a {layer: tensor} "
                             "dict is in residual units: pass coef (default 1: add it as it is)")
@@ -275,13 +257,21 @@ def _resolve_edits(
         if missing:
             raise SteeringError(f"the dict has no tensor for layer(s) {missing}; it holds {sorted(per_layer)}")
         edits = {layer: LayerEdit(per_layer[layer], float(1.0 if coef is None else coef)) for layer in chosen}
-        return edits, hook or "resid_post"
+        return _spread(edits, spread), hook or "resid_post"
     if layers is None:
         raise SteeringError("a raw tensor needs layers=...: the layer(s) to add it at")
     direction = _raw_direction(vector, d_model, normalize, "a raw steering vector")
     edits = {layer: LayerEdit(direction, float(1.0 if coef is None else coef)) for layer in _layer_list(layers, n_layers)}
-    return edits, hook or "resid_post"
+    return _spread(edits, spread), hook or "resid_post"
 
+
+
+def _spread(edits: dict[int, LayerEdit], spread: bool) -> dict[int, LayerEdit]:
+    """With `spread`, each of several layers gets an equal share of the coefficient (a band)."""
+    if spread and len(edits) > 1:
+        for edit in edits.values():
+            edit.coef = float(edit.coef) / len(edits)
+    return edits
 
 def _raw_direction(tensor: Any, d_model: int, normalize: bool, what: str) -> Float[Tensor, "d_model"]:
     raw = torch.as_tensor(tensor)

@@ -6,6 +6,7 @@ Exit codes: 0 done, 1 an unexpected failure (a bug: rerun with --debug), 2 bad i
 from __future__ import annotations
 
 import sys
+import warnings
 
 import typer
 
@@ -68,8 +69,14 @@ def main(argv: list[str] | None = None) -> None:
     sys.exit(run_app(app, argv, debug=lambda: _state["debug"]))
 
 
+def one_line_warning(message, category, filename, lineno, line=None) -> str:  # noqa: ANN001 - warnings' signature
+    """A warning as one readable line: `warning: <message>` (no file name, line number or source line)."""
+    return f"warning: {str(message).strip().splitlines()[0] if str(message).strip() else category.__name__}\n"
+
+
 def run_app(command: typer.Typer, argv: list[str] | None = None, *, debug=lambda: False) -> int:
     """The exit code of one CLI call: the command's own (`typer.Exit(n)`, 130 on Ctrl-C), 2 for bad input, 1 for a bug."""
+    warnings.formatwarning = one_line_warning  # the CLI shows warnings to people, not to programmers
     try:
         code = command(args=argv, standalone_mode=False)  # returns typer.Exit's code instead of exiting
     except KeyboardInterrupt:
