@@ -257,9 +257,11 @@ def test_steer_defaults_to_a_mid_depth_layer_not_the_detection_layer(capsys, tmp
 
     assert default_steering_layer(30, list(range(30))) == 12
     assert default_steering_layer(30, [1, 5, 20]) == 5  # the nearest extracted layer
+    auroc = torch.full((30,), 0.9)
+    auroc[2] = 1.0
     vec = tt.TraitVector("mean_diff", torch.ones(30, 4), list(range(30)), torch.ones(30),
-                         {"auroc": torch.ones(30), "cohens_d": torch.ones(30)}, {"model": {"n_layers": 30}})
-    assert vec.best_layer() == 0 and _default_layer(vec) == 12  # all tie at AUROC 1.0: detection would pick layer 0
+                         {"auroc": auroc, "cohens_d": torch.ones(30)}, {"model": {"n_layers": 30}})
+    assert vec.best_layer() == 2 and _default_layer(vec) == 12  # detection's best layer is not where steering works
 
 
 def test_quiet_means_no_bar_at_all(tiny_llama_folder, tmp_path):

@@ -84,8 +84,12 @@ def test_a_killed_run_resumes_to_the_uninterrupted_files(tiny_llama_folder, tiny
     assert again.wait(timeout=600) == 0, again.stderr.read()[-2000:]
     expected, got = comparable(tiny_run_dir), comparable(out)
     for name, rows in got["logs"].items():  # no setting recorded twice
-        keys = [(r["type"], r.get("layer"), r.get("coef")) for r in rows]
+        keys = [(r["type"], r.get("split"), r.get("candidate"), r.get("strength"), r.get("prompt")) for r in rows]
         assert len(keys) == len(set(keys)), f"{name} holds duplicate lines"
+    for name, rows in expected["logs"].items():  # line by line first: a readable diff
+        assert len(got["logs"][name]) == len(rows), name
+        for i, (a, b) in enumerate(zip(got["logs"][name], rows)):
+            assert a == b, f"{name} line {i}: {[k for k in set(a) | set(b) if a.get(k) != b.get(k)]}"
     assert got == expected
     assert (out / "report.html").is_file() and (out / LOCK_NAME).read_text() == ""
 

@@ -17,7 +17,7 @@ SAD = ["I feel miserable today", "What a dreadful surprise", "This is the worst 
 def test_plain_text_pairs_are_tokenized_as_given_and_read_at_the_last_token(bridge_model):
     trait = tt.TraitDataset.from_pairs(list(zip(HAPPY, SAD)), name="happy")
     assert trait.chat is False and not trait.has_responses and trait.paired
-    assert repr(trait) == "TraitDataset('happy': 4 positive, 4 negative, 0 steering questions)"
+    assert repr(trait) == "TraitDataset('happy': 4 positive, 4 negative, no steering questions)"
     vecs = tt.extract(bridge_model, trait, "mean_diff", layers=[4, 10], val_split=0.5, progress=False)
     assert vecs.metadata["position"] == "prompt[-1]"
     assert vecs.metadata["prompt_settings"]["chat"] is False  # no chat template around the text

@@ -236,7 +236,7 @@ def test_best_layer_never_picks_a_nan_and_breaks_ties_by_a_stated_rule():
     layers = list(range(10))
     metrics = {"auroc": torch.tensor([0.5] + [1.0] * 9), "accuracy": torch.tensor([0.5] + [1.0] * 9),
                "cohens_d": torch.full((10,), nan)}
-    vec = tt.TraitVector("mean_diff", torch.ones(10, 4), layers, torch.ones(10), metrics, {"model": {"n_layers": 10}})
+    vec = TraitVector("mean_diff", torch.ones(10, 4), layers, torch.ones(10), metrics, {"model": {"n_layers": 10}})
     assert vec.best_layer("auroc") == 4  # all tied: the layer nearest 40% depth (3.6), not layer 0 at AUROC 0.5
     metrics["accuracy"] = torch.tensor([0.5] + [0.9] * 8 + [1.0])
     assert vec.best_layer("auroc") == 9  # AUROC tied: accuracy decides

@@ -42,7 +42,7 @@ def test_the_bundled_set_is_rated_split_and_covers_every_trait():
     assert len(rows) >= 300
     assert {r.trait for r in rows} == {"emotion/joy", "alignment/refusal", "style/formality", "alignment/sycophancy"}
     assert {r.split for r in rows} == {"fit", "heldout"}
-    assert {r.source for r in rows} == {"steered", "unsteered", "written"}
+    assert {r.source for r in rows} == {"steered", "unsteered", "written", "prompted"}
     for r in rows:
         assert set(r.ratings) == {"coherence", "relevance", "trait"}
         assert all(0 <= v <= 100 for v in r.ratings.values())

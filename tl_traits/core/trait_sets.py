@@ -14,12 +14,10 @@ from importlib import resources
 from pathlib import Path
 from typing import Any, Iterable, Sequence
 
-from tl_traits.core.errors import TlTraitsError, check_count
+from tl_traits.core.errors import check_count
 from tl_traits.core.files import parse_json_object, parse_jsonl, read_jsonl
-
-
-class TraitDataError(TlTraitsError):
-    """A trait set that is missing, malformed, empty or too unbalanced to use."""
+from tl_traits.core.steering_questions import (  # noqa: F401  (re-exported: part of a trait set's API)
+    STEERING_PARTS, SteeringQuestions, TraitDataError, parse_steering_plans, split_questions)
 
 
 @dataclass(frozen=True)
@@ -34,36 +32,6 @@ class TraitExample:
 
     def to_dict(self) -> dict[str, str]:
         return {k: v for k, v in (("prompt", self.prompt), ("response", self.response), ("system", self.system)) if v is not None}
-
-
-STEERING_PARTS = ("trait", "coherence", "relevance")  # what the steering score of a response combines
-
-
-@dataclass(frozen=True)
-class SteeringQuestions:
-    """The questions steering is judged on in one direction, split once into dev (choose settings) and test (report).
-
-    parts: which judgements the steering score combines ("trait", "coherence", "relevance");
-    measures: what a gain in this direction means, in words (shown in reports).
-    """
-
-    dev: tuple[str, ...]
-    test: tuple[str, ...]
-    parts: tuple[str, ...] = STEERING_PARTS
-    measures: str = ""
-
-    def split(self, name: str) -> tuple[str, ...]:
-        if name not in ("dev", "test"):
-            raise TraitDataError(f"a steering split is 'dev' or 'test', not {name!r}")
-        return self.dev if name == "dev" else self.test
-
-    def limit(self, n: int) -> "SteeringQuestions":
-        return replace(self, dev=self.dev[:n], test=self.test[:n])
-
-
-def split_questions(questions: Sequence[str]) -> tuple[tuple[str, ...], tuple[str, ...]]:
-    """A flat question list split into (dev, test) by alternation: 1st, 3rd, ... dev; 2nd, 4th, ... test."""
-    return tuple(questions[0::2]), tuple(questions[1::2])
 
 
 @dataclass(frozen=True)
@@ -88,8 +56,9 @@ class TraitDataset:
 
     def __repr__(self) -> str:
         plan = self.steering_questions(1)
-        return (f"TraitDataset({self.name!r}: {len(self.positive)} positive, {len(self.negative)} negative, "
-                f"steering questions {len(plan.dev)} dev + {len(plan.test)} test)")
+        questions = f"steering questions {len(plan.dev)} dev + {len(plan.test)} test" if plan.dev or plan.test \
+            else "no steering questions"
+        return f"TraitDataset({self.name!r}: {len(self.positive)} positive, {len(self.negative)} negative, {questions})"
 
     @classmethod
     def from_pairs(
@@ -310,7 +279,7 @@ def _from_folder(folder: Any, name: str, source: str | None = None) -> TraitData
         raise TraitDataError(f"trait folder {folder} needs positive.jsonl and negative.jsonl")
     where = f"{folder}/steering.json"
     steering = parse_json_object(read("steering.json") or "{}", where, TraitDataError)
-    plans = _steering_plans(steering, where)
+    plans = parse_steering_plans(steering, where)
     toward = plans.get("toward")
     return TraitDataset(
         name=name,
@@ -322,54 +291,6 @@ def _from_folder(folder: Any, name: str, source: str | None = None) -> TraitData
         source=source or str(folder),
         steering=plans,
     )
-
-
-def _steering_plans(steering: dict[str, Any], where: str) -> dict[str, SteeringQuestions]:
-    """steering.json's questions per direction.
-
-    `"questions"` is a list (split by alternation) or `{"dev": [...], "test": [...]}`; an optional
-    `"away": {"questions": ..., "parts": [...], "measures": "..."}` gives the away direction its own
-    questions, and `"toward": {"parts": ..., "measures": ...}` what the toward score combines.
-    """
-    def questions(value: Any, what: str) -> tuple[tuple[str, ...], tuple[str, ...]]:
-        if isinstance(value, list) and all(isinstance(q, str) for q in value):
-            return split_questions(value)
-        if isinstance(value, dict) and set(value) == {"dev", "test"} and all(
-                isinstance(v, list) and all(isinstance(q, str) for q in v) for v in value.values()):
-            return tuple(value["dev"]), tuple(value["test"])
-        raise TraitDataError(f"{where}: {what} must be a list of strings or {{\"dev\": [...], \"test\": [...]}}")
-
-    def options(value: Any, way: str) -> tuple[tuple[str, ...], str]:
-        if value is None:
-            return STEERING_PARTS, ""
-        if not isinstance(value, dict):
-            raise TraitDataError(f"{where}: '{way}' must be an object with 'questions', 'parts' or 'measures'")
-        parts = value.get("parts", list(STEERING_PARTS))
-        if not isinstance(parts, list) or not parts or any(p not in STEERING_PARTS for p in parts) or "trait" not in parts:
-            raise TraitDataError(f"{where}: '{way}.parts' must list 'trait' and any of {', '.join(STEERING_PARTS)}")
-        measures = value.get("measures", "")
-        if not isinstance(measures, str):
-            raise TraitDataError(f"{where}: '{way}.measures' must be a string")
-        return tuple(parts), measures
-
-    plans: dict[str, SteeringQuestions] = {}
-    if "questions" in steering:
-        dev, test = questions(steering["questions"], "'questions'")
-        parts, measures = options(steering.get("toward"), "toward")
-        plans["toward"] = SteeringQuestions(dev, test, parts, measures)
-    away = steering.get("away")
-    if away is not None:
-        parts, measures = options(away, "away")
-        if "questions" in away:
-            dev, test = questions(away["questions"], "'away.questions'")
-        elif "toward" in plans:
-            dev, test = plans["toward"].dev, plans["toward"].test
-        else:
-            raise TraitDataError(f"{where}: 'away' needs 'questions' when there are no toward questions")
-        plans["away"] = SteeringQuestions(dev, test, parts, measures)
-    elif "toward" in plans:
-        plans["away"] = replace(plans["toward"], parts=STEERING_PARTS, measures="")
-    return plans
 
 
 def _example(row: dict[str, Any], where: str, line: int) -> TraitExample:

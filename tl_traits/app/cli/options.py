@@ -164,8 +164,13 @@ def steering_line(h: dict) -> str:
     """One setting's steering figures in a line: where, how strong, test score vs unsteered, the gain with its interval."""
     if h.get("test_score") is None:
         return "no steering setting was scored"
+
+    def num(value: float | None, fmt: str) -> str:
+        return "n/a" if value is None else format(value, fmt)
+
     where = f"layer {h['layers'][0]}" if len(h["layers"]) == 1 else f"layers {h['layers'][0]}-{h['layers'][-1]}"
     low, high = h["gain_interval"] or (None, None)
     interval = "" if low is None else f", 95% interval {low:+.1f} to {high:+.1f}"
-    return (f"steering at {where}, strength {h['strength']:.3g} (chosen on dev): test score {h['test_score']:.1f} "
-            f"vs unsteered {h['unsteered_test_score']:.1f} (gain {h['gain']:+.1f}{interval})")
+    return (f"steering at {where}, strength {num(h['strength'], '.3g')} (chosen on dev): test score "
+            f"{num(h['test_score'], '.1f')} vs unsteered {num(h['unsteered_test_score'], '.1f')} "
+            f"(gain {num(h['gain'], '+.1f')}{interval})")
