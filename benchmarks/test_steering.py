@@ -71,8 +71,8 @@ def _change(outcome, part: str) -> dict:
 
 def example_rows(trait: str, result, n: int = 2) -> list[dict]:
     """The first test answers of the chosen vector setting beside the unsteered ones: the text behind the numbers."""
-    vectors = [g for g in result.outcomes if g != PROMPTING]
-    best = max(vectors, key=lambda g: result.outcomes[g].chosen.answers.score or -1.0)  # chosen on dev
+    vectors = [g for g in result.outcomes if g not in (PROMPTING, "random_baseline")]
+    best = max(vectors, key=lambda g: result.outcomes[g].chosen.answers.score or -1.0)  # chosen on dev, as in the best table
     outcome = result.outcomes[best]
     rows = []
     for i in range(n):

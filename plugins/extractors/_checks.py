@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Sequence
 
 import torch
 from jaxtyping import Float
@@ -43,10 +43,15 @@ def check_pair(
     return pos, neg
 
 
-def unit_rows(directions: Float[Tensor, "layer d_model"], method: str) -> Float[Tensor, "layer d_model"]:
-    """Each layer's direction scaled to unit norm (float32); a zero direction is an error, not a nan."""
+def unit_rows(
+    directions: Float[Tensor, "layer d_model"], method: str, layers: Sequence[int] | None = None
+) -> Float[Tensor, "layer d_model"]:
+    """Each layer's direction scaled to unit norm (float32); a zero direction is an error, not a nan, naming the
+    model layers (`layers`, one per row, as extract passes them; without it, row i is layer i)."""
     norms = directions.norm(dim=-1, keepdim=True)
-    zero = (norms.squeeze(-1) == 0).nonzero().flatten().tolist()
+    rows = (norms.squeeze(-1) == 0).nonzero().flatten().tolist()
+    names = list(layers) if layers is not None else []
+    zero = [int(names[i]) for i in rows] if len(names) == len(directions) else rows
     if zero:
         raise ExtractionError(
             f"{method}: the direction is exactly zero at layers {zero} (the two sets are indistinguishable "

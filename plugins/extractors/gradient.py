@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Sequence
+
 import torch
 from jaxtyping import Float
 from tl_traits.plugins.extractors._checks import check_pair, unit_rows
@@ -13,6 +15,7 @@ def gradient(
     neg: Float[Tensor, "m layer d_model"],
     *,
     seed: int = 0,
+    layers: Sequence[int] | None = None,  # filled by extract: the model layer of each slice
     steps: int = 300,
     lr: float = 0.05,
     penalty: float = 1.0,
@@ -27,7 +30,7 @@ def gradient(
     """
     pos, neg = check_pair(pos, neg, "gradient")
     gap = pos.mean(dim=0) - neg.mean(dim=0)  # mean(pos·u) - mean(neg·u) = gap·u: one pass over the data
-    unit_gap = unit_rows(gap, "gradient")  # a zero gap has no direction to find: an error, as in mean_diff
+    unit_gap = unit_rows(gap, "gradient", layers)  # a zero gap has no direction to find: an error, as in mean_diff
     gen = torch.Generator().manual_seed(seed)
     start = torch.randn(gap.shape, generator=gen, dtype=torch.float32).to(gap.device)
     # Autograd must run even when the caller is in no_grad or inference mode
@@ -43,7 +46,7 @@ def gradient(
             (-objective.sum()).backward()  # layers are independent: the sum's gradient is each layer's own
             opt.step()
             schedule.step()
-    return unit_rows(v.detach(), "gradient")
+    return unit_rows(v.detach(), "gradient", layers)
 
 
 gradient.description = "Adam ascent on the gap between mean projections, norm-penalised"

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Sequence
+
 import torch
 from jaxtyping import Float
 from tl_traits.plugins.extractors._checks import check_pair, orient, unit_rows
@@ -9,7 +11,8 @@ from torch import Tensor
 
 
 def pca_center(
-    pos: Float[Tensor, "n layer d_model"], neg: Float[Tensor, "m layer d_model"], *, seed: int = 0
+    pos: Float[Tensor, "n layer d_model"], neg: Float[Tensor, "m layer d_model"], *, seed: int = 0,
+    layers: Sequence[int] | None = None,  # filled by extract: the model layer of each slice (named in errors)
 ) -> Float[Tensor, "layer d_model"]:
     """First principal component after centring, positives projecting higher (repeng's pca_center).
 
@@ -25,7 +28,7 @@ def pca_center(
     pooled = torch.cat([pos - middle, neg - middle]).transpose(0, 1)  # [layer, n + m, d_model]
     pooled = pooled - pooled.mean(dim=1, keepdim=True)
     top = torch.linalg.svd(pooled, full_matrices=False).Vh[:, 0]  # top right singular vector, per layer
-    return unit_rows(orient(top, pos, neg), "pca_center")
+    return unit_rows(orient(top, pos, neg), "pca_center", layers)
 
 
 pca_center.description = "first principal component of activations centred on their pair's midpoint"

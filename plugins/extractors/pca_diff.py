@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Sequence
+
 import torch
 from jaxtyping import Float
 from tl_traits.plugins.extractors._checks import check_pair, orient, unit_rows
@@ -9,7 +11,8 @@ from torch import Tensor
 
 
 def pca_diff(
-    pos: Float[Tensor, "n layer d_model"], neg: Float[Tensor, "m layer d_model"], *, seed: int = 0
+    pos: Float[Tensor, "n layer d_model"], neg: Float[Tensor, "m layer d_model"], *, seed: int = 0,
+    layers: Sequence[int] | None = None,  # filled by extract: the model layer of each slice (named in errors)
 ) -> Float[Tensor, "layer d_model"]:
     """First principal axis of pos[i] - neg[i] over the first min(n, m) pairs, positives projecting higher.
 
@@ -20,7 +23,7 @@ def pca_diff(
     k = min(len(pos), len(neg))
     diffs = (pos[:k] - neg[:k]).transpose(0, 1)  # [layer, k, d_model]
     top = torch.linalg.svd(diffs, full_matrices=False).Vh[:, 0]  # top right singular vector, per layer
-    return unit_rows(orient(top, pos, neg), "pca_diff")
+    return unit_rows(orient(top, pos, neg), "pca_diff", layers)
 
 
 pca_diff.description = "first principal axis of paired differences pos[i] - neg[i]"

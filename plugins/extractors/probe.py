@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Sequence
+
 import warnings
 
 import torch
@@ -17,6 +19,7 @@ def probe(
     neg: Float[Tensor, "m layer d_model"],
     *,
     seed: int = 0,
+    layers: Sequence[int] | None = None,  # filled by extract: the model layer of each slice
     C: float = 1.0,
     max_iter: int = 200,
     tol: float = 1e-5,
@@ -30,7 +33,7 @@ def probe(
     left w about 1e-2 off in our checks. Deterministic; `seed` is ignored.
     """
     w, _ = logistic_regression(pos, neg, C=C, max_iter=max_iter, tol=tol)
-    return unit_rows(w, "probe")
+    return unit_rows(w, "probe", layers)
 
 
 probe.description = "L2 logistic regression (sklearn objective, C=1) on row-normalised activations"

@@ -306,3 +306,155 @@ def test_warnings_print_as_one_readable_line():
                             "/x/extract.py", 85, "    metrics = score_directions(...)")
     assert text == "warning: held-out classes have 2 and 2 examples; d is NaN\n"
     assert warnings.formatwarning is not None
+
+
+@pytest.mark.parametrize("command", [["steer", "{vectors}", "--prompt", "hi"], ["export-gguf", "{vectors}", "-o", "{out}"]])
+@pytest.mark.parametrize("strength", ["1e39", "-1e39", "nan"])
+def test_a_strength_that_overflows_float32_is_refused_before_any_work(capsys, tmp_path, command, strength):
+    """1e39 passed the finiteness check: steer generated empty text, export-gguf died with a struct error (exit 1)."""
+    out = tmp_path / "v.gguf"
+    argv = [a.format(vectors=tmp_path / "missing.safetensors", out=out) for a in command]
+    code, _, err = call(capsys, *argv, "--strength", strength)
+    assert code == EXIT_BAD_INPUT and "--strength" in err and not out.exists()
+    assert ("overflows float32" if "e39" in strength else "finite") in err
+
+
+def test_export_gguf_checks_its_strength_through_the_one_number_check(tmp_path, tiny_vectors):
+    import dataclasses
+
+    import numpy as np
+
+    from tl_traits.core.vectors import TraitVectors, VectorError
+    from tl_traits.interop.block_outputs import InteropError
+
+    vec = TraitVectors.load(tiny_vectors)["mean_diff"]
+    for bad in (1e39, float("nan")):
+        with pytest.raises(InteropError, match="strength"):
+            tt.export_gguf(vec, tmp_path / "x.gguf", strength=bad)
+    loud = dataclasses.replace(vec, act_norm=torch.full_like(vec.act_norm, 100.0))
+    with pytest.raises(VectorError, match="strength 1e\\+38 times .* overflows float32"):
+        tt.export_gguf(loud, tmp_path / "x.gguf", strength=1e38)  # finite in float32, but not x a norm of 100
+    assert not (tmp_path / "x.gguf").exists()
+    assert tt.export_gguf(vec, tmp_path / "ok.gguf", strength=np.float32(0.5)).exists()
+
+
+def test_no_command_writes_over_one_of_its_inputs(capsys, tmp_path, monkeypatch):
+    """`export-gguf v.safetensors -o v.safetensors` replaced its input with GGUF bytes and exited 0."""
+    import os
+
+    from tl_traits.app.cli import options
+
+    monkeypatch.setattr(options, "load_model", lambda *a, **k: pytest.fail("the model was loaded before the path check"))
+    vectors = tmp_path / "v.safetensors"
+    vectors.write_bytes(b"the input")
+    (tmp_path / "link.safetensors").symlink_to(vectors)
+    os.link(vectors, tmp_path / "hard.safetensors")
+    out = tmp_path / "out"
+    out.mkdir()
+    for name in ("poisoned_train.jsonl", "rows.txt", "study.json"):
+        (out / name).write_text("{}\n")
+    (tmp_path / "runs" / "r1").mkdir(parents=True)
+    (tmp_path / "runs" / "r1" / "summary.csv").write_text("a\n1\n")
+    cases = [
+        (["export-gguf", str(vectors), "-o", str(vectors)], "--out"),
+        (["export-gguf", str(vectors), "-o", str(tmp_path / "link.safetensors")], "--out"),  # through a symlink
+        (["export-gguf", str(tmp_path / "link.safetensors"), "-o", str(tmp_path / "hard.safetensors")], "--out"),  # hard link
+        (["monitor", str(vectors), "--prompt", "hi", "--out", str(vectors)], "--out"),
+        (["evaluate", str(vectors), "emotion/joy", "--log", str(vectors)], "--log"),
+        (["extract", str(out / "study.json"), "-o", str(out / "study.json")], "--out"),
+        (["quant-study", str(out / "study.json"), "--out", str(out)], "--out"),
+        (["poison", "--data", str(out / "poisoned_train.jsonl"), "--out", str(out)], "--out"),
+        (["train-sae", "--corpus", str(out / "rows.txt"), "--out", str(out)], "--out"),
+        (["steer-sweep", str(out / "study.json"), "--runs-dir", str(out)], "--runs-dir"),
+        (["aggregate", str(tmp_path / "runs"), "-o", str(tmp_path / "runs" / "r1" / "summary.csv")], "--out"),
+    ]
+    for argv, option in cases:
+        code, _, err = call(capsys, *argv)
+        assert code == EXIT_BAD_INPUT and f"error: {option} " in err and "which this command reads" in err, (argv, err)
+    assert vectors.read_bytes() == b"the input" and (tmp_path / "link.safetensors").is_symlink()
+    assert (out / "poisoned_train.jsonl").read_text() == "{}\n"
+    assert (tmp_path / "runs" / "r1" / "summary.csv").read_text() == "a\n1\n"
+    # poison into a folder that holds other data is fine: it writes only its own three files
+    code, _, err = call(capsys, "poison", "--data", str(tmp_path / "missing.jsonl"), "--out", str(out))
+    assert code == EXIT_BAD_INPUT and "no such file" in err
+
+
+def test_export_gguf_does_not_replace_its_input_with_gguf_bytes(capsys, tmp_path, tiny_vectors):
+    import shutil
+
+    copy = shutil.copy(tiny_vectors, tmp_path / "v.safetensors")
+    before = copy.read_bytes()
+    (tmp_path / "link.safetensors").symlink_to(copy)
+    for target in (copy, tmp_path / "link.safetensors"):
+        code, _, err = call(capsys, "export-gguf", str(copy), "-o", str(target))  # was exit 0 with the input overwritten
+        assert code == EXIT_BAD_INPUT and "--out" in err and "give another --out" in err
+    assert copy.read_bytes() == before and tt.TraitVectors.load(copy).methods == ["mean_diff", "probe"]
+
+
+def test_the_cli_reads_gguf_and_plain_safetensors_vectors(capsys, tmp_path, tiny_vectors, tiny_llama_folder):
+    from safetensors.torch import save_file
+
+    gguf_path = tmp_path / "joy.gguf"
+    assert call(capsys, "export-gguf", str(tiny_vectors), "-o", str(gguf_path), "--strength", "20")[0] == EXIT_OK
+    args = ["--model", str(tiny_llama_folder), "--prompt", "Hi, how are you?", "--max-new-tokens", "6", "--json", "--quiet"]
+    code, out, err = call(capsys, "steer", str(gguf_path), *args, "--strength", "1")  # was "not a safetensors file"
+    assert code == EXIT_OK, err
+    (row,) = json.loads(out)
+    assert row["layer"] == [1] and row["steered"] != row["unsteered"]  # a GGUF steers at all its layers
+
+    d_model = tt.TraitVectors.load(tiny_vectors).metadata["model"]["d_model"]
+    plain = tmp_path / "plain.safetensors"
+    save_file({"layer.-1": torch.randn(d_model, generator=torch.Generator().manual_seed(0)) * 50}, str(plain))
+    code, out, err = call(capsys, "steer", str(plain), *args, "--strength", "1")
+    assert code == EXIT_OK, err
+    (row,) = json.loads(out)
+    assert row["layer"] == [1] and row["steered"] != row["unsteered"]  # layer.-1: the last of 2 layers
+
+    code, out, err = call(capsys, "export-gguf", str(plain), "-o", str(tmp_path / "plain.gguf"),
+                          "--model", str(tiny_llama_folder), "--json")
+    assert code == EXIT_OK, err
+    import gguf
+
+    assert [t.name for t in gguf.GGUFReader(str(tmp_path / "plain.gguf")).tensors] == ["direction.1"]
+
+    code, _, err = call(capsys, "steer", str(gguf_path), *args, "--method", "probe")
+    assert code == EXIT_BAD_INPUT and "leave --method out" in err
+    code, _, err = call(capsys, "monitor", str(gguf_path), "--prompt", "hi")
+    assert code == EXIT_BAD_INPUT and "monitor projects on vectors from extract" in err
+    (tmp_path / "junk.safetensors").write_bytes(b"junk")
+    code, _, err = call(capsys, "steer", str(tmp_path / "junk.safetensors"), "--prompt", "hi")
+    assert code == EXIT_BAD_INPUT and "not a vectors file tl_traits reads" in err and "GGUF" in err
+
+
+@pytest.mark.parametrize("argv, option", [
+    (["sweep", "--lr", "nan"], "--lr"),
+    (["sweep", "--lr", "1e39"], "--lr"),
+    (["train-sae", "--lr", "inf"], "--lr"),
+])
+def test_every_number_option_goes_through_the_one_number_check(capsys, tmp_path, argv, option):
+    """`--lr nan` or `--lr 1e39` was accepted and trained to NaN weights."""
+    code, _, err = call(capsys, *argv, "-o", str(tmp_path / "out"))
+    assert code == EXIT_BAD_INPUT and option in err and ("finite" in err or "overflows float32" in err), err
+    assert not (tmp_path / "out").exists()
+
+
+def test_ctrl_c_while_the_cli_loads_exits_130_without_a_traceback(monkeypatch, capsys):
+    from tl_traits.app import entry
+
+    def interrupted(name: str):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(entry, "import_module", interrupted)
+    with pytest.raises(SystemExit) as done:
+        entry.main()
+    assert done.value.code == 130 and capsys.readouterr().err == "interrupted\n"
+
+
+def test_importing_the_facade_loads_no_torch_until_a_name_is_used():
+    import subprocess
+    import sys
+
+    probe = ("import sys, tl_traits as tt; before = 'torch' in sys.modules; tt.TraitVector; "
+             "print(before, 'torch' in sys.modules, 'extract' in dir(tt))")
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True).stdout.split()
+    assert out == ["False", "True", "True"]

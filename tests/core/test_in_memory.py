@@ -62,3 +62,50 @@ def test_a_loaded_hugging_face_model_is_wrapped_as_it_is(embedded_folder, bridge
         tt.load_model(hf, tokenizer=tokenizer, kind="hooked")
     with pytest.raises(ModelLoadError, match="not a Hugging Face model"):
         tt.load_model(torch.nn.Linear(2, 2), tokenizer=tokenizer)
+
+
+def test_repeated_pairs_never_put_a_copy_of_a_training_pair_in_the_held_out_split():
+    """Repeated pairs were split one by one: 4 of 4 held-out examples were copies of training ones (AUROC 1.0)."""
+    pairs = list(zip(HAPPY, SAD)) * 3
+    with pytest.warns(UserWarning, match="8 of the 12 pairs repeat an earlier pair"):
+        trait = tt.TraitDataset.from_pairs(pairs)
+    for seed in range(10):
+        train, val = trait.split_indices(0.25, seed=seed)
+        assert val and sorted(train + val) == list(range(24))
+        assert not {trait.examples[i] for i in train} & {trait.examples[i] for i in val}
+    # pairs that share one side are one unit too: the shared text never sits on both sides of the split
+    shared = tt.TraitDataset.from_pairs([(HAPPY[0], SAD[0]), (HAPPY[0], SAD[1]), (HAPPY[2], SAD[2]), (HAPPY[3], SAD[3])])
+    for seed in range(10):
+        train, val = shared.split_indices(0.5, seed=seed)
+        assert not {shared.examples[i] for i in train} & {shared.examples[i] for i in val}
+
+
+def test_from_pairs_errors_speak_of_pairs_and_name_no_layer():
+    with pytest.raises(TraitDataError, match="at least 2 different \\(positive, negative\\) pairs to from_pairs") as one:
+        tt.TraitDataset.from_pairs([(HAPPY[0], SAD[0])]).validate()
+    assert "positive.jsonl" not in str(one.value)  # the pairs were given in memory: there is no file to edit
+    with pytest.warns(UserWarning, match="repeat"):
+        copies = tt.TraitDataset.from_pairs([(HAPPY[0], SAD[0])] * 5)
+    with pytest.raises(TraitDataError, match="1 distinct positive and 1 distinct negative"):
+        copies.validate()
+    same = tt.TraitDataset.from_pairs([(h, h) for h in HAPPY])
+    with pytest.raises(TraitDataError, match="the same 4 texts, so there is no difference to extract") as identical:
+        tt.extract(object(), same, "mean_diff", layers=[4, 10], progress=False)  # refused before any model work
+    assert "layer" not in str(identical.value)
+
+
+@pytest.mark.parametrize("pair, where", [
+    (("I am happy \ud800", "I am sad"), "pair 0 \\(positive side\\): the prompt"),
+    (("I am happy", ("Hi", "sad \udfff")), "pair 0 \\(negative side\\): the response"),
+    (({"prompt": "a", "system": "\ud83d"}, {"prompt": "b"}), "pair 0 \\(positive side\\): the system"),
+])
+def test_a_lone_surrogate_is_a_clear_error_not_a_unicode_crash(pair, where):
+    with pytest.raises(TraitDataError, match=f"{where} holds a lone surrogate"):
+        tt.TraitDataset.from_pairs([pair, ("fine", "also fine")])
+
+
+def test_a_lone_surrogate_in_a_trait_file_names_file_and_line(tmp_path):
+    (tmp_path / "positive.jsonl").write_text('{"prompt": "ok"}\n{"prompt": "bad \\ud800"}\n')
+    (tmp_path / "negative.jsonl").write_text('{"prompt": "no"}\n')
+    with pytest.raises(TraitDataError, match="positive.jsonl line 2: the prompt holds a lone surrogate"):
+        tt.load_trait(tmp_path)

@@ -145,3 +145,14 @@ def test_bootstrap_interval_is_seeded_and_contains_the_mean():
     assert bootstrap_interval([3.0], resamples=50) == (3.0, 3.0)
     with pytest.raises(stats.StatsError, match="at least one value"):
         bootstrap_interval([])
+
+
+@pytest.mark.parametrize("side", ["pos", "neg"])
+def test_auroc_refuses_a_nan_score_instead_of_counting_it_as_a_win(side):
+    """Sorted last, a NaN positive beat every negative: a judge that returned NaN calibrated at AUROC 1.000."""
+    nan, scores = float("nan"), torch.tensor([0.2, 0.4, 0.6])
+    pos, neg = (torch.full((3,), nan), scores) if side == "pos" else (scores, torch.tensor([nan, 0.1, nan]))
+    with pytest.raises(stats.StatsError, match=f"{3 if side == 'pos' else 2} of the {'positive' if side == 'pos' else 'negative'} scores are NaN"):
+        stats.auroc(pos, neg)
+    with pytest.raises(stats.StatsError, match="NaN"):  # batched over layers too: one NaN in any layer
+        stats.auroc(torch.stack([scores, pos if side == "pos" else scores]), torch.stack([scores, neg]))

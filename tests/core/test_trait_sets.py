@@ -72,12 +72,23 @@ def test_loader_errors_say_what_is_wrong(tmp_path):
 
 
 def test_validate_refuses_empty_and_unbalanced():
-    ex = TraitExample("p", "r")
+    pos = [TraitExample(f"p{i}", "r") for i in range(10)]
+    neg = [TraitExample(f"n{i}", "r") for i in range(4)]
     with pytest.raises(TraitDataError, match="0 negative.*at least 2"):
-        TraitDataset("t", [ex] * 5, []).validate()
+        TraitDataset("t", pos[:5], []).validate()
     with pytest.raises(TraitDataError, match="unbalanced \\(10 positive vs 2 negative"):
-        TraitDataset("t", [ex] * 10, [ex] * 2).validate()
-    TraitDataset("t", [ex] * 10, [ex] * 4).validate()
+        TraitDataset("t", pos, neg[:2]).validate()
+    TraitDataset("t", pos, neg).validate()
+
+
+def test_validate_counts_copies_once_and_refuses_identical_sides():
+    ex = TraitExample("p", "r")
+    with pytest.raises(TraitDataError, match="1 distinct positive and 1 distinct negative"):
+        TraitDataset("t", [ex] * 5, [TraitExample("n", "r")] * 5).validate()
+    same = [TraitExample(f"x{i}") for i in range(4)]
+    with pytest.raises(TraitDataError, match="the same 4 texts, so there is no difference to extract") as err:
+        TraitDataset("t", same, list(reversed(same))).validate()
+    assert "layer" not in str(err.value)
 
 
 def test_split_is_stratified_seeded_and_keeps_pairs():

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import re
 
+import numpy as np
 import pytest
 import torch
 from hypothesis import HealthCheck, given, settings
@@ -189,8 +190,11 @@ def test_vector_arithmetic_adds_in_steering_units_on_shared_layers():
     a, b = arithmetic_pair()
     both = a + b
     assert both.layers == [2, 3] and both.metrics == {}
-    torch.testing.assert_close(both.direction(2), a.direction(2) + b.direction(2))
-    torch.testing.assert_close((a - b).direction(3), a.direction(3) - b.direction(3))
+    for s in (0.3, -1.5):  # exactly what the parts add at the same strength, each at its own activation norm
+        for layer in (2, 3):
+            torch.testing.assert_close(both.layer_tensors(s)[layer], a.layer_tensors(s)[layer] + b.layer_tensors(s)[layer])
+            torch.testing.assert_close((a - b).layer_tensors(s)[layer], a.layer_tensors(s)[layer] - b.layer_tensors(s)[layer])
+    torch.testing.assert_close(both.act_norm, (a.act_norm[1:] + b.act_norm) / 2)  # the unit of strength: the mean norm
     torch.testing.assert_close((2 * a).direction(1), 2 * a.direction(1))
     torch.testing.assert_close((a * 0.5).direction(1), 0.5 * a.direction(1))
     torch.testing.assert_close((-a).direction(1), -a.direction(1))
@@ -245,3 +249,71 @@ def test_best_layer_never_picks_a_nan_and_breaks_ties_by_a_stated_rule():
     assert vec.best_layer("auroc") == 8  # then d, counted where it is a number
     metrics["auroc"] = torch.tensor([nan] * 9 + [0.7])
     assert vec.best_layer("auroc") == 9  # a NaN AUROC never wins
+
+
+def imported_like(a: TraitVector, layers=(1, 2, 3), scale: float = 7.0) -> TraitVector:
+    """An absolute-units vector (what import_gguf / import_safetensors make) on a's model."""
+    gen = torch.Generator().manual_seed(5)
+    return TraitVector("imported", scale * torch.randn(len(layers), a.directions.shape[1], generator=gen), list(layers),
+                       torch.ones(len(layers)), {}, {**{k: a.metadata[k] for k in ("model", "hook")}, "units": "absolute",
+                                                     "dataset": {"name": "repeng"}})
+
+
+def test_a_sum_adds_exactly_the_parts_even_when_their_norms_differ():
+    """The docstring's "exactly": the old sum averaged the norms and was 0.7% off for joy + formality."""
+    a, b = arithmetic_pair()
+    a.act_norm = torch.tensor([10.0, 12.0, 14.0])
+    b.act_norm = torch.tensor([30.0, 40.0])
+    for vec, expected in ((a + b, lambda s, l: a.layer_tensors(s)[l] + b.layer_tensors(s)[l]),
+                          (a - 2 * b, lambda s, l: a.layer_tensors(s)[l] - 2 * b.layer_tensors(s)[l])):
+        for layer in (2, 3):
+            torch.testing.assert_close(vec.layer_tensors(0.4)[layer], expected(0.4, layer))
+
+
+def test_units_travel_through_arithmetic_and_are_never_mixed():
+    a, _ = arithmetic_pair()
+    imported = imported_like(a)
+    assert a.units == "relative" and imported.units == "absolute"
+    for derived in (1 * imported, imported * 0.5, -imported, imported + imported, imported - 2 * imported):
+        assert derived.units == "absolute" and derived.metadata["units"] == "absolute"  # `1 * imported` lost them
+    assert (2 * a).units == "relative" and "units" not in (a + a).metadata
+    torch.testing.assert_close((1 * imported).layer_tensors(0.3)[2], imported.layer_tensors(0.3)[2])
+    for mixed in (lambda: a + imported, lambda: imported - a):
+        with pytest.raises(VectorError, match="different units.*relative.*absolute|different units.*absolute.*relative") as err:
+            mixed()
+        assert "in_absolute_units()" in str(err.value)
+
+
+def test_in_absolute_units_is_the_explicit_conversion():
+    a, _ = arithmetic_pair()
+    imported = imported_like(a)
+    converted = a.in_absolute_units()
+    assert converted.units == "absolute" and converted.layers == a.layers
+    for layer in a.layers:  # the same steering at every strength
+        torch.testing.assert_close(converted.layer_tensors(0.7)[layer], a.layer_tensors(0.7)[layer])
+    torch.testing.assert_close(a.in_absolute_units(0.5).layer_tensors(2.0)[1], a.layer_tensors(1.0)[1])
+    both = converted + imported
+    for layer in (1, 2, 3):
+        torch.testing.assert_close(both.layer_tensors(0.3)[layer], a.layer_tensors(0.3)[layer] + imported.layer_tensors(0.3)[layer])
+    torch.testing.assert_close(imported.in_absolute_units().directions, imported.directions)
+
+
+def test_a_scale_must_be_finite_in_float32_and_numpy_scalars_are_numbers():
+    """1e39 passed math.isfinite: the vector became inf, generate returned empty text, export_gguf wrote inf."""
+    a, _ = arithmetic_pair()
+    for bad in (1e39, -1e39, float("nan"), float("inf"), np.float64(1e300)):
+        for op in (lambda: bad * a, lambda: a * bad):
+            with pytest.raises(VectorError, match="scale of a vector"):
+                op()
+    with pytest.raises(VectorError, match="strength 1e\\+39 overflows float32"):
+        a.layer_tensors(1e39)
+    a.act_norm = torch.full((3,), 100.0)
+    with pytest.raises(VectorError, match="times .* overflows float32"):
+        a.layer_tensors(1e37)  # finite, but x a norm of 100 is inf in float32
+    for scale in (np.float32(2.0), np.int64(2), np.float64(2.0)):
+        for scaled in (scale * a, a * scale):
+            torch.testing.assert_close(scaled.directions, 2 * a.directions)
+            assert scaled.metadata["expression"] == "2 * (joy:mean_diff)"
+    torch.testing.assert_close(a.layer_tensors(np.float32(0.5))[1], a.layer_tensors(0.5)[1])
+    with pytest.raises(TypeError):
+        a * "2"

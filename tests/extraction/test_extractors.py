@@ -167,3 +167,11 @@ def test_pca_center_on_pairs_is_the_pair_difference_axis():
     torch.testing.assert_close(cos, torch.ones(2), rtol=1e-4, atol=1e-4)
     unpaired = tt.extractors.get("pca_center")(pos, neg[:20])  # falls back to class-midpoint centring
     assert unpaired.shape == (2, 16)
+
+
+@pytest.mark.parametrize("name", ["mean_diff", "gradient"])
+def test_a_zero_direction_names_the_model_layers_extract_asked_for(name):
+    """Extracting layers [4, 10], the error named "layers [0, 1]": rows of the activations, not model layers."""
+    pos, _, _ = planted(n=6, layers=2, d=8)
+    with pytest.raises(ValueError, match="exactly zero at layers \\[4, 10\\]"):
+        tt.extractors.get(name)(pos, pos.clone(), layers=[4, 10])

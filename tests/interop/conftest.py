@@ -24,3 +24,17 @@ def final_logits(model, steering=(), text: str = "How was your day?"):
     tokens = tt.prepare_inputs(model, text).input_ids
     with torch.no_grad():
         return model.run_with_hooks(tokens, fwd_hooks=list(steering))[0, -1]
+
+
+def write_gguf(path, tensors: dict, arch: str = "controlvector"):
+    """A GGUF file holding `tensors` (name -> numpy array), written with gguf's own writer, as llama.cpp's tools do."""
+    import gguf
+
+    writer = gguf.GGUFWriter(str(path), arch)
+    for name, t in tensors.items():
+        writer.add_tensor(name, t)
+    writer.write_header_to_file()
+    writer.write_kv_data_to_file()
+    writer.write_tensors_to_file()
+    writer.close()
+    return path

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+import numpy as np
 import pytest
 import torch
 
@@ -115,3 +116,87 @@ def test_cli_calibrates_a_model_free_judge(capsys):
     with pytest.raises(SystemExit) as bad:
         main(["judges", "calibrate", "vader", "--split", "test"])
     assert bad.value.code == EXIT_BAD_INPUT
+
+
+class _RawJudge:
+    """A judge object used as it is (make_judge does not wrap it), whose scores are not cleaned."""
+
+    name, kind, trait = "raw", "coherence", None
+
+    def __init__(self, scores):
+        self.scores = scores
+
+    def score(self, questions, responses):
+        return list(self.scores)
+
+
+@pytest.mark.parametrize("nan", [float("nan"), np.float32("nan"), np.float64("nan"), torch.tensor(float("nan"))])
+def test_a_nan_score_is_unscored_never_zero_and_never_a_win(tmp_path, nan):
+    """np.float32 NaN was clipped to 0 and counted as scored; a raw NaN was ranked as a win (AUROC 1.000)."""
+    rows = load_calibration_set(_rows_file(tmp_path))  # coherence 95, 92, 15, 2
+    half = tt.FunctionJudge(lambda qs, rs: [90.0, nan, 10.0, nan], kind="coherence", name="half")
+    result = calibrate(half, rows=rows)
+    assert result.unscored == 2 and result.n == 2 and result.passed == 1
+    assert [i["score"] for i in result.items] == [90.0, None, 10.0, None]
+    broken = calibrate(_RawJudge([nan] * 4), rows=rows)
+    assert broken.unscored == 4 and broken.n == 0 and broken.auroc is None and broken.passed == 0
+    assert agreement([nan, nan, 80.0], [90, 20, 85], gate=70)["unscored"] == 2
+
+
+def test_the_report_says_how_many_rows_the_judge_could_not_score(tmp_path, capsys, monkeypatch):
+    rows = load_calibration_set(_rows_file(tmp_path))
+    result = calibrate(_RawJudge([90.0, None, 10.0, float("nan")]), rows=rows)
+    table = calibration_table([result])
+    assert "| n | unscored |" in table and "| raw | coherence | - | heldout | 2 | 2 |" in table
+    import tl_traits.app.cli.judges as cli_judges
+
+    monkeypatch.setattr(cli_judges, "calibrate", lambda *a, **k: result)
+    with pytest.raises(SystemExit) as done:
+        main(["judges", "calibrate", "vader"])
+    assert done.value.code == EXIT_OK
+    assert "raw could not score 2 of 4 responses (None or NaN)" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("line, message", [
+    ('"just text"', "must be a JSON object.*not str"),
+    ("42", "must be a JSON object.*not int"),
+    ("null", "must be a JSON object.*not NoneType"),
+    ('{"id": "x", "trait": "t", "question": "q", "response": "r", "split": "fit", "ratings": [1, 2, 3]}',
+     "ratings must be an object.*not list"),
+    ('{"id": "x", "trait": "t", "question": "q", "response": "r", "split": "fit", "ratings": {"coherence": "high"}}',
+     "rating 'coherence' must be a finite number"),
+    ('{"id": "x", "trait": "t", "question": "q", "response": "r", "split": "fit", "ratings": {"coherence": 250}}',
+     "rating 'coherence' is 250; ratings are 0-100"),
+    ('{"id": "x", "trait": "t", "question": "q", "response": 7, "split": "fit", "ratings": {}}', "response must be text"),
+    ('{"id": "x", "trait": "t", "question": "q", "split": "fit", "ratings": {}}', "lacks \\['response'\\]"),
+])
+def test_a_broken_calibration_row_names_its_file_and_line(tmp_path, line, message):
+    path = _rows_file(tmp_path)
+    path.write_text(path.read_text().splitlines()[0] + "\n" + line + "\n")
+    with pytest.raises(CalibrationError, match=f"rated.jsonl line 2: .*{message}"):
+        load_calibration_set(path)
+    with pytest.raises(CalibrationError, match="cannot read the calibration set"):
+        load_calibration_set(tmp_path / "missing.jsonl")
+
+
+def test_a_gate_must_be_a_finite_number(tmp_path):
+    rows = load_calibration_set(_rows_file(tmp_path))
+    for bad in (float("nan"), float("inf")):
+        with pytest.raises(CalibrationError, match="gate must be a finite number"):
+            calibrate("vader", rows=rows, gate=bad)
+    assert calibrate("vader", rows=rows, gate=np.float32(50)).gate == 50.0
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["vader", "--gate", "nan"], "--gate"),
+    (["vader", "--gate", "1e39"], "--gate"),
+    (["vader", "--examples", "-1"], "--examples"),
+    ([","], "no judge named"),
+    ([" , "], "no judge named"),
+])
+def test_cli_calibrate_refuses_what_it_cannot_calibrate(capsys, argv, message):
+    """`--gate nan` and `--examples -1` were accepted; `calibrate ,` printed an empty table with exit 0."""
+    with pytest.raises(SystemExit) as done:
+        main(["judges", "calibrate", *argv])
+    out, err = capsys.readouterr()
+    assert done.value.code == EXIT_BAD_INPUT and message in err and "| judge |" not in out

@@ -53,7 +53,7 @@ class JobConfig:
     steering_depths: tuple[float, ...] = (0.3, 0.5)
     questions: int = 10  # per half: settings are chosen on this many dev questions, scored on as many test questions
     max_new_tokens: int = 40
-    kl_targets: tuple[float, ...] = (0.03, 0.1, 0.3, 1.0)
+    kl_targets: tuple[float, ...] = (0.03, 0.1, 0.3)  # extend=1 adds the next rung (0.9) while the best is at the top
     prompt_set: str = "requests"
     monitor_trait: str = "alignment/refusal"
     group_judge: str = "refusal"

@@ -20,6 +20,7 @@ from tqdm.auto import tqdm
 
 from tl_traits.core.errors import TlTraitsError
 from tl_traits.core.files import atomic_write_bytes, atomic_write_json
+from tl_traits.core.foreign import layer_list
 from tl_traits.core.hook_names import HOOKS, hook_name
 from tl_traits.core.hook_points import forward_hooks
 from tl_traits.core.models import model_identity
@@ -124,15 +125,7 @@ def resolve_layers(model: Any, layers: int | Sequence[int] | str) -> list[int]:
         if layers != "all":
             raise CaptureError(f"layers must be 'all', an int or a list of ints, not {layers!r}")
         return list(range(n))
-    wanted = [layers] if isinstance(layers, int) else list(layers)
-    if not wanted:
-        raise CaptureError("layers is empty; pass 'all' or at least one layer")
-    resolved = []
-    for layer in wanted:
-        if not isinstance(layer, int) or not -n <= layer < n:
-            raise CaptureError(f"layer {layer!r} is out of range: this model has {n} layers (0..{n - 1}, or -1 for the last)")
-        resolved.append(layer % n)
-    return sorted(set(resolved))
+    return sorted(layer_list(layers, n, error=CaptureError))  # numpy integers too; -1 is the last layer
 
 
 def auto_batch_size(model: Any, max_tokens: int, *, cap: int | None = None) -> int:

@@ -1,4 +1,4 @@
-"""The one base class of every tl_traits error (so callers and the CLI's exit codes can tell ours from the rest), the model-loading error core modules share, and the count check every `limit=` uses."""
+"""The one base class of every tl_traits error (so callers and the CLI's exit codes can tell ours from the rest), the model-loading and vector errors core modules share, and the count check every `limit=` uses."""
 
 from __future__ import annotations
 
@@ -14,6 +14,12 @@ class TlTraitsError(ValueError):
 
 class ModelLoadError(TlTraitsError, RuntimeError):
     """A model could not be found, fetched or built; the message says what to do."""
+
+
+class VectorError(TlTraitsError):
+    """A vector file that is incomplete or foreign, a vector applied to the wrong model, or arithmetic that
+    cannot be done (other models, hooks or units). Defined here so vectors and their arithmetic share it;
+    `tl_traits.core.vectors.VectorError` is the same class."""
 
 
 def check_count(value: int | None, name: str, error: type[TlTraitsError] = TlTraitsError) -> int | None:

@@ -21,8 +21,15 @@ class StatsError(TlTraitsError):
 
 
 def auroc(pos_scores: Float[Tensor, "*layer n"], neg_scores: Float[Tensor, "*layer m"]) -> Float[Tensor, "*layer"]:
-    """P(a positive outscores a negative), ties counted 1/2 (the Mann-Whitney U statistic / (n m))."""
+    """P(a positive outscores a negative), ties counted 1/2 (the Mann-Whitney U statistic / (n m)).
+
+    A NaN score is refused (StatsError), never ranked: sorted last, it would count as a win over every
+    negative, and a judge that returns NaN would look perfect. Drop unscored items first (and count them)."""
     pos, neg, dtype = _pair(pos_scores, neg_scores, "auroc")
+    for label, x in (("positive", pos), ("negative", neg)):
+        if bool(x.isnan().any()):
+            raise StatsError(f"auroc: {int(x.isnan().sum())} of the {label} scores are NaN; a NaN has no rank. "
+                             "Leave unscored items out (and report how many) before ranking")
     neg_sorted = neg.sort(dim=-1).values.contiguous()
     below = torch.searchsorted(neg_sorted, pos.contiguous(), side="left")
     not_above = torch.searchsorted(neg_sorted, pos.contiguous(), side="right")

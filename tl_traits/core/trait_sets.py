@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import json
 import random
+import warnings
 from dataclasses import dataclass, field, replace
 from importlib import resources
 from pathlib import Path
@@ -70,6 +71,8 @@ class TraitDataset:
         Each side is plain text (a string: tokenized as given, no chat template; extract then reads
         the last token, `prompt[-1]`, by default), a (prompt, response) tuple, or a chat row
         `{"prompt", "response"?, "system"?}` (both formatted with the model's chat template).
+        A pair given more than once is kept (it weighs more in the fit) with a warning; the held-out
+        split keeps its copies on one side, so no copy of a training pair is scored as held-out.
         """
         if isinstance(pairs, (str, bytes)) or not isinstance(pairs, Sequence) or not pairs:
             raise TraitDataError("from_pairs needs a non-empty list of (positive, negative) pairs")
@@ -77,12 +80,16 @@ class TraitDataset:
         for i, pair in enumerate(pairs):
             if not isinstance(pair, (tuple, list)) or len(pair) != 2:
                 raise TraitDataError(f"pair {i} is not a (positive, negative) pair: {pair!r:.80}")
-            for side, out in zip(pair, (positive, negative)):
-                kind, example = _pair_side(side, i)
+            for side, out, label in zip(pair, (positive, negative), ("positive", "negative")):
+                kind, example = _pair_side(side, i, f"from_pairs pair {i} ({label} side)")
                 kinds.add(kind)
-                out.append(example)
+                out.append(check_text(example, f"from_pairs pair {i} ({label} side)"))
         if len(kinds) > 1:
             raise TraitDataError("from_pairs got plain strings and chat rows mixed; give all plain text or all chat rows")
+        repeats = len(pairs) - len(set(zip(positive, negative)))
+        if repeats:
+            warnings.warn(f"from_pairs: {repeats} of the {len(pairs)} pairs repeat an earlier pair; they are kept (and weigh "
+                          "more in the fit), and the held-out split keeps every copy on one side", stacklevel=2)
         return cls(name=name, positive=tuple(positive), negative=tuple(negative), definition=definition,
                    questions=tuple(questions), source="pairs", chat=False if kinds == {"plain"} else None,
                    extra={"paired": True})
@@ -155,12 +162,24 @@ class TraitDataset:
         return hashlib.sha256(payload.encode()).hexdigest()
 
     def validate(self, *, max_ratio: float = 3.0, min_per_class: int = 2) -> "TraitDataset":
-        """Refuse empty or badly unbalanced sets with a message saying how to fix them."""
+        """Refuse empty, identical or badly unbalanced sets with a message saying how to fix them.
+
+        Copies of one example count once toward `min_per_class`."""
         n_pos, n_neg = len(self.positive), len(self.negative)
-        if n_pos < min_per_class or n_neg < min_per_class:
+        distinct_pos, distinct_neg = len(set(self.positive)), len(set(self.negative))
+        if distinct_pos < min_per_class or distinct_neg < min_per_class:
+            copies = " distinct" if (distinct_pos, distinct_neg) != (n_pos, n_neg) else ""
             raise TraitDataError(
-                f"trait '{self.name}' has {n_pos} positive and {n_neg} negative examples; each side needs "
-                f"at least {min_per_class}. Add examples to positive.jsonl / negative.jsonl."
+                f"trait '{self.name}' has {distinct_pos}{copies} positive and {distinct_neg}{copies} negative examples; "
+                f"each side needs at least {min_per_class}. " + (
+                    f"Pass at least {min_per_class} different (positive, negative) pairs to from_pairs." if self.source == "pairs"
+                    else f"Add rows labelled 1 and 0 to {self.source}." if self.source.endswith(".jsonl")
+                    or self.source.startswith("datasets:") else "Add examples to positive.jsonl / negative.jsonl.")
+            )
+        if set(self.positive) == set(self.negative):
+            raise TraitDataError(
+                f"trait '{self.name}': the positive and negative examples are the same {distinct_pos} texts, so there is "
+                "no difference to extract; each side must hold examples of its own pole of the trait"
             )
         if max(n_pos, n_neg) > max_ratio * min(n_pos, n_neg):
             raise TraitDataError(
@@ -171,24 +190,29 @@ class TraitDataset:
 
     # -- derived sets ---------------------------------------------------------------------------
     def split_indices(self, val_fraction: float, seed: int = 0) -> tuple[list[int], list[int]]:
-        """Stratified (train, val) indices into `examples`; contrastive pairs stay on one side."""
+        """Stratified (train, val) indices into `examples`; contrastive pairs stay on one side.
+
+        Copies stay on one side too: identical examples (and, in a paired set, pairs that share a
+        positive or a negative) form one unit of the split, so a held-out example is never a copy of
+        a training one. `val_fraction` is the share of these units held out."""
         if not 0.0 <= val_fraction < 1.0:
             raise TraitDataError(f"val_split must be in [0, 1), got {val_fraction}")
         rng = random.Random(seed)
 
-        def cut(n: int) -> tuple[list[int], list[int]]:
-            order = list(range(n))
+        def cut(keys: list[tuple[Any, ...]]) -> tuple[list[int], list[int]]:
+            units = _units(keys)
+            order, n = list(range(len(units))), len(units)
             rng.shuffle(order)
             k = min(max(round(n * val_fraction), 1), n - 1) if val_fraction > 0 else 0
-            return sorted(order[k:]), sorted(order[:k])
+            return sorted(i for u in order[k:] for i in units[u]), sorted(i for u in order[:k] for i in units[u])
 
         n_pos = len(self.positive)
-        train_pos, val_pos = cut(n_pos)
-        train_neg, val_neg = (train_pos, val_pos) if self.paired else cut(len(self.negative))
-        return (
-            train_pos + [n_pos + i for i in train_neg],
-            val_pos + [n_pos + i for i in val_neg],
-        )
+        if self.paired:  # a pair is one unit; pairs sharing a positive or a negative are joined
+            train_pos, val_pos = train_neg, val_neg = cut([(("+", p), ("-", n)) for p, n in zip(self.positive, self.negative)])
+        else:
+            train_pos, val_pos = cut([(p,) for p in self.positive])
+            train_neg, val_neg = cut([(n,) for n in self.negative])
+        return train_pos + [n_pos + i for i in train_neg], val_pos + [n_pos + i for i in val_neg]
 
     def split(self, val_fraction: float, seed: int = 0) -> tuple["TraitDataset", "TraitDataset"]:
         """The train and validation sets of `split_indices`."""
@@ -293,13 +317,45 @@ def _from_folder(folder: Any, name: str, source: str | None = None) -> TraitData
     )
 
 
-def _example(row: dict[str, Any], where: str, line: int) -> TraitExample:
+def _example(row: dict[str, Any], where: str, line: int | None) -> TraitExample:
+    at = where if line is None else f"{where} line {line}"
     if not isinstance(row, dict) or not isinstance(row.get("prompt"), str):
-        raise TraitDataError(f"{where} line {line}: each row needs a string 'prompt'")
+        raise TraitDataError(f"{at}: each row needs a string 'prompt'")
     for key in ("response", "system"):
         if row.get(key) is not None and not isinstance(row[key], str):
-            raise TraitDataError(f"{where} line {line}: '{key}' must be a string")
-    return TraitExample(row["prompt"], row.get("response"), row.get("system"))
+            raise TraitDataError(f"{at}: '{key}' must be a string")
+    return check_text(TraitExample(row["prompt"], row.get("response"), row.get("system")), at)
+
+
+def check_text(example: TraitExample, where: str) -> TraitExample:
+    """`example` when its texts are valid Unicode; a lone surrogate ("\\ud800", half of an emoji's JSON escape)
+    cannot be tokenized or hashed, so it is an error naming where it is."""
+    for key, text in (("prompt", example.prompt), ("response", example.response), ("system", example.system)):
+        try:
+            (text or "").encode("utf-8")
+        except UnicodeEncodeError as exc:
+            raise TraitDataError(f"{where}: the {key} holds a lone surrogate {text[exc.start]!r} at character {exc.start}, "
+                                 "which is not valid Unicode (half of an emoji's \\ud83d... escape?); fix or remove it") from None
+    return example
+
+
+def _units(keys: list[tuple[Any, ...]]) -> list[list[int]]:
+    """Indices joined when they share any key (union-find), each unit in index order, units by their first index."""
+    parent, first = list(range(len(keys))), {}
+
+    def root(i: int) -> int:
+        while parent[i] != i:
+            i = parent[i]
+        return i
+
+    for i, item in enumerate(keys):
+        for key in item:
+            a, b = root(i), root(first.setdefault(key, i))
+            parent[max(a, b)] = min(a, b)
+    units: dict[int, list[int]] = {}
+    for i in range(len(keys)):
+        units.setdefault(root(i), []).append(i)
+    return list(units.values())
 
 
 _TRUE = {"1", "true", "positive", "pos", "yes"}
@@ -318,14 +374,14 @@ def _from_rows(rows: Iterable[dict[str, Any]], name: str, source: str) -> TraitD
     return TraitDataset(name=name, positive=tuple(positive), negative=tuple(negative), source=source)
 
 
-def _pair_side(side: Any, index: int) -> tuple[str, TraitExample]:
+def _pair_side(side: Any, index: int, where: str) -> tuple[str, TraitExample]:
     """One side of a from_pairs pair: ("plain" | "chat", its example)."""
     if isinstance(side, str) and side.strip():
         return "plain", TraitExample(side)
     if isinstance(side, (tuple, list)) and len(side) == 2 and all(isinstance(x, str) and x.strip() for x in side):
         return "chat", TraitExample(side[0], side[1])
     if isinstance(side, dict):
-        return "chat", _example(side, "from_pairs", index)
+        return "chat", _example(side, where, None)
     raise TraitDataError(f"pair {index}: each side must be a non-empty string, a (prompt, response) tuple "
                          f"or a {{'prompt', 'response'}} row, not {side!r:.80}")
 

@@ -19,23 +19,26 @@ import torch
 from jaxtyping import Float
 from torch import Tensor
 
-from tl_traits.core.errors import TlTraitsError
+from tl_traits.core.errors import VectorError  # noqa: F401  (re-exported: tl_traits.core.vectors.VectorError)
 from tl_traits.core.files import atomic_write_bytes, parse_json_object
+from tl_traits.core.foreign import layer_list, sum_by_layer
 from tl_traits.core.models import model_identity
+from tl_traits.core.numeric import check_number
 from tl_traits.core.prompts import prepare_inputs
+from tl_traits.core.vector_arithmetic import VectorArithmetic
+from tl_traits.core.vector_arithmetic import layer_ranges as _ranges
 
 FORMAT = "tl_traits.core.vectors/1"
 METRICS = ("auroc", "accuracy", "cohens_d", "polarity", "baseline")
 HEADER_KEY = "tl_traits"
 
 
-class VectorError(TlTraitsError):
-    """A vector file that is incomplete or foreign, or a vector applied to the wrong model."""
-
-
 @dataclass
-class TraitVector:
-    """One method's directions for every extracted layer, plus per-layer statistics."""
+class TraitVector(VectorArithmetic):
+    """One method's directions for every extracted layer, plus per-layer statistics.
+
+    Arithmetic (`a + b`, `a - b`, `2 * a`, `-a`) and units (`units`, `in_absolute_units`) come from
+    `VectorArithmetic` (core/vector_arithmetic.py)."""
 
     method: str
     directions: Float[Tensor, "layer d_model"]
@@ -50,49 +53,6 @@ class TraitVector:
         extra = "".join(f", {k}={v!r}" for k, v in (("trait", dataset), ("model", model)) if v)
         return f"TraitVector({self.method!r}, layers={_ranges(self.layers)}, d_model={self.directions.shape[-1]}{extra})"
 
-    # -- arithmetic: what repeng users write (`happy - sad`, `2 * v`), in steering units -------------
-    def __add__(self, other: "TraitVector") -> "TraitVector":
-        return self._combine(other, 1.0, "+")
-
-    def __sub__(self, other: "TraitVector") -> "TraitVector":
-        return self._combine(other, -1.0, "-")
-
-    def __mul__(self, scale: float) -> "TraitVector":
-        if isinstance(scale, bool) or not isinstance(scale, (int, float)) or not math.isfinite(scale):
-            return NotImplemented
-        return self._derived(self.directions * float(scale), list(self.layers), self.act_norm.clone(), f"{scale:g} * ({self.label})")
-
-    __rmul__ = __mul__
-
-    def __neg__(self) -> "TraitVector":
-        return self._derived(-self.directions, list(self.layers), self.act_norm.clone(), f"-({self.label})")
-
-    def _combine(self, other: "TraitVector", sign: float, op: str) -> "TraitVector":
-        if not isinstance(other, TraitVector):
-            return NotImplemented
-        mine, theirs = self.metadata.get("model") or {}, other.metadata.get("model") or {}
-        for key in ("name", "n_layers", "d_model"):
-            if mine.get(key) != theirs.get(key):
-                raise VectorError(f"cannot combine vectors from different models ({key}: {mine.get(key)!r} vs {theirs.get(key)!r})")
-        if self.metadata.get("hook", "resid_post") != other.metadata.get("hook", "resid_post"):
-            raise VectorError(f"cannot combine vectors read at different hooks ({self.metadata.get('hook')} vs {other.metadata.get('hook')})")
-        layers = [layer for layer in self.layers if layer in other.layers]
-        if not layers:
-            raise VectorError(f"the vectors share no layer ({_ranges(self.layers)} vs {_ranges(other.layers)})")
-        rows_a = [self.layers.index(x) for x in layers]
-        rows_b = [other.layers.index(x) for x in layers]
-        directions = self.directions[rows_a] + sign * other.directions[rows_b]
-        act_norm = (self.act_norm[rows_a] + other.act_norm[rows_b]) / 2
-        return self._derived(directions, layers, act_norm, f"({self.label}) {op} ({other.label})")
-
-    def _derived(self, directions: Tensor, layers: list[int], act_norm: Tensor, expression: str) -> "TraitVector":
-        """A combination: no held-out metrics (they belonged to the parts); `expression` records how it was made.
-
-        Directions are not renormalised, so steering with strength s adds exactly what the parts add
-        at strength s each (and `2 * v` at s is `v` at 2s)."""
-        meta = {k: v for k, v in self.metadata.items() if k in ("model", "hook", "prompt_settings", "position")}
-        return TraitVector("combined", directions, layers, act_norm, {}, {**meta, "expression": expression, "method": "combined"})
-
     @property
     def label(self) -> str:
         """How it was made: `trait:method`, or the expression that combined vectors."""
@@ -104,9 +64,11 @@ class TraitVector:
 
         This is the shape steering-vectors and repeng hold; `steer(model, v.layer_tensors(0.5))`
         steers as `steer(model, v, v.layers, strength=0.5)` does."""
-        if isinstance(strength, bool) or not isinstance(strength, (int, float)) or not math.isfinite(strength):
-            raise VectorError(f"strength must be a finite number, not {strength!r}")
-        chosen = list(self.layers) if layers is None else [int(layer) for layer in layers]
+        largest = float((self.act_norm.float()[:, None] * self.directions.float()).abs().max()) if self.layers else 0.0
+        strength = check_number(strength, "strength", VectorError, scale=largest)  # finite in float32 once scaled
+        n_layers = (self.metadata.get("model") or {}).get("n_layers")
+        chosen = list(self.layers) if layers is None else layer_list(
+            layers, None if n_layers is None else int(n_layers), error=VectorError)  # -1: the last layer
         return {layer: (float(strength) * self.norm(layer) * self.direction(layer)).float().clone() for layer in chosen}
 
     @classmethod
@@ -117,22 +79,18 @@ class TraitVector:
         """A vector made elsewhere, `{layer: tensor}` in residual units, bound to `model`.
 
         Its units are absolute: strength s adds s times each layer's tensor (strength 1 steers as
-        the other tool does at multiplier 1). It has no held-out metrics."""
+        the other tool does at multiplier 1). It has no held-out metrics. Layer keys and tensors are
+        read by `core.foreign`: ints, numpy integers or names like "layer.12"; -1 is the last layer;
+        keys naming one layer (-1 and 29 on 30 layers) are summed, as steering-vectors and llama.cpp
+        add both; each tensor must be exactly [d_model]."""
         here = model_identity(model)
+        if not isinstance(tensors, Mapping):
+            raise VectorError(f"{source or 'the vector'} must be a {{layer: tensor}} mapping, not {type(tensors).__name__}")
         if not tensors:
             raise VectorError(f"{source or 'the vector'} holds no layer tensors")
-        rows, layers = [], []
-        for layer, tensor in sorted(tensors.items()):
-            t = torch.as_tensor(tensor).detach().to("cpu", torch.float32).reshape(-1)
-            if t.numel() != here.d_model:
-                raise VectorError(f"{source or 'the vector'} has a {t.numel()}-wide tensor at layer {layer}; {here.name} has "
-                                  f"d_model {here.d_model}: it was made for another model")
-            if isinstance(layer, bool) or not isinstance(layer, int) or not 0 <= layer < here.n_layers:
-                raise VectorError(f"{source or 'the vector'} has layer {layer!r}; {here.name} has layers 0..{here.n_layers - 1}")
-            if not bool(torch.isfinite(t).all()):
-                raise VectorError(f"{source or 'the vector'} has NaN or inf values at layer {layer}")
-            rows.append(t)
-            layers.append(layer)
+        summed = sum_by_layer(tensors, here.n_layers, here.d_model, where=f"{source}: " if source else "",
+                              error=VectorError, model=here.name)
+        rows, layers = list(summed.values()), list(summed)
         metadata = {"model": here.to_dict(), "hook": hook, "dataset": {"name": name}, "units": "absolute",
                     "method": "imported", **({"source": source} if source else {})}
         return cls("imported", torch.stack(rows), layers, torch.ones(len(layers)), {}, metadata)
@@ -371,11 +329,3 @@ def _tensor_digest(tensors: dict[str, Tensor]) -> str:
         digest.update(name.encode())
         digest.update(tensors[name].contiguous().view(torch.uint8).numpy().tobytes())
     return digest.hexdigest()
-
-
-def _ranges(layers: list[int]) -> str:
-    if not layers:
-        return "[]"
-    if layers == list(range(layers[0], layers[-1] + 1)):
-        return f"{layers[0]}..{layers[-1]}"
-    return str(layers)

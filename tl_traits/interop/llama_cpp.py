@@ -6,6 +6,7 @@ import os
 from typing import Any, Sequence
 
 from tl_traits.core.errors import MissingExtraError
+from tl_traits.core.foreign import layer_index, read_tensor
 from tl_traits.interop.block_outputs import InteropError
 from tl_traits.interop.gguf_control_vectors import read_control_vector
 
@@ -34,12 +35,12 @@ def apply_control_vectors(llama: Any, vectors: Sequence[tuple[str | os.PathLike[
     buffer = np.zeros((n_layer, n_embd), dtype=np.float32)  # row k-1 holds block k
     for path, scale in vectors:
         tensors, _ = read_control_vector(path)
-        for k, t in tensors.items():
-            if t.shape[0] != n_embd:
-                raise InteropError(f"{path} is {t.shape[0]} wide; this llama.cpp model has n_embd {n_embd}")
-            if not 1 <= k < n_layer:
-                raise InteropError(f"{path} steers block {k}; llama.cpp steers blocks 1..{n_layer - 1} of this model")
-            buffer[k - 1] += float(scale) * t
+        for name, t in tensors.items():
+            t = read_tensor(t, n_embd, what=f"{path}: {name}", error=InteropError, model="this llama.cpp model").numpy()
+            k = layer_index(name, n_layer, what="tensor", error=InteropError, model="this llama.cpp model", where=f"{path}: ")
+            if k == 0:
+                raise InteropError(f"{path} steers block 0; llama.cpp steers blocks 1..{n_layer - 1} of this model")
+            buffer[k - 1] += float(scale) * t  # two names for one block (direction.12, direction.012) add up
     data = np.ascontiguousarray(buffer.reshape(-1))
     status = llama_cpp.llama_set_adapter_cvec(
         ctx, data.ctypes.data_as(llama_cpp.ctypes.POINTER(llama_cpp.ctypes.c_float)), data.size, n_embd, 1, n_layer,

@@ -1,21 +1,22 @@
 """Plain safetensors files of per-layer vectors from other tools (no tl_traits header) as TraitVectors.
 
 Tensor names carry the layer as their one whole number ("12", "layer.12", "direction.12",
-"model.layers.12"), or are TransformerLens hook names ("blocks.12.hook_resid_post", which also give the hook).
+"model.layers.12", "layer.-1" for the last layer), or are TransformerLens hook names
+("blocks.12.hook_resid_post", which also give the hook). A name pointing at a place we do not steer
+(`blocks.12.hook_mlp_in`, `model.layers.12.mlp`) is refused. Names that resolve to one layer are
+summed; each tensor must be exactly [d_model] (`core.foreign` reads both).
 """
 
 from __future__ import annotations
 
 import os
-import re
 from pathlib import Path
 from typing import Any
 
-from tl_traits.core.hook_names import HookNameError, parse_hook_name
+from tl_traits.core.foreign import hook_of_key, layer_number
+from tl_traits.core.hook_names import HOOKS
 from tl_traits.core.vectors import HEADER_KEY, TraitVector
 from tl_traits.interop.block_outputs import InteropError
-
-_NUMBER = re.compile(r"(?:^|[._/-])(\d+)(?=[._/-]|$)")  # a whole number between separators
 
 
 def import_safetensors(path: str | os.PathLike[str], model: Any, *, hook: str | None = None, name: str | None = None) -> TraitVector:
@@ -37,28 +38,15 @@ def import_safetensors(path: str | os.PathLike[str], model: Any, *, hook: str | 
     if ours:
         raise InteropError(f"{path} is a tl_traits vectors file (it has the tl_traits header); read it with "
                            f"tt.TraitVectors.load({str(path)!r}), not import_safetensors (which is for other tools' files)")
-    by_layer, hooks = {}, set()
-    for key, tensor in tensors.items():
-        layer, key_hook = _layer_of(key)
-        if layer is None:
-            raise InteropError(f"{path}: cannot tell the layer of tensor {key!r}; name tensors by layer "
-                               "('12', 'layer.12', 'blocks.12.hook_resid_post')")
-        if layer in by_layer:
-            raise InteropError(f"{path}: two tensors for layer {layer}")
-        by_layer[layer] = tensor
-        hooks.add(key_hook)
+    hooks = set()
+    for key in tensors:
+        hooks.add(hook_of_key(key, HOOKS, where=f"{path}: ", error=InteropError))
+        layer_number(key, what="tensor", error=InteropError, where=f"{path}: ")  # a clear error before the model is asked
     named = {h for h in hooks if h}
+    if named and None in hooks and hook is None:
+        named.add("resid_post")  # a plain layer key means the residual stream, as in steering-vectors' files
     if len(named) > 1:
-        raise InteropError(f"{path} mixes hooks {sorted(named)}; import one hook at a time")
+        raise InteropError(f"{path} mixes hooks {sorted(named)} (plain layer keys are resid_post); "
+                           "import one hook at a time")
     chosen = hook or (named.pop() if named else "resid_post")
-    return TraitVector.from_layer_tensors(model, by_layer, hook=chosen, name=name or path.stem, source=str(path))
-
-
-def _layer_of(key: str) -> tuple[int | None, str | None]:
-    try:
-        layer, hook = parse_hook_name(key)
-        return layer, hook
-    except HookNameError:
-        pass
-    numbers = _NUMBER.findall(key)
-    return (int(numbers[0]), None) if len(numbers) == 1 else (None, None)  # none, or several: ambiguous
+    return TraitVector.from_layer_tensors(model, tensors, hook=chosen, name=name or path.stem, source=str(path))

@@ -18,7 +18,8 @@ LAYER_TYPES = {"decoder_block": "resid_post", "self_attn": "attn_out", "mlp": "m
 
 def to_steering_vector(vector: TraitVector, *, strength: float = 1.0, layers: list[int] | None = None) -> Any:
     """A `steering_vectors.SteeringVector` that adds what `steer(model, vector, layers, strength=strength)`
-    adds, for `SteeringVector.apply(hf_model, multiplier=1)` (the multiplier then scales the strength)."""
+    adds, for `SteeringVector.apply(hf_model, multiplier=1)` (the multiplier then scales the strength).
+    layers: as in `steer` (-1 is the last layer; default all the vector's layers)."""
     SteeringVector = _steering_vector_class()
     hook = vector.metadata.get("hook", "resid_post")
     tensors = vector.layer_tensors(strength, layers)
@@ -40,10 +41,9 @@ def from_steering_vector(steering_vector: Any, model: Any, *, name: str = "steer
     if layer_type not in LAYER_TYPES:
         raise InteropError(f"steering-vectors layer type {layer_type!r} has no TransformerLens hook here; "
                            f"supported: {', '.join(LAYER_TYPES)}")
-    n_layers = int(model.cfg.n_layers)
-    tensors = {(layer % n_layers if isinstance(layer, int) and -n_layers <= layer < 0 else layer): t
-               for layer, t in activations.items()}  # steering-vectors counts negative layers from the end
-    return TraitVector.from_layer_tensors(model, tensors, hook=LAYER_TYPES[layer_type], name=name, source="steering-vectors")
+    # steering-vectors counts negative layers from the end and adds two keys for one layer ({-1: a, 29: b})
+    # both: from_layer_tensors reads the keys the same way and sums them
+    return TraitVector.from_layer_tensors(model, activations, hook=LAYER_TYPES[layer_type], name=name, source="steering-vectors")
 
 
 def _steering_vector_class() -> Any:

@@ -16,7 +16,8 @@ from typing import Any, Sequence
 
 import torch
 
-from tl_traits.core.files import read_jsonl
+from tl_traits.core.files import parse_jsonl
+from tl_traits.core.numeric import check_number
 from tl_traits.core.stats import auroc, spearman
 from tl_traits.judging.judges import JudgeError, make_judge
 
@@ -25,6 +26,7 @@ SPLITS = ("fit", "heldout", "all")
 LABEL_CUT = 70.0  # a rating at or above this counts as "coherent" / "relevant" / "shows the trait"
 LENIENT_CUT = 60.0  # a response the judge passes is "not wrong" when the reader gave it at least this
 BUNDLED = "judging/calibration_data/responses.jsonl"
+ROW_KEYS = ("id", "trait", "question", "response", "ratings", "split")
 
 
 class CalibrationError(JudgeError):
@@ -50,16 +52,40 @@ def load_calibration_set(path: str | Path | None = None, split: str = "all") -> 
     if split not in SPLITS:
         raise CalibrationError(f"unknown split {split!r}; use one of {', '.join(SPLITS)}")
     source = Path(path) if path is not None else resources.files("tl_traits").joinpath(BUNDLED)
+    try:
+        text = source.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise CalibrationError(f"cannot read the calibration set {source}: {exc}") from exc
     rows = []
-    for row in read_jsonl(source, CalibrationError):
-        missing = [k for k in ("id", "trait", "question", "response", "ratings", "split") if k not in row]
+    for line, row in parse_jsonl(text, str(source), CalibrationError):
+        where = f"{source} line {line}"
+        if not isinstance(row, dict):
+            raise CalibrationError(f"{where}: a row must be a JSON object {{\"id\", \"trait\", \"question\", \"response\", "
+                                   f"\"ratings\", \"split\"}}, not {type(row).__name__} {row!r:.60}")
+        missing = [k for k in ROW_KEYS if k not in row]
         if missing:
-            raise CalibrationError(f"{source}: row {row.get('id', '?')} lacks {missing}")
+            raise CalibrationError(f"{where}: row {row.get('id', '?')!r} lacks {missing}")
+        wrong = [k for k in ROW_KEYS if k != "ratings" and not isinstance(row[k], str)]
+        if wrong:
+            raise CalibrationError(f"{where}: {', '.join(wrong)} must be text, not {', '.join(type(row[k]).__name__ for k in wrong)}")
         setting = {k: row[k] for k in ("method", "layer", "strength", "direction") if k in row}
-        rows.append(RatedResponse(row["id"], row["trait"], row["question"], row["response"],
-                                  {k: float(v) for k, v in row["ratings"].items()}, row["split"],
-                                  row.get("source", "written"), setting))
+        rows.append(RatedResponse(row["id"], row["trait"], row["question"], row["response"], _ratings(row["ratings"], where),
+                                  row["split"], row.get("source", "written"), setting))
     return [r for r in rows if split == "all" or r.split == split]
+
+
+def _ratings(ratings: Any, where: str) -> dict[str, float]:
+    """A row's `ratings`: an object of scale -> a number 0-100."""
+    if not isinstance(ratings, dict):
+        raise CalibrationError(f"{where}: ratings must be an object like {{\"coherence\": 80, \"trait\": 30}}, "
+                               f"not {type(ratings).__name__} {ratings!r:.60}")
+    out = {}
+    for scale, value in ratings.items():
+        number = check_number(value, f"{where}: rating {scale!r}", CalibrationError)
+        if not 0 <= number <= 100:
+            raise CalibrationError(f"{where}: rating {scale!r} is {number:g}; ratings are 0-100")
+        out[scale] = number
+    return out
 
 
 @dataclass
@@ -79,7 +105,7 @@ class Calibration:
     precision_lenient: float | None  # ... rated >= LENIENT_CUT
     recall: float | None  # of responses rated >= LABEL_CUT, the share at or over the gate
     passed: int  # responses at or over the gate
-    unscored: int  # responses the judge gave None
+    unscored: int  # responses the judge could not score (None or NaN), left out of every figure
     items: list[dict[str, Any]] = field(default_factory=list, repr=False)  # id, rating, score, question, response
 
     def row(self) -> dict[str, Any]:
@@ -104,8 +130,11 @@ class Calibration:
 
 
 def agreement(scores: Sequence[float | None], ratings: Sequence[float], gate: float) -> dict[str, Any]:
-    """AUROC (rating >= LABEL_CUT as positive), Spearman and precision / recall at `gate`; None where undefined."""
-    pairs = [(s, r) for s, r in zip(scores, ratings) if s is not None]
+    """AUROC (rating >= LABEL_CUT as positive), Spearman and precision / recall at `gate`; None where undefined.
+
+    A score that is None or NaN (np.float32 NaN included) is unscored: left out of every figure and
+    counted in `unscored`, never read as 0 or as a win."""
+    pairs = [(s, r) for s, r in zip(scored_values(scores), ratings) if s is not None]
     scored = [s for s, _ in pairs]
     rated = [r for _, r in pairs]
     pos = [s for s, r in pairs if r >= LABEL_CUT]
@@ -152,14 +181,31 @@ def calibrate(
     if not rows:
         rated = sorted({r.trait for r in load_calibration_set()})
         raise CalibrationError(f"no calibration rows in split {split!r}" + (f" for trait {trait_name!r} (rated: {rated})" if trait_name else ""))
-    gate = float(gate if gate is not None else getattr(built, "gate", LABEL_CUT))
-    scores = built.score([r.question for r in rows], [r.response for r in rows])
+    gate = check_number(gate if gate is not None else getattr(built, "gate", LABEL_CUT), "gate", CalibrationError)
+    unrated = [r.id for r in rows if kind not in r.ratings]
+    if unrated:
+        raise CalibrationError(f"{len(unrated)} rows have no {kind!r} rating (e.g. {unrated[0]!r}); rate them or leave them out")
+    scores = scored_values(built.score([r.question for r in rows], [r.response for r in rows]))
+    if len(scores) != len(rows):
+        raise CalibrationError(f"judge {getattr(built, 'name', judge)!r} returned {len(scores)} scores for {len(rows)} responses")
     ratings = [r.ratings[kind] for r in rows]
     stats = agreement(scores, ratings, gate)
     items = [{"id": r.id, "rating": rt, "score": s, "question": r.question, "response": r.response, "source": r.source}
              for r, s, rt in zip(rows, scores, ratings)]
     return Calibration(getattr(built, "name", str(judge)), kind, trait_name, split, gate, items=items, **stats)
 
+
+
+def scored_values(scores: Sequence[Any]) -> list[float | None]:
+    """Each score as a float, None where the judge gave none: None, or NaN of any type (float, np.float32, a tensor)."""
+    out: list[float | None] = []
+    for s in scores:
+        try:
+            value = None if s is None else float(s)
+        except (TypeError, ValueError):
+            raise CalibrationError(f"a judge score must be a number or None, not {s!r:.40}") from None
+        out.append(None if value is None or math.isnan(value) else value)
+    return out
 
 
 def _trait_of(judge: Any) -> str:
@@ -173,12 +219,14 @@ def _trait_of(judge: Any) -> str:
 
 
 def calibration_table(results: Sequence[Calibration]) -> str:
-    """A markdown table of calibration rows, numbers to 2-3 places, '-' where undefined."""
-    head = "| judge | scale | trait | split | n | rated >= 70 | AUROC | Spearman | gate | passed | precision (>=70) | precision (>=60) | recall |"
-    lines = [head, "|" + "---|" * 13]
+    """A markdown table of calibration rows, numbers to 2-3 places, '-' where undefined; `n` counts the scored
+    responses, `unscored` those the judge gave None or NaN (left out of every figure)."""
+    head = ("| judge | scale | trait | split | n | unscored | rated >= 70 | AUROC | Spearman | gate | passed | "
+            "precision (>=70) | precision (>=60) | recall |")
+    lines = [head, "|" + "---|" * 14]
     for c in results:
-        cells = [c.judge, c.scale, c.trait or "-", c.split, c.n, c.n_positive, _f(c.auroc), _f(c.spearman), f"{c.gate:g}",
-                 c.passed, _f(c.precision), _f(c.precision_lenient), _f(c.recall)]
+        cells = [c.judge, c.scale, c.trait or "-", c.split, c.n, c.unscored, c.n_positive, _f(c.auroc), _f(c.spearman),
+                 f"{c.gate:g}", c.passed, _f(c.precision), _f(c.precision_lenient), _f(c.recall)]
         lines.append("| " + " | ".join(str(x) for x in cells) + " |")
     return "\n".join(lines)
 

@@ -49,13 +49,11 @@ def check_inputs(
 
 
 def clip_scores(scores: Sequence[float | None]) -> list[float | None]:
-    """Scores as floats clipped to [0, 100]; None and NaN become None."""
+    """Scores as floats clipped to [0, 100]; None and NaN (of any type: float, np.float32, a 0-d tensor) become None."""
     out: list[float | None] = []
     for s in scores:
-        if s is None or (isinstance(s, float) and math.isnan(s)):
-            out.append(None)
-        else:
-            out.append(min(100.0, max(0.0, float(s))))
+        value = None if s is None else float(s)
+        out.append(None if value is None or math.isnan(value) else min(100.0, max(0.0, value)))
     return out
 
 

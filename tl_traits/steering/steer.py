@@ -8,8 +8,6 @@ first step, so each hook tracks the absolute position itself.
 
 from __future__ import annotations
 
-import math
-import numbers
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterator, Literal, Mapping, Sequence
 
@@ -17,9 +15,11 @@ import torch
 from jaxtyping import Float
 from torch import Tensor
 
+from tl_traits.core.foreign import layer_list, read_tensor, sum_by_layer
 from tl_traits.core.generation import add_batch_listener, decode_new_text, generate_tokens
 from tl_traits.core.hook_names import hook_name
 from tl_traits.core.hook_points import add_forward_hooks
+from tl_traits.core.numeric import check_number
 from tl_traits.core.prompts import PreparedInputs, PromptInput, as_batch
 from tl_traits.core.vectors import TraitVector
 from tl_traits.steering.errors import SteeringError
@@ -192,7 +192,9 @@ def steer(
       - a raw `[d_model]` tensor: added as it is, in residual-stream units; `coef` (default 1)
         scales it, `normalize=True` makes it unit length first. `hook` defaults to resid_post.
       - a `{layer: tensor}` dict (steering-vectors' and repeng's shape): each layer gets its
-        own tensor, as a raw tensor does; `layers` defaults to the dict's keys.
+        own tensor, as a raw tensor does; `layers` defaults to the dict's keys. Keys may be ints, numpy
+        integers or names like "layer.12"; -1 is the last layer, and keys naming one layer (-1 and 29 on
+        30 layers) are summed, as steering-vectors adds both. Each tensor is exactly [d_model].
     positions: "all", "prompt" (the prompt's positions) or "response" (generated tokens).
     operator: "add" (h + c v), "ablate" (project v out), "ablate_then_add" (project out, then add c v).
     spread: divide the strength (or coef) evenly over `layers`, a band that adds in total what one
@@ -226,9 +228,8 @@ def _resolve(
         raise SteeringError(f"operator must be one of {', '.join(OPERATORS)}, not {operator!r}")
     if strength is not None and coef is not None:
         raise SteeringError("give strength (relative to the layer's activation norm) or coef (absolute), not both")
-    for name, value in (("strength", strength), ("coef", coef)):
-        if value is not None and (isinstance(value, bool) or not isinstance(value, numbers.Real) or not math.isfinite(value)):
-            raise SteeringError(f"{name} must be a finite number, not {value!r}; e.g. {name}=0.5")
+    strength, coef = (check_number(value, name, SteeringError, optional=True, hint=f"; e.g. {name}=0.5")
+                      for name, value in (("strength", strength), ("coef", coef)))
     n_layers, d_model = int(model.cfg.n_layers), int(model.cfg.d_model)
     if isinstance(vector, TraitVector):
         if strength is None and coef is None and operator != "ablate":
@@ -248,10 +249,11 @@ def _resolve(
         raise SteeringError("strength needs the activation norms a TraitVector records; a raw tensor or a {layer: tensor} "
                             "dict is in residual units: pass coef (default 1: add it as it is)")
     if isinstance(vector, Mapping):
-        per_layer = {_one_layer(layer, n_layers): _raw_direction(t, d_model, normalize, f"the tensor for layer {layer}")
-                     for layer, t in vector.items()}
-        if not per_layer:
+        if not vector:
             raise SteeringError("the {layer: tensor} dict is empty")
+        # keys naming one layer (-1 and 29 on 30 layers) are summed, as steering-vectors adds both
+        per_layer = {layer: _unit(t) if normalize else t
+                     for layer, t in sum_by_layer(vector, n_layers, d_model, error=SteeringError).items()}
         chosen = list(per_layer) if layers is None else _layer_list(layers, n_layers)
         missing = [layer for layer in chosen if layer not in per_layer]
         if missing:
@@ -267,36 +269,25 @@ def _resolve(
 
 
 def _spread(edits: dict[int, LayerEdit], spread: bool) -> dict[int, LayerEdit]:
-    """With `spread`, each of several layers gets an equal share of the coefficient (a band)."""
-    if spread and len(edits) > 1:
-        for edit in edits.values():
-            edit.coef = float(edit.coef) / len(edits)
+    """With `spread`, each of several layers gets an equal share of the coefficient (a band). Each coefficient
+    times its direction must stay finite in float32 (strength 1e37 x a norm of 50 is inf)."""
+    for layer, edit in edits.items():
+        edit.coef = check_number(float(edit.coef) / (len(edits) if spread else 1), f"the coefficient at layer {layer}",
+                                 SteeringError, scale=float(edit.direction.abs().max()))
     return edits
 
 def _raw_direction(tensor: Any, d_model: int, normalize: bool, what: str) -> Float[Tensor, "d_model"]:
-    raw = torch.as_tensor(tensor)
-    direction = raw.detach().to("cpu", torch.float32)
-    if direction.dim() == 2 and direction.shape[0] == 1:  # a [1, d_model] row, as some tools store it
-        direction = direction[0]
-    if direction.shape != (d_model,):
-        raise SteeringError(f"{what} must have shape [d_model] = [{d_model}], got {tuple(raw.shape)}")
-    if not bool(torch.isfinite(direction).all()):
-        raise SteeringError(f"{what} holds NaN or inf values")
-    return direction / direction.norm().clamp_min(1e-12) if normalize else direction
+    direction = read_tensor(tensor, d_model, what=what, error=SteeringError)
+    return _unit(direction) if normalize else direction
 
 
-def _one_layer(layer: Any, n_layers: int) -> int:
-    if isinstance(layer, bool) or not isinstance(layer, int) or not -n_layers <= layer < n_layers:
-        raise SteeringError(f"layer {layer!r} is out of range: this model has {n_layers} layers "
-                            f"(0..{n_layers - 1}, or -1 for the last, as in extract)")
-    return layer % n_layers  # -1 is the last layer, as capture and extract read it
+def _unit(direction: Tensor) -> Tensor:
+    return direction / direction.norm().clamp_min(1e-12)
 
 
-def _layer_list(layers: int | Sequence[int], n_layers: int) -> list[int]:
-    layer_list = [layers] if isinstance(layers, int) else list(layers)
-    if not layer_list:
-        raise SteeringError("layers is empty")
-    return [_one_layer(layer, n_layers) for layer in layer_list]
+def _layer_list(layers: Any, n_layers: int) -> list[int]:
+    """`layers=` (one layer or several; -1 the last, numpy integers too) as layers 0..n_layers-1, each once."""
+    return layer_list(layers, n_layers, error=SteeringError)
 
 
 # -- sweeps ---------------------------------------------------------------------------------------
@@ -314,6 +305,10 @@ class Setting:
     coef: float | None = None
     vector: TraitVector | None = field(default=None, compare=False)
     positions: Positions = "all"
+
+    def __post_init__(self) -> None:  # a bad number fails where it is written; np.float32(0.5) is kept as 0.5
+        for name in ("strength", "coef"):
+            object.__setattr__(self, name, check_number(getattr(self, name), f"Setting {name}", SteeringError, optional=True))
 
     @property
     def layers(self) -> tuple[int, ...]:

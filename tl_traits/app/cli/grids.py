@@ -19,8 +19,10 @@ from tl_traits.app.cli.options import (
     ModelOpt,
     QuestionsOpt,
     QuietOpt,
+    output_folder,
     parse_layers,
     split_values,
+    trait_files,
 )
 from tl_traits.app.cli.quantization import (
     BackendsOpt,
@@ -75,6 +77,10 @@ class GridOptions:
     def n_questions(self) -> int:
         return self.questions if not self.limit else min(self.questions, self.limit)
 
+    def check_runs_dir(self, traits: list[str]) -> None:
+        """The runs folder is not a file and holds none of the traits' files (runs write inside it)."""
+        output_folder(self.runs_dir, "--runs-dir", inputs={"TRAITS": [f for t in traits for f in trait_files(t)]})
+
     def start(self) -> tuple[Any, Any]:
         """The executor, and the model for it (loaded here, or a spec for remote runs)."""
         engine = executor_for(self.executor, self.workers, self.retries, self.executor_option, self.quiet)
@@ -110,6 +116,7 @@ def steer_sweep(
     grid: GridOptions,
 ) -> None:
     """Steering sweep: per (trait, method, layer) extract the vector there and search the steering strength."""
+    grid.check_runs_dir(traits)
     layer_list = parse_layers(layers)
     if layer_list == "all":
         raise typer.BadParameter("--layers takes comma-separated layers for a steering sweep, not 'all'")
@@ -134,6 +141,7 @@ def quant_sweep(
     grid: GridOptions,
 ) -> None:
     """The quantization study over traits x backends, one run per pair (each with its own float32 reference)."""
+    grid.check_runs_dir(traits)
     layer_spec, steer_at = parse_layers(layers), parse_layers(steering_layers)
     engine, model = grid.start()
     result = quantization_sweep(

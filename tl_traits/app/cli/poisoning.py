@@ -15,6 +15,7 @@ from tl_traits.app.cli.options import (
     QuietOpt,
     emit,
     existing_file,
+    finite,
     output_folder,
     parse_options,
     split_values,
@@ -36,6 +37,7 @@ from tl_traits.core.files import read_jsonl
 from tl_traits.scale.poison_sweep import DEFAULT_RATES, DetectionSpec, poison_sweep
 from tl_traits.training.config import TrainConfig
 from tl_traits.training.instruction_data import instruction_dataset
+from tl_traits.training.poisoning import INDICES_FILE, INFO_FILE, ROWS_FILE
 from tl_traits.training.poisoning import poison as poison_rows
 
 
@@ -60,7 +62,7 @@ def poison(
     as_json: bool = JsonOpt,
 ) -> None:
     """Poison an instruction dataset with an attack plugin; write the rows and which ones were attacked."""
-    output_folder(out, "--out")
+    output_folder(out, "--out", inputs={"--data": data}, writes=(ROWS_FILE, INDICES_FILE, INFO_FILE))
     made = poison_rows(_read_rows(data, "train", limit), attack, rate, seed, **parse_options(option))
     made.save(out, source=str(data) if data else "bundled instruction set (train)")
     info = made.metadata()
@@ -81,7 +83,7 @@ def sweep(
     n_train: int = typer.Option(300, "--n-train", min=1, help="Bundled train rows."),
     n_test: int = typer.Option(100, "--n-test", min=1, help="Bundled test rows."),
     epochs: int = typer.Option(2, "--epochs", min=1),
-    lr: float = typer.Option(1e-4, "--lr"),
+    lr: float = typer.Option(1e-4, "--lr", callback=finite),
     batch_size: int = typer.Option(8, "--batch-size", min=1),
     trainable: str = typer.Option("last:4", "--trainable", help="all, last:N or from:L."),
     detect_layer: Optional[int] = typer.Option(None, "--detect-layer", help="Also score detection (spectral, trait) at this layer."),

@@ -22,6 +22,7 @@ from tl_traits.app.cli.options import (
     parse_layers,
     split_values,
     stages_for,
+    trait_files,
 )
 from tl_traits.quantization.study import DEFAULT_BACKENDS, quantization_study
 
@@ -48,7 +49,7 @@ def quant_study(
     quiet: bool = QuietOpt,
 ) -> None:
     """How much each quantizer bends the trait direction, the activations and the steering effect."""
-    output_folder(out, "--out")
+    output_folder(out, "--out", inputs={"TRAIT": trait_files(trait)}, writes=("study.json", "study.md", "study.png"))
     layer_spec = parse_layers(layers)
     steer_at = parse_layers(steering_layers)
     with stages_for(quiet, as_json) as stages:

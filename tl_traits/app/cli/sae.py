@@ -14,7 +14,9 @@ from tl_traits.app.cli.options import (
     QuietOpt,
     emit,
     existing_file,
+    finite,
     model_from,
+    output_folder,
     stages_for,
 )
 from tl_traits.saes.recipe import read_corpus, target_folder, train_and_store
@@ -26,7 +28,7 @@ def train_sae(
     d_sae: Optional[int] = typer.Option(None, "--d-sae", min=1, help="Features (default 8 x d_model)."),
     k: int = typer.Option(32, "--k", min=1, help="Active features per token (TopK)."),
     tokens: int = typer.Option(1_000_000, "--tokens", min=1, help="Training tokens (activations seen)."),
-    lr: float = typer.Option(1e-3, "--lr", help="Adam learning rate (constant)."),
+    lr: float = typer.Option(1e-3, "--lr", callback=finite, help="Adam learning rate (constant)."),
     corpus: Optional[Path] = typer.Option(None, "--corpus", help="A .txt (paragraphs split by blank lines) or .jsonl "
                                           "(text, or prompt+response) file; default: the offline corpus (docs/sae.md)."),
     replies: int = typer.Option(320, "--replies", min=1, help="Model replies in the default corpus (generated once, cached)."),
@@ -40,6 +42,7 @@ def train_sae(
     quiet: bool = QuietOpt,
 ) -> None:
     """Train a TopK SAE on one layer with sae-lens's trainer and store it where the `sae` extractor finds it."""
+    output_folder(out, "--out", inputs={"--corpus": corpus})  # --force replaces the whole folder
     texts = read_corpus(existing_file(corpus, "--corpus")) if corpus is not None else None
     with stages_for(quiet, as_json) as stages:
         m = model_from(model, kind, stages)

@@ -8,10 +8,11 @@ from typing import Any, List, Optional
 
 import typer
 
-from tl_traits.app.cli.options import EXIT_FAILED, JsonOpt, emit, parse_options
+from tl_traits.app.cli.options import EXIT_FAILED, JsonOpt, emit, output_file, parse_options
 from tl_traits.core.models import ModelSpec, load_model
 from tl_traits.scale.aggregate import aggregate as merge_runs
 from tl_traits.scale.executors import EXECUTORS, make_executor
+from tl_traits.scale.runs import SUMMARY
 
 RunsDirOpt = typer.Option(Path("runs"), "--runs-dir", "-o", help="Where run folders go; finished runs are skipped.")
 ExecutorOpt = typer.Option("local", "--executor", help="Where runs go: local, ray or slurm (docs/scaling.md).")
@@ -96,6 +97,7 @@ def aggregate(
     as_json: bool = JsonOpt,
 ) -> None:
     """Merge every summary.csv below RUNS_DIR (any sweep, any executor) into one CSV and plot it."""
+    output_file(out, "--out", inputs={"RUNS_DIR": sorted(runs_dir.rglob(SUMMARY)) if runs_dir.is_dir() else []})
     table = merge_runs(runs_dir, out)
     if as_json:
         emit(json.loads(table.to_json(orient="records")))

@@ -24,6 +24,7 @@ from tl_traits.app.cli.options import (
     split_values,
     stages_for,
     steering_line,
+    trait_files,
 )
 from tl_traits.core.generation import generate
 from tl_traits.core.trait_sets import load_trait
@@ -47,7 +48,7 @@ def extract(
     quiet: bool = QuietOpt,
 ) -> None:
     """Extract trait vectors for one trait set and print held-out metrics per method."""
-    output_file(out, "--out")
+    output_file(out, "--out", inputs={"TRAIT": trait_files(trait)})
     dataset = load_trait(trait)
     if limit:
         dataset = dataset.limit(limit)
@@ -76,8 +77,9 @@ def extract(
 
 
 def steer(
-    vectors: Path = typer.Argument(..., help="A .safetensors file written by extract."),
-    layer: Optional[int] = typer.Option(None, "--layer", "-l", help="Default: the extracted layer nearest 40% depth (mid layers steer best)."),
+    vectors: Path = typer.Argument(..., help="A vectors file from extract, a GGUF control vector or a {layer: tensor} safetensors file."),
+    layer: Optional[int] = typer.Option(None, "--layer", "-l", help="Default: the extracted layer nearest 40% depth (mid layers "
+                                        "steer best); another tool's vector: all its layers. -1 is the last layer."),
     strength: float = typer.Option(0.5, "--strength", "-s", callback=finite, help="x the mean residual norm at the layer (negative: away)."),
     prompt: Optional[List[str]] = typer.Option(None, "--prompt", "-p", help="Prompts; none: an interactive prompt."),
     method: Optional[str] = typer.Option(None, "--method", help="Which method in the file (default mean_diff)."),
@@ -89,11 +91,14 @@ def steer(
     quiet: bool = QuietOpt,
 ) -> None:
     """Generate with a trait vector added at one layer; interactive when no --prompt is given."""
-    vec = load_vector(vectors, method)
-    at = layer if layer is not None else _default_layer(vec)
+    source = load_vector(vectors, method)
     with stages_for(quiet, as_json) as stages, stages.stage("load model"):
         m = model_from(model, kind)
+    vec = source.for_model(m)
     vec.check_model(m)
+    # another tool's vector steers at all its layers, as that tool does (and as the library's steer does)
+    at = layer if layer is not None else (list(vec.layers) if source.imported else _default_layer(vec))
+    where = f"layer {at}" if isinstance(at, int) else f"layers {','.join(map(str, at))}"
 
     def answer(prompts: list[str]) -> list[dict[str, Any]]:
         with stages_for(quiet, as_json) as stages:  # on 2 CPU cores a 60-token answer takes seconds
@@ -102,7 +107,7 @@ def steer(
                     base = generate(m, prompts, max_new_tokens=max_new_tokens)
             else:
                 base = [None] * len(prompts)
-            with stages.stage(f"steered at layer {at}, strength {strength:g}"), do_steer(m, vec, at, strength=strength):
+            with stages.stage(f"steered at {where}, strength {strength:g}"), do_steer(m, vec, at, strength=strength):
                 steered = generate(m, prompts, max_new_tokens=max_new_tokens)
         return [{"prompt": p, "layer": at, "strength": strength, "steered": s, "unsteered": b}
                 for p, s, b in zip(prompts, steered, base)]
@@ -111,13 +116,13 @@ def steer(
         for row in rows:
             if row["unsteered"] is not None:
                 typer.echo(f"unsteered: {row['unsteered'].strip()}")
-            typer.echo(f"steered (layer {at}, strength {strength:g}): {row['steered'].strip()}\n")
+            typer.echo(f"steered ({where}, strength {strength:g}): {row['steered'].strip()}\n")
 
     if prompt:
         rows = answer(list(prompt))  # each --prompt whole: prompts may contain commas
         emit(rows) if as_json else show(rows)
         return
-    typer.echo(f"steering with {vec.method} at layer {at}, strength {strength:g}; an empty line or Ctrl-D quits", err=True)
+    typer.echo(f"steering with {vec.method} at {where}, strength {strength:g}; an empty line or Ctrl-D quits", err=True)
     while True:
         try:
             line = input("> ")
@@ -130,7 +135,7 @@ def steer(
 
 
 def evaluate(
-    vectors: Path = typer.Argument(..., help="A .safetensors file written by extract."),
+    vectors: Path = typer.Argument(..., help="A vectors file from extract, a GGUF control vector or a {layer: tensor} safetensors file."),
     trait: str = typer.Argument(..., help="The trait whose steering questions and definition are used."),
     layers: Optional[str] = typer.Option(None, "--layers", help="Comma-separated layers searched (default: the extracted layer nearest 40% depth)."),
     judges: Optional[List[str]] = typer.Option(None, "--judges", help="A trait judge and a coherence judge (default: the trait's own, e.g. classifier,coherence)."),
@@ -146,11 +151,13 @@ def evaluate(
     quiet: bool = QuietOpt,
 ) -> None:
     """Choose the layer and strength on the trait's dev questions, score that setting on its test questions."""
-    vec = load_vector(vectors, method)
-    layer_list = parse_layers(layers) or [_default_layer(vec)]
+    output_file(log, "--log", inputs={"VECTORS": vectors, "TRAIT": trait_files(trait)})
+    source = load_vector(vectors, method)
     n = limit or questions
     with stages_for(quiet, as_json) as stages:
         m = model_from(model, kind, stages)
+        vec = source.for_model(m)
+        layer_list = parse_layers(layers) or [_default_layer(vec)]
         with stages.stage(f"evaluate {vec.method}", total=1) as advance:
             result = evaluate_steering(m, vec, trait, layers=layer_list, judges=split_values(judges) or None,
                                        direction=direction, dev_questions=n, test_questions=n,
