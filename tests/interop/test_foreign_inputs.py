@@ -139,3 +139,9 @@ def test_a_gguf_round_trip_keeps_its_tensors(tmp_path, model):
         back = tt.import_gguf(tt.export_gguf(vec, tmp_path / "v.gguf", strength=2.0), model)
     assert back.layers == [5, 29]
     torch.testing.assert_close(back.directions, 2 * vec.directions)
+
+
+def test_an_imported_vector_has_no_baseline_to_centre_on_and_says_so(model):
+    vec = _imported(model)
+    with pytest.raises(VectorError, match="no recorded baseline.*tt.extract"):
+        vec.baseline(3)  # was a raw KeyError: 'baseline' from monitoring

@@ -108,6 +108,11 @@ class TraitVector(VectorArithmetic):
         return float(self.act_norm[self._row(layer)])
 
     def baseline(self, layer: int) -> float:
+        """The mean projection extract recorded at `layer` (what a centred projection subtracts)."""
+        if "baseline" not in self.metrics:
+            raise VectorError(f"vector '{self.method}' has no recorded baseline (it was not made by extract, e.g. "
+                              "imported from another tool), so its centred projection is undefined; extract the trait "
+                              "with tt.extract to monitor it")
         return float(self.metrics["baseline"][self._row(layer)])
 
     def best_layer(self, metric: str = "auroc") -> int:
