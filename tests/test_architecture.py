@@ -247,3 +247,35 @@ def test_every_package_is_listed_for_installation() -> None:
     listed = set(tomllib.loads((REPO / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"])
     packages = {m for m, p in MODULES.items() if p.name == "__init__.py"}
     assert packages <= listed, f"add to [tool.setuptools] packages in pyproject.toml: {sorted(packages - listed)}"
+
+
+def _map_sections() -> dict[str, str]:
+    """docs/architecture.md's module map, per room: the core table's text, and each room's table row."""
+    text = (REPO / "docs" / "architecture.md").read_text(encoding="utf-8")
+    core = text.split("### core", 1)[1].split("### domains", 1)[0]
+    rooms = {"core": core}
+    for line in text.splitlines():
+        if line.startswith("| `") and "/` |" in line.split("|")[1] + "|":
+            rooms[line.split("`")[1].rstrip("/")] = line
+    plugins = text.split("### plugins", 1)[1].split("## Where", 1)[0]
+    rooms["plugins"] = plugins
+    return rooms
+
+
+def test_the_architecture_map_lists_every_module():
+    """Every module file under tl_traits/ and every plugin appears in docs/architecture.md under its room."""
+    rooms = _map_sections()
+    missing = []
+    for name, path in MODULES.items():
+        parts = name.split(".")
+        if path.name == "__init__.py" and parts[-1] != "cli":
+            continue  # a package's own __init__ (the facade, a room) is described in prose
+        if parts[1] == "plugins" or len(parts) < 3:
+            continue  # plugins: checked by name below
+        room, file = parts[1], path.name if path.name != "__init__.py" else f"{parts[-1]}/"
+        if room not in rooms or f"`{file}`" not in rooms[room]:
+            missing.append(name)
+    for path in (REPO / "plugins").glob("*/*.py"):
+        if not path.name.startswith("_") and path.stem.replace("_", "-") not in rooms["plugins"].replace("_", "-"):
+            missing.append(f"plugins/{path.parent.name}/{path.name}")
+    assert not missing, f"docs/architecture.md's module map does not list: {sorted(missing)}"
