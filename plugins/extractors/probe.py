@@ -46,7 +46,7 @@ def logistic_regression(
     C: float = 1.0,
     max_iter: int = 200,
     tol: float = 1e-5,
-) -> tuple[Float[Tensor, "layer d_model"], Float[Tensor, "layer"]]:
+) -> tuple[Float[Tensor, "layer d_model"], Float[Tensor, " layer"]]:
     """The probe's classifier per layer: predict positive where x/||x||·w + b > 0."""
     pos, neg = check_pair(pos, neg, "probe")
     if C <= 0:
@@ -92,7 +92,7 @@ class _LogReg:
         xr = torch.cat([xr, self.zero], dim=-1)
         return torch.addcmul(xr, self.offset, r.sum(-1, keepdim=True)).mul_(self.C).addcmul_(theta, self.ridge)
 
-    def fit(self, max_iter: int, tol: float) -> tuple[Float[Tensor, "layer d"], Float[Tensor, "layer"]]:
+    def fit(self, max_iter: int, tol: float) -> tuple[Float[Tensor, "layer d"], Float[Tensor, " layer"]]:
         """Polak-Ribière+ conjugate gradients with a Newton/secant line search per layer."""
         C, y = self.C, self.y
         theta, z = torch.zeros_like(self.offset), torch.zeros_like(self.inv_norm)
@@ -123,7 +123,8 @@ class _LogReg:
         if active.any():
             warnings.warn(
                 f"probe: not converged to tol={tol} in {max_iter} iterations at layers "
-                f"{active.flatten().nonzero().flatten().tolist()}; raise max_iter or tol"
+                f"{active.flatten().nonzero().flatten().tolist()}; raise max_iter or tol",
+                stacklevel=2,
             )
         return theta[:, 0, :-1], _dot(self.offset, theta)[:, 0, 0]  # b = beta / scale - mean·w undoes the centring
 

@@ -191,7 +191,7 @@ def test_evaluate_and_monitor_json(capsys, tmp_path, tiny_vectors, tiny_llama_fo
 def test_run_writes_the_whole_output_folder(capsys, tiny_run_dir):
     summary = json.loads((tiny_run_dir / "results" / "summary.json").read_text())
     assert list(summary["traits"]) == ["emotion/joy", "alignment/refusal"]
-    for trait, info in summary["traits"].items():
+    for info in summary["traits"].values():
         vecs = tt.TraitVectors.load(tiny_run_dir / info["vectors"])
         assert set(vecs.methods) == set(default_methods()) and "sae" not in vecs.methods  # every default method
         assert vecs.layers == [0, 1]  # at every layer

@@ -264,8 +264,8 @@ def test_a_sum_adds_exactly_the_parts_even_when_their_norms_differ():
     a, b = arithmetic_pair()
     a.act_norm = torch.tensor([10.0, 12.0, 14.0])
     b.act_norm = torch.tensor([30.0, 40.0])
-    for vec, expected in ((a + b, lambda s, l: a.layer_tensors(s)[l] + b.layer_tensors(s)[l]),
-                          (a - 2 * b, lambda s, l: a.layer_tensors(s)[l] - 2 * b.layer_tensors(s)[l])):
+    for vec, expected in ((a + b, lambda s, n: a.layer_tensors(s)[n] + b.layer_tensors(s)[n]),
+                          (a - 2 * b, lambda s, n: a.layer_tensors(s)[n] - 2 * b.layer_tensors(s)[n])):
         for layer in (2, 3):
             torch.testing.assert_close(vec.layer_tensors(0.4)[layer], expected(0.4, layer))
 
@@ -302,7 +302,7 @@ def test_a_scale_must_be_finite_in_float32_and_numpy_scalars_are_numbers():
     """1e39 passed math.isfinite: the vector became inf, generate returned empty text, export_gguf wrote inf."""
     a, _ = arithmetic_pair()
     for bad in (1e39, -1e39, float("nan"), float("inf"), np.float64(1e300)):
-        for op in (lambda: bad * a, lambda: a * bad):
+        for op in (lambda bad=bad: bad * a, lambda bad=bad: a * bad):
             with pytest.raises(VectorError, match="scale of a vector"):
                 op()
     with pytest.raises(VectorError, match="strength 1e\\+39 overflows float32"):

@@ -84,7 +84,7 @@ def test_steering_sweep_one_folder_per_trait_method_layer(tiny, tmp_path):
     result = steering_sweep(tiny, ["emotion/joy"], ["mean_diff", "probe"], [0, 1], runs_dir=tmp_path, questions=2,
                             max_new_tokens=4, limit=8, progress=False, log=lambda m: None)
     assert not result.failed and len(result.rows) == 4
-    assert {(r["method"], r["layer"]) for r in result.rows} == {(m, l) for m in ("mean_diff", "probe") for l in (0, 1)}
+    assert {(r["method"], r["layer"]) for r in result.rows} == {(m, n) for m in ("mean_diff", "probe") for n in (0, 1)}
     folder = tmp_path / tiny.cfg.model_name / "steering" / "emotion-joy" / "probe" / "layer_1"
     assert {"vector.safetensors", "evaluation.jsonl", "summary.csv"} <= {p.name for p in folder.iterdir()}
     vec = tt.TraitVectors.load(folder / "vector.safetensors")["probe"]

@@ -94,7 +94,7 @@ def test_one_times_an_imported_vector_steers_at_the_same_layers(tiny_hooked):
     imported = _vector_on(tiny_hooked, [0, 1], act_norm=1.0, units="absolute")
     names = [name for name, _ in tt.steer(tiny_hooked, imported, strength=1.0)]
     assert names == ["blocks.0.hook_resid_post", "blocks.1.hook_resid_post"]
-    for derived in (1 * imported, imported * 1.0, -(-imported)):
+    for derived in (1 * imported, imported * 1.0, -(-imported)):  # noqa: B002 - two negations, not a decrement
         assert [name for name, _ in tt.steer(tiny_hooked, derived, strength=1.0)] == names
 
 

@@ -39,7 +39,7 @@ class ActivationSet:
 
     acts: Float[Tensor, "n layer d_model"]
     token_norms: Float[Tensor, "n layer"]  # mean per-token |h| over the same positions
-    labels: Int[Tensor, "n"] | None
+    labels: Int[Tensor, " n"] | None
     layers: list[int]
     hook: str
     position: str
@@ -157,7 +157,7 @@ def example_order(items: Sequence[TraitExample], *, keep_order: bool = False) ->
 # -- capture -----------------------------------------------------------------------------------------
 def reduce_positions(
     act: Float[Tensor, "batch seq d_model"], weights: Float[Tensor, "batch seq"]
-) -> tuple[Float[Tensor, "batch d_model"], Float[Tensor, "batch"]]:
+) -> tuple[Float[Tensor, "batch d_model"], Float[Tensor, " batch"]]:
     """Position-weighted mean activation and mean token norm, computed on the activation's device
     (in a model split over devices each layer's activations stay where that layer lives)."""
     a = act.float()
@@ -238,9 +238,9 @@ def capture(
 
         def reducer(j: int):
             def fn(act: Tensor, hook: Any) -> None:
-                means, token_norms = reduce_positions(act, weights)
-                out[:, j] = means.to(out.device)
-                out_norm[:, j] = token_norms.to(out.device)
+                means, token_norms = reduce_positions(act, weights)  # noqa: B023 - run within this batch's forward
+                out[:, j] = means.to(out.device)  # noqa: B023
+                out_norm[:, j] = token_norms.to(out.device)  # noqa: B023
 
             return fn
 

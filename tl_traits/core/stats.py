@@ -20,7 +20,7 @@ class StatsError(TlTraitsError):
     """Inputs a statistic cannot be computed from (empty, mismatched, one class)."""
 
 
-def auroc(pos_scores: Float[Tensor, "*layer n"], neg_scores: Float[Tensor, "*layer m"]) -> Float[Tensor, "*layer"]:
+def auroc(pos_scores: Float[Tensor, "*layer n"], neg_scores: Float[Tensor, "*layer m"]) -> Float[Tensor, " *layer"]:
     """P(a positive outscores a negative), ties counted 1/2 (the Mann-Whitney U statistic / (n m)).
 
     A NaN score is refused (StatsError), never ranked: sorted last, it would count as a win over every
@@ -37,7 +37,7 @@ def auroc(pos_scores: Float[Tensor, "*layer n"], neg_scores: Float[Tensor, "*lay
     return (wins / (pos.shape[-1] * neg.shape[-1])).to(dtype)
 
 
-def cohens_d(pos: Float[Tensor, "*layer n"], neg: Float[Tensor, "*layer m"]) -> Float[Tensor, "*layer"]:
+def cohens_d(pos: Float[Tensor, "*layer n"], neg: Float[Tensor, "*layer m"]) -> Float[Tensor, " *layer"]:
     """(mean pos - mean neg) / pooled std (ddof 1); 0 where both the spread and the gap are 0."""
     pos, neg, dtype = _pair(pos, neg, "cohens_d")
     n1, n2 = pos.shape[-1], neg.shape[-1]
@@ -47,8 +47,8 @@ def cohens_d(pos: Float[Tensor, "*layer n"], neg: Float[Tensor, "*layer m"]) -> 
 
 
 def accuracy_at_threshold(
-    pos: Float[Tensor, "*layer n"], neg: Float[Tensor, "*layer m"], threshold: float | Float[Tensor, "*layer"]
-) -> Float[Tensor, "*layer"]:
+    pos: Float[Tensor, "*layer n"], neg: Float[Tensor, "*layer m"], threshold: float | Float[Tensor, " *layer"]
+) -> Float[Tensor, " *layer"]:
     """Fraction classified right by `score > threshold` (positives above, negatives at or below)."""
     pos, neg, dtype = _pair(pos, neg, "accuracy_at_threshold")
     t = torch.as_tensor(threshold, dtype=pos.dtype, device=pos.device)
@@ -58,13 +58,13 @@ def accuracy_at_threshold(
     return (right.double() / (pos.shape[-1] + neg.shape[-1])).to(dtype)
 
 
-def midpoint(pos: Float[Tensor, "*layer n"], neg: Float[Tensor, "*layer m"]) -> Float[Tensor, "*layer"]:
+def midpoint(pos: Float[Tensor, "*layer n"], neg: Float[Tensor, "*layer m"]) -> Float[Tensor, " *layer"]:
     """Halfway between the two class means: the natural decision threshold of a direction."""
     pos, neg, dtype = _pair(pos, neg, "midpoint")
     return ((pos.mean(dim=-1) + neg.mean(dim=-1)) / 2).to(dtype)
 
 
-def spearman(x: Float[Tensor, "n"], y: Float[Tensor, "n"]) -> float:
+def spearman(x: Float[Tensor, " n"], y: Float[Tensor, " n"]) -> float:
     """Spearman's rank correlation (ties get their average rank); NaN when either side is constant."""
     x, y = torch.as_tensor(x, dtype=torch.float64).reshape(-1), torch.as_tensor(y, dtype=torch.float64).reshape(-1)
     if x.shape != y.shape or x.numel() < 2:

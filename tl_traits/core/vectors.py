@@ -43,8 +43,8 @@ class TraitVector(VectorArithmetic):
     method: str
     directions: Float[Tensor, "layer d_model"]
     layers: list[int]
-    act_norm: Float[Tensor, "layer"]  # mean per-token residual norm at each layer
-    metrics: dict[str, Float[Tensor, "layer"]]
+    act_norm: Float[Tensor, " layer"]  # mean per-token residual norm at each layer
+    metrics: dict[str, Float[Tensor, " layer"]]
     metadata: dict[str, Any] = field(default_factory=dict)
 
     def __repr__(self) -> str:
@@ -59,7 +59,7 @@ class TraitVector(VectorArithmetic):
         return self.metadata.get("expression") or f"{(self.metadata.get('dataset') or {}).get('name', '?')}:{self.method}"
 
     # -- in residual units: what travels to other tools ------------------------------------------
-    def layer_tensors(self, strength: float = 1.0, layers: list[int] | None = None) -> dict[int, Float[Tensor, "d_model"]]:
+    def layer_tensors(self, strength: float = 1.0, layers: list[int] | None = None) -> dict[int, Float[Tensor, " d_model"]]:
         """`{layer: tensor}`: exactly what `steer(model, self, layer, strength=strength)` adds at each layer.
 
         This is the shape steering-vectors and repeng hold; `steer(model, v.layer_tensors(0.5))`
@@ -100,7 +100,7 @@ class TraitVector(VectorArithmetic):
             raise VectorError(f"no '{self.method}' vector for layer {layer}; this one has layers {_ranges(self.layers)}")
         return self.layers.index(layer)
 
-    def direction(self, layer: int) -> Float[Tensor, "d_model"]:
+    def direction(self, layer: int) -> Float[Tensor, " d_model"]:
         return self.directions[self._row(layer)]
 
     def norm(self, layer: int) -> float:

@@ -141,7 +141,7 @@ def score_directions(
     train_neg: Float[Tensor, "m layer d_model"],
     val_pos: Float[Tensor, "p layer d_model"],
     val_neg: Float[Tensor, "q layer d_model"],
-) -> dict[str, Float[Tensor, "layer"]]:
+) -> dict[str, Float[Tensor, " layer"]]:
     """Baseline (train midpoint) and held-out AUROC, accuracy at the midpoint, Cohen's d, polarity."""
 
     def project(x: Tensor) -> Tensor:  # [k, layer, d] -> [layer, k]
@@ -165,7 +165,7 @@ def score_directions(
 
 def heldout_metrics(
     directions: Float[Tensor, "layer d_model"], acts: ActivationSet, trait: Any, *, val_split: float = 0.2, seed: int = 0
-) -> dict[str, Float[Tensor, "layer"]]:
+) -> dict[str, Float[Tensor, " layer"]]:
     """`score_directions` of given directions on `acts`, with the train/validation split `extract` uses.
 
     E.g. read a float32 model's vectors from a quantized or fine-tuned model's activations.

@@ -21,7 +21,7 @@ class TransferError(TlTraitsError):
     """An evaluation set that cannot score a vector: no labels, a missing class, or layers the vector lacks."""
 
 
-def transfer_metrics(vector: TraitVector, acts: ActivationSet) -> dict[str, Float[Tensor, "layer"]]:
+def transfer_metrics(vector: TraitVector, acts: ActivationSet) -> dict[str, Float[Tensor, " layer"]]:
     """AUROC and Cohen's d of the vector's projections on a labelled set (label 1 = trait shown), per vector layer.
 
     `acts` is any capture with labels, e.g. `capture(model, other_set, layers=vector.layers)`;
@@ -32,7 +32,7 @@ def transfer_metrics(vector: TraitVector, acts: ActivationSet) -> dict[str, Floa
 
 def directions_on(
     directions: Float[Tensor, "layer d_model"], layers: Sequence[int], acts: ActivationSet
-) -> dict[str, Float[Tensor, "layer"]]:
+) -> dict[str, Float[Tensor, " layer"]]:
     """`transfer_metrics` for bare unit directions at `layers`."""
     if acts.labels is None:
         raise TransferError("the evaluation activations have no labels; capture a TraitDataset (positives = trait shown)")

@@ -36,9 +36,9 @@ class TokenProjections:
     prompt_id: int
     tokens: list[str]
     segments: list[str]  # "prompt", "response" or "end" (the end-of-turn tokens) per token
-    raw: dict[tuple[str, int], Float[Tensor, "seq"]]  # h . v
-    cosine: dict[tuple[str, int], Float[Tensor, "seq"]]  # h . v / |h|
-    centered: dict[tuple[str, int], Float[Tensor, "seq"]]  # h . v - the vector's recorded baseline
+    raw: dict[tuple[str, int], Float[Tensor, " seq"]]  # h . v
+    cosine: dict[tuple[str, int], Float[Tensor, " seq"]]  # h . v / |h|
+    centered: dict[tuple[str, int], Float[Tensor, " seq"]]  # h . v - the vector's recorded baseline
     response: str = ""
 
 
@@ -118,7 +118,7 @@ def project(
 
         def keep(layer: int):
             def fn(act: Tensor, hook: Any) -> None:
-                seen[layer] = act[0].float().cpu()
+                seen[layer] = act[0].float().cpu()  # noqa: B023 - run within this prompt's forward
 
             return fn
 
@@ -156,7 +156,7 @@ def _hook(named: Mapping[str, TraitVector]) -> str:
     return hooks.pop()
 
 
-def _shape(values: Float[Tensor, "seq"], smooth: int | None, velocity: bool) -> Float[Tensor, "seq"]:
+def _shape(values: Float[Tensor, " seq"], smooth: int | None, velocity: bool) -> Float[Tensor, " seq"]:
     if smooth and smooth > 1:
         values = moving_average(values, smooth)
     if velocity:
@@ -164,7 +164,7 @@ def _shape(values: Float[Tensor, "seq"], smooth: int | None, velocity: bool) -> 
     return values
 
 
-def moving_average(values: Float[Tensor, "seq"], window: int) -> Float[Tensor, "seq"]:
+def moving_average(values: Float[Tensor, " seq"], window: int) -> Float[Tensor, " seq"]:
     """Centred moving average; near the ends it averages the tokens that exist."""
     half = window // 2
     padded = torch.nn.functional.pad(values[None, None], (half, window - 1 - half))

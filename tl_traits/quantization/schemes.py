@@ -35,7 +35,7 @@ NF4_CODEBOOK: tuple[float, ...] = (
 NF4_OFFSET = 0.9677083  # bitsandbytes' `create_normal_map` offset: the outermost quantile used
 
 
-def nf4_codebook_from_quantiles(offset: float = NF4_OFFSET) -> Float[Tensor, "16"]:
+def nf4_codebook_from_quantiles(offset: float = NF4_OFFSET) -> Float[Tensor, " 16"]:
     """The NF4 levels computed as the paper describes (normal quantiles, asymmetric, exact zero)."""
     positive = torch.special.ndtri(torch.linspace(offset, 0.5, 9, dtype=torch.float64)[:-1]).tolist()  # normal quantiles
     negative = (-torch.special.ndtri(torch.linspace(offset, 0.5, 8, dtype=torch.float64)[:-1])).tolist()

@@ -99,7 +99,10 @@ class QuantStudy:
                 cos = result.cosine.get(method, [1.0] * len(self.layers))
                 auroc = result.reference_auroc.get(method, [])
                 steers = method == self.steer_method  # steering columns belong to the method that steered
-                figure = (lambda key: self._figure(result, key) if steers else None)
+
+                def figure(key: str, result=result, steers=steers) -> Any:
+                    return self._figure(result, key) if steers else None
+
                 rows.append({
                     "backend": result.backend,
                     "method": method,
@@ -275,7 +278,7 @@ def quantization_study(
                       identity.to_dict())
 
 
-def _cosine(a: Float[Tensor, "layer d"], b: Float[Tensor, "layer d"]) -> Float[Tensor, "layer"]:
+def _cosine(a: Float[Tensor, "layer d"], b: Float[Tensor, "layer d"]) -> Float[Tensor, " layer"]:
     return torch.nn.functional.cosine_similarity(a.float(), b.float(), dim=-1)
 
 
@@ -298,7 +301,7 @@ def _residuals(model: Any, batch: Any, layers: list[int]) -> Float[Tensor, "laye
 
 def _relative_drift(
     quantized: Float[Tensor, "layer batch seq d"], reference: Float[Tensor, "layer batch seq d"], mask: Tensor
-) -> Float[Tensor, "layer"]:
+) -> Float[Tensor, " layer"]:
     """Mean over real tokens of |h_q - h_ref| / |h_ref| per layer."""
     err = (quantized - reference).norm(dim=-1) / reference.norm(dim=-1).clamp_min(1e-6)  # [layer, batch, seq]
     keep = mask.bool().unsqueeze(0).expand_as(err)

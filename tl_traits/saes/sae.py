@@ -103,7 +103,7 @@ def sae_hook(sae: Any) -> tuple[int, str] | None:
 
 
 # -- features of a direction ------------------------------------------------------------------------
-def feature_direction(sae: Any, feature: int) -> Float[Tensor, "d_model"]:
+def feature_direction(sae: Any, feature: int) -> Float[Tensor, " d_model"]:
     """Decoder row `feature` of `sae` at unit norm (float32, CPU): steer with `tt.steer(model, it, layer, coef=...)`."""
     sae = load_sae(sae)
     d_sae = int(sae.cfg.d_sae)
@@ -268,7 +268,7 @@ def _pick(acts: Any, row: int | None, label: str, d_in: int) -> Tensor:
 @torch.no_grad()
 def mean_feature_diff(
     sae: Any, pos: Float[Tensor, "n d_model"], neg: Float[Tensor, "m d_model"], *, batch_size: int = 512
-) -> Float[Tensor, "d_sae"]:
+) -> Float[Tensor, " d_sae"]:
     """mean(encode(pos)) - mean(encode(neg)) per feature, float32 on CPU (encoded in batches on the SAE's device)."""
     return _mean_code(sae, pos, batch_size) - _mean_code(sae, neg, batch_size)
 

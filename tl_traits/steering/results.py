@@ -9,7 +9,7 @@ on dev with its test-half figures and intervals; a `SteeringResult` holds them a
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from typing import Any, Sequence
 
 from tl_traits.core.stats import bootstrap_interval

@@ -63,8 +63,8 @@ class _PositionTracker:
 class LayerEdit:
     """What one hook adds at one layer: coef x direction, on some rows and positions."""
 
-    direction: Float[Tensor, "d_model"] | Float[Tensor, "batch d_model"]  # one per row: a sweep over several vectors
-    coef: float | Float[Tensor, "batch"]
+    direction: Float[Tensor, " d_model"] | Float[Tensor, "batch d_model"]  # one per row: a sweep over several vectors
+    coef: float | Float[Tensor, " batch"]
     rows: Tensor | None = None  # bool [batch]: the rows this edit applies to (a sweep's slices)
     positions: Tensor | None = None  # int [batch]: POSITION_CODES per row (a sweep mixing positions); None: the tracker's
 
@@ -276,7 +276,7 @@ def _spread(edits: dict[int, LayerEdit], spread: bool) -> dict[int, LayerEdit]:
                                  SteeringError, scale=float(edit.direction.abs().max()))
     return edits
 
-def _raw_direction(tensor: Any, d_model: int, normalize: bool, what: str) -> Float[Tensor, "d_model"]:
+def _raw_direction(tensor: Any, d_model: int, normalize: bool, what: str) -> Float[Tensor, " d_model"]:
     direction = read_tensor(tensor, d_model, what=what, error=SteeringError)
     return _unit(direction) if normalize else direction
 

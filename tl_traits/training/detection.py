@@ -34,7 +34,7 @@ class DetectionResult:
     method: str
     layer: int
     position: str
-    scores: Float[Tensor, "n"]
+    scores: Float[Tensor, " n"]
     auroc: float | None
     poisoned_indices: list[int] | None
 
@@ -51,7 +51,7 @@ class DetectionResult:
 
 def spectral_scores(
     acts: Float[Tensor, "n d_model"], groups: Sequence[Any] | None = None
-) -> Float[Tensor, "n"]:
+) -> Float[Tensor, " n"]:
     """Squared projection of each centred row on its group's top right singular vector (0 for singleton groups)."""
     keys = list(groups) if groups is not None else [0] * len(acts)
     if len(keys) != len(acts):

@@ -54,7 +54,7 @@ def parse_layers(text: Optional[str]) -> Any:
     try:
         return [int(x) for x in text.split(",") if x.strip()]
     except ValueError:
-        raise typer.BadParameter(f"layers must be 'all' or comma-separated integers like 6,10,14, not {text!r}")
+        raise typer.BadParameter(f"layers must be 'all' or comma-separated integers like 6,10,14, not {text!r}") from None
 
 
 def parse_options(values: Optional[List[str]]) -> dict[str, Any]:

@@ -103,7 +103,7 @@ def sweep(
         rate_list = [float(r) for r in split_values(rates)] if rates else list(DEFAULT_RATES)
         seed_list = [int(s) for s in split_values(seeds)] if seeds else [0]
     except ValueError as exc:
-        raise typer.BadParameter(f"rates are fractions and seeds integers: {exc}")
+        raise typer.BadParameter(f"rates are fractions and seeds integers: {exc}") from None
     per_attack: dict[str, dict[str, Any]] = {}
     for key, value in parse_options(option).items():
         name, dot, field = key.partition(".")
