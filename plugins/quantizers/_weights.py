@@ -6,10 +6,10 @@ from typing import Any
 
 import torch
 
+from tl_traits.core.models import model_device
 from tl_traits.quantization.in_place import (
     can_compute,
     cast_model,
-    model_device,
     quantize_model_weights,
     relink_stale_views,
     round_weights,

@@ -226,3 +226,21 @@ def test_a_prompt_past_the_context_is_refused_with_its_length(tiny_hooked):
 
 def test_a_tokenizer_alone_has_no_context_to_check(gpt2_tokenizer):
     assert len(prepare_inputs(gpt2_tokenizer, "word " * 2000).token_ids[0]) > 1000
+
+
+def test_one_pad_id_rule_serves_prompts_and_training():
+    """pad, else EOS, else None: prompts pad with 0 under the mask, training asks for pad_token_id=."""
+    from types import SimpleNamespace
+
+    from tl_traits.core.tokenizers import pad_id
+    from tl_traits.training.config import TrainingError
+    from tl_traits.training.loss import training_pad_id
+
+    assert pad_id(SimpleNamespace(pad_token_id=7, eos_token_id=2)) == 7
+    assert pad_id(SimpleNamespace(pad_token_id=None, eos_token_id=2)) == 2
+    assert pad_id(SimpleNamespace(pad_token_id=None, eos_token_id=None)) is None
+    assert pad_id(None, 5) == 5
+    bare = SimpleNamespace(tokenizer=SimpleNamespace(pad_token_id=None, eos_token_id=None))
+    assert training_pad_id(bare, 3) == 3
+    with pytest.raises(TrainingError, match="pass pad_token_id="):
+        training_pad_id(bare, None)

@@ -21,6 +21,7 @@ from tqdm.auto import tqdm
 from tl_traits.core.errors import TlTraitsError
 from tl_traits.core.files import atomic_write_bytes, atomic_write_json
 from tl_traits.core.foreign import layer_list
+from tl_traits.core.models import model_device
 from tl_traits.core.hook_names import HOOKS, hook_name
 from tl_traits.core.hook_points import forward_hooks
 from tl_traits.core.models import model_identity
@@ -130,7 +131,7 @@ def resolve_layers(model: Any, layers: int | Sequence[int] | str) -> list[int]:
 
 def auto_batch_size(model: Any, max_tokens: int, *, cap: int | None = None) -> int:
     """A batch size that fits a quarter of free memory (free CUDA memory on a GPU)."""
-    device = next(model.parameters()).device
+    device = model_device(model)
     if device.type == "cuda":
         free, _ = torch.cuda.mem_get_info(device)
         cap = cap or 256
@@ -206,7 +207,7 @@ def capture(
                 "has none; fill them with tl_traits.generate_responses(model, trait) or use a prompt position"
             )
 
-    device = next(model.parameters()).device
+    device = model_device(model)
     order = example_order(items, keep_order=bool(to_disk))
     if batch_size == "auto":
         longest = max(order, key=lambda i: len(items[i].prompt) + len(items[i].response or ""))

@@ -8,7 +8,7 @@ import torch
 from tqdm.auto import tqdm
 
 from tl_traits.core.errors import TlTraitsError
-from tl_traits.core.models import model_kind
+from tl_traits.core.models import model_device, model_kind
 from tl_traits.core.prompts import PreparedInputs, PromptInput, context_length, prepare_inputs
 
 # Called with each batch before it is generated: steering hooks use it to learn the prompt width.
@@ -95,7 +95,7 @@ def generate_tokens(
             f"{context} tokens; shorten the prompt or lower max_new_tokens to {max(context - longest, 0)}"
         )
     eos = model.tokenizer.eos_token_id
-    device = next(model.parameters()).device
+    device = model_device(model)
     if seed is not None:
         torch.manual_seed(seed)
     out: list[list[int]] = []
@@ -151,7 +151,7 @@ def check_cached_generation(model: Any, prompt: str = "How was your day?", n_tok
     right, the rest are junk. A long job that generates text calls this first (one short prompt).
     """
     batch = prepare_inputs(model, [prompt], padding_side="left")
-    ids = batch.input_ids.to(next(model.parameters()).device)
+    ids = batch.input_ids.to(model_device(model))
     runs = [model.generate(ids, max_new_tokens=n_tokens, do_sample=False, use_past_kv_cache=cache, verbose=False,
                            stop_at_eos=False)[0, ids.shape[1]:].tolist() for cache in (True, False)]
     if runs[0] != runs[1]:

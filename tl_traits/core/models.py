@@ -263,6 +263,12 @@ def model_kind(model: Any) -> str:
     return type(model).__name__
 
 
+def model_device(model: Any) -> torch.device:
+    """Where the model's (first) parameters live; CPU for a model without parameters."""
+    first = next(iter(model.parameters()), None)
+    return first.device if first is not None else torch.device("cpu")
+
+
 def model_identity(model: Any) -> ModelIdentity:
     """Name, kind, n_layers, d_model, dtype and a weights fingerprint of a TL model."""
     cfg = model.cfg

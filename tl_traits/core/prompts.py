@@ -165,7 +165,8 @@ def prepare_inputs(
         bos_token_id=bos_id,
         tokenizer=str(getattr(tokenizer, "name_or_path", type(tokenizer).__name__)),
     )
-    return _pad(rows, rendered, spans, padding_side, pad_id(tokenizer), settings)
+    pad = pad_id(tokenizer)
+    return _pad(rows, rendered, spans, padding_side, 0 if pad is None else pad, settings)  # masked: any id works
 
 
 def context_length(model_cfg: Any) -> int | None:

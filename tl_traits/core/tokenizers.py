@@ -56,9 +56,15 @@ def special_tokens(tokenizer: Any) -> dict[str, int]:
     return found
 
 
-def pad_id(tokenizer: Any) -> int:
-    """The id to pad with: pad, else EOS, else 0."""
-    for candidate in (tokenizer.pad_token_id, tokenizer.eos_token_id, 0):
-        if candidate is not None:
-            return int(candidate)
-    return 0  # pragma: no cover
+def pad_id(tokenizer: Any, explicit: int | None = None) -> int | None:
+    """The id to pad with: `explicit` if given, else the tokenizer's pad token, else its EOS; None if it has neither.
+
+    Any id works as padding that the attention mask hides and no label counts; callers choose what
+    None means (prompts pad with 0, training asks for pad_token_id=)."""
+    if explicit is not None:
+        return int(explicit)
+    for attr in ("pad_token_id", "eos_token_id"):
+        value = getattr(tokenizer, attr, None)
+        if value is not None:
+            return int(value)
+    return None

@@ -16,6 +16,7 @@ from torch import Tensor
 from tl_traits.core import stats
 from tl_traits.core.errors import TlTraitsError, check_count
 from tl_traits.core.extras import require
+from tl_traits.core.models import model_device
 from tl_traits.core.files import parse_json_object
 from tl_traits.core.generation import generate
 from tl_traits.core.hook_names import hook_name
@@ -124,7 +125,7 @@ def project(
 
         hooks = [(hook_name(layer, _hook(named)), keep(layer)) for layer in layer_list]
         with forward_hooks(model, hooks):
-            model(batch.input_ids.to(next(model.parameters()).device), stop_at_layer=max(layer_list) + 1)
+            model(batch.input_ids.to(model_device(model)), stop_at_layer=max(layer_list) + 1)
         sp = batch.spans[0]
         ids = batch.token_ids[0]
         raw, cos, cen = {}, {}, {}

@@ -8,6 +8,7 @@ from typing import Any
 
 import torch
 
+from tl_traits.core.models import model_device
 from tl_traits.core.weight_views import (
     is_subclass_tensor,
     plain_tensors,
@@ -120,11 +121,6 @@ def quantize_model_weights(
         "weight_rel_error": math.sqrt(err2 / norm2) if norm2 > 0 else 0.0,
         "simulated": True,
     }
-
-
-def model_device(model: Any) -> torch.device:
-    first = next(iter(model.parameters()), None)
-    return first.device if first is not None else torch.device("cpu")
 
 
 def can_compute(dtype: torch.dtype, device: torch.device | str = "cpu") -> tuple[bool, str]:

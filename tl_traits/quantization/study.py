@@ -26,6 +26,7 @@ from torch import Tensor
 from tl_traits.core.capture import capture
 from tl_traits.core.errors import check_count
 from tl_traits.core.figures import save_figure
+from tl_traits.core.models import model_device
 from tl_traits.core.files import atomic_write_text
 from tl_traits.core.hook_names import hook_name
 from tl_traits.core.hook_points import forward_hooks
@@ -293,7 +294,7 @@ def _residuals(model: Any, batch: Any, layers: list[int]) -> Float[Tensor, "laye
 
         return fn
 
-    device = next(model.parameters()).device
+    device = model_device(model)
     with forward_hooks(model, [(hook_name(layer, "resid_post"), keep(layer)) for layer in layers]):
         model(batch.input_ids.to(device), attention_mask=batch.attention_mask.to(device), stop_at_layer=max(layers) + 1)
     return torch.stack([seen[layer] for layer in layers])

@@ -17,6 +17,7 @@ from torch import Tensor
 
 from tl_traits.core.hook_names import hook_name
 from tl_traits.core.hook_points import forward_hooks
+from tl_traits.core.models import model_device
 from tl_traits.core.prompts import prepare_inputs
 from tl_traits.core.vectors import TraitVector
 from tl_traits.steering.errors import SteeringError
@@ -40,7 +41,7 @@ class TeacherForced:
             raise SteeringError("the KL scale needs prompts and one unsteered response each")
         self.model = model
         batch = prepare_inputs(model, list(prompts), list(responses), padding_side="right")
-        device = next(model.parameters()).device
+        device = model_device(model)
         self.input_ids = batch.input_ids.to(device)
         self.attention_mask = batch.attention_mask.to(device)
         seq = self.input_ids.shape[1]

@@ -13,7 +13,8 @@ from typing import Any, Mapping, Sequence
 
 import torch
 
-from tl_traits.training.loss import forward_batch, loss_sum, pad_id
+from tl_traits.core.models import model_device
+from tl_traits.training.loss import forward_batch, loss_sum, training_pad_id
 from tl_traits.training.poisoning import Attack, resolve_attack
 from tl_traits.training.sft import IGNORE_INDEX, encode_example
 
@@ -41,7 +42,7 @@ def teacher_forced(
     encoded = [encode_example(model, r["prompt"], r["response"], max_length, name=r.get("id", i)) for i, r in enumerate(rows)]
     was_training = model.training
     model.eval()
-    device, pad = next(model.parameters()).device, pad_id(model, None)
+    device, pad = model_device(model), training_pad_id(model, None)
     out = Forced([], [], 0.0, 0)
     try:
         for start in range(0, len(encoded), batch_size):

@@ -10,6 +10,8 @@ import torch.nn.functional as F
 from jaxtyping import Float, Int
 from torch import Tensor
 
+from tl_traits.core.models import model_device
+from tl_traits.core.tokenizers import pad_id
 from tl_traits.training.config import TrainingError
 from tl_traits.training.sft import IGNORE_INDEX, EncodedExample, collate
 
@@ -28,22 +30,15 @@ def as_examples(examples: Any) -> list[EncodedExample]:
     return data
 
 
-def pad_id(model: Any, pad_token_id: int | None) -> int:
-    if pad_token_id is not None:
-        return int(pad_token_id)
-    tokenizer = getattr(model, "tokenizer", None)
-    for attr in ("pad_token_id", "eos_token_id"):
-        value = getattr(tokenizer, attr, None)
-        if value is not None:
-            return int(value)
+def training_pad_id(model: Any, pad_token_id: int | None) -> int:
+    """core.tokenizers.pad_id for a training batch, where a missing id is an error rather than a silent 0."""
+    found = pad_id(getattr(model, "tokenizer", None), pad_token_id)
+    if found is not None:
+        return found
     raise TrainingError(
         "no pad token id: the model's tokenizer has neither a pad nor an EOS token; pass pad_token_id= "
         "(any id works: padding is never labelled and, on the right, never attended by real tokens)"
     )
-
-
-def model_device(model: Any) -> torch.device:
-    return next(model.parameters()).device
 
 
 def n_labelled(example: EncodedExample) -> int:
@@ -72,7 +67,7 @@ def forward_batch(model: Any, examples: Sequence[EncodedExample], pad: int, devi
 
 def response_loss(model: Any, examples: Any, *, batch_size: int = 16, pad_token_id: int | None = None) -> float:
     """Mean cross-entropy per labelled (response) token over all examples, in eval mode without grad."""
-    data, pad, device = as_examples(examples), pad_id(model, pad_token_id), model_device(model)
+    data, pad, device = as_examples(examples), training_pad_id(model, pad_token_id), model_device(model)
     was_training = model.training
     model.eval()
     total, count = 0.0, 0

@@ -50,10 +50,10 @@ from tl_traits.training.loss import (
     as_examples,
     forward_batch,
     loss_sum,
-    model_device,
     n_labelled,
-    pad_id,
+    training_pad_id,
 )
+from tl_traits.core.models import model_device
 from tl_traits.training.sft import EncodedExample
 
 # Identity fields a checkpoint must share with the model it is resumed on (the fingerprint
@@ -327,7 +327,7 @@ def train(
     The model is left in eval mode with its requires_grad flags as they were.
     """
     started = time.perf_counter()
-    data, pad = as_examples(examples), pad_id(model, pad_token_id)
+    data, pad = as_examples(examples), training_pad_id(model, pad_token_id)
     named = trainable_parameters(model, config.trainable)
     out = Path(out_dir) if out_dir is not None else None
     if out is not None:
