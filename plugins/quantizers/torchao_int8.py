@@ -85,15 +85,13 @@ def _import_torchao() -> Any:
 
 
 def _config(activations: str) -> Any:
-    """The torchao config object (the `*Config` classes of torchao >= 0.9, else the older functions)."""
+    """The torchao config object (the `*Config` classes; the [torchao] extra needs torchao >= 0.18)."""
     _import_torchao()
     from torchao import quantization as q
 
     if activations == "float":
-        return q.Int8WeightOnlyConfig() if hasattr(q, "Int8WeightOnlyConfig") else q.int8_weight_only()
-    if hasattr(q, "Int8DynamicActivationInt8WeightConfig"):
-        return q.Int8DynamicActivationInt8WeightConfig()
-    return q.int8_dynamic_activation_int8_weight()
+        return q.Int8WeightOnlyConfig()
+    return q.Int8DynamicActivationInt8WeightConfig()
 
 
 def tensor_bytes(tensor: torch.Tensor) -> int:

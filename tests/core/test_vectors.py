@@ -94,15 +94,26 @@ def test_an_edited_header_is_refused(tmp_path):
         TraitVectors.load(path)
 
 
-def test_an_old_file_without_header_checksum_still_has_its_rows_counted(tmp_path):
+def test_a_header_without_its_checksum_is_corrupt_and_rows_are_counted(tmp_path):
+    from tl_traits.core.vectors import _header_digest
+
     vecs = make_vectors(["mean_diff"], [10, 11, 12], 8, {"model": {"name": "m", "n_layers": 30, "d_model": 8}})
     path = vecs.save(tmp_path / "v.safetensors")
     rewrite_header(path, lambda h: h.pop("header_sha256"))
-    assert TraitVectors.load(path).layers == [10, 11, 12]  # files written before the header checksum load
-    rewrite_header(path, lambda h: h.update(layers=[10, 11, 12, 13]))
+    with pytest.raises(VectorError, match="corrupt: its header lacks header_sha256"):
+        TraitVectors.load(path)
+
+    def relisted(layers):  # a header edited and re-signed: the rows must still match the layers
+        def change(h):
+            h.pop("header_sha256", None)
+            h.update(layers=layers)
+            h["header_sha256"] = _header_digest({k: v for k, v in h.items() if k != "header_sha256"})
+        return change
+
+    rewrite_header(path, relisted([10, 11, 12, 13]))
     with pytest.raises(VectorError, match="lists 4 layers but method 'mean_diff' holds 3 rows per tensor"):
         TraitVectors.load(path)
-    rewrite_header(path, lambda h: h.update(layers=[10, 10, 12]))
+    rewrite_header(path, relisted([10, 10, 12]))
     with pytest.raises(VectorError, match="not distinct integers"):
         TraitVectors.load(path)
 

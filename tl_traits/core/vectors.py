@@ -242,11 +242,10 @@ class TraitVectors:
         header = parse_json_object(raw, f"the header of {path}", VectorError, fix="extract or copy it again")
         if header.get("format") != FORMAT:
             raise VectorError(f"{path} has format {header.get('format')!r}; this tl_traits reads {FORMAT}")
-        missing = [k for k in ("layers", "methods", "method_order", "tensor_sha256") if k not in header]
+        missing = [k for k in ("layers", "methods", "method_order", "tensor_sha256", "header_sha256") if k not in header]
         if missing:
             raise VectorError(f"{path} is corrupt: its header lacks {', '.join(missing)}; extract or copy it again")
-        recorded = header.pop("header_sha256", None)  # files from before 0.1.0's header checksum have none
-        if recorded is not None and recorded != _header_digest(header):
+        if header.pop("header_sha256") != _header_digest(header):
             raise VectorError(f"{path} is corrupt: its header (layers, metadata) does not match the checksum written with it")
         if _tensor_digest(tensors) != header.pop("tensor_sha256"):
             raise VectorError(f"{path} is corrupt: its tensors do not match the checksum written with them")
