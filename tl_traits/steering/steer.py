@@ -237,8 +237,7 @@ def _resolve(
         if check_model:
             vector.check_model(model)
         if layers is None:  # an imported vector steers at all its layers, as the tool that made it does
-            imported = vector.metadata.get("units") == "absolute"
-            layers = vector.layers if imported else default_steering_layer(n_layers, vector.layers)
+            layers = vector.layers if vector.units == "absolute" else default_steering_layer(n_layers, vector.layers)
         edits = {}
         for layer in _layer_list(layers, n_layers):
             direction = vector.direction(layer)
