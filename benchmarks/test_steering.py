@@ -141,8 +141,9 @@ def test_steering_settings(bench_model, bench_traits, trait_vectors, results, re
         result = evaluate_steering(bench_model, vec, trait, layers=[layer], protocol=protocol,
                                    log=log_path(request, f"settings-{safe_name(trait)}"))
         outcome = result.outcomes["mean_diff"]
-        for row in result.table():
-            rows.append({"trait": trait, **row, "chosen": row["setting"] == outcome.chosen.candidate.label})
+        for row in result.table():  # the table's "trait" is the trait score; the trait set's name goes first
+            scores = {("trait score" if k == "trait" else k): v for k, v in row.items()}
+            rows.append({"trait": trait, **scores, "chosen": row["setting"] == outcome.chosen.candidate.label})
         h = result.headline()
         rows.append({"trait": trait, "setting": f"chosen: {outcome.chosen.label}", "test score": h["test_score"],
                      "unsteered": h["unsteered_test_score"], "gain": h["gain"],
