@@ -18,6 +18,7 @@ class Results:
     model: str
     sections: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
     notes: dict[str, str] = field(default_factory=dict)
+    commands: dict[str, str] = field(default_factory=dict)  # the command that measured each section
 
     def add(self, section: str, rows: list[dict[str, Any]] | dict[str, Any], note: str | None = None) -> None:
         self.sections.setdefault(section, []).extend(rows if isinstance(rows, list) else [rows])
@@ -29,9 +30,11 @@ class Results:
             return None
         stamp = _dt.date.today().isoformat()
         base = Path(out_dir) / f"{stamp}-{self.model.replace('/', '_')}"
+        self.commands = {name: command for name in self.sections}
         self._merge_earlier(base.with_suffix(".json"))
         machine = f"{platform.machine()}, {_cpu_count()} cores, {platform.system()} {platform.release()}, Python {platform.python_version()}"
-        payload = {"date": stamp, "model": self.model, "command": command, "machine": machine, "sections": self.sections, "notes": self.notes}
+        payload = {"date": stamp, "model": self.model, "command": command, "machine": machine, "sections": self.sections, "notes": self.notes,
+                   "commands": self.commands}
         json_path = atomic_write_json(base.with_suffix(".json"), payload)
         md_path = atomic_write_text(base.with_suffix(".md"), self.markdown(command, machine, stamp))
         return json_path, md_path
@@ -45,12 +48,16 @@ class Results:
         earlier = json.loads(path.read_text())
         merged = {k: v for k, v in earlier.get("sections", {}).items() if k not in self.sections}
         self.notes = {**{k: v for k, v in earlier.get("notes", {}).items() if k in merged}, **self.notes}
+        earlier_commands = earlier.get("commands", {})
+        self.commands = {**{k: earlier_commands.get(k, earlier.get("command", "")) for k in merged}, **self.commands}
         self.sections = {**merged, **self.sections}
 
     def markdown(self, command: str, machine: str, stamp: str) -> str:
         lines = [f"# Benchmarks: {self.model} ({stamp})", "", f"Command: `{command}`  ", f"Machine: {machine}", ""]
         for name, rows in self.sections.items():
             lines += [f"## {name}", ""]
+            if self.commands.get(name, command) != command:
+                lines += [f"Command: `{self.commands[name]}`", ""]
             if name in self.notes:
                 lines += [self.notes[name], ""]
             lines += [*markdown_table(rows), ""]

@@ -77,3 +77,20 @@ def test_out_of_distribution_tasks_are_labelled_and_new():
         assert len(task.positive) >= 5 and len(task.negative) >= 5, (trait, len(task.positive), len(task.negative))
         texts = {ex.response or ex.prompt for ex in task.examples}
         assert not texts & bundled, f"{trait}: task texts copied from the bundled set"
+
+
+@pytest.mark.quick
+def test_a_merged_results_file_keeps_the_command_of_each_section(tmp_path):
+    import json
+
+    from results_table import Results
+
+    first = Results("m")
+    first.add("A", {"x": 1.0})
+    first.write(tmp_path, "pytest a")
+    second = Results("m")
+    second.add("B", {"x": 2.0})
+    json_path, md_path = second.write(tmp_path, "pytest b")
+    data = json.loads(json_path.read_text())
+    assert set(data["sections"]) == {"A", "B"} and data["commands"] == {"A": "pytest a", "B": "pytest b"}
+    assert "Command: `pytest a`" in md_path.read_text()  # the section another run measured names its own command
