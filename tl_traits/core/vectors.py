@@ -13,7 +13,7 @@ import os
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterator, Mapping
+from typing import Any, Iterator, Mapping, Sequence
 
 import torch
 from jaxtyping import Float
@@ -31,6 +31,12 @@ from tl_traits.core.vector_arithmetic import layer_ranges as _ranges
 FORMAT = "tl_traits.core.vectors/1"
 METRICS = ("auroc", "accuracy", "cohens_d", "polarity", "baseline")
 HEADER_KEY = "tl_traits"
+MID_DEPTH = 0.4  # the fraction of depth where steering works best: the default layer, and best_layer's last tie-break
+
+
+def nearest_layer(n_layers: int, layers: Sequence[int], depth: float) -> int:
+    """The layer in `layers` nearest `depth` (a fraction) of an `n_layers` model; the first of two as near."""
+    return min(layers, key=lambda layer: abs(layer - round(depth * (n_layers - 1))))
 
 
 @dataclass
@@ -135,8 +141,7 @@ class TraitVector(VectorArithmetic):
             if len(candidates) == 1:
                 break
         n_layers = int((self.metadata.get("model") or {}).get("n_layers") or max(self.layers) + 1)
-        middle = 0.4 * (n_layers - 1)
-        return self.layers[min(candidates, key=lambda i: (abs(self.layers[i] - middle), self.layers[i]))]
+        return nearest_layer(n_layers, sorted(self.layers[i] for i in candidates), MID_DEPTH)
 
     def check_model(self, model: Any, *, strict: bool = True) -> None:
         """Refuse a model with another name, layer count or width; warn on other weights."""

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from typing import Sequence
 
+from tl_traits.core.vectors import MID_DEPTH, nearest_layer
 from tl_traits.steering.errors import SteeringError
 
-STEERING_DEPTHS = (0.25, 0.4, 0.55)  # fractions of depth searched by default: mid layers steer best
-DEFAULT_DEPTH = 0.4  # one layer, when only one is used (the CLI's steer and evaluate)
+STEERING_DEPTHS = (0.25, MID_DEPTH, 0.55)  # fractions of depth searched by default: mid layers steer best
+DEFAULT_DEPTH = MID_DEPTH  # one layer, when only one is used (the CLI's steer and evaluate)
 
 
 def steering_layers(n_layers: int, extracted: Sequence[int], chosen: Sequence[int] | None = None,
@@ -25,8 +26,3 @@ def default_steering_layer(n_layers: int, extracted: Sequence[int]) -> int:
     """The extracted layer nearest 40% depth. Not the best detection layer: on small trait sets every
     layer ties at AUROC 1.0 and the tie-break can pick layer 1, which steers into repetition."""
     return nearest_layer(n_layers, extracted, DEFAULT_DEPTH)
-
-
-def nearest_layer(n_layers: int, extracted: Sequence[int], depth: float) -> int:
-    """The extracted layer nearest `depth` (a fraction) of an `n_layers` model."""
-    return min(extracted, key=lambda layer: abs(layer - round(depth * (n_layers - 1))))

@@ -266,7 +266,6 @@ def _resolve(
     return _spread(edits, spread), hook or "resid_post"
 
 
-
 def _spread(edits: dict[int, LayerEdit], spread: bool) -> dict[int, LayerEdit]:
     """With `spread`, each of several layers gets an equal share of the coefficient (a band). Each coefficient
     times its direction must stay finite in float32 (strength 1e37 x a norm of 50 is inf)."""
@@ -274,6 +273,7 @@ def _spread(edits: dict[int, LayerEdit], spread: bool) -> dict[int, LayerEdit]:
         edit.coef = check_number(float(edit.coef) / (len(edits) if spread else 1), f"the coefficient at layer {layer}",
                                  SteeringError, scale=float(edit.direction.abs().max()))
     return edits
+
 
 def _raw_direction(tensor: Any, d_model: int, normalize: bool, what: str) -> Float[Tensor, " d_model"]:
     direction = read_tensor(tensor, d_model, what=what, error=SteeringError)
