@@ -33,16 +33,24 @@ class Stages:
             )
 
     def __enter__(self) -> "Stages":
+        self._entered = True
         if self._progress is not None:
             self._progress.start()
         return self
 
     def __exit__(self, *exc: object) -> None:
+        self._entered = False
         if self._progress is not None:
             self._progress.stop()
 
     @contextlib.contextmanager
     def stage(self, description: str, total: int | None = None) -> Iterator[Advance]:
+        """One stage's bar. Used outside `with stages:`, each stage starts and stops the display itself."""
+        if self._progress is not None and not getattr(self, "_entered", False):
+            with self:
+                with self.stage(description, total) as advance:
+                    yield advance
+            return
         start = time.perf_counter()
         task = self._progress.add_task(description, total=total) if self._progress is not None else None
 

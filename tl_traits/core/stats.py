@@ -5,7 +5,7 @@ Each takes `[*layer, n]` and `[*layer, m]` scores and reduces the last axis, so 
 
 from __future__ import annotations
 
-from typing import Sequence
+from typing import Any, Sequence
 
 import torch
 from jaxtyping import Float
@@ -146,3 +146,22 @@ def bootstrap_interval(
     tail = (1 - level) / 2
     low, high = torch.quantile(means, torch.tensor([tail, 1 - tail], dtype=torch.float64)).tolist()
     return float(low), float(high)
+
+
+def shared_key_groups(keys: list[tuple[Any, ...]]) -> list[list[int]]:
+    """Indices joined when they share any key (union-find), each unit in index order, units by their first index."""
+    parent, first = list(range(len(keys))), {}
+
+    def root(i: int) -> int:
+        while parent[i] != i:
+            i = parent[i]
+        return i
+
+    for i, item in enumerate(keys):
+        for key in item:
+            a, b = root(i), root(first.setdefault(key, i))
+            parent[max(a, b)] = min(a, b)
+    units: dict[int, list[int]] = {}
+    for i in range(len(keys)):
+        units.setdefault(root(i), []).append(i)
+    return list(units.values())

@@ -16,7 +16,9 @@ from pathlib import Path
 from typing import Any, Iterable, Sequence
 
 from tl_traits.core.errors import check_count
+from tl_traits.core.trial import trial_limit, trial_size
 from tl_traits.core.files import parse_json_object, parse_jsonl, read_jsonl
+from tl_traits.core.stats import shared_key_groups
 from tl_traits.core.steering_questions import (  # noqa: F401  (re-exported: part of a trait set's API)
     STEERING_PARTS, SteeringQuestions, TraitDataError, parse_steering_plans, split_questions)
 
@@ -200,7 +202,7 @@ class TraitDataset:
         rng = random.Random(seed)
 
         def cut(keys: list[tuple[Any, ...]]) -> tuple[list[int], list[int]]:
-            units = _units(keys)
+            units = shared_key_groups(keys)
             order, n = list(range(len(units))), len(units)
             rng.shuffle(order)
             k = min(max(round(n * val_fraction), 1), n - 1) if val_fraction > 0 else 0
@@ -265,10 +267,17 @@ def load_trait(source: Any, *, name: str | None = None) -> TraitDataset:
     """A bundled name ('emotion/joy'), a trait folder, a labelled JSONL file, or a HF dataset.
 
     JSONL and HF datasets carry a `label` column (1/0, true/false or "positive"/"negative")
-    next to `prompt`, and optionally `response` and `system`.
+    next to `prompt`, and optionally `response` and `system`. Under TL_TRAITS_LIMIT=N, a set read
+    here is cut to its first N examples and steering questions (`limit`), for a trial run.
     """
     if isinstance(source, TraitDataset):
         return source
+    found = _read_trait(source, name)
+    n = max(len(found.positive), len(found.negative), *(len(q) for p in found.steering.values() for q in (p.dev, p.test)))
+    return found.limit(trial_size(n, f"trait set {found.name}")) if trial_limit() else found
+
+
+def _read_trait(source: Any, name: str | None) -> TraitDataset:
     if _is_hf_dataset(source):
         return _from_rows(_hf_rows(source), name or "hf-dataset", source=f"datasets:{name or 'dataset'}")
     if isinstance(source, (str, Path)):
@@ -337,25 +346,6 @@ def check_text(example: TraitExample, where: str) -> TraitExample:
             raise TraitDataError(f"{where}: the {key} holds a lone surrogate {text[exc.start]!r} at character {exc.start}, "
                                  "which is not valid Unicode (half of an emoji's \\ud83d... escape?); fix or remove it") from None
     return example
-
-
-def _units(keys: list[tuple[Any, ...]]) -> list[list[int]]:
-    """Indices joined when they share any key (union-find), each unit in index order, units by their first index."""
-    parent, first = list(range(len(keys))), {}
-
-    def root(i: int) -> int:
-        while parent[i] != i:
-            i = parent[i]
-        return i
-
-    for i, item in enumerate(keys):
-        for key in item:
-            a, b = root(i), root(first.setdefault(key, i))
-            parent[max(a, b)] = min(a, b)
-    units: dict[int, list[int]] = {}
-    for i in range(len(keys)):
-        units.setdefault(root(i), []).append(i)
-    return list(units.values())
 
 
 _TRUE = {"1", "true", "positive", "pos", "yes"}

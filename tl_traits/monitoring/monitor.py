@@ -18,6 +18,7 @@ from tl_traits.core.errors import TlTraitsError, check_count
 from tl_traits.core.extras import require
 from tl_traits.core.models import model_device
 from tl_traits.core.files import parse_json_object
+from tl_traits.core.trial import trial_size
 from tl_traits.core.generation import generate
 from tl_traits.core.hook_names import hook_name
 from tl_traits.core.hook_points import forward_hooks
@@ -197,7 +198,8 @@ def load_prompt_set(source: str | os.PathLike[str] = "requests") -> PromptSet:
     prompts = data.get("prompts")
     if not isinstance(prompts, list) or not all(isinstance(p, dict) and isinstance(p.get("text"), str) for p in prompts):
         raise MonitorError(f"prompt set {source}: 'prompts' must be a list of {{'id', 'text', 'note'}} objects")
-    return PromptSet(data.get("name", str(source)), data.get("description", ""), prompts)
+    name = data.get("name", str(source))
+    return PromptSet(name, data.get("description", ""), prompts[:trial_size(len(prompts), f"prompt set {name}")])
 
 
 @dataclass

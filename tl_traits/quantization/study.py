@@ -193,6 +193,7 @@ def quantization_study(
     limit: int | None = None,
     seed: int = 0,
     stages: Stages | None = None,
+    progress: bool = True,
 ) -> QuantStudy:
     """Run the study: `load_model` is a zero-argument function giving the float32 model, or the model itself.
 
@@ -202,8 +203,9 @@ def quantization_study(
         three layers at 25-55% depth); judges default to the trait's own.
     questions, max_new_tokens: the steering protocol's dev and test questions (each) and answer
         length; `protocol` replaces them with a whole `SteeringProtocol`.
+    progress: a bar per stage on stderr (the CLI passes its own `stages`).
     """
-    stages = stages or Stages(enabled=False)
+    stages = stages or Stages(enabled=progress)
     method_list = list(methods)
     steer_method = steer_method or method_list[0]
     if steer_method not in method_list:

@@ -229,7 +229,7 @@ def quantization_run(*, model: Any, model_name: str, trait: Any, backend: str, f
                      study: Mapping[str, Any]) -> list[dict[str, Any]]:
     """One (trait, backend) study as an executor task; its rows are the backend's (the float32 figures are in study.json)."""
     started = time.perf_counter()
-    made = quantization_study(lambda: worker_model(model), trait, backends=[backend], **study)
+    made = quantization_study(lambda: worker_model(model), trait, backends=[backend], progress=False, **study)
     made.save(folder)
     seconds = round(time.perf_counter() - started, 1)
     rows = [{"sweep": "quantization", "model": model_name, "trait": made.trait, **row, "seconds": seconds}

@@ -25,7 +25,7 @@ EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT, EXIT_INTERRUPTED = 0, 1, 2, 130
 ModelOpt = typer.Option(None, "--model", "-m", help="A local HF folder or TL model name; default: the embedded SmolLM2-135M-Instruct.")
 KindOpt = typer.Option("bridge", "--kind", help="bridge (TransformerBridge) or hooked (HookedTransformer).")
 JsonOpt = typer.Option(False, "--json", help="Print a JSON result on stdout (progress goes to stderr).")
-LimitOpt = typer.Option(None, "--limit", min=1, help="Try the run on N examples first.")
+LimitOpt = typer.Option(None, "--limit", min=1, envvar="TL_TRAITS_LIMIT", help="Try the run on N examples first.")
 QuietOpt = typer.Option(False, "--quiet", "-q", help="No progress bars.")
 MethodsOpt = typer.Option(None, "--methods", help="Extractors (default mean_diff,probe).")
 # the steering search in quant-study and the grid sweeps: one definition, so their defaults stay the same
