@@ -74,6 +74,8 @@ def markdown_table(rows: list[dict[str, Any]]) -> list[str]:
 def format_cell(value: Any) -> str:
     if isinstance(value, float):
         return f"{value:.3f}" if abs(value) < 1000 else f"{value:.0f}"
+    if isinstance(value, (list, tuple)) and value and all(isinstance(v, (int, float)) for v in value):
+        return "[" + ", ".join(format_cell(float(v)) for v in value) + "]"  # an interval, not 15 digits
     return str(value)
 
 

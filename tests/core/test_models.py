@@ -128,3 +128,13 @@ def test_fingerprint_changes_with_the_weights(tiny_hooked):
         with torch.no_grad():
             param.view(-1)[0] -= 1.0
     assert models.weights_fingerprint(tiny_hooked) == before
+
+
+def test_the_default_model_can_be_set_by_the_environment(tiny_llama_folder, monkeypatch):
+    """TL_TRAITS_MODEL replaces the embedded model wherever no model is named (load_model(), the CLI, workers)."""
+    monkeypatch.setenv("TL_TRAITS_MODEL", str(tiny_llama_folder))
+    model = tt.load_model()
+    assert model.cfg.model_name == tiny_llama_folder.name and model.cfg.n_layers == 2
+    monkeypatch.setenv("TL_TRAITS_MODEL", str(tiny_llama_folder / "missing"))
+    with pytest.raises(Exception, match="missing"):
+        tt.load_model()

@@ -31,8 +31,9 @@ def load_model(
 ) -> Any:
     """Load a model with TransformerLens hooks.
 
-    name: None for the embedded SmolLM2-135M-Instruct (offline), a local HF folder, or a
-        model name TransformerLens knows (fetching it from the hub is up to your network).
+    name: None for the default model: $TL_TRAITS_MODEL when set (a folder or name, e.g. one
+        small enough for a quick trial), else the embedded SmolLM2-135M-Instruct (offline); a local
+        HF folder, or a model name TransformerLens knows (fetching it from the hub is up to your network).
     kind: "bridge" (TransformerBridge in compatibility mode) or "hooked" (HookedTransformer).
     n_devices: split the layers over this many GPUs (TL's own placement; a model larger than one GPU).
     device_map: bridge only: a Hugging Face device map ("auto", "balanced" or module -> device).
@@ -43,6 +44,7 @@ def load_model(
     """
     if isinstance(name, torch.nn.Module):
         return _bridge_from_hf_model(name, tokenizer, kind)
+    name = name if name is not None else (os.environ.get(DEFAULT_MODEL_ENV, "").strip() or None)
     if tokenizer is not None:
         raise ModelLoadError("tokenizer= goes with a loaded Hugging Face model; a folder or name brings its own tokenizer")
     if kind not in ("bridge", "hooked"):
@@ -117,6 +119,8 @@ def _bridge_from_hf_model(hf_model: torch.nn.Module, tokenizer: Any, kind: str) 
     model.eval()
     return model
 
+
+DEFAULT_MODEL_ENV = "TL_TRAITS_MODEL"  # the model load_model(None), the CLI and sweep workers use instead of the embedded one
 
 # Set on loaded models: where the weights came from (quantizers that reload, e.g. bitsandbytes,
 # read it) and, on a quantized copy, what the quantizer did (model_identity records it).

@@ -22,7 +22,7 @@ from tl_traits.interop.safetensors_vectors import import_safetensors
 
 EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT, EXIT_INTERRUPTED = 0, 1, 2, 130
 
-ModelOpt = typer.Option(None, "--model", "-m", help="A local HF folder or TL model name; default: the embedded SmolLM2-135M-Instruct.")
+ModelOpt = typer.Option(None, "--model", "-m", help="A local HF folder or TL model name; default: $TL_TRAITS_MODEL, else the embedded SmolLM2-135M-Instruct.")
 KindOpt = typer.Option("bridge", "--kind", help="bridge (TransformerBridge) or hooked (HookedTransformer).")
 JsonOpt = typer.Option(False, "--json", help="Print a JSON result on stdout (progress goes to stderr).")
 LimitOpt = typer.Option(None, "--limit", min=1, envvar="TL_TRAITS_LIMIT", help="Try the run on N examples first.")
