@@ -13,6 +13,7 @@ DOCS = REPO / "docs"
 PAGES = [REPO / "README.md", *sorted(DOCS.glob("*.md")), *sorted((REPO / "plugins").glob("*/README.md")),
          REPO / "benchmarks" / "README.md"]
 FILE_REF = re.compile(r"`((?:[\w.-]+/)*[\w.-]+\.(?:md|py|ipynb|toml))`")
+SOURCE_DIRS = ("tl_traits", "plugins", "tests", "benchmarks", "docs", ".ci")
 MODULE_REF = re.compile(r"\btl_traits(?:\.\w+)+")
 
 
@@ -36,7 +37,7 @@ def test_linked_files_exist(page: Path) -> None:
         candidates = [REPO / ref, page.parent / ref, DOCS / ref, REPO / "tl_traits" / ref]
         if "/" not in ref and not any(c.exists() for c in candidates):
             # a bare name: any file of that name in the repository (tests, benchmarks, modules)
-            candidates += list(REPO.glob(f"**/{ref}"))
+            candidates += [f for top in SOURCE_DIRS for f in (REPO / top).glob(f"**/{ref}")]  # not .venv: seconds
         if not any(c.exists() for c in candidates) and not ref.startswith(("my_", "your_")):
             missing.append(ref)
     assert not missing, f"{page.relative_to(REPO)} names files that do not exist: {missing}"
