@@ -34,6 +34,17 @@ HEADER_KEY = "tl_traits"
 MID_DEPTH = 0.4  # the fraction of depth where steering works best: the default layer, and best_layer's last tie-break
 
 
+def has_vectors_header(path: str | os.PathLike[str]) -> bool:
+    """Whether a safetensors file is a TraitVectors file (its metadata holds our header), not another tool's.
+
+    A file safetensors cannot read raises the reader's own error, for the caller to name.
+    """
+    from safetensors import safe_open
+
+    with safe_open(str(path), framework="pt") as fh:
+        return HEADER_KEY in (fh.metadata() or {})
+
+
 def nearest_layer(n_layers: int, layers: Sequence[int], depth: float) -> int:
     """The layer in `layers` nearest `depth` (a fraction) of an `n_layers` model; the first of two as near."""
     return min(layers, key=lambda layer: abs(layer - round(depth * (n_layers - 1))))

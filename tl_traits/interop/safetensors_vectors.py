@@ -15,7 +15,7 @@ from typing import Any
 
 from tl_traits.core.foreign import hook_of_key, layer_number
 from tl_traits.core.hook_names import HOOKS
-from tl_traits.core.vectors import HEADER_KEY, TraitVector
+from tl_traits.core.vectors import TraitVector, has_vectors_header
 from tl_traits.interop.block_outputs import InteropError
 
 
@@ -30,8 +30,8 @@ def import_safetensors(path: str | os.PathLike[str], model: Any, *, hook: str | 
     if not path.is_file():
         raise InteropError(f"no safetensors file at {path}")
     try:
+        ours = has_vectors_header(path)
         with safe_open(str(path), framework="pt") as fh:
-            ours = HEADER_KEY in (fh.metadata() or {})
             tensors = {key: fh.get_tensor(key) for key in fh.keys()}
     except Exception as exc:
         raise InteropError(f"{path} is not a readable safetensors file ({type(exc).__name__}: {exc})") from exc

@@ -16,7 +16,7 @@ from tl_traits.core.errors import TlTraitsError
 from tl_traits.core.models import load_model
 from tl_traits.core.numeric import check_number
 from tl_traits.core.progress import Stages
-from tl_traits.core.vectors import HEADER_KEY, TraitVectors
+from tl_traits.core.vectors import TraitVectors, has_vectors_header
 from tl_traits.interop.gguf_control_vectors import import_gguf, read_control_vector
 from tl_traits.interop.safetensors_vectors import import_safetensors
 
@@ -242,10 +242,7 @@ def load_vector(path: Path, method: Optional[str]) -> VectorFile:
         kind = "gguf"
     else:
         try:
-            from safetensors import safe_open
-
-            with safe_open(str(path), framework="pt") as fh:
-                ours = HEADER_KEY in (fh.metadata() or {})
+            ours = has_vectors_header(path)
         except Exception as exc:  # noqa: BLE001 - whatever the reader says, the file is not one we read
             raise CommandLineError(f"{path} is incomplete or not a vectors file tl_traits reads ({VECTOR_FILES}): "
                                    f"{type(exc).__name__}: {exc}") from exc
