@@ -6,6 +6,8 @@ import os
 
 os.environ["HF_HUB_OFFLINE"] = "1"
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+for _trial_setting in ("TL_TRAITS_LIMIT", "TL_TRAITS_MODEL"):  # a user's trial settings must not change what tests load
+    os.environ.pop(_trial_setting, None)
 
 from pathlib import Path  # noqa: E402
 
