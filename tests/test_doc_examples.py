@@ -130,9 +130,9 @@ def run_command(command):
 def _driver(page: Path) -> str:
     """A script that runs the page's runnable blocks in order, timing each step and naming it (page:line) in a failure."""
     steps = [b for b in blocks(page) if b.lang in RUNNABLE and b.skip is None]
-    lines = ["import shlex, subprocess, sys, time", "ns = {}", f"exec(compile({PRELUDE!r}, 'prelude', 'exec'), ns)",
-             "def timed(where, t0): print(f'--- {where}: {time.perf_counter() - t0:.1f} s', flush=True)",
-             RUN_COMMAND]
+    head = ["import shlex, subprocess, sys, time",
+            "def timed(where, t0): print(f'--- {where}: {time.perf_counter() - t0:.1f} s', flush=True)", RUN_COMMAND]
+    lines = ["ns = {}", f"exec(compile({PRELUDE!r}, 'prelude', 'exec'), ns)"]
     for b in steps:
         if b.lang == "python":
             lines += ["t0 = time.perf_counter()", f"exec(compile({b.runnable_code()!r}, {b.where!r}, 'exec'), ns)",
@@ -143,8 +143,7 @@ def _driver(page: Path) -> str:
                       f"sys.exit({b.where + ': '!r} + {command!r} + f' exited with {{code}}') if code else None",
                       f"timed({b.where + ' ' + command[:60]!r}, t0)"]
     # multiprocessing's spawn re-imports the main module in each worker: the page must run only in the parent
-    head, body = lines[:2] + lines[3:5], lines[2:3] + lines[5:]
-    return "\n".join(head + ["if __name__ == '__main__':"] + ["    " + line for line in body]) + "\n"
+    return "\n".join(head + ["if __name__ == '__main__':"] + ["    " + line for line in lines]) + "\n"
 
 
 RUN_PAGES = [p for p in PAGES if any(b.lang in RUNNABLE and b.skip is None for b in blocks(p))]

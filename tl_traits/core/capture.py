@@ -21,10 +21,9 @@ from tqdm.auto import tqdm
 from tl_traits.core.errors import TlTraitsError
 from tl_traits.core.files import atomic_write_bytes, atomic_write_json
 from tl_traits.core.foreign import layer_list
-from tl_traits.core.models import model_device
 from tl_traits.core.hook_names import HOOKS, hook_name
 from tl_traits.core.hook_points import forward_hooks
-from tl_traits.core.models import model_identity
+from tl_traits.core.models import model_device, model_identity
 from tl_traits.core.positions import Position, parse_position, position_weights
 from tl_traits.core.prompts import prepare_inputs
 from tl_traits.core.trait_sets import TraitDataset, TraitExample

@@ -19,6 +19,9 @@ ModelKind = Literal["bridge", "hooked"]
 
 
 # -- loading -------------------------------------------------------------------------------------
+DEFAULT_MODEL_ENV = "TL_TRAITS_MODEL"  # the model load_model(None), the CLI and sweep workers use instead of the embedded one
+
+
 def load_model(
     name: str | os.PathLike[str] | torch.nn.Module | None = None,
     *,
@@ -119,8 +122,6 @@ def _bridge_from_hf_model(hf_model: torch.nn.Module, tokenizer: Any, kind: str) 
     model.eval()
     return model
 
-
-DEFAULT_MODEL_ENV = "TL_TRAITS_MODEL"  # the model load_model(None), the CLI and sweep workers use instead of the embedded one
 
 # Set on loaded models: where the weights came from (quantizers that reload, e.g. bitsandbytes,
 # read it) and, on a quantized copy, what the quantizer did (model_identity records it).

@@ -33,20 +33,18 @@ class Stages:
             )
 
     def __enter__(self) -> "Stages":
-        self._entered = True
         if self._progress is not None:
             self._progress.start()
         return self
 
     def __exit__(self, *exc: object) -> None:
-        self._entered = False
         if self._progress is not None:
             self._progress.stop()
 
     @contextlib.contextmanager
     def stage(self, description: str, total: int | None = None) -> Iterator[Advance]:
         """One stage's bar. Used outside `with stages:`, each stage starts and stops the display itself."""
-        if self._progress is not None and not getattr(self, "_entered", False):
+        if self._progress is not None and not self._progress.live.is_started:
             with self:
                 with self.stage(description, total) as advance:
                     yield advance

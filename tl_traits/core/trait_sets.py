@@ -16,11 +16,11 @@ from pathlib import Path
 from typing import Any, Iterable, Sequence
 
 from tl_traits.core.errors import check_count
-from tl_traits.core.trial import trial_limit, trial_size
 from tl_traits.core.files import parse_json_object, parse_jsonl, read_jsonl
 from tl_traits.core.stats import shared_key_groups
 from tl_traits.core.steering_questions import (  # noqa: F401  (re-exported: part of a trait set's API)
     STEERING_PARTS, SteeringQuestions, TraitDataError, parse_steering_plans, split_questions)
+from tl_traits.core.trial import trial_limit, trial_size
 
 
 @dataclass(frozen=True)
@@ -273,8 +273,10 @@ def load_trait(source: Any, *, name: str | None = None) -> TraitDataset:
     if isinstance(source, TraitDataset):
         return source
     found = _read_trait(source, name)
+    if trial_limit() is None:
+        return found
     n = max(len(found.positive), len(found.negative), *(len(q) for p in found.steering.values() for q in (p.dev, p.test)))
-    return found.limit(trial_size(n, f"trait set {found.name}")) if trial_limit() else found
+    return found.limit(trial_size(n, f"trait set {found.name}"))
 
 
 def _read_trait(source: Any, name: str | None) -> TraitDataset:

@@ -16,13 +16,13 @@ from torch import Tensor
 from tl_traits.core import stats
 from tl_traits.core.errors import TlTraitsError, check_count
 from tl_traits.core.extras import require
-from tl_traits.core.models import model_device
 from tl_traits.core.files import parse_json_object
-from tl_traits.core.trial import trial_size
 from tl_traits.core.generation import generate
 from tl_traits.core.hook_names import hook_name
 from tl_traits.core.hook_points import forward_hooks
+from tl_traits.core.models import model_device
 from tl_traits.core.prompts import PromptInput, as_batch, prepare_inputs
+from tl_traits.core.trial import trial_size
 from tl_traits.core.vectors import TraitVector
 from tl_traits.judging.judges import make_judge
 

@@ -26,11 +26,10 @@ from torch import Tensor
 from tl_traits.core.capture import capture
 from tl_traits.core.errors import check_count
 from tl_traits.core.figures import save_figure
-from tl_traits.core.models import model_device
 from tl_traits.core.files import atomic_write_text
 from tl_traits.core.hook_names import hook_name
 from tl_traits.core.hook_points import forward_hooks
-from tl_traits.core.models import model_identity
+from tl_traits.core.models import model_device, model_identity
 from tl_traits.core.progress import Stages
 from tl_traits.core.prompts import prepare_inputs
 from tl_traits.core.registry import quantizers

@@ -19,7 +19,7 @@ from torch import Tensor
 from tqdm.auto import tqdm
 
 from tl_traits.core.files import atomic_directory, atomic_write_json, atomic_write_text
-from tl_traits.core.models import model_identity
+from tl_traits.core.models import model_device, model_identity
 from tl_traits.core.version import package_version
 from tl_traits.core.weight_views import TensorAlias, restore_aliases, tensor_aliases
 from tl_traits.training.checkpoints import (
@@ -53,7 +53,6 @@ from tl_traits.training.loss import (
     n_labelled,
     training_pad_id,
 )
-from tl_traits.core.models import model_device
 from tl_traits.training.sft import EncodedExample
 
 # Identity fields a checkpoint must share with the model it is resumed on (the fingerprint
