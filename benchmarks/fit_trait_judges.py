@@ -52,7 +52,7 @@ def fit_one(trait: str) -> dict:
     return {
         "coef": [round(float(c), 6) for c in coef],
         "stretch": {"offset": round(offset, 6), "slope": round(slope, 6)},
-        "dataset_sha256": tt.load_trait(trait).content_hash(),
+        "examples_sha256": tt.load_trait(trait).examples_hash(),
         "fitted_on": f"calibration set, split 'fit', {len(scored)} rows of {trait}",
         "ridge": RIDGE,
         "date": dt.date.today().isoformat(),

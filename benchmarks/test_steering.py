@@ -18,7 +18,7 @@ from tl_traits.steering.method_comparison import PROMPTING, compare_steering
 from tl_traits.steering.protocol import SteeringProtocol
 
 # The dev/test protocol (SteeringProtocol): settings chosen on 16 of each trait's 28 dev questions (the search's
-# cost grows with them; 2 CPU cores), every figure from all 28 test questions with a bootstrap interval; 64 new
+# cost grows with them; 2 CPU cores), every figure from all test questions with a bootstrap interval; 64 new
 # tokens; strengths placed by KL and bracketed on dev.
 BENCH_PROTOCOL = SteeringProtocol(dev_questions=16, max_new_tokens=64, kl_targets=(0.03, 0.1, 0.3, 1.0, 3.0), extend=1)
 STEER_DEPTHS = (0.3, 0.5)  # the layers searched for every method: 30% and 50% of the depth (layers 9 and 14 of 30)
@@ -62,6 +62,13 @@ def comparison_rows(trait: str, result) -> list[dict]:
     return rows
 
 
+def _counts(n_test: dict[str, int]) -> str:
+    """'100 each, refusal toward 28': how many test questions each trait and direction was scored on."""
+    common = statistics.mode(n_test.values())
+    others = ", ".join(f"{k} {n}" for k, n in n_test.items() if n != common)
+    return f"{common} each" + (f"; {others}" if others else "")
+
+
 def _change(outcome, part: str) -> dict:
     """One judged part's paired change from the unsteered test answers, with its interval (trait moved by x ...)."""
     found = outcome.gain(part)
@@ -87,7 +94,7 @@ def example_rows(trait: str, result, n: int = 2) -> list[dict]:
 def test_steering_by_method(bench_model, bench_traits, trait_vectors, results, request):
     """Every method (and prompting) toward and away from every trait: chosen on dev, scored on test."""
     layers = steering_layers_for(bench_model)
-    rows, examples, best_rows = [], [], []
+    rows, examples, best_rows, n_test = [], [], [], {}
     for trait in bench_traits:
         vecs = trait_vectors(trait)
         named = {m: vecs[m] for m in vecs.methods if m not in ALIASES}
@@ -97,6 +104,7 @@ def test_steering_by_method(bench_model, bench_traits, trait_vectors, results, r
                 log=log_path(request, f"{safe_name(trait)}-{'toward' if direction > 0 else 'away'}"),
             )
             these = comparison_rows(trait, result)
+            n_test[f"{trait} {'toward' if direction > 0 else 'away'}"] = len(result.baseline["test"].questions)
             rows += these
             examples += example_rows(trait, result)
             vector_rows = [r for r in these if r["method"] not in (PROMPTING, "random_baseline")]
@@ -110,8 +118,9 @@ def test_steering_by_method(bench_model, bench_traits, trait_vectors, results, r
     note = (f"The dev/test protocol: per trait and direction, each method's layer ({', '.join(map(str, layers))}) and "
             "strength are chosen on 16 of the trait's 28 dev questions (strengths placed at KL 0.03-3 nats per token against "
             "the unsteered model, judged in rising order until the answers break, extended one step past an end, refined "
-            "around the best), then that one setting answers the 28 test questions. 64 new tokens, greedy. Prompting = a "
-            "system prompt asking for the HIGH (toward) or LOW (away) description, chosen on the same dev questions among 3 templates. Every figure is from the 28 test questions. "
+            "around the best), then that one setting answers the trait's test questions. 64 new tokens, greedy. Prompting = a "
+            "system prompt asking for the HIGH (toward) or LOW (away) description, chosen on the same dev questions among 3 "
+            f"templates. Every figure is from the test questions ({_counts(n_test)}). "
             "Scores: per answer the harmonic mean of trait (in the asked direction), coherence and relevance (refusal "
             "toward: trait and coherence only), 0-100; test score with a bootstrap 95% interval; gain = the paired mean "
             "difference from the unsteered test answers, vs prompting = from prompting's test answers, each with a "

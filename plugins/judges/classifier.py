@@ -25,7 +25,7 @@ from torch import Tensor
 
 from tl_traits.core.stats import fit_logistic
 from tl_traits.core.trait_sets import TraitDataset, load_trait
-from tl_traits.judging.judges import JudgeBase, JudgeError, check_kind, trait_label
+from tl_traits.judging.judges import JudgeBase, JudgeError, check_kind, fitted_version, trait_label
 from tl_traits.plugins.judges.coherence import text_features
 from tl_traits.plugins.judges.embedding import embed
 
@@ -111,10 +111,11 @@ class ClassifierJudge(JudgeBase):
                              + ("" if dataset.has_responses else " (some without responses: fill them with tt.generate_responses)"))
         self.trait = trait_label(dataset)
         self.dataset_name = dataset.name
-        self._model = _fitted(dataset.content_hash(), tuple(e.response or "" for e in dataset.positive),
+        self._model = _fitted(dataset.examples_hash(), tuple(e.response or "" for e in dataset.positive),
                               tuple(e.response or "" for e in dataset.negative))
         stored = load_calibrations(calibration).get(dataset.name)
-        self.calibration = stored if stored and stored.get("dataset_sha256") == dataset.content_hash() else None
+        self.calibration = stored if stored and stored.get("examples_sha256") == dataset.examples_hash() else None
+        self.version = fitted_version(dataset.examples_hash(), self.calibration)
 
     def log_odds(self, responses: Sequence[str]) -> Float[Tensor, "n 2"]:
         """Each classifier's evidence for the positive side (log-odds): [embedding, style] per response."""

@@ -21,7 +21,7 @@ from typing import Any, Sequence
 from tl_traits.plugins.judges.embedding import embed, model_folder
 from tl_traits.plugins.judges.perplexity import PerplexityJudge
 
-from tl_traits.judging.judges import JudgeBase, JudgeError, check_kind, require_unhooked
+from tl_traits.judging.judges import JudgeBase, JudgeError, check_kind, fitted_version, require_unhooked
 
 MODEL_FILE = Path(__file__).with_name("coherence_model.json")
 FEATURES = (
@@ -83,6 +83,10 @@ class CoherenceJudge(JudgeBase):
         self._likelihood = PerplexityJudge(model=model, batch_size=batch_size)
         self._weights_path = weights
         self.weights = load_weights(weights) if weights is not None or MODEL_FILE.is_file() else None
+
+    @property
+    def version(self) -> str:  # type: ignore[override]
+        return fitted_version(self.weights) if self.weights is not None else ""
 
     def features(self, questions: Sequence[str], responses: Sequence[str]) -> list[dict[str, float]]:
         """Every feature of every response (the model-free ones, the likelihood and the relevance)."""

@@ -124,7 +124,7 @@ def test_a_dataset_and_a_vector_print_in_one_short_line():
     import torch
 
     joy = tt.load_trait("emotion/joy")
-    assert repr(joy) == "TraitDataset('emotion/joy': 50 positive, 50 negative, steering questions 28 dev + 28 test)"
+    assert repr(joy) == "TraitDataset('emotion/joy': 50 positive, 50 negative, steering questions 28 dev + 100 test)"
     vec = tt.TraitVector("mean_diff", torch.ones(30, 576), list(range(30)), torch.ones(30), {},
                          {"dataset": {"name": "emotion/joy"}, "model": {"name": "SmolLM2-135M-Instruct"}})
     assert repr(vec) == "TraitVector('mean_diff', layers=0..29, d_model=576, trait='emotion/joy', model='SmolLM2-135M-Instruct')"
@@ -165,3 +165,13 @@ def test_steering_json_forms(tmp_path):
         folder({"questions": {"dev": ["a"]}})
     with pytest.raises(TraitDataError, match="direction must be"):
         flat.steering_questions(0)
+
+
+def test_adding_steering_questions_keeps_the_examples_hash():
+    """A judge fitted on the examples stays valid when questions are added; the full content hash does not."""
+    joy = tt.load_trait("emotion/joy")
+    more = TraitDataset(joy.name, joy.positive, joy.negative, questions=joy.questions + ("One more question?",),
+                        definition=joy.definition)
+    assert more.examples_hash() == joy.examples_hash() and more.content_hash() != joy.content_hash()
+    fewer = TraitDataset(joy.name, joy.positive[1:], joy.negative[1:], questions=joy.questions, definition=joy.definition)
+    assert fewer.examples_hash() != joy.examples_hash()

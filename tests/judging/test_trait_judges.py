@@ -63,7 +63,7 @@ def test_a_trait_without_a_stored_calibration_gets_the_classifiers_probability(t
                                                             "Sigh. Another grey, empty day. Nothing went right."])
     assert happy > 50 > gloomy
     stale = tmp_path / "calibration.json"
-    stale.write_text(json.dumps({"emotion/joy": {"coef": [0.0] * 8, "dataset_sha256": "not this set"}}))
+    stale.write_text(json.dumps({"emotion/joy": {"coef": [0.0] * 8, "examples_sha256": "not this set"}}))
     assert ClassifierJudge(trait="emotion/joy", calibration=stale).calibration is None  # another version of the set
 
 

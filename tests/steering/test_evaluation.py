@@ -102,6 +102,39 @@ def test_resume_generates_nothing_and_a_changed_setting_is_refused(bridge_model,
         evaluate_steering(bridge_model, joy, "emotion/joy", **{**kwargs, "protocol": QUICK.with_(max_new_tokens=7)})
 
 
+def test_a_refitted_judge_is_never_mixed_into_a_log_and_rejudging_generates_nothing(bridge_model, joy, tmp_path,
+                                                                                     monkeypatch):
+    from tl_traits.steering.rejudge import rejudge_log
+
+    def versioned(fn, version):
+        judge = tt.FunctionJudge(fn, name="exclaim_trait")
+        judge.version = version  # a fitted judge's calibration hash
+        return judge
+
+    def question_marks(questions, responses):  # the "refitted" trait judge: another score under the same name
+        return [min(100.0, 50.0 * r.count("?")) for r in responses]
+
+    log = tmp_path / "eval.jsonl"
+    kwargs = dict(layers=[10], relevance=RELEVANCE, questions=QUESTIONS[:2], protocol=QUICK, log=log, progress=False)
+    old = [versioned(exclaim_trait, "v1"), JUDGES[1]]
+    first = evaluate_steering(bridge_model, joy, "emotion/joy", judges=old, **kwargs)
+    assert load_evaluation(log)[1]["judge_versions"] == {"trait": "v1"}
+    new = [versioned(question_marks, "v2"), JUDGES[1]]
+    with pytest.raises(EvaluationError, match="another version of its judges.*rejudge_log"):
+        evaluate_steering(bridge_model, joy, "emotion/joy", judges=new, **kwargs)
+    with pytest.raises(EvaluationError, match="was judged by"):
+        rejudge_log(log, bridge_model, judges=[tt.FunctionJudge(question_marks), JUDGES[1]], relevance=RELEVANCE,
+                    progress=False)
+    rejudge_log(log, bridge_model, judges=new, relevance=RELEVANCE, progress=False)
+    monkeypatch.setattr(runner, "sweep_generate", lambda *a, **k: pytest.fail("generated again"))
+    monkeypatch.setattr(runner, "generate", lambda *a, **k: pytest.fail("unsteered answers generated again"))
+    again = evaluate_steering(bridge_model, joy, "emotion/joy", judges=new, **kwargs)
+    assert [r.answers.responses for r in again.runs] == [r.answers.responses for r in first.runs]
+    for run in again.runs:
+        assert run.answers.scores["trait"] == question_marks(None, run.answers.responses)
+    assert load_evaluation(log)[1]["judge_versions"] == {"trait": "v2"}
+
+
 def test_an_old_log_is_refused_with_the_fix(bridge_model, joy, tmp_path):
     log = tmp_path / "eval.jsonl"
     log.write_text(json.dumps({"type": "header", "model": {}, "questions": ["q"]}) + "\n", encoding="utf-8")

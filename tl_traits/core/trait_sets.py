@@ -151,17 +151,12 @@ class TraitDataset:
 
     def content_hash(self) -> str:
         """sha256 of the examples, definition and questions: identifies the data an artifact came from."""
-        payload = json.dumps(
-            {
-                "positive": [e.to_dict() for e in self.positive],
-                "negative": [e.to_dict() for e in self.negative],
-                "definition": self.definition,
-                "questions": list(self.questions),
-            },
-            sort_keys=True,
-            ensure_ascii=False,
-        )
-        return hashlib.sha256(payload.encode()).hexdigest()
+        return _sha256({"positive": [e.to_dict() for e in self.positive], "negative": [e.to_dict() for e in self.negative],
+                        "definition": self.definition, "questions": list(self.questions)})
+
+    def examples_hash(self) -> str:
+        """sha256 of the positive and negative examples alone: what a judge fitted on them depends on (not the questions)."""
+        return _sha256({"positive": [e.to_dict() for e in self.positive], "negative": [e.to_dict() for e in self.negative]})
 
     def validate(self, *, max_ratio: float = 3.0, min_per_class: int = 2) -> "TraitDataset":
         """Refuse empty, identical or badly unbalanced sets with a message saying how to fix them.
@@ -387,3 +382,7 @@ def _hf_rows(ds: Any) -> Iterable[dict[str, Any]]:
         split = "train" if "train" in ds else next(iter(ds.keys()))
         ds = ds[split]
     return iter(ds)
+
+
+def _sha256(payload: dict[str, Any]) -> str:
+    return hashlib.sha256(json.dumps(payload, sort_keys=True, ensure_ascii=False).encode()).hexdigest()

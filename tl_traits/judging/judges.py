@@ -5,7 +5,9 @@ A judge is any object with `name`, `kind`, `trait` and `score(questions, respons
 
 from __future__ import annotations
 
+import hashlib
 import inspect
+import json
 import math
 import warnings
 from typing import Any, Callable, Sequence
@@ -83,6 +85,9 @@ class JudgeBase:
     kind: str = "trait"
     trait: str | None = None
     kinds: tuple[str, ...] = ("trait",)
+    # What identifies a fitted judge's state (`fitted_version` of its calibration), "" for a fixed rule. A steering
+    # log records it, so answers judged before a refit are never mixed with answers judged after.
+    version: str = ""
 
     def score(self, questions: Sequence[str] | None, responses: Sequence[str]) -> list[float | None]:
         questions, responses = check_inputs(questions, responses, self.name)
@@ -102,6 +107,11 @@ class JudgeBase:
     def __repr__(self) -> str:
         about = f", trait={self.trait!r}" if self.trait else ""
         return f"{type(self).__name__}(kind={self.kind!r}{about})"
+
+
+def fitted_version(*state: Any) -> str:
+    """A short hash of a judge's fitted state (weights, calibration, the data it was fitted on): its `version`."""
+    return hashlib.sha256(json.dumps(state, sort_keys=True, default=str).encode()).hexdigest()[:12]
 
 
 class FunctionJudge(JudgeBase):

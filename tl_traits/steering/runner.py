@@ -78,7 +78,7 @@ def run_protocol(
         "vectors": {m: {k: v.metadata.get(k) for k in ("method", "hook", "position", "expression")} |
                     {"dataset": (v.metadata.get("dataset") or {}).get("sha256")} for m, v in vectors.items()},
         "trait": dataset.name, "direction": direction, "parts": list(plan.parts), "measures": plan.measures,
-        "judges": chosen_judges.names, "protocol": protocol.to_dict(), "dev": list(plan.dev), "test": list(plan.test),
+        "judges": chosen_judges.names, "judge_versions": chosen_judges.versions, "protocol": protocol.to_dict(), "dev": list(plan.dev), "test": list(plan.test),
         "candidates": [c.key() for c in candidates], "prompting": prompting,
     }
     record = SteeringLog(log, header)

@@ -46,6 +46,13 @@ class Judges:
     def names(self) -> list[str]:
         return [j.name for j in (self.trait, self.coherence, self.relevance) if j is not None]
 
+    @property
+    def versions(self) -> dict[str, str]:
+        """Each fitted judge's version (its calibration's hash) by kind; fixed-rule judges are left out."""
+        found = {kind: getattr(j, "version", "") for kind, j in
+                 (("trait", self.trait), ("coherence", self.coherence), ("relevance", self.relevance)) if j is not None}
+        return {kind: v for kind, v in found.items() if v}
+
     def judge(self, questions: Sequence[str], responses: Sequence[str], direction: int, parts: Sequence[str]) -> JudgedSet:
         """Every answer's trait, coherence, relevance (None without a relevance judge) and steering score."""
         qs, rs = list(questions), list(responses)
