@@ -21,8 +21,8 @@ import tl_traits as tt
 from tl_traits.core.files import atomic_write_text
 from tl_traits.judging.calibration import load_calibration_set
 from tl_traits.plugins.judges.classifier import CALIBRATION_FILE, ClassifierJudge, calibration_design
-from tl_traits.plugins.judges.coherence import text_features
-from tl_traits.plugins.judges.embedding import embed
+from tl_traits.judging.text_quality import text_features
+from tl_traits.judging.encoder import embed
 
 # On the raw design columns; the intercept is not penalised. The design (two log-odds and one clean-text index)
 # and this ridge were chosen by leave-one-out AUROC on the fit half, averaged over the four traits

@@ -134,6 +134,13 @@ def test_imports_point_down() -> None:
     assert not upward, "imports that point up or sideways:\n" + "\n".join(upward)
 
 
+def test_no_plugin_imports_another_plugin() -> None:
+    """What plugins share lives in a domain under a public name, where an outside plugin author can use it too."""
+    sideways = [e.where() for e in EDGES if e.source.startswith("tl_traits.plugins.") and e.target.startswith("tl_traits.plugins.")
+                and e.source.split(".")[:4] != e.target.split(".")[:4]]
+    assert not sideways, "plugins importing plugins (move the shared code into a domain):\n" + "\n".join(sideways)
+
+
 def test_nothing_imports_the_facade() -> None:
     inward = [e.where() for e in EDGES if e.target == "tl_traits"]
     assert not inward, "import from the module that holds it, not from the tl_traits facade:\n" + "\n".join(inward)

@@ -6,7 +6,7 @@ from typing import Sequence
 
 import torch
 from jaxtyping import Float
-from tl_traits.plugins.extractors._checks import check_pair, unit_rows
+from tl_traits.extraction.checks import check_pair, unit_rows
 from torch import Tensor
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Sequence
 
 from jaxtyping import Float
-from tl_traits.plugins.extractors._checks import check_pair, unit_rows
+from tl_traits.extraction.checks import check_pair, unit_rows
 from torch import Tensor
 
 

@@ -25,9 +25,9 @@ from torch import Tensor
 
 from tl_traits.core.stats import fit_logistic
 from tl_traits.core.trait_sets import TraitDataset, load_trait
+from tl_traits.judging.encoder import embed
 from tl_traits.judging.judges import JudgeBase, JudgeError, check_kind, fitted_version, trait_label
-from tl_traits.plugins.judges.coherence import text_features
-from tl_traits.plugins.judges.embedding import embed
+from tl_traits.judging.text_quality import text_features
 
 CALIBRATION_FILE = Path(__file__).with_name("classifier_calibration.json")
 STYLE = ("contractions", "exclamations", "questions", "word_length", "long_words", "first_person", "second_person",

@@ -9,55 +9,21 @@ Score = 100 x P(a reader rates the response >= 70).
 
 from __future__ import annotations
 
-import functools
 import json
 import math
-import re
-import zlib
-from collections import Counter
 from pathlib import Path
 from typing import Any, Sequence
 
-from tl_traits.plugins.judges.embedding import embed, model_folder
-from tl_traits.plugins.judges.perplexity import PerplexityJudge
-
+from tl_traits.judging.encoder import embed
 from tl_traits.judging.judges import JudgeBase, JudgeError, check_kind, fitted_version, require_unhooked
+from tl_traits.judging.likelihood import response_likelihood
+from tl_traits.judging.text_quality import text_features
 
 MODEL_FILE = Path(__file__).with_name("coherence_model.json")
 FEATURES = (
     "nll", "token_distinct", "word_distinct2", "repeated_sentences", "compression", "top_word_share",
     "nonwords", "letters", "relevance", "log_words",
 )
-_WORD = re.compile(r"[A-Za-z]+(?:'[A-Za-z]+)?")
-_SENTENCE = re.compile(r"(?<=[.!?\n])\s+")
-
-
-@functools.lru_cache(maxsize=1)
-def english_words() -> frozenset[str]:
-    """Whole words of MiniLM's uncased WordPiece vocabulary (about 20k common English words), offline."""
-    vocab = (model_folder() / "vocab.txt").read_text(encoding="utf-8").split()
-    return frozenset(w for w in vocab if w.isalpha() and w.isascii())
-
-
-def text_features(text: str) -> dict[str, float]:
-    """The model-free signals of one response (each in a bounded range; an empty text is all-degenerate)."""
-    words = [w.lower() for w in _WORD.findall(text)]
-    n = len(words)
-    bigrams = list(zip(words, words[1:]))
-    sentences = [s.strip().lower() for s in _SENTENCE.split(text) if len(s.strip()) > 3]
-    raw = text.encode("utf-8")
-    known = english_words()
-    visible = [c for c in text if not c.isspace()]
-    return {
-        "word_distinct2": len(set(bigrams)) / len(bigrams) if bigrams else (1.0 if n else 0.0),
-        "repeated_sentences": 1 - len(set(sentences)) / len(sentences) if sentences else 0.0,
-        # zlib finds repeats a token-level count misses (a loop of a long phrase); short texts compress badly anyway
-        "compression": min(1.0, len(zlib.compress(raw, 9)) / len(raw)) if raw else 0.0,
-        "top_word_share": Counter(words).most_common(1)[0][1] / n if n else 1.0,
-        "nonwords": sum(w.split("'")[0] not in known for w in words) / n if n else 1.0,
-        "letters": sum(c.isalpha() for c in visible) / len(visible) if visible else 0.0,
-        "log_words": math.log1p(n),
-    }
 
 
 class CoherenceJudge(JudgeBase):
@@ -80,7 +46,9 @@ class CoherenceJudge(JudgeBase):
         if model is None or not hasattr(model, "cfg"):
             raise JudgeError("the coherence judge needs the unsteered TransformerLens model: make_judge('coherence', model=model)")
         self.model = model
-        self._likelihood = PerplexityJudge(model=model, batch_size=batch_size)
+        if batch_size < 1:
+            raise JudgeError("coherence judge: batch_size must be >= 1")
+        self.batch_size = batch_size
         self._weights_path = weights
         self.weights = load_weights(weights) if weights is not None or MODEL_FILE.is_file() else None
 
@@ -93,9 +61,9 @@ class CoherenceJudge(JudgeBase):
         require_unhooked(self.model, self.name)
         rows = [text_features(r) for r in responses]
         todo = sorted((i for i, r in enumerate(responses) if r.strip()), key=lambda i: len(responses[i]))
-        size = self._likelihood.batch_size  # similar lengths share a batch
-        measured = [m for start in range(0, len(todo), size) for m in self._likelihood.measure(
-            [questions[i] for i in todo[start:start + size]], [responses[i][:4000] for i in todo[start:start + size]])]
+        size = self.batch_size  # similar lengths share a batch
+        measured = [m for start in range(0, len(todo), size) for m in response_likelihood(
+            self.model, [questions[i] for i in todo[start:start + size]], [responses[i][:4000] for i in todo[start:start + size]])]
         for row in rows:
             row.update(nll=12.0, token_distinct=0.0, relevance=0.0)
         for i, (nll, distinct) in zip(todo, measured):

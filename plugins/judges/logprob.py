@@ -16,6 +16,7 @@ from jaxtyping import Float
 from torch import Tensor
 
 from tl_traits.core.extras import require
+from tl_traits.core.models import model_device
 from tl_traits.core.prompts import prepare_inputs
 from tl_traits.core.trait_sets import TraitDataset
 from tl_traits.judging.judge_prompts import PROMPTS, check_template, render
@@ -191,7 +192,7 @@ class LocalBackend:
     def top_logprobs(self, prompts: list[str]) -> list[dict[str, float] | None]:
         require_unhooked(self.model, "logprob")
         tokenizer = self.model.tokenizer
-        device = next(self.model.parameters()).device
+        device = model_device(self.model)
         out: list[dict[str, float] | None] = []
         for start in range(0, len(prompts), self.batch_size):
             chunk = prompts[start : start + self.batch_size]

@@ -5,18 +5,8 @@ from __future__ import annotations
 import math
 from typing import Any, Sequence
 
-import torch
-from jaxtyping import Float, Int
-from torch import Tensor
-
-from tl_traits.core.prompts import prepare_inputs
 from tl_traits.judging.judges import JudgeBase, JudgeError, check_kind, require_unhooked
-
-
-def distinct_n(tokens: Sequence[int], n: int) -> float:
-    """Unique n-grams / all n-grams (1.0 when the text is too short to have any)."""
-    grams = [tuple(tokens[i : i + n]) for i in range(len(tokens) - n + 1)]
-    return len(set(grams)) / len(grams) if grams else 1.0
+from tl_traits.judging.likelihood import response_likelihood
 
 
 class PerplexityJudge(JudgeBase):
@@ -81,27 +71,6 @@ class PerplexityJudge(JudgeBase):
                 scores[i] = self.coherence(nll, distinct)
         return scores
 
-    @torch.no_grad()
     def measure(self, questions: list[str], responses: list[str]) -> list[tuple[float, float]]:
         """(mean nll, mean of distinct-2/3) per response, one forward pass for the batch."""
-        batch = prepare_inputs(self.model, questions, responses, padding_side="right")
-        device = next(self.model.parameters()).device
-        ids: Int[Tensor, "batch seq"] = batch.input_ids.to(device)
-        logits: Float[Tensor, "batch seq vocab"] = self._logits(ids, batch.attention_mask.to(device))
-        out = []
-        for row, spans in enumerate(batch.spans):
-            (r0, r1), (e0, e1) = spans.response, spans.end
-            targets = list(range(max(r0, 1), r1)) + ([e0] if e1 > e0 else [])
-            if not targets:
-                out.append((float("inf"), 1.0))
-                continue
-            index = torch.tensor(targets, device=device)
-            logprobs = logits[row, index - 1].float().log_softmax(-1)
-            nll = -logprobs.gather(-1, ids[row, index].unsqueeze(-1)).mean().item()
-            tokens = batch.token_ids[row][r0:r1]
-            out.append((nll, (distinct_n(tokens, 2) + distinct_n(tokens, 3)) / 2))
-        return out
-
-    def _logits(self, ids: Tensor, mask: Tensor) -> Tensor:
-        result = self.model(ids, attention_mask=mask)
-        return getattr(result, "logits", result)
+        return response_likelihood(self.model, questions, responses)

@@ -12,6 +12,6 @@ Options: `compute="auto" | "native" | "simulated"`.
 from __future__ import annotations
 
 import torch
-from tl_traits.plugins.quantizers._weights import half_precision
+from tl_traits.quantization.builders import half_precision
 
 fp16 = half_precision("fp16", torch.float16)

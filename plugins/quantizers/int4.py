@@ -12,6 +12,6 @@ Options: `group_size`, `include_embeddings`, `keep_codes`.
 
 from __future__ import annotations
 
-from tl_traits.plugins.quantizers._weights import weight_only
+from tl_traits.quantization.builders import weight_only
 
 int4 = weight_only("int4", "int4", "weight-only symmetric int4, group-wise absmax")

@@ -11,6 +11,6 @@ Options: `include_embeddings`, `keep_codes` (keep codes/scales on the model).
 
 from __future__ import annotations
 
-from tl_traits.plugins.quantizers._weights import weight_only
+from tl_traits.quantization.builders import weight_only
 
 int8 = weight_only("int8", "int8", "weight-only symmetric int8 absmax")

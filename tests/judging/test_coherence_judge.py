@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import pytest
-from tl_traits.plugins.judges.coherence import FEATURES, load_weights, text_features
+from tl_traits.judging.text_quality import text_features
+from tl_traits.plugins.judges.coherence import FEATURES, load_weights
 
 import tl_traits as tt
 from tl_traits.judging.calibration import calibrate

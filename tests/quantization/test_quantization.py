@@ -201,10 +201,10 @@ def test_half_precision_native_and_simulated(llama, name, dtype):
 
 
 def test_half_precision_falls_back_to_simulated_and_says_why(llama, monkeypatch):
-    from tl_traits.plugins.quantizers import _weights
+    from tl_traits.quantization import builders
 
     buffers = {n: b.clone() for n, b in llama.named_buffers() if b.is_floating_point()}
-    monkeypatch.setattr(_weights, "smoke_forward", lambda model: "RuntimeError: boom")
+    monkeypatch.setattr(builders, "smoke_forward", lambda model: "RuntimeError: boom")
     q = tt.quantizers.get("bf16").quantize(llama)
     info = quantization_info(q)
     assert info["compute"] == "simulated" and "boom" in info["fallback_reason"]
@@ -216,7 +216,7 @@ def test_half_precision_falls_back_to_simulated_and_says_why(llama, monkeypatch)
         assert torch.isfinite(q(_tokens(q))).all()
     with pytest.raises(QuantizationError, match="compute='simulated'"):
         tt.quantizers.get("bf16").quantize(llama, compute="native")
-    monkeypatch.setattr(_weights, "can_compute", lambda dtype, device: (False, "no fp16 here"))
+    monkeypatch.setattr(builders, "can_compute", lambda dtype, device: (False, "no fp16 here"))
     assert quantization_info(tt.quantizers.get("fp16").quantize(llama))["fallback_reason"] == "no fp16 here"
     with pytest.raises(ValueError, match="compute must be"):
         tt.quantizers.get("fp16").quantize(llama, compute="fast")

@@ -1,4 +1,4 @@
-"""Input validation and output conventions (unit norm, sign) shared by the built-in extractors."""
+"""Input checks and output conventions (unit norm, sign) for extractors: the built-in ones and any plugin author's."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Shared builders for the torch quantizers: weight-only low-bit (int8/int4/nf4) and 16-bit casts."""
+"""Quantizer builders for plugin authors: weight-only low-bit (int8/int4/nf4 round trips) and 16-bit casts."""
 
 from __future__ import annotations
 
