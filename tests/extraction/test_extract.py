@@ -72,6 +72,22 @@ def test_user_extractor_via_decorator_runs_the_same_path(bridge_model, joy_small
     assert vecs["first_positive"].metadata["options"] == {"scale": 2.0}
 
 
+def test_a_plain_fit_function_runs_unregistered_like_a_judge_function(bridge_model, joy_small, joy_acts):
+    """extract(model, trait, [my_function]) works as make_judge(my_function) does: no registration needed."""
+    def last_negative(pos, neg, *, seed=0, layers=None):
+        assert layers == list(joy_acts.layers)  # context keywords reach a function that names them
+        return -neg[-1]
+
+    vecs = tt.extract(bridge_model, joy_small, ["mean_diff", last_negative], activations=joy_acts, progress=False)
+    assert vecs.methods == ["mean_diff", "last_negative"] and "last_negative" not in tt.extractors
+    alone = tt.extract(bridge_model, joy_small, last_negative, activations=joy_acts, progress=False)
+    torch.testing.assert_close(alone["last_negative"].directions, vecs["last_negative"].directions)
+    with pytest.raises(ExtractionError, match="one extractor twice"):
+        tt.extract(bridge_model, joy_small, [last_negative, last_negative], activations=joy_acts, progress=False)
+    with pytest.raises(ExtractionError, match="registered name or a fit function"):
+        tt.extract(bridge_model, joy_small, [3], activations=joy_acts, progress=False)
+
+
 def test_extract_errors_name_the_fix(bridge_model, joy_small, joy_acts):
     with pytest.raises(UnknownPluginError, match="unknown extractor 'mean-diff'.*mean_diff"):
         tt.extract(bridge_model, joy_small, "mean-diff", activations=joy_acts)

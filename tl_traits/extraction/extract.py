@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import inspect
 import warnings
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 import torch
 from jaxtyping import Float
@@ -30,7 +30,7 @@ class ExtractionError(TlTraitsError):
 def extract(
     model: Any,
     trait: Any,
-    methods: str | Sequence[str] = ("mean_diff",),
+    methods: str | Callable[..., Any] | Sequence[str | Callable[..., Any]] = ("mean_diff",),
     *,
     layers: int | Sequence[int] | str = "all",
     position: str | None = None,
@@ -47,16 +47,20 @@ def extract(
     trait: a TraitDataset or anything `load_trait` reads ('emotion/joy', a folder, ...).
     position: which tokens to average (docs/extraction.md); default `response[:]`, or `prompt[-1]`
         for a plain-text set without responses (`TraitDataset.from_pairs` of strings).
-    methods: registered extractor names (`tl_traits.extractors.names()`).
+    methods: registered extractor names (`tl_traits.extractors.names()`) or fit functions
+        `fit(pos, neg, *, seed) -> [layers, d_model]`, used as they are under their `name` or `__name__`.
     activations: reuse a capture of this very dataset (skips the forward passes).
     """
     dataset = load_trait(trait).validate()
     if position is None:  # the response's tokens; plain-text pairs (from_pairs) have none: their last token
         position = "prompt[-1]" if dataset.chat is False and not dataset.has_responses else "response[:]"
-    method_list = [methods] if isinstance(methods, str) else list(methods)
-    if not method_list:
+    specs = [methods] if isinstance(methods, str) or callable(methods) else list(methods)
+    if not specs:
         raise ExtractionError("methods is empty; pass at least one of " + ", ".join(extractors.names()))
-    fits = {name: extractors.get(name) for name in method_list}  # unknown names fail before any work
+    fits = dict(resolve_extractor(spec) for spec in specs)  # unknown names fail before any work
+    if len(fits) != len(specs):
+        raise ExtractionError(f"methods name one extractor twice: {[resolve_extractor(s)[0] for s in specs]}")
+    method_list = list(fits)
     options = method_options or {}
     unknown_options = set(options) - set(method_list)
     if unknown_options:
@@ -79,7 +83,7 @@ def extract(
     vectors: dict[str, TraitVector] = {}
     for name in fits:
         directions, record = fit_directions(
-            name, train_pos, train_neg, layers=list(acts.layers), hook=acts.hook, seed=seed,
+            fits[name], train_pos, train_neg, layers=list(acts.layers), hook=acts.hook, seed=seed,
             options=options.get(name, {}), model_name=(acts.metadata.get("model") or {}).get("name"),
         )
         metrics = score_directions(directions, train_pos, train_neg, val.by_label(1), val.by_label(0))
@@ -109,8 +113,19 @@ def extract(
     return TraitVectors(vectors, meta)
 
 
+def resolve_extractor(spec: str | Callable[..., Any]) -> tuple[str, Callable[..., Any]]:
+    """(name, fit) for a registered extractor's name or a fit function of one's own (named by `name` or `__name__`)."""
+    if isinstance(spec, str):
+        return spec, extractors.get(spec)
+    if callable(spec):
+        name = getattr(spec, "name", None) or getattr(spec, "__name__", None) or type(spec).__name__
+        return str(name), spec
+    raise ExtractionError(f"an extraction method is a registered name or a fit function, not {type(spec).__name__}; "
+                          f"registered: {', '.join(extractors.names())}")
+
+
 def fit_directions(
-    method: str,
+    method: str | Callable[..., Any],
     train_pos: Float[Tensor, "n layer d_model"],
     train_neg: Float[Tensor, "m layer d_model"],
     *,
@@ -120,13 +135,13 @@ def fit_directions(
     options: dict[str, Any] | None = None,
     model_name: str | None = None,
 ) -> tuple[Float[Tensor, "layer d_model"], dict[str, Any]]:
-    """One registered extractor fitted on captured activations: unit directions per layer, and the JSON
-    record the extractor wrote (when it takes `record`)."""
-    fit = extractors.get(method)
+    """One extractor (a registered name or a fit function) fitted on captured activations: unit directions per
+    layer, and the JSON record the extractor wrote (when it takes `record`)."""
+    name, fit = resolve_extractor(method)
     record: dict[str, Any] = {}
     context = _context(fit, options or {}, layers=list(layers), hook=hook, record=record, model_name=model_name)
     raw = fit(train_pos, train_neg, seed=seed, **context, **(options or {}))
-    return _checked(method, raw, train_pos.shape[1:]), record
+    return _checked(name, raw, train_pos.shape[1:]), record
 
 
 def default_methods() -> list[str]:
