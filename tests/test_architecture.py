@@ -247,6 +247,27 @@ def test_the_facade_keeps_its_names() -> None:
     assert callable(tt.monitor.project) and callable(tt.viz.token_projections)
 
 
+NAMESPACES = ("training", "saes", "quantization", "scale", "judging", "monitoring", "steering")
+
+
+@pytest.mark.parametrize("namespace", NAMESPACES)
+def test_each_namespace_resolves_every_curated_name_to_its_module(namespace: str) -> None:
+    """tt.<namespace>.<name> is the very object its module holds, and the namespace is in the facade."""
+    import importlib
+
+    import tl_traits as tt
+
+    package = getattr(tt, namespace)
+    assert package is importlib.import_module(f"tl_traits.{namespace}") and namespace in tt.__all__
+    for name, target in package.EXPORTS.items():
+        module, _, attribute = target.partition(":")
+        expected = getattr(importlib.import_module(module), attribute) if attribute else importlib.import_module(module)
+        assert getattr(package, name) is expected, f"tt.{namespace}.{name}"
+        assert name in dir(package)
+    with pytest.raises(AttributeError, match="no attribute 'nope'"):
+        package.nope  # noqa: B018
+
+
 def test_every_package_is_listed_for_installation() -> None:
     """pyproject lists packages by hand (plugins/ is mapped into tl_traits); a package left out would be missing from a wheel."""
     tomllib = pytest.importorskip("tomllib")  # Python 3.11+
