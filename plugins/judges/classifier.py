@@ -111,11 +111,12 @@ class ClassifierJudge(JudgeBase):
                              + ("" if dataset.has_responses else " (some without responses: fill them with tt.generate_responses)"))
         self.trait = trait_label(dataset)
         self.dataset_name = dataset.name
-        self._model = _fitted(dataset.examples_hash(), tuple(e.response or "" for e in dataset.positive),
+        examples = dataset.examples_hash()
+        self._model = _fitted(examples, tuple(e.response or "" for e in dataset.positive),
                               tuple(e.response or "" for e in dataset.negative))
         stored = load_calibrations(calibration).get(dataset.name)
-        self.calibration = stored if stored and stored.get("examples_sha256") == dataset.examples_hash() else None
-        self.version = fitted_version(dataset.examples_hash(), self.calibration)
+        self.calibration = stored if stored and stored.get("examples_sha256") == examples else None
+        self.version = fitted_version(examples, self.calibration)
 
     def log_odds(self, responses: Sequence[str]) -> Float[Tensor, "n 2"]:
         """Each classifier's evidence for the positive side (log-odds): [embedding, style] per response."""

@@ -151,12 +151,14 @@ class TraitDataset:
 
     def content_hash(self) -> str:
         """sha256 of the examples, definition and questions: identifies the data an artifact came from."""
-        return _sha256({"positive": [e.to_dict() for e in self.positive], "negative": [e.to_dict() for e in self.negative],
-                        "definition": self.definition, "questions": list(self.questions)})
+        return _sha256({**self._examples(), "definition": self.definition, "questions": list(self.questions)})
 
     def examples_hash(self) -> str:
         """sha256 of the positive and negative examples alone: what a judge fitted on them depends on (not the questions)."""
-        return _sha256({"positive": [e.to_dict() for e in self.positive], "negative": [e.to_dict() for e in self.negative]})
+        return _sha256(self._examples())
+
+    def _examples(self) -> dict[str, list[dict[str, Any]]]:
+        return {"positive": [e.to_dict() for e in self.positive], "negative": [e.to_dict() for e in self.negative]}
 
     def validate(self, *, max_ratio: float = 3.0, min_per_class: int = 2) -> "TraitDataset":
         """Refuse empty, identical or badly unbalanced sets with a message saying how to fix them.

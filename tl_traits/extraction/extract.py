@@ -57,10 +57,10 @@ def extract(
     specs = [methods] if isinstance(methods, str) or callable(methods) else list(methods)
     if not specs:
         raise ExtractionError("methods is empty; pass at least one of " + ", ".join(extractors.names()))
-    fits = dict(resolve_extractor(spec) for spec in specs)  # unknown names fail before any work
-    if len(fits) != len(specs):
-        raise ExtractionError(f"methods name one extractor twice: {[resolve_extractor(s)[0] for s in specs]}")
-    method_list = list(fits)
+    method_list = [resolve_extractor(spec)[0] for spec in specs]  # unknown names fail before any work
+    if len(set(method_list)) != len(method_list):
+        raise ExtractionError(f"methods name one extractor twice: {method_list}")
+    fits = dict(zip(method_list, specs))  # name -> the spec as given: a registered one keeps its registered name
     options = method_options or {}
     unknown_options = set(options) - set(method_list)
     if unknown_options:

@@ -8,18 +8,16 @@ only the settings the new scores choose that the log lacks.
 
 from __future__ import annotations
 
-import json
 import os
 from pathlib import Path
 from typing import Any, Sequence
 
 from tqdm.auto import tqdm
 
-from tl_traits.core.files import atomic_write_text
 from tl_traits.core.trait_sets import load_trait
 from tl_traits.judging.defaults import default_judges
 from tl_traits.steering.errors import EvaluationError
-from tl_traits.steering.log import FORMAT, SteeringLog
+from tl_traits.steering.log import SteeringLog
 from tl_traits.steering.results import Run
 from tl_traits.steering.scoring import pick_judges
 
@@ -46,21 +44,22 @@ def rejudge_log(log: str | os.PathLike[str], model: Any, *, trait: Any = None, j
     def again(answers: Any) -> Any:
         return chosen.judge(answers.questions, answers.responses, direction, parts)
 
-    lines: list[dict[str, Any]] = [{"type": "header", "format": FORMAT, **header, "judge_versions": chosen.versions}]
+    target = Path(out) if out is not None else Path(log)
+    partial = target.with_name(target.name + ".rejudging")  # the log's own writers fill it; one rename replaces
+    partial.unlink(missing_ok=True)
+    fresh = SteeringLog(partial, {**header, "judge_versions": chosen.versions})
     bar = tqdm(total=len(record.baseline) + len(record.runs), desc=f"rejudge {Path(log).name}", unit="set",
                disable=not progress, leave=False)
     try:
         for split, answers in record.baseline.items():
-            lines.append({"type": "baseline", "split": split, "answers": again(answers).to_dict()})
+            fresh.write_baseline(split, again(answers))
             bar.update(1)
-        lines += [{"type": "ladder", "candidate": key, "points": [[p.strength, p.kl] for p in points]}
-                  for key, points in record.ladders.items()]
+        for key, points in record.ladders.items():
+            fresh.write_ladder(key, points)
         for run in record.runs:
-            rescored = Run(run.split, again(run.answers), run.candidate, run.strength, run.prompt, run.kl, run.step)
-            lines.append({"type": "run", **rescored.to_dict()})
+            fresh.write_run(Run(run.split, again(run.answers), run.candidate, run.strength, run.prompt, run.kl, run.step))
             bar.update(1)
     finally:
         bar.close()
-    target = Path(out) if out is not None else Path(log)
-    atomic_write_text(target, "".join(json.dumps(line, ensure_ascii=False) + "\n" for line in lines))
+    os.replace(partial, target)
     return target
