@@ -1,14 +1,15 @@
 """classifier: a trained trait judge, fitted on the trait set's own positive vs negative responses.
 
-Two logistic regressions separate the trait set's positive from its negative responses: one over
+Three logistic regressions separate the trait set's positive from its negative responses: one over
 the bundled MiniLM embedding of the response (what it says), one over a few style counts
-(contractions, exclamations, word length, pronouns, ...: how it says it). They are fitted when the
-judge is built (deterministic, a few seconds) and never see the calibration set. For the bundled
+(contractions, exclamations, word length, pronouns, ...: how it says it) and one over which words
+it uses ("myth", "absolutely", "lol": the trait's own vocabulary). They are fitted when the judge
+is built (deterministic, a few seconds) and never see the calibration set. For the bundled
 traits a small calibration, fitted on the calibration set's `fit` half only
 (`classifier_calibration.json`, refit by `benchmarks/fit_trait_judges.py`), maps their evidence
 onto the reader's 0-100 scale, scaled by how clean the text is (degenerate text shows a reader
-little trait) and with the answer's closeness to the question; other traits get 100 x the mean of
-the two probabilities.
+little trait), with the answer's closeness to the question and a small weight per word the fit half
+rates; other traits get 100 x the mean of the three probabilities.
 """
 
 from __future__ import annotations
@@ -16,6 +17,8 @@ from __future__ import annotations
 import functools
 import json
 import re
+from collections import Counter
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -34,8 +37,15 @@ STYLE = ("contractions", "exclamations", "questions", "word_length", "long_words
          "lowercase_starts", "non_ascii")
 L2_EMBEDDING = 10.0  # on standardised features; 100 training responses against 384 dimensions need a strong prior
 L2_STYLE = 1.0
+L2_WORDS = 30.0
+MIN_WORD_COUNT = 2  # a word enters the vocabulary when at least this many trait-set responses use it
+# Each block's evidence is clipped: beyond e^5 (odd texts far outside the trait set, e.g. all symbols)
+# a logistic model's certainty is extrapolation, and one unbounded term would swamp the calibration.
+LOG_ODDS_CLIP = 5.0
+BLOCKS = ("embedding", "style", "words")
 _WORD = re.compile(r"[A-Za-z]+(?:'[A-Za-z]+)?")
 _SENTENCE = re.compile(r"(?<=[.!?])\s+")
+_LOWER_WORD = re.compile(r"[a-z]+(?:'[a-z]+)?")
 
 
 def style_features(text: str) -> list[float]:
@@ -64,21 +74,61 @@ def clean_text(quality: dict[str, float]) -> float:
             * quality["letters"])
 
 
+def word_set(text: str) -> set[str]:
+    """The distinct lowercase words of a text (curly apostrophes read as straight ones)."""
+    return set(_LOWER_WORD.findall(text.lower().replace("\u2019", "'")))
+
+
+@dataclass(frozen=True)
+class _Block:
+    """One logistic model over standardised features: (x - mean) / scale @ weights + intercept."""
+
+    mean: Tensor
+    scale: Tensor
+    weights: Tensor
+    intercept: float
+
+    def log_odds(self, x: Tensor) -> Tensor:
+        return ((x - self.mean) / self.scale) @ self.weights + self.intercept
+
+
+@dataclass(frozen=True)
+class _Fitted:
+    vocabulary: dict[str, int]
+    blocks: tuple[_Block, ...]
+
+    def features(self, texts: Sequence[str]) -> tuple[Tensor, Tensor, Tensor]:
+        return embed(list(texts)).double(), _style(texts), _words(texts, self.vocabulary)
+
+
 @functools.lru_cache(maxsize=16)
-def _fitted(key: str, positives: tuple[str, ...], negatives: tuple[str, ...]) -> tuple[tuple[Tensor, Tensor, Tensor, float], ...]:
-    """Per feature block (embedding, style): (mean, scale, weights, intercept) of its logistic model."""
+def _fitted(key: str, positives: tuple[str, ...], negatives: tuple[str, ...]) -> _Fitted:
+    """The three logistic models (embedding, style, words) and the words' vocabulary."""
     texts = list(positives) + list(negatives)
+    counts = Counter(w for t in texts for w in word_set(t))
+    vocabulary = {w: i for i, w in enumerate(sorted(w for w, c in counts.items() if c >= MIN_WORD_COUNT))}
     y = torch.tensor([1.0] * len(positives) + [0.0] * len(negatives), dtype=torch.float64)
-    models = []
-    for x, l2 in ((embed(texts).double(), L2_EMBEDDING), (_style(texts), L2_STYLE)):
+    blocks = []
+    x_all = (embed(texts).double(), _style(texts), _words(texts, vocabulary))
+    for x, l2 in zip(x_all, (L2_EMBEDDING, L2_STYLE, L2_WORDS)):
         mean, scale = x.mean(0), x.std(0).clamp_min(1e-6)
         weights, intercept = fit_logistic((x - mean) / scale, y, l2=l2)
-        models.append((mean, scale, weights.double(), intercept))
-    return tuple(models)
+        blocks.append(_Block(mean, scale, weights.double(), intercept))
+    return _Fitted(vocabulary, tuple(blocks))
 
 
 def _style(texts: Sequence[str]) -> Float[Tensor, "n 9"]:
     return torch.tensor([style_features(t) for t in texts], dtype=torch.float64)
+
+
+def _words(texts: Sequence[str], vocabulary: dict[str, int]) -> Float[Tensor, "n vocab"]:
+    """Which vocabulary words each text uses (0 or 1)."""
+    x = torch.zeros(len(texts), len(vocabulary), dtype=torch.float64)
+    for row, text in enumerate(texts):
+        for word in word_set(text):
+            if word in vocabulary:
+                x[row, vocabulary[word]] = 1.0
+    return x
 
 
 def load_calibrations(path: str | Path | None = None) -> dict[str, Any]:
@@ -118,11 +168,12 @@ class ClassifierJudge(JudgeBase):
         self.calibration = stored if stored and stored.get("examples_sha256") == examples else None
         self.version = fitted_version(examples, self.calibration)
 
-    def log_odds(self, responses: Sequence[str]) -> Float[Tensor, "n 2"]:
-        """Each classifier's evidence for the positive side (log-odds): [embedding, style] per response."""
-        blocks = (embed(list(responses)).double(), _style(responses))
-        return torch.stack([((x - mean) / scale) @ weights + intercept
-                            for x, (mean, scale, weights, intercept) in zip(blocks, self._model)], dim=1)
+    def log_odds(self, responses: Sequence[str]) -> Float[Tensor, "n 3"]:
+        """Each classifier's evidence for the positive side (log-odds, clipped to +-LOG_ODDS_CLIP):
+        [embedding, style, words] per response."""
+        features = self._model.features(responses)
+        z = torch.stack([block.log_odds(x) for block, x in zip(self._model.blocks, features)], dim=1)
+        return z.clamp(-LOG_ODDS_CLIP, LOG_ODDS_CLIP)
 
     def _score(self, questions: list[str], responses: list[str]) -> Sequence[float | None]:
         empty = [not any(ch.isalpha() for ch in r) for r in responses]
@@ -132,20 +183,22 @@ class ClassifierJudge(JudgeBase):
             values = (100.0 * torch.sigmoid(z).mean(dim=1)).tolist()
         else:
             closeness = (embed(texts) * embed([q or "." for q in questions])).sum(-1).tolist()
-            values = [predicted_rating(row.tolist(), text_features(r), c, self.calibration)
-                      for row, r, c in zip(z, responses, closeness)]
+            values = [predicted_rating(row.tolist(), r, c, self.calibration) for row, r, c in zip(z, responses, closeness)]
         return [None if e else float(v) for e, v in zip(empty, values)]
 
 
 def calibration_design(z: Sequence[float], quality: dict[str, float], closeness: float) -> list[float]:
-    """The calibration's inputs: 1, both log-odds, both scaled by how clean the text is, that index, and the
-    response's MiniLM cosine to the question (a restated claim agrees with it), plain and scaled."""
+    """The calibration's inputs: 1, the three log-odds, each scaled by how clean the text is, that index, and
+    the response's MiniLM cosine to the question (a restated claim agrees with it), plain and scaled."""
     clean = clean_text(quality)
-    return [1.0, z[0], z[1], z[0] * clean, z[1] * clean, clean, closeness, closeness * clean]
+    return [1.0, *z, *(x * clean for x in z), clean, closeness, closeness * clean]
 
 
-def predicted_rating(z: Sequence[float], quality: dict[str, float], closeness: float, calibration: dict[str, Any]) -> float:
-    """The stored linear calibration, stretched so a difference in rating is not attenuated, clipped to 0-100."""
-    value = sum(c * x for c, x in zip(calibration["coef"], calibration_design(z, quality, closeness)))
+def predicted_rating(z: Sequence[float], response: str, closeness: float, calibration: dict[str, Any]) -> float:
+    """The stored linear calibration (its design, plus a weight for each of its words the response uses), stretched
+    so a difference in rating is not attenuated, clipped to 0-100."""
+    value = sum(c * x for c, x in zip(calibration["coef"], calibration_design(z, text_features(response), closeness)))
+    words = calibration.get("words") or {}
+    value += sum(words.get(w, 0.0) for w in word_set(response))
     stretch = calibration.get("stretch") or {"offset": 0.0, "slope": 1.0}
     return min(100.0, max(0.0, (value - stretch["offset"]) / stretch["slope"]))

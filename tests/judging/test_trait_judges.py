@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
-from tl_traits.plugins.judges.classifier import ClassifierJudge, style_features
+from tl_traits.plugins.judges.classifier import LOG_ODDS_CLIP, ClassifierJudge, style_features, word_set
 
 import tl_traits as tt
 from tl_traits.core.stats import auroc
@@ -14,7 +14,7 @@ from tl_traits.judging.defaults import TRAIT_JUDGES, default_judges
 from tl_traits.judging.judges import JudgeError
 
 # Held-out AUROC (rating >= 70) each bundled trait's default judge must keep. The target is 0.85; sycophancy's
-# classifier reaches 0.81 on the held-out half (17 positives) and is held to that until it is improved.
+# classifier reaches 0.82 on the held-out half (130 rows, 37 positives) and is held to 0.80 until it is improved.
 GATES = {"emotion/joy": 0.85, "style/formality": 0.85, "alignment/refusal": 0.85, "alignment/sycophancy": 0.80}
 
 
@@ -42,11 +42,14 @@ def test_the_classifier_is_fitted_on_the_trait_set_only_and_deterministic():
     trait = tt.load_trait("style/formality")
     responses = [e.response for e in trait.examples]
     z = first.log_odds(responses)
-    assert z.shape == (len(responses), 2) and bool((z == again.log_odds(responses)).all())
+    assert z.shape == (len(responses), 3) and bool((z == again.log_odds(responses)).all())
     labels = trait.labels
-    pos = z[[i for i, y in enumerate(labels) if y == 1], 0]
-    neg = z[[i for i, y in enumerate(labels) if y == 0], 0]
-    assert float(auroc(pos, neg)) > 0.95  # it separates its own training sides
+    for block in (0, 2):  # the embedding and the words each separate their own training sides
+        pos = z[[i for i, y in enumerate(labels) if y == 1], block]
+        neg = z[[i for i, y in enumerate(labels) if y == 0], block]
+        assert float(auroc(pos, neg)) > 0.95, block
+    odd = first.log_odds(["\u00a0" * 40 + "(I", "]]]]]]]]] 777777"])  # far outside the trait set
+    assert float(odd.abs().max()) <= LOG_ODDS_CLIP  # clipped: no single block can swamp the calibration
     formal, casual = first.score(["How do I boil an egg?"] * 2, [
         "Certainly. Place the egg in a saucepan of cold water, bring it to the boil and simmer for nine minutes.",
         "lol just chuck it in boiling water for like 9 mins then dunk it in cold water, easy peasy"])
@@ -81,6 +84,7 @@ def test_empty_and_letterless_text_is_unscored():
     judge = tt.make_judge("classifier", trait="emotion/joy")
     assert judge.score(["q", "q", "q"], ["", "   ", "!!! ???"]) == [None, None, None]
     assert len(style_features("I'm fine, you?")) == 9
+    assert word_set("You\u2019re RIGHT, you're right!") == {"you're", "right"}
 
 
 def test_every_bundled_trait_names_its_default_judges():
