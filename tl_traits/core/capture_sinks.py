@@ -121,6 +121,6 @@ def load_shards(folder: str | os.PathLike[str]) -> ActivationSet:
     for rows, part in parts:
         acts[rows] = part.acts
         norms[rows] = part.token_norms
-        if labels is not None:
+        if labels is not None and part.labels is not None:
             labels[rows] = part.labels
     return ActivationSet(acts, norms, labels, index["layers"], index["hook"], index["position"], index["metadata"])

@@ -64,7 +64,6 @@ def load_model(
                              "lower n_devices or set CUDA_VISIBLE_DEVICES")
     dtype = as_dtype(dtype)
     device = device or ("cuda" if torch.cuda.is_available() else "cpu")
-    placement = {"n_devices": n_devices, "device_map": device_map}
     if name is None:
         folder: Path | None = embedded_model_folder()
         display = EMBEDDED_NAME
@@ -76,7 +75,8 @@ def load_model(
 
     try:
         if kind == "bridge":
-            model = _boot_bridge(str(folder) if folder else display, dtype, device, **placement)
+            model = _boot_bridge(str(folder) if folder else display, dtype, device, n_devices=n_devices,
+                                 device_map=device_map)
         elif folder is not None:
             model = _hooked_from_folder(folder, dtype, device, n_devices)
         else:
@@ -94,7 +94,7 @@ def load_model(
             ) from exc
         raise
     if name is None or folder is not None:
-        model.cfg.model_name = display if name is None else folder.name
+        model.cfg.model_name = display if name is None or folder is None else folder.name
     set_provenance(model, source=str(folder) if folder is not None else display)
     model.eval()
     return model

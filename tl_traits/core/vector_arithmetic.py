@@ -41,7 +41,10 @@ class VectorArithmetic:
     layers: list[int]
     act_norm: Tensor
     metadata: dict[str, Any]
-    label: str
+
+    @property
+    def label(self) -> str:  # TraitVector names itself (its trait and method, or its expression)
+        raise NotImplementedError
     hook: str
     units: Units  # "absolute" (imported: s adds s x its tensor) or "relative" (extracted: s x norm x direction)
 
@@ -112,7 +115,8 @@ class VectorArithmetic:
         """A combination of the same type, keeping the model, hook, prompt settings, position and units."""
         meta = {k: v for k, v in self.metadata.items() if k in KEPT}
         meta.update({"expression": expression, "method": "combined"})
-        return type(self)("combined", directions, layers, act_norm, {}, meta, hook=self.hook, units=units)  # type: ignore[call-arg]
+        vector_type: Any = type(self)  # TraitVector (the dataclass that inherits these methods)
+        return vector_type("combined", directions, layers, act_norm, {}, meta, hook=self.hook, units=units)
 
 
 def layer_ranges(layers: list[int]) -> str:
