@@ -266,8 +266,8 @@ def imported_like(a: TraitVector, layers=(1, 2, 3), scale: float = 7.0) -> Trait
     """An absolute-units vector (what import_gguf / import_safetensors make) on a's model."""
     gen = torch.Generator().manual_seed(5)
     return TraitVector("imported", scale * torch.randn(len(layers), a.directions.shape[1], generator=gen), list(layers),
-                       torch.ones(len(layers)), {}, {**{k: a.metadata[k] for k in ("model", "hook")}, "units": "absolute",
-                                                     "dataset": {"name": "repeng"}})
+                       torch.ones(len(layers)), {}, {"model": a.metadata["model"], "dataset": {"name": "repeng"}},
+                       hook=a.hook, units="absolute")
 
 
 def test_a_sum_adds_exactly_the_parts_even_when_their_norms_differ():
@@ -286,7 +286,7 @@ def test_units_travel_through_arithmetic_and_are_never_mixed():
     imported = imported_like(a)
     assert a.units == "relative" and imported.units == "absolute"
     for derived in (1 * imported, imported * 0.5, -imported, imported + imported, imported - 2 * imported):
-        assert derived.units == "absolute" and derived.metadata["units"] == "absolute"  # `1 * imported` lost them
+        assert derived.units == "absolute" and "units" not in derived.metadata  # `1 * imported` lost them
     assert (2 * a).units == "relative" and "units" not in (a + a).metadata
     torch.testing.assert_close((1 * imported).layer_tensors(0.3)[2], imported.layer_tensors(0.3)[2])
     for mixed in (lambda: a + imported, lambda: imported - a):
@@ -328,3 +328,16 @@ def test_a_scale_must_be_finite_in_float32_and_numpy_scalars_are_numbers():
     torch.testing.assert_close(a.layer_tensors(np.float32(0.5))[1], a.layer_tensors(0.5)[1])
     with pytest.raises(TypeError):
         a * "2"
+
+
+def test_hook_and_units_are_typed_fields_read_from_metadata_once():
+    meta = {"model": {"name": "m", "n_layers": 4, "d_model": 8}, "hook": "resid_pre", "units": "absolute"}
+    vec = TraitVector("x", torch.eye(8)[:2], [1, 2], torch.ones(2), {}, meta)
+    assert (vec.hook, vec.units) == ("resid_pre", "absolute") and "hook" not in vec.metadata and "units" not in vec.metadata
+    assert vec.stored_metadata()["hook"] == "resid_pre" and meta["hook"] == "resid_pre"  # the caller's dict is untouched
+    with pytest.raises(VectorError, match="unknown units 'percent'"):
+        TraitVector("x", torch.eye(8)[:2], [1, 2], torch.ones(2), {}, {}, units="percent")  # type: ignore[arg-type]
+    with pytest.raises(VectorError, match="unknown hook 'resid'"):
+        TraitVector("x", torch.eye(8)[:2], [1, 2], torch.ones(2), {}, {"hook": "resid"})
+    with pytest.raises(VectorError, match="hook given twice"):
+        TraitVector("x", torch.eye(8)[:2], [1, 2], torch.ones(2), {}, {"hook": "resid_pre"}, hook="attn_out")

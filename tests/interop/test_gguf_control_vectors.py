@@ -61,7 +61,7 @@ def test_round_trip_steers_as_the_original(tmp_path, bridge_model, known_vector)
     path = tt.export_gguf(known_vector, tmp_path / "joy.gguf", strength=0.5)
     back = tt.import_gguf(path, bridge_model)
     assert back.layers == [4, 10, 12]
-    assert back.metadata["exported_at_strength"] == 0.5 and back.metadata["units"] == "absolute"
+    assert back.metadata["exported_at_strength"] == 0.5 and back.units == "absolute"
     original = final_logits(bridge_model, tt.steer(bridge_model, known_vector, [4, 10, 12], strength=0.5))
     imported = final_logits(bridge_model, tt.steer(bridge_model, back, [4, 10, 12], strength=1.0))
     torch.testing.assert_close(imported, original, rtol=1e-4, atol=1e-4)

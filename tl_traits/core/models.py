@@ -6,7 +6,7 @@ import hashlib
 import json
 import os
 import tempfile
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any, Literal
 
@@ -64,7 +64,6 @@ def load_model(
                              "lower n_devices or set CUDA_VISIBLE_DEVICES")
     dtype = as_dtype(dtype)
     device = device or ("cuda" if torch.cuda.is_available() else "cpu")
-    placement = {"n_devices": n_devices, "device_map": device_map}
     if name is None:
         folder: Path | None = embedded_model_folder()
         display = EMBEDDED_NAME
@@ -76,7 +75,8 @@ def load_model(
 
     try:
         if kind == "bridge":
-            model = _boot_bridge(str(folder) if folder else display, dtype, device, **placement)
+            model = _boot_bridge(str(folder) if folder else display, dtype, device, n_devices=n_devices,
+                                 device_map=device_map)
         elif folder is not None:
             model = _hooked_from_folder(folder, dtype, device, n_devices)
         else:
@@ -94,8 +94,8 @@ def load_model(
             ) from exc
         raise
     if name is None or folder is not None:
-        model.cfg.model_name = display if name is None else folder.name
-    setattr(model, SOURCE_ATTR, str(folder) if folder is not None else display)
+        model.cfg.model_name = display if name is None or folder is None else folder.name
+    set_provenance(model, source=str(folder) if folder is not None else display)
     model.eval()
     return model
 
@@ -118,20 +118,42 @@ def _bridge_from_hf_model(hf_model: torch.nn.Module, tokenizer: Any, kind: str) 
     model.enable_compatibility_mode()
     model.cfg.model_name = display
     if source and Path(source).is_dir():
-        setattr(model, SOURCE_ATTR, source)  # a worker process can load it again from there
+        set_provenance(model, source=source)  # a worker process can load it again from there
     model.eval()
     return model
 
 
-# Set on loaded models: where the weights came from (quantizers that reload, e.g. bitsandbytes,
-# read it) and, on a quantized copy, what the quantizer did (model_identity records it).
-SOURCE_ATTR = "_tl_traits_source"
-QUANTIZATION_ATTR = "_tl_traits_quantization"
+@dataclass(frozen=True)
+class ModelProvenance:
+    """Where a model's weights came from and what was done to them since; one typed record on the model.
+
+    source: the local folder or name `load_model` loaded it from (quantizers that reload, e.g.
+    bitsandbytes, and worker processes read it); None for a model built elsewhere.
+    quantization: on a quantized copy, what the quantizer did (`model_identity` records it).
+    """
+
+    source: str | None = None
+    quantization: dict[str, Any] | None = None
+
+
+# One attribute on the model object, so the record travels with deepcopy and pickling as the model does.
+PROVENANCE_ATTR = "_tl_traits_provenance"
+
+
+def provenance(model: Any) -> ModelProvenance:
+    """The model's provenance record (empty for a model tl_traits did not load or change)."""
+    found = getattr(model, PROVENANCE_ATTR, None)
+    return found if isinstance(found, ModelProvenance) else ModelProvenance()
+
+
+def set_provenance(model: Any, **changes: Any) -> None:
+    """Replace fields of the model's provenance record (`source=`, `quantization=`)."""
+    setattr(model, PROVENANCE_ATTR, replace(provenance(model), **changes))
 
 
 def model_source(model: Any) -> str | None:
     """The local folder or name `load_model` loaded this model from (None for models built elsewhere)."""
-    return getattr(model, SOURCE_ATTR, None)
+    return provenance(model).source
 
 
 def _boot_bridge(source: str, dtype: torch.dtype, device: str | torch.device, *, n_devices: int = 1,
@@ -284,7 +306,7 @@ def model_identity(model: Any) -> ModelIdentity:
         d_model=int(cfg.d_model),
         dtype=str(cfg.dtype).replace("torch.", ""),
         fingerprint=weights_fingerprint(model),
-        quantization=getattr(model, QUANTIZATION_ATTR, None),
+        quantization=provenance(model).quantization,
     )
 
 
@@ -334,7 +356,7 @@ class ModelSpec:
         if isinstance(model, (str, os.PathLike)) or model is None:
             return cls(None if model is None else str(model))
         source = model_source(model)
-        if source is None or getattr(model, QUANTIZATION_ATTR, None):
+        if source is None or provenance(model).quantization:
             raise ModelLoadError(
                 "this model cannot be loaded again in another process: it was not loaded by tl_traits.load_model "
                 "from a name or folder, or it was quantized since. Save it with save_pretrained() and pass "

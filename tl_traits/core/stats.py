@@ -150,7 +150,8 @@ def bootstrap_interval(
 
 def shared_key_groups(keys: list[tuple[Any, ...]]) -> list[list[int]]:
     """Indices joined when they share any key (union-find), each unit in index order, units by their first index."""
-    parent, first = list(range(len(keys))), {}
+    parent: list[int] = list(range(len(keys)))
+    first: dict[Any, int] = {}
 
     def root(i: int) -> int:
         while parent[i] != i:

@@ -78,7 +78,9 @@ class TraitDataset:
         """
         if isinstance(pairs, (str, bytes)) or not isinstance(pairs, Sequence) or not pairs:
             raise TraitDataError("from_pairs needs a non-empty list of (positive, negative) pairs")
-        positive, negative, kinds = [], [], set()
+        positive: list[TraitExample] = []
+        negative: list[TraitExample] = []
+        kinds: set[str] = set()
         for i, pair in enumerate(pairs):
             if not isinstance(pair, (tuple, list)) or len(pair) != 2:
                 raise TraitDataError(f"pair {i} is not a (positive, negative) pair: {pair!r:.80}")
@@ -253,8 +255,8 @@ def list_traits() -> list[str]:
     """Names of the bundled trait sets, e.g. 'emotion/joy'."""
     root = resources.files("tl_traits") / BUNDLED_ROOT
     found = []
-    for category in sorted(p for p in root.iterdir() if p.is_dir()):
-        for trait in sorted(p for p in category.iterdir() if p.is_dir()):
+    for category in sorted((p for p in root.iterdir() if p.is_dir()), key=lambda p: p.name):
+        for trait in sorted((p for p in category.iterdir() if p.is_dir()), key=lambda p: p.name):
             if (trait / "positive.jsonl").is_file():
                 found.append(f"{category.name}/{trait.name}")
     return found
@@ -342,7 +344,7 @@ def check_text(example: TraitExample, where: str) -> TraitExample:
         try:
             (text or "").encode("utf-8")
         except UnicodeEncodeError as exc:
-            raise TraitDataError(f"{where}: the {key} holds a lone surrogate {text[exc.start]!r} at character {exc.start}, "
+            raise TraitDataError(f"{where}: the {key} holds a lone surrogate {(text or '')[exc.start]!r} at character {exc.start}, "
                                  "which is not valid Unicode (half of an emoji's \\ud83d... escape?); fix or remove it") from None
     return example
 
@@ -352,7 +354,8 @@ _FALSE = {"0", "false", "negative", "neg", "no"}
 
 
 def _from_rows(rows: Iterable[dict[str, Any]], name: str, source: str) -> TraitDataset:
-    positive, negative = [], []
+    positive: list[TraitExample] = []
+    negative: list[TraitExample] = []
     for i, row in enumerate(rows, start=1):
         if "label" not in row:
             raise TraitDataError(f"{source} row {i} has no 'label' (1/0 or positive/negative)")

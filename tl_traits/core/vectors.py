@@ -25,12 +25,14 @@ from tl_traits.core.foreign import layer_list, sum_by_layer
 from tl_traits.core.models import model_identity
 from tl_traits.core.numeric import check_number
 from tl_traits.core.prompts import prepare_inputs
-from tl_traits.core.vector_arithmetic import VectorArithmetic
+from tl_traits.core.hook_names import HOOKS
+from tl_traits.core.vector_arithmetic import UNITS, Units, VectorArithmetic
 from tl_traits.core.vector_arithmetic import layer_ranges as _ranges
 
 FORMAT = "tl_traits.core.vectors/1"
 METRICS = ("auroc", "accuracy", "cohens_d", "polarity", "baseline")
 HEADER_KEY = "tl_traits"
+DEFAULT_HOOK = "resid_post"
 MID_DEPTH = 0.4  # the fraction of depth where steering works best: the default layer, and best_layer's last tie-break
 
 
@@ -54,8 +56,10 @@ def nearest_layer(n_layers: int, layers: Sequence[int], depth: float) -> int:
 class TraitVector(VectorArithmetic):
     """One method's directions for every extracted layer, plus per-layer statistics.
 
-    Arithmetic (`a + b`, `a - b`, `2 * a`, `-a`) and units (`units`, `in_absolute_units`) come from
-    `VectorArithmetic` (core/vector_arithmetic.py)."""
+    `hook`: where it was read and where it steers. `units`: "relative" (extracted: strength s adds s x the
+    layer's mean activation norm x its direction) or "absolute" (imported or trained: s x its tensor).
+    Arithmetic (`a + b`, `a - b`, `2 * a`, `-a`) and `in_absolute_units` come from `VectorArithmetic`
+    (core/vector_arithmetic.py)."""
 
     method: str
     directions: Float[Tensor, "layer d_model"]
@@ -63,6 +67,28 @@ class TraitVector(VectorArithmetic):
     act_norm: Float[Tensor, " layer"]  # mean per-token residual norm at each layer
     metrics: dict[str, Float[Tensor, " layer"]]
     metadata: dict[str, Any] = field(default_factory=dict)
+    hook: str = DEFAULT_HOOK
+    units: Units = "relative"
+
+    def __post_init__(self) -> None:
+        # A file (and a caller that built the metadata by hand) carries "hook" / "units" in the metadata: they
+        # move into the typed fields, so there is one place to read them.
+        metadata = dict(self.metadata)
+        for key, default in (("hook", DEFAULT_HOOK), ("units", "relative")):
+            if key in metadata:
+                given = metadata.pop(key)
+                if getattr(self, key) not in (default, given):
+                    raise VectorError(f"{key} given twice and differently: {getattr(self, key)!r} and metadata {given!r}")
+                setattr(self, key, given)
+        self.metadata = metadata
+        if self.hook not in HOOKS:
+            raise VectorError(f"unknown hook {self.hook!r} for a trait vector; use one of {', '.join(HOOKS)}")
+        if self.units not in UNITS:
+            raise VectorError(f"unknown units {self.units!r}; use one of {', '.join(UNITS)}")
+
+    def stored_metadata(self) -> dict[str, Any]:
+        """The metadata as a file stores it: with the hook and the units."""
+        return {**self.metadata, "hook": self.hook, "units": self.units}
 
     def __repr__(self) -> str:
         dataset = (self.metadata.get("dataset") or {}).get("name")
@@ -108,9 +134,10 @@ class TraitVector(VectorArithmetic):
         summed = sum_by_layer(tensors, here.n_layers, here.d_model, where=f"{source}: " if source else "",
                               error=VectorError, model=here.name)
         rows, layers = list(summed.values()), list(summed)
-        metadata = {"model": here.to_dict(), "hook": hook, "dataset": {"name": name}, "units": "absolute",
-                    "method": "imported", **({"source": source} if source else {})}
-        return cls("imported", torch.stack(rows), layers, torch.ones(len(layers)), {}, metadata)
+        metadata = {"model": here.to_dict(), "dataset": {"name": name}, "method": "imported",
+                    **({"source": source} if source else {})}
+        return cls("imported", torch.stack(rows), layers, torch.ones(len(layers)), {}, metadata, hook=hook,
+                   units="absolute")
 
     def _row(self, layer: int) -> int:
         if layer not in self.layers:
@@ -231,7 +258,7 @@ class TraitVectors:
             "format": FORMAT,
             **self.metadata,
             "layers": self.layers,
-            "methods": {name: vec.metadata for name, vec in self.vectors.items()},
+            "methods": {name: vec.stored_metadata() for name, vec in self.vectors.items()},
             "method_order": list(self.vectors),  # the JSON header is key-sorted
             "tensor_sha256": _tensor_digest(tensors),
         }

@@ -89,7 +89,7 @@ def extract(
         metrics = score_directions(directions, train_pos, train_neg, val.by_label(1), val.by_label(0))
         vectors[name] = TraitVector(
             name, directions, list(acts.layers), act_norm.clone(), metrics,
-            {"method": name, "options": options.get(name, {}), **record},
+            {"method": name, "options": options.get(name, {}), **record}, hook=acts.hook,
         )
     meta = {
         "model": acts.metadata.get("model"),
@@ -108,8 +108,8 @@ def extract(
         "seed": seed,
         "library_version": package_version(),
     }
-    for vec in vectors.values():
-        vec.metadata = {**meta, **vec.metadata}
+    for vec in vectors.values():  # the set's hook is each vector's typed field already
+        vec.metadata = {**{k: v for k, v in meta.items() if k != "hook"}, **vec.metadata}
     return TraitVectors(vectors, meta)
 
 

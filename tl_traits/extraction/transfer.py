@@ -95,7 +95,8 @@ def learning_curve(
                     options=(method_options or {}).get(method),
                 )
                 metrics = score_directions(directions, train_pos, train_neg, val.by_label(1), val.by_label(0))
-                chosen = TraitVector(method, directions, list(acts.layers), acts.token_norms.mean(0), metrics, {})
+                chosen = TraitVector(method, directions, list(acts.layers), acts.token_norms.mean(0), metrics, {},
+                                     hook=acts.hook)
                 layer = chosen.best_layer("auroc")
                 i = acts.layers.index(layer)
                 row = {"method": method, "pairs": n, "seed": seed, "layer": layer,

@@ -46,7 +46,7 @@ def export_gguf(
     import numpy as np
 
     strength = check_number(strength, "strength", InteropError)  # finite in float32; layer_tensors checks it scaled
-    hook = vector.metadata.get("hook", "resid_post")
+    hook = vector.hook
     if layers is None:  # every layer llama.cpp can steer: block 0's output is out of its reach
         first = {"resid_post": 1, "resid_pre": 2}.get(hook, 0)
         layers = [layer for layer in vector.layers if layer >= first]

@@ -21,7 +21,7 @@ def to_steering_vector(vector: TraitVector, *, strength: float = 1.0, layers: li
     adds, for `SteeringVector.apply(hf_model, multiplier=1)` (the multiplier then scales the strength).
     layers: as in `steer` (-1 is the last layer; default all the vector's layers)."""
     SteeringVector = _steering_vector_class()
-    hook = vector.metadata.get("hook", "resid_post")
+    hook = vector.hook
     tensors = vector.layer_tensors(strength, layers)
     if hook in ("resid_post", "resid_pre"):
         activations = {block_output_index(layer, hook, "steering-vectors"): t for layer, t in tensors.items()}

@@ -152,7 +152,7 @@ def _trait_name(vec: TraitVector) -> str:
 
 
 def _hook(named: Mapping[str, TraitVector]) -> str:
-    hooks = {vec.metadata.get("hook") or "resid_post" for vec in named.values()}
+    hooks = {vec.hook for vec in named.values()}
     if len(hooks) != 1:
         raise MonitorError(f"these vectors were extracted at different hooks {sorted(hooks)}; project them separately")
     return hooks.pop()

@@ -75,7 +75,7 @@ def run_protocol(
     candidates = _candidates(model, vectors, layers, protocol)
     header = {
         "model": model_identity(model).to_dict(),
-        "vectors": {m: {k: v.metadata.get(k) for k in ("method", "hook", "position", "expression")} |
+        "vectors": {m: {k: v.stored_metadata().get(k) for k in ("method", "hook", "position", "expression")} |
                     {"dataset": (v.metadata.get("dataset") or {}).get("sha256")} for m, v in vectors.items()},
         "trait": dataset.name, "direction": direction, "parts": list(plan.parts), "measures": plan.measures,
         "judges": chosen_judges.names, "judge_versions": chosen_judges.versions, "protocol": protocol.to_dict(), "dev": list(plan.dev), "test": list(plan.test),

@@ -243,7 +243,7 @@ def _resolve(
             direction = vector.direction(layer)
             c = coef if coef is not None else (strength or 0.0) * vector.norm(layer)
             edits[layer] = LayerEdit(direction.float(), float(c))
-        return _spread(edits, spread), hook or vector.metadata.get("hook") or "resid_post"
+        return _spread(edits, spread), hook or vector.hook
     if strength is not None:
         raise SteeringError("strength needs the activation norms a TraitVector records; a raw tensor or a {layer: tensor} "
                             "dict is in residual units: pass coef (default 1: add it as it is)")
