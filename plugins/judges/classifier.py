@@ -65,7 +65,8 @@ def clean_text(quality: dict[str, float]) -> float:
 
 
 @functools.lru_cache(maxsize=16)
-def _fitted(key: str, positives: tuple[str, ...], negatives: tuple[str, ...]) -> tuple[tuple[Tensor, Tensor, Tensor, float], ...]:
+def _fitted(key: str, positives: tuple[str, ...],
+            negatives: tuple[str, ...]) -> tuple[tuple[Tensor, Tensor, Tensor, float], ...]:
     """Per feature block (embedding, style): (mean, scale, weights, intercept) of its logistic model."""
     texts = list(positives) + list(negatives)
     y = torch.tensor([1.0] * len(positives) + [0.0] * len(negatives), dtype=torch.float64)
@@ -103,12 +104,14 @@ class ClassifierJudge(JudgeBase):
     def __init__(self, *, trait: Any = None, kind: str = "trait", calibration: str | Path | None = None) -> None:
         self.kind = check_kind(self.name, kind, self.kinds)
         if trait is None:
-            raise JudgeError("the classifier judge is fitted on a trait set's responses: make_judge('classifier', trait=...)")
+            raise JudgeError("the classifier judge is fitted on a trait set's responses: "
+                             "make_judge('classifier', trait=...)")
         dataset: TraitDataset = load_trait(trait)
         if not dataset.has_responses or len(dataset.positive) < 2 or len(dataset.negative) < 2:
             raise JudgeError(f"the classifier judge needs at least 2 positive and 2 negative examples with responses; "
                              f"trait '{dataset.name}' has {len(dataset.positive)} and {len(dataset.negative)}"
-                             + ("" if dataset.has_responses else " (some without responses: fill them with tt.generate_responses)"))
+                             + ("" if dataset.has_responses
+                                else " (some without responses: fill them with tt.generate_responses)"))
         self.trait = trait_label(dataset)
         self.dataset_name = dataset.name
         examples = dataset.examples_hash()
@@ -144,7 +147,8 @@ def calibration_design(z: Sequence[float], quality: dict[str, float], closeness:
     return [1.0, z[0], z[1], z[0] * clean, z[1] * clean, clean, closeness, closeness * clean]
 
 
-def predicted_rating(z: Sequence[float], quality: dict[str, float], closeness: float, calibration: dict[str, Any]) -> float:
+def predicted_rating(z: Sequence[float], quality: dict[str, float], closeness: float,
+                     calibration: dict[str, Any]) -> float:
     """The stored linear calibration, stretched so a difference in rating is not attenuated, clipped to 0-100."""
     value = sum(c * x for c, x in zip(calibration["coef"], calibration_design(z, quality, closeness)))
     stretch = calibration.get("stretch") or {"offset": 0.0, "slope": 1.0}

@@ -109,7 +109,8 @@ def as_examples(examples: Any) -> tuple[list[TraitExample], list[int] | None]:
         elif isinstance(ex, (tuple, list)) and len(ex) == 2 and all(isinstance(x, str) for x in ex):
             out.append(TraitExample(ex[0], ex[1]))
         else:
-            raise CaptureError(f"example {i} is a {type(ex).__name__}; give TraitExamples, strings, (prompt, response) pairs or dicts")
+            raise CaptureError(f"example {i} is a {type(ex).__name__}; give TraitExamples, strings, (prompt, "
+                               "response) pairs or dicts")
     return out, None
 
 
@@ -210,7 +211,8 @@ def capture(
     order = example_order(items, keep_order=bool(to_disk))
     if batch_size == "auto":
         longest = max(order, key=lambda i: len(items[i].prompt) + len(items[i].response or ""))
-        n_tokens = len(prepare_inputs(model, [_as_input(items[longest], chat)], [items[longest].response], chat=chat).token_ids[0])
+        n_tokens = len(prepare_inputs(model, [_as_input(items[longest], chat)], [items[longest].response],
+                                      chat=chat).token_ids[0])
         batch_size = auto_batch_size(model, n_tokens)
     if not isinstance(batch_size, int) or batch_size < 1:
         raise CaptureError(f"batch_size must be a positive int or 'auto', not {batch_size!r}")
@@ -226,7 +228,8 @@ def capture(
         Path(to_disk).mkdir(parents=True, exist_ok=True)
         (Path(to_disk) / "index.json").unlink(missing_ok=True)  # the index is written last, as the seal
 
-    bar = tqdm(total=len(items), unit="ex", desc=f"capture {hook}", disable=not progress or len(items) <= batch_size, leave=False)
+    bar = tqdm(total=len(items), unit="ex", desc=f"capture {hook}", disable=not progress or len(items) <= batch_size,
+               leave=False)
     for start in range(0, len(order), batch_size):
         rows = order[start : start + batch_size]
         batch = prepare_inputs(model, [_as_input(items[i], chat) for i in rows], [items[i].response for i in rows],

@@ -86,9 +86,11 @@ class VectorArithmetic:
         mine, theirs = self.metadata.get("model") or {}, other.metadata.get("model") or {}
         for key in ("name", "n_layers", "d_model"):
             if mine.get(key) != theirs.get(key):
-                raise VectorError(f"cannot combine vectors from different models ({key}: {mine.get(key)!r} vs {theirs.get(key)!r})")
+                raise VectorError(f"cannot combine vectors from different models ({key}: {mine.get(key)!r} vs "
+                                  f"{theirs.get(key)!r})")
         if self.metadata.get("hook", "resid_post") != other.metadata.get("hook", "resid_post"):
-            raise VectorError(f"cannot combine vectors read at different hooks ({self.metadata.get('hook')} vs {other.metadata.get('hook')})")
+            raise VectorError(f"cannot combine vectors read at different hooks ({self.metadata.get('hook')} vs "
+                              f"{other.metadata.get('hook')})")
         if self.units != other.units:
             relative = self if self.units == "relative" else other
             example = (f"extracted.in_absolute_units() {op} imported" if relative is self
@@ -100,21 +102,25 @@ class VectorArithmetic:
                 "the vector adds at strength 1")
         layers = [layer for layer in self.layers if layer in other.layers]
         if not layers:
-            raise VectorError(f"the vectors share no layer ({layer_ranges(self.layers)} vs {layer_ranges(other.layers)})")
+            raise VectorError(f"the vectors share no layer ({layer_ranges(self.layers)} vs "
+                              f"{layer_ranges(other.layers)})")
         rows_a = [self.layers.index(x) for x in layers]
         rows_b = [other.layers.index(x) for x in layers]
         norm_a, norm_b = self.act_norm[rows_a].float(), other.act_norm[rows_b].float()
         act_norm = (norm_a + norm_b) / 2
-        added = norm_a[:, None] * self.directions[rows_a].float() + sign * norm_b[:, None] * other.directions[rows_b].float()
+        added = (norm_a[:, None] * self.directions[rows_a].float()
+                 + sign * norm_b[:, None] * other.directions[rows_b].float())
         directions = added / act_norm.clamp_min(1e-12)[:, None]  # strength s x act_norm x direction = the parts' sum
         if not bool(torch.isfinite(directions).all()):
             raise VectorError(f"({self.label}) {op} ({other.label}) overflows float32; scale the parts down first")
         return self._derived(directions, layers, act_norm, f"({self.label}) {op} ({other.label})", self.units)
 
-    def _derived(self, directions: Tensor, layers: list[int], act_norm: Tensor, expression: str, units: str) -> "TraitVector":
+    def _derived(self, directions: Tensor, layers: list[int], act_norm: Tensor, expression: str,
+                 units: str) -> "TraitVector":
         """A combination of the same type, keeping the model, hook, prompt settings, position and units."""
         meta = {k: v for k, v in self.metadata.items() if k in KEPT}
-        meta.update({"expression": expression, "method": "combined", **({"units": "absolute"} if units == "absolute" else {})})
+        meta.update({"expression": expression, "method": "combined",
+                     **({"units": "absolute"} if units == "absolute" else {})})
         return type(self)("combined", directions, layers, act_norm, {}, meta)  # type: ignore[call-arg]
 
 
