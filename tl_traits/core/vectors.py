@@ -94,15 +94,18 @@ class TraitVector(VectorArithmetic):
         dataset = (self.metadata.get("dataset") or {}).get("name")
         model = (self.metadata.get("model") or {}).get("name")
         extra = "".join(f", {k}={v!r}" for k, v in (("trait", dataset), ("model", model)) if v)
-        return f"TraitVector({self.method!r}, layers={_ranges(self.layers)}, d_model={self.directions.shape[-1]}{extra})"
+        return (f"TraitVector({self.method!r}, layers={_ranges(self.layers)}, "
+                f"d_model={self.directions.shape[-1]}{extra})")
 
     @property
     def label(self) -> str:
         """How it was made: `trait:method`, or the expression that combined vectors."""
-        return self.metadata.get("expression") or f"{(self.metadata.get('dataset') or {}).get('name', '?')}:{self.method}"
+        return (self.metadata.get("expression")
+                or f"{(self.metadata.get('dataset') or {}).get('name', '?')}:{self.method}")
 
     # -- in residual units: what travels to other tools ------------------------------------------
-    def layer_tensors(self, strength: float = 1.0, layers: list[int] | None = None) -> dict[int, Float[Tensor, " d_model"]]:
+    def layer_tensors(self, strength: float = 1.0,
+                      layers: list[int] | None = None) -> dict[int, Float[Tensor, " d_model"]]:
         """`{layer: tensor}`: exactly what `steer(model, self, layer, strength=strength)` adds at each layer.
 
         This is the shape steering-vectors and repeng hold; `steer(model, v.layer_tensors(0.5))`
@@ -128,7 +131,8 @@ class TraitVector(VectorArithmetic):
         add both; each tensor must be exactly [d_model]."""
         here = model_identity(model)
         if not isinstance(tensors, Mapping):
-            raise VectorError(f"{source or 'the vector'} must be a {{layer: tensor}} mapping, not {type(tensors).__name__}")
+            raise VectorError(f"{source or 'the vector'} must be a {{layer: tensor}} mapping, not "
+                              f"{type(tensors).__name__}")
         if not tensors:
             raise VectorError(f"{source or 'the vector'} holds no layer tensors")
         summed = sum_by_layer(tensors, here.n_layers, here.d_model, where=f"{source}: " if source else "",
@@ -141,7 +145,8 @@ class TraitVector(VectorArithmetic):
 
     def _row(self, layer: int) -> int:
         if layer not in self.layers:
-            raise VectorError(f"no '{self.method}' vector for layer {layer}; this one has layers {_ranges(self.layers)}")
+            raise VectorError(f"no '{self.method}' vector for layer {layer}; this one has layers "
+                              f"{_ranges(self.layers)}")
         return self.layers.index(layer)
 
     def direction(self, layer: int) -> Float[Tensor, " d_model"]:
@@ -221,9 +226,10 @@ class TraitVectors:
     def report(self, metric: str = "auroc") -> str:
         """A per-method summary at each best layer, then `metric` for every layer and method."""
         lines = [
-            f"{self.metadata.get('dataset', {}).get('name', '?')} on {self.metadata.get('model', {}).get('name', '?')}: "
-            f"{self.metadata.get('hook')} at {self.metadata.get('position')}, held-out metrics "
-            f"({self.metadata.get('dataset', {}).get('n_val', '?')} validation examples)",
+            f"{self.metadata.get('dataset', {}).get('name', '?')} on "
+            f"{self.metadata.get('model', {}).get('name', '?')}: {self.metadata.get('hook')} at "
+            f"{self.metadata.get('position')}, held-out metrics ({self.metadata.get('dataset', {}).get('n_val', '?')} "
+            "validation examples)",
             "",
             f"{'method':<16}{'best layer':>11}{'AUROC':>8}{'acc':>7}{'d':>8}{'polarity':>10}",
         ]
@@ -237,7 +243,8 @@ class TraitVectors:
             )
         lines += ["", f"{metric} by layer", "layer " + "".join(f"{n[:11]:>12}" for n in self.vectors)]
         for i, layer in enumerate(self.layers):
-            lines.append(f"{layer:>5} " + "".join(f"{float(v.metrics[metric][i]):>12.3f}" for v in self.vectors.values()))
+            lines.append(f"{layer:>5} " + "".join(f"{float(v.metrics[metric][i]):>12.3f}"
+                                                  for v in self.vectors.values()))
         return "\n".join(lines)
 
     def __repr__(self) -> str:
@@ -278,18 +285,21 @@ class TraitVectors:
                 raw = (fh.metadata() or {}).get(HEADER_KEY)
                 tensors = {k: fh.get_tensor(k) for k in fh.keys()}
         except Exception as exc:
-            raise VectorError(f"{path} is incomplete or not a safetensors file ({exc}); extract or copy it again") from exc
+            raise VectorError(f"{path} is incomplete or not a safetensors file ({exc}); "
+                              "extract or copy it again") from exc
         if raw is None:
             raise VectorError(f"{path} is a safetensors file but not tl_traits vectors (no '{HEADER_KEY}' metadata); "
                               "for another tool's {layer: tensor} file use tt.import_safetensors(path, model)")
         header = parse_json_object(raw, f"the header of {path}", VectorError, fix="extract or copy it again")
         if header.get("format") != FORMAT:
             raise VectorError(f"{path} has format {header.get('format')!r}; this tl_traits reads {FORMAT}")
-        missing = [k for k in ("layers", "methods", "method_order", "tensor_sha256", "header_sha256") if k not in header]
+        missing = [k for k in ("layers", "methods", "method_order", "tensor_sha256", "header_sha256")
+                   if k not in header]
         if missing:
             raise VectorError(f"{path} is corrupt: its header lacks {', '.join(missing)}; extract or copy it again")
         if header.pop("header_sha256") != _header_digest(header):
-            raise VectorError(f"{path} is corrupt: its header (layers, metadata) does not match the checksum written with it")
+            raise VectorError(f"{path} is corrupt: its header (layers, metadata) does not match the "
+                              "checksum written with it")
         if _tensor_digest(tensors) != header.pop("tensor_sha256"):
             raise VectorError(f"{path} is corrupt: its tensors do not match the checksum written with them")
         _check_rows(path, header["layers"], header["method_order"], tensors)
@@ -300,7 +310,8 @@ class TraitVectors:
         vectors = {}
         for name in order:
             vec_meta = methods[name]
-            metrics = {m.split("/", 1)[1]: t for m, t in tensors.items() if m.startswith(name + "/") and m.split("/", 1)[1] not in ("directions", "act_norm")}
+            metrics = {m.split("/", 1)[1]: t for m, t in tensors.items()
+                       if m.startswith(name + "/") and m.split("/", 1)[1] not in ("directions", "act_norm")}
             vectors[name] = TraitVector(
                 name, tensors[f"{name}/directions"], list(layers), tensors[f"{name}/act_norm"], metrics,
                 {**header, **vec_meta},

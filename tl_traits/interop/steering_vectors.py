@@ -28,7 +28,8 @@ def to_steering_vector(vector: TraitVector, *, strength: float = 1.0, layers: li
         return SteeringVector(activations, "decoder_block")
     layer_type = {v: k for k, v in LAYER_TYPES.items()}.get(hook)
     if layer_type is None:
-        raise InteropError(f"steering-vectors has no layer type for hook {hook}; it steers {', '.join(LAYER_TYPES.values())}")
+        raise InteropError(f"steering-vectors has no layer type for hook {hook}; it steers "
+                           f"{', '.join(LAYER_TYPES.values())}")
     return SteeringVector(tensors, layer_type)
 
 
@@ -43,7 +44,8 @@ def from_steering_vector(steering_vector: Any, model: Any, *, name: str = "steer
                            f"supported: {', '.join(LAYER_TYPES)}")
     # steering-vectors counts negative layers from the end and adds two keys for one layer ({-1: a, 29: b})
     # both: from_layer_tensors reads the keys the same way and sums them
-    return TraitVector.from_layer_tensors(model, activations, hook=LAYER_TYPES[layer_type], name=name, source="steering-vectors")
+    return TraitVector.from_layer_tensors(model, activations, hook=LAYER_TYPES[layer_type], name=name,
+                                          source="steering-vectors")
 
 
 def _steering_vector_class() -> Any:

@@ -196,7 +196,8 @@ def load_prompt_set(source: str | os.PathLike[str] = "requests") -> PromptSet:
     else:
         data = parse_json_object(path.read_text(encoding="utf-8"), f"prompt set {path}", MonitorError)
     prompts = data.get("prompts")
-    if not isinstance(prompts, list) or not all(isinstance(p, dict) and isinstance(p.get("text"), str) for p in prompts):
+    if not isinstance(prompts, list) or not all(isinstance(p, dict) and isinstance(p.get("text"), str)
+                                                for p in prompts):
         raise MonitorError(f"prompt set {source}: 'prompts' must be a list of {{'id', 'text', 'note'}} objects")
     name = data.get("name", str(source))
     return PromptSet(name, data.get("description", ""), prompts[:trial_size(len(prompts), f"prompt set {name}")])
