@@ -19,7 +19,14 @@ from torch import Tensor
 from tqdm.auto import tqdm
 
 from tl_traits.core.activations import ActivationSet, CaptureError
-from tl_traits.core.capture_sinks import CaptureSink, MemorySink, ShardedActivations, ShardSink, iter_shards, load_shards
+from tl_traits.core.capture_sinks import (
+    CaptureSink,
+    MemorySink,
+    ShardedActivations,
+    ShardSink,
+    iter_shards,
+    load_shards,
+)
 from tl_traits.core.foreign import layer_list
 from tl_traits.core.hook_names import HOOKS, hook_name
 from tl_traits.core.hook_points import forward_hooks
@@ -47,7 +54,8 @@ def as_examples(examples: Any) -> tuple[list[TraitExample], list[int] | None]:
         elif isinstance(ex, (tuple, list)) and len(ex) == 2 and all(isinstance(x, str) for x in ex):
             out.append(TraitExample(ex[0], ex[1]))
         else:
-            raise CaptureError(f"example {i} is a {type(ex).__name__}; give TraitExamples, strings, (prompt, response) pairs or dicts")
+            raise CaptureError(f"example {i} is a {type(ex).__name__}; "
+                               "give TraitExamples, strings, (prompt, response) pairs or dicts")
     return out, None
 
 

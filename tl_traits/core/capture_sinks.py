@@ -25,7 +25,8 @@ INDEX = "index.json"  # written last: a folder without it is an unfinished captu
 class CaptureSink(Protocol):
     """Receives each batch's reduced activations, rows in input order indices."""
 
-    def write(self, rows: Sequence[int], acts: Float[Tensor, "b layer d_model"], norms: Float[Tensor, "b layer"]) -> None: ...
+    def write(self, rows: Sequence[int], acts: Float[Tensor, "b layer d_model"],
+              norms: Float[Tensor, "b layer"]) -> None: ...
 
 
 class MemorySink:
@@ -35,7 +36,8 @@ class MemorySink:
         self.acts = torch.empty(n, n_layers, d_model, dtype=torch.float32)
         self.norms = torch.empty(n, n_layers, dtype=torch.float32)
 
-    def write(self, rows: Sequence[int], acts: Float[Tensor, "b layer d_model"], norms: Float[Tensor, "b layer"]) -> None:
+    def write(self, rows: Sequence[int], acts: Float[Tensor, "b layer d_model"],
+              norms: Float[Tensor, "b layer"]) -> None:
         index = torch.tensor(list(rows))
         self.acts[index] = acts.cpu()
         self.norms[index] = norms.cpu()
@@ -81,7 +83,8 @@ class ShardSink:
         self.labels, self.layers, self.hook, self.position = labels, layers, hook, position
         self.shards: list[dict[str, Any]] = []
 
-    def write(self, rows: Sequence[int], acts: Float[Tensor, "b layer d_model"], norms: Float[Tensor, "b layer"]) -> None:
+    def write(self, rows: Sequence[int], acts: Float[Tensor, "b layer d_model"],
+              norms: Float[Tensor, "b layer"]) -> None:
         labels = None if self.labels is None else torch.tensor([self.labels[i] for i in rows])
         name = f"shard_{len(self.shards):05d}.safetensors"
         ActivationSet(acts.cpu(), norms.cpu(), labels, self.layers, self.hook, self.position).save(self.folder / name)

@@ -86,7 +86,8 @@ class VectorArithmetic:
         mine, theirs = self.metadata.get("model") or {}, other.metadata.get("model") or {}
         for key in ("name", "n_layers", "d_model"):
             if mine.get(key) != theirs.get(key):
-                raise VectorError(f"cannot combine vectors from different models ({key}: {mine.get(key)!r} vs {theirs.get(key)!r})")
+                raise VectorError("cannot combine vectors from different models "
+                                  f"({key}: {mine.get(key)!r} vs {theirs.get(key)!r})")
         if self.hook != other.hook:
             raise VectorError(f"cannot combine vectors read at different hooks ({self.hook} vs {other.hook})")
         if self.units != other.units:
@@ -100,18 +101,21 @@ class VectorArithmetic:
                 "the vector adds at strength 1")
         layers = [layer for layer in self.layers if layer in other.layers]
         if not layers:
-            raise VectorError(f"the vectors share no layer ({layer_ranges(self.layers)} vs {layer_ranges(other.layers)})")
+            raise VectorError("the vectors share no layer "
+                              f"({layer_ranges(self.layers)} vs {layer_ranges(other.layers)})")
         rows_a = [self.layers.index(x) for x in layers]
         rows_b = [other.layers.index(x) for x in layers]
         norm_a, norm_b = self.act_norm[rows_a].float(), other.act_norm[rows_b].float()
         act_norm = (norm_a + norm_b) / 2
-        added = norm_a[:, None] * self.directions[rows_a].float() + sign * norm_b[:, None] * other.directions[rows_b].float()
+        added = (norm_a[:, None] * self.directions[rows_a].float()
+                 + sign * norm_b[:, None] * other.directions[rows_b].float())
         directions = added / act_norm.clamp_min(1e-12)[:, None]  # strength s x act_norm x direction = the parts' sum
         if not bool(torch.isfinite(directions).all()):
             raise VectorError(f"({self.label}) {op} ({other.label}) overflows float32; scale the parts down first")
         return self._derived(directions, layers, act_norm, f"({self.label}) {op} ({other.label})", self.units)
 
-    def _derived(self, directions: Tensor, layers: list[int], act_norm: Tensor, expression: str, units: Units) -> "TraitVector":
+    def _derived(self, directions: Tensor, layers: list[int], act_norm: Tensor, expression: str,
+                 units: Units) -> "TraitVector":
         """A combination of the same type, keeping the model, hook, prompt settings, position and units."""
         meta = {k: v for k, v in self.metadata.items() if k in KEPT}
         meta.update({"expression": expression, "method": "combined"})

@@ -78,7 +78,8 @@ class TraitVector(VectorArithmetic):
             if key in metadata:
                 given = metadata.pop(key)
                 if getattr(self, key) not in (default, given):
-                    raise VectorError(f"{key} given twice and differently: {getattr(self, key)!r} and metadata {given!r}")
+                    raise VectorError(f"{key} given twice and differently: "
+                                      f"{getattr(self, key)!r} and metadata {given!r}")
                 setattr(self, key, given)
         self.metadata = metadata
         if self.hook not in HOOKS:

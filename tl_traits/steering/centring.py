@@ -45,7 +45,8 @@ def mean_centred(
     difference = (trait_mean - neutral_mean) * direction
     norms = difference.norm(dim=-1, keepdim=True)
     if bool((norms == 0).any()):
-        raise SteeringError("the trait side and the neutral answers have the same mean at some layer; nothing to centre")
+        raise SteeringError("the trait side and the neutral answers have the same mean at some layer; "
+                            "nothing to centre")
     meta = {k: v for k, v in vector.metadata.items() if k in ("model", "prompt_settings", "position", "dataset")}
     return TraitVector("mean_centred", (difference / norms).float(), list(vector.layers), vector.act_norm.clone(), {},
                        {**meta, "method": "mean_centred", "centred_from": vector.method,
