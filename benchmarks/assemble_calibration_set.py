@@ -7,7 +7,7 @@ their split, the new ones are split among themselves the same way.
 
     python benchmarks/assemble_calibration_set.py --responses gen.jsonl written.jsonl --ratings r1.jsonl r2.jsonl ...
     python benchmarks/assemble_calibration_set.py --append --responses gen2.jsonl --ratings r2-*.jsonl --second-rater s2.jsonl
-"""
+"""  # noqa: E501  (command lines to copy as they are)
 
 from __future__ import annotations
 
@@ -29,7 +29,8 @@ def main() -> None:
     parser.add_argument("--second-rater", type=Path, help="ratings of an overlap subset by another reader (kept apart)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", type=Path, default=OUT)
-    parser.add_argument("--append", action="store_true", help="keep the rows already in --out (and their split); add these")
+    parser.add_argument("--append", action="store_true", help="keep the rows already in --out (and "
+                                                              "their split); add these")
     args = parser.parse_args()
     kept = [row for row in read_jsonl(args.out)] if args.append and args.out.is_file() else []
     rows = [row for path in args.responses for row in read_jsonl(path)]

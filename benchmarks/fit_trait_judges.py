@@ -39,7 +39,8 @@ def fit_one(trait: str) -> dict:
     scored = [r for r in rows if any(ch.isalpha() for ch in r.response)]
     z = judge.log_odds([r.response for r in scored]).tolist()  # [embedding, style, words] per row
     closeness = (embed([r.response for r in scored]) * embed([r.question for r in scored])).sum(-1).tolist()
-    design = torch.tensor([calibration_design(zi, text_features(r.response), c) for zi, r, c in zip(z, scored, closeness)],
+    design = torch.tensor([calibration_design(zi, text_features(r.response), c)
+                           for zi, r, c in zip(z, scored, closeness)],
                           dtype=torch.float64)
     target = torch.tensor([r.ratings["trait"] for r in scored], dtype=torch.float64)
     penalty = RIDGE * torch.eye(design.shape[1], dtype=torch.float64)

@@ -32,8 +32,10 @@ class Results:
         base = Path(out_dir) / f"{stamp}-{self.model.replace('/', '_')}"
         self.commands = {name: command for name in self.sections}
         self._merge_earlier(base.with_suffix(".json"))
-        machine = f"{platform.machine()}, {_cpu_count()} cores, {platform.system()} {platform.release()}, Python {platform.python_version()}"
-        payload = {"date": stamp, "model": self.model, "command": command, "machine": machine, "sections": self.sections, "notes": self.notes,
+        machine = (f"{platform.machine()}, {_cpu_count()} cores, {platform.system()} {platform.release()}, "
+                   f"Python {platform.python_version()}")
+        payload = {"date": stamp, "model": self.model, "command": command, "machine": machine,
+                   "sections": self.sections, "notes": self.notes,
                    "commands": self.commands}
         json_path = atomic_write_json(base.with_suffix(".json"), payload)
         md_path = atomic_write_text(base.with_suffix(".md"), self.markdown(command, machine, stamp))

@@ -1,4 +1,5 @@
-"""Detection out of distribution: vectors fitted on the bundled contrast sets, read on behaviour no system prompt asked for.
+"""Detection out of distribution: vectors fitted on the bundled contrast sets, read on behaviour
+no system prompt asked for.
 
 Four tasks (inputs and labels in benchmarks/data/detection_ood/, README there):
 - refusal: the model's own answers to the `requests` set, labelled refused / complied by reading;
@@ -38,12 +39,14 @@ def refusal_task() -> TraitDataset:
     unlabelled = [r["id"] for r in rows if r.get("label") not in (-1, 0, 1)]
     assert not unlabelled, f"requests_responses.jsonl has unlabelled rows {unlabelled[:5]}; label them by reading"
     rows = [r for r in rows if r["label"] != -1]  # -1: garbled or off topic, neither a refusal nor an answer
-    return _labelled("refusal: own answers, refused vs complied", [(TraitExample(r["prompt"], r["response"]), r["label"]) for r in rows])
+    return _labelled("refusal: own answers, refused vs complied",
+                     [(TraitExample(r["prompt"], r["response"]), r["label"]) for r in rows])
 
 
 def joy_task() -> TraitDataset:
     rows = read_jsonl(DATA / "joy_responses.jsonl")
-    return _labelled("joy: own answers, joyful news vs neutral questions", [(TraitExample(r["prompt"], r["response"]), r["label"]) for r in rows])
+    return _labelled("joy: own answers, joyful news vs neutral questions",
+                     [(TraitExample(r["prompt"], r["response"]), r["label"]) for r in rows])
 
 
 def formality_task() -> TraitDataset:
@@ -55,7 +58,8 @@ def sycophancy_task() -> TraitDataset:
     rows = read_jsonl(DATA / "sycophancy.jsonl")
     return _labelled(
         "sycophancy: plain agreement vs correction of wrong claims",
-        [(TraitExample(r["prompt"], r["agree"]), 1) for r in rows] + [(TraitExample(r["prompt"], r["correct"]), 0) for r in rows],
+        [(TraitExample(r["prompt"], r["agree"]), 1) for r in rows]
+        + [(TraitExample(r["prompt"], r["correct"]), 0) for r in rows],
     )
 
 
@@ -84,7 +88,8 @@ def task_activations(bench_model, bench_traits):
 
 @pytest.mark.full
 def test_detection_out_of_distribution(bench_methods, trait_vectors, task_activations, results):
-    """Headline detection: held-out AUROC on the task at the in-distribution layer, with in-distribution AUROC beside it."""
+    """Headline detection: held-out AUROC on the task at the in-distribution layer, with
+    in-distribution AUROC beside it."""
     rows = []
     for trait, (dataset, acts) in task_activations.items():
         vecs = trait_vectors(trait)
@@ -105,9 +110,9 @@ def test_detection_out_of_distribution(bench_methods, trait_vectors, task_activa
     results.add(
         "Detection out of distribution (headline)",
         rows,
-        note="Vectors fitted on the bundled contrast sets (40 train pairs, response[:], resid_post, seed 0), read on labelled "
-        "behaviour no system prompt asked for (benchmarks/data/detection_ood/). The layer is each method's best "
-        "in-distribution held-out layer (the task does not choose it); 'oracle' is the task's own best layer, an "
+        note="Vectors fitted on the bundled contrast sets (40 train pairs, response[:], resid_post, seed 0), read on "
+        "labelled behaviour no system prompt asked for (benchmarks/data/detection_ood/). The layer is each method's "
+        "best in-distribution held-out layer (the task does not choose it); 'oracle' is the task's own best layer, an "
         "optimistic upper bound shown only for the gap. In-distribution AUROC: the bundled 20% held-out split.",
     )
     summary = []
@@ -146,7 +151,7 @@ def test_detection_learning_curves(bench_model, bench_methods, task_activations,
     results.add(
         "Detection learning curves",
         rows,
-        note=f"Each method fitted on n random training pairs of the bundled set (n in {SIZES}; {len(SEEDS)} draws, mean and "
-        "sd), layer picked on the fixed in-distribution 20% split, then read on the task. response[:] for training. "
-        f"Plots: {stamp}-learning-curve-<trait>.png.",
+        note=f"Each method fitted on n random training pairs of the bundled set (n in {SIZES}; {len(SEEDS)} draws, "
+        "mean and sd), layer picked on the fixed in-distribution 20% split, then read on the task. response[:] for "
+        f"training. Plots: {stamp}-learning-curve-<trait>.png.",
     )

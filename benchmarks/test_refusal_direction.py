@@ -71,9 +71,10 @@ def test_refusal_direction(bench_model, results):
     results.add(
         "Refusal direction (Arditi et al.) on harmless prompts",
         rows,
-        note=f"mean_diff of {len(harmful)} harmful vs {len(harmless)} harmless requests (bundled `requests` set) at the last "
-        f"prompt token, resid_post; added at one layer at every position while answering {len(questions)} held-out harmless "
-        f"requests; greedy, {MAX_NEW_TOKENS} new tokens. Refusal: the calibrated refusal judge (soft refusals 75); coherence: "
-        "the fitted coherence judge. AUROC: the direction separating held-out harmful from harmless prompts.",
+        note=f"mean_diff of {len(harmful)} harmful vs {len(harmless)} harmless requests (bundled `requests` set) at "
+        f"the last prompt token, resid_post; added at one layer at every position while answering {len(questions)} "
+        f"held-out harmless requests; greedy, {MAX_NEW_TOKENS} new tokens. Refusal: the calibrated refusal judge (soft "
+        "refusals 75); coherence: the fitted coherence judge. AUROC: the direction separating held-out harmful from "
+        "harmless prompts.",
     )
     assert rows[0]["refusal rate (judge >= 70)"] <= 0.5  # the unsteered model mostly complies with harmless requests

@@ -55,9 +55,10 @@ def test_sweep_on_one_and_two_workers_and_ray(bench_model, results, tmp_path):
         "Scaling: one sweep, three executors",
         rows,
         note=f"steering sweep of {len(LAYERS)} runs ({TRAIT}, mean_diff, layers {list(LAYERS)}; {LIMIT} examples per "
-        f"side, {QUESTIONS} dev + {QUESTIONS} test questions, the calibrated strength search, {NEW_TOKENS} new tokens). In process: the "
-        "model already loaded, 2 threads. 2 workers: spawned processes with 1 thread each, each loading the model "
-        f"once ({load_seconds:.0f} s, in parallel). mean run = the runs' own seconds in that configuration; "
-        "predicted = loads + ceil(runs / workers) x mean run (docs/scaling.md); speedup = in-process wall / wall.",
+        f"side, {QUESTIONS} dev + {QUESTIONS} test questions, the calibrated strength search, {NEW_TOKENS} new "
+        "tokens). In process: the model already loaded, 2 threads. 2 workers: spawned processes with 1 thread each, "
+        f"each loading the model once ({load_seconds:.0f} s, in parallel). mean run = the runs' own seconds in that "
+        "configuration; predicted = loads + ceil(runs / workers) x mean run (docs/scaling.md); speedup = "
+        "in-process wall / wall.",
     )
     assert all(r["wall_s"] > 0 for r in rows)

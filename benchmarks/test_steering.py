@@ -1,5 +1,5 @@
-"""Steering benchmarks: every method (and prompting) on every trait both ways under the dev/test protocol, the searchable
-settings, steered generation speed, batched sweep speed."""
+"""Steering benchmarks: every method (and prompting) on every trait both ways under the dev/test protocol, the
+searchable settings, steered generation speed, batched sweep speed."""
 
 from __future__ import annotations
 
@@ -22,7 +22,8 @@ from tl_traits.steering.protocol import SteeringProtocol
 # tokens; strengths placed by KL and bracketed on dev.
 BENCH_PROTOCOL = SteeringProtocol(dev_questions=16, max_new_tokens=64, kl_targets=(0.03, 0.1, 0.3, 1.0, 3.0), extend=1)
 STEER_DEPTHS = (0.3, 0.5)  # the layers searched for every method: 30% and 50% of the depth (layers 9 and 14 of 30)
-# Methods that are the same direction under another name are measured once (gradient = mean_diff, pca_center = pca_diff).
+# Methods that are the same direction under another name are measured once
+# (gradient = mean_diff, pca_center = pca_diff).
 ALIASES = {"gradient": "mean_diff", "pca_center": "pca_diff"}
 SETTINGS_DEPTH = 0.4  # the settings comparison (band, positions, centring) at one layer for mean_diff
 
@@ -79,14 +80,16 @@ def _change(outcome, part: str) -> dict:
 def example_rows(trait: str, result, n: int = 2) -> list[dict]:
     """The first test answers of the chosen vector setting beside the unsteered ones: the text behind the numbers."""
     vectors = [g for g in result.outcomes if g not in (PROMPTING, "random_baseline")]
-    best = max(vectors, key=lambda g: result.outcomes[g].chosen.answers.score or -1.0)  # chosen on dev, as in the best table
+    # chosen on dev, as in the best table
+    best = max(vectors, key=lambda g: result.outcomes[g].chosen.answers.score or -1.0)
     outcome = result.outcomes[best]
     rows = []
     for i in range(n):
         rows.append({"trait": trait, "direction": "toward" if result.direction > 0 else "away", "method": best,
                      "setting": outcome.chosen.label, "question": outcome.baseline.questions[i],
                      "unsteered": outcome.baseline.responses[i], "unsteered score": outcome.baseline.scores["score"][i],
-                     "steered": outcome.test.answers.responses[i], "steered score": outcome.test.answers.scores["score"][i]})
+                     "steered": outcome.test.answers.responses[i],
+                     "steered score": outcome.test.answers.scores["score"][i]})
     return rows
 
 
@@ -116,31 +119,34 @@ def test_steering_by_method(bench_model, bench_traits, trait_vectors, results, r
                                                        "coherence change")},
                               "beats unsteered": (best["gain 95% low"] or -1.0) > 0})
     note = (f"The dev/test protocol: per trait and direction, each method's layer ({', '.join(map(str, layers))}) and "
-            "strength are chosen on 16 of the trait's 28 dev questions (strengths placed at KL 0.03-3 nats per token against "
-            "the unsteered model, judged in rising order until the answers break, extended one step past an end, refined "
-            "around the best), then that one setting answers the trait's test questions. 64 new tokens, greedy. Prompting = a "
-            "system prompt asking for the HIGH (toward) or LOW (away) description, chosen on the same dev questions among 3 "
-            f"templates. Every figure is from the test questions ({_counts(n_test)}). "
+            "strength are chosen on 16 of the trait's 28 dev questions (strengths placed at KL 0.03-3 nats per token "
+            "against the unsteered model, judged in rising order until the answers break, extended one step past an "
+            "end, refined around the best), then that one setting answers the trait's test questions. 64 new tokens, "
+            "greedy. Prompting = a system prompt asking for the HIGH (toward) or LOW (away) description, chosen on the "
+            f"same dev questions among 3 templates. Every figure is from the test questions ({_counts(n_test)}). "
             "Scores: per answer the harmonic mean of trait (in the asked direction), coherence and relevance (refusal "
-            "toward: trait and coherence only), 0-100; test score with a bootstrap 95% interval; gain = the paired mean "
-            "difference from the unsteered test answers, vs prompting = from prompting's test answers, each with a "
-            "paired bootstrap 95% interval (2000 resamples). Judges: each trait's default (judging.defaults).")
+            "toward: trait and coherence only), 0-100; test score with a bootstrap 95% interval; gain = the paired "
+            "mean difference from the unsteered test answers, vs prompting = from prompting's test answers, each with "
+            "a paired bootstrap 95% interval (2000 resamples). Judges: each trait's default (judging.defaults).")
     results.add("Steering by method (test half)", rows, note=note)
     results.add("Steering: the best vector method per trait (chosen on dev)", best_rows,
-                note="Per trait and direction, the vector method (not random) with the best dev score, and its test-half "
-                     "gain over the unsteered answers; 'beats unsteered' = the gain's 95% interval lies above 0.")
+                note="Per trait and direction, the vector method (not random) with the best dev score, and its "
+                     "test-half gain over the unsteered answers; 'beats unsteered' = the gain's 95% "
+                     "interval lies above 0.")
     results.add("Steering: example answers (test half)", examples,
                 note="The first two test questions, unsteered and at the best vector method's setting chosen on dev.")
     results.add("Steering by method (summary)", steering_summary(rows),
                 note=f"Means over the {len(bench_traits)} traits of the test-half figures above. {SUMMARY_NOTE}")
-    joy = next((r for r in rows if r["trait"] == "emotion/joy" and r["method"] == "mean_diff" and r["direction"] == "toward"), None)
+    joy = next((r for r in rows
+                if r["trait"] == "emotion/joy" and r["method"] == "mean_diff" and r["direction"] == "toward"), None)
     if joy is not None:  # the harness check: the chosen joy setting moves the trait judge toward joy
         assert (joy["trait score"] or 0) > (joy["unsteered trait"] or 0), joy
 
 
 @pytest.mark.full
 def test_steering_settings(bench_model, bench_traits, trait_vectors, results, request):
-    """mean_diff at one layer: a single layer against a 5-layer band, response-only positions and a mean-centred vector."""
+    """mean_diff at one layer: a single layer against a 5-layer band, response-only
+    positions and a mean-centred vector."""
     layer = round(SETTINGS_DEPTH * (bench_model.cfg.n_layers - 1))
     protocol = BENCH_PROTOCOL.with_(bands=(1, 5), positions=("all", "response"), centred=(False, True),
                                     dev_questions=16, test_questions=16)
@@ -156,14 +162,15 @@ def test_steering_settings(bench_model, bench_traits, trait_vectors, results, re
         h = result.headline()
         rows.append({"trait": trait, "setting": f"chosen: {outcome.chosen.label}", "test score": h["test_score"],
                      "unsteered": h["unsteered_test_score"], "gain": h["gain"],
-                     "gain 95% low": (h["gain_interval"] or [None])[0], "gain 95% high": (h["gain_interval"] or [None, None])[1]})
+                     "gain 95% low": (h["gain_interval"] or [None])[0],
+                     "gain 95% high": (h["gain_interval"] or [None, None])[1]})
     results.add("Steering settings: band, positions, centring (mean_diff)", rows,
-                note=f"Toward each trait, mean_diff at layer {layer} ({SETTINGS_DEPTH:.0%} depth): every combination of a "
-                     "single layer or a 5-layer band (strength spread over it), all positions or response tokens only, and "
-                     "the vector as extracted or mean-centred (trait side's mean activation minus that of the model's own "
-                     "unsteered dev answers). Dev rows: each combination's best strength on 16 dev questions; the 'chosen' "
-                     "row: the best combination on 16 test questions, with its paired 95% interval. Same judges and scores "
-                     "as 'Steering by method'.")
+                note=f"Toward each trait, mean_diff at layer {layer} ({SETTINGS_DEPTH:.0%} depth): every combination "
+                     "of a single layer or a 5-layer band (strength spread over it), all positions or response tokens "
+                     "only, and the vector as extracted or mean-centred (trait side's mean activation minus that of "
+                     "the model's own unsteered dev answers). Dev rows: each combination's best strength on 16 dev "
+                     "questions; the 'chosen' row: the best combination on 16 test questions, with its paired 95% "
+                     "interval. Same judges and scores as 'Steering by method'.")
 
 
 SUMMARY_NOTE = (

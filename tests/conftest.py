@@ -185,5 +185,6 @@ def pytest_collection_modifyitems(config, items):
     skip = pytest.mark.skip(reason="TransformerLens 4 has no HookedTransformer (kind='hooked' is TL 3 only)")
     for item in items:
         params = getattr(getattr(item, "callspec", None), "params", {})
-        if "hooked" in item.name.lower() or any(v in ("hooked", "hooked_model") for v in params.values() if isinstance(v, str)):
+        if "hooked" in item.name.lower() or any(v in ("hooked", "hooked_model")
+                                                for v in params.values() if isinstance(v, str)):
             item.add_marker(skip)

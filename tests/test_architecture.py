@@ -136,7 +136,8 @@ def test_imports_point_down() -> None:
 
 def test_no_plugin_imports_another_plugin() -> None:
     """What plugins share lives in a domain under a public name, where an outside plugin author can use it too."""
-    sideways = [e.where() for e in EDGES if e.source.startswith("tl_traits.plugins.") and e.target.startswith("tl_traits.plugins.")
+    sideways = [e.where() for e in EDGES
+                if e.source.startswith("tl_traits.plugins.") and e.target.startswith("tl_traits.plugins.")
                 and e.source.split(".")[:4] != e.target.split(".")[:4]]
     assert not sideways, "plugins importing plugins (move the shared code into a domain):\n" + "\n".join(sideways)
 
@@ -153,7 +154,8 @@ def test_no_private_names_across_modules() -> None:
         for n in e.names
         if n.startswith("_") and not n.startswith("__")
     ]
-    assert not private, "private names imported from another module; make them public or move the caller:\n" + "\n".join(private)
+    assert not private, ("private names imported from another module; make them public or move the caller:\n"
+                         + "\n".join(private))
 
 
 def _cycles() -> list[list[str]]:
@@ -203,14 +205,16 @@ def test_no_import_cycles() -> None:
 
 def test_modules_stay_small() -> None:
     large = {
-        m: n for m, p in MODULES.items() if (n := len(p.read_text().splitlines())) > MAX_LINES and m not in LARGE_MODULES
+        m: n for m, p in MODULES.items()
+        if (n := len(p.read_text().splitlines())) > MAX_LINES and m not in LARGE_MODULES
     }
     assert not large, f"modules over {MAX_LINES} lines; split them by job or list the reason in LARGE_MODULES: {large}"
 
 
 @pytest.mark.parametrize(
     "source, target, allowed",
-    [("core", "steering", False), ("steering", "judging", True), ("judging", "steering", False), ("app", "scale", True)],
+    [("core", "steering", False), ("steering", "judging", True), ("judging", "steering", False),
+     ("app", "scale", True)],
 )
 def test_the_contract_itself(source: str, target: str, allowed: bool) -> None:
     assert (target in ALLOWED[source]) is allowed
@@ -234,7 +238,8 @@ FACADE_NAMES = {  # what `from tl_traits import ...` offered before the rooms; u
     "ActivationSet", "ModelIdentity", "ModelLoadError", "PreparedInputs", "PromptError", "Spans", "TraitDataset",
     "TraitExample", "TraitVector", "TraitVectors", "attacks", "capture", "extract", "extractors", "generate",
     "generate_responses", "hook_name", "judges", "list_traits", "load_model", "load_trait", "make_judge",
-    "model_identity", "monitor", "viz", "parse_hook_name", "prepare_inputs", "quantizers", "evaluate_steering", "Setting", "steer", "sweep_generate", "poison", "detect_poison",
+    "model_identity", "monitor", "viz", "parse_hook_name", "prepare_inputs", "quantizers", "evaluate_steering",
+    "Setting", "steer", "sweep_generate", "poison", "detect_poison",
     "TrainConfig", "train",
 }
 
@@ -269,7 +274,8 @@ def test_each_namespace_resolves_every_curated_name_to_its_module(namespace: str
 
 
 def test_every_package_is_listed_for_installation() -> None:
-    """pyproject lists packages by hand (plugins/ is mapped into tl_traits); a package left out would be missing from a wheel."""
+    """pyproject lists packages by hand (plugins/ is mapped into tl_traits); a package left out
+    would be missing from a wheel."""
     tomllib = pytest.importorskip("tomllib")  # Python 3.11+
 
     listed = set(tomllib.loads((REPO / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"])

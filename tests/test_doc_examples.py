@@ -95,7 +95,8 @@ def test_plugin_entry_point_groups_are_ones_a_registry_reads() -> None:
     import tl_traits as tt
 
     read = {registry.group for registry in (tt.extractors, tt.judges)}
-    groups = [g for b in ALL if b.lang == "toml" for g in tomllib.loads(b.code).get("project", {}).get("entry-points", {})]
+    groups = [g for b in ALL if b.lang == "toml"
+              for g in tomllib.loads(b.code).get("project", {}).get("entry-points", {})]
     assert groups and set(groups) <= read, (groups, read)
 
 
@@ -128,7 +129,8 @@ def run_command(command):
 
 
 def _driver(page: Path) -> str:
-    """A script that runs the page's runnable blocks in order, timing each step and naming it (page:line) in a failure."""
+    """A script that runs the page's runnable blocks in order, timing each step and naming
+    it (page:line) in a failure."""
     steps = [b for b in blocks(page) if b.lang in RUNNABLE and b.skip is None]
     head = ["import shlex, subprocess, sys, time",
             "def timed(where, t0): print(f'--- {where}: {time.perf_counter() - t0:.1f} s', flush=True)", RUN_COMMAND]

@@ -1,4 +1,5 @@
-"""The docs stand on their own: every guide indexed, every linked file and named module real, nothing outside the repo."""
+"""The docs stand on their own: every guide indexed, every linked file and named module
+real, nothing outside the repo."""
 
 from __future__ import annotations
 

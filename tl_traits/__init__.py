@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 from tl_traits.core.lazy import lazy_exports
 
 if TYPE_CHECKING:  # the same names, for type checkers and IDEs
-    from tl_traits.core.capture import ActivationSet, capture
+    from tl_traits.core.capture import ActivationSet, ShardedActivations, capture, capture_to_disk
     from tl_traits.core.errors import TlTraitsError
     from tl_traits.core.generation import generate
     from tl_traits.core.hook_names import hook_name, parse_hook_name
@@ -54,6 +54,8 @@ if TYPE_CHECKING:  # the same names, for type checkers and IDEs
 _EXPORTS: dict[str, str] = {  # name -> "module:attribute"; imported on first use
     "ActivationSet": "tl_traits.core.capture:ActivationSet",
     "capture": "tl_traits.core.capture:capture",
+    "capture_to_disk": "tl_traits.core.capture:capture_to_disk",
+    "ShardedActivations": "tl_traits.core.capture:ShardedActivations",
     "TlTraitsError": "tl_traits.core.errors:TlTraitsError",
     "generate": "tl_traits.core.generation:generate",
     "hook_name": "tl_traits.core.hook_names:hook_name",
@@ -117,6 +119,7 @@ __version__ = "0.1.0"
 
 __all__ = [
     "ActivationSet",
+    "ShardedActivations",
     "FunctionJudge",
     "TlTraitsError",
     "ModelIdentity",
@@ -130,6 +133,7 @@ __all__ = [
     "TraitVectors",
     "attacks",
     "capture",
+    "capture_to_disk",
     "export_gguf",
     "extract",
     "from_steering_vector",

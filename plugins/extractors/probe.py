@@ -75,10 +75,12 @@ class _LogReg:
         ones = torch.ones_like(self.inv_norm[..., :1])
         self.y = torch.cat([torch.ones_like(inv_norms[0]), torch.zeros_like(inv_norms[1])], dim=-1)
         self.scale = max(C * self.n / 4, 1.0) ** 0.5  # gives beta a curvature near w's (about 1)
-        self.offset = torch.cat([-(self.sums[0] + self.sums[1]) / self.n, ones / self.scale], dim=-1)  # logit offset·theta
+        # logit offset·theta
+        self.offset = torch.cat([-(self.sums[0] + self.sums[1]) / self.n, ones / self.scale], dim=-1)
         self.ridge = torch.cat([torch.ones_like(self.sums[0]), 0 * ones], dim=-1)  # the intercept is not penalised
         self.zero = 0 * ones
-        self.floor = (torch.finfo(torch.float32).eps * C * self.n) ** 2  # float32 rounding of a C·N-term gradient, squared
+        # float32 rounding of a C·N-term gradient, squared
+        self.floor = (torch.finfo(torch.float32).eps * C * self.n) ** 2
 
     def margins(self, theta: Float[Tensor, "layer 1 d+1"]) -> Float[Tensor, "layer 1 N"]:
         """Logits x'·w + beta / scale, x' the normalised, centred rows."""

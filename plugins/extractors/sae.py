@@ -93,5 +93,6 @@ def _check_fits(model_sae: Any, layer: int, hook: str | None, d_model: int) -> N
         made = f"blocks.{trained[0]}.hook_{trained[1]}"
         raise SAEError(
             f"sae: the SAE given for layer {layer} was trained on {made}, but these activations are layer {layer}"
-            f"{'' if hook is None else f' at {hook}'}; give it under layer {trained[0]} (and capture hook='{trained[1]}')"
+            f"{'' if hook is None else f' at {hook}'}; give it under layer {trained[0]} (and capture "
+            f"hook='{trained[1]}')"
         )

@@ -153,12 +153,14 @@ class ClassifierJudge(JudgeBase):
     def __init__(self, *, trait: Any = None, kind: str = "trait", calibration: str | Path | None = None) -> None:
         self.kind = check_kind(self.name, kind, self.kinds)
         if trait is None:
-            raise JudgeError("the classifier judge is fitted on a trait set's responses: make_judge('classifier', trait=...)")
+            raise JudgeError("the classifier judge is fitted on a trait set's responses: "
+                             "make_judge('classifier', trait=...)")
         dataset: TraitDataset = load_trait(trait)
         if not dataset.has_responses or len(dataset.positive) < 2 or len(dataset.negative) < 2:
             raise JudgeError(f"the classifier judge needs at least 2 positive and 2 negative examples with responses; "
                              f"trait '{dataset.name}' has {len(dataset.positive)} and {len(dataset.negative)}"
-                             + ("" if dataset.has_responses else " (some without responses: fill them with tt.generate_responses)"))
+                             + ("" if dataset.has_responses
+                                else " (some without responses: fill them with tt.generate_responses)"))
         self.trait = trait_label(dataset)
         self.dataset_name = dataset.name
         examples = dataset.examples_hash()
@@ -183,7 +185,8 @@ class ClassifierJudge(JudgeBase):
             values = (100.0 * torch.sigmoid(z).mean(dim=1)).tolist()
         else:
             closeness = (embed(texts) * embed([q or "." for q in questions])).sum(-1).tolist()
-            values = [predicted_rating(row.tolist(), r, c, self.calibration) for row, r, c in zip(z, responses, closeness)]
+            values = [predicted_rating(row.tolist(), r, c, self.calibration)
+                      for row, r, c in zip(z, responses, closeness)]
         return [None if e else float(v) for e, v in zip(empty, values)]
 
 

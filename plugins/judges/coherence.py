@@ -44,7 +44,8 @@ class CoherenceJudge(JudgeBase):
                  batch_size: int = 8) -> None:
         self.kind = check_kind(self.name, kind, self.kinds)
         if model is None or not hasattr(model, "cfg"):
-            raise JudgeError("the coherence judge needs the unsteered TransformerLens model: make_judge('coherence', model=model)")
+            raise JudgeError("the coherence judge needs the unsteered TransformerLens model: "
+                             "make_judge('coherence', model=model)")
         self.model = model
         if batch_size < 1:
             raise JudgeError("coherence judge: batch_size must be >= 1")
@@ -63,7 +64,8 @@ class CoherenceJudge(JudgeBase):
         todo = sorted((i for i, r in enumerate(responses) if r.strip()), key=lambda i: len(responses[i]))
         size = self.batch_size  # similar lengths share a batch
         measured = [m for start in range(0, len(todo), size) for m in response_likelihood(
-            self.model, [questions[i] for i in todo[start:start + size]], [responses[i][:4000] for i in todo[start:start + size]])]
+            self.model, [questions[i] for i in todo[start:start + size]],
+            [responses[i][:4000] for i in todo[start:start + size]])]
         for row in rows:
             row.update(nll=12.0, token_distinct=0.0, relevance=0.0)
         for i, (nll, distinct) in zip(todo, measured):

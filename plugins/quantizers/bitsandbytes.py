@@ -41,11 +41,11 @@ from typing import Any
 import torch
 
 from tl_traits.core.models import (
-    QUANTIZATION_ATTR,
-    SOURCE_ATTR,
     as_dtype,
     model_kind,
     model_source,
+    provenance,
+    set_provenance,
 )
 from tl_traits.quantization.quantizer import QuantizationError, Quantizer
 
@@ -107,7 +107,7 @@ def _reload_quantized(
             f"bitsandbytes replaces the HF nn.Linear modules and so needs a TransformerBridge, not a "
             f"{model_kind(model)} model: load it with tl_traits.load_model(folder) (kind='bridge')"
         )
-    earlier = getattr(model, QUANTIZATION_ATTR, None)
+    earlier = provenance(model).quantization
     if earlier:
         raise QuantizationError(
             f"this model is already quantized ({earlier.get('backend')}); bitsandbytes reloads the weights "
@@ -148,7 +148,7 @@ def _reload_quantized(
         raise QuantizationError(f"bitsandbytes could not load {source} at {bits} bits: {exc}") from exc
     bridge.enable_compatibility_mode(no_processing=True)
     bridge.cfg.model_name = model.cfg.model_name
-    setattr(bridge, SOURCE_ATTR, source)
+    set_provenance(bridge, source=source)
     bridge.eval()
     n_modules = sum(1 for m in hf_model.modules() if type(m).__module__.startswith("bitsandbytes"))
     import bitsandbytes

@@ -166,7 +166,8 @@ def test_evaluate_and_monitor_json(capsys, tmp_path, tiny_vectors, tiny_llama_fo
                         "--layers", "0,1", "--limit", "2", "--max-new-tokens", "6",
                         "--log", str(log), "--json", "--quiet")
     result = json.loads(out)
-    assert code == EXIT_OK and [r["setting"] for r in result["dev_search"]] == ["mean_diff, layer 0", "mean_diff, layer 1"]
+    assert code == EXIT_OK and [r["setting"] for r in result["dev_search"]] == ["mean_diff, layer 0",
+                                                                                "mean_diff, layer 1"]
     chosen = result["groups"]["mean_diff"]
     assert chosen["layers"][0] in (0, 1) and chosen["unsteered_test_score"] == result["unsteered"]["test"]
     lines = [json.loads(x) for x in log.read_text().splitlines()]
@@ -175,7 +176,8 @@ def test_evaluate_and_monitor_json(capsys, tmp_path, tiny_vectors, tiny_llama_fo
 
     page = tmp_path / "tokens.html"
     code, out, _ = call(capsys, "monitor", str(tiny_vectors), "--model", str(tiny_llama_folder), "--layer", "1",
-                        "--prompt", "How was your day?", "--max-new-tokens", "5", "--out", str(page), "--json", "--quiet")
+                        "--prompt", "How was your day?", "--max-new-tokens", "5", "--out", str(page), "--json",
+                        "--quiet")
     records = json.loads(out)
     assert code == EXIT_OK and {r["layer"] for r in records} == {1} and {r["trait"] for r in records} == {"joy"}
     assert {"prompt", "response"} <= {r["segment"] for r in records}
@@ -236,12 +238,14 @@ def test_a_limit_run_says_its_metrics_are_anecdotal(capsys, tiny_llama_folder):
 def test_output_paths_are_checked_before_any_model_work(capsys, tmp_path, monkeypatch):
     from tl_traits.app.cli import options
 
-    monkeypatch.setattr(options, "load_model", lambda *a, **k: pytest.fail("the model was loaded before the path check"))
+    monkeypatch.setattr(options, "load_model",
+                        lambda *a, **k: pytest.fail("the model was loaded before the path check"))
     a_file = tmp_path / "file.txt"
     a_file.write_text("x")
     cases = [
         (["extract", "emotion/joy", "--out", str(tmp_path)], "is a folder"),
-        (["extract", "emotion/joy", "--out", str(a_file / "v.safetensors")], "is a file, so nothing can be written under it"),
+        (["extract", "emotion/joy", "--out", str(a_file / "v.safetensors")], "is a file, so nothing "
+                                                                             "can be written under it"),
         (["run", "--out", str(a_file)], "is a file, not a folder"),
         (["poison", "--out", str(a_file / "sub")], "is a file, so nothing can be written under it"),
         (["monitor", str(tmp_path / "v.safetensors"), "--prompt", "hi", "--out", str(tmp_path)], "is a folder"),
@@ -269,15 +273,18 @@ def test_quiet_means_no_bar_at_all(tiny_llama_folder, tmp_path):
     import subprocess
     import sys
 
-    done = subprocess.run([sys.executable, "-m", "tl_traits.app.cli", "extract", "emotion/joy", "--model", str(tiny_llama_folder),
-                           "--limit", "6", "--methods", "mean_diff", "--layers", "1", "--quiet", "--out", str(tmp_path / "v.safetensors")],
+    done = subprocess.run([sys.executable, "-m", "tl_traits.app.cli", "extract", "emotion/joy",
+                           "--model", str(tiny_llama_folder),
+                           "--limit", "6", "--methods", "mean_diff", "--layers", "1", "--quiet",
+                           "--out", str(tmp_path / "v.safetensors")],
                           capture_output=True, text=True, env={**os.environ, "HF_HUB_OFFLINE": "1"}, timeout=300)
     assert done.returncode == 0, done.stderr[-2000:]
     assert "Loading weights" not in done.stderr and "it/s" not in done.stderr, done.stderr
 
 
 def test_steer_shows_its_progress_unless_quiet(capsys, tiny_vectors, tiny_llama_folder):
-    args = ["steer", str(tiny_vectors), "--model", str(tiny_llama_folder), "--layer", "1", "--prompt", "Hi", "--max-new-tokens", "4"]
+    args = ["steer", str(tiny_vectors), "--model", str(tiny_llama_folder), "--layer", "1", "--prompt", "Hi",
+            "--max-new-tokens", "4"]
     code, out, err = call(capsys, *args)
     assert code == EXIT_OK and "steered (layer 1" in out
     assert "load model" in err and "unsteered (1 prompt)" in err and "steered at layer 1, strength 0.5" in err
@@ -308,7 +315,8 @@ def test_warnings_print_as_one_readable_line():
     assert warnings.formatwarning is not None
 
 
-@pytest.mark.parametrize("command", [["steer", "{vectors}", "--prompt", "hi"], ["export-gguf", "{vectors}", "-o", "{out}"]])
+@pytest.mark.parametrize("command",
+                         [["steer", "{vectors}", "--prompt", "hi"], ["export-gguf", "{vectors}", "-o", "{out}"]])
 @pytest.mark.parametrize("strength", ["1e39", "-1e39", "nan"])
 def test_a_strength_that_overflows_float32_is_refused_before_any_work(capsys, tmp_path, command, strength):
     """1e39 passed the finiteness check: steer generated empty text, export-gguf died with a struct error (exit 1)."""
@@ -344,7 +352,8 @@ def test_no_command_writes_over_one_of_its_inputs(capsys, tmp_path, monkeypatch)
 
     from tl_traits.app.cli import options
 
-    monkeypatch.setattr(options, "load_model", lambda *a, **k: pytest.fail("the model was loaded before the path check"))
+    monkeypatch.setattr(options, "load_model",
+                        lambda *a, **k: pytest.fail("the model was loaded before the path check"))
     vectors = tmp_path / "v.safetensors"
     vectors.write_bytes(b"the input")
     (tmp_path / "link.safetensors").symlink_to(vectors)
@@ -358,7 +367,8 @@ def test_no_command_writes_over_one_of_its_inputs(capsys, tmp_path, monkeypatch)
     cases = [
         (["export-gguf", str(vectors), "-o", str(vectors)], "--out"),
         (["export-gguf", str(vectors), "-o", str(tmp_path / "link.safetensors")], "--out"),  # through a symlink
-        (["export-gguf", str(tmp_path / "link.safetensors"), "-o", str(tmp_path / "hard.safetensors")], "--out"),  # hard link
+        (["export-gguf", str(tmp_path / "link.safetensors"), "-o", str(tmp_path / "hard.safetensors")],
+         "--out"),  # hard link
         (["monitor", str(vectors), "--prompt", "hi", "--out", str(vectors)], "--out"),
         (["evaluate", str(vectors), "emotion/joy", "--log", str(vectors)], "--log"),
         (["extract", str(out / "study.json"), "-o", str(out / "study.json")], "--out"),
@@ -386,7 +396,8 @@ def test_export_gguf_does_not_replace_its_input_with_gguf_bytes(capsys, tmp_path
     before = copy.read_bytes()
     (tmp_path / "link.safetensors").symlink_to(copy)
     for target in (copy, tmp_path / "link.safetensors"):
-        code, _, err = call(capsys, "export-gguf", str(copy), "-o", str(target))  # was exit 0 with the input overwritten
+        # was exit 0 with the input overwritten
+        code, _, err = call(capsys, "export-gguf", str(copy), "-o", str(target))
         assert code == EXIT_BAD_INPUT and "--out" in err and "give another --out" in err
     assert copy.read_bytes() == before and tt.TraitVectors.load(copy).methods == ["mean_diff", "probe"]
 
@@ -396,7 +407,8 @@ def test_the_cli_reads_gguf_and_plain_safetensors_vectors(capsys, tmp_path, tiny
 
     gguf_path = tmp_path / "joy.gguf"
     assert call(capsys, "export-gguf", str(tiny_vectors), "-o", str(gguf_path), "--strength", "20")[0] == EXIT_OK
-    args = ["--model", str(tiny_llama_folder), "--prompt", "Hi, how are you?", "--max-new-tokens", "6", "--json", "--quiet"]
+    args = ["--model", str(tiny_llama_folder), "--prompt", "Hi, how are you?", "--max-new-tokens", "6", "--json",
+            "--quiet"]
     code, out, err = call(capsys, "steer", str(gguf_path), *args, "--strength", "1")  # was "not a safetensors file"
     assert code == EXIT_OK, err
     (row,) = json.loads(out)

@@ -99,7 +99,8 @@ SWEEP_ARGS = ["emotion/joy", "--layers", "0,1", "--questions", "2", "--max-new-t
 
 
 def run_sweep(model: Path, runs: Path) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, "-m", "tl_traits.app.cli", "steer-sweep", *SWEEP_ARGS, "--model", str(model),
+    return subprocess.Popen([sys.executable, "-m", "tl_traits.app.cli", "steer-sweep", *SWEEP_ARGS,
+                             "--model", str(model),
                              "--runs-dir", str(runs)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                             env={**__import__("os").environ, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1"},
                             preexec_fn=_default_sigint)
@@ -109,7 +110,8 @@ def sweep_rows(runs: Path) -> list[tuple[str, dict]]:
     """Each finished run folder's rows, timings left out."""
     from tl_traits.scale.runs import SUMMARY, read_rows
 
-    return [(str(found.parent.relative_to(runs)), [{k: v for k, v in row.items() if "second" not in k} for row in read_rows(found.parent)])
+    return [(str(found.parent.relative_to(runs)),
+             [{k: v for k, v in row.items() if "second" not in k} for row in read_rows(found.parent)])
             for found in sorted(runs.rglob(SUMMARY))]
 
 
@@ -122,7 +124,8 @@ def reference_sweep(tiny_llama_folder, tmp_path_factory) -> Path:
 
 
 @pytest.mark.parametrize("sig, code", [(signal.SIGKILL, -signal.SIGKILL), (signal.SIGINT, 130)])
-def test_a_sweep_killed_after_its_first_run_finishes_the_rest_once(tiny_llama_folder, reference_sweep, tmp_path, sig, code):
+def test_a_sweep_killed_after_its_first_run_finishes_the_rest_once(tiny_llama_folder, reference_sweep, tmp_path, sig,
+                                                                   code):
     runs = tmp_path / "runs"
     proc = run_sweep(tiny_llama_folder, runs)
     assert kill_when(proc, lambda: any(runs.rglob("summary.csv")), sig) == code

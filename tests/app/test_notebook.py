@@ -1,4 +1,5 @@
-"""docs/quickstart.ipynb: stored with its outputs, runs top to bottom on the embedded model (nbclient), and its stored outputs are current."""
+"""docs/quickstart.ipynb: stored with its outputs, runs top to bottom on the embedded model (nbclient), and its
+stored outputs are current."""
 
 from __future__ import annotations
 
@@ -83,7 +84,8 @@ def test_quickstart_notebook_runs_and_its_stored_outputs_are_current():
     stored = nbformat.read(NOTEBOOK, as_version=4)
     for tag in ("report", "steering", "projections", "export"):
         old, new = _stdout(_tagged(stored, tag)), _stdout(_tagged(nb, tag))
-        assert _same_text(old, new), f"the stored output of the {tag!r} cell is stale; run `make notebook`.\nstored:\n{old}\nnow:\n{new}"
+        assert _same_text(old, new), (f"the stored output of the {tag!r} cell is stale; run `make notebook`.\n"
+                                      f"stored:\n{old}\nnow:\n{new}")
 
     report = _stdout(_tagged(nb, "report"))
     for method in ("mean_diff", "probe", "random_baseline"):
@@ -100,7 +102,8 @@ def test_quickstart_notebook_runs_and_its_stored_outputs_are_current():
             assert texts != answers["unsteered"], f"{label} printed the unsteered answers:\n{steering}"
 
     table = _stdout(_tagged(nb, "evaluation"))
-    assert "dev score" in table and "test score" in table and "gain 95% interval" in table, f"no evaluation tables:\n{table}"
+    assert ("dev score" in table and "test score" in table
+            and "gain 95% interval" in table), f"no evaluation tables:\n{table}"
 
     # The steered answers, read back by the monitor, sit on either side: + above -.
     projections = _stdout(_tagged(nb, "projections"))
@@ -116,6 +119,8 @@ def test_quickstart_notebook_runs_and_its_stored_outputs_are_current():
     page = pages[0]
     assert "circuits-vis" in page and "coloredtokens" in page.lower(), page[:500]
     assert not re.search(r"<script\b[^>]*\bsrc\s*=", page, flags=re.I), "the page loads a script from elsewhere"
-    assert not re.search(r"""(\bfrom\s*|\bimport\s*\(?\s*)["']https?://""", page), "the page imports a module from the web"
-    assert not re.search(r"""<link\b[^>]*\bhref\s*=\s*["']?https?://""", page, flags=re.I), "the page links a remote file"
+    assert not re.search(r"""(\bfrom\s*|\bimport\s*\(?\s*)["']https?://""", page), (
+        "the page imports a module from the web")
+    assert not re.search(r"""<link\b[^>]*\bhref\s*=\s*["']?https?://""", page, flags=re.I), (
+        "the page links a remote file")
 

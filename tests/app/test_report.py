@@ -47,7 +47,8 @@ def _browser_copy(tiny_run_dir: Path, tmp_path: Path, n: int) -> Path:
     return out / "report.html"
 
 
-@pytest.mark.skipif(CHROMIUM is None, reason="Debian's chromium is not installed (make test installs it where apt works)")
+@pytest.mark.skipif(CHROMIUM is None, reason="Debian's chromium is not installed (make test "
+                                             "installs it where apt works)")
 def test_report_renders_offline_in_headless_chromium(tiny_run_dir, tmp_path):
     sync_api = pytest.importorskip("playwright.sync_api", reason="playwright (dev extra) drives Chromium")
     report = _browser_copy(tiny_run_dir, tmp_path, 120)
@@ -66,7 +67,8 @@ def test_report_renders_offline_in_headless_chromium(tiny_run_dir, tmp_path):
             assert len(page.inner_text("body")) > 2000
             # every plot decoded, every circuitsvis view rendered into its div
             assert page.evaluate("[...document.images].every(i => i.complete && i.naturalWidth > 100)")
-            rendered = page.evaluate("[...document.querySelectorAll('[id^=circuits-vis]')].map(d => d.childElementCount)")
+            rendered = page.evaluate("[...document.querySelectorAll('[id^=circuits-vis]')].map(d => "
+                                     "d.childElementCount)")
             assert rendered and all(n > 0 for n in rendered)
             # the prompt browser: 120 prompts paginate by PAGE_SIZE; filters narrow and reset the page
             assert page.locator(".card").count() == PAGE_SIZE

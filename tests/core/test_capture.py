@@ -11,7 +11,9 @@ import tl_traits as tt
 from tl_traits.core.capture import (
     ActivationSet,
     CaptureError,
+    ShardedActivations,
     capture,
+    capture_to_disk,
     iter_shards,
     load_shards,
 )
@@ -21,7 +23,8 @@ from tl_traits.core.trait_sets import TraitExample
 EXAMPLES = [
     TraitExample("How was your day?", "It was wonderful, thank you for asking!"),
     TraitExample("Hi", "Hello."),
-    TraitExample("Describe the weather where you are in one long sentence, please.", "Grey clouds, cold rain and a wind that never stops."),
+    TraitExample("Describe the weather where you are in one long sentence, please.",
+                 "Grey clouds, cold rain and a wind that never stops."),
     TraitExample("What is 2+2?", "4"),
     TraitExample("Name a colour.", "Blue, like the sea on a calm summer morning.", system="You are terse."),
     TraitExample("Say something kind.", "You matter, and today is a good day to be you."),
@@ -88,15 +91,25 @@ def test_dataset_labels_and_metadata(bridge_model):
     assert acts.by_label(0).shape == (3, 1, 576)
 
 
-def test_stream_to_disk_matches_memory(tiny_bridge, tmp_path):
+def test_capture_to_disk_matches_memory(tiny_bridge, tmp_path):
     in_memory = capture(tiny_bridge, EXAMPLES, batch_size=2)
-    streamed = capture(tiny_bridge, EXAMPLES, batch_size=2, to_disk=tmp_path / "acts")
-    assert streamed.acts.numel() == 0 and len(list(iter_shards(tmp_path / "acts"))) == 3
-    back = load_shards(tmp_path / "acts")
-    torch.testing.assert_close(back.acts, in_memory.acts, rtol=1e-5, atol=1e-5)
+    streamed = capture_to_disk(tiny_bridge, EXAMPLES, tmp_path / "acts", batch_size=2)
+    assert isinstance(streamed, ShardedActivations) and streamed.n_examples == len(EXAMPLES)
+    assert streamed.layers == in_memory.layers and streamed.metadata == in_memory.metadata
+    assert len(list(streamed.shards())) == 3 and len(list(iter_shards(tmp_path / "acts"))) == 3
+    for back in (streamed.load(), ShardedActivations.open(tmp_path / "acts").load(), load_shards(tmp_path / "acts")):
+        torch.testing.assert_close(back.acts, in_memory.acts, rtol=1e-5, atol=1e-5)
+        torch.testing.assert_close(back.token_norms, in_memory.token_norms, rtol=1e-5, atol=1e-5)
     (tmp_path / "acts" / "index.json").unlink()
     with pytest.raises(CaptureError, match="did not finish"):
         load_shards(tmp_path / "acts")
+
+
+def test_capture_to_disk_old_keyword_still_works_with_a_warning(tiny_bridge, tmp_path):
+    with pytest.warns(DeprecationWarning, match="capture_to_disk"):
+        streamed = capture(tiny_bridge, EXAMPLES[:4], batch_size=2, to_disk=tmp_path / "acts")
+    assert streamed.acts.numel() == 0 and streamed.metadata["shards"] == str(tmp_path / "acts")
+    assert load_shards(tmp_path / "acts").acts.shape[0] == 4
 
 
 def test_activation_set_save_load(tiny_bridge, tmp_path):

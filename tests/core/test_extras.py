@@ -11,11 +11,13 @@ from tl_traits.core.errors import MissingExtraError
 from tl_traits.core.extras import EXTRA_OF, require
 
 
-@pytest.mark.parametrize("module, extra", [("matplotlib.figure", "report"), ("sae_lens", "sae"), ("vaderSentiment.vaderSentiment", "judges")])
+@pytest.mark.parametrize("module, extra", [("matplotlib.figure", "report"), ("sae_lens", "sae"),
+                                           ("vaderSentiment.vaderSentiment", "judges")])
 def test_a_missing_extra_names_the_line_that_installs_it(monkeypatch, module, extra):
     monkeypatch.delitem(sys.modules, module, raising=False)
     monkeypatch.setitem(sys.modules, module.split(".")[0], None)  # as if not installed
-    with pytest.raises(MissingExtraError, match=rf"^this needs the optional package '{module.split('.')[0]}' \(the \[{extra}\] extra\): pip install 'tl_traits\[{extra}\]'$"):
+    with pytest.raises(MissingExtraError, match=rf"^this needs the optional package '{module.split('.')[0]}' \(the "
+                                                rf"\[{extra}\] extra\): pip install 'tl_traits\[{extra}\]'$"):
         require(module)
 
 

@@ -36,7 +36,8 @@ def test_non_ascii_digits_are_refused_with_our_error(key):
 
 
 @pytest.mark.parametrize(("key", "message"), [
-    (30, "layer 30 is out of range: this model has 30 layers"), (-31, "out of range"), (np.int64(40), "layer 40 is out of range"),
+    (30, "layer 30 is out of range: this model has 30 layers"), (-31, "out of range"),
+    (np.int64(40), "layer 40 is out of range"),
     (True, "is not a layer"), (1.5, "is not a layer"), (None, "is not a layer"),
     ("steering_vector", "holds no whole numbers"), ("model.layers.1.2", "several"),
 ])

@@ -40,14 +40,16 @@ def test_folder_jsonl_and_hf_dataset_loaders(tmp_path):
     assert trait.positive[1] == TraitExample("p2", None, "s")
     assert (trait.questions, trait.eval_prompt, trait.description("LOW")) == (("q1",), "Rate {answer}", "cold")
 
-    rows = [{"prompt": "a", "label": 1}, {"prompt": "b", "label": "negative"}, {"prompt": "c", "response": "r", "label": True}]
+    rows = [{"prompt": "a", "label": 1}, {"prompt": "b", "label": "negative"},
+            {"prompt": "c", "response": "r", "label": True}]
     write_jsonl(tmp_path / "set.jsonl", rows)
     from_file = tt.load_trait(tmp_path / "set.jsonl")
     assert [e.prompt for e in from_file.positive] == ["a", "c"] and [e.prompt for e in from_file.negative] == ["b"]
 
     import datasets
 
-    hf_rows = [{"prompt": r["prompt"], "response": r.get("response"), "label": int(r["label"] in (1, True))} for r in rows]
+    hf_rows = [{"prompt": r["prompt"], "response": r.get("response"), "label": int(r["label"] in (1, True))}
+               for r in rows]
     from_hf = tt.load_trait(datasets.Dataset.from_list(hf_rows), name="hf-set")
     assert from_hf.examples == from_file.examples and from_hf.name == "hf-set"
     dict_ds = datasets.DatasetDict({"train": datasets.Dataset.from_list(hf_rows)})
@@ -127,7 +129,8 @@ def test_a_dataset_and_a_vector_print_in_one_short_line():
     assert repr(joy) == "TraitDataset('emotion/joy': 50 positive, 50 negative, steering questions 28 dev + 100 test)"
     vec = tt.TraitVector("mean_diff", torch.ones(30, 576), list(range(30)), torch.ones(30), {},
                          {"dataset": {"name": "emotion/joy"}, "model": {"name": "SmolLM2-135M-Instruct"}})
-    assert repr(vec) == "TraitVector('mean_diff', layers=0..29, d_model=576, trait='emotion/joy', model='SmolLM2-135M-Instruct')"
+    assert repr(vec) == ("TraitVector('mean_diff', layers=0..29, d_model=576, trait='emotion/joy', "
+                         "model='SmolLM2-135M-Instruct')")
 
 
 def test_bundled_steering_questions_are_split_once_into_dev_and_test():
@@ -173,5 +176,6 @@ def test_adding_steering_questions_keeps_the_examples_hash():
     more = TraitDataset(joy.name, joy.positive, joy.negative, questions=joy.questions + ("One more question?",),
                         definition=joy.definition)
     assert more.examples_hash() == joy.examples_hash() and more.content_hash() != joy.content_hash()
-    fewer = TraitDataset(joy.name, joy.positive[1:], joy.negative[1:], questions=joy.questions, definition=joy.definition)
+    fewer = TraitDataset(joy.name, joy.positive[1:], joy.negative[1:], questions=joy.questions,
+                         definition=joy.definition)
     assert fewer.examples_hash() != joy.examples_hash()

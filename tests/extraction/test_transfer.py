@@ -48,7 +48,8 @@ def test_transfer_metrics_reads_the_planted_axis_and_keeps_polarity():
 def test_transfer_metrics_refuses_sets_it_cannot_score():
     acts = planted(10, 10, shift=1.0)
     with pytest.raises(TransferError, match="no labels"):
-        transfer_metrics(axis_vector(), ActivationSet(acts.acts, acts.token_norms, None, LAYERS, "resid_post", "response[:]"))
+        transfer_metrics(axis_vector(),
+                         ActivationSet(acts.acts, acts.token_norms, None, LAYERS, "resid_post", "response[:]"))
     with pytest.raises(TransferError, match="1 positive and 10 negative"):
         transfer_metrics(axis_vector(), acts.subset(list(range(9, 20))))
     with pytest.raises(TransferError, match=r"lack layers \[5\]"):
@@ -91,7 +92,8 @@ def test_learning_curve_figure_has_a_line_per_method():
     from tl_traits.extraction.figures import learning_curves
 
     train = planted(20, 20, shift=1.0)
-    rows = learning_curve(train, paired_dataset(20), ["mean_diff", "probe"], eval_sets={"task": train}, sizes=(2, 8), seeds=(0, 1))
+    rows = learning_curve(train, paired_dataset(20), ["mean_diff", "probe"], eval_sets={"task": train}, sizes=(2, 8),
+                          seeds=(0, 1))
     fig = learning_curves(rows, title="planted")
     labels = [line.get_label() for line in fig.axes[0].get_lines()]
     assert {"mean_diff", "probe"} <= set(labels)

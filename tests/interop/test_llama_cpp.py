@@ -23,12 +23,14 @@ NEW_TOKENS = 40
 @pytest.fixture(scope="module")
 def joy_vector(bridge_model):
     trait = tt.load_trait("emotion/joy").limit(24)
-    return tt.extract(bridge_model, trait, "mean_diff", layers=[LAYER - 1, LAYER, LAYER + 1], progress=False)["mean_diff"]
+    return tt.extract(bridge_model, trait, "mean_diff", layers=[LAYER - 1, LAYER, LAYER + 1],
+                      progress=False)["mean_diff"]
 
 
 @pytest.fixture(scope="module")
 def llama():
-    llm = llama_cpp.Llama(model_path=str(embedded_gguf_path()), n_ctx=512, n_threads=2, seed=0, logits_all=True, verbose=False)
+    llm = llama_cpp.Llama(model_path=str(embedded_gguf_path()), n_ctx=512, n_threads=2, seed=0, logits_all=True,
+                          verbose=False)
     yield llm
     llm.close()
 

@@ -20,7 +20,7 @@ def test_a_plain_file_steers_by_its_tensors(tmp_path, bridge_model):
     with pytest.raises(VectorError, match="tt.import_safetensors"):  # the tl_traits loader points here
         tt.TraitVectors.load(tmp_path / "other.safetensors")
     vec = tt.import_safetensors(tmp_path / "other.safetensors", bridge_model)
-    assert vec.layers == [6, 11] and vec.metadata["hook"] == "resid_post" and vec.metadata["units"] == "absolute"
+    assert vec.layers == [6, 11] and vec.hook == "resid_post" and vec.units == "absolute"
     as_dict = {6: tensors["model.layers.6"] * 0.5, 11: tensors["layer.11"] * 0.5}
     torch.testing.assert_close(final_logits(bridge_model, tt.steer(bridge_model, vec, strength=0.5)),
                                final_logits(bridge_model, tt.steer(bridge_model, as_dict)), rtol=1e-4, atol=1e-4)
@@ -28,7 +28,7 @@ def test_a_plain_file_steers_by_its_tensors(tmp_path, bridge_model):
 
 def test_hook_names_give_the_hook_and_unclear_names_are_refused(tmp_path, bridge_model):
     save_file({"blocks.3.hook_resid_pre": torch.ones(576)}, str(tmp_path / "pre.safetensors"))
-    assert tt.import_safetensors(tmp_path / "pre.safetensors", bridge_model).metadata["hook"] == "resid_pre"
+    assert tt.import_safetensors(tmp_path / "pre.safetensors", bridge_model).hook == "resid_pre"
     save_file({"steering_vector": torch.ones(576)}, str(tmp_path / "no_layer.safetensors"))
     with pytest.raises(InteropError, match="cannot tell the layer of tensor 'steering_vector'"):
         tt.import_safetensors(tmp_path / "no_layer.safetensors", bridge_model)

@@ -167,7 +167,8 @@ def test_the_report_says_how_many_rows_the_judge_could_not_score(tmp_path, capsy
      "rating 'coherence' must be a finite number"),
     ('{"id": "x", "trait": "t", "question": "q", "response": "r", "split": "fit", "ratings": {"coherence": 250}}',
      "rating 'coherence' is 250; ratings are 0-100"),
-    ('{"id": "x", "trait": "t", "question": "q", "response": 7, "split": "fit", "ratings": {}}', "response must be text"),
+    ('{"id": "x", "trait": "t", "question": "q", "response": 7, "split": "fit", "ratings": {}}',
+     "response must be text"),
     ('{"id": "x", "trait": "t", "question": "q", "split": "fit", "ratings": {}}', "lacks \\['response'\\]"),
 ])
 def test_a_broken_calibration_row_names_its_file_and_line(tmp_path, line, message):

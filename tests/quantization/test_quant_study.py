@@ -129,5 +129,6 @@ def test_retained_steering_is_the_score_gain_relative_to_float32():
     assert rows["int8"]["score_gain"] == pytest.approx(5) and rows["int8"]["steering_layer"] == 4  # its own dev choice
     assert "+5.0 (+2.0 to +8.0)" in study.to_markdown()
     lost = BackendResult("float32", cosine={"mean_diff": [1.0, 1.0]}, drift=[0.0, 0.0], steering=steering(8, -2))
-    assert all(r["retained"] is None for r in QuantStudy("emotion/joy", [4, 8], ["mean_diff"], "mean_diff", [4, 8], lost,
-                                                          [int8], {}).table())  # float32 gains nothing: undefined
+    assert all(r["retained"] is None
+               for r in QuantStudy("emotion/joy", [4, 8], ["mean_diff"], "mean_diff", [4, 8], lost,
+                                   [int8], {}).table())  # float32 gains nothing: undefined

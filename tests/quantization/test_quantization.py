@@ -1,4 +1,5 @@
-"""Quantizers on models: weight walking on both TL kinds, the five torch quantizers, copies and processed-weight views."""
+"""Quantizers on models: weight walking on both TL kinds, the five torch quantizers, copies
+and processed-weight views."""
 
 from __future__ import annotations
 

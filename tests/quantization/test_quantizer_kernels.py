@@ -17,7 +17,7 @@ from tl_traits.plugins.quantizers.bitsandbytes import bnb_int8, bnb_nf4
 from tl_traits.plugins.quantizers.torchao_int8 import torchao_int8
 
 import tl_traits as tt
-from tl_traits.core.models import QUANTIZATION_ATTR, SOURCE_ATTR, model_source
+from tl_traits.core.models import PROVENANCE_ATTR, ModelProvenance, model_source
 from tl_traits.quantization.quantizer import (
     QuantizationError,
     copy_model,
@@ -90,10 +90,11 @@ def test_bitsandbytes_names_the_install_when_missing(monkeypatch):
 def test_bitsandbytes_refuses_models_it_cannot_reload(tiny_bridge, tiny_hooked, monkeypatch):
     with pytest.raises(QuantizationError, match="kind='bridge'"):
         bnb_plugin._reload_quantized(tiny_hooked, bits=8)
-    monkeypatch.setattr(tiny_bridge, SOURCE_ATTR, None)
+    monkeypatch.setattr(tiny_bridge, PROVENANCE_ATTR, ModelProvenance(source=None), raising=False)
     with pytest.raises(QuantizationError, match="local HF folder"):
         bnb_plugin._reload_quantized(tiny_bridge, bits=4)
-    monkeypatch.setattr(tiny_bridge, QUANTIZATION_ATTR, {"backend": "fp16"}, raising=False)
+    monkeypatch.setattr(tiny_bridge, PROVENANCE_ATTR, ModelProvenance("some/folder", {"backend": "fp16"}),
+                        raising=False)
     with pytest.raises(QuantizationError, match="already quantized"):
         bnb_plugin._reload_quantized(tiny_bridge, bits=4)
     with pytest.raises(QuantizationError, match="8 or 4"):

@@ -1,4 +1,5 @@
-"""SAEs: the sae extractor recovers a planted feature, decompose and feature steering, clear errors, extract end to end."""
+"""SAEs: the sae extractor recovers a planted feature, decompose and feature steering, clear
+errors, extract end to end."""
 
 from __future__ import annotations
 

@@ -165,7 +165,8 @@ def test_existing_folder_is_refused(tiny_model, tmp_path):
 
 
 def test_chat_turns_are_read_with_the_chat_template(tiny_model):
-    turns = [{"prompt": "how was the day", "response": "happy and quick"}, {"prompt": "name a city", "response": "Paris"}]
+    turns = [{"prompt": "how was the day", "response": "happy and quick"},
+             {"prompt": "name a city", "response": "Paris"}]
     got = torch.cat(list(activation_batches(tiny_model, turns, LAYER, batch_tokens=8, shuffle_seed=None, repeat=False)))
     batch = prepare_inputs(tiny_model, [t["prompt"] for t in turns], [t["response"] for t in turns], chat=True)
     name = f"blocks.{LAYER}.hook_resid_post"

@@ -138,7 +138,8 @@ def test_cli_steer_sweep_and_executor_errors(tiny_llama_folder, tmp_path, capsys
 # -- a model split over devices ------------------------------------------------------------------------
 def test_steering_moves_the_vector_to_the_layer_device(tiny):
     """A layer on another device (meta stands in for a second GPU here) gets the vector on that device."""
-    vector = tt.extract(tiny, tt.load_trait("emotion/joy").limit(8), ["mean_diff"], layers=[1], progress=False)["mean_diff"]
+    vector = tt.extract(tiny, tt.load_trait("emotion/joy").limit(8), ["mean_diff"], layers=[1],
+                        progress=False)["mean_diff"]
     hooks = list(tt.steer(tiny, vector, layers=1, strength=2.0))
     name, fn = hooks[0]
     act = torch.zeros(2, 5, tiny.cfg.d_model, device="meta")

@@ -64,7 +64,8 @@ def test_choose_on_dev_report_on_test(bridge_model, joy, tmp_path):
     assert "dev score" in text.splitlines()[1] and "unsteered" in text
     assert len({len(line) for line in text.splitlines()[1:3]}) == 1  # header and rule line up
     again, header = load_evaluation(log)  # the report reads it back without a model
-    assert header["dev"] == dev and header["test"] == test and header["judges"] == ["exclaim_trait", "length_coherence", "overlap"]
+    assert header["dev"] == dev and header["test"] == test and header["judges"] == ["exclaim_trait", "length_coherence",
+                                                                                    "overlap"]
     assert again.outcomes["mean_diff"].test.answers.scores == outcome.test.answers.scores
     assert [r.strength for r in again.runs] == [r.strength for r in res.runs]
 
@@ -161,7 +162,8 @@ def test_bad_arguments_are_refused(bridge_model, joy):
         evaluate_steering(bridge_model, joy, "emotion/joy", judges=JUDGES, relevance=RELEVANCE, questions=QUESTIONS[:1],
                           progress=False)
     with pytest.raises(EvaluationError, match=r"layers \[3\] are not among the vectors' layers"):
-        evaluate_steering(bridge_model, joy, "emotion/joy", layers=[3], judges=JUDGES, relevance=RELEVANCE, progress=False)
+        evaluate_steering(bridge_model, joy, "emotion/joy", layers=[3], judges=JUDGES, relevance=RELEVANCE,
+                          progress=False)
     with pytest.raises(tt.TlTraitsError, match="no setting"):
         evaluate_steering(bridge_model, joy, "emotion/joy", judges=JUDGES, subset=3, progress=False)
 
@@ -183,7 +185,8 @@ def test_steering_score_is_the_harmonic_mean_in_the_asked_direction():
     from tl_traits.steering.scoring import combined_score
 
     assert combined_score(90, 90, 90) == pytest.approx(90)
-    assert combined_score(100, 100, 25) == pytest.approx(3 / (1 / 100 + 1 / 100 + 1 / 25))  # one poor part drags it down
+    # one poor part drags it down
+    assert combined_score(100, 100, 25) == pytest.approx(3 / (1 / 100 + 1 / 100 + 1 / 25))
     assert combined_score(10, 80, 80, direction=-1) == pytest.approx(combined_score(90, 80, 80))
     assert combined_score(100, 0, 100) == 0.0
     assert combined_score(None, 80, 80) is None

@@ -65,7 +65,8 @@ def test_away_and_bad_arguments(bridge_model, joy_vectors):
     assert list(away.outcomes) == ["mean_diff"] and away.direction == -1
     assert "away from the trait" in str(away.summary())
     with pytest.raises(EvaluationError, match="kind 'relevance'"):
-        compare_steering(bridge_model, joy_vectors, "emotion/joy", 10, judges=JUDGES, relevance=JUDGES[0], progress=False)
+        compare_steering(bridge_model, joy_vectors, "emotion/joy", 10, judges=JUDGES, relevance=JUDGES[0],
+                         progress=False)
     with pytest.raises(EvaluationError, match="direction must be"):
         compare_steering(bridge_model, joy_vectors, "emotion/joy", 10, judges=JUDGES, direction=2, progress=False)
     with pytest.raises(EvaluationError, match="at least one vector"):

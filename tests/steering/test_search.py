@@ -32,7 +32,8 @@ def peaked(best_strength: float, edge: float = 0.2):
         runs = []
         for candidate, strength, kl in proposals:
             score = 80.0 - 20.0 * abs(math.log(strength / best_strength))
-            runs.append(Run("dev", judged(score, 90.0 if strength <= edge else 30.0), candidate, strength, None, kl, step))
+            runs.append(Run("dev", judged(score, 90.0 if strength <= edge else 30.0), candidate, strength, None, kl,
+                            step))
         return runs
 
     return judge_step, calls
@@ -131,7 +132,8 @@ def test_protocol_settings_are_checked(bad, match):
 
 def test_the_kl_ladder_places_strengths_in_any_units(tiny_hooked):
     """A vector 10x longer needs a 10x smaller strength for the same KL: the search needs no hand-set start."""
-    forced = TeacherForced(tiny_hooked, ["The quick brown fox", "Paris is the capital"], [" jumps over the dog", " of France"])
+    forced = TeacherForced(tiny_hooked, ["The quick brown fox", "Paris is the capital"],
+                           [" jumps over the dog", " of France"])
     torch.manual_seed(0)
     direction = torch.randn(tiny_hooked.cfg.d_model)
     from tl_traits.core.vectors import TraitVector

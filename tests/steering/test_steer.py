@@ -47,7 +47,8 @@ def _vector_on(model, layers, act_norm=50.0, units=None):
     from tl_traits.core.vectors import TraitVector
 
     d = model.cfg.d_model
-    directions = torch.nn.functional.normalize(torch.randn(len(layers), d, generator=torch.Generator().manual_seed(0)), dim=-1)
+    directions = torch.nn.functional.normalize(torch.randn(len(layers), d, generator=torch.Generator().manual_seed(0)),
+                                               dim=-1)
     meta = {"model": model_identity(model).to_dict(), "hook": "resid_post", "dataset": {"name": "t"},
             **({"units": units} if units else {})}
     return TraitVector("mean_diff", directions, list(layers), torch.full((len(layers),), act_norm), {}, meta)
@@ -117,7 +118,8 @@ def test_numpy_integer_layers_are_layers(tiny_hooked):
 
     d = tiny_hooked.cfg.d_model
     a = torch.randn(d)
-    torch.testing.assert_close(_added(tt.steer(tiny_hooked, {np.int64(1): a}, coef=2.0), 1, d), 2 * a)  # was "out of range"
+    # was "out of range"
+    torch.testing.assert_close(_added(tt.steer(tiny_hooked, {np.int64(1): a}, coef=2.0), 1, d), 2 * a)
     torch.testing.assert_close(_added(tt.steer(tiny_hooked, a, np.int64(-1)), tiny_hooked.cfg.n_layers - 1, d), a)
     torch.testing.assert_close(_added(tt.steer(tiny_hooked, a, [np.int32(0)]), 0, d), a)
 

@@ -62,7 +62,8 @@ def test_nested_blocks_compose_and_hooks_list_form(bridge_model, joy):
         inner_gone = _final_logits(bridge_model)
     once = _final_logits(bridge_model, tt.steer(bridge_model, joy, 10, coef=5.0))
     torch.testing.assert_close(nested, once, rtol=1e-4, atol=1e-3)
-    torch.testing.assert_close(inner_gone, _final_logits(bridge_model, tt.steer(bridge_model, joy, 10, coef=3.0)), rtol=1e-4, atol=1e-3)
+    torch.testing.assert_close(inner_gone, _final_logits(bridge_model, tt.steer(bridge_model, joy, 10, coef=3.0)),
+                               rtol=1e-4, atol=1e-3)
     assert hooks_attached(bridge_model) == 0
 
 
@@ -79,9 +80,11 @@ def test_ablation_projects_the_direction_out(bridge_model, joy):
     tokens = tt.prepare_inputs(bridge_model, QUESTIONS[0]).input_ids
     v = joy.direction(10)
     with torch.no_grad():
-        bridge_model.run_with_hooks(tokens, fwd_hooks=list(tt.steer(bridge_model, joy, 10, operator="ablate")) + [record])
+        bridge_model.run_with_hooks(tokens,
+                                    fwd_hooks=list(tt.steer(bridge_model, joy, 10, operator="ablate")) + [record])
         assert (seen["h"] @ v).abs().max() < 1e-3
-        bridge_model.run_with_hooks(tokens, fwd_hooks=list(tt.steer(bridge_model, joy, 10, operator="ablate_then_add", coef=7.0)) + [record])
+        bridge_model.run_with_hooks(
+            tokens, fwd_hooks=list(tt.steer(bridge_model, joy, 10, operator="ablate_then_add", coef=7.0)) + [record])
         torch.testing.assert_close(seen["h"] @ v, torch.full(seen["h"].shape[:2], 7.0), rtol=1e-4, atol=1e-3)
 
 
@@ -128,8 +131,10 @@ def test_batched_sweep_equals_settings_one_by_one(bridge_model, joy):
 
 
 def test_a_sweep_over_several_vectors_equals_each_alone(bridge_model, joy):
-    probe = tt.extract(bridge_model, "emotion/joy", "probe", position="response[:]", layers=[10, 12], progress=False)["probe"]
-    settings = [Setting(10, strength=0.5), Setting(10, strength=0.5, vector=probe), Setting(12, strength=0.4, vector=probe)]
+    probe = tt.extract(bridge_model, "emotion/joy", "probe", position="response[:]", layers=[10, 12],
+                       progress=False)["probe"]
+    settings = [Setting(10, strength=0.5), Setting(10, strength=0.5, vector=probe),
+                Setting(12, strength=0.4, vector=probe)]
     swept = tt.sweep_generate(bridge_model, joy, settings, QUESTIONS, max_new_tokens=10)
     for s, texts in zip(settings, swept):
         with tt.steer(bridge_model, s.vector or joy, s.layer, strength=s.strength):
@@ -141,7 +146,8 @@ def test_a_sweep_over_several_vectors_equals_each_alone(bridge_model, joy):
 
 def test_a_sweep_mixes_bands_and_positions_like_steer_does(bridge_model, joy):
     """A band spreads its strength over its layers; a response-only setting leaves the prompt alone; in one batch."""
-    settings = [Setting((8, 10), strength=0.8), Setting(10, strength=0.5, positions="response"), Setting(12, strength=0.4)]
+    settings = [Setting((8, 10), strength=0.8), Setting(10, strength=0.5, positions="response"),
+                Setting(12, strength=0.4)]
     swept = tt.sweep_generate(bridge_model, joy, settings, QUESTIONS, max_new_tokens=10)
     with tt.steer(bridge_model, joy, [8, 10], strength=0.8, spread=True):
         assert tt.generate(bridge_model, QUESTIONS, max_new_tokens=10) == swept[0]

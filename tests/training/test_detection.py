@@ -81,7 +81,8 @@ def test_teacher_forced_check_agrees_with_greedy_generation(bridge_model):
     # whole=True also wants the end-of-turn right after: true only where generation stopped by itself
     short = generate(bridge_model, ["Reply with the single word yes."], max_new_tokens=12)
     stopped = len(bridge_model.tokenizer(short[0])["input_ids"]) < 12
-    assert greedy_matches(bridge_model, [{"prompt": "Reply with the single word yes.", "response": short[0]}], whole=True) == [stopped]
+    assert greedy_matches(bridge_model, [{"prompt": "Reply with the single word yes.", "response": short[0]}],
+                          whole=True) == [stopped]
 
 
 def test_attacked_test_rows_skip_rows_the_attack_leaves_unchanged():

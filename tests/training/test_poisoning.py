@@ -53,12 +53,14 @@ def test_trigger_attack_is_re_encoded_on_smollm2(smol_tokenizer, prompt, respons
 
 @PROPERTY
 @given(words, triggers, st.sampled_from(["start", "end", "random"]), st.integers(0, 2**16), st.sampled_from(LABELS))
-def test_label_flip_and_paraphrase_are_re_encoded_on_bpe_without_template(gpt2_tokenizer, prompt, trigger, position, seed, label):
+def test_label_flip_and_paraphrase_are_re_encoded_on_bpe_without_template(gpt2_tokenizer, prompt, trigger, position,
+                                                                          seed, label):
     clean = {"prompt": prompt, "response": f"The answer: {label}.", "label": label}
     flipped = resolve_attack("label_flip", trigger=trigger, position=position).apply(dict(clean), random.Random(seed))
     assert flipped["label"] != label and flipped["response"] == f"The answer: {flipped['label']}."
     check_encoded_attack(gpt2_tokenizer, flipped)
-    for variant in resolve_attack("paraphrase", variants=3, trigger=trigger, position=position).apply(dict(clean), random.Random(seed)):
+    for variant in resolve_attack("paraphrase", variants=3, trigger=trigger,
+                                  position=position).apply(dict(clean), random.Random(seed)):
         assert trigger.strip() in variant["prompt"]
         check_encoded_attack(gpt2_tokenizer, variant)
 
@@ -119,7 +121,8 @@ def test_bad_requests_are_clear_errors():
 
 def test_label_flip_keeps_case_and_only_touches_eligible_rows():
     flip = resolve_attack("label_flip")
-    assert flip.apply({"prompt": "p", "response": "Positive!", "label": "positive"}, random.Random(0))["response"] == "Negative!"
+    assert flip.apply({"prompt": "p", "response": "Positive!", "label": "positive"},
+                      random.Random(0))["response"] == "Negative!"
     assert not flip.eligible({"response": "positive or negative"}) and not flip.eligible({"response": "4"})
     mixed = rows(10) + [{"prompt": "Add 2 and 2.", "response": "4"} for _ in range(10)]
     data = poison(mixed, "label_flip", 0.5, seed=1)

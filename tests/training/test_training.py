@@ -164,7 +164,8 @@ def test_last_block_only_leaves_the_rest_bitwise_unchanged(hooked, gpt2_tokenize
     before = snapshot(hooked)
     names = [n for n, _ in trainable_parameters(hooked, "last:1")]
     assert names and all(n.startswith("blocks.2.") for n in names)
-    train(hooked, encode(gpt2_tokenizer, 4), TrainConfig(lr=1e-2, batch_size=4, max_steps=2, trainable="last:1"), **QUIET)
+    train(hooked, encode(gpt2_tokenizer, 4), TrainConfig(lr=1e-2, batch_size=4, max_steps=2, trainable="last:1"),
+          **QUIET)
     for name, p in hooked.named_parameters():
         assert torch.equal(p, before[name]) == (name not in names), name
     assert not hooked.pos_embed.W_pos.requires_grad
@@ -249,12 +250,14 @@ def test_load_checkpoint_weights_from_folder_or_state_dict(gpt2_tokenizer, tmp_p
 
 def test_a_truncated_or_garbled_checkpoint_is_a_clear_error(gpt2_tokenizer, tmp_path):
     model = make_hooked(gpt2_tokenizer)
-    result = train(model, encode(gpt2_tokenizer, 4), TrainConfig(lr=1e-2, batch_size=4, max_steps=1), out_dir=tmp_path, **QUIET)
+    result = train(model, encode(gpt2_tokenizer, 4), TrainConfig(lr=1e-2, batch_size=4, max_steps=1), out_dir=tmp_path,
+                   **QUIET)
     weights = result.checkpoint / "model.safetensors"
     assert weights.is_file()
     data = weights.read_bytes()
     weights.write_bytes(data[: len(data) // 2])
-    with pytest.raises(TrainingError, match=r"model.safetensors is incomplete or not a safetensors file.*earlier checkpoint"):
+    with pytest.raises(TrainingError, match=r"model.safetensors is incomplete or not a safetensors "
+                                            r"file.*earlier checkpoint"):
         load_checkpoint_weights(make_hooked(gpt2_tokenizer), result.checkpoint)
     weights.write_bytes(data)
     (result.checkpoint / "state.json").write_text("{aliases", encoding="utf-8")

@@ -100,7 +100,8 @@ def run_main_job(config: JobConfig | None = None, *, model: Any = None, stages: 
     paths = JobPaths(Path(config.out))
     methods = list(config.methods or default_methods())
     if config.steer_method not in methods:
-        raise JobError(f"steer_method '{config.steer_method}' is not among the methods {methods}; add it or pick another")
+        raise JobError(f"steer_method '{config.steer_method}' is not among the methods {methods}; "
+                       "add it or pick another")
     if config.monitor_trait not in config.traits:
         raise JobError(f"monitor_trait '{config.monitor_trait}' is not among the traits {list(config.traits)}")
     datasets = {name: load_trait(name) for name in config.traits}  # unknown traits fail before the model loads
@@ -127,7 +128,8 @@ def _run_locked(config: JobConfig, paths: JobPaths, datasets: dict[str, Any], me
 
     for name, dataset in datasets.items():
         with stages.stage(f"extract {name} ({len(methods)} methods)", total=1) as advance:
-            vecs = extract(model, dataset, methods, layers="all", position=config.position, seed=config.seed, progress=False)
+            vecs = extract(model, dataset, methods, layers="all", position=config.position, seed=config.seed,
+                           progress=False)
             vecs.save(paths.vectors(name))
             advance(1, 1)
         vec = vecs[config.steer_method]
@@ -135,8 +137,8 @@ def _run_locked(config: JobConfig, paths: JobPaths, datasets: dict[str, Any], me
         layers = steering_layers(identity.n_layers, vec.layers, config.steering_layers, config.steering_depths)
         log = paths.steering_log(name, config.limit)
         with stages.stage(f"steer {name} (layers {', '.join(map(str, layers))})", total=1) as advance:
-            result = evaluate_steering(model, vec, dataset, layers=layers, judges=default_judges(dataset), protocol=protocol,
-                                       log=log, progress=False, on_step=advance)
+            result = evaluate_steering(model, vec, dataset, layers=layers, judges=default_judges(dataset),
+                                       protocol=protocol, log=log, progress=False, on_step=advance)
         summary["traits"][name] = _trait_summary(name, vecs, config.steer_method, layers, result, paths, log)
 
     with stages.stage(f"analyse prompt set '{config.prompt_set}'", total=1) as advance:
@@ -234,7 +236,8 @@ def _projection_view(model: Any, vectors: dict[str, Any], analysis: PromptSetAna
             chosen.append(group.pop(0))
     layer = analysis.layer
     named = {name.split("/")[-1]: vec for name, vec in vectors.items()}
-    proj = project(model, named, [r["prompt"] for r in chosen], layers=[layer], responses=[r["response"] for r in chosen])
+    proj = project(model, named, [r["prompt"] for r in chosen], layers=[layer],
+                   responses=[r["response"] for r in chosen])
     items = []
     for row, item in zip(chosen, proj.items):
         # The first token is an attention sink with a residual norm many times the rest; its

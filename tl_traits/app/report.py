@@ -105,7 +105,8 @@ def _overview(summary: dict[str, Any]) -> str:
 def _trait_section(out: Path, trait: str, info: dict[str, Any]) -> str:
     vecs = TraitVectors.load(out / info["vectors"])
     method_rows = [
-        [name, m["best_layer"], f"{m['auroc']:.3f}", f"{m['accuracy']:.3f}", f"{m['cohens_d']:.2f}", f"{m['mean_auroc']:.3f}"]
+        [name, m["best_layer"], f"{m['auroc']:.3f}", f"{m['accuracy']:.3f}", f"{m['cohens_d']:.2f}",
+         f"{m['mean_auroc']:.3f}"]
         for name, m in sorted(info["methods"].items(), key=lambda kv: (-kv[1]["auroc"], -kv[1]["cohens_d"]))
     ]
     result, header = load_evaluation(out / info["steering_log"])
@@ -117,7 +118,8 @@ def _trait_section(out: Path, trait: str, info: dict[str, Any]) -> str:
     save_figure(layer_fig, plot_dir / f"{safe_name(trait)}-layers.png")
     save_figure(sweep_fig, plot_dir / f"{safe_name(trait)}-sweep.png")
     search_rows = [
-        [r["setting"], _num(r.get("best strength"), ".3g"), _num(r.get("dev score"), ".1f"), _num(r.get("unsteered"), ".1f"),
+        [r["setting"], _num(r.get("best strength"), ".3g"), _num(r.get("dev score"), ".1f"),
+         _num(r.get("unsteered"), ".1f"),
          _num(r.get("gain"), "+.1f"), _num(r.get("trait"), ".1f"), _num(r.get("coherence"), ".1f"),
          _num(r.get("relevance"), ".1f"), r.get("strengths tried", "")]
         for r in info["steering_search"]
@@ -137,10 +139,11 @@ def _trait_section(out: Path, trait: str, info: dict[str, Any]) -> str:
         f"scored on {n_test} test questions it never saw. Strength is in units of the layer's mean residual norm.</p>",
         f"<p><b>Chosen on dev: {_e(_setting(h))}.</b> Test half: steering score <b>{_num(h['test_score'], '.1f')}</b> "
         f"against <b>{_num(h['unsteered_test_score'], '.1f')}</b> unsteered, gain {_gain(h)}; trait "
-        f"{_num(h['trait'], '.1f')} (unsteered {_num(h['unsteered_trait'], '.1f')}), coherence {_num(h['coherence'], '.1f')} "
-        f"(unsteered {_num(h['unsteered_coherence'], '.1f')}), relevance {_num(h['relevance'], '.1f')} "
-        f"(unsteered {_num(h['unsteered_relevance'], '.1f')}). A good setting raises the trait while keeping coherence "
-        "and relevance near the unsteered answers'; a gain interval above 0 means it beat not steering.</p>",
+        f"{_num(h['trait'], '.1f')} (unsteered {_num(h['unsteered_trait'], '.1f')}), coherence "
+        f"{_num(h['coherence'], '.1f')} (unsteered {_num(h['unsteered_coherence'], '.1f')}), relevance "
+        f"{_num(h['relevance'], '.1f')} (unsteered {_num(h['unsteered_relevance'], '.1f')}). A good setting raises the "
+        "trait while keeping coherence and relevance near the unsteered answers'; a gain interval above 0 means it "
+        "beat not steering.</p>",
         "<h4>The dev search, per layer</h4>",
         _table(["setting", "best strength", "dev score", "unsteered (dev)", "gain", "trait", "coherence", "relevance",
                 "strengths tried"], search_rows),
@@ -172,8 +175,10 @@ def _examples(result: Any, info: dict[str, Any]) -> str:
     before, after = outcome.baseline, outcome.test.answers
     rows = []
     for i, q in enumerate(before.questions[:EXAMPLES_PER_TRAIT]):
-        rows.append(f"<tr><td>{_e(q)}</td><td class='gen'>{_e(before.responses[i])}</td><td class='scores'>{_scores(before.scores, i)}</td>"
-                    f"<td class='gen'>{_e(after.responses[i])}</td><td class='scores'>{_scores(after.scores, i)}</td></tr>")
+        rows.append(f"<tr><td>{_e(q)}</td><td class='gen'>{_e(before.responses[i])}</td>"
+                    f"<td class='scores'>{_scores(before.scores, i)}</td>"
+                    f"<td class='gen'>{_e(after.responses[i])}</td>"
+                    f"<td class='scores'>{_scores(after.scores, i)}</td></tr>")
     return (
         f"<h3>Example generations</h3><p class='meta'>Test questions, greedy; steered at the setting chosen on dev "
         f"({_e(outcome.chosen.label)}). Beside each answer: the judges' trait, coherence and relevance scores and its "
@@ -186,11 +191,13 @@ def _examples(result: Any, info: dict[str, Any]) -> str:
 def _scores(scores: dict[str, list[Any]], i: int) -> str:
     """One response's judge scores as short lines (n/a where a judge gave none)."""
     names = (("trait", "trait"), ("coherence", "coh."), ("relevance", "rel."), ("score", "score"))
-    return "<br>".join(f"{label} {_num(scores[k][i] if len(scores.get(k, [])) > i else None, '.0f')}" for k, label in names)
+    return "<br>".join(f"{label} {_num(scores[k][i] if len(scores.get(k, [])) > i else None, '.0f')}"
+                       for k, label in names)
 
 
 def _groups_section(out: Path, info: dict[str, Any], rows: list[dict[str, Any]]) -> str:
-    where = f"the mean {_e(info['trait'])} projection ({_e(info['method'])}, layer {info['layer']}) over its response tokens"
+    where = (f"the mean {_e(info['trait'])} projection ({_e(info['method'])}, layer {info['layer']}) over its "
+             "response tokens")
     counts = ", ".join(f"{k}: {v}" for k, v in info["counts"].items())
     parts = [
         f"<section><h2>Group comparison: {_e(info['prompt_set'])}</h2>",
@@ -204,7 +211,8 @@ def _groups_section(out: Path, info: dict[str, Any], rows: list[dict[str, Any]])
         categories = [note_category(r) for r in rows]
         parts += [
             f"<h3>By the prompt set's notes: {' vs '.join(map(_e, by_note['groups']))}</h3>"
-            "<p class='meta'>Groups from each prompt's note (its category before ':'), whatever the model answered.</p>",
+            "<p class='meta'>Groups from each prompt's note (its category before ':'), whatever "
+            "the model answered.</p>",
             _comparison(out, "groups-by-note", by_note["groups"], by_note["comparison"], categories, rows, info),
         ]
     return "\n".join(parts) + "</section>"
@@ -237,7 +245,8 @@ def _projection_section(view: dict[str, Any]) -> str:
         "<section><h2>Per-token projections</h2>",
         f"<p class='meta'>Each token coloured by its {view['metric']} projection at layer {view['layer']} onto "
         f"{', '.join(map(_e, view['traits']))}; prompt and response tokens of a few requests from each group "
-        "(the first token, an attention sink with an outsized norm, is left out so it does not set the colour scale).</p>",
+        "(the first token, an attention sink with an outsized norm, is left out so it does not set "
+        "the colour scale).</p>",
     ]
     for item in view["items"]:
         parts.append(f"<h3>{_e(str(item['id']))} <span class='badge'>{_e(str(item['group']))}</span> "
@@ -360,4 +369,4 @@ BROWSER_JS = r"""
   $('next').addEventListener('click', () => { page += 1; render(); });
   render();
 })();
-"""
+"""  # noqa: E501  (browser code inside a string: its lines are the page's)

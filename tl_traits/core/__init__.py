@@ -1,1 +1,2 @@
-"""The core every room builds on: models, prompts and positions, hooks, capture, vectors, trait sets, registries, stats, files, progress."""
+"""The core every room builds on: models, prompts and positions, hooks, capture, vectors, trait sets,
+registries, stats, files, progress."""

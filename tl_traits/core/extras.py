@@ -34,7 +34,8 @@ def require(module: str) -> ModuleType:
 
 
 def availability(*modules: str) -> tuple[bool, str]:
-    """`(True, "")` when every module's package is installed; else `(False, what installs it)`, for `tl-traits plugins`."""
+    """`(True, "")` when every module's package is installed; else `(False, what installs it)`,
+    for `tl-traits plugins`."""
     missing = _missing_packages(modules)
     if not missing:
         return True, ""

@@ -1,6 +1,7 @@
 """The one figure helper every room draws with: save atomically, embed in a page, one legend outside the panels.
 
-Figures are `matplotlib.figure.Figure` objects (no pyplot, no GUI backend); each room keeps its own in its `figures.py`."""
+Figures are `matplotlib.figure.Figure` objects (no pyplot, no GUI backend); each room keeps its own in its
+`figures.py`."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ import html
 import io
 import os
 from pathlib import Path
-from typing import TYPE_CHECKING, Sequence
+from typing import TYPE_CHECKING, Any, Sequence
 
 from tl_traits.core.errors import TlTraitsError
 from tl_traits.core.files import atomic_write_bytes
@@ -28,7 +29,8 @@ def save_figure(fig: Figure, path: str | os.PathLike[str]) -> Path:
     path = Path(path)
     fmt = path.suffix.lower().lstrip(".")
     if fmt not in FORMATS:
-        raise TlTraitsError(f"cannot save a figure as '{path.suffix}'; use one of {', '.join('.' + f for f in FORMATS)}")
+        raise TlTraitsError(f"cannot save a figure as '{path.suffix}'; use one of "
+                            f"{', '.join('.' + f for f in FORMATS)}")
     return atomic_write_bytes(path, _render(fig, fmt))
 
 
@@ -52,7 +54,7 @@ def _render(fig: Figure, fmt: str) -> bytes:
 
 def legend(fig: Figure, axes: Sequence[Axes]) -> None:
     """One legend for the figure, outside the panels, each label once."""
-    entries: dict[str, object] = {}
+    entries: dict[str, Any] = {}
     for ax in axes:
         for handle, label in zip(*ax.get_legend_handles_labels()):
             entries.setdefault(label, handle)

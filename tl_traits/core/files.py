@@ -83,7 +83,8 @@ def atomic_directory(path: str | os.PathLike[str]) -> Iterator[Path]:
 def parse_jsonl(
     text: str, where: str, error: type[TlTraitsError] = FileFormatError
 ) -> Iterator[tuple[int, Any]]:
-    """(line number, value) for each non-blank line; a line that is not JSON raises `error` naming `where` and the line."""
+    """(line number, value) for each non-blank line; a line that is not JSON raises `error`
+    naming `where` and the line."""
     for number, line in enumerate(text.splitlines(), start=1):
         if not line.strip():
             continue

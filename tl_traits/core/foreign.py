@@ -123,13 +123,15 @@ def hook_of_key(key: str, hooks: Iterable[str], *, where: str = "", error: type[
     for a name that is a layer alone. A name that points at a place we do not steer (`blocks.12.hook_mlp_in`,
     `model.layers.12.mlp`) is refused, naming the hooks accepted, rather than read as resid_post."""
     hooks = tuple(hooks)
-    accepted = f"blocks.<layer>.hook_<{'|'.join(hooks)}>, or a name with the layer alone ('12', 'layer.12') for resid_post"
+    accepted = (f"blocks.<layer>.hook_<{'|'.join(hooks)}>, or a name with the layer alone ('12', "
+                "'layer.12') for resid_post")
     match = _HOOK_KEY.match(key)
     if match is not None and match.group(2).startswith("hook_"):
         hook = match.group(2)[len("hook_"):]
         if hook in hooks:
             return hook
-        raise error(f"{where}tensor {key!r} is for hook {hook!r}, which tl_traits does not steer; it accepts {accepted}")
+        raise error(f"{where}tensor {key!r} is for hook {hook!r}, which tl_traits does not steer; "
+                    f"it accepts {accepted}")
     parts = re.split(r"[./]", key.lower())
     odd = [p for p in parts if p.startswith("hook") or p in _SUBMODULES]
     if odd:

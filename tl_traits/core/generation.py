@@ -140,7 +140,8 @@ def _slice(batch: PreparedInputs, start: int, stop: int) -> PreparedInputs:
 
 
 class GenerationError(TlTraitsError, RuntimeError):
-    """Generation that cannot work: bad settings, a prompt past the context, or a library version that breaks TL's generate."""
+    """Generation that cannot work: bad settings, a prompt past the context, or a library
+    version that breaks TL's generate."""
 
 
 @torch.no_grad()

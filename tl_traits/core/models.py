@@ -1,4 +1,5 @@
-"""Load a model (the embedded one, a TransformerLens name or a local HF folder) as either TL kind; describe its identity."""
+"""Load a model (the embedded one, a TransformerLens name or a local HF folder) as either TL
+kind; describe its identity."""
 
 from __future__ import annotations
 
@@ -6,7 +7,7 @@ import hashlib
 import json
 import os
 import tempfile
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any, Literal
 
@@ -19,7 +20,8 @@ ModelKind = Literal["bridge", "hooked"]
 
 
 # -- loading -------------------------------------------------------------------------------------
-DEFAULT_MODEL_ENV = "TL_TRAITS_MODEL"  # the model load_model(None), the CLI and sweep workers use instead of the embedded one
+# the model load_model(None), the CLI and sweep workers use instead of the embedded one
+DEFAULT_MODEL_ENV = "TL_TRAITS_MODEL"
 
 
 def load_model(
@@ -49,7 +51,8 @@ def load_model(
         return _bridge_from_hf_model(name, tokenizer, kind)
     name = name if name is not None else (os.environ.get(DEFAULT_MODEL_ENV, "").strip() or None)
     if tokenizer is not None:
-        raise ModelLoadError("tokenizer= goes with a loaded Hugging Face model; a folder or name brings its own tokenizer")
+        raise ModelLoadError("tokenizer= goes with a loaded Hugging Face model; a folder or name "
+                             "brings its own tokenizer")
     if kind not in ("bridge", "hooked"):
         raise ModelLoadError(f"kind must be 'bridge' or 'hooked', not {kind!r}")
     if kind == "hooked" and not has_hooked_transformer():
@@ -58,13 +61,13 @@ def load_model(
     if n_devices < 1:
         raise ModelLoadError(f"n_devices must be >= 1, not {n_devices}")
     if device_map is not None and kind != "bridge":
-        raise ModelLoadError("device_map is a Hugging Face option: use kind='bridge', or n_devices=N with kind='hooked'")
+        raise ModelLoadError("device_map is a Hugging Face option: use kind='bridge', or "
+                             "n_devices=N with kind='hooked'")
     if n_devices > 1 and torch.cuda.is_available() and torch.cuda.device_count() < n_devices:
         raise ModelLoadError(f"n_devices={n_devices} but only {torch.cuda.device_count()} CUDA devices are visible; "
                              "lower n_devices or set CUDA_VISIBLE_DEVICES")
     dtype = as_dtype(dtype)
     device = device or ("cuda" if torch.cuda.is_available() else "cpu")
-    placement = {"n_devices": n_devices, "device_map": device_map}
     if name is None:
         folder: Path | None = embedded_model_folder()
         display = EMBEDDED_NAME
@@ -76,7 +79,8 @@ def load_model(
 
     try:
         if kind == "bridge":
-            model = _boot_bridge(str(folder) if folder else display, dtype, device, **placement)
+            model = _boot_bridge(str(folder) if folder else display, dtype, device, n_devices=n_devices,
+                                 device_map=device_map)
         elif folder is not None:
             model = _hooked_from_folder(folder, dtype, device, n_devices)
         else:
@@ -94,8 +98,8 @@ def load_model(
             ) from exc
         raise
     if name is None or folder is not None:
-        model.cfg.model_name = display if name is None else folder.name
-    setattr(model, SOURCE_ATTR, str(folder) if folder is not None else display)
+        model.cfg.model_name = display if name is None or folder is None else folder.name
+    set_provenance(model, source=str(folder) if folder is not None else display)
     model.eval()
     return model
 
@@ -105,33 +109,56 @@ def _bridge_from_hf_model(hf_model: torch.nn.Module, tokenizer: Any, kind: str) 
 
     config = getattr(hf_model, "config", None)
     if config is None or not hasattr(config, "architectures"):
-        raise ModelLoadError(f"load_model got a {type(hf_model).__name__}, not a Hugging Face model (it has no .config); "
-                             "pass a transformers PreTrainedModel, a local folder or a model name")
+        raise ModelLoadError(f"load_model got a {type(hf_model).__name__}, not a Hugging Face model (it has no "
+                             ".config); pass a transformers PreTrainedModel, a local folder or a model name")
     if kind != "bridge":
         raise ModelLoadError("a loaded Hugging Face model is wrapped as a TransformerBridge: use kind='bridge' "
                              "(or pass its folder for kind='hooked')")
     if tokenizer is None:
-        raise ModelLoadError("pass tokenizer=... with a loaded Hugging Face model (the AutoTokenizer you loaded it with)")
+        raise ModelLoadError("pass tokenizer=... with a loaded Hugging Face model (the "
+                             "AutoTokenizer you loaded it with)")
     source = str(getattr(config, "_name_or_path", "") or "")
     display = Path(source).name if source else type(hf_model).__name__
     model = TransformerBridge.boot_transformers(display, hf_model=hf_model, tokenizer=tokenizer)
     model.enable_compatibility_mode()
     model.cfg.model_name = display
     if source and Path(source).is_dir():
-        setattr(model, SOURCE_ATTR, source)  # a worker process can load it again from there
+        set_provenance(model, source=source)  # a worker process can load it again from there
     model.eval()
     return model
 
 
-# Set on loaded models: where the weights came from (quantizers that reload, e.g. bitsandbytes,
-# read it) and, on a quantized copy, what the quantizer did (model_identity records it).
-SOURCE_ATTR = "_tl_traits_source"
-QUANTIZATION_ATTR = "_tl_traits_quantization"
+@dataclass(frozen=True)
+class ModelProvenance:
+    """Where a model's weights came from and what was done to them since; one typed record on the model.
+
+    source: the local folder or name `load_model` loaded it from (quantizers that reload, e.g.
+    bitsandbytes, and worker processes read it); None for a model built elsewhere.
+    quantization: on a quantized copy, what the quantizer did (`model_identity` records it).
+    """
+
+    source: str | None = None
+    quantization: dict[str, Any] | None = None
+
+
+# One attribute on the model object, so the record travels with deepcopy and pickling as the model does.
+PROVENANCE_ATTR = "_tl_traits_provenance"
+
+
+def provenance(model: Any) -> ModelProvenance:
+    """The model's provenance record (empty for a model tl_traits did not load or change)."""
+    found = getattr(model, PROVENANCE_ATTR, None)
+    return found if isinstance(found, ModelProvenance) else ModelProvenance()
+
+
+def set_provenance(model: Any, **changes: Any) -> None:
+    """Replace fields of the model's provenance record (`source=`, `quantization=`)."""
+    setattr(model, PROVENANCE_ATTR, replace(provenance(model), **changes))
 
 
 def model_source(model: Any) -> str | None:
     """The local folder or name `load_model` loaded this model from (None for models built elsewhere)."""
-    return getattr(model, SOURCE_ATTR, None)
+    return provenance(model).source
 
 
 def _boot_bridge(source: str, dtype: torch.dtype, device: str | torch.device, *, n_devices: int = 1,
@@ -208,7 +235,8 @@ def _looks_like_fetch_failure(exc: BaseException) -> bool:
         text = f"{type(seen).__name__} {seen}".lower()
         if any(
             key in text
-            for key in ("offline", "connection", "repository not found", "not found", "resolve", "hub", "does not appear to have")
+            for key in ("offline", "connection", "repository not found", "not found", "resolve", "hub",
+                        "does not appear to have")
         ):
             return True
         if isinstance(seen, OSError):
@@ -284,7 +312,7 @@ def model_identity(model: Any) -> ModelIdentity:
         d_model=int(cfg.d_model),
         dtype=str(cfg.dtype).replace("torch.", ""),
         fingerprint=weights_fingerprint(model),
-        quantization=getattr(model, QUANTIZATION_ATTR, None),
+        quantization=provenance(model).quantization,
     )
 
 
@@ -334,7 +362,7 @@ class ModelSpec:
         if isinstance(model, (str, os.PathLike)) or model is None:
             return cls(None if model is None else str(model))
         source = model_source(model)
-        if source is None or getattr(model, QUANTIZATION_ATTR, None):
+        if source is None or provenance(model).quantization:
             raise ModelLoadError(
                 "this model cannot be loaded again in another process: it was not loaded by tl_traits.load_model "
                 "from a name or folder, or it was quantized since. Save it with save_pretrained() and pass "

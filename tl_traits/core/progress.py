@@ -44,30 +44,31 @@ class Stages:
     @contextlib.contextmanager
     def stage(self, description: str, total: int | None = None) -> Iterator[Advance]:
         """One stage's bar. Used outside `with stages:`, each stage starts and stops the display itself."""
-        if self._progress is not None and not self._progress.live.is_started:
+        progress = self._progress
+        if progress is not None and not progress.live.is_started:
             with self:
-                with self.stage(description, total) as advance:
-                    yield advance
+                with self.stage(description, total) as inner:
+                    yield inner
             return
         start = time.perf_counter()
-        task = self._progress.add_task(description, total=total) if self._progress is not None else None
+        task = progress.add_task(description, total=total) if progress is not None else None
 
         def advance(done: int, of: int) -> None:
-            if task is not None:
-                self._progress.update(task, completed=done, total=of)
+            if progress is not None and task is not None:
+                progress.update(task, completed=done, total=of)
 
         try:
             yield advance
         except BaseException as exc:  # Ctrl-C or an error: the stage shows where it stopped, not a full bar
-            if task is not None:
+            if progress is not None and task is not None:
                 how = "interrupted" if isinstance(exc, KeyboardInterrupt) else "failed"
-                self._progress.update(task, description=f"{description} [red]({how})[/red]")
-                self._progress.stop_task(task)
+                progress.update(task, description=f"{description} [red]({how})[/red]")
+                progress.stop_task(task)
             raise
         else:
-            if task is not None:
-                finished = self._progress.tasks[task]
-                self._progress.update(task, completed=finished.total or 1, total=finished.total or 1)
+            if progress is not None and task is not None:
+                finished = progress.tasks[task]
+                progress.update(task, completed=finished.total or 1, total=finished.total or 1)
         finally:
             self.seconds[description] = round(time.perf_counter() - start, 2)
 

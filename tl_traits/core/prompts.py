@@ -147,7 +147,7 @@ def prepare_inputs(
                     "a system prompt needs chat formatting: pass chat=True (with a chat template) "
                     "or put the system text into the prompt yourself"
                 )
-            parts = _render_plain(tokenizer, item, response, parse_special)
+            parts = _render_plain(tokenizer, str(item), response, parse_special)  # not as_chat: item is a str
         ids, text, example_spans = _encode_parts(tokenizer, parts, specials, bos_id)
         if context is not None and len(ids) > context:
             raise PromptError(

@@ -68,7 +68,8 @@ def spearman(x: Float[Tensor, " n"], y: Float[Tensor, " n"]) -> float:
     """Spearman's rank correlation (ties get their average rank); NaN when either side is constant."""
     x, y = torch.as_tensor(x, dtype=torch.float64).reshape(-1), torch.as_tensor(y, dtype=torch.float64).reshape(-1)
     if x.shape != y.shape or x.numel() < 2:
-        raise StatsError(f"spearman needs two equal-length series of at least 2 values, got {x.numel()} and {y.numel()}")
+        raise StatsError("spearman needs two equal-length series of at least 2 values, got "
+                         f"{x.numel()} and {y.numel()}")
     rx, ry = _average_ranks(x), _average_ranks(y)
     rx, ry = rx - rx.mean(), ry - ry.mean()
     scale = (rx.square().sum() * ry.square().sum()).sqrt()
@@ -120,7 +121,8 @@ def fit_logistic(
     for _ in range(steps):
         p = torch.sigmoid(design @ theta)
         grad = design.T @ (p - target) + penalty * theta
-        hess = design.T @ (design * (p * (1 - p)).unsqueeze(1)) + torch.diag(penalty) + 1e-9 * torch.eye(len(theta), dtype=torch.float64)
+        hess = (design.T @ (design * (p * (1 - p)).unsqueeze(1)) + torch.diag(penalty)
+                + 1e-9 * torch.eye(len(theta), dtype=torch.float64))
         step = torch.linalg.solve(hess, grad)
         theta = theta - step
         if step.abs().max() < 1e-10:
@@ -150,7 +152,8 @@ def bootstrap_interval(
 
 def shared_key_groups(keys: list[tuple[Any, ...]]) -> list[list[int]]:
     """Indices joined when they share any key (union-find), each unit in index order, units by their first index."""
-    parent, first = list(range(len(keys))), {}
+    parent: list[int] = list(range(len(keys)))
+    first: dict[Any, int] = {}
 
     def root(i: int) -> int:
         while parent[i] != i:

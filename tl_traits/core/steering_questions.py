@@ -63,7 +63,8 @@ def parse_steering_plans(steering: dict[str, Any], where: str) -> dict[str, Stee
         if not isinstance(value, dict):
             raise TraitDataError(f"{where}: '{way}' must be an object with 'questions', 'parts' or 'measures'")
         parts = value.get("parts", list(STEERING_PARTS))
-        if not isinstance(parts, list) or not parts or any(p not in STEERING_PARTS for p in parts) or "trait" not in parts:
+        if (not isinstance(parts, list) or not parts or any(p not in STEERING_PARTS for p in parts)
+                or "trait" not in parts):
             raise TraitDataError(f"{where}: '{way}.parts' must list 'trait' and any of {', '.join(STEERING_PARTS)}")
         measures = value.get("measures", "")
         if not isinstance(measures, str):

@@ -34,7 +34,8 @@ class TraitExample:
         return msgs + [{"role": "user", "content": self.prompt}]
 
     def to_dict(self) -> dict[str, str]:
-        return {k: v for k, v in (("prompt", self.prompt), ("response", self.response), ("system", self.system)) if v is not None}
+        return {k: v for k, v in (("prompt", self.prompt), ("response", self.response), ("system", self.system))
+                if v is not None}
 
 
 @dataclass(frozen=True)
@@ -78,7 +79,9 @@ class TraitDataset:
         """
         if isinstance(pairs, (str, bytes)) or not isinstance(pairs, Sequence) or not pairs:
             raise TraitDataError("from_pairs needs a non-empty list of (positive, negative) pairs")
-        positive, negative, kinds = [], [], set()
+        positive: list[TraitExample] = []
+        negative: list[TraitExample] = []
+        kinds: set[str] = set()
         for i, pair in enumerate(pairs):
             if not isinstance(pair, (tuple, list)) or len(pair) != 2:
                 raise TraitDataError(f"pair {i} is not a (positive, negative) pair: {pair!r:.80}")
@@ -87,11 +90,12 @@ class TraitDataset:
                 kinds.add(kind)
                 out.append(check_text(example, f"from_pairs pair {i} ({label} side)"))
         if len(kinds) > 1:
-            raise TraitDataError("from_pairs got plain strings and chat rows mixed; give all plain text or all chat rows")
+            raise TraitDataError("from_pairs got plain strings and chat rows mixed; "
+                                 "give all plain text or all chat rows")
         repeats = len(pairs) - len(set(zip(positive, negative)))
         if repeats:
-            warnings.warn(f"from_pairs: {repeats} of the {len(pairs)} pairs repeat an earlier pair; they are kept (and weigh "
-                          "more in the fit), and the held-out split keeps every copy on one side", stacklevel=2)
+            warnings.warn(f"from_pairs: {repeats} of the {len(pairs)} pairs repeat an earlier pair; they are kept (and "
+                          "weigh more in the fit), and the held-out split keeps every copy on one side", stacklevel=2)
         return cls(name=name, positive=tuple(positive), negative=tuple(negative), definition=definition,
                    questions=tuple(questions), source="pairs", chat=False if kinds == {"plain"} else None,
                    extra={"paired": True})
@@ -154,7 +158,8 @@ class TraitDataset:
         return _sha256({**self._examples(), "definition": self.definition, "questions": list(self.questions)})
 
     def examples_hash(self) -> str:
-        """sha256 of the positive and negative examples alone: what a judge fitted on them depends on (not the questions)."""
+        """sha256 of the positive and negative examples alone: what a judge fitted on them depends on
+        (not the questions)."""
         return _sha256(self._examples())
 
     def _examples(self) -> dict[str, list[dict[str, Any]]]:
@@ -169,17 +174,15 @@ class TraitDataset:
         if distinct_pos < min_per_class or distinct_neg < min_per_class:
             copies = " distinct" if (distinct_pos, distinct_neg) != (n_pos, n_neg) else ""
             raise TraitDataError(
-                f"trait '{self.name}' has {distinct_pos}{copies} positive and {distinct_neg}{copies} negative examples; "
-                f"each side needs at least {min_per_class}. " + (
-                    f"Pass at least {min_per_class} different (positive, negative) pairs to from_pairs." if self.source == "pairs"
+                f"trait '{self.name}' has {distinct_pos}{copies} positive and {distinct_neg}{copies} negative "
+                f"examples; each side needs at least {min_per_class}. " + (f"Pass at least {min_per_class} different "
+                    f"(positive, negative) pairs to from_pairs." if self.source == "pairs"
                     else f"Add rows labelled 1 and 0 to {self.source}." if self.source.endswith(".jsonl")
-                    or self.source.startswith("datasets:") else "Add examples to positive.jsonl / negative.jsonl.")
-            )
+                    or self.source.startswith("datasets:") else "Add examples to positive.jsonl / negative.jsonl."))
         if set(self.positive) == set(self.negative):
             raise TraitDataError(
-                f"trait '{self.name}': the positive and negative examples are the same {distinct_pos} texts, so there is "
-                "no difference to extract; each side must hold examples of its own pole of the trait"
-            )
+                f"trait '{self.name}': the positive and negative examples are the same {distinct_pos} texts, so "
+                "there is no difference to extract; each side must hold examples of its own pole of the trait")
         if max(n_pos, n_neg) > max_ratio * min(n_pos, n_neg):
             raise TraitDataError(
                 f"trait '{self.name}' is unbalanced ({n_pos} positive vs {n_neg} negative, more than "
@@ -207,7 +210,8 @@ class TraitDataset:
 
         n_pos = len(self.positive)
         if self.paired:  # a pair is one unit; pairs sharing a positive or a negative are joined
-            train_pos, val_pos = train_neg, val_neg = cut([(("+", p), ("-", n)) for p, n in zip(self.positive, self.negative)])
+            train_pos, val_pos = train_neg, val_neg = cut([(("+", p), ("-", n))
+                                                           for p, n in zip(self.positive, self.negative)])
         else:
             train_pos, val_pos = cut([(p,) for p in self.positive])
             train_neg, val_neg = cut([(n,) for n in self.negative])
@@ -253,8 +257,8 @@ def list_traits() -> list[str]:
     """Names of the bundled trait sets, e.g. 'emotion/joy'."""
     root = resources.files("tl_traits") / BUNDLED_ROOT
     found = []
-    for category in sorted(p for p in root.iterdir() if p.is_dir()):
-        for trait in sorted(p for p in category.iterdir() if p.is_dir()):
+    for category in sorted((p for p in root.iterdir() if p.is_dir()), key=lambda p: p.name):
+        for trait in sorted((p for p in category.iterdir() if p.is_dir()), key=lambda p: p.name):
             if (trait / "positive.jsonl").is_file():
                 found.append(f"{category.name}/{trait.name}")
     return found
@@ -272,7 +276,8 @@ def load_trait(source: Any, *, name: str | None = None) -> TraitDataset:
     found = _read_trait(source, name)
     if trial_limit() is None:
         return found
-    n = max(len(found.positive), len(found.negative), *(len(q) for p in found.steering.values() for q in (p.dev, p.test)))
+    n = max(len(found.positive), len(found.negative),
+            *(len(q) for p in found.steering.values() for q in (p.dev, p.test)))
     return found.limit(trial_size(n, f"trait set {found.name}"))
 
 
@@ -315,8 +320,10 @@ def _from_folder(folder: Any, name: str, source: str | None = None) -> TraitData
     toward = plans.get("toward")
     return TraitDataset(
         name=name,
-        positive=tuple(_example(r, f"{folder}/positive.jsonl", i) for i, r in parse_jsonl(pos_text, "positive.jsonl", TraitDataError)),
-        negative=tuple(_example(r, f"{folder}/negative.jsonl", i) for i, r in parse_jsonl(neg_text, "negative.jsonl", TraitDataError)),
+        positive=tuple(_example(r, f"{folder}/positive.jsonl", i)
+                       for i, r in parse_jsonl(pos_text, "positive.jsonl", TraitDataError)),
+        negative=tuple(_example(r, f"{folder}/negative.jsonl", i)
+                       for i, r in parse_jsonl(neg_text, "negative.jsonl", TraitDataError)),
         definition=(read("definition.txt") or "").strip(),
         questions=toward.dev + toward.test if toward else (),
         eval_prompt=steering.get("eval_prompt"),
@@ -342,8 +349,9 @@ def check_text(example: TraitExample, where: str) -> TraitExample:
         try:
             (text or "").encode("utf-8")
         except UnicodeEncodeError as exc:
-            raise TraitDataError(f"{where}: the {key} holds a lone surrogate {text[exc.start]!r} at character {exc.start}, "
-                                 "which is not valid Unicode (half of an emoji's \\ud83d... escape?); fix or remove it") from None
+            raise TraitDataError(f"{where}: the {key} holds a lone surrogate {(text or '')[exc.start]!r} at "
+                                 f"character {exc.start}, which is not valid Unicode (half of an emoji's \\ud83d... "
+                                 "escape?); fix or remove it") from None
     return example
 
 
@@ -352,13 +360,15 @@ _FALSE = {"0", "false", "negative", "neg", "no"}
 
 
 def _from_rows(rows: Iterable[dict[str, Any]], name: str, source: str) -> TraitDataset:
-    positive, negative = [], []
+    positive: list[TraitExample] = []
+    negative: list[TraitExample] = []
     for i, row in enumerate(rows, start=1):
         if "label" not in row:
             raise TraitDataError(f"{source} row {i} has no 'label' (1/0 or positive/negative)")
         label = str(row["label"]).strip().lower()
         if label not in _TRUE | _FALSE:
-            raise TraitDataError(f"{source} row {i}: label {row['label']!r} is not 1/0, true/false or positive/negative")
+            raise TraitDataError(f"{source} row {i}: label {row['label']!r} is not 1/0, "
+                                 "true/false or positive/negative")
         (positive if label in _TRUE else negative).append(_example(row, source, i))
     return TraitDataset(name=name, positive=tuple(positive), negative=tuple(negative), source=source)
 

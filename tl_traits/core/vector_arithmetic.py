@@ -1,7 +1,7 @@
 """Arithmetic on trait vectors, as repeng users write it (`happy - sad`, `2 * v`, `joy + formality`), in steering units.
 
 A vector has units. An extracted vector is relative: strength s adds s x the layer's mean activation
-norm x its unit direction. An imported one (`metadata["units"] == "absolute"`: `import_gguf`,
+norm x its unit direction. An imported one (`units == "absolute"`: `import_gguf`,
 `import_safetensors`, `from_steering_vector`) adds s x its tensor. Arithmetic keeps the units, refuses
 to mix them, and `in_absolute_units` converts a vector explicitly. `TraitVector` takes these methods
 from `VectorArithmetic`.
@@ -9,7 +9,7 @@ from `VectorArithmetic`.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 import torch
 from torch import Tensor
@@ -20,8 +20,9 @@ from tl_traits.core.numeric import check_number, is_number
 if TYPE_CHECKING:
     from tl_traits.core.vectors import TraitVector
 
-KEPT = ("model", "hook", "prompt_settings", "position")  # what a combination keeps of its parts' metadata
-UNITS = {
+KEPT = ("model", "prompt_settings", "position")  # what a combination keeps of its parts' metadata
+Units = Literal["relative", "absolute"]
+UNITS: dict[str, str] = {
     "relative": "strength s adds s x the layer's mean activation norm x its direction",
     "absolute": "strength s adds s x its tensor",
 }
@@ -40,13 +41,12 @@ class VectorArithmetic:
     layers: list[int]
     act_norm: Tensor
     metadata: dict[str, Any]
-    label: str
 
     @property
-    def units(self) -> str:
-        """"absolute" (an imported vector: strength s adds s x its tensor) or "relative" (an extracted one:
-        s x the layer's mean activation norm x its unit direction)."""
-        return "absolute" if self.metadata.get("units") == "absolute" else "relative"
+    def label(self) -> str:  # TraitVector names itself (its trait and method, or its expression)
+        raise NotImplementedError
+    hook: str
+    units: Units  # "absolute" (imported: s adds s x its tensor) or "relative" (extracted: s x norm x direction)
 
     def __add__(self, other: Any) -> "TraitVector":
         return self._combine(other, 1.0, "+")
@@ -86,9 +86,10 @@ class VectorArithmetic:
         mine, theirs = self.metadata.get("model") or {}, other.metadata.get("model") or {}
         for key in ("name", "n_layers", "d_model"):
             if mine.get(key) != theirs.get(key):
-                raise VectorError(f"cannot combine vectors from different models ({key}: {mine.get(key)!r} vs {theirs.get(key)!r})")
-        if self.metadata.get("hook", "resid_post") != other.metadata.get("hook", "resid_post"):
-            raise VectorError(f"cannot combine vectors read at different hooks ({self.metadata.get('hook')} vs {other.metadata.get('hook')})")
+                raise VectorError("cannot combine vectors from different models "
+                                  f"({key}: {mine.get(key)!r} vs {theirs.get(key)!r})")
+        if self.hook != other.hook:
+            raise VectorError(f"cannot combine vectors read at different hooks ({self.hook} vs {other.hook})")
         if self.units != other.units:
             relative = self if self.units == "relative" else other
             example = (f"extracted.in_absolute_units() {op} imported" if relative is self
@@ -100,22 +101,26 @@ class VectorArithmetic:
                 "the vector adds at strength 1")
         layers = [layer for layer in self.layers if layer in other.layers]
         if not layers:
-            raise VectorError(f"the vectors share no layer ({layer_ranges(self.layers)} vs {layer_ranges(other.layers)})")
+            raise VectorError("the vectors share no layer "
+                              f"({layer_ranges(self.layers)} vs {layer_ranges(other.layers)})")
         rows_a = [self.layers.index(x) for x in layers]
         rows_b = [other.layers.index(x) for x in layers]
         norm_a, norm_b = self.act_norm[rows_a].float(), other.act_norm[rows_b].float()
         act_norm = (norm_a + norm_b) / 2
-        added = norm_a[:, None] * self.directions[rows_a].float() + sign * norm_b[:, None] * other.directions[rows_b].float()
+        added = (norm_a[:, None] * self.directions[rows_a].float()
+                 + sign * norm_b[:, None] * other.directions[rows_b].float())
         directions = added / act_norm.clamp_min(1e-12)[:, None]  # strength s x act_norm x direction = the parts' sum
         if not bool(torch.isfinite(directions).all()):
             raise VectorError(f"({self.label}) {op} ({other.label}) overflows float32; scale the parts down first")
         return self._derived(directions, layers, act_norm, f"({self.label}) {op} ({other.label})", self.units)
 
-    def _derived(self, directions: Tensor, layers: list[int], act_norm: Tensor, expression: str, units: str) -> "TraitVector":
+    def _derived(self, directions: Tensor, layers: list[int], act_norm: Tensor, expression: str,
+                 units: Units) -> "TraitVector":
         """A combination of the same type, keeping the model, hook, prompt settings, position and units."""
         meta = {k: v for k, v in self.metadata.items() if k in KEPT}
-        meta.update({"expression": expression, "method": "combined", **({"units": "absolute"} if units == "absolute" else {})})
-        return type(self)("combined", directions, layers, act_norm, {}, meta)  # type: ignore[call-arg]
+        meta.update({"expression": expression, "method": "combined"})
+        vector_type: Any = type(self)  # TraitVector (the dataclass that inherits these methods)
+        return vector_type("combined", directions, layers, act_norm, {}, meta, hook=self.hook, units=units)
 
 
 def layer_ranges(layers: list[int]) -> str:

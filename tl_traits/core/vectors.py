@@ -25,12 +25,14 @@ from tl_traits.core.foreign import layer_list, sum_by_layer
 from tl_traits.core.models import model_identity
 from tl_traits.core.numeric import check_number
 from tl_traits.core.prompts import prepare_inputs
-from tl_traits.core.vector_arithmetic import VectorArithmetic
+from tl_traits.core.hook_names import HOOKS
+from tl_traits.core.vector_arithmetic import UNITS, Units, VectorArithmetic
 from tl_traits.core.vector_arithmetic import layer_ranges as _ranges
 
 FORMAT = "tl_traits.core.vectors/1"
 METRICS = ("auroc", "accuracy", "cohens_d", "polarity", "baseline")
 HEADER_KEY = "tl_traits"
+DEFAULT_HOOK = "resid_post"
 MID_DEPTH = 0.4  # the fraction of depth where steering works best: the default layer, and best_layer's last tie-break
 
 
@@ -54,8 +56,10 @@ def nearest_layer(n_layers: int, layers: Sequence[int], depth: float) -> int:
 class TraitVector(VectorArithmetic):
     """One method's directions for every extracted layer, plus per-layer statistics.
 
-    Arithmetic (`a + b`, `a - b`, `2 * a`, `-a`) and units (`units`, `in_absolute_units`) come from
-    `VectorArithmetic` (core/vector_arithmetic.py)."""
+    `hook`: where it was read and where it steers. `units`: "relative" (extracted: strength s adds s x the
+    layer's mean activation norm x its direction) or "absolute" (imported or trained: s x its tensor).
+    Arithmetic (`a + b`, `a - b`, `2 * a`, `-a`) and `in_absolute_units` come from `VectorArithmetic`
+    (core/vector_arithmetic.py)."""
 
     method: str
     directions: Float[Tensor, "layer d_model"]
@@ -63,20 +67,46 @@ class TraitVector(VectorArithmetic):
     act_norm: Float[Tensor, " layer"]  # mean per-token residual norm at each layer
     metrics: dict[str, Float[Tensor, " layer"]]
     metadata: dict[str, Any] = field(default_factory=dict)
+    hook: str = DEFAULT_HOOK
+    units: Units = "relative"
+
+    def __post_init__(self) -> None:
+        # A file (and a caller that built the metadata by hand) carries "hook" / "units" in the metadata: they
+        # move into the typed fields, so there is one place to read them.
+        metadata = dict(self.metadata)
+        for key, default in (("hook", DEFAULT_HOOK), ("units", "relative")):
+            if key in metadata:
+                given = metadata.pop(key)
+                if getattr(self, key) not in (default, given):
+                    raise VectorError(f"{key} given twice and differently: "
+                                      f"{getattr(self, key)!r} and metadata {given!r}")
+                setattr(self, key, given)
+        self.metadata = metadata
+        if self.hook not in HOOKS:
+            raise VectorError(f"unknown hook {self.hook!r} for a trait vector; use one of {', '.join(HOOKS)}")
+        if self.units not in UNITS:
+            raise VectorError(f"unknown units {self.units!r}; use one of {', '.join(UNITS)}")
+
+    def stored_metadata(self) -> dict[str, Any]:
+        """The metadata as a file stores it: with the hook and the units."""
+        return {**self.metadata, "hook": self.hook, "units": self.units}
 
     def __repr__(self) -> str:
         dataset = (self.metadata.get("dataset") or {}).get("name")
         model = (self.metadata.get("model") or {}).get("name")
         extra = "".join(f", {k}={v!r}" for k, v in (("trait", dataset), ("model", model)) if v)
-        return f"TraitVector({self.method!r}, layers={_ranges(self.layers)}, d_model={self.directions.shape[-1]}{extra})"
+        return (f"TraitVector({self.method!r}, layers={_ranges(self.layers)}, "
+                f"d_model={self.directions.shape[-1]}{extra})")
 
     @property
     def label(self) -> str:
         """How it was made: `trait:method`, or the expression that combined vectors."""
-        return self.metadata.get("expression") or f"{(self.metadata.get('dataset') or {}).get('name', '?')}:{self.method}"
+        return (self.metadata.get("expression")
+                or f"{(self.metadata.get('dataset') or {}).get('name', '?')}:{self.method}")
 
     # -- in residual units: what travels to other tools ------------------------------------------
-    def layer_tensors(self, strength: float = 1.0, layers: list[int] | None = None) -> dict[int, Float[Tensor, " d_model"]]:
+    def layer_tensors(self, strength: float = 1.0,
+                      layers: list[int] | None = None) -> dict[int, Float[Tensor, " d_model"]]:
         """`{layer: tensor}`: exactly what `steer(model, self, layer, strength=strength)` adds at each layer.
 
         This is the shape steering-vectors and repeng hold; `steer(model, v.layer_tensors(0.5))`
@@ -102,19 +132,22 @@ class TraitVector(VectorArithmetic):
         add both; each tensor must be exactly [d_model]."""
         here = model_identity(model)
         if not isinstance(tensors, Mapping):
-            raise VectorError(f"{source or 'the vector'} must be a {{layer: tensor}} mapping, not {type(tensors).__name__}")
+            raise VectorError(f"{source or 'the vector'} must be a {{layer: tensor}} mapping, not "
+                              f"{type(tensors).__name__}")
         if not tensors:
             raise VectorError(f"{source or 'the vector'} holds no layer tensors")
         summed = sum_by_layer(tensors, here.n_layers, here.d_model, where=f"{source}: " if source else "",
                               error=VectorError, model=here.name)
         rows, layers = list(summed.values()), list(summed)
-        metadata = {"model": here.to_dict(), "hook": hook, "dataset": {"name": name}, "units": "absolute",
-                    "method": "imported", **({"source": source} if source else {})}
-        return cls("imported", torch.stack(rows), layers, torch.ones(len(layers)), {}, metadata)
+        metadata = {"model": here.to_dict(), "dataset": {"name": name}, "method": "imported",
+                    **({"source": source} if source else {})}
+        return cls("imported", torch.stack(rows), layers, torch.ones(len(layers)), {}, metadata, hook=hook,
+                   units="absolute")
 
     def _row(self, layer: int) -> int:
         if layer not in self.layers:
-            raise VectorError(f"no '{self.method}' vector for layer {layer}; this one has layers {_ranges(self.layers)}")
+            raise VectorError(f"no '{self.method}' vector for layer {layer}; this one has layers "
+                              f"{_ranges(self.layers)}")
         return self.layers.index(layer)
 
     def direction(self, layer: int) -> Float[Tensor, " d_model"]:
@@ -194,9 +227,10 @@ class TraitVectors:
     def report(self, metric: str = "auroc") -> str:
         """A per-method summary at each best layer, then `metric` for every layer and method."""
         lines = [
-            f"{self.metadata.get('dataset', {}).get('name', '?')} on {self.metadata.get('model', {}).get('name', '?')}: "
-            f"{self.metadata.get('hook')} at {self.metadata.get('position')}, held-out metrics "
-            f"({self.metadata.get('dataset', {}).get('n_val', '?')} validation examples)",
+            f"{self.metadata.get('dataset', {}).get('name', '?')} on "
+            f"{self.metadata.get('model', {}).get('name', '?')}: {self.metadata.get('hook')} at "
+            f"{self.metadata.get('position')}, held-out metrics ({self.metadata.get('dataset', {}).get('n_val', '?')} "
+            "validation examples)",
             "",
             f"{'method':<16}{'best layer':>11}{'AUROC':>8}{'acc':>7}{'d':>8}{'polarity':>10}",
         ]
@@ -210,7 +244,8 @@ class TraitVectors:
             )
         lines += ["", f"{metric} by layer", "layer " + "".join(f"{n[:11]:>12}" for n in self.vectors)]
         for i, layer in enumerate(self.layers):
-            lines.append(f"{layer:>5} " + "".join(f"{float(v.metrics[metric][i]):>12.3f}" for v in self.vectors.values()))
+            lines.append(f"{layer:>5} " + "".join(f"{float(v.metrics[metric][i]):>12.3f}"
+                                                  for v in self.vectors.values()))
         return "\n".join(lines)
 
     def __repr__(self) -> str:
@@ -231,7 +266,7 @@ class TraitVectors:
             "format": FORMAT,
             **self.metadata,
             "layers": self.layers,
-            "methods": {name: vec.metadata for name, vec in self.vectors.items()},
+            "methods": {name: vec.stored_metadata() for name, vec in self.vectors.items()},
             "method_order": list(self.vectors),  # the JSON header is key-sorted
             "tensor_sha256": _tensor_digest(tensors),
         }
@@ -251,18 +286,21 @@ class TraitVectors:
                 raw = (fh.metadata() or {}).get(HEADER_KEY)
                 tensors = {k: fh.get_tensor(k) for k in fh.keys()}
         except Exception as exc:
-            raise VectorError(f"{path} is incomplete or not a safetensors file ({exc}); extract or copy it again") from exc
+            raise VectorError(f"{path} is incomplete or not a safetensors file ({exc}); "
+                              "extract or copy it again") from exc
         if raw is None:
             raise VectorError(f"{path} is a safetensors file but not tl_traits vectors (no '{HEADER_KEY}' metadata); "
                               "for another tool's {layer: tensor} file use tt.import_safetensors(path, model)")
         header = parse_json_object(raw, f"the header of {path}", VectorError, fix="extract or copy it again")
         if header.get("format") != FORMAT:
             raise VectorError(f"{path} has format {header.get('format')!r}; this tl_traits reads {FORMAT}")
-        missing = [k for k in ("layers", "methods", "method_order", "tensor_sha256", "header_sha256") if k not in header]
+        missing = [k for k in ("layers", "methods", "method_order", "tensor_sha256", "header_sha256")
+                   if k not in header]
         if missing:
             raise VectorError(f"{path} is corrupt: its header lacks {', '.join(missing)}; extract or copy it again")
         if header.pop("header_sha256") != _header_digest(header):
-            raise VectorError(f"{path} is corrupt: its header (layers, metadata) does not match the checksum written with it")
+            raise VectorError(f"{path} is corrupt: its header (layers, metadata) does not match the "
+                              "checksum written with it")
         if _tensor_digest(tensors) != header.pop("tensor_sha256"):
             raise VectorError(f"{path} is corrupt: its tensors do not match the checksum written with them")
         _check_rows(path, header["layers"], header["method_order"], tensors)
@@ -273,7 +311,8 @@ class TraitVectors:
         vectors = {}
         for name in order:
             vec_meta = methods[name]
-            metrics = {m.split("/", 1)[1]: t for m, t in tensors.items() if m.startswith(name + "/") and m.split("/", 1)[1] not in ("directions", "act_norm")}
+            metrics = {m.split("/", 1)[1]: t for m, t in tensors.items()
+                       if m.startswith(name + "/") and m.split("/", 1)[1] not in ("directions", "act_norm")}
             vectors[name] = TraitVector(
                 name, tensors[f"{name}/directions"], list(layers), tensors[f"{name}/act_norm"], metrics,
                 {**header, **vec_meta},

@@ -51,7 +51,7 @@ def tensor_aliases(model: torch.nn.Module) -> list[TensorAlias]:
             target, tensor = hit
             aliases.append(
                 TensorAlias(mname, attr, target, tuple(value.size()), tuple(value.stride()),
-                            value.storage_offset() - tensor.storage_offset())
+                            int(value.storage_offset() - tensor.storage_offset()))
             )
     return aliases
 

@@ -64,7 +64,8 @@ def extract(
     options = method_options or {}
     unknown_options = set(options) - set(method_list)
     if unknown_options:
-        raise ExtractionError(f"method_options for {sorted(unknown_options)}, which are not among methods {method_list}")
+        raise ExtractionError(f"method_options for {sorted(unknown_options)}, which are not among "
+                              f"methods {method_list}")
     if parse_position(position).needs_response() and not dataset.has_responses:
         raise TraitDataError(
             f"position '{position}' reads response tokens but trait '{dataset.name}' has examples without "
@@ -89,7 +90,7 @@ def extract(
         metrics = score_directions(directions, train_pos, train_neg, val.by_label(1), val.by_label(0))
         vectors[name] = TraitVector(
             name, directions, list(acts.layers), act_norm.clone(), metrics,
-            {"method": name, "options": options.get(name, {}), **record},
+            {"method": name, "options": options.get(name, {}), **record}, hook=acts.hook,
         )
     meta = {
         "model": acts.metadata.get("model"),
@@ -108,8 +109,8 @@ def extract(
         "seed": seed,
         "library_version": package_version(),
     }
-    for vec in vectors.values():
-        vec.metadata = {**meta, **vec.metadata}
+    for vec in vectors.values():  # the set's hook is each vector's typed field already
+        vec.metadata = {**{k: v for k, v in meta.items() if k != "hook"}, **vec.metadata}
     return TraitVectors(vectors, meta)
 
 
@@ -165,9 +166,11 @@ def score_directions(
     baseline = stats.midpoint(project(train_pos), project(train_neg))
     vp, vn = project(val_pos), project(val_neg)
     d = stats.cohens_d(vp, vn)
-    if min(vp.shape[1], vn.shape[1]) < MIN_PER_CLASS_FOR_D:  # a spread from 1-4 examples makes d meaningless (e.g. 7e12)
+    # a spread from 1-4 examples makes d meaningless (e.g. 7e12)
+    if min(vp.shape[1], vn.shape[1]) < MIN_PER_CLASS_FOR_D:
         warnings.warn(f"held-out classes have {vp.shape[1]} and {vn.shape[1]} examples; Cohen's d needs at least "
-                      f"{MIN_PER_CLASS_FOR_D} per class and is reported as NaN (AUROC and accuracy are anecdotal)", stacklevel=2)
+                      f"{MIN_PER_CLASS_FOR_D} per class and is reported as NaN (AUROC and accuracy are anecdotal)",
+                      stacklevel=2)
         d = torch.full_like(d, float("nan"))
     return {
         "auroc": stats.auroc(vp, vn),
@@ -179,7 +182,8 @@ def score_directions(
 
 
 def heldout_metrics(
-    directions: Float[Tensor, "layer d_model"], acts: ActivationSet, trait: Any, *, val_split: float = 0.2, seed: int = 0
+    directions: Float[Tensor, "layer d_model"], acts: ActivationSet, trait: Any, *, val_split: float = 0.2,
+    seed: int = 0
 ) -> dict[str, Float[Tensor, " layer"]]:
     """`score_directions` of given directions on `acts`, with the train/validation split `extract` uses.
 
@@ -192,7 +196,8 @@ def heldout_metrics(
     return score_directions(directions, train.by_label(1), train.by_label(0), val.by_label(1), val.by_label(0))
 
 
-def _split(acts: ActivationSet, dataset: Any, val_split: float, seed: int) -> tuple[ActivationSet, ActivationSet, list[int], list[int]]:
+def _split(acts: ActivationSet, dataset: Any, val_split: float,
+           seed: int) -> tuple[ActivationSet, ActivationSet, list[int], list[int]]:
     """Train and validation activations (validation = train when val_split leaves none out)."""
     train_idx, val_idx = dataset.split_indices(val_split, seed)
     train = acts.subset(train_idx)
@@ -211,7 +216,8 @@ def _context(fit: Any, options: dict[str, Any], **context: Any) -> dict[str, Any
 def _checked(name: str, directions: Any, shape: torch.Size) -> Float[Tensor, "layer d_model"]:
     if not isinstance(directions, Tensor) or tuple(directions.shape) != tuple(shape):
         got = tuple(directions.shape) if isinstance(directions, Tensor) else type(directions).__name__
-        raise ExtractionError(f"extractor '{name}' returned {got}; it must return a [layers, d_model] = {tuple(shape)} tensor")
+        raise ExtractionError(f"extractor '{name}' returned {got}; it must return a [layers, d_model] = "
+                              f"{tuple(shape)} tensor")
     directions = directions.detach().float().cpu()
     if not torch.isfinite(directions).all():
         raise ExtractionError(f"extractor '{name}' returned non-finite values")

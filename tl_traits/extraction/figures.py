@@ -18,7 +18,8 @@ BOUNDED = ("auroc", "accuracy")  # 0..1 with chance at 0.5
 RANDOM = "random_baseline"
 
 
-def layer_metrics(vectors: TraitVectors, metrics: Sequence[str] = ("auroc", "cohens_d"), title: str | None = None) -> Figure:
+def layer_metrics(vectors: TraitVectors, metrics: Sequence[str] = ("auroc", "cohens_d"),
+                  title: str | None = None) -> Figure:
     """One panel per metric, one line per method over layers; a dot at each method's best-AUROC layer."""
     fig = Figure(figsize=(1.5 + 4.5 * len(metrics), 4), layout="constrained")
     axes = fig.subplots(1, len(metrics), squeeze=False)[0]

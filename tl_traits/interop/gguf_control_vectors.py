@@ -46,7 +46,7 @@ def export_gguf(
     import numpy as np
 
     strength = check_number(strength, "strength", InteropError)  # finite in float32; layer_tensors checks it scaled
-    hook = vector.metadata.get("hook", "resid_post")
+    hook = vector.hook
     if layers is None:  # every layer llama.cpp can steer: block 0's output is out of its reach
         first = {"resid_post": 1, "resid_pre": 2}.get(hook, 0)
         layers = [layer for layer in vector.layers if layer >= first]
@@ -54,9 +54,11 @@ def export_gguf(
             raise InteropError(f"no layer left to export: llama.cpp steers blocks 1 and up, and this vector has "
                                f"layers {vector.layers} at {hook}")
     # layer_tensors reads `layers` as every layer key is read: -1 is the last layer, [] is refused
-    blocks = {block_output_index(layer, hook, "llama.cpp"): t for layer, t in vector.layer_tensors(strength, layers).items()}
+    blocks = {block_output_index(layer, hook, "llama.cpp"): t
+              for layer, t in vector.layer_tensors(strength, layers).items()}
     if 0 in blocks:
-        raise InteropError("llama.cpp cannot steer the output of block 0 (it refuses direction.0); leave layer 0 out of layers")
+        raise InteropError("llama.cpp cannot steer the output of block 0 (it refuses direction.0); leave "
+                           "layer 0 out of layers")
     model = vector.metadata.get("model") or {}
     writer_path = Path(tempfile.mkdtemp(prefix="tl_traits_gguf_")) / "vector.gguf"
     try:
@@ -89,7 +91,8 @@ def import_gguf(path: str | os.PathLike[str], model: Any, *, name: str | None = 
     (two names for one layer, `direction.12` and `direction.012`, are summed).
     """
     tensors, fields = read_control_vector(path)
-    vector = TraitVector.from_layer_tensors(model, tensors, hook="resid_post", name=name or Path(path).stem, source=str(path))
+    vector = TraitVector.from_layer_tensors(model, tensors, hook="resid_post", name=name or Path(path).stem,
+                                            source=str(path))
     vector.metadata["model_hint"] = fields.get(f"{ARCH}.model_hint")
     if fields.get("tl_traits.strength") is not None:
         vector.metadata["exported_at_strength"] = fields["tl_traits.strength"]

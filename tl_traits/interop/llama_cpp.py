@@ -1,4 +1,5 @@
-"""Steer llama.cpp from Python: apply GGUF control vectors to a llama-cpp-python `Llama`, as `--control-vector-scaled` does."""
+"""Steer llama.cpp from Python: apply GGUF control vectors to a llama-cpp-python `Llama`, as
+`--control-vector-scaled` does."""
 
 from __future__ import annotations
 
@@ -37,7 +38,8 @@ def apply_control_vectors(llama: Any, vectors: Sequence[tuple[str | os.PathLike[
         tensors, _ = read_control_vector(path)
         for name, t in tensors.items():
             t = read_tensor(t, n_embd, what=f"{path}: {name}", error=InteropError, model="this llama.cpp model").numpy()
-            k = layer_index(name, n_layer, what="tensor", error=InteropError, model="this llama.cpp model", where=f"{path}: ")
+            k = layer_index(name, n_layer, what="tensor", error=InteropError, model="this llama.cpp model",
+                            where=f"{path}: ")
             if k == 0:
                 raise InteropError(f"{path} steers block 0; llama.cpp steers blocks 1..{n_layer - 1} of this model")
             buffer[k - 1] += float(scale) * t  # two names for one block (direction.12, direction.012) add up

@@ -21,14 +21,15 @@ def to_steering_vector(vector: TraitVector, *, strength: float = 1.0, layers: li
     adds, for `SteeringVector.apply(hf_model, multiplier=1)` (the multiplier then scales the strength).
     layers: as in `steer` (-1 is the last layer; default all the vector's layers)."""
     SteeringVector = _steering_vector_class()
-    hook = vector.metadata.get("hook", "resid_post")
+    hook = vector.hook
     tensors = vector.layer_tensors(strength, layers)
     if hook in ("resid_post", "resid_pre"):
         activations = {block_output_index(layer, hook, "steering-vectors"): t for layer, t in tensors.items()}
         return SteeringVector(activations, "decoder_block")
     layer_type = {v: k for k, v in LAYER_TYPES.items()}.get(hook)
     if layer_type is None:
-        raise InteropError(f"steering-vectors has no layer type for hook {hook}; it steers {', '.join(LAYER_TYPES.values())}")
+        raise InteropError(f"steering-vectors has no layer type for hook {hook}; it steers "
+                           f"{', '.join(LAYER_TYPES.values())}")
     return SteeringVector(tensors, layer_type)
 
 
@@ -43,7 +44,8 @@ def from_steering_vector(steering_vector: Any, model: Any, *, name: str = "steer
                            f"supported: {', '.join(LAYER_TYPES)}")
     # steering-vectors counts negative layers from the end and adds two keys for one layer ({-1: a, 29: b})
     # both: from_layer_tensors reads the keys the same way and sums them
-    return TraitVector.from_layer_tensors(model, activations, hook=LAYER_TYPES[layer_type], name=name, source="steering-vectors")
+    return TraitVector.from_layer_tensors(model, activations, hook=LAYER_TYPES[layer_type], name=name,
+                                          source="steering-vectors")
 
 
 def _steering_vector_class() -> Any:

@@ -60,16 +60,18 @@ def load_calibration_set(path: str | Path | None = None, split: str = "all") -> 
     for line, row in parse_jsonl(text, str(source), CalibrationError):
         where = f"{source} line {line}"
         if not isinstance(row, dict):
-            raise CalibrationError(f"{where}: a row must be a JSON object {{\"id\", \"trait\", \"question\", \"response\", "
-                                   f"\"ratings\", \"split\"}}, not {type(row).__name__} {row!r:.60}")
+            raise CalibrationError(f"{where}: a row must be a JSON object {{\"id\", \"trait\", \"question\", "
+                                   f"\"response\", \"ratings\", \"split\"}}, not {type(row).__name__} {row!r:.60}")
         missing = [k for k in ROW_KEYS if k not in row]
         if missing:
             raise CalibrationError(f"{where}: row {row.get('id', '?')!r} lacks {missing}")
         wrong = [k for k in ROW_KEYS if k != "ratings" and not isinstance(row[k], str)]
         if wrong:
-            raise CalibrationError(f"{where}: {', '.join(wrong)} must be text, not {', '.join(type(row[k]).__name__ for k in wrong)}")
+            raise CalibrationError(f"{where}: {', '.join(wrong)} must be text, not "
+                                   f"{', '.join(type(row[k]).__name__ for k in wrong)}")
         setting = {k: row[k] for k in ("method", "layer", "strength", "direction") if k in row}
-        rows.append(RatedResponse(row["id"], row["trait"], row["question"], row["response"], _ratings(row["ratings"], where),
+        rows.append(RatedResponse(row["id"], row["trait"], row["question"], row["response"],
+                                  _ratings(row["ratings"], where),
                                   row["split"], row.get("source", "written"), setting))
     return [r for r in rows if split == "all" or r.split == split]
 
@@ -140,7 +142,8 @@ def agreement(scores: Sequence[float | None], ratings: Sequence[float], gate: fl
     pos = [s for s, r in pairs if r >= LABEL_CUT]
     neg = [s for s, r in pairs if r < LABEL_CUT]
     passed = [r for s, r in pairs if s >= gate]
-    area = float(auroc(torch.tensor(pos, dtype=torch.float64), torch.tensor(neg, dtype=torch.float64))) if pos and neg else None
+    area = (float(auroc(torch.tensor(pos, dtype=torch.float64), torch.tensor(neg, dtype=torch.float64)))
+            if pos and neg else None)
     rho = None
     if len(pairs) >= 3 and len(set(scored)) > 1 and len(set(rated)) > 1:
         rho = spearman(torch.tensor(scored), torch.tensor(rated))
@@ -180,14 +183,17 @@ def calibrate(
         rows = [r for r in rows if r.trait == trait_name]
     if not rows:
         rated = sorted({r.trait for r in load_calibration_set()})
-        raise CalibrationError(f"no calibration rows in split {split!r}" + (f" for trait {trait_name!r} (rated: {rated})" if trait_name else ""))
+        raise CalibrationError(f"no calibration rows in split {split!r}"
+                               + (f" for trait {trait_name!r} (rated: {rated})" if trait_name else ""))
     gate = check_number(gate if gate is not None else getattr(built, "gate", LABEL_CUT), "gate", CalibrationError)
     unrated = [r.id for r in rows if kind not in r.ratings]
     if unrated:
-        raise CalibrationError(f"{len(unrated)} rows have no {kind!r} rating (e.g. {unrated[0]!r}); rate them or leave them out")
+        raise CalibrationError(f"{len(unrated)} rows have no {kind!r} rating (e.g. {unrated[0]!r}); rate "
+                               "them or leave them out")
     scores = scored_values(built.score([r.question for r in rows], [r.response for r in rows]))
     if len(scores) != len(rows):
-        raise CalibrationError(f"judge {getattr(built, 'name', judge)!r} returned {len(scores)} scores for {len(rows)} responses")
+        raise CalibrationError(f"judge {getattr(built, 'name', judge)!r} returned {len(scores)} scores for "
+                               f"{len(rows)} responses")
     ratings = [r.ratings[kind] for r in rows]
     stats = agreement(scores, ratings, gate)
     items = [{"id": r.id, "rating": rt, "score": s, "question": r.question, "response": r.response, "source": r.source}

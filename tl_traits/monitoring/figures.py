@@ -47,7 +47,8 @@ def group_histogram(
     legend(fig, [ax])
     if comparison is not None:
         lo, hi = comparison.d_ci
-        summary = f"d = {comparison.cohens_d:.2f} [{lo:.2f}, {hi:.2f}], AUROC = {comparison.auroc:.2f}, p = {comparison.p_value:.2g}"
+        summary = (f"d = {comparison.cohens_d:.2f} [{lo:.2f}, {hi:.2f}], AUROC = {comparison.auroc:.2f}, "
+                   f"p = {comparison.p_value:.2g}")
     else:
         summary = f"too few values to compare (n={len(groups[0])} and n={len(groups[1])}; need 2 each)"
     ax.set_title(f"{title or f'{labels[0]} vs {labels[1]}'}\n{summary}", fontsize="medium")

@@ -152,7 +152,7 @@ def _trait_name(vec: TraitVector) -> str:
 
 
 def _hook(named: Mapping[str, TraitVector]) -> str:
-    hooks = {vec.metadata.get("hook") or "resid_post" for vec in named.values()}
+    hooks = {vec.hook for vec in named.values()}
     if len(hooks) != 1:
         raise MonitorError(f"these vectors were extracted at different hooks {sorted(hooks)}; project them separately")
     return hooks.pop()
@@ -196,7 +196,8 @@ def load_prompt_set(source: str | os.PathLike[str] = "requests") -> PromptSet:
     else:
         data = parse_json_object(path.read_text(encoding="utf-8"), f"prompt set {path}", MonitorError)
     prompts = data.get("prompts")
-    if not isinstance(prompts, list) or not all(isinstance(p, dict) and isinstance(p.get("text"), str) for p in prompts):
+    if not isinstance(prompts, list) or not all(isinstance(p, dict) and isinstance(p.get("text"), str)
+                                                for p in prompts):
         raise MonitorError(f"prompt set {source}: 'prompts' must be a list of {{'id', 'text', 'note'}} objects")
     name = data.get("name", str(source))
     return PromptSet(name, data.get("description", ""), prompts[:trial_size(len(prompts), f"prompt set {name}")])

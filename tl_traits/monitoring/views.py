@@ -54,14 +54,15 @@ def token_projections(
         values = {trait: getattr(item, metric)[(trait, shown_layer)].tolist() for trait in projections.traits}
         sections.append(
             f"<h2>Prompt {item.prompt_id}</h2>"
-            f"<div class='meta'>layer {shown_layer}, {metric} projection; response: {html.escape(item.response[:300])}</div>"
-            f"{token_view(texts, values)}"
+            f"<div class='meta'>layer {shown_layer}, {metric} projection; response: "
+            f"{html.escape(item.response[:300])}</div>{token_view(texts, values)}"
         )
     return Page(title, "\n".join(sections))
 
 
 def token_view(texts: Sequence[str], values: Mapping[str, Sequence[float]]) -> str:
-    """circuitsvis HTML (for a `Page`, which adds the script once) colouring `texts` by one trait's values, or several side by side."""
+    """circuitsvis HTML (for a `Page`, which adds the script once) colouring `texts` by one trait's
+    values, or several side by side."""
     colored = require("circuitsvis.tokens")
     colored_tokens, colored_tokens_multi = colored.colored_tokens, colored.colored_tokens_multi
 

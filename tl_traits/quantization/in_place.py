@@ -38,7 +38,8 @@ def relink_stale_views(model: torch.nn.Module) -> int:
     modules = dict(model.named_modules())
     done = 0
     for mname, attr, value in list(plain_tensors(model)):
-        if not attr.startswith("_processed_W") or is_subclass_tensor(value) or value.untyped_storage().data_ptr() in shared:
+        if (not attr.startswith("_processed_W") or is_subclass_tensor(value)
+                or value.untyped_storage().data_ptr() in shared):
             continue
         match = next(
             (p for p in modules[mname].parameters()
@@ -100,7 +101,8 @@ def quantize_model_weights(
         slot.write(approx)
         if slot.duplicate:
             continue
-        n_weights, code_bytes, scale_bytes = n_weights + qw.n_weights, code_bytes + qw.code_bytes, scale_bytes + qw.scale_bytes
+        n_weights, code_bytes, scale_bytes = (n_weights + qw.n_weights, code_bytes + qw.code_bytes,
+                                              scale_bytes + qw.scale_bytes)
         if keep_codes:
             kept[slot.name] = qw
     if keep_codes:
@@ -132,7 +134,8 @@ def can_compute(dtype: torch.dtype, device: torch.device | str = "cpu") -> tuple
         if not bool(torch.isfinite(out).all()):
             return False, f"a {dtype} matmul on {device} gave non-finite values"
     except (RuntimeError, TypeError, NotImplementedError) as exc:
-        return False, f"{dtype} matmul on {device} failed: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}"
+        return False, (f"{dtype} matmul on {device} failed: "
+                       f"{str(exc).splitlines()[0] if str(exc) else type(exc).__name__}")
     return True, ""
 
 

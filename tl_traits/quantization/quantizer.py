@@ -8,7 +8,7 @@ from typing import Any, Callable
 import torch
 
 from tl_traits.core.errors import TlTraitsError
-from tl_traits.core.models import QUANTIZATION_ATTR
+from tl_traits.core.models import provenance, set_provenance
 from tl_traits.core.weight_views import restore_aliases, tensor_aliases
 
 
@@ -68,13 +68,11 @@ def record_quantization(model: Any, info: dict[str, Any], base: Any = None) -> N
 
     Quantizing an already quantized model keeps the earlier steps under "applied_to".
     """
-    earlier = getattr(base, QUANTIZATION_ATTR, None) if base is not None else None
-    setattr(model, QUANTIZATION_ATTR, {**info, **({"applied_to": earlier} if earlier else {})})
-    for attr in ("_tl_traits_source",):
-        if base is not None and hasattr(base, attr) and not hasattr(model, attr):
-            setattr(model, attr, getattr(base, attr))
+    earlier = provenance(base).quantization if base is not None else None
+    source = provenance(model).source or (provenance(base).source if base is not None else None)
+    set_provenance(model, source=source, quantization={**info, **({"applied_to": earlier} if earlier else {})})
 
 
 def quantization_info(model: Any) -> dict[str, Any] | None:
     """What the quantizer recorded on this model (None for a model that was not quantized here)."""
-    return getattr(model, QUANTIZATION_ATTR, None)
+    return provenance(model).quantization

@@ -37,7 +37,8 @@ NF4_OFFSET = 0.9677083  # bitsandbytes' `create_normal_map` offset: the outermos
 
 def nf4_codebook_from_quantiles(offset: float = NF4_OFFSET) -> Float[Tensor, " 16"]:
     """The NF4 levels computed as the paper describes (normal quantiles, asymmetric, exact zero)."""
-    positive = torch.special.ndtri(torch.linspace(offset, 0.5, 9, dtype=torch.float64)[:-1]).tolist()  # normal quantiles
+    # normal quantiles
+    positive = torch.special.ndtri(torch.linspace(offset, 0.5, 9, dtype=torch.float64)[:-1]).tolist()
     negative = (-torch.special.ndtri(torch.linspace(offset, 0.5, 8, dtype=torch.float64)[:-1])).tolist()
     levels = torch.tensor(positive + [0.0] + negative, dtype=torch.float64).sort().values
     return (levels / levels.max()).to(torch.float32)
@@ -204,7 +205,8 @@ def quantize_weight(w: Float[Tensor, "out inp"], scheme: str, *, group_size: int
     return QuantizedWeight(scheme, codes, scales, size)
 
 
-def fake_quantize(w: Float[Tensor, "out inp"], scheme: str, *, group_size: int | None = None) -> Float[Tensor, "out inp"]:
+def fake_quantize(w: Float[Tensor, "out inp"], scheme: str, *,
+                  group_size: int | None = None) -> Float[Tensor, "out inp"]:
     """Quantize and dequantize `w` (the weight a simulated low-bit model computes with), in w's dtype."""
     return quantize_weight(w, scheme, group_size=group_size).dequantize().to(w.dtype)
 

@@ -56,7 +56,8 @@ class BackendResult:
     skipped: str | None = None
     info: dict[str, Any] | None = None
     cosine: dict[str, list[float]] = field(default_factory=dict)  # method -> per layer, re-extracted vs reference
-    reference_auroc: dict[str, list[float]] = field(default_factory=dict)  # method -> per layer, ref vectors on these activations
+    # method -> per layer, ref vectors on these activations
+    reference_auroc: dict[str, list[float]] = field(default_factory=dict)
     drift: list[float] = field(default_factory=list)  # per layer: mean |h_q - h_ref| / |h_ref|
     steering: dict[str, Any] | None = None  # SteeringResult.headline(): the setting chosen on dev, its test figures
     search: list[dict[str, Any]] = field(default_factory=list)  # the dev search per layer
@@ -145,8 +146,10 @@ class QuantStudy:
             low, high = r["gain_interval"] or (None, None)
             gain = _fmt(r["score_gain"], "+.1f") + ("" if low is None else f" ({low:+.1f} to {high:+.1f})")
             lines.append("| " + " | ".join([
-                r["backend"], r["method"], f"{r['mean_cosine']:.4f}", f"{r['min_cosine']:.4f} ({r['min_cosine_layer']})",
-                _fmt(r["ref_auroc_mean"], ".3f"), f"{r['max_drift']:.4f}", setting if r["method"] == self.steer_method else "",
+                r["backend"], r["method"], f"{r['mean_cosine']:.4f}",
+                f"{r['min_cosine']:.4f} ({r['min_cosine_layer']})",
+                _fmt(r["ref_auroc_mean"], ".3f"), f"{r['max_drift']:.4f}",
+                setting if r["method"] == self.steer_method else "",
                 _fmt(r["unsteered_score"], ".1f"), _fmt(r["steering_score"], ".1f"),
                 gain if r["method"] == self.steer_method else "n/a", _fmt(r["retained"], ".2f"),
             ]) + " |")
@@ -270,7 +273,8 @@ def quantization_study(
             result.cosine[method] = _cosine(vecs[method].directions, ref_vecs[method].directions).tolist()
             result.reference_auroc[method] = heldout_metrics(
                 ref_vecs[method].directions, acts, dataset, seed=seed)["auroc"].tolist()
-        result.drift = _relative_drift(_residuals(model, drift_batch, layer_list), ref_resid, drift_batch.attention_mask).tolist()
+        result.drift = _relative_drift(_residuals(model, drift_batch, layer_list), ref_resid,
+                                       drift_batch.attention_mask).tolist()
         steering(model, name, result)
         result.seconds = round(time.perf_counter() - start, 1)
         results.append(result)

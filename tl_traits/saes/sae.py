@@ -149,7 +149,8 @@ class FeatureTable:
                 if isinstance(value, float) and c != "decoder_norm":
                     width = 60 * abs(value) / scale[c]
                     color = "#4a7bd0" if value >= 0 else "#d05a4a"
-                    bar = f"<span style='display:inline-block;height:.8em;width:{width:.1f}px;background:{color}'></span>"
+                    bar = (f"<span style='display:inline-block;height:.8em;width:{width:.1f}px;"
+                           f"background:{color}'></span>")
                     cells.append(f"<td style='padding:2px 8px;white-space:nowrap'>{bar} {value:+.4f}</td>")
                 else:
                     cells.append(f"<td style='padding:2px 8px'>{html.escape(_fmt(value, 0).strip())}</td>")
@@ -290,12 +291,14 @@ def sae_store(root: str | os.PathLike[str] | None = None) -> Path:
     return cache_dir() / "saes"
 
 
-def stored_sae_folder(model_name: str, layer: int, hook: str = "resid_post", root: str | os.PathLike[str] | None = None) -> Path:
+def stored_sae_folder(model_name: str, layer: int, hook: str = "resid_post",
+                      root: str | os.PathLike[str] | None = None) -> Path:
     """The store's folder for `model_name`'s SAE at `blocks.{layer}.hook_{hook}` (it may not exist yet)."""
     return sae_store(root) / model_name.replace("/", "--") / hook_name(layer, hook)
 
 
-def stored_saes(model_name: str, hook: str = "resid_post", root: str | os.PathLike[str] | None = None) -> dict[int, Path]:
+def stored_saes(model_name: str, hook: str = "resid_post",
+                root: str | os.PathLike[str] | None = None) -> dict[int, Path]:
     """{layer: folder} of the store's SAEs for `model_name` at `hook` (complete folders only)."""
     base = sae_store(root) / model_name.replace("/", "--")
     found = {}
@@ -306,7 +309,8 @@ def stored_saes(model_name: str, hook: str = "resid_post", root: str | os.PathLi
     return found
 
 
-def resolve_saes(saes: Any, layers: Sequence[int], *, model_name: str | None = None, hook: str | None = None) -> dict[int, Any]:
+def resolve_saes(saes: Any, layers: Sequence[int], *, model_name: str | None = None,
+                 hook: str | None = None) -> dict[int, Any]:
     """`saes` as {layer: SAE}: a mapping layer -> SAE/folder/(release, id), or one SAE when there is one layer.
 
     saes=None takes the SAE store's SAEs for `model_name` (those `tl-traits train-sae` made).

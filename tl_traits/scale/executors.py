@@ -56,4 +56,5 @@ def model_display_name(spec: Any) -> str:
     """The name TL gives a model loaded from `spec` (cfg.model_name): folder or repo name, or the embedded one."""
     if spec.source is None:
         return EMBEDDED_NAME
-    return Path(str(spec.source)).name if Path(str(spec.source)).expanduser().is_dir() else str(spec.source).split("/")[-1]
+    return (Path(str(spec.source)).name if Path(str(spec.source)).expanduser().is_dir()
+            else str(spec.source).split("/")[-1])

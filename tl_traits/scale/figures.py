@@ -31,7 +31,8 @@ def poison_sweep_figure(table: "pd.DataFrame", title: str | None = None) -> Figu
         for i, ((model, attack), part) in enumerate(groups):
             stats = part.groupby("rate")[metric].agg(["mean", "min", "max"]).reset_index()
             label = attack if table["model"].nunique() == 1 else f"{model} / {attack}"
-            ax.errorbar(stats["rate"] * 100, stats["mean"], yerr=[stats["mean"] - stats["min"], stats["max"] - stats["mean"]],
+            ax.errorbar(stats["rate"] * 100, stats["mean"],
+                        yerr=[stats["mean"] - stats["min"], stats["max"] - stats["mean"]],
                         marker="o", capsize=3, color=f"C{i}", label=label)
         ax.set(title=SWEEP_METRICS[metric], xlabel="poisoned training examples (%)")
         if metric != "clean_loss":
@@ -43,7 +44,8 @@ def poison_sweep_figure(table: "pd.DataFrame", title: str | None = None) -> Figu
 
 
 def steering_grid_figure(table: "pd.DataFrame", title: str | None = None) -> Figure:
-    """Test-half steering-score gain over unsteered by layer, with its 95% interval: one panel per trait, a line per method."""
+    """Test-half steering-score gain over unsteered by layer, with its 95% interval: one panel
+    per trait, a line per method."""
     traits = sorted(table["trait"].unique())
     fig = Figure(figsize=(1.5 + 3.8 * len(traits), 3.8), layout="constrained")
     axes = fig.subplots(1, len(traits), squeeze=False)[0]
@@ -52,7 +54,8 @@ def steering_grid_figure(table: "pd.DataFrame", title: str | None = None) -> Fig
         for i, (method, rows) in enumerate(part.groupby("method")):
             rows = rows.sort_values("layer")
             gain = rows["gain"].astype(float)
-            errors = [(gain - rows["gain_low"].astype(float)).fillna(0), (rows["gain_high"].astype(float) - gain).fillna(0)]
+            errors = [(gain - rows["gain_low"].astype(float)).fillna(0),
+                      (rows["gain_high"].astype(float) - gain).fillna(0)]
             ax.errorbar(rows["layer"], gain, yerr=errors, marker="o", capsize=3, color=f"C{i}", label=method)
         ax.axhline(0, color="0.6", lw=0.8)
         if part["gain"].isna().all():

@@ -54,7 +54,8 @@ class GridResult:
 
 def run_grid(model: Any, tasks_for: Callable[[Any, str], list[Task]], *, executor: Any, progress: bool, log: Any,
              desc: str, runs_dir: str | os.PathLike[str]) -> GridResult:
-    """Hand a grid's runs to an executor: the caller's model is used as it is in-process, loaded from its spec elsewhere."""
+    """Hand a grid's runs to an executor: the caller's model is used as it is in-process,
+    loaded from its spec elsewhere."""
     engine = make_executor(executor, progress=progress, log=log)
     is_spec = isinstance(model, (ModelSpec, str, os.PathLike)) or model is None
     if engine.remote or is_spec:
@@ -227,7 +228,8 @@ def quantization_sweep(
 
 def quantization_run(*, model: Any, model_name: str, trait: Any, backend: str, folder: Path,
                      study: Mapping[str, Any]) -> list[dict[str, Any]]:
-    """One (trait, backend) study as an executor task; its rows are the backend's (the float32 figures are in study.json)."""
+    """One (trait, backend) study as an executor task; its rows are the backend's (the float32
+    figures are in study.json)."""
     started = time.perf_counter()
     made = quantization_study(lambda: worker_model(model), trait, backends=[backend], progress=False, **study)
     made.save(folder)

@@ -50,7 +50,8 @@ class RunSpec:
     seed: int
 
     def folder(self, runs_dir: str | os.PathLike[str]) -> Path:
-        return Path(runs_dir) / safe_name(self.model) / safe_name(self.attack) / rate_name(self.rate) / f"seed_{self.seed}"
+        return (Path(runs_dir) / safe_name(self.model) / safe_name(self.attack) / rate_name(self.rate)
+                / f"seed_{self.seed}")
 
 
 @dataclass
@@ -214,7 +215,8 @@ def run_one(
     batch_size: int,
     progress: bool,
 ) -> dict[str, Any]:
-    """One run: fine-tune on the poisoned rows (resuming a checkpoint of this folder if there is one), measure, summarise."""
+    """One run: fine-tune on the poisoned rows (resuming a checkpoint of this folder if there
+    is one), measure, summarise."""
     folder.mkdir(parents=True, exist_ok=True)
     attack = resolve_attack(spec.attack, **options)
     _restore(model, base)

@@ -37,7 +37,7 @@ def mean_centred(
                             "with responses")
     if not neutral_prompts or len(neutral_prompts) != len(neutral_responses):
         raise SteeringError("mean-centring needs neutral prompts with one unsteered answer each")
-    hook = vector.metadata.get("hook", "resid_post")
+    hook = vector.hook
     position = vector.metadata.get("position", "response[:]")
     options = dict(layers=list(vector.layers), hook=hook, position=position, progress=False)
     trait_mean = capture(model, list(side), **options).acts.mean(dim=0)
@@ -45,9 +45,10 @@ def mean_centred(
     difference = (trait_mean - neutral_mean) * direction
     norms = difference.norm(dim=-1, keepdim=True)
     if bool((norms == 0).any()):
-        raise SteeringError("the trait side and the neutral answers have the same mean at some layer; nothing to centre")
-    meta = {k: v for k, v in vector.metadata.items() if k in ("model", "hook", "prompt_settings", "position", "dataset", "units")}
+        raise SteeringError("the trait side and the neutral answers have the same mean at some layer; "
+                            "nothing to centre")
+    meta = {k: v for k, v in vector.metadata.items() if k in ("model", "prompt_settings", "position", "dataset")}
     return TraitVector("mean_centred", (difference / norms).float(), list(vector.layers), vector.act_norm.clone(), {},
                        {**meta, "method": "mean_centred", "centred_from": vector.method,
-                        "neutral": f"{len(neutral_prompts)} unsteered dev answers"})
+                        "neutral": f"{len(neutral_prompts)} unsteered dev answers"}, hook=hook, units=vector.units)
 

@@ -13,7 +13,8 @@ DEFAULT_DEPTH = MID_DEPTH  # one layer, when only one is used (the CLI's steer a
 
 def steering_layers(n_layers: int, extracted: Sequence[int], chosen: Sequence[int] | None = None,
                     depths: Sequence[float] = STEERING_DEPTHS) -> list[int]:
-    """The layers a steering search tries: `chosen` (each must be extracted), or the extracted layers nearest `depths`."""
+    """The layers a steering search tries: `chosen` (each must be extracted), or the
+    extracted layers nearest `depths`."""
     if chosen:
         missing = [layer for layer in chosen if layer not in extracted]
         if missing:

@@ -62,9 +62,11 @@ class SteeringLog:
             differs = sorted(k for k in set(recorded) | set(self.header) if recorded.get(k) != self.header.get(k))
             if differs == ["judge_versions"]:
                 raise EvaluationError(
-                    f"{self.path} was judged by another version of its judges ({recorded.get('judge_versions') or 'none recorded'}"
-                    f" vs now {self.header.get('judge_versions')}: a judge was refitted since). Rejudge its answers with "
-                    "tl_traits.steering.rejudge.rejudge_log(path, model), which generates nothing, or use a new log path")
+                    f"{self.path} was judged by another version of its judges "
+                    f"({recorded.get('judge_versions') or 'none recorded'} vs now {self.header.get('judge_versions')}: "
+                    "a judge was refitted since). Rejudge its answers with "
+                    "tl_traits.steering.rejudge.rejudge_log(path, model), which generates nothing, "
+                    "or use a new log path")
             raise EvaluationError(f"{self.path} records another evaluation (differs in {', '.join(differs)}); "
                                   "use a new log path")
         for line in lines[1:]:

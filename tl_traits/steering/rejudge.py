@@ -37,8 +37,8 @@ def rejudge_log(log: str | os.PathLike[str], model: Any, *, trait: Any = None, j
     parts = tuple(header.get("parts") or ())
     chosen = pick_judges(judges if judges is not None else default_judges(dataset), model, dataset, relevance, parts)
     if chosen.names != header.get("judges"):
-        raise EvaluationError(f"{log} was judged by {header.get('judges')}, not {chosen.names}; pass judges=[...] naming "
-                              "the same judges (a refitted judge keeps its name)")
+        raise EvaluationError(f"{log} was judged by {header.get('judges')}, not {chosen.names}; pass judges=[...] "
+                              "naming the same judges (a refitted judge keeps its name)")
     direction = int(header.get("direction", 1))
 
     def again(answers: Any) -> Any:
@@ -57,7 +57,8 @@ def rejudge_log(log: str | os.PathLike[str], model: Any, *, trait: Any = None, j
         for key, points in record.ladders.items():
             fresh.write_ladder(key, points)
         for run in record.runs:
-            fresh.write_run(Run(run.split, again(run.answers), run.candidate, run.strength, run.prompt, run.kl, run.step))
+            fresh.write_run(Run(run.split, again(run.answers), run.candidate, run.strength, run.prompt, run.kl,
+                                run.step))
             bar.update(1)
     finally:
         bar.close()

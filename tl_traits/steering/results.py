@@ -214,7 +214,8 @@ class SteeringResult:
                 "best strength": best.strength if best else None,
                 "dev score": best.answers.score if best else None,
                 "unsteered": base.score,
-                "gain": None if best is None or best.answers.score is None or base.score is None else best.answers.score - base.score,
+                "gain": (None if best is None or best.answers.score is None or base.score is None
+                         else best.answers.score - base.score),
                 "trait": best.answers.trait if best else None,
                 "coherence": best.answers.coherence if best else None,
                 "relevance": best.answers.relevance if best else None,
@@ -222,8 +223,10 @@ class SteeringResult:
             })
         for run in self.runs_of(None):
             rows.append({"setting": _short(run.label, 60), "dev score": run.answers.score, "unsteered": base.score,
-                         "gain": None if run.answers.score is None or base.score is None else run.answers.score - base.score,
-                         "trait": run.answers.trait, "coherence": run.answers.coherence, "relevance": run.answers.relevance})
+                         "gain": (None if run.answers.score is None or base.score is None
+                                  else run.answers.score - base.score),
+                         "trait": run.answers.trait, "coherence": run.answers.coherence,
+                         "relevance": run.answers.relevance})
         return Table(rows, title=f"{self.trait}, {direction_word(self.direction)}: dev search (the unsteered dev score "
                      f"is {_fmt(base.score)}; a gain above 0 beats it)", formats=_FORMATS)
 
@@ -238,13 +241,15 @@ class SteeringResult:
             interval = outcome.score_interval()
             rows.append({
                 "method": group,
-                "chosen on dev": outcome.chosen.label if outcome.chosen.candidate else _short(outcome.chosen.prompt or "prompting"),
+                "chosen on dev": (outcome.chosen.label if outcome.chosen.candidate
+                                  else _short(outcome.chosen.prompt or "prompting")),
                 "test score": outcome.score,
                 "95% interval": interval,
                 "unsteered": outcome.baseline.score,
                 "gain": gain[0] if gain else None,
                 "gain 95% interval": gain[1:] if gain else None,
-                **({"vs prompting": gap[0] if gap else None, "vs prompting 95%": gap[1:] if gap else None} if prompting else {}),
+                **({"vs prompting": gap[0] if gap else None, "vs prompting 95%": gap[1:] if gap else None}
+                   if prompting else {}),
                 "trait": outcome.test.answers.trait,
                 "coherence": outcome.test.answers.coherence,
                 "relevance": outcome.test.answers.relevance,
@@ -268,7 +273,8 @@ class SteeringResult:
         out: dict[str, Any] = {
             "group": group, "layers": None, "strength": None, "positions": None, "centred": None, "prompt": None,
             "dev_score": None, "dev_unsteered": self.baseline["dev"].score, "test_score": None, "test_interval": None,
-            "unsteered_test_score": base.score if "test" in self.baseline else None, "gain": None, "gain_interval": None,
+            "unsteered_test_score": base.score if "test" in self.baseline else None, "gain": None,
+            "gain_interval": None,
             "trait": None, "coherence": None, "relevance": None, "unsteered_trait": base.trait,
             "unsteered_coherence": base.coherence, "unsteered_relevance": base.relevance,
         }
@@ -281,7 +287,8 @@ class SteeringResult:
         else:
             out["prompt"] = chosen.prompt
         interval = outcome.score_interval()
-        out.update(dev_score=chosen.answers.score, test_score=test.score, test_interval=list(interval) if interval else None,
+        out.update(dev_score=chosen.answers.score, test_score=test.score,
+                   test_interval=list(interval) if interval else None,
                    gain=gain[0] if gain else None, gain_interval=list(gain[1:]) if gain else None,
                    trait=test.trait, coherence=test.coherence, relevance=test.relevance)
         return out

@@ -75,10 +75,11 @@ def run_protocol(
     candidates = _candidates(model, vectors, layers, protocol)
     header = {
         "model": model_identity(model).to_dict(),
-        "vectors": {m: {k: v.metadata.get(k) for k in ("method", "hook", "position", "expression")} |
+        "vectors": {m: {k: v.stored_metadata().get(k) for k in ("method", "hook", "position", "expression")} |
                     {"dataset": (v.metadata.get("dataset") or {}).get("sha256")} for m, v in vectors.items()},
         "trait": dataset.name, "direction": direction, "parts": list(plan.parts), "measures": plan.measures,
-        "judges": chosen_judges.names, "judge_versions": chosen_judges.versions, "protocol": protocol.to_dict(), "dev": list(plan.dev), "test": list(plan.test),
+        "judges": chosen_judges.names, "judge_versions": chosen_judges.versions, "protocol": protocol.to_dict(),
+        "dev": list(plan.dev), "test": list(plan.test),
         "candidates": [c.key() for c in candidates], "prompting": prompting,
     }
     record = SteeringLog(log, header)
@@ -95,7 +96,8 @@ def load_steering_log(log: str | os.PathLike[str]) -> tuple[SteeringResult, dict
     record = SteeringLog(log, None)
     header = record.header or {}
     if "dev" not in record.baseline:
-        raise EvaluationError(f"{log} has no unsteered answers yet; the evaluation that writes them did not get that far")
+        raise EvaluationError(f"{log} has no unsteered answers yet; the evaluation that writes them "
+                              "did not get that far")
     protocol = SteeringProtocol.from_dict(header.get("protocol", {}))
     result = SteeringResult(header.get("trait", "?"), header.get("direction", 1), tuple(header.get("parts", ())),
                             dict(record.baseline), [r for r in record.runs if r.split == "dev"], {},
@@ -106,7 +108,8 @@ def load_steering_log(log: str | os.PathLike[str]) -> tuple[SteeringResult, dict
             chosen = result.best([r for r in result.runs if r.group == group])
             test = tests.get((chosen.candidate, round(chosen.strength, 6), chosen.prompt)) if chosen else None
             if chosen is not None and test is not None:
-                result.outcomes[group] = Outcome(group, chosen, test, record.baseline["test"], protocol.resamples, protocol.seed)
+                result.outcomes[group] = Outcome(group, chosen, test, record.baseline["test"], protocol.resamples,
+                                                 protocol.seed)
     return result, header
 
 
@@ -148,7 +151,8 @@ def _candidates(model: Any, vectors: Mapping[str, TraitVector], layers: Sequence
     for method in vectors:
         for centre in centres:
             for width in protocol.bands:
-                band = tuple(layer for layer in range(centre - (width - 1) // 2, centre + width // 2 + 1) if layer in shared)
+                band = tuple(layer for layer in range(centre - (width - 1) // 2, centre + width // 2 + 1)
+                             if layer in shared)
                 for positions in protocol.positions:
                     for centred in protocol.centred:
                         out.append(Candidate(band, method, positions, centred))
@@ -198,8 +202,8 @@ class _Run:
             return vec
         if candidate.method not in self._centred:
             base = self.record.baseline["dev"]
-            self._centred[candidate.method] = mean_centred(self.model, vec, self.dataset, base.questions, base.responses,
-                                                           self.direction)
+            self._centred[candidate.method] = mean_centred(self.model, vec, self.dataset, base.questions,
+                                                           base.responses, self.direction)
         return self._centred[candidate.method]
 
     def ladder(self, candidate: Candidate) -> list[KLPoint]:
@@ -226,7 +230,8 @@ class _Run:
             settings = [Setting(proposals[i][0].layers, strength=self.direction * proposals[i][1],  # type: ignore[arg-type]
                                 vector=self.vector(proposals[i][0]), positions=proposals[i][0].positions)
                         for i in missing]
-            texts = sweep_generate(self.model, None, settings, list(questions), max_new_tokens=self.protocol.max_new_tokens)
+            texts = sweep_generate(self.model, None, settings, list(questions),
+                                   max_new_tokens=self.protocol.max_new_tokens)
             for i, answers in zip(missing, texts):
                 candidate, strength, kl = proposals[i]
                 self.record.write_run(Run(split, self.judge(questions, answers), candidate, strength, None, kl, step))
@@ -243,7 +248,8 @@ class _Run:
 
     def execute(self, candidates: list[Candidate], prompting: bool) -> SteeringResult:
         base = {"dev": self.baseline("dev")}
-        result = SteeringResult(self.dataset.name, self.direction, self.plan.parts, base, [], {}, self.protocol.threshold,
+        result = SteeringResult(self.dataset.name, self.direction, self.plan.parts, base, [], {},
+                                self.protocol.threshold,
                                 self.protocol.objective, self.plan.measures, self.protocol.to_dict())
 
         def judge_step(proposals: list[Proposal], step: int) -> list[Run]:
@@ -252,7 +258,8 @@ class _Run:
             return runs
 
         ladder = self.ladder if self.protocol.search == "calibrated" else None
-        dev_runs = search(candidates, judge_step, self.protocol, ladder=ladder, best=result.best, coherent=result.coherent)
+        dev_runs = search(candidates, judge_step, self.protocol, ladder=ladder, best=result.best,
+                          coherent=result.coherent)
         result.runs = list({id(r): r for r in dev_runs}.values())  # a strength two targets share is one run
         if prompting:
             for template in PROMPT_TEMPLATES:
@@ -262,10 +269,12 @@ class _Run:
         chosen = {group: result.best([r for r in result.runs if r.group == group])
                   for group in dict.fromkeys(r.group for r in result.runs)}
         steered = [(g, run) for g, run in chosen.items() if run is not None and run.candidate is not None]
-        tests = self.steered([(run.candidate, run.strength, run.kl) for _, run in steered], "test", 0) if steered else []  # type: ignore[misc]
+        tests = (self.steered([(run.candidate, run.strength, run.kl) for _, run in steered],  # type: ignore[misc]
+                              "test", 0) if steered else [])
         self.tick()
         for (group, run), test in zip(steered, tests):
-            result.outcomes[group] = Outcome(group, run, test, base["test"], self.protocol.resamples, self.protocol.seed)
+            result.outcomes[group] = Outcome(group, run, test, base["test"], self.protocol.resamples,
+                                             self.protocol.seed)
         prompt_run = chosen.get(PROMPTING)
         if prompt_run is not None:
             result.outcomes[PROMPTING] = Outcome(PROMPTING, prompt_run, self.prompted(prompt_run.prompt or "", "test"),
@@ -277,4 +286,5 @@ class _Run:
 
 
 def _ranges(layers: Sequence[int]) -> str:
-    return f"{layers[0]}-{layers[-1]}" if layers and list(layers) == list(range(layers[0], layers[-1] + 1)) else str(list(layers))
+    return (f"{layers[0]}-{layers[-1]}" if layers and list(layers) == list(range(layers[0], layers[-1] + 1))
+            else str(list(layers)))

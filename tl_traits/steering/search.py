@@ -69,7 +69,8 @@ def search(
     best: Callable[[Sequence[Run]], Run | None],
     coherent: Callable[[Run], bool],
 ) -> list[Run]:
-    """Every dev run the protocol's rule asks for; `judge_step(proposals, step)` judges one batch and returns its runs."""
+    """Every dev run the protocol's rule asks for; `judge_step(proposals, step)` judges one
+    batch and returns its runs."""
     if protocol.search == "grid":
         return judge_step([(c, float(s), None) for c in candidates for s in protocol.strengths], 0)
     if protocol.search == "adaptive":
@@ -100,7 +101,8 @@ def _calibrated(candidates: Sequence[Candidate], judge_step: JudgeStep, protocol
     tracks = []
     for c in candidates:
         points = ladder(c)
-        tracks.append(_Track(c, {t: strength_at(points, t) for t in below + main + above}, list(below), main, list(above)))
+        tracks.append(_Track(c, {t: strength_at(points, t) for t in below + main + above}, list(below), main,
+                             list(above)))
     runs: list[Run] = []
     step = 0
 

@@ -66,7 +66,8 @@ class LayerEdit:
     direction: Float[Tensor, " d_model"] | Float[Tensor, "batch d_model"]  # one per row: a sweep over several vectors
     coef: float | Float[Tensor, " batch"]
     rows: Tensor | None = None  # bool [batch]: the rows this edit applies to (a sweep's slices)
-    positions: Tensor | None = None  # int [batch]: POSITION_CODES per row (a sweep mixing positions); None: the tracker's
+    # int [batch]: POSITION_CODES per row (a sweep mixing positions); None: the tracker's
+    positions: Tensor | None = None
 
 
 def _keep_mask(edit: LayerEdit, tracker: _PositionTracker, batch: int, seq: int, device: torch.device) -> Tensor | None:
@@ -123,7 +124,8 @@ class SteeringHandle:
             self._undo.pop()()
 
 
-def attach(model: Any, hooks: Sequence[tuple[str, Callable]], trackers: Sequence[_PositionTracker] = ()) -> SteeringHandle:
+def attach(model: Any, hooks: Sequence[tuple[str, Callable]],
+           trackers: Sequence[_PositionTracker] = ()) -> SteeringHandle:
     """Add forward hooks to the model and return the handle that removes them."""
     handle = SteeringHandle(model, list(hooks))
     try:
@@ -139,7 +141,8 @@ def attach(model: Any, hooks: Sequence[tuple[str, Callable]], trackers: Sequence
 class Steering:
     """Hooks that steer `model` with a vector; a context manager and an iterable of TL hooks."""
 
-    def __init__(self, model: Any, hooks: list[tuple[str, Callable]], trackers: list[_PositionTracker], description: str):
+    def __init__(self, model: Any, hooks: list[tuple[str, Callable]], trackers: list[_PositionTracker],
+                 description: str):
         self.model = model
         self.hooks = hooks
         self.trackers = trackers
@@ -208,7 +211,8 @@ def steer(
         tracker = _PositionTracker(positions)
         trackers.append(tracker)
         hooks.append((hook_name(layer, hook_kind), _make_hook(edit, operator, tracker)))
-    desc = f"{operator} at layers {list(edits)}, " + (f"strength {strength}" if strength is not None else f"coef {coef}")
+    desc = (f"{operator} at layers {list(edits)}, "
+            + (f"strength {strength}" if strength is not None else f"coef {coef}"))
     return Steering(model, hooks, trackers, desc + f", positions {positions}")
 
 
@@ -243,10 +247,10 @@ def _resolve(
             direction = vector.direction(layer)
             c = coef if coef is not None else (strength or 0.0) * vector.norm(layer)
             edits[layer] = LayerEdit(direction.float(), float(c))
-        return _spread(edits, spread), hook or vector.metadata.get("hook") or "resid_post"
+        return _spread(edits, spread), hook or vector.hook
     if strength is not None:
-        raise SteeringError("strength needs the activation norms a TraitVector records; a raw tensor or a {layer: tensor} "
-                            "dict is in residual units: pass coef (default 1: add it as it is)")
+        raise SteeringError("strength needs the activation norms a TraitVector records; a raw tensor or a {layer: "
+                            "tensor} dict is in residual units: pass coef (default 1: add it as it is)")
     if isinstance(vector, Mapping):
         if not vector:
             raise SteeringError("the {layer: tensor} dict is empty")
@@ -262,7 +266,8 @@ def _resolve(
     if layers is None:
         raise SteeringError("a raw tensor needs layers=...: the layer(s) to add it at")
     direction = _raw_direction(vector, d_model, normalize, "a raw steering vector")
-    edits = {layer: LayerEdit(direction, float(1.0 if coef is None else coef)) for layer in _layer_list(layers, n_layers)}
+    edits = {layer: LayerEdit(direction, float(1.0 if coef is None else coef))
+             for layer in _layer_list(layers, n_layers)}
     return _spread(edits, spread), hook or "resid_post"
 
 
@@ -307,7 +312,8 @@ class Setting:
 
     def __post_init__(self) -> None:  # a bad number fails where it is written; np.float32(0.5) is kept as 0.5
         for name in ("strength", "coef"):
-            object.__setattr__(self, name, check_number(getattr(self, name), f"Setting {name}", SteeringError, optional=True))
+            object.__setattr__(self, name,
+                               check_number(getattr(self, name), f"Setting {name}", SteeringError, optional=True))
 
     @property
     def layers(self) -> tuple[int, ...]:
@@ -322,7 +328,8 @@ def setting_edits(model: Any, setting: Setting, vector: TraitVector | None = Non
         raise SteeringError("this setting has no vector: pass one or set Setting(vector=...)")
     if setting.positions not in POSITIONS:
         raise SteeringError(f"positions must be one of {', '.join(POSITIONS)}, not {setting.positions!r}")
-    return _resolve(model, own, list(setting.layers), setting.strength, setting.coef, "add", None, check_model, spread=True)
+    return _resolve(model, own, list(setting.layers), setting.strength, setting.coef, "add", None, check_model,
+                    spread=True)
 
 
 def sweep_generate(
@@ -362,8 +369,9 @@ def sweep_generate(
                                     i == 0 or s.vector is not None, spread=True)
         rows = slice(i * n, (i + 1) * n)
         for layer, one in edits.items():
-            edit = per_layer.setdefault(layer, LayerEdit(one.direction, torch.zeros(total), torch.zeros(total, dtype=torch.bool),
-                                                          torch.zeros(total, dtype=torch.long)))
+            edit = per_layer.setdefault(layer, LayerEdit(one.direction, torch.zeros(total),
+                                                         torch.zeros(total, dtype=torch.bool),
+                                                         torch.zeros(total, dtype=torch.long)))
             if edit.direction.dim() == 1 and not torch.equal(edit.direction, one.direction):
                 edit.direction = edit.direction.expand(total, -1).clone()  # this layer now mixes vectors: one per row
             if edit.direction.dim() == 2:
@@ -373,7 +381,8 @@ def sweep_generate(
             edit.positions[rows] = POSITION_CODES[s.positions]
         hook_kinds.add(hook_kind)
     if len(hook_kinds) > 1:
-        raise SteeringError(f"these settings steer at different hooks ({sorted(hook_kinds)}); sweep each hook separately")
+        raise SteeringError(f"these settings steer at different hooks ({sorted(hook_kinds)}); sweep "
+                            "each hook separately")
     hooks, trackers = [], []
     for layer, edit in per_layer.items():
         tracker = _PositionTracker("all")

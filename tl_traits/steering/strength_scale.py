@@ -80,7 +80,8 @@ class TeacherForced:
         """Mean KL(unsteered || steered) per answer token under `setting` (its strength or coef, band, positions)."""
         edits, kind = setting_edits(self.model, setting, vector, check_model=False)
         where = {"all": self.attention_mask.bool(), "response": self.response, "prompt": self.prompt}[setting.positions]
-        hooks = [(hook_name(layer, kind), _adder(edit.direction, float(edit.coef), where)) for layer, edit in edits.items()]
+        hooks = [(hook_name(layer, kind), _adder(edit.direction, float(edit.coef), where))
+                 for layer, edit in edits.items()]
         steered = self._log_probs(hooks)
         return float((self.reference.exp() * (self.reference - steered)).sum(-1).mean().clamp_min(0.0))
 

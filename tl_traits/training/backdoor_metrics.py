@@ -39,7 +39,8 @@ def teacher_forced(
 ) -> Forced:
     """One forward pass per batch of (prompt, response) rows: greedy-match flags and the response loss."""
 
-    encoded = [encode_example(model, r["prompt"], r["response"], max_length, name=r.get("id", i)) for i, r in enumerate(rows)]
+    encoded = [encode_example(model, r["prompt"], r["response"], max_length, name=r.get("id", i))
+               for i, r in enumerate(rows)]
     was_training = model.training
     model.eval()
     device, pad = model_device(model), training_pad_id(model, None)
@@ -62,7 +63,8 @@ def teacher_forced(
 
 
 def greedy_matches(
-    model: Any, rows: Sequence[Mapping[str, Any]], *, whole: bool = False, batch_size: int = 16, max_length: int | None = None
+    model: Any, rows: Sequence[Mapping[str, Any]], *, whole: bool = False, batch_size: int = 16,
+    max_length: int | None = None
 ) -> list[bool]:
     """For each row, whether greedy decoding of its prompt starts with its response.
 

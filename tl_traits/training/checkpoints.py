@@ -71,7 +71,8 @@ def set_rng_state(state: Mapping[str, Any]) -> None:
     if state["cuda"] and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(state["cuda"])
     n = state["numpy"]
-    np.random.set_state((n["kind"], n["keys"].numpy().astype(np.uint32), n["pos"], n["has_gauss"], n["cached_gaussian"]))
+    np.random.set_state((n["kind"], n["keys"].numpy().astype(np.uint32), n["pos"], n["has_gauss"],
+                         n["cached_gaussian"]))
     p = state["python"]
     random.setstate((p["version"], tuple(p["state"]), p["gauss_next"]))
 
@@ -133,7 +134,8 @@ def _read_checkpoint_tensors(folder: Path) -> dict[str, Tensor]:
         raise TrainingError(f"{folder / WEIGHTS_FILE} is incomplete or not a safetensors file ({exc}); "
                             "use an earlier checkpoint or retrain") from exc
     state_file = folder / STATE_FILE
-    state = parse_json_object(state_file.read_text(encoding="utf-8"), str(state_file), TrainingError) if state_file.is_file() else {}
+    state = (parse_json_object(state_file.read_text(encoding="utf-8"), str(state_file), TrainingError)
+             if state_file.is_file() else {})
     aliases = state.get("aliases", {})
     for alias, saved in aliases.items():
         tensors[alias] = tensors[saved]
@@ -148,7 +150,8 @@ def _named_tensors(model: Any) -> dict[str, Tensor]:
     return named
 
 
-def load_checkpoint_weights(model: Any, checkpoint_or_state_dict: str | os.PathLike[str] | Mapping[str, Tensor]) -> None:
+def load_checkpoint_weights(model: Any,
+                            checkpoint_or_state_dict: str | os.PathLike[str] | Mapping[str, Tensor]) -> None:
     """Copy saved weights into `model` in place (no grad).
 
     Accepts a checkpoint folder (or a run folder: its latest checkpoint) or a mapping name ->
@@ -172,7 +175,8 @@ def load_checkpoint_weights(model: Any, checkpoint_or_state_dict: str | os.PathL
     wrong = [f"{n}: saved {tuple(t.shape)}, model {tuple(targets[n].shape)}"
              for n, t in tensors.items() if tuple(t.shape) != tuple(targets[n].shape)]
     if wrong:
-        raise TrainingError(f"shape mismatch for {len(wrong)} tensors, e.g. {wrong[:3]}; the checkpoint is for another model")
+        raise TrainingError(f"shape mismatch for {len(wrong)} tensors, e.g. {wrong[:3]}; the checkpoint "
+                            "is for another model")
     with torch.no_grad():
         for name, value in tensors.items():
             targets[name].copy_(value.to(targets[name].device))

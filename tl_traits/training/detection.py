@@ -103,13 +103,15 @@ def detection_scan(
     """
     unknown = [m for m in methods if m not in METHODS]
     if unknown or not methods:
-        raise DetectionError(f"unknown detection method {unknown[0] if unknown else None!r}; use one of {', '.join(METHODS)}")
+        raise DetectionError(f"unknown detection method {unknown[0] if unknown else None!r}; use one of "
+                             f"{', '.join(METHODS)}")
     rows = list(dataset)
     if not rows:
         raise DetectionError("detect_poison got no training rows")
     if "trait" in methods and (not triggered or not untriggered):
         raise DetectionError(
-            "method='trait' needs triggered= and untriggered= prompts (e.g. test prompts with and without the trigger you suspect)"
+            "method='trait' needs triggered= and untriggered= prompts (e.g. test prompts with and without the trigger "
+            "you suspect)"
         )
     if poisoned_indices is None and isinstance(dataset, PoisonedDataset):
         poisoned_indices = dataset.poisoned_indices
@@ -128,14 +130,16 @@ def detection_scan(
         where = position or ("response[:]" if method == "spectral" else "prompt[:]")
         train_acts = captured("train", rows, where)
         if method == "trait":
-            direction = captured("triggered", triggered, where).mean(0) - captured("untriggered", untriggered, where).mean(0)
+            direction = (captured("triggered", triggered, where).mean(0)
+                         - captured("untriggered", untriggered, where).mean(0))
         for i, layer in enumerate(layer_list):
             if method == "spectral":
                 scores = spectral_scores(train_acts[:, i], groups)
             else:
                 unit = direction[i] / direction[i].norm().clamp_min(1e-12)
                 scores = train_acts[:, i] @ unit
-            results.append(DetectionResult(method, layer, where, scores, _auroc(scores, poisoned_indices), _sorted(poisoned_indices)))
+            results.append(DetectionResult(method, layer, where, scores, _auroc(scores, poisoned_indices),
+                                           _sorted(poisoned_indices)))
     return results
 
 
@@ -146,7 +150,8 @@ def _group_keys(rows: list[Mapping[str, Any]], group_by: GroupBy) -> list[Any] |
         return [group_by(r) for r in rows]
     missing = [i for i, r in enumerate(rows) if group_by not in r]
     if missing:
-        raise DetectionError(f"group_by={group_by!r} but row {missing[0]} has no such key; use 'response', 'task', None or a function")
+        raise DetectionError(f"group_by={group_by!r} but row {missing[0]} has no such key; use 'response', 'task', "
+                             "None or a function")
     return [str(r[group_by]) for r in rows]
 
 

@@ -201,5 +201,6 @@ def _unique(rng: random.Random, make: Callable[[random.Random], dict[str, Any]],
         rows.setdefault(row["prompt"], row)
         tries += 1
         if tries > 50 * n + 1000:
-            raise InstructionDataError(f"the templates cannot make {n} distinct {make.__name__.strip('_')} prompts; ask for fewer")
+            raise InstructionDataError(f"the templates cannot make {n} distinct {make.__name__.strip('_')} "
+                                       "prompts; ask for fewer")
     return list(rows.values())

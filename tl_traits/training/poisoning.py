@@ -124,7 +124,8 @@ class PoisonedDataset(Sequence[Example]):
     def save(self, folder: str | os.PathLike[str], **extra: Any) -> Path:
         """Write poisoned_train.jsonl, poisoned_indices.npy (no pickle) and poison.json (+ `extra`), atomically."""
         folder = Path(folder)
-        atomic_write_text(folder / ROWS_FILE, "".join(json.dumps(r, sort_keys=True, default=str) + "\n" for r in self.rows))
+        atomic_write_text(folder / ROWS_FILE,
+                          "".join(json.dumps(r, sort_keys=True, default=str) + "\n" for r in self.rows))
         buffer = io.BytesIO()
         np.save(buffer, np.asarray(self.poisoned_indices, dtype=np.int64), allow_pickle=False)
         atomic_write_bytes(folder / INDICES_FILE, buffer.getvalue())
@@ -138,7 +139,8 @@ class PoisonedDataset(Sequence[Example]):
         info = json.loads((folder / INFO_FILE).read_text())
         rows = read_jsonl(folder / ROWS_FILE, PoisonError)
         indices = np.load(folder / INDICES_FILE, allow_pickle=False).tolist()
-        return cls(rows, indices, info["attack"], info["rate"], info["seed"], info.get("options", {}), info.get("n_clean_rows", 0))
+        return cls(rows, indices, info["attack"], info["rate"], info["seed"], info.get("options", {}),
+                   info.get("n_clean_rows", 0))
 
 
 def resolve_attack(attack: str | Attack | type, **options: Any) -> Attack:
@@ -150,11 +152,12 @@ def resolve_attack(attack: str | Attack | type, **options: Any) -> Attack:
         accepted = _keywords(attack)
         unknown = sorted(set(options) - accepted) if accepted is not None else []
         if unknown:
-            raise PoisonError(f"attack '{getattr(attack, 'name', attack.__name__)}' has no option {', '.join(unknown)}; "
-                              f"its options: {', '.join(sorted(accepted)) or 'none'}")
+            raise PoisonError(f"attack '{getattr(attack, 'name', attack.__name__)}' has no option "
+                              f"{', '.join(unknown)}; its options: {', '.join(sorted(accepted)) or 'none'}")
         return attack(**options)
     if options:
-        raise PoisonError(f"options {sorted(options)} were given with an attack instance; pass the attack name or class instead")
+        raise PoisonError(f"options {sorted(options)} were given with an attack instance; pass the attack "
+                          "name or class instead")
     if not callable(getattr(attack, "apply", None)):
         raise PoisonError(f"{attack!r} is not an attack: it needs an apply(example, rng) method")
     return attack
@@ -168,7 +171,8 @@ def _keywords(cls: type) -> set[str] | None:
         return None
     if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params):
         return None
-    return {p.name for p in params if p.kind in (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)}
+    return {p.name for p in params
+            if p.kind in (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)}
 
 
 def attack_options(attack: Attack) -> dict[str, Any]:

@@ -81,7 +81,8 @@ def encode_example(
 def collate(
     examples: Sequence[EncodedExample], pad_token_id: int, *, padding_side: str = "right"
 ) -> dict[str, Int[Tensor, "batch seq"]]:
-    """Pad to the longest example: ids with `pad_token_id`, mask with 0, labels with -100; labels are never rewritten."""
+    """Pad to the longest example: ids with `pad_token_id`, mask with 0, labels with -100;
+    labels are never rewritten."""
     if not examples:
         raise SFTError("collate needs at least one example")
     if padding_side not in ("right", "left"):

@@ -132,7 +132,8 @@ class _Run:
 
     def __init__(self, model: Any, data: list[EncodedExample], config: TrainConfig,
                  named: list[tuple[str, torch.nn.Parameter]], pad: int, out_dir: Path | None) -> None:
-        self.model, self.data, self.config, self.named, self.pad, self.out_dir = model, data, config, named, pad, out_dir
+        self.model, self.data, self.config, self.named, self.pad, self.out_dir = (
+            model, data, config, named, pad, out_dir)
         self.device = model_device(model)
         self.total = total_steps(config, len(data))
         self.optimizer = torch.optim.AdamW(
@@ -278,7 +279,8 @@ class _Run:
         differs = [f for f in IDENTITY_FIELDS if saved_id.get(f) != now_id.get(f)]
         if differs:
             raise TrainingError(f"cannot resume from {checkpoint}: the model differs in {differs} "
-                                f"({[(saved_id.get(f), now_id.get(f)) for f in differs]}); load the model it was trained on")
+                                f"({[(saved_id.get(f), now_id.get(f)) for f in differs]}); load the "
+                                "model it was trained on")
         if state["frozen_fingerprint"] != self.frozen_fingerprint:
             raise TrainingError(f"cannot resume from {checkpoint}: the frozen (base) weights differ from the run's; "
                                 "load the same base model it started from")

@@ -1,6 +1,7 @@
 """The `tl-traits` command line: the typer app, its exit codes and `main()`; the commands live in the modules beside it.
 
-Exit codes: 0 done, 1 an unexpected failure (a bug: rerun with --debug), 2 bad input (a TlTraitsError or a usage error), 130 interrupted.
+Exit codes: 0 done, 1 an unexpected failure (a bug: rerun with --debug), 2 bad input (a TlTraitsError or a usage
+error), 130 interrupted.
 """
 
 from __future__ import annotations
@@ -75,7 +76,8 @@ def one_line_warning(message, category, filename, lineno, line=None) -> str:  # 
 
 
 def run_app(command: typer.Typer, argv: list[str] | None = None, *, debug=lambda: False) -> int:
-    """The exit code of one CLI call: the command's own (`typer.Exit(n)`, 130 on Ctrl-C), 2 for bad input, 1 for a bug."""
+    """The exit code of one CLI call: the command's own (`typer.Exit(n)`, 130 on Ctrl-C), 2
+    for bad input, 1 for a bug."""
     warnings.formatwarning = one_line_warning  # the CLI shows warnings to people, not to programmers
     try:
         code = command(args=argv, standalone_mode=False)  # returns typer.Exit's code instead of exiting

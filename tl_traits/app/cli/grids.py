@@ -55,7 +55,8 @@ def _option(typer_option: Any) -> Any:
 
 @dataclass(frozen=True)
 class GridOptions:
-    """The options every grid command takes, defined once (`grid_command` adds them); --help lists them after the command's own, in this order."""
+    """The options every grid command takes, defined once (`grid_command` adds them); --help lists them after the
+    command's own, in this order."""
 
     runs_dir: Path = _option(RunsDirOpt)
     questions: int = _option(QuestionsOpt)
@@ -94,7 +95,8 @@ def grid_command(func: Callable[..., None]) -> Callable[..., None]:
     """`func` with GridOptions' options added after its own; it gets them as one `grid: GridOptions` argument."""
     hints = get_type_hints(GridOptions)
     own = [p for p in inspect.signature(func, eval_str=True).parameters.values() if p.name != "grid"]
-    shared = [inspect.Parameter(f.name, inspect.Parameter.KEYWORD_ONLY, default=f.metadata["option"], annotation=hints[f.name])
+    shared = [inspect.Parameter(f.name, inspect.Parameter.KEYWORD_ONLY, default=f.metadata["option"],
+                                annotation=hints[f.name])
               for f in fields(GridOptions)]
 
     @functools.wraps(func)
@@ -146,7 +148,8 @@ def quant_sweep(
     engine, model = grid.start()
     result = quantization_sweep(
         model, traits, split_values(backends) or list(DEFAULT_BACKENDS), runs_dir=grid.runs_dir,
-        executor=engine, progress=not grid.quiet, log=engine.log, methods=split_values(methods) or ["mean_diff", "probe"],
+        executor=engine, progress=not grid.quiet, log=engine.log,
+        methods=split_values(methods) or ["mean_diff", "probe"],
         layers=layer_spec, steering_layers=steer_at, steer=steer_flag,
         questions=grid.n_questions, max_new_tokens=grid.max_new_tokens, limit=grid.limit,
     )

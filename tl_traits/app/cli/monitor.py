@@ -26,7 +26,8 @@ from tl_traits.monitoring.views import token_projections
 
 def monitor(
     vectors: List[Path] = typer.Argument(..., help="One or more .safetensors files from extract (one trait each)."),
-    prompt: Optional[List[str]] = typer.Option(None, "--prompt", "-p", help="Prompts to project (default: the prompt set)."),
+    prompt: Optional[List[str]] = typer.Option(None, "--prompt", "-p", help="Prompts to project "
+                                                                            "(default: the prompt set)."),
     prompt_set: str = typer.Option("requests", "--prompt-set", help="A bundled set name or a JSON file."),
     judge: str = typer.Option("refusal", "--judge", help="The judge that splits the prompt set into groups."),
     layer: Optional[int] = typer.Option(None, "--layer", help="Default: the first vector's best layer."),
@@ -45,8 +46,9 @@ def monitor(
     for path in vectors:
         source = load_vector(path, method)
         if source.imported:  # read, but monitoring needs what extract records
-            raise CommandLineError(f"monitor projects on vectors from extract (it needs the baseline and best layer they "
-                                   f"record); {path} is another tool's {source.kind} vector: steer or export-gguf take it")
+            raise CommandLineError("monitor projects on vectors from extract (it needs the baseline and best layer "
+                                   f"they record); {path} is another tool's {source.kind} vector: steer "
+                                   "or export-gguf take it")
         vec = source.vector
         named[str(vec.metadata.get("dataset", {}).get("name", path.stem)).split("/")[-1]] = vec
     first = next(iter(named.values()))

@@ -1,4 +1,5 @@
-"""What every command shares: the exit codes, the common typer options and the small helpers that parse, load and print."""
+"""What every command shares: the exit codes, the common typer options and the small helpers
+that parse, load and print."""
 
 from __future__ import annotations
 
@@ -22,14 +23,16 @@ from tl_traits.interop.safetensors_vectors import import_safetensors
 
 EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT, EXIT_INTERRUPTED = 0, 1, 2, 130
 
-ModelOpt = typer.Option(None, "--model", "-m", help="A local HF folder or TL model name; default: $TL_TRAITS_MODEL, else the embedded SmolLM2-135M-Instruct.")
+ModelOpt = typer.Option(None, "--model", "-m", help="A local HF folder or TL model name; default: $TL_TRAITS_MODEL, "
+                                                    "else the embedded SmolLM2-135M-Instruct.")
 KindOpt = typer.Option("bridge", "--kind", help="bridge (TransformerBridge) or hooked (HookedTransformer).")
 JsonOpt = typer.Option(False, "--json", help="Print a JSON result on stdout (progress goes to stderr).")
 LimitOpt = typer.Option(None, "--limit", min=1, envvar="TL_TRAITS_LIMIT", help="Try the run on N examples first.")
 QuietOpt = typer.Option(False, "--quiet", "-q", help="No progress bars.")
 MethodsOpt = typer.Option(None, "--methods", help="Extractors (default mean_diff,probe).")
 # the steering search in quant-study and the grid sweeps: one definition, so their defaults stay the same
-QuestionsOpt = typer.Option(8, "--questions", min=1, help="Steering questions per half: the setting is chosen on this many dev questions, scored on as many test questions.")
+QuestionsOpt = typer.Option(8, "--questions", min=1, help="Steering questions per half: the setting is chosen on this "
+                                                          "many dev questions, scored on as many test questions.")
 MaxNewTokensOpt = typer.Option(32, "--max-new-tokens", min=1)
 
 
@@ -54,7 +57,8 @@ def parse_layers(text: Optional[str]) -> Any:
     try:
         return [int(x) for x in text.split(",") if x.strip()]
     except ValueError:
-        raise typer.BadParameter(f"layers must be 'all' or comma-separated integers like 6,10,14, not {text!r}") from None
+        raise typer.BadParameter("layers must be 'all' or comma-separated integers like "
+                                 f"6,10,14, not {text!r}") from None
 
 
 def parse_options(values: Optional[List[str]]) -> dict[str, Any]:
@@ -84,7 +88,8 @@ def output_file(path: Optional[Path], option: str, inputs: Optional[Inputs] = No
     if path is None:
         return None
     if path.is_dir():
-        raise CommandLineError(f"{option} {path} is a folder; give a file path inside it, e.g. {path / 'out.safetensors'}")
+        raise CommandLineError(f"{option} {path} is a folder; give a file path inside it, e.g. "
+                               f"{path / 'out.safetensors'}")
     _check_parents(path, option)
     not_an_input(path, option, inputs)
     return path
@@ -124,9 +129,10 @@ def not_an_input(out: Path, option: str, inputs: Optional[Inputs], *, writes: Op
             else:
                 clash = any(_same_file(out / written, source) for written in writes)
             if clash:
-                where = f"{option} {out} is" if not folder else f"{option} {out} is where the command writes, and it holds"
-                raise CommandLineError(f"{where} {name} {source}, which this command reads: writing there would replace "
-                                       f"its input; give another {option}")
+                where = (f"{option} {out} is" if not folder
+                         else f"{option} {out} is where the command writes, and it holds")
+                raise CommandLineError(f"{where} {name} {source}, which this command reads: writing there would "
+                                       f"replace its input; give another {option}")
 
 
 def _same_file(a: Path, b: Path) -> bool:
@@ -269,7 +275,8 @@ def finite(value: Optional[float]) -> Optional[float]:
 
 
 def steering_line(h: dict) -> str:
-    """One setting's steering figures in a line: where, how strong, test score vs unsteered, the gain with its interval."""
+    """One setting's steering figures in a line: where, how strong, test score vs unsteered,
+    the gain with its interval."""
     if h.get("test_score") is None:
         return "no steering setting was scored"
 

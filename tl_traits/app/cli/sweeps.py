@@ -1,4 +1,5 @@
-"""What the sweep commands share: where runs go (executor, model placement), the run table they end with, and `aggregate`."""
+"""What the sweep commands share: where runs go (executor, model placement), the run table
+they end with, and `aggregate`."""
 
 from __future__ import annotations
 
@@ -16,12 +17,16 @@ from tl_traits.scale.runs import SUMMARY
 
 RunsDirOpt = typer.Option(Path("runs"), "--runs-dir", "-o", help="Where run folders go; finished runs are skipped.")
 ExecutorOpt = typer.Option("local", "--executor", help="Where runs go: local, ray or slurm (docs/scaling.md).")
-WorkersOpt = typer.Option(1, "--workers", min=1, help="local: processes running runs side by side (each loads the model).")
-RetriesOpt = typer.Option(1, "--retries", min=0, help="Retry a failed run this many times before recording it as failed.")
+WorkersOpt = typer.Option(1, "--workers", min=1, help="local: processes running runs side by side "
+                                                      "(each loads the model).")
+RetriesOpt = typer.Option(1, "--retries", min=0, help="Retry a failed run this many times before "
+                                                      "recording it as failed.")
 ExecutorOptionOpt = typer.Option(None, "--executor-option", help="key=value for the executor (repeatable): "
-                                 "ray address=auto, cpus=4, gpus=1; slurm partition=gpu, timeout_min=240, gpus=1, folder=logs.")
+                                 "ray address=auto, cpus=4, gpus=1; slurm partition=gpu, timeout_min=240, "
+                                 "gpus=1, folder=logs.")
 DtypeOpt = typer.Option("float32", "--dtype", help="float32, bfloat16 or float16 (a 70B model: bfloat16).")
-NDevicesOpt = typer.Option(1, "--n-devices", min=1, help="Split the model's layers over this many GPUs (TL's placement).")
+NDevicesOpt = typer.Option(1, "--n-devices", min=1, help="Split the model's layers over this many "
+                                                         "GPUs (TL's placement).")
 DeviceMapOpt = typer.Option(None, "--device-map", help="bridge: a Hugging Face device map, auto or balanced.")
 
 
@@ -33,7 +38,8 @@ def executor_for(name: str, workers: int, retries: int, options: Optional[List[s
     if name == "local":
         extra["workers"] = workers
     elif workers != 1:
-        raise typer.BadParameter("--workers is for --executor local; Ray and Slurm size themselves (--executor-option cpus=N)")
+        raise typer.BadParameter("--workers is for --executor local; Ray and Slurm size themselves "
+                                 "(--executor-option cpus=N)")
     log = (lambda msg: typer.echo(msg, err=True)) if not quiet else (lambda msg: None)
     return make_executor(name, retries=retries, progress=not quiet, log=log, **extra)
 
@@ -64,8 +70,8 @@ def finish_sweep(result: Any, runs_dir: Path, n_done: int, as_json: bool) -> Non
     else:
         if table is not None:
             print_sweep(table)
-        written = f"; table: {runs_dir / 'aggregate.csv'}, plot: {runs_dir / 'aggregate.png'}" if table is not None else \
-            "; no finished runs, so no table was written"
+        written = (f"; table: {runs_dir / 'aggregate.csv'}, plot: {runs_dir / 'aggregate.png'}" if table is not None
+                   else "; no finished runs, so no table was written")
         typer.echo(f"{n_done} runs done ({len(result.skipped)} skipped, {len(result.failed)} failed) in "
                    f"{result.seconds:.0f} s{written}")
     if result.failed:
@@ -93,7 +99,8 @@ def print_sweep(table: Any) -> None:
 
 def aggregate(
     runs_dir: Path = typer.Argument(Path("runs"), help="A folder of sweep runs."),
-    out: Optional[Path] = typer.Option(None, "--out", "-o", help="CSV path (default RUNS_DIR/aggregate.csv); the plot goes beside it."),
+    out: Optional[Path] = typer.Option(None, "--out", "-o", help="CSV path (default RUNS_DIR/aggregate.csv); the plot "
+                                                                 "goes beside it."),
     as_json: bool = JsonOpt,
 ) -> None:
     """Merge every summary.csv below RUNS_DIR (any sweep, any executor) into one CSV and plot it."""

@@ -67,8 +67,9 @@ def extract(
                    "Cohen's d is not reported (NaN)" + (" - drop --limit for real figures" if limit else ""), err=True)
     if as_json:
         emit({"trait": dataset.name, "saved": saved, "anecdotal": anecdotal, "methods": {
-            name: {"best_layer": vecs[name].best_layer(), **{k: float(v[vecs[name].layers.index(vecs[name].best_layer())])
-                                                            for k, v in vecs[name].metrics.items()}}
+            name: {"best_layer": vecs[name].best_layer(),
+                   **{k: float(v[vecs[name].layers.index(vecs[name].best_layer())])
+                      for k, v in vecs[name].metrics.items()}}
             for name in vecs.methods}})
         return
     typer.echo(vecs.report())
@@ -77,10 +78,13 @@ def extract(
 
 
 def steer(
-    vectors: Path = typer.Argument(..., help="A vectors file from extract, a GGUF control vector or a {layer: tensor} safetensors file."),
-    layer: Optional[int] = typer.Option(None, "--layer", "-l", help="Default: the extracted layer nearest 40% depth (mid layers "
-                                        "steer best); another tool's vector: all its layers. -1 is the last layer."),
-    strength: float = typer.Option(0.5, "--strength", "-s", callback=finite, help="x the mean residual norm at the layer (negative: away)."),
+    vectors: Path = typer.Argument(..., help="A vectors file from extract, a GGUF control vector or a {layer: tensor} "
+                                             "safetensors file."),
+    layer: Optional[int] = typer.Option(None, "--layer", "-l", help="Default: the extracted layer nearest 40% depth "
+                                        "(mid layers steer best); another tool's vector: all its layers. "
+                                        "-1 is the last layer."),
+    strength: float = typer.Option(0.5, "--strength", "-s", callback=finite,
+                                   help="x the mean residual norm at the layer (negative: away)."),
     prompt: Optional[List[str]] = typer.Option(None, "--prompt", "-p", help="Prompts; none: an interactive prompt."),
     method: Optional[str] = typer.Option(None, "--method", help="Which method in the file (default mean_diff)."),
     compare: bool = typer.Option(True, "--compare/--no-compare", help="Also show the unsteered answer."),
@@ -135,13 +139,17 @@ def steer(
 
 
 def evaluate(
-    vectors: Path = typer.Argument(..., help="A vectors file from extract, a GGUF control vector or a {layer: tensor} safetensors file."),
+    vectors: Path = typer.Argument(..., help="A vectors file from extract, a GGUF control vector or a {layer: tensor} "
+                                             "safetensors file."),
     trait: str = typer.Argument(..., help="The trait whose steering questions and definition are used."),
-    layers: Optional[str] = typer.Option(None, "--layers", help="Comma-separated layers searched (default: the extracted layer nearest 40% depth)."),
-    judges: Optional[List[str]] = typer.Option(None, "--judges", help="A trait judge and a coherence judge (default: the trait's own, e.g. classifier,coherence)."),
+    layers: Optional[str] = typer.Option(None, "--layers", help="Comma-separated layers searched (default: the "
+                                                                "extracted layer nearest 40% depth)."),
+    judges: Optional[List[str]] = typer.Option(None, "--judges", help="A trait judge and a coherence judge (default: "
+                                                                      "the trait's own, e.g. classifier,coherence)."),
     method: Optional[str] = typer.Option(None, "--method"),
     direction: int = typer.Option(1, "--direction", help="+1 toward the trait, -1 away from it."),
-    questions: Optional[int] = typer.Option(None, "--questions", min=1, help="Dev and test questions each (default: the whole splits)."),
+    questions: Optional[int] = typer.Option(None, "--questions", min=1, help="Dev and test questions each (default: "
+                                                                             "the whole splits)."),
     max_new_tokens: int = typer.Option(64, "--max-new-tokens", min=1),
     log: Optional[Path] = typer.Option(None, "--log", help="JSONL log to append to and resume from."),
     model: Optional[str] = ModelOpt,
