@@ -1,7 +1,7 @@
 """bitsandbytes-int8 and bitsandbytes-nf4: reload a bridge's HF weights through bitsandbytes (CUDA).
 
 What they do:
-- read the local HF folder the model was loaded from (`tl_traits.core.models.model_source`) and
+- read the local HF folder the model was loaded from (`tl_traits.core.provenance.model_source`) and
   load it again with `AutoModelForCausalLM.from_pretrained(..., quantization_config=
   BitsAndBytesConfig(...))`: every `nn.Linear` of the decoder becomes a bitsandbytes
   `Linear8bitLt` (LLM.int8(): int8 weights, per-row absmax, fp16 outlier columns above
@@ -40,13 +40,8 @@ from typing import Any
 
 import torch
 
-from tl_traits.core.models import (
-    as_dtype,
-    model_kind,
-    model_source,
-    provenance,
-    set_provenance,
-)
+from tl_traits.core.models import as_dtype, model_kind
+from tl_traits.core.provenance import model_source, provenance, set_provenance
 from tl_traits.quantization.quantizer import QuantizationError, Quantizer
 
 NO_CUDA = "needs CUDA (bitsandbytes kernels); this machine has none"

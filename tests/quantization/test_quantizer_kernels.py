@@ -17,7 +17,7 @@ from tl_traits.plugins.quantizers.bitsandbytes import bnb_int8, bnb_nf4
 from tl_traits.plugins.quantizers.torchao_int8 import torchao_int8
 
 import tl_traits as tt
-from tl_traits.core.models import PROVENANCE_ATTR, ModelProvenance, model_source
+from tl_traits.core.provenance import PROVENANCE_ATTR, ModelProvenance, model_source
 from tl_traits.quantization.quantizer import (
     QuantizationError,
     copy_model,

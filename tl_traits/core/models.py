@@ -7,7 +7,7 @@ import hashlib
 import json
 import os
 import tempfile
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Literal
 
@@ -15,6 +15,7 @@ import torch
 
 from tl_traits.core.embedded import EMBEDDED_NAME, embedded_model_folder
 from tl_traits.core.errors import ModelLoadError
+from tl_traits.core.provenance import model_source, provenance, set_provenance
 
 ModelKind = Literal["bridge", "hooked"]
 
@@ -126,39 +127,6 @@ def _bridge_from_hf_model(hf_model: torch.nn.Module, tokenizer: Any, kind: str) 
         set_provenance(model, source=source)  # a worker process can load it again from there
     model.eval()
     return model
-
-
-@dataclass(frozen=True)
-class ModelProvenance:
-    """Where a model's weights came from and what was done to them since; one typed record on the model.
-
-    source: the local folder or name `load_model` loaded it from (quantizers that reload, e.g.
-    bitsandbytes, and worker processes read it); None for a model built elsewhere.
-    quantization: on a quantized copy, what the quantizer did (`model_identity` records it).
-    """
-
-    source: str | None = None
-    quantization: dict[str, Any] | None = None
-
-
-# One attribute on the model object, so the record travels with deepcopy and pickling as the model does.
-PROVENANCE_ATTR = "_tl_traits_provenance"
-
-
-def provenance(model: Any) -> ModelProvenance:
-    """The model's provenance record (empty for a model tl_traits did not load or change)."""
-    found = getattr(model, PROVENANCE_ATTR, None)
-    return found if isinstance(found, ModelProvenance) else ModelProvenance()
-
-
-def set_provenance(model: Any, **changes: Any) -> None:
-    """Replace fields of the model's provenance record (`source=`, `quantization=`)."""
-    setattr(model, PROVENANCE_ATTR, replace(provenance(model), **changes))
-
-
-def model_source(model: Any) -> str | None:
-    """The local folder or name `load_model` loaded this model from (None for models built elsewhere)."""
-    return provenance(model).source
 
 
 def _boot_bridge(source: str, dtype: torch.dtype, device: str | torch.device, *, n_devices: int = 1,

@@ -8,7 +8,7 @@ from typing import Any, Callable
 import torch
 
 from tl_traits.core.errors import TlTraitsError
-from tl_traits.core.models import provenance, set_provenance
+from tl_traits.core.provenance import provenance, set_provenance
 from tl_traits.core.weight_views import restore_aliases, tensor_aliases
 
 
