@@ -173,18 +173,21 @@ class ClassifierJudge(JudgeBase):
     def log_odds(self, responses: Sequence[str]) -> Float[Tensor, "n 3"]:
         """Each classifier's evidence for the positive side (log-odds, clipped to +-LOG_ODDS_CLIP):
         [embedding, style, words] per response."""
-        features = self._model.features(responses)
+        return self._log_odds(self._model.features(responses))
+
+    def _log_odds(self, features: tuple[Tensor, Tensor, Tensor]) -> Float[Tensor, "n 3"]:
         z = torch.stack([block.log_odds(x) for block, x in zip(self._model.blocks, features)], dim=1)
         return z.clamp(-LOG_ODDS_CLIP, LOG_ODDS_CLIP)
 
     def _score(self, questions: list[str], responses: list[str]) -> Sequence[float | None]:
         empty = [not any(ch.isalpha() for ch in r) for r in responses]
         texts = [r if r.strip() else "." for r in responses]
-        z = self.log_odds(texts)
+        features = self._model.features(texts)  # the embedding serves the log-odds and the closeness
+        z = self._log_odds(features)
         if self.calibration is None:
             values = (100.0 * torch.sigmoid(z).mean(dim=1)).tolist()
         else:
-            closeness = (embed(texts) * embed([q or "." for q in questions])).sum(-1).tolist()
+            closeness = (features[0].float() * embed([q or "." for q in questions])).sum(-1).tolist()
             values = [predicted_rating(row.tolist(), r, c, self.calibration)
                       for row, r, c in zip(z, responses, closeness)]
         return [None if e else float(v) for e, v in zip(empty, values)]

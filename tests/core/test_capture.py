@@ -147,3 +147,18 @@ def test_missing_responses_and_no_examples(bridge_model):
     assert capture(bridge_model, ["just a prompt"], position="prompt[-1]", layers=[0]).acts.shape == (1, 1, 576)
     with pytest.raises(CaptureError, match="no examples"):
         capture(bridge_model, [])
+
+
+def test_capture_to_disk_runs_without_autograd(tiny_bridge, tmp_path, monkeypatch):
+    from tl_traits.core import capture_sinks
+
+    seen = []
+    write = capture_sinks.ShardSink.write
+
+    def recording(self, rows, acts, norms):
+        seen.append(acts.requires_grad or torch.is_grad_enabled())
+        write(self, rows, acts, norms)
+
+    monkeypatch.setattr(capture_sinks.ShardSink, "write", recording)
+    capture_to_disk(tiny_bridge, EXAMPLES, tmp_path / "acts", batch_size=2)
+    assert seen and not any(seen)  # no graph is built over the model's weights while streaming

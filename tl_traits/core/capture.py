@@ -219,6 +219,7 @@ class _CaptureJob:
             raise CaptureError(f"batch_size must be a positive int or 'auto', not {batch_size!r}")
         return cls(items, chat, labels, chosen, hook, parsed, order, batch_size)
 
+    @torch.no_grad()
     def run(self, model: Any, sink: CaptureSink, progress: bool) -> dict[str, Any]:
         """Forward every batch with one reducing hook per layer, hand each batch to `sink`; the run's metadata."""
         device = model_device(model)
