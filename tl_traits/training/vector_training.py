@@ -1,0 +1,255 @@
+"""Train one steering vector per layer through the frozen model on (prompt, positive, negative) triples: the loop
+behind the `bipo` and `reps` extractors."""
+
+from __future__ import annotations
+
+import contextlib
+import random
+import time
+from dataclasses import asdict, dataclass
+from typing import Any, Iterator, Sequence
+
+import torch
+from jaxtyping import Float
+from torch import Tensor
+from tqdm.auto import tqdm
+
+from tl_traits.core.hook_names import hook_name
+from tl_traits.core.hook_points import forward_hooks
+from tl_traits.core.models import model_device, model_kind
+from tl_traits.core.trait_sets import TraitDataset
+from tl_traits.training.config import TrainingError
+from tl_traits.training.loss import training_pad_id
+from tl_traits.training.preference import OBJECTIVES, preference_accuracy, preference_loss, response_logprobs
+from tl_traits.training.sft import EncodedExample, collate, encode_example
+
+
+@dataclass(frozen=True)
+class VectorTraining:
+    """How a vector is trained. `factors`: the steering factors sampled at each step, each with a random sign
+    (the vector is trained to steer at every one of them, both ways); `lr` is Adam's, in residual units."""
+
+    objective: str = "bipo"
+    epochs: int = 6
+    batch_size: int = 8
+    lr: float = 0.02
+    beta: float = 0.1  # BiPO's DPO temperature
+    factors: tuple[float, ...] = (1.0,)
+    max_length: int = 256
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if self.objective not in OBJECTIVES:
+            raise TrainingError(f"unknown objective {self.objective!r}; use one of {', '.join(OBJECTIVES)}")
+        for name in ("epochs", "batch_size", "max_length"):
+            if not isinstance(getattr(self, name), int) or getattr(self, name) < 1:
+                raise TrainingError(f"{name} must be a positive integer, not {getattr(self, name)!r}")
+        if not (self.lr > 0 and self.beta > 0 and self.factors and all(f > 0 for f in self.factors)):
+            raise TrainingError(f"lr, beta and every factor must be > 0 (got lr={self.lr}, beta={self.beta}, "
+                                f"factors={self.factors})")
+
+
+@dataclass(frozen=True)
+class Triple:
+    """One prompt with a response that shows the trait and one that does not."""
+
+    prompt: str
+    positive: str
+    negative: str
+
+
+def preference_triples(dataset: TraitDataset) -> list[Triple]:
+    """The trait set's positive and negative responses paired by prompt (in order; a prompt without both sides is
+    left out). System prompts are dropped: the vector must produce the trait without being asked for it."""
+    negatives: dict[str, list[str]] = {}
+    for ex in dataset.negative:
+        if ex.response:
+            negatives.setdefault(ex.prompt, []).append(ex.response)
+    triples = []
+    for ex in dataset.positive:
+        waiting = negatives.get(ex.prompt)
+        if ex.response and waiting:
+            triples.append(Triple(ex.prompt, ex.response, waiting.pop(0)))
+    if len(triples) < 2:
+        raise TrainingError(f"trait '{dataset.name}' has {len(triples)} prompts with both a positive and a negative "
+                            "response; a trained vector needs at least 2 such pairs (fill responses with "
+                            "tt.generate_responses, and give both sides the same prompts)")
+    return triples
+
+
+@dataclass(frozen=True)
+class _Pair:
+    pos: EncodedExample
+    neg: EncodedExample
+
+
+@dataclass
+class TrainedLayer:
+    """A trained vector (residual units: steering at strength 1 adds it as it is) and how its training went."""
+
+    layer: int
+    vector: Float[Tensor, " d_model"]
+    record: dict[str, Any]
+
+
+def train_vectors(model: Any, dataset: TraitDataset, layers: Sequence[int], settings: VectorTraining | None = None,
+                  *, hook: str = "resid_post", progress: bool = True) -> list[TrainedLayer]:
+    """One vector per layer, trained with the model frozen (its weights and mode are restored afterwards)."""
+    settings = settings or VectorTraining()
+    n_layers = int(model.cfg.n_layers)
+    bad = [layer for layer in layers if not 0 <= int(layer) < n_layers]
+    if bad or not layers:
+        raise TrainingError(f"layers {bad or '[]'} are not layers of this {n_layers}-layer model; "
+                            f"name 0..{n_layers - 1}")
+    pairs = _encode(model, preference_triples(dataset), settings.max_length)
+    pad, device = training_pad_id(model, None), model_device(model)
+    with _frozen(model):
+        reference = _reference(model, pairs, pad, device, settings.batch_size)
+        return [_train_one(model, pairs, reference, int(layer), hook, settings, pad, device, progress)
+                for layer in layers]
+
+
+def _encode(model: Any, triples: list[Triple], max_length: int) -> list[_Pair]:
+    pairs = []
+    for i, t in enumerate(triples):
+        pos = encode_example(model, t.prompt, t.positive, max_length, truncation="drop", name=i)
+        neg = encode_example(model, t.prompt, t.negative, max_length, truncation="drop", name=i)
+        if pos is not None and neg is not None:
+            pairs.append(_Pair(pos, neg))
+    if len(pairs) < 2:
+        raise TrainingError(f"only {len(pairs)} pairs fit max_length={max_length}; raise it")
+    return pairs
+
+
+@contextlib.contextmanager
+def _frozen(model: Any) -> Iterator[None]:
+    """Eval mode and no weight gradients (only the vector learns); both restored on exit."""
+    params = list(model.parameters())
+    wanted = [p.requires_grad for p in params]
+    was_training = model.training
+    model.eval()
+    for p in params:
+        p.requires_grad_(False)
+    try:
+        with torch.inference_mode(False), torch.enable_grad():
+            yield
+    finally:
+        for p, flag in zip(params, wanted):
+            p.requires_grad_(flag)
+        model.train(was_training)
+
+
+def _batch(model: Any, pairs: Sequence[_Pair], pad: int, device: torch.device) -> tuple[Tensor, Tensor]:
+    """Positives then negatives, right-padded (no mask needed: real tokens never attend to later pads)."""
+    batch = collate([p.pos for p in pairs] + [p.neg for p in pairs], pad, padding_side="right")
+    return batch["input_ids"].to(device), batch["labels"].to(device)
+
+
+def _reference(model: Any, pairs: list[_Pair], pad: int, device: torch.device, size: int) -> tuple[Tensor, Tensor]:
+    """The unsteered model's summed log-prob of each positive and negative response (computed once)."""
+    pos, neg = [], []
+    with torch.no_grad():
+        for start in range(0, len(pairs), size):
+            chunk = pairs[start:start + size]
+            ids, labels = _batch(model, chunk, pad, device)
+            logp, _ = response_logprobs(model(ids), labels)
+            pos.append(logp[:len(chunk)].cpu())
+            neg.append(logp[len(chunk):].cpu())
+    return torch.cat(pos), torch.cat(neg)
+
+
+def _train_one(model: Any, pairs: list[_Pair], reference: tuple[Tensor, Tensor], layer: int, hook: str,
+               settings: VectorTraining, pad: int, device: torch.device, progress: bool) -> TrainedLayer:
+    rng = random.Random(f"{settings.seed}:{layer}")
+    vector = torch.nn.Parameter(torch.zeros(int(model.cfg.d_model), device=device))
+    optimiser = torch.optim.Adam([vector], lr=settings.lr)
+    name = hook_name(layer, hook)
+    forward = _Forward(model, name, layer, pad, device)
+    steps = settings.epochs * -(-len(pairs) // settings.batch_size)
+    losses: list[float] = []
+    started = time.perf_counter()
+    bar = tqdm(total=steps, desc=f"{settings.objective} layer {layer}", unit="step", disable=not progress)
+    try:
+        for _ in range(settings.epochs):
+            order = list(range(len(pairs)))
+            rng.shuffle(order)
+            for start in range(0, len(order), settings.batch_size):
+                index = order[start:start + settings.batch_size]
+                sign = rng.choice((1.0, -1.0))
+                factor = rng.choice(settings.factors)
+                steered, counts = forward.logprobs([pairs[i] for i in index], sign * factor * vector)
+                n = len(index)
+                ref = (reference[0][index].to(device), reference[1][index].to(device))
+                loss = preference_loss(settings.objective, (steered[:n], steered[n:]), ref, (counts[:n], counts[n:]),
+                                       sign, settings.beta)
+                optimiser.zero_grad()
+                loss.backward()
+                optimiser.step()
+                losses.append(float(loss.detach()))
+                bar.update(1)
+                bar.set_postfix(loss=f"{losses[-1]:.3f}", norm=f"{float(vector.detach().norm()):.2f}")
+    finally:
+        bar.close()
+    seconds = time.perf_counter() - started
+    trained = vector.detach().float().cpu()
+    if not torch.isfinite(trained).all() or float(trained.norm()) == 0.0:
+        raise TrainingError(f"training at layer {layer} gave a zero or non-finite vector; lower lr (now {settings.lr})")
+    per_epoch = -(-len(pairs) // settings.batch_size)
+    record = {
+        **asdict(settings), "factors": list(settings.factors), "layer": layer, "hook": hook, "pairs": len(pairs),
+        "seconds": round(seconds, 2), "norm": round(float(trained.norm()), 4),
+        "loss_by_epoch": [round(sum(losses[i:i + per_epoch]) / len(losses[i:i + per_epoch]), 4)
+                          for i in range(0, len(losses), per_epoch)],
+        "reuses_lower_layers": forward.reuses,
+    }
+    record["accuracy"] = _accuracy(forward, pairs, trained.to(device), settings.batch_size)
+    return TrainedLayer(layer, trained, record)
+
+
+def _accuracy(forward: "_Forward", pairs: list[_Pair], vector: Tensor, size: int) -> dict[str, float]:
+    """On the training pairs: the share whose wanted side wins, steered at +1 and at -1 (unsteered for scale)."""
+    out = {}
+    with torch.no_grad():
+        for label, sign in (("toward", 1.0), ("away", -1.0), ("unsteered", 0.0)):
+            hits = 0.0
+            for start in range(0, len(pairs), size):
+                chunk = pairs[start:start + size]
+                lp, counts = forward.logprobs(chunk, sign * vector)
+                n = len(chunk)
+                hits += n * preference_accuracy(lp[:n], lp[n:], counts[:n], counts[n:], sign or 1.0)
+            out[label] = round(hits / len(pairs), 4)
+    return out
+
+
+class _Forward:
+    """The steered forward pass. A HookedTransformer starts at the layer above the vector from a cached residual
+    (the layers below run once per example); a TransformerBridge cannot start mid-model (TransformerLens raises),
+    so there the lower layers run at every step, without a graph since nothing below the vector needs one."""
+
+    def __init__(self, model: Any, name: str, layer: int, pad: int, device: torch.device) -> None:
+        self.model, self.name, self.layer, self.pad, self.device = model, name, layer, pad, device
+        self.reuses = model_kind(model) == "hooked" and name.endswith("hook_resid_post")
+        self._cache: dict[int, Tensor] = {}
+
+    def logprobs(self, pairs: Sequence[_Pair], added: Tensor) -> tuple[Tensor, Tensor]:
+        ids, labels = _batch(self.model, pairs, self.pad, self.device)
+        if self.reuses:
+            residual = self._residual(pairs, ids)
+            logits = self.model(residual + added, start_at_layer=self.layer + 1)
+        else:
+            with forward_hooks(self.model, [(self.name, lambda act, hook: act + added.to(act.dtype))]):
+                logits = self.model(ids)
+        return response_logprobs(logits, labels)
+
+    def _residual(self, pairs: Sequence[_Pair], ids: Tensor) -> Tensor:
+        keys = [id(p.pos) for p in pairs] + [id(p.neg) for p in pairs]
+        missing = [k for k in keys if k not in self._cache]
+        if missing:
+            with torch.no_grad():
+                _, cache = self.model.run_with_cache(ids, names_filter=self.name, return_type=None)
+            for row, key in enumerate(keys):
+                self._cache.setdefault(key, cache[self.name][row].detach())
+        width = ids.shape[1]
+        return torch.stack([self._cache[k][:width] if self._cache[k].shape[0] >= width
+                            else torch.nn.functional.pad(self._cache[k], (0, 0, 0, width - self._cache[k].shape[0]))
+                            for k in keys])
