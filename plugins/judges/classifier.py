@@ -8,8 +8,8 @@ is built (deterministic, a few seconds) and never see the calibration set. For t
 traits a small calibration, fitted on the calibration set's `fit` half only
 (`classifier_calibration.json`, refit by `benchmarks/fit_trait_judges.py`), maps their evidence
 onto the reader's 0-100 scale, scaled by how clean the text is (degenerate text shows a reader
-little trait), with the answer's closeness to the question and a small weight per word the fit half
-rates; other traits get 100 x the mean of the three probabilities.
+little trait), with the answer's closeness to the question; other traits get 100 x the mean of the
+three probabilities.
 """
 
 from __future__ import annotations
@@ -201,10 +201,8 @@ def calibration_design(z: Sequence[float], quality: dict[str, float], closeness:
 
 
 def predicted_rating(z: Sequence[float], response: str, closeness: float, calibration: dict[str, Any]) -> float:
-    """The stored linear calibration (its design, plus a weight for each of its words the response uses), stretched
-    so a difference in rating is not attenuated, clipped to 0-100."""
+    """The stored linear calibration of its design, stretched so a difference in rating is not attenuated,
+    clipped to 0-100."""
     value = sum(c * x for c, x in zip(calibration["coef"], calibration_design(z, text_features(response), closeness)))
-    words = calibration.get("words") or {}
-    value += sum(words.get(w, 0.0) for w in word_set(response))
     stretch = calibration.get("stretch") or {"offset": 0.0, "slope": 1.0}
     return min(100.0, max(0.0, (value - stretch["offset"]) / stretch["slope"]))
