@@ -160,8 +160,8 @@ def fit_directions(
 
 def default_methods() -> list[str]:
     """The registered extractors run when no methods are named: all but those whose record says `by_default=False`
-    (such as `sae`, which needs an SAE per layer). Reads the records only: no extractor is imported."""
-    return [name for name, info in extractors.infos().items() if info.by_default]
+    (such as `sae`, which needs an SAE per layer). Reads the records: an extractor declared by one is not imported."""
+    return [name for name in extractors.names() if extractors.info(name).by_default]  # a broken one raises
 
 
 def score_directions(

@@ -176,7 +176,7 @@ def attack_options(attack: Attack) -> dict[str, Any]:
 
 def poison(
     dataset: Iterable[Mapping[str, Any]],
-    attack: str | Attack | type,
+    attack: str | Attack | type | Callable[..., Any],
     rate: float,
     seed: int = 0,
     **options: Any,
@@ -185,6 +185,8 @@ def poison(
 
     rate 0 returns the rows unchanged; a positive rate that rounds to zero examples warns with
     the count. Eligibility is the attack's `eligible(example)` (e.g. label_flip needs a label word).
+    attack: a registered name, an attack class (built with `options`), an instance, or a function
+        `(example, rng) -> example(s)` (called with `options`): see `resolve_attack`.
     """
     rows = list(dataset)
     if not rows:
