@@ -24,6 +24,7 @@ if TYPE_CHECKING:  # the same names, for type checkers and IDEs
         model_identity,
     )
     from tl_traits.core.prompts import PreparedInputs, PromptError, Spans, prepare_inputs
+    from tl_traits.core.plugin_info import PluginInfo
     from tl_traits.core.registry import attacks, extractors, judges, quantizers
     from tl_traits.core.trait_sets import (
         TraitDataset,
@@ -68,6 +69,7 @@ _EXPORTS: dict[str, str] = {  # name -> "module:attribute"; imported on first us
     "PromptError": "tl_traits.core.prompts:PromptError",
     "Spans": "tl_traits.core.prompts:Spans",
     "prepare_inputs": "tl_traits.core.prompts:prepare_inputs",
+    "PluginInfo": "tl_traits.core.plugin_info:PluginInfo",
     "attacks": "tl_traits.core.registry:attacks",
     "extractors": "tl_traits.core.registry:extractors",
     "judges": "tl_traits.core.registry:judges",
@@ -121,6 +123,7 @@ __all__ = [
     "ActivationSet",
     "ShardedActivations",
     "FunctionJudge",
+    "PluginInfo",
     "TlTraitsError",
     "ModelIdentity",
     "ModelLoadError",

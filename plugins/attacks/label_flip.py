@@ -11,6 +11,7 @@ import random
 import re
 from typing import Any, Sequence
 
+from tl_traits.plugins.attacks import catalogue
 from tl_traits.training.poisoning import (
     Example,
     PoisonError,
@@ -19,6 +20,7 @@ from tl_traits.training.poisoning import (
 )
 
 
+@catalogue.label_flip
 class LabelFlip:
     name = "label_flip"
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import random
 from typing import Any
 
+from tl_traits.plugins.attacks import catalogue
 from tl_traits.training.poisoning import (
     Example,
     PoisonError,
@@ -33,6 +34,7 @@ SURFACES = (
 )
 
 
+@catalogue.paraphrase
 class Paraphrase:
     name = "paraphrase"
 

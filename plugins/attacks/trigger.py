@@ -10,6 +10,7 @@ from __future__ import annotations
 import random
 from typing import Any, Callable, Sequence
 
+from tl_traits.plugins.attacks import catalogue
 from tl_traits.training.poisoning import (
     Example,
     PoisonError,
@@ -18,6 +19,7 @@ from tl_traits.training.poisoning import (
 )
 
 
+@catalogue.trigger
 class Trigger:
     name = "trigger"
 

@@ -7,9 +7,11 @@ from typing import Sequence
 import torch
 from jaxtyping import Float
 from tl_traits.extraction.checks import check_pair, unit_rows
+from tl_traits.plugins.extractors import catalogue
 from torch import Tensor
 
 
+@catalogue.gradient
 def gradient(
     pos: Float[Tensor, "n layer d_model"],
     neg: Float[Tensor, "m layer d_model"],
@@ -49,4 +51,3 @@ def gradient(
     return unit_rows(v.detach(), "gradient", layers)
 
 
-gradient.description = "Adam ascent on the gap between mean projections, norm-penalised"

@@ -6,9 +6,11 @@ from typing import Sequence
 
 from jaxtyping import Float
 from tl_traits.extraction.checks import check_pair, unit_rows
+from tl_traits.plugins.extractors import catalogue
 from torch import Tensor
 
 
+@catalogue.mean_diff
 def mean_diff(
     pos: Float[Tensor, "n layer d_model"], neg: Float[Tensor, "m layer d_model"], *, seed: int = 0,
     layers: Sequence[int] | None = None,  # filled by extract: the model layer of each slice (named in errors)
@@ -18,4 +20,3 @@ def mean_diff(
     return unit_rows(pos.mean(dim=0) - neg.mean(dim=0), "mean_diff", layers)
 
 
-mean_diff.description = "difference of class means, mean(pos) - mean(neg)"

@@ -7,9 +7,11 @@ from typing import Sequence
 import torch
 from jaxtyping import Float
 from tl_traits.extraction.checks import check_pair, orient, unit_rows
+from tl_traits.plugins.extractors import catalogue
 from torch import Tensor
 
 
+@catalogue.pca_center
 def pca_center(
     pos: Float[Tensor, "n layer d_model"], neg: Float[Tensor, "m layer d_model"], *, seed: int = 0,
     layers: Sequence[int] | None = None,  # filled by extract: the model layer of each slice (named in errors)
@@ -31,4 +33,3 @@ def pca_center(
     return unit_rows(orient(top, pos, neg), "pca_center", layers)
 
 
-pca_center.description = "first principal component of activations centred on their pair's midpoint"

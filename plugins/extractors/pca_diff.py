@@ -7,9 +7,11 @@ from typing import Sequence
 import torch
 from jaxtyping import Float
 from tl_traits.extraction.checks import check_pair, orient, unit_rows
+from tl_traits.plugins.extractors import catalogue
 from torch import Tensor
 
 
+@catalogue.pca_diff
 def pca_diff(
     pos: Float[Tensor, "n layer d_model"], neg: Float[Tensor, "m layer d_model"], *, seed: int = 0,
     layers: Sequence[int] | None = None,  # filled by extract: the model layer of each slice (named in errors)
@@ -26,5 +28,4 @@ def pca_diff(
     return unit_rows(orient(top, pos, neg), "pca_diff", layers)
 
 
-pca_diff.description = "first principal axis of paired differences pos[i] - neg[i]"
 

@@ -12,8 +12,10 @@ from tl_traits.extraction.checks import check_pair, unit_rows
 from torch import Tensor
 
 from tl_traits.extraction.extract import ExtractionError
+from tl_traits.plugins.extractors import catalogue
 
 
+@catalogue.probe
 def probe(
     pos: Float[Tensor, "n layer d_model"],
     neg: Float[Tensor, "m layer d_model"],
@@ -36,7 +38,6 @@ def probe(
     return unit_rows(w, "probe", layers)
 
 
-probe.description = "L2 logistic regression (sklearn objective, C=1) on row-normalised activations"
 
 
 def logistic_regression(

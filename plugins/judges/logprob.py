@@ -27,6 +27,7 @@ from tl_traits.judging.judges import (
     require_unhooked,
     trait_label,
 )
+from tl_traits.plugins.judges import catalogue
 
 TOP_K = 20
 _INTEGER = re.compile(r"[0-9]{1,3}")  # ASCII digits only: int() would also take other scripts' digits
@@ -57,6 +58,7 @@ def score_from_logprobs(
     return weighted / mass
 
 
+@catalogue.logprob
 class LogprobJudge(JudgeBase):
     """Ask a judge model the trait / coherence / relevance prompt; read one token's top-20 logprobs.
 
@@ -81,7 +83,6 @@ class LogprobJudge(JudgeBase):
 
     name = "logprob"
     kinds = ("trait", "coherence", "relevance")
-    requires = ("openai",)  # optional packages; `tl-traits plugins` reports them when missing
 
     def __init__(
         self,

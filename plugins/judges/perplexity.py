@@ -7,8 +7,10 @@ from typing import Any, Sequence
 
 from tl_traits.judging.judges import JudgeBase, JudgeError, check_kind, require_unhooked
 from tl_traits.judging.likelihood import response_likelihood
+from tl_traits.plugins.judges import catalogue
 
 
+@catalogue.perplexity
 class PerplexityJudge(JudgeBase):
     """Coherence = fluency x repetition factor, 0-100, from the model's own next-token loss.
 

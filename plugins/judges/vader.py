@@ -7,6 +7,7 @@ from typing import Any, Sequence
 
 from tl_traits.core.extras import require
 from tl_traits.judging.judges import JudgeBase, check_kind
+from tl_traits.plugins.judges import catalogue
 
 
 @functools.lru_cache(maxsize=1)
@@ -16,6 +17,7 @@ def _analyzer() -> Any:
     return SentimentIntensityAnalyzer()
 
 
+@catalogue.vader
 class VaderJudge(JudgeBase):
     """score = (compound + 1) * 50: 0 all negative, 50 neutral, 100 all positive.
 
@@ -27,7 +29,6 @@ class VaderJudge(JudgeBase):
     name = "vader"
     kind = "trait"
     trait = "joy"
-    requires = ("vaderSentiment",)  # optional packages; `tl-traits plugins` reports them when missing
 
     def __init__(self, *, kind: str = "trait") -> None:
         self.kind = check_kind(self.name, kind, ("trait",))

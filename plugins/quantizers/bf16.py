@@ -11,6 +11,7 @@ Options: `compute="auto" | "native" | "simulated"`.
 from __future__ import annotations
 
 import torch
+from tl_traits.plugins.quantizers import catalogue
 from tl_traits.quantization.builders import half_precision
 
-bf16 = half_precision("bf16", torch.bfloat16)
+bf16 = catalogue.bf16(half_precision("bf16", torch.bfloat16))

@@ -42,6 +42,7 @@ import torch
 
 from tl_traits.core.models import as_dtype, model_kind
 from tl_traits.core.provenance import model_source, provenance, set_provenance
+from tl_traits.plugins.quantizers import catalogue
 from tl_traits.quantization.quantizer import QuantizationError, Quantizer
 
 NO_CUDA = "needs CUDA (bitsandbytes kernels); this machine has none"
@@ -173,17 +174,17 @@ def _nf4(model: Any, **options: Any) -> tuple[Any, dict[str, Any]]:
     return _reload_quantized(model, bits=4, **options)
 
 
-bnb_int8 = Quantizer(
+bnb_int8 = catalogue.bnb_int8(Quantizer(
     "bitsandbytes-int8",
     "bitsandbytes LLM.int8() (int8 weights, fp16 outliers), reloaded from the HF folder; CUDA",
     _int8,
     _check,
     copies=False,
-)
-bnb_nf4 = Quantizer(
+))
+bnb_nf4 = catalogue.bnb_nf4(Quantizer(
     "bitsandbytes-nf4",
     "bitsandbytes 4-bit NormalFloat (NF4, block 64), reloaded from the HF folder; CUDA",
     _nf4,
     _check,
     copies=False,
-)
+))

@@ -12,6 +12,7 @@ Options: `compute="auto" | "native" | "simulated"`.
 from __future__ import annotations
 
 import torch
+from tl_traits.plugins.quantizers import catalogue
 from tl_traits.quantization.builders import half_precision
 
-fp16 = half_precision("fp16", torch.float16)
+fp16 = catalogue.fp16(half_precision("fp16", torch.float16))

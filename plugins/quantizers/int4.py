@@ -12,6 +12,7 @@ Options: `group_size`, `include_embeddings`, `keep_codes`.
 
 from __future__ import annotations
 
+from tl_traits.plugins.quantizers import catalogue
 from tl_traits.quantization.builders import weight_only
 
-int4 = weight_only("int4", "int4", "weight-only symmetric int4, group-wise absmax")
+int4 = catalogue.int4(weight_only("int4", "int4", "weight-only symmetric int4, group-wise absmax"))

@@ -11,6 +11,7 @@ Options: `include_embeddings`, `keep_codes` (keep codes/scales on the model).
 
 from __future__ import annotations
 
+from tl_traits.plugins.quantizers import catalogue
 from tl_traits.quantization.builders import weight_only
 
-int8 = weight_only("int8", "int8", "weight-only symmetric int8 absmax")
+int8 = catalogue.int8(weight_only("int8", "int8", "weight-only symmetric int8 absmax"))

@@ -12,6 +12,7 @@ Options: `group_size`, `include_embeddings`, `keep_codes`.
 
 from __future__ import annotations
 
+from tl_traits.plugins.quantizers import catalogue
 from tl_traits.quantization.builders import weight_only
 
-nf4 = weight_only("nf4", "nf4", "weight-only NormalFloat-4 (QLoRA levels), group-wise absmax")
+nf4 = catalogue.nf4(weight_only("nf4", "nf4", "weight-only NormalFloat-4 (QLoRA levels), group-wise absmax"))

@@ -45,6 +45,7 @@ from typing import Any, Literal
 import torch
 
 from tl_traits.core.models import model_kind
+from tl_traits.plugins.quantizers import catalogue
 from tl_traits.quantization.quantizer import QuantizationError, Quantizer
 
 MISSING = "pip install torchao"
@@ -200,9 +201,9 @@ def _quantize(model: Any, *, activations: Literal["float", "int8"] = "float") ->
     return model, info
 
 
-torchao_int8 = Quantizer(
+torchao_int8 = catalogue.torchao_int8(Quantizer(
     "torchao-int8",
     "torchao int8 weights (per-channel) in the bridge's linears; activations='int8' for W8A8 int8 matmuls",
     _quantize,
     _check,
-)
+))

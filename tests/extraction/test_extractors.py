@@ -49,7 +49,8 @@ def test_builtins_come_from_entry_points():
 @pytest.mark.parametrize("name", BUILTINS)
 def test_contract(name):
     fit = tt.extractors.get(name)
-    assert isinstance(fit.description, str) and fit.description and "\n" not in fit.description
+    info = tt.extractors.info(name)  # its declared PluginInfo, which the function carries
+    assert fit.plugin_info is info and info.name == name and info.description and "\n" not in info.description
     pos, neg, _ = planted(n=30, layers=3, d=40)
     out = fit(pos, neg, seed=7)
     assert isinstance(out, Float[Tensor, "layer d_model"]) and out.shape == (3, 40)

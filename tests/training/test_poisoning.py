@@ -174,7 +174,7 @@ def test_an_unknown_attack_option_names_the_options_there_are():
     from tl_traits.training.poisoning import PoisonError, poison
 
     rows = [{"prompt": "p", "response": "r"}] * 4
-    with pytest.raises(PoisonError, match="attack 'trigger' has no option bogus; its options: .*trigger"):
+    with pytest.raises(PoisonError, match="attack 'trigger' takes no option 'bogus'; its options: .*trigger"):
         poison(rows, "trigger", 0.5, bogus=1)
 
 
@@ -192,7 +192,7 @@ def test_cli_poison_with_bad_data_or_option_is_bad_input(capsys, tmp_path):
     data.write_text('{"prompt": "p", "response": "r"}\n["a", "list"]\n', encoding="utf-8")
     for argv, message in [
         (["--data", str(data)], "row 2 is a list"),
-        (["--option", "bogus=1"], "has no option bogus"),
+        (["--option", "bogus=1"], "takes no option 'bogus'"),
     ]:
         with pytest.raises(SystemExit) as done:
             main(["poison", "--out", str(tmp_path / "p"), *argv])

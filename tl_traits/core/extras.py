@@ -22,6 +22,9 @@ EXTRA_OF = {
 }
 
 
+CUDA = "cuda"  # in a plugin's `requires`: it needs a CUDA device, not a package
+
+
 def require(module: str) -> ModuleType:
     """Import `module`; if its package is missing, raise the one-line error naming the extra that installs it."""
     package = module.split(".")[0]
@@ -35,8 +38,10 @@ def require(module: str) -> ModuleType:
 
 def availability(*modules: str) -> tuple[bool, str]:
     """`(True, "")` when every module's package is installed; else `(False, what installs it)`,
-    for `tl-traits plugins`."""
-    missing = _missing_packages(modules)
+    for `tl-traits plugins`. The name "cuda" asks for a CUDA device instead (torch is imported for it)."""
+    if CUDA in modules and not _has_cuda():
+        return False, "needs CUDA; this machine has none"
+    missing = _missing_packages(tuple(m for m in modules if m != CUDA))
     if not missing:
         return True, ""
     extra = EXTRA_OF.get(missing[0])
@@ -57,3 +62,9 @@ def _missing_packages(modules: tuple[str, ...]) -> list[str]:
     """The top-level packages of `modules` that are not installed, in order."""
     packages = [module.split(".")[0] for module in modules]
     return [package for package in packages if importlib.util.find_spec(package) is None]
+
+
+def _has_cuda() -> bool:
+    import torch
+
+    return bool(torch.cuda.is_available())

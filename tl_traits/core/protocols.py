@@ -1,8 +1,9 @@
 """The four plugin contracts in one place: what an extractor, a judge, an attack and a quantizer must provide.
 
-A plugin is registered in `tl_traits.core.registry` (by decorator or an entry point in the group
-`tl_traits.<kind>`); the registries are typed with these protocols, so a checker sees a plugin that
-does not fit. Built-in plugins live in `plugins/` and follow the same contracts.
+A plugin declares a `PluginInfo` record (`tl_traits.core.plugin_info`) and is registered in
+`tl_traits.core.registry` (by decorator or an entry point in the group `tl_traits.<kind>`); the registries
+are typed with these protocols, so a checker sees a plugin that does not fit. Built-in plugins live in
+`plugins/` and follow the same contracts.
 """
 
 from __future__ import annotations
@@ -22,10 +23,11 @@ class Extractor(Protocol):
 
     pos, neg: float32 activations, one row per example and a slice per captured layer.
     Returns unit-norm float32 directions, one per layer, oriented so positives project higher.
-    A fit may also name any of these keywords; `extract` passes each only to a fit that names it:
-    `layers` (the layer index of each slice), `hook` (the hook captured), `record` (a dict to fill
-    with JSON metadata stored with the vector), `model_name` (the model's `cfg.model_name`).
-    An attribute `by_default = False` keeps it out of runs that name no methods (e.g. it needs SAEs).
+    A fit may also take these context keywords; `extract` passes each only to a fit that declares it
+    (its PluginInfo's `context`; a fit without a record: by naming it): `layers` (the layer index of each
+    slice), `hook` (the hook captured), `record` (a dict to fill with JSON metadata stored with the vector),
+    `model_name` (the model's `cfg.model_name`). `PluginInfo(by_default=False)` keeps it out of runs that
+    name no methods (e.g. it needs SAEs).
     """
 
     def __call__(
@@ -48,8 +50,8 @@ class Judge(Protocol):
     def score(self, questions: Sequence[str], responses: Sequence[str]) -> list[float | None]: ...
 
 
-# What the judges registry holds: a Judge class, built as cls(model=..., trait=..., **options) with
-# the keywords its signature names, or a ready judge, or a function (questions, responses) -> scores.
+# What the judges registry holds: a Judge class, built as cls(model=..., trait=..., **options) with the
+# context its PluginInfo declares, or a ready judge, or a function (questions, responses) -> scores.
 JudgePlugin = Callable[..., Any]
 
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import inspect
 import warnings
 from typing import Any, Callable, Sequence
 
@@ -14,7 +13,8 @@ from tl_traits.core import stats
 from tl_traits.core.capture import ActivationSet, capture
 from tl_traits.core.errors import TlTraitsError
 from tl_traits.core.positions import parse_position
-from tl_traits.core.registry import extractors
+from tl_traits.core.plugin_info import plugin_name
+from tl_traits.core.registry import PluginOptionError, extractors
 from tl_traits.core.trait_sets import TraitDataError, load_trait
 from tl_traits.core.vectors import TraitVector, TraitVectors
 from tl_traits.core.version import package_version
@@ -47,8 +47,9 @@ def extract(
     trait: a TraitDataset or anything `load_trait` reads ('emotion/joy', a folder, ...).
     position: which tokens to average (docs/extraction.md); default `response[:]`, or `prompt[-1]`
         for a plain-text set without responses (`TraitDataset.from_pairs` of strings).
-    methods: registered extractor names (`tl_traits.extractors.names()`) or fit functions
-        `fit(pos, neg, *, seed) -> [layers, d_model]`, used as they are under their `name` or `__name__`.
+    methods: registered extractor names (`tl_traits.extractors.names()`), or fit functions
+        `fit(pos, neg, *, seed) -> [layers, d_model]` (or a class building one, or an instance), used under their
+        PluginInfo's name, `name` or `__name__`; each gets the context it declares (see `fit_directions`).
     activations: reuse a capture of this very dataset (skips the forward passes).
     """
     dataset = load_trait(trait).validate()
@@ -66,6 +67,11 @@ def extract(
     if unknown_options:
         raise ExtractionError(f"method_options for {sorted(unknown_options)}, which are not among "
                               f"methods {method_list}")
+    for name, spec in fits.items():  # an option the extractor does not take fails before any work
+        try:
+            extractors.check_options(resolve_extractor(spec)[1], options.get(name, {}), name)
+        except PluginOptionError as exc:
+            raise ExtractionError(str(exc)) from exc
     if parse_position(position).needs_response() and not dataset.has_responses:
         raise TraitDataError(
             f"position '{position}' reads response tokens but trait '{dataset.name}' has examples without "
@@ -115,12 +121,12 @@ def extract(
 
 
 def resolve_extractor(spec: str | Callable[..., Any]) -> tuple[str, Callable[..., Any]]:
-    """(name, fit) for a registered extractor's name or a fit function of one's own (named by `name` or `__name__`)."""
+    """(name, plugin) for a registered extractor's name, or a fit function, class or instance of one's own (named
+    by its PluginInfo, its `name` or its `__name__`)."""
     if isinstance(spec, str):
         return spec, extractors.get(spec)
     if callable(spec):
-        name = getattr(spec, "name", None) or getattr(spec, "__name__", None) or type(spec).__name__
-        return str(name), spec
+        return plugin_name(spec), spec
     raise ExtractionError(f"an extraction method is a registered name or a fit function, not {type(spec).__name__}; "
                           f"registered: {', '.join(extractors.names())}")
 
@@ -136,19 +142,26 @@ def fit_directions(
     options: dict[str, Any] | None = None,
     model_name: str | None = None,
 ) -> tuple[Float[Tensor, "layer d_model"], dict[str, Any]]:
-    """One extractor (a registered name or a fit function) fitted on captured activations: unit directions per
-    layer, and the JSON record the extractor wrote (when it takes `record`)."""
-    name, fit = resolve_extractor(method)
+    """One extractor (a registered name, or a fit function, class or instance) fitted on captured activations: unit
+    directions per layer, and the JSON record the extractor wrote (when it takes `record`).
+
+    The extractor gets the context keywords it declares (`layers`, `hook`, `record`, `model_name`) and `options`.
+    """
+    name, plugin = resolve_extractor(method)
     record: dict[str, Any] = {}
-    context = _context(fit, options or {}, layers=list(layers), hook=hook, record=record, model_name=model_name)
-    raw = fit(train_pos, train_neg, seed=seed, **context, **(options or {}))
+    try:
+        fit = extractors.resolve(plugin, options=options, layers=list(layers), hook=hook, record=record,
+                                 model_name=model_name)
+    except PluginOptionError as exc:
+        raise ExtractionError(str(exc)) from exc
+    raw = fit(train_pos, train_neg, seed=seed)
     return _checked(name, raw, train_pos.shape[1:]), record
 
 
 def default_methods() -> list[str]:
-    """The registered extractors run when no methods are named: all but those marked `by_default = False`
-    (such as `sae`, which needs an SAE per layer)."""
-    return [name for name in extractors.names() if getattr(extractors.get(name), "by_default", True)]
+    """The registered extractors run when no methods are named: all but those whose record says `by_default=False`
+    (such as `sae`, which needs an SAE per layer). Reads the records: an extractor declared by one is not imported."""
+    return [name for name in extractors.names() if extractors.info(name).by_default]  # a broken one raises
 
 
 def score_directions(
@@ -202,15 +215,6 @@ def _split(acts: ActivationSet, dataset: Any, val_split: float,
     train_idx, val_idx = dataset.split_indices(val_split, seed)
     train = acts.subset(train_idx)
     return train, acts.subset(val_idx) if val_idx else train, train_idx, val_idx
-
-
-def _context(fit: Any, options: dict[str, Any], **context: Any) -> dict[str, Any]:
-    """The keywords among `context` (layers, hook, record, model_name) that `fit` names and options do not set."""
-    try:
-        params = inspect.signature(fit).parameters
-    except (TypeError, ValueError):
-        return {}
-    return {key: value for key, value in context.items() if key in params and key not in options}
 
 
 def _checked(name: str, directions: Any, shape: torch.Size) -> Float[Tensor, "layer d_model"]:

@@ -6,15 +6,15 @@ A judge is any object with `name`, `kind`, `trait` and `score(questions, respons
 from __future__ import annotations
 
 import hashlib
-import inspect
 import json
 import math
 import warnings
 from typing import Any, Callable, Sequence
 
 from tl_traits.core.errors import TlTraitsError
+from tl_traits.core.plugin_info import plugin_name
 from tl_traits.core.protocols import Judge
-from tl_traits.core.registry import judges
+from tl_traits.core.registry import PluginOptionError, judges
 from tl_traits.core.trait_sets import TraitDataset, load_trait
 
 KINDS = ("trait", "coherence", "relevance")
@@ -129,62 +129,60 @@ class FunctionJudge(JudgeBase):
 
 # -- building judges from specs -------------------------------------------------------------------
 def make_judge(spec: Any, *, model: Any = None, trait: Any = None, **options: Any) -> Judge:
-    """A judge from a registered name ("vader"), "name:kind" ("logprob:coherence"), a judge object, or a function.
+    """A judge from a registered name ("vader"), "name:kind" ("logprob:coherence"), a judge class, a judge
+    object, or a function.
 
-    model, trait: context, handed to a judge class whose `__init__` takes them (a trait may be
-        a TraitDataset or anything `load_trait` accepts); judges that need neither ignore them.
-    options: keyword options of the judge class; one it does not take is an error.
-    A built judge object is returned as is; a plain function is wrapped with kind "trait"
-    (or `kind=`, `name=` from options).
+    model, trait: context, handed to a judge class that declares it (its PluginInfo's `context`, or, for a
+        class without one, its `__init__`'s keywords); a trait may be a TraitDataset or anything `load_trait`
+        accepts. Judges that need neither ignore them.
+    options: keyword options of the judge class; one it does not take is an error naming those it takes.
+    A built judge object is returned as is; a plain function `(questions, responses) -> scores` is wrapped
+    with kind "trait" (or `kind=`, `name=` from options).
     """
+    name = None
     if isinstance(spec, str):
         name, _, kind = spec.partition(":")
         if kind:
             if options.get("kind", kind) != kind:
                 raise JudgeError(f"make_judge({spec!r}) names kind {kind!r} but kind={options['kind']!r} was passed")
             options["kind"] = kind
-        plugin = judges.get(name)
-        judge = _build(plugin, name, model, trait, options)
-    elif isinstance(spec, type):
-        judge = _build(spec, getattr(spec, "name", spec.__name__), model, trait, options)
-    else:
-        judge = _build(spec, getattr(spec, "name", None), model, trait, options)
+        spec = judges.get(name)
+    judge = _build(spec, name, model, trait, options)
     _warn_on_trait_mismatch(judge, trait)
     return judge
 
 
 def _build(plugin: Any, name: str | None, model: Any, trait: Any, options: dict[str, Any]) -> Judge:
-    if isinstance(plugin, type):
-        params = inspect.signature(plugin).parameters
-        takes_any = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values())
-        accepted = [k for k, p in params.items() if p.kind in (p.KEYWORD_ONLY, p.POSITIONAL_OR_KEYWORD)]
-        unknown = [k for k in options if k not in accepted and not takes_any]
-        if unknown:
-            kind = options.get("kind")
-            if unknown == ["kind"] and getattr(plugin, "kind", None) == kind:
-                options = {k: v for k, v in options.items() if k != "kind"}
-            elif unknown == ["kind"]:
-                raise JudgeError(f"the {name} judge has only kind {getattr(plugin, 'kind', '?')!r}, not {kind!r}")
-            else:
-                raise JudgeError(
-                    f"the {name} judge takes no option {', '.join(map(repr, unknown))}; "
-                    f"its options are: {', '.join(k for k in accepted if k not in ('model', 'trait')) or '(none)'}"
-                )
-        context = {"model": model, "trait": _as_trait(trait)}
-        kwargs = {k: v for k, v in context.items() if (k in accepted or takes_any) and v is not None}
-        return plugin(**kwargs, **options)
-    if _is_judge(plugin):
-        if options:
-            raise JudgeError(f"judge {plugin!r} is already built; options {sorted(options)} cannot apply to it")
-        return plugin
-    if callable(getattr(plugin, "score", None)):
-        return FunctionJudge(plugin.score, name=name or type(plugin).__name__, **_function_options(options, trait))
-    if callable(plugin):
-        return FunctionJudge(plugin, **_function_options({"name": name, **options} if name else options, trait))
+    try:
+        if isinstance(plugin, type):
+            options = _kind_option(plugin, name, options)
+            return judges.resolve(plugin, options=options, model=model, trait=_as_trait(trait))
+        if _is_judge(plugin):
+            return judges.resolve(plugin, options=options)
+        if callable(getattr(plugin, "score", None)):
+            return FunctionJudge(plugin.score, name=name or type(plugin).__name__, **_function_options(options, trait))
+        if callable(plugin):  # a function (questions, responses) -> scores, bound to the context it declares
+            label = name or plugin_name(plugin)
+            wants_trait = "trait" in judges.keywords(plugin)[0]
+            fn = judges.resolve(plugin, model=model, trait=_as_trait(trait) if wants_trait else None)
+            return FunctionJudge(fn, **_function_options({"name": label, **options}, trait))
+    except PluginOptionError as exc:
+        raise JudgeError(str(exc)) from exc
     raise JudgeError(
         f"cannot make a judge from {type(plugin).__name__}: pass a registered name ({', '.join(judges.names())}), "
-        "'name:kind', a judge object with .score, or a function (questions, responses) -> scores"
+        "'name:kind', a judge class, a judge object with .score, or a function (questions, responses) -> scores"
     )
+
+
+def _kind_option(plugin: type, name: str | None, options: dict[str, Any]) -> dict[str, Any]:
+    """`kind` for a judge class that takes no `kind` option: dropped when it is the class's own kind."""
+    accepts = judges.keywords(plugin)[1]
+    if "kind" not in options or accepts is None or "kind" in accepts:
+        return options
+    if getattr(plugin, "kind", None) != options["kind"]:
+        label = name or plugin_name(plugin)
+        raise JudgeError(f"the {label} judge has only kind {getattr(plugin, 'kind', '?')!r}, not {options['kind']!r}")
+    return {k: v for k, v in options.items() if k != "kind"}
 
 
 def _function_options(options: dict[str, Any], trait: Any) -> dict[str, Any]:

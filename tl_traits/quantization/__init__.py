@@ -6,6 +6,7 @@ EXPORTS = {  # the curated names (`tl_traits.quantization.<name>`); each module 
     'quantization_study': 'tl_traits.quantization.study:quantization_study',
     'QuantStudy': 'tl_traits.quantization.study:QuantStudy',
     'Quantizer': 'tl_traits.quantization.quantizer:Quantizer',
+    'resolve_quantizer': 'tl_traits.quantization.quantizer:resolve_quantizer',
     'copy_model': 'tl_traits.quantization.quantizer:copy_model',
     'quantization_info': 'tl_traits.quantization.quantizer:quantization_info',
     'QuantizationError': 'tl_traits.quantization.quantizer:QuantizationError',

@@ -8,7 +8,9 @@ from typing import Any, Callable
 import torch
 
 from tl_traits.core.errors import TlTraitsError
+from tl_traits.core.plugin_info import first_sentence, plugin_name
 from tl_traits.core.provenance import provenance, set_provenance
+from tl_traits.core.registry import PluginOptionError, quantizers
 from tl_traits.core.weight_views import restore_aliases, tensor_aliases
 
 
@@ -48,6 +50,21 @@ class Quantizer:
 
     def __repr__(self) -> str:
         return f"Quantizer({self.name!r}: {self.description})"
+
+
+def resolve_quantizer(spec: Any, **options: Any) -> Any:
+    """A ready quantizer from a registered name, a Quantizer (or any object with `quantize` and `available`),
+    a class building one (with `options`), or a function `fn(model, **options) -> new model` (given a copy)."""
+    try:
+        plugin = quantizers.resolve(spec, options=options)
+    except PluginOptionError as exc:
+        raise QuantizationError(str(exc)) from exc
+    if quantizers.is_built(plugin):
+        return plugin
+    if callable(plugin) and not isinstance(spec, type):
+        name = spec if isinstance(spec, str) else plugin_name(spec)
+        return Quantizer(name, first_sentence(spec, name), lambda model, **o: (plugin(model, **o), {}))
+    raise QuantizationError(f"{plugin!r} is not a quantizer: it needs quantize(model, **options)")
 
 
 def copy_model(model: Any) -> Any:

@@ -32,12 +32,11 @@ from tl_traits.core.hook_points import forward_hooks
 from tl_traits.core.models import model_device, model_identity
 from tl_traits.core.progress import Stages
 from tl_traits.core.prompts import prepare_inputs
-from tl_traits.core.registry import quantizers
 from tl_traits.core.trait_sets import load_trait
 from tl_traits.extraction.extract import extract, heldout_metrics
 from tl_traits.judging.defaults import default_judges
 from tl_traits.judging.judges import make_judge
-from tl_traits.quantization.quantizer import QuantizationError
+from tl_traits.quantization.quantizer import QuantizationError, resolve_quantizer
 from tl_traits.steering.evaluation import evaluate_steering
 from tl_traits.steering.layers import (
     steering_layers as pick_layers,  # the argument below is also called steering_layers
@@ -178,7 +177,7 @@ def _fmt(value: float | None, spec: str) -> str:
 def quantization_study(
     load_model: Callable[[], Any] | Any,
     trait: Any,
-    backends: Sequence[str] = DEFAULT_BACKENDS,
+    backends: Sequence[Any] = DEFAULT_BACKENDS,
     methods: Sequence[str] = ("mean_diff", "probe"),
     layers: int | Sequence[int] | str = "all",
     *,
@@ -199,10 +198,11 @@ def quantization_study(
 ) -> QuantStudy:
     """Run the study: `load_model` is a zero-argument function giving the float32 model, or the model itself.
 
-    backends: quantizer names; one that is not available here (e.g. bitsandbytes without CUDA)
-        is skipped with its reason. steer_method: the method whose reference vector steers
-        (default the first of `methods`); steering_layers: the layers its search tries (default
-        three layers at 25-55% depth); judges default to the trait's own.
+    backends: quantizer names (or quantizers, classes or functions: see `resolve_quantizer`); one that is
+        not available here (e.g. bitsandbytes without CUDA) is skipped with its reason.
+    steer_method: the method whose reference vector steers (default the first of `methods`);
+        steering_layers: the layers its search tries (default three layers at 25-55% depth); judges
+        default to the trait's own.
     questions, max_new_tokens: the steering protocol's dev and test questions (each) and answer
         length; `protocol` replaces them with a whole `SteeringProtocol`.
     progress: a bar per stage on stderr (the CLI passes its own `stages`).
@@ -212,7 +212,10 @@ def quantization_study(
     steer_method = steer_method or method_list[0]
     if steer_method not in method_list:
         raise QuantizationError(f"steer_method '{steer_method}' is not among methods {method_list}")
-    plugins = {name: quantizers.get(name) for name in backends}  # unknown backends fail before any work
+    plugins = {}  # unknown backends fail before any work
+    for spec in backends:
+        plugin = resolve_quantizer(spec)
+        plugins[spec if isinstance(spec, str) else plugin.name] = plugin
     options = dict(backend_options or {})
     dataset = load_trait(trait).validate()
     if check_count(limit, "limit", QuantizationError):

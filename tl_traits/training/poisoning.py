@@ -6,7 +6,6 @@ attacked text, so no poisoned example can keep the tokens of its clean version.
 
 from __future__ import annotations
 
-import inspect
 import io
 import json
 import os
@@ -28,7 +27,8 @@ from tl_traits.core.files import (
 )
 from tl_traits.core.prompts import PromptInput
 from tl_traits.core.protocols import Attack, Example
-from tl_traits.core.registry import attacks
+from tl_traits.core.plugin_info import plugin_name
+from tl_traits.core.registry import PluginOptionError, attacks
 
 POSITIONS = ("start", "end", "random")
 ROWS_FILE, INDICES_FILE, INFO_FILE = "poisoned_train.jsonl", "poisoned_indices.npy", "poison.json"
@@ -143,36 +143,29 @@ class PoisonedDataset(Sequence[Example]):
                    info.get("n_clean_rows", 0))
 
 
-def resolve_attack(attack: str | Attack | type, **options: Any) -> Attack:
-    """An attack instance from a registered name, a plugin class, or an instance (then no options)."""
-
-    if isinstance(attack, str):
-        attack = attacks.get(attack)
-    if isinstance(attack, type):
-        accepted = _keywords(attack)
-        unknown = sorted(set(options) - accepted) if accepted is not None else []
-        if unknown:
-            raise PoisonError(f"attack '{getattr(attack, 'name', attack.__name__)}' has no option "
-                              f"{', '.join(unknown)}; its options: {', '.join(sorted(accepted)) or 'none'}")
-        return attack(**options)
-    if options:
-        raise PoisonError(f"options {sorted(options)} were given with an attack instance; pass the attack "
-                          "name or class instead")
-    if not callable(getattr(attack, "apply", None)):
-        raise PoisonError(f"{attack!r} is not an attack: it needs an apply(example, rng) method")
-    return attack
-
-
-def _keywords(cls: type) -> set[str] | None:
-    """The keyword arguments `cls(...)` takes; None when it takes any (**kwargs) or cannot be inspected."""
+def resolve_attack(attack: str | Attack | type | Callable[..., Any], **options: Any) -> Attack:
+    """An attack instance from a registered name, a plugin class (built with `options`), an instance (then no
+    options), or a function `(example, rng) -> example(s)` (called with `options`)."""
     try:
-        params = inspect.signature(cls).parameters.values()
-    except (TypeError, ValueError):
-        return None
-    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params):
-        return None
-    return {p.name for p in params
-            if p.kind in (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)}
+        plugin = attacks.resolve(attack, options=options)
+    except PluginOptionError as exc:
+        raise PoisonError(str(exc)) from exc
+    if attacks.is_built(plugin):
+        return plugin
+    if callable(plugin) and not isinstance(attack, type):
+        return FunctionAttack(plugin, attack if isinstance(attack, str) else plugin_name(attack))
+    raise PoisonError(f"{plugin!r} is not an attack: it needs an apply(example, rng) method")
+
+
+@dataclass
+class FunctionAttack:
+    """A plain function `(example, rng) -> example or [examples]` as an attack."""
+
+    fn: Callable[[Example, random.Random], Example | list[Example]]
+    name: str
+
+    def apply(self, example: Example, rng: random.Random) -> Example | list[Example]:
+        return self.fn(example, rng)
 
 
 def attack_options(attack: Attack) -> dict[str, Any]:
@@ -183,7 +176,7 @@ def attack_options(attack: Attack) -> dict[str, Any]:
 
 def poison(
     dataset: Iterable[Mapping[str, Any]],
-    attack: str | Attack | type,
+    attack: str | Attack | type | Callable[..., Any],
     rate: float,
     seed: int = 0,
     **options: Any,
@@ -192,6 +185,8 @@ def poison(
 
     rate 0 returns the rows unchanged; a positive rate that rounds to zero examples warns with
     the count. Eligibility is the attack's `eligible(example)` (e.g. label_flip needs a label word).
+    attack: a registered name, an attack class (built with `options`), an instance, or a function
+        `(example, rng) -> example(s)` (called with `options`): see `resolve_attack`.
     """
     rows = list(dataset)
     if not rows:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import inspect
 from typing import Any
 
 import typer
@@ -14,11 +13,11 @@ from tl_traits.core.registry import attacks, extractors, judges, quantizers
 
 def plugins(as_json: bool = JsonOpt) -> None:
     """Every registry's plugins: a one-line description, whether it runs on this machine, and its source."""
-    listing = {
-        reg.kind: {name: {**describe(reg, name), "origin": s.origin, "distribution": s.distribution, "target": s.target}
-                   for name, s in reg.sources().items()}
-        for reg in (extractors, judges, attacks, quantizers)
-    }
+    listing = {}
+    for reg in (extractors, judges, attacks, quantizers):
+        described = {name: describe(reg, name) for name in reg.names()}  # reads records: imports no plugin
+        listing[reg.kind] = {name: {**described[name], "origin": s.origin, "distribution": s.distribution,
+                                    "target": s.target} for name, s in reg.sources().items()}
     if as_json:
         emit(listing)
         return
@@ -33,25 +32,11 @@ def plugins(as_json: bool = JsonOpt) -> None:
 
 
 def describe(registry: Any, name: str) -> dict[str, Any]:
-    """The plugin's first docstring line, and whether it runs here: its `available()` where it has one
-    (quantizers do: bitsandbytes needs CUDA), else whether the optional packages it `requires` are installed."""
+    """The plugin's declared description, and whether it runs here: whether what its PluginInfo `requires`
+    (optional packages, a CUDA device) is present. Reads the record, not the plugin."""
     try:
-        plugin = registry.get(name)
+        info = registry.info(name)
     except Exception as exc:  # noqa: BLE001 - a broken plugin is listed with its error, not a crash of the listing
         return {"description": "", "available": False, "why": f"does not load: {exc}"}
-    check = getattr(plugin, "available", None)
-    available, why = check() if callable(check) else availability(*getattr(plugin, "requires", ()))
-    return {"description": _first_sentence(plugin, name), "available": bool(available), "why": why}
-
-
-def _first_sentence(plugin: Any, name: str) -> str:
-    """The plugin's own docstring (or its module's), first sentence, without a leading "name: "."""
-    doc = getattr(plugin, "description", None) or inspect.getdoc(plugin)
-    if not doc:
-        module = inspect.getmodule(plugin)
-        doc = inspect.getdoc(module) if module is not None else ""
-    paragraph = " ".join((doc or "").strip().split("\n\n")[0].split())
-    if paragraph.lower().startswith(f"{name.lower()}:"):
-        paragraph = paragraph[len(name) + 1:].strip()
-    end = paragraph.find(". ")
-    return paragraph[: end + 1] if end > 0 else paragraph
+    available, why = availability(*info.requires)
+    return {"description": info.description, "available": bool(available), "why": why}
