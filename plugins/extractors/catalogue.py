@@ -14,7 +14,9 @@ probe = PluginInfo(
     context=("layers",), options=("C", "max_iter", "tol"), target=f"{_HERE}.probe:probe",
 )
 gradient = PluginInfo(
-    "gradient", "Adam ascent on the gap between mean projections, norm-penalised",
+    "gradient", "alias of mean_diff: Adam ascent on the gap between mean projections, whose only optimum is the "
+    "mean_diff direction (kept for old scripts; not run by default)",
+    by_default=False,
     context=("layers",), options=("steps", "lr", "penalty"), target=f"{_HERE}.gradient:gradient",
 )
 pca_diff = PluginInfo(
@@ -34,4 +36,17 @@ sae = PluginInfo(
     requires=("sae_lens",),
     by_default=False,  # needs SAEs: runs only when asked for by name
     context=("layers", "hook", "record", "model_name"), options=("saes", "k"), target=f"{_HERE}.sae:sae",
+)
+_TRAINING = ("epochs", "batch_size", "lr", "beta", "factors", "max_length")
+bipo = PluginInfo(
+    "bipo", "trained through the model: BiPO, a DPO loss on (prompt, positive, negative) with the vector added "
+    "at a random sign (needs the model and responses; minutes per layer)",
+    kinds=("trained",), by_default=False,
+    context=("layers", "hook", "record", "progress"), options=_TRAINING, target=f"{_HERE}.trained:bipo",
+)
+reps = PluginInfo(
+    "reps", "trained through the model: RePS-style, reference-free and length-normalised, both signs (needs the "
+    "model and responses; minutes per layer)",
+    kinds=("trained",), by_default=False,
+    context=("layers", "hook", "record", "progress"), options=_TRAINING, target=f"{_HERE}.trained:reps",
 )

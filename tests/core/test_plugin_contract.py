@@ -115,7 +115,7 @@ def test_listing_and_default_methods_import_no_plugin():
     assert out.returncode == 0, out.stderr[-3000:]
     result = json.loads(out.stdout.strip().splitlines()[-1])
     assert result["loaded"] == []  # default_methods, every record and `tl-traits plugins`: no plugin module
-    assert result["methods"] == ["gradient", "mean_diff", "pca_center", "pca_diff", "probe", "random_baseline"]
+    assert result["methods"] == ["mean_diff", "pca_center", "pca_diff", "probe", "random_baseline"]  # no alias
     assert result["records"]["quantizers"] == sorted(_pyproject_entry_points()["tl_traits.quantizers"])
     assert result["after_get"] == ["tl_traits.plugins.extractors.mean_diff"]  # imported on first use
 

@@ -21,7 +21,8 @@ class PluginInfo:
     """What a plugin is and needs, declared once: read by the registries without running the plugin.
 
     name: its registered name. description: one line for `tl-traits plugins`.
-    kinds: for a judge, what it can score ("trait", "coherence", "relevance"); empty for the other plugin kinds.
+    kinds: for a judge, what it can score ("trait", "coherence", "relevance"); for an extractor, ("trained",)
+        marks one trained through the model (`TrainedExtractor`); empty otherwise.
     requires: optional packages (import names) it needs, and "cuda" for one that needs a CUDA device.
     by_default: False keeps an extractor out of runs that name no methods (e.g. it needs SAEs).
     context: the caller's context keywords it takes (extractors: layers, hook, record, model_name; judges:

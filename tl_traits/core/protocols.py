@@ -36,6 +36,20 @@ class Extractor(Protocol):
 
 
 @runtime_checkable
+class TrainedExtractor(Protocol):
+    """`fit(model, dataset, *, seed) -> vectors`: one vector per layer trained through the model on the trait set.
+
+    Declared with `PluginInfo(kinds=("trained",))` in the extractors registry. `dataset` is the train split of the
+    trait set (the held-out split scores the result, as for every extractor); the context keywords are those of
+    `Extractor` plus `progress` (show a bar). Returns float32 vectors in residual units, one per layer of
+    `layers`: their norm is the scale they were trained at, so the TraitVector steers in absolute units (strength
+    1 adds the vector as trained). Usually `by_default=False`: training costs minutes per layer.
+    """
+
+    def __call__(self, model: Any, dataset: Any, *, seed: int = 0) -> Float[Tensor, "layer d_model"]: ...
+
+
+@runtime_checkable
 class Judge(Protocol):
     """Scores each (question, response) pair on 0-100; None where it could not score.
 

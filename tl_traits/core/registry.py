@@ -16,7 +16,7 @@ from typing import Any, Generic, Iterator, Mapping, Sequence, TypeVar
 
 from tl_traits.core.errors import TlTraitsError
 from tl_traits.core.plugin_info import PluginInfo, declared_info, legacy_info, plugin_name, undeclared_keywords
-from tl_traits.core.protocols import AttackPlugin, Extractor, JudgePlugin, Quantizer
+from tl_traits.core.protocols import AttackPlugin, Extractor, JudgePlugin, Quantizer, TrainedExtractor
 
 T = TypeVar("T")
 
@@ -374,8 +374,9 @@ def _distribution_of(obj: Any) -> str | None:
 
 
 # The contracts each registry's plugins follow are in tl_traits.core.protocols.
-extractors: Registry[Extractor] = Registry(
-    "extractors", context=("layers", "hook", "record", "model_name"), call=("pos", "neg", "seed"))
+extractors: Registry[Extractor | TrainedExtractor] = Registry(
+    "extractors", context=("layers", "hook", "record", "model_name", "progress"),
+    call=("pos", "neg", "model", "dataset", "seed"))
 judges: Registry[JudgePlugin] = Registry(
     "judges", context=("model", "trait"), call=("questions", "responses"), ready=("score",))
 attacks: Registry[AttackPlugin] = Registry("attacks", call=("example", "rng"), ready=("apply",))

@@ -17,6 +17,7 @@ from tl_traits.core.plugin_info import plugin_name
 from tl_traits.core.registry import PluginOptionError, extractors
 from tl_traits.core.trait_sets import TraitDataError, load_trait
 from tl_traits.core.vectors import TraitVector, TraitVectors
+from tl_traits.extraction.trained import is_trained, train_directions
 from tl_traits.core.version import package_version
 
 
@@ -62,12 +63,16 @@ def extract(
     if len(set(method_list)) != len(method_list):
         raise ExtractionError(f"methods name one extractor twice: {method_list}")
     fits = dict(zip(method_list, specs))  # name -> the spec as given: a registered one keeps its registered name
+    trained = {name for name, spec in fits.items() if is_trained(spec, resolve_extractor(spec)[1])}
     options = method_options or {}
     unknown_options = set(options) - set(method_list)
     if unknown_options:
         raise ExtractionError(f"method_options for {sorted(unknown_options)}, which are not among "
                               f"methods {method_list}")
     for name, spec in fits.items():  # an option the extractor does not take fails before any work
+        if name in trained and not dataset.has_responses:
+            raise ExtractionError(f"'{name}' trains on responses, and trait '{dataset.name}' has examples without "
+                                  "them; fill them with tl_traits.generate_responses(model, trait)")
         try:
             extractors.check_options(resolve_extractor(spec)[1], options.get(name, {}), name)
         except PluginOptionError as exc:
@@ -89,14 +94,21 @@ def extract(
 
     vectors: dict[str, TraitVector] = {}
     for name in fits:
-        directions, record = fit_directions(
-            fits[name], train_pos, train_neg, layers=list(acts.layers), hook=acts.hook, seed=seed,
-            options=options.get(name, {}), model_name=(acts.metadata.get("model") or {}).get("name"),
-        )
+        norms, units = act_norm.clone(), "relative"
+        if name in trained:  # optimised through the model on the same train split: its scale is its own
+            directions, norms, record = train_directions(
+                name, resolve_extractor(fits[name])[1], model, dataset.split(val_split, seed)[0],
+                layers=list(acts.layers), hook=acts.hook, seed=seed, options=options.get(name, {}), progress=progress)
+            units = "absolute"
+        else:
+            directions, record = fit_directions(
+                fits[name], train_pos, train_neg, layers=list(acts.layers), hook=acts.hook, seed=seed,
+                options=options.get(name, {}), model_name=(acts.metadata.get("model") or {}).get("name"),
+            )
         metrics = score_directions(directions, train_pos, train_neg, val.by_label(1), val.by_label(0))
         vectors[name] = TraitVector(
-            name, directions, list(acts.layers), act_norm.clone(), metrics,
-            {"method": name, "options": options.get(name, {}), **record}, hook=acts.hook,
+            name, directions, list(acts.layers), norms, metrics,
+            {"method": name, "options": options.get(name, {}), **record}, hook=acts.hook, units=units,
         )
     meta = {
         "model": acts.metadata.get("model"),

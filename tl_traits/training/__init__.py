@@ -1,4 +1,5 @@
-"""Training and poisoning: label-masked SFT, attacks, fine-tuning with exact resume, backdoor metrics, detection."""
+"""Training and poisoning: label-masked SFT, attacks, fine-tuning with exact resume, backdoor metrics, detection,
+and steering vectors trained through the model (BiPO, RePS)."""
 
 from tl_traits.core.lazy import lazy_exports
 
@@ -14,5 +15,7 @@ EXPORTS = {  # the curated names (`tl_traits.training.<name>`); each module is i
     'detect_poison': 'tl_traits.training.detection:detect_poison',
     'load_checkpoint_weights': 'tl_traits.training.checkpoints:load_checkpoint_weights',
     'latest_checkpoint': 'tl_traits.training.checkpoints:latest_checkpoint',
+    'train_vectors': 'tl_traits.training.vector_training:train_vectors',
+    'VectorTraining': 'tl_traits.training.vector_training:VectorTraining',
 }
 __getattr__, __dir__ = lazy_exports(__name__, EXPORTS)

@@ -30,7 +30,7 @@ class VectorTraining:
     (the vector is trained to steer at every one of them, both ways); `lr` is Adam's, in residual units."""
 
     objective: str = "bipo"
-    epochs: int = 6
+    epochs: int = 4
     batch_size: int = 8
     lr: float = 0.02
     beta: float = 0.1  # BiPO's DPO temperature

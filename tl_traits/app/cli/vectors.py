@@ -21,6 +21,7 @@ from tl_traits.app.cli.options import (
     model_from,
     output_file,
     parse_layers,
+    parse_options,
     split_values,
     stages_for,
     steering_line,
@@ -44,11 +45,19 @@ def extract(
     model: Optional[str] = ModelOpt,
     kind: str = KindOpt,
     limit: Optional[int] = LimitOpt,
+    option: Optional[List[str]] = typer.Option(None, "--option", help="METHOD.KEY=VALUE for one extractor, e.g. "
+                                               "bipo.epochs=4 (repeatable; values parse as JSON)."),
     as_json: bool = JsonOpt,
     quiet: bool = QuietOpt,
 ) -> None:
     """Extract trait vectors for one trait set and print held-out metrics per method."""
     output_file(out, "--out", inputs={"TRAIT": trait_files(trait)})
+    method_options: dict[str, dict[str, Any]] = {}
+    for key, value in parse_options(option).items():
+        method, dot, name = key.partition(".")
+        if not dot or not method or not name:
+            raise typer.BadParameter(f"--option takes METHOD.KEY=VALUE (e.g. bipo.epochs=4), not {key!r}")
+        method_options.setdefault(method, {})[name] = value
     dataset = load_trait(trait)
     if limit:
         dataset = dataset.limit(limit)
@@ -58,7 +67,7 @@ def extract(
         with stages.stage(f"extract {dataset.name}"), warnings.catch_warnings():
             warnings.filterwarnings("ignore", message="held-out classes have")  # said once below, in words
             vecs = do_extract(m, dataset, split_values(methods) or ["mean_diff", "probe"], layers=layer_spec,
-                              position=position, progress=False)
+                              position=position, progress=False, method_options=method_options or None)
     saved = str(vecs.save(out)) if out else None
     n_val = vecs.metadata["dataset"]["n_val"]
     anecdotal = n_val < 2 * MIN_PER_CLASS_FOR_D

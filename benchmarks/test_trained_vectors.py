@@ -1,0 +1,106 @@
+"""Trained vectors (bipo, reps) against the fitted ones and prompting, under the steering protocol; their training
+cost and their detection in distribution."""
+
+from __future__ import annotations
+
+import resource
+import time
+from dataclasses import asdict
+
+import pytest
+from test_steering import ALIASES, BENCH_PROTOCOL, comparison_rows, log_path, steering_layers_for
+
+import tl_traits as tt
+from tl_traits.core.files import safe_name
+from tl_traits.steering.method_comparison import PROMPTING, compare_steering
+from tl_traits.training.vector_training import VectorTraining
+
+TRAINED = ("bipo", "reps")
+FITTED = ("mean_diff", "pca_diff", "probe")
+
+
+def _defaults() -> str:
+    return ", ".join(f"{k} {v}" for k, v in asdict(VectorTraining()).items() if k not in ("objective", "seed"))
+
+
+def _peak_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux reports KiB
+
+
+@pytest.mark.full
+def test_trained_vectors(bench_model, bench_traits, trait_vectors, results, request):
+    """bipo and reps at the steering layers: training cost, held-out detection, and steering toward and away, each
+    with its setting chosen on dev, paired on the test half against unsteered, prompting and the best fitted
+    method (chosen on dev among mean_diff, PCA and probe, from the same protocol's run)."""
+    layers = steering_layers_for(bench_model)
+    cost, detection, steering, verdicts = [], [], [], []
+    for trait in bench_traits:
+        before, started = _peak_mb(), time.perf_counter()
+        trained = tt.extract(bench_model, trait, list(TRAINED), layers=layers, seed=0, progress=False)
+        seconds = time.perf_counter() - started
+        for method in TRAINED:
+            vec = trained[method]
+            for i, layer in enumerate(vec.layers):
+                record = vec.metadata["training"][str(layer)]
+                cost.append({"trait": trait, "method": method, "layer": layer, "seconds": record["seconds"],
+                             "pairs": record["pairs"], "epochs": record["epochs"], "norm": record["norm"],
+                             "final loss": record["loss_by_epoch"][-1],
+                             "train pairs won at +v": record["accuracy"]["toward"],
+                             "won at -v": record["accuracy"]["away"], "won unsteered": record["accuracy"]["unsteered"]})
+                detection.append({"trait": trait, "method": method, "layer": layer,
+                                  "AUROC": float(vec.metrics["auroc"][i]),
+                                  "accuracy": float(vec.metrics["accuracy"][i])})
+        cost.append({"trait": trait, "method": "both, all layers", "seconds": round(seconds, 1),
+                     "peak memory MB (process)": round(_peak_mb(), 0),
+                     "memory added MB": round(_peak_mb() - before, 0)})
+        fitted = trait_vectors(trait)
+        for direction in (1, -1):
+            way = "toward" if direction > 0 else "away"
+            base = compare_steering(  # the method comparison's own run: its log resumes when --runs-dir has it
+                bench_model, {m: fitted[m] for m in fitted.methods if m not in ALIASES}, trait, layers,
+                direction=direction, protocol=BENCH_PROTOCOL, log=log_path(request, f"{safe_name(trait)}-{way}"))
+            mine = compare_steering(bench_model, {m: trained[m] for m in TRAINED}, trait, layers, direction=direction,
+                                    protocol=BENCH_PROTOCOL, prompting=False,
+                                    log=log_path(request, f"trained-{safe_name(trait)}-{way}"))
+            # a group with no coherent dev run has no outcome (on a tiny random model, none has)
+            present = [m for m in FITTED if m in base.outcomes]
+            best_fitted = max(present, key=lambda m: base.outcomes[m].chosen.answers.score or -1.0) if present else None
+            rows = comparison_rows(trait, mine)
+            for row in rows:
+                outcome = mine.outcomes[row["method"]]
+                for label, other in (("vs prompting", base.outcomes.get(PROMPTING)),
+                                     ("vs best fitted", base.outcomes.get(best_fitted) if best_fitted else None)):
+                    gap = outcome.gap_to(other) if other is not None else None
+                    row.update({label: gap[0] if gap else None, f"{label} 95% low": gap[1] if gap else None,
+                                f"{label} 95% high": gap[2] if gap else None})
+                fitted_outcome = base.outcomes[best_fitted] if best_fitted else None
+                row["best fitted (dev)"] = f"{best_fitted}, {fitted_outcome.chosen.label}" if fitted_outcome else None
+                row["best fitted gain"] = (fitted_outcome.gain() or [None])[0] if fitted_outcome else None
+            if not rows:
+                continue
+            steering += rows
+            best = max(rows, key=lambda r: r["dev score"] or -1.0)  # the better trained method, chosen on dev
+            verdicts.append({k: best[k] for k in ("trait", "direction", "method", "setting (dev)", "gain",
+                                                  "gain 95% low", "gain 95% high", "best fitted (dev)",
+                                                  "best fitted gain", "vs best fitted", "vs best fitted 95% low",
+                                                  "vs best fitted 95% high", "vs prompting", "vs prompting 95% low",
+                                                  "vs prompting 95% high", "trait change", "coherence change")}
+                            | {"beats unsteered": (best["gain 95% low"] or -1) > 0,
+                               "beats best fitted": (best["vs best fitted 95% low"] or -1) > 0,
+                               "beats prompting": (best["vs prompting 95% low"] or -1) > 0})
+    results.add("Trained vectors: training cost", cost,
+                note=f"bipo and reps (the library's defaults: {_defaults()}) trained on each trait "
+                     f"set's train split (80% of pairs) at layers {layers}, 2 CPU cores; seconds per trait per layer. "
+                     "'pairs won': the share of training pairs whose wanted side (positive at +v, negative at -v) has "
+                     "the higher likelihood per token. Memory: the benchmark process's peak resident set.")
+    results.add("Trained vectors: detection (held-out split)", detection,
+                note="The trained directions read as detectors on the held-out 20% of each trait set.")
+    results.add("Trained vectors: steering (test half)", steering,
+                note="The protocol of 'Steering by method' (layer and strength chosen on 16 dev questions, 64 tokens, "
+                     "greedy, the test half scored), for bipo and reps. 'vs best fitted' is paired on the same test "
+                     "questions against the fitted method (mean_diff, PCA, probe) with the best dev score in the "
+                     "method comparison's run; 'vs prompting' against that run's prompting answers.")
+    results.add("Trained vectors: verdict per trait (chosen on dev)", verdicts,
+                note="Per trait and direction, the trained method (bipo or reps) with the better dev score; 'beats' = "
+                     "the paired test-half difference's 95% interval lies above 0.")
+    assert all(r["seconds"] < 1200 for r in cost if "layer" in r)
