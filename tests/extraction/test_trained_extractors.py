@@ -25,7 +25,13 @@ def joy():
     return tt.load_trait("emotion/joy").limit(10)
 
 
-def test_trained_extractors_are_registered_but_not_run_by_default():
+def test_trained_extractors_are_registered_listed_but_not_run_by_default(capsys):
+    from tl_traits.app.cli import main
+
+    with pytest.raises(SystemExit):
+        main(["plugins", "--json"])
+    listing = json.loads(capsys.readouterr().out)["extractors"]
+    assert listing["bipo"]["target"].endswith("trained:bipo") and "BiPO" in listing["bipo"]["description"]
     assert {"bipo", "reps"} <= set(tt.extractors.names())
     for name in ("bipo", "reps"):
         assert "trained" in tt.extractors.info(name).kinds and not tt.extractors.info(name).by_default
