@@ -10,7 +10,7 @@ import html
 import io
 import os
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Sequence
+from typing import TYPE_CHECKING, Any, Iterable
 
 from tl_traits.core.errors import TlTraitsError
 from tl_traits.core.files import atomic_write_bytes
@@ -52,7 +52,7 @@ def _render(fig: Figure, fmt: str) -> bytes:
     return buffer.getvalue()
 
 
-def legend(fig: Figure, axes: Sequence[Axes]) -> None:
+def legend(fig: Figure, axes: Iterable[Axes]) -> None:
     """One legend for the figure, outside the panels, each label once."""
     entries: dict[str, Any] = {}
     for ax in axes:

@@ -120,7 +120,7 @@ class TraitVector(VectorArithmetic):
 
     @classmethod
     def from_layer_tensors(
-        cls, model: Any, tensors: Mapping[int, Any], *, hook: str = "resid_post", name: str = "imported",
+        cls, model: Any, tensors: Mapping[Any, Any], *, hook: str = "resid_post", name: str = "imported",
         source: str | None = None,
     ) -> "TraitVector":
         """A vector made elsewhere, `{layer: tensor}` in residual units, bound to `model`.

@@ -16,6 +16,7 @@ from tl_traits.core.positions import parse_position
 from tl_traits.core.plugin_info import plugin_name
 from tl_traits.core.registry import PluginOptionError, extractors
 from tl_traits.core.trait_sets import TraitDataError, load_trait
+from tl_traits.core.vector_arithmetic import Units
 from tl_traits.core.vectors import TraitVector, TraitVectors
 from tl_traits.extraction.trained import is_trained, train_directions
 from tl_traits.core.version import package_version
@@ -93,6 +94,7 @@ def extract(
     act_norm = train.token_norms.mean(dim=0)
 
     vectors: dict[str, TraitVector] = {}
+    units: Units
     for name in fits:
         norms, units = act_norm.clone(), "relative"
         if name in trained:  # optimised through the model on the same train split: its scale is its own

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Sequence
+from typing import Any, Sequence
 
 from tl_traits.core.extras import require
 
@@ -28,7 +28,8 @@ def layer_metrics(vectors: TraitVectors, metrics: Sequence[str] = ("auroc", "coh
             vec = vectors[name]
             if metric not in vec.metrics:
                 continue
-            style = {"color": "grey", "linestyle": "--"} if name == RANDOM else {"color": f"C{i}", "marker": "o"}
+            style: dict[str, Any] = ({"color": "grey", "linestyle": "--"} if name == RANDOM
+                                     else {"color": f"C{i}", "marker": "o"})
             if name != RANDOM:  # the dot: the layer this method would be used at
                 best = vec.best_layer("auroc" if "auroc" in vec.metrics else metric)
                 style["markevery"] = [vec.layers.index(best)]

@@ -38,7 +38,9 @@ def group_histogram(
         edges = np.linspace(0, 1, 11)
         ax.text(0.5, 0.5, "no values in either group", ha="center", va="center", transform=ax.transAxes)
     for i, (label, values) in enumerate(zip(labels, groups)):
-        ax.hist(values, bins=edges, alpha=0.5, color=f"C{i}", label=f"{label} (n={len(values)})")
+        # matplotlib's stub types bins as int | Sequence | str; hist takes an array of edges, as documented
+        ax.hist(values, bins=edges,  # type: ignore[arg-type]
+                alpha=0.5, color=f"C{i}", label=f"{label} (n={len(values)})")
         if values:
             mean = sum(values) / len(values)
             ax.axvline(mean, color=f"C{i}", linestyle="--", label=f"{label} mean {mean:.2f}")

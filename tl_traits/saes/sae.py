@@ -217,7 +217,7 @@ def decompose(
         columns.append("act_diff")
     elif by == "act_diff":
         raise SAEError("by='act_diff' needs acts_pos and acts_neg")
-    key = diff if by == "act_diff" else cosine
+    key = diff if by == "act_diff" and diff is not None else cosine  # act_diff without diff raised above
     order = key.abs().argsort(descending=True, stable=True)[: min(top, d_sae)]
     rows = []
     for rank, f in enumerate(order.tolist(), start=1):

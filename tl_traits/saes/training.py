@@ -14,7 +14,7 @@ import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterator, Sequence
+from typing import Any, Generator, Iterator, Sequence
 
 import torch
 from jaxtyping import Float
@@ -115,7 +115,7 @@ def activation_batches(
     shuffle_seed: int | None = 0,
     repeat: bool = True,
     memory_tokens: int = 0,
-) -> Iterator[Float[Tensor, "batch_tokens d_model"]]:
+) -> Generator[Float[Tensor, "batch_tokens d_model"], None, None]:
     """Stream `[batch_tokens, d_model]` float32 CPU batches of activations at `blocks.{layer}.hook_{hook}`.
 
     texts: plain strings, tokenized as plain text (`prepare_inputs(..., chat=False)`, no chat template,
