@@ -127,7 +127,8 @@ class SteeringProtocol:
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> "SteeringProtocol":
         known = {f.name for f in fields(cls)}
-        return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in data.items() if k in known})
+        values: dict[str, Any] = {k: tuple(v) if isinstance(v, list) else v for k, v in data.items() if k in known}
+        return cls(**values)
 
 
 def _finite(value: Any) -> bool:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
-from typing import Any, Sequence
+from typing import Any, Sequence, cast
 
 from tl_traits.core.stats import bootstrap_interval
 from tl_traits.core.tables import Table
@@ -195,9 +195,9 @@ class SteeringResult:
         if self.objective == "coherent_delta":
             base = self.baseline["dev"].trait
             ok = [r for r in runs if r.answers.trait is not None and (r.candidate is None or self.coherent(r))]
-            return max(ok, key=lambda r: self.direction * (r.answers.trait - (base or 0.0)), default=None)
+            return max(ok, key=lambda r: self.direction * (cast(float, r.answers.trait) - (base or 0.0)), default=None)
         scored = [r for r in runs if r.answers.score is not None]
-        return max(scored, key=lambda r: r.answers.score, default=None)
+        return max(scored, key=lambda r: cast(float, r.answers.score), default=None)
 
     def coherent(self, run: Run) -> bool:
         return run.answers.coherence is not None and run.answers.coherence >= self.threshold

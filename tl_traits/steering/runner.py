@@ -8,7 +8,7 @@ interrupted evaluation resumes where it stopped.
 from __future__ import annotations
 
 import os
-from typing import Any, Callable, Mapping, Sequence
+from typing import Any, Callable, Mapping, Sequence, cast
 
 from tqdm.auto import tqdm
 
@@ -25,7 +25,7 @@ from tl_traits.steering.protocol import DEFAULT_PROTOCOL, SteeringProtocol
 from tl_traits.steering.results import PROMPTING, Candidate, JudgedSet, Outcome, Run, SteeringResult
 from tl_traits.steering.scoring import Judges, pick_judges
 from tl_traits.steering.search import Proposal, kl_targets, max_steps, search
-from tl_traits.steering.steer import Setting, sweep_generate
+from tl_traits.steering.steer import Positions, Setting, sweep_generate
 from tl_traits.steering.strength_scale import KLPoint, TeacherForced, kl_ladder
 
 # System prompts the prompting baseline tries on dev ({description}: the trait definition's HIGH or LOW line).
@@ -214,7 +214,7 @@ class _Run:
                 n = self.protocol.kl_prompts
                 self._forced = TeacherForced(self.model, base.questions[:n], base.responses[:n])
             below, main, above = kl_targets(self.protocol)
-            setting = Setting(candidate.layers, positions=candidate.positions)  # type: ignore[arg-type]
+            setting = Setting(candidate.layers, positions=cast(Positions, candidate.positions))
             points = kl_ladder(self._forced, setting, (above or main)[-1], vector=self.vector(candidate),
                                direction=self.direction)
             self.record.write_ladder(key, points)
@@ -227,8 +227,9 @@ class _Run:
         missing = list(dict.fromkeys(i for i, key in enumerate(keys) if self.record.find(key) is None
                                      and keys.index(key) == i))
         if missing:
-            settings = [Setting(proposals[i][0].layers, strength=self.direction * proposals[i][1],  # type: ignore[arg-type]
-                                vector=self.vector(proposals[i][0]), positions=proposals[i][0].positions)
+            settings = [Setting(proposals[i][0].layers, strength=self.direction * proposals[i][1],
+                                vector=self.vector(proposals[i][0]),
+                                positions=cast(Positions, proposals[i][0].positions))  # sweep_generate checks it
                         for i in missing]
             texts = sweep_generate(self.model, None, settings, list(questions),
                                    max_new_tokens=self.protocol.max_new_tokens)

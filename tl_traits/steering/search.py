@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import Callable, Sequence
+from typing import Callable, Sequence, cast
 
 from tl_traits.steering.protocol import SteeringProtocol
 from tl_traits.steering.results import Candidate, Run
@@ -119,10 +119,10 @@ def _calibrated(candidates: Sequence[Candidate], judge_step: JudgeStep, protocol
 
     # rise through the main targets until the answers break and the score falls (bracketed from above)
     while True:
-        wanted = [(t, t.next_main()) for t in tracks if t.next_main() is not None]
+        wanted = [(t, cast(float, t.next_main())) for t in tracks if t.next_main() is not None]
         if not wanted:
             break
-        judge(wanted)  # type: ignore[arg-type]
+        judge(wanted)
         for track, target in wanted:
             run = track.runs[target]
             top = best(list(track.runs.values()))

@@ -376,6 +376,7 @@ def sweep_generate(
                 edit.direction = edit.direction.expand(total, -1).clone()  # this layer now mixes vectors: one per row
             if edit.direction.dim() == 2:
                 edit.direction[rows] = one.direction
+            assert isinstance(edit.coef, Tensor) and edit.rows is not None and edit.positions is not None  # as built
             edit.coef[rows] = one.coef
             edit.rows[rows] = True
             edit.positions[rows] = POSITION_CODES[s.positions]

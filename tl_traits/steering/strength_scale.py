@@ -109,7 +109,7 @@ def kl_ladder(
     """
     own = setting.vector if setting.vector is not None else vector
     unit, kind = setting_edits(forced.model, replace(setting, strength=1.0, coef=None), own)
-    added = sum(float(abs(e.coef)) * float(e.direction.norm()) for e in unit.values())
+    added = sum(abs(float(e.coef)) * float(e.direction.norm()) for e in unit.values())
     if added <= 0:
         raise SteeringError("this setting adds nothing at strength 1 (a zero vector or norm); it cannot be scaled")
     resid = forced.residual_norm(setting.layers[0], kind)
