@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import cast
 
 import einops
 import torch
@@ -200,7 +201,7 @@ def quantize_weight(w: Float[Tensor, "out inp"], scheme: str, *, group_size: int
             raise QuantizationError("int8 is per output channel (one scale per row); it takes no group_size")
         codes, scales = int8_quantize(w)
         return QuantizedWeight(scheme, codes, scales, int(codes.shape[1]))
-    size = DEFAULT_GROUP_SIZE[scheme] if group_size is None else group_size
+    size = cast(int, DEFAULT_GROUP_SIZE[scheme]) if group_size is None else group_size  # int4, nf4: a size
     codes, scales = (int4_quantize if scheme == "int4" else nf4_quantize)(w, size)
     return QuantizedWeight(scheme, codes, scales, size)
 

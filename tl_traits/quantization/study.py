@@ -88,7 +88,7 @@ class QuantStudy:
         """Per backend and method: mean/min cosine to float32, reference AUROC, drift, and (for the steering method)
         the test-half steering score, gain over unsteered with its interval, and the retained fraction."""
         ref_gain = self._figure(self.reference, "gain")
-        rows = []
+        rows: list[dict[str, Any]] = []
         for result in [self.reference, *self.backends]:
             if result.skipped:
                 rows.append({"backend": result.backend, "method": None, "skipped": result.skipped})
@@ -218,8 +218,8 @@ def quantization_study(
         plugins[spec if isinstance(spec, str) else plugin.name] = plugin
     options = dict(backend_options or {})
     dataset = load_trait(trait).validate()
-    if check_count(limit, "limit", QuantizationError):
-        dataset = dataset.limit(limit)
+    if kept := check_count(limit, "limit", QuantizationError):
+        dataset = dataset.limit(kept)
     with stages.stage("load float32 model"):
         reference = load_model if isinstance(load_model, torch.nn.Module) else load_model()
     identity = model_identity(reference)

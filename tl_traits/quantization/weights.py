@@ -86,8 +86,7 @@ def _hooked_slots(model: Any, include_embeddings: bool) -> list[WeightSlot]:
             sizes = {"n": param.shape[0]} if param.ndim == 3 else {}
             slots.append(WeightSlot(pname, param, to_m, from_m, sizes))
         elif include_embeddings and pname in _HOOKED_EMBEDDINGS:
-            to_m, from_m = _HOOKED_EMBEDDINGS[pname]
-            slots.append(WeightSlot(pname, param, to_m, from_m))
+            slots.append(WeightSlot(pname, param, *_HOOKED_EMBEDDINGS[pname]))
     return slots
 
 

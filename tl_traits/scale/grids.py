@@ -162,8 +162,8 @@ def steering_run(*, model: Any, model_name: str, trait: Any, method: str, layer:
     started = time.perf_counter()
     loaded = worker_model(model)
     dataset = load_trait(trait).validate()
-    if check_count(limit, "limit", GridError):
-        dataset = dataset.limit(limit)
+    if kept := check_count(limit, "limit", GridError):
+        dataset = dataset.limit(kept)
     Path(folder).mkdir(parents=True, exist_ok=True)
     acts = capture(loaded, dataset, layers=[layer], position=position, progress=False)
     vecs = extract(loaded, dataset, [method], activations=acts, seed=seed, progress=False)

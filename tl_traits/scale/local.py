@@ -76,11 +76,11 @@ class _WorkerPool:
                     continue
                 for n in dead:
                     process = self.processes[n]
-                    index = running.pop(process.pid, None)
+                    lost = running.pop(process.pid, None)
                     self.processes[n] = self._start()
-                    if index is not None and index in left:
-                        left.discard(index)
-                        yield tasks[index], "error", (f"WorkerDied: the worker process running this run exited with "
+                    if lost is not None and lost in left:
+                        left.discard(lost)
+                        yield tasks[lost], "error", (f"WorkerDied: the worker process running this run exited with "
                                                       f"code {process.exitcode} (killed, or out of memory?)")
                 continue
             message = self.outbox.get()

@@ -145,7 +145,7 @@ def poison_sweep(
         outcomes = engine.run(tasks, desc="poison runs")
     finally:  # also when interrupted: the caller's model is never left half fine-tuned
         release_model(spec_of_model)
-        if in_process:
+        if in_process and base is not None:  # base is taken whenever in_process
             _restore(model, base)
             delattr(model, BASE_ATTR)
     result = SweepResult(Path(runs_dir), [], executor=engine.describe())

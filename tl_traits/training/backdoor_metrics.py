@@ -9,14 +9,14 @@ from __future__ import annotations
 
 import random
 from dataclasses import dataclass
-from typing import Any, Mapping, Sequence
+from typing import Any, Mapping, Sequence, cast
 
 import torch
 
 from tl_traits.core.models import model_device
 from tl_traits.training.loss import forward_batch, loss_sum, training_pad_id
 from tl_traits.training.poisoning import Attack, resolve_attack
-from tl_traits.training.sft import IGNORE_INDEX, encode_example
+from tl_traits.training.sft import IGNORE_INDEX, EncodedExample, encode_example
 
 
 @dataclass
@@ -39,7 +39,8 @@ def teacher_forced(
 ) -> Forced:
     """One forward pass per batch of (prompt, response) rows: greedy-match flags and the response loss."""
 
-    encoded = [encode_example(model, r["prompt"], r["response"], max_length, name=r.get("id", i))
+    # truncation="error" (the default) raises where it would otherwise return None
+    encoded = [cast(EncodedExample, encode_example(model, r["prompt"], r["response"], max_length, name=r.get("id", i)))
                for i, r in enumerate(rows)]
     was_training = model.training
     model.eval()

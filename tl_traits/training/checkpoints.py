@@ -105,7 +105,7 @@ def rotate_checkpoints(out_dir: Path, keep: int) -> None:
         shutil.rmtree(path, ignore_errors=True)
 
 
-def unique_tensors(named: list[tuple[str, Tensor]]) -> tuple[dict[str, Tensor], dict[str, str]]:
+def unique_tensors(named: Sequence[tuple[str, Tensor]]) -> tuple[dict[str, Tensor], dict[str, str]]:
     """CPU copies to save, one per storage view; `aliases` maps a name sharing a view to the saved name."""
     saved: dict[tuple, str] = {}
     tensors: dict[str, Tensor] = {}

@@ -130,6 +130,7 @@ def detection_scan(
         where = position or ("response[:]" if method == "spectral" else "prompt[:]")
         train_acts = captured("train", rows, where)
         if method == "trait":
+            assert triggered is not None and untriggered is not None  # checked above
             direction = (captured("triggered", triggered, where).mean(0)
                          - captured("untriggered", untriggered, where).mean(0))
         for i, layer in enumerate(layer_list):

@@ -188,7 +188,7 @@ def poison(
     attack: a registered name, an attack class (built with `options`), an instance, or a function
         `(example, rng) -> example(s)` (called with `options`): see `resolve_attack`.
     """
-    rows = list(dataset)
+    rows: list[Any] = list(dataset)  # checked row by row below
     if not rows:
         raise PoisonError("poison got an empty dataset")
     not_rows = [i for i, r in enumerate(rows) if not isinstance(r, Mapping)]

@@ -340,7 +340,7 @@ def train(
     with _training_mode(model, named) as aliases:
         run = _Run(model, data, config, named, pad, out)
         resumed_from = _start(run, out, resume)
-        checkpoint = latest_checkpoint(out) if resumed_from is not None else None
+        checkpoint = latest_checkpoint(out) if resumed_from is not None and out is not None else None
         last = run.total if stop_after is None else min(run.total, stop_after)
         bar = tqdm(total=run.total, initial=run.step, desc="train", unit="step", disable=not progress)
         try:
