@@ -9,13 +9,13 @@ from __future__ import annotations
 import json
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from tl_traits.app.report import write_report
 from tl_traits.core.errors import TlTraitsError, check_count
 from tl_traits.core.files import atomic_write_text, safe_name, write_jsonl
 from tl_traits.core.locks import folder_lock
-from tl_traits.core.models import load_model, model_identity
+from tl_traits.core.models import ModelKind, load_model, model_identity
 from tl_traits.core.progress import Stages
 from tl_traits.core.trait_sets import load_trait
 from tl_traits.extraction.extract import default_methods, extract
@@ -105,8 +105,8 @@ def run_main_job(config: JobConfig | None = None, *, model: Any = None, stages: 
     if config.monitor_trait not in config.traits:
         raise JobError(f"monitor_trait '{config.monitor_trait}' is not among the traits {list(config.traits)}")
     datasets = {name: load_trait(name) for name in config.traits}  # unknown traits fail before the model loads
-    if check_count(config.limit, "limit", JobError):
-        datasets = {name: ds.limit(config.limit) for name, ds in datasets.items()}
+    if kept := check_count(config.limit, "limit", JobError):
+        datasets = {name: ds.limit(kept) for name, ds in datasets.items()}
 
     _refuse_trial_over_finished_run(paths, config)
     with folder_lock(paths.out, "tl-traits run"):
@@ -118,7 +118,7 @@ def _run_locked(config: JobConfig, paths: JobPaths, datasets: dict[str, Any], me
     """The job itself, while this process holds the output folder's lock."""
     if model is None:
         with stages.stage("load model"):
-            model = load_model(config.model, kind=config.kind)
+            model = load_model(config.model, kind=cast(ModelKind, config.kind))  # load_model checks the kind
     identity = model_identity(model)
     summary: dict[str, Any] = {"config": config.to_dict(), "model": identity.to_dict(), "traits": {}}
     vectors = {}

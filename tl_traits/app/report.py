@@ -7,7 +7,7 @@ import html
 import json
 import os
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from tl_traits.core.errors import TlTraitsError
 from tl_traits.core.figures import img_tag, save_figure
@@ -224,7 +224,7 @@ def _comparison(out: Path, name: str, groups: list[str], comparison: dict[str, A
     first = [r["projection"] for r, label in zip(rows, labels) if label == groups[0]]
     second = [r["projection"] for r, label in zip(rows, labels) if label == groups[1]]
     comp = GroupComparison(**{**comparison, "d_ci": tuple(comparison["d_ci"])}) if comparison else None
-    fig = group_histogram(first, second, labels=tuple(groups), comparison=comp,
+    fig = group_histogram(first, second, labels=cast(tuple[str, str], tuple(groups)), comparison=comp,
                                 xlabel=f"{info['trait']} projection (response mean, centred)",
                                 title=f"{info['prompt_set']}: {groups[0]} vs {groups[1]} at layer {info['layer']}")
     save_figure(fig, out / "plots" / f"{name}.png")
@@ -274,7 +274,7 @@ def _browser_section(rows: list[dict[str, Any]], info: dict[str, Any]) -> str:
 
 # -- small helpers ---------------------------------------------------------------------------------------
 def _methods(summary: dict[str, Any]) -> list[str]:
-    first = next(iter(summary["traits"].values()), {"methods": {}})
+    first: dict[str, Any] = next(iter(summary["traits"].values()), {"methods": {}})
     return list(first["methods"])
 
 

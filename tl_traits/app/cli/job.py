@@ -46,11 +46,11 @@ def run(
     config = JobConfig(model=model, kind=kind, out=str(out), limit=limit, questions=questions,
                        max_new_tokens=max_new_tokens)
     if split_values(traits):
-        config.traits = tuple(split_values(traits))
+        config.traits = tuple(split_values(traits) or ())
         if config.monitor_trait not in config.traits:
             config.monitor_trait = config.traits[-1]
     if split_values(methods):
-        config.methods = tuple(split_values(methods))
+        config.methods = tuple(split_values(methods) or ())
     with stages_for(quiet, as_json) as stages:
         summary = run_main_job(config, stages=stages)
     if as_json:

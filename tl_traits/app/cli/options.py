@@ -9,12 +9,12 @@ import os
 import sys
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterable, List, Mapping, Optional, Union
+from typing import Any, Iterable, List, Mapping, Optional, Union, cast
 
 import typer
 
 from tl_traits.core.errors import TlTraitsError
-from tl_traits.core.models import load_model
+from tl_traits.core.models import ModelKind, load_model
 from tl_traits.core.numeric import check_number
 from tl_traits.core.progress import Stages
 from tl_traits.core.vectors import TraitVectors, has_vectors_header
@@ -165,10 +165,11 @@ def _check_parents(path: Path, option: str) -> None:
 
 def model_from(model: Optional[str], kind: str, stages: Any = None) -> Any:
     """The model --model and --kind name, loaded (as a progress stage when `stages` is given)."""
+    checked = cast(ModelKind, kind)  # load_model refuses any other kind
     if stages is None:
-        return load_model(model, kind=kind)
+        return load_model(model, kind=checked)
     with stages.stage("load model"):
-        return load_model(model, kind=kind)
+        return load_model(model, kind=checked)
 
 
 def stages_for(quiet: bool, as_json: bool) -> Any:

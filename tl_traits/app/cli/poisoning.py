@@ -106,8 +106,8 @@ def sweep(
 ) -> None:
     """Poison-rate sweep on the bundled instruction set: poison, fine-tune, measure ASR / clean accuracy per run."""
     try:
-        rate_list = [float(r) for r in split_values(rates)] if rates else list(DEFAULT_RATES)
-        seed_list = [int(s) for s in split_values(seeds)] if seeds else [0]
+        rate_list = [float(r) for r in split_values(rates) or ()] if rates else list(DEFAULT_RATES)
+        seed_list = [int(s) for s in split_values(seeds) or ()] if seeds else [0]
     except ValueError as exc:
         raise typer.BadParameter(f"rates are fractions and seeds integers: {exc}") from None
     per_attack: dict[str, dict[str, Any]] = {}

@@ -5,12 +5,12 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any, List, Optional
+from typing import Any, List, Optional, cast
 
 import typer
 
 from tl_traits.app.cli.options import EXIT_FAILED, JsonOpt, emit, output_file, parse_options
-from tl_traits.core.models import ModelSpec, load_model
+from tl_traits.core.models import ModelKind, ModelSpec, load_model
 from tl_traits.scale.aggregate import aggregate as merge_runs
 from tl_traits.scale.executors import EXECUTORS, make_executor
 from tl_traits.scale.runs import SUMMARY
@@ -49,7 +49,8 @@ def model_for(engine: Any, model: Optional[str], kind: str, dtype: str = "float3
     """In-process runs use a model loaded here; remote runs get a spec and load it where they run."""
     if engine.remote:
         return ModelSpec(model, kind, dtype, n_devices=n_devices, device_map=device_map)
-    return load_model(model, kind=kind, dtype=dtype, n_devices=n_devices, device_map=device_map)  # type: ignore[arg-type]
+    return load_model(model, kind=cast(ModelKind, kind), dtype=dtype, n_devices=n_devices,  # load_model checks the kind
+                      device_map=device_map)
 
 
 def report_failures(result: Any) -> None:

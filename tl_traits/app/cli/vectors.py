@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import warnings
 from pathlib import Path
-from typing import Any, List, Optional
+from typing import Any, List, Optional, Sequence
 
 import typer
 
@@ -114,6 +114,7 @@ def steer(
     where = f"layer {at}" if isinstance(at, int) else f"layers {','.join(map(str, at))}"
 
     def answer(prompts: list[str]) -> list[dict[str, Any]]:
+        base: Sequence[str | None]
         with stages_for(quiet, as_json) as stages:  # on 2 CPU cores a 60-token answer takes seconds
             if compare:
                 with stages.stage(f"unsteered ({len(prompts)} prompt{'s' * (len(prompts) > 1)})"):
