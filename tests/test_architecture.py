@@ -255,7 +255,9 @@ def test_the_facade_keeps_its_names() -> None:
 
     assert FACADE_NAMES <= set(tt.__all__)
     assert all(hasattr(tt, name) for name in tt.__all__)
-    assert callable(tt.monitor.project) and callable(tt.viz.token_projections)
+    assert callable(tt.monitor) and callable(tt.monitoring.project) and callable(tt.viz.token_projections)
+    with pytest.warns(DeprecationWarning, match="use tt.monitoring.analyze_prompt_set"):
+        assert tt.monitor.analyze_prompt_set is tt.monitoring.analyze_prompt_set  # the old module path, one release
 
 
 NAMESPACES = ("training", "saes", "quantization", "scale", "judging", "monitoring", "steering")

@@ -91,7 +91,7 @@ _EXPORTS: dict[str, str] = {  # name -> "module:attribute"; imported on first us
     "generate_responses": "tl_traits.judging.fill_responses:generate_responses",
     "FunctionJudge": "tl_traits.judging.judges:FunctionJudge",
     "make_judge": "tl_traits.judging.judges:make_judge",
-    "monitor": "tl_traits.monitoring.monitor",
+    "monitor": "tl_traits.monitoring.verb:monitor",
     "viz": "tl_traits.monitoring.views",
     "evaluate_steering": "tl_traits.steering.evaluation:evaluate_steering",
     "compare_steering": "tl_traits.steering.method_comparison:compare_steering",
