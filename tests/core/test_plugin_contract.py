@@ -141,8 +141,8 @@ def test_every_builtin_entry_point_is_a_record_its_plugin_carries(group):
         assert set(record.context) == {k for k in named if k in registry.context}, name
         if record.options is not None:
             assert set(record.options) == {k for k in named if k not in registry.context + registry.call}, name
-        if record.kinds:
-            assert record.kinds == plugin.kinds, name
+        if record.kinds:  # a judge class states its kinds too; a trained extractor function only in its record
+            assert getattr(plugin, "kinds", record.kinds) == record.kinds, name
 
 
 def test_a_record_registered_alone_imports_its_target_on_first_use(tmp_path, monkeypatch):
