@@ -6,6 +6,7 @@ from __future__ import annotations
 import resource
 import time
 from dataclasses import asdict
+from pathlib import Path
 
 import pytest
 from test_steering import ALIASES, BENCH_PROTOCOL, comparison_rows, log_path, steering_layers_for
@@ -17,6 +18,21 @@ from tl_traits.training.vector_training import VectorTraining
 
 TRAINED = ("bipo", "reps")
 FITTED = ("mean_diff", "pca_diff", "probe")
+TRAINED_DEPTH = 0.5  # trained at one layer (14 of 30), the deeper steering layer: training costs minutes per layer
+
+
+def _trained(model, trait: str, layers: list[int], request):
+    """bipo and reps for `trait`, trained once: kept under --runs-dir (when given) so a rerun resumes."""
+    root = request.config.getoption("--runs-dir")
+    path = Path(root) / "trained" / f"{safe_name(trait)}-{'-'.join(map(str, layers))}.safetensors" if root else None
+    if path is not None and path.is_file():
+        return tt.TraitVectors.load(path), None
+    started = time.perf_counter()
+    vecs = tt.extract(model, trait, list(TRAINED), layers=layers, seed=0, progress=False)
+    seconds = time.perf_counter() - started
+    if path is not None:
+        vecs.save(path)
+    return vecs, seconds
 
 
 def _defaults() -> str:
@@ -33,11 +49,11 @@ def test_trained_vectors(bench_model, bench_traits, trait_vectors, results, requ
     with its setting chosen on dev, paired on the test half against unsteered, prompting and the best fitted
     method (chosen on dev among mean_diff, PCA and probe, from the same protocol's run)."""
     layers = steering_layers_for(bench_model)
+    trained_layers = [round(TRAINED_DEPTH * (bench_model.cfg.n_layers - 1))]
     cost, detection, steering, verdicts = [], [], [], []
     for trait in bench_traits:
-        before, started = _peak_mb(), time.perf_counter()
-        trained = tt.extract(bench_model, trait, list(TRAINED), layers=layers, seed=0, progress=False)
-        seconds = time.perf_counter() - started
+        before = _peak_mb()
+        trained, seconds = _trained(bench_model, trait, trained_layers, request)
         for method in TRAINED:
             vec = trained[method]
             for i, layer in enumerate(vec.layers):
@@ -50,7 +66,8 @@ def test_trained_vectors(bench_model, bench_traits, trait_vectors, results, requ
                 detection.append({"trait": trait, "method": method, "layer": layer,
                                   "AUROC": float(vec.metrics["auroc"][i]),
                                   "accuracy": float(vec.metrics["accuracy"][i])})
-        cost.append({"trait": trait, "method": "both, all layers", "seconds": round(seconds, 1),
+        cost.append({"trait": trait, "method": "both, all layers",
+                     "seconds": round(seconds, 1) if seconds is not None else "(trained in an earlier run)",
                      "peak memory MB (process)": round(_peak_mb(), 0),
                      "memory added MB": round(_peak_mb() - before, 0)})
         fitted = trait_vectors(trait)
@@ -59,9 +76,9 @@ def test_trained_vectors(bench_model, bench_traits, trait_vectors, results, requ
             base = compare_steering(  # the method comparison's own run: its log resumes when --runs-dir has it
                 bench_model, {m: fitted[m] for m in fitted.methods if m not in ALIASES}, trait, layers,
                 direction=direction, protocol=BENCH_PROTOCOL, log=log_path(request, f"{safe_name(trait)}-{way}"))
-            mine = compare_steering(bench_model, {m: trained[m] for m in TRAINED}, trait, layers, direction=direction,
-                                    protocol=BENCH_PROTOCOL, prompting=False,
-                                    log=log_path(request, f"trained-{safe_name(trait)}-{way}"))
+            mine = compare_steering(bench_model, {m: trained[m] for m in TRAINED}, trait, trained_layers,
+                                    direction=direction, protocol=BENCH_PROTOCOL, prompting=False,
+                                    log=log_path(request, f"trained-{safe_name(trait)}-{way}-l{trained_layers[0]}"))
             # a group with no coherent dev run has no outcome (on a tiny random model, none has)
             present = [m for m in FITTED if m in base.outcomes]
             best_fitted = max(present, key=lambda m: base.outcomes[m].chosen.answers.score or -1.0) if present else None
@@ -89,15 +106,17 @@ def test_trained_vectors(bench_model, bench_traits, trait_vectors, results, requ
                                "beats best fitted": (best["vs best fitted 95% low"] or -1) > 0,
                                "beats prompting": (best["vs prompting 95% low"] or -1) > 0})
     results.add("Trained vectors: training cost", cost,
-                note=f"bipo and reps (the library's defaults: {_defaults()}) trained on each trait "
-                     f"set's train split (80% of pairs) at layers {layers}, 2 CPU cores; seconds per trait per layer. "
+                note=f"bipo and reps (the library's defaults: {_defaults()}) trained on each trait set's train "
+                     f"split (80% of pairs) at layer {trained_layers[0]} ({TRAINED_DEPTH:.0%} depth), 2 CPU cores; "
+                     "seconds per trait per layer. "
                      "'pairs won': the share of training pairs whose wanted side (positive at +v, negative at -v) has "
                      "the higher likelihood per token. Memory: the benchmark process's peak resident set.")
     results.add("Trained vectors: detection (held-out split)", detection,
                 note="The trained directions read as detectors on the held-out 20% of each trait set.")
     results.add("Trained vectors: steering (test half)", steering,
-                note="The protocol of 'Steering by method' (layer and strength chosen on 16 dev questions, 64 tokens, "
-                     "greedy, the test half scored), for bipo and reps. 'vs best fitted' is paired on the same test "
+                note=f"The protocol of 'Steering by method' (strength chosen on 16 dev questions, 64 tokens, greedy, "
+                     f"the test half scored), for bipo and reps at layer {trained_layers[0]} only (the fitted methods "
+                     f"chose among {layers}). 'vs best fitted' is paired on the same test "
                      "questions against the fitted method (mean_diff, PCA, probe) with the best dev score in the "
                      "method comparison's run; 'vs prompting' against that run's prompting answers.")
     results.add("Trained vectors: verdict per trait (chosen on dev)", verdicts,
