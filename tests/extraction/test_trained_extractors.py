@@ -51,6 +51,11 @@ def test_bipo_through_extract_steers_in_absolute_units_and_survives_a_round_trip
     path = vecs.save(tmp_path / "joy.safetensors")
     back = tt.TraitVectors.load(path)["bipo"]
     assert back.units == "absolute" and torch.allclose(back.layer_tensors()[1], v.layer_tensors()[1])
+    tt.export_gguf(v, tmp_path / "joy.gguf")  # travels to llama.cpp as the vector it was trained as
+    imported = tt.import_gguf(tmp_path / "joy.gguf", tiny)
+    assert torch.allclose(imported.layer_tensors()[1], v.layer_tensors()[1], atol=1e-5)
+    proj = tt.monitor(tiny, {"joy": v}, ["What a day!"], layers=[1], responses=["Lovely."])
+    assert torch.isfinite(torch.tensor(proj.response_means("joy", 1))).all()  # monitored like any other vector
 
 
 def test_a_users_own_trained_extractor_is_called_with_the_model_and_the_train_split(tiny, joy):
