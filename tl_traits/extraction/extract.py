@@ -60,22 +60,24 @@ def extract(
     specs = [methods] if isinstance(methods, str) or callable(methods) else list(methods)
     if not specs:
         raise ExtractionError("methods is empty; pass at least one of " + ", ".join(extractors.names()))
-    method_list = [resolve_extractor(spec)[0] for spec in specs]  # unknown names fail before any work
+    resolved = [resolve_extractor(spec) for spec in specs]  # unknown names fail before any work
+    method_list = [name for name, _ in resolved]
     if len(set(method_list)) != len(method_list):
         raise ExtractionError(f"methods name one extractor twice: {method_list}")
     fits = dict(zip(method_list, specs))  # name -> the spec as given: a registered one keeps its registered name
-    trained = {name for name, spec in fits.items() if is_trained(spec, resolve_extractor(spec)[1])}
+    plugins = dict(resolved)
+    trained = {name for name, spec in fits.items() if is_trained(spec, plugins[name])}
     options = method_options or {}
     unknown_options = set(options) - set(method_list)
     if unknown_options:
         raise ExtractionError(f"method_options for {sorted(unknown_options)}, which are not among "
                               f"methods {method_list}")
-    for name, spec in fits.items():  # an option the extractor does not take fails before any work
+    for name in fits:  # an option the extractor does not take fails before any work
         if name in trained and not dataset.has_responses:
             raise ExtractionError(f"'{name}' trains on responses, and trait '{dataset.name}' has examples without "
                                   "them; fill them with tl_traits.generate_responses(model, trait)")
         try:
-            extractors.check_options(resolve_extractor(spec)[1], options.get(name, {}), name)
+            extractors.check_options(plugins[name], options.get(name, {}), name)
         except PluginOptionError as exc:
             raise ExtractionError(str(exc)) from exc
     if parse_position(position).needs_response() and not dataset.has_responses:
@@ -99,7 +101,7 @@ def extract(
         norms, units = act_norm.clone(), "relative"
         if name in trained:  # optimised through the model on the same train split: its scale is its own
             directions, norms, record = train_directions(
-                name, resolve_extractor(fits[name])[1], model, dataset.split(val_split, seed)[0],
+                name, plugins[name], model, dataset.split(val_split, seed)[0],
                 layers=list(acts.layers), hook=acts.hook, seed=seed, options=options.get(name, {}), progress=progress)
             units = "absolute"
         else:
