@@ -187,6 +187,15 @@ def test_resolve_passes_only_the_declared_context_and_names_the_options():
         reg.resolve(declared, options={"size": 1})
     with pytest.raises(PluginOptionError, match="text is passed when it is called"):
         reg.resolve(undeclared, options={"text": "x"})
+
+    class DomainError(Exception):
+        pass
+
+    with pytest.raises(DomainError, match="widget 'declared' takes no option 'size'") as raised:
+        reg.resolve(declared, options={"size": 1}, error=DomainError)
+    assert isinstance(raised.value.__cause__, PluginOptionError)
+    with pytest.raises(DomainError, match="takes no option 'size'"):
+        reg.check_options(declared, {"size": 1}, error=DomainError)
     with pytest.raises(TypeError, match="widgets are given no context \\['layers'\\]"):
         reg.resolve(undeclared, layers=[1])
     with pytest.raises(PluginOptionError, match="declares context \\['hook'\\], which widgets are not given"):

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import functools
 import types
+from contextlib import contextmanager
 from dataclasses import dataclass
 from importlib import metadata
 from typing import Any, Generic, Iterator, Mapping, Sequence, TypeVar
@@ -40,6 +41,17 @@ class PluginLoadError(RegistryError):
 
 class PluginOptionError(RegistryError):
     """An option a plugin does not take, or options for a plugin that is already built."""
+
+
+@contextmanager
+def _option_errors_as(error: type[Exception] | None) -> Iterator[None]:
+    """Re-raise a PluginOptionError as the caller's domain error, so each domain names its own failures."""
+    try:
+        yield
+    except PluginOptionError as exc:
+        if error is None:
+            raise
+        raise error(str(exc)) from exc
 
 
 @dataclass(frozen=True)
@@ -260,7 +272,8 @@ class Registry(Generic[T]):
         self._broken.clear()
 
     # -- making a plugin ready ------------------------------------------------------------------
-    def resolve(self, spec: Any, /, *, options: Mapping[str, Any] | None = None, **context: Any) -> Any:
+    def resolve(self, spec: Any, /, *, options: Mapping[str, Any] | None = None,
+                error: type[Exception] | None = None, **context: Any) -> Any:
         """The ready plugin for `spec`: a registered name, a class, a built instance or a plain function.
 
         A class is built, `cls(**context, **options)`; a function (or another callable that is not a built
@@ -268,13 +281,16 @@ class Registry(Generic[T]):
         kind's methods, e.g. a judge's `score`) is returned as it is and takes no options. Of `context`, a
         plugin gets only the keywords it declares (its PluginInfo's `context`; undeclared: those its
         signature names) that have a value and that no option sets. An option it does not take is refused
-        with the ones it takes.
+        with the ones it takes: as a PluginOptionError, or as `error` (the caller's domain error) when given.
         """
+        with _option_errors_as(error):
+            return self._resolve(spec, dict(options or {}), context)
+
+    def _resolve(self, spec: Any, options: dict[str, Any], context: dict[str, Any]) -> Any:
         stray = sorted(set(context) - set(self.context))
         if stray:
             raise TypeError(f"{self.kind} are given no context {stray}; theirs: {', '.join(self.context) or 'none'}")
         plugin = self.get(spec) if isinstance(spec, str) else spec
-        options = dict(options or {})
         label = spec if isinstance(spec, str) else plugin_name(plugin)
         if self.is_built(plugin):
             if options:
@@ -294,10 +310,14 @@ class Registry(Generic[T]):
             return plugin(**given, **options)
         return functools.partial(plugin, **given, **options) if given or options else plugin
 
-    def check_options(self, plugin: Any, options: Mapping[str, Any], label: str | None = None) -> tuple[str, ...]:
-        """Refuse an option `plugin` (a class or function) does not take, naming those it takes; return the
-        context keywords it takes."""
-        label = label or plugin_name(plugin)
+    def check_options(self, plugin: Any, options: Mapping[str, Any], label: str | None = None,
+                      error: type[Exception] | None = None) -> tuple[str, ...]:
+        """Refuse an option `plugin` (a class or function) does not take, naming those it takes (as `error` when
+        given); return the context keywords it takes."""
+        with _option_errors_as(error):
+            return self._check_options(plugin, options, label or plugin_name(plugin))
+
+    def _check_options(self, plugin: Any, options: Mapping[str, Any], label: str) -> tuple[str, ...]:
         takes, accepts = self.keywords(plugin)
         called = sorted(set(options) & set(self.call))
         if called:

@@ -14,7 +14,7 @@ from tl_traits.core.capture import ActivationSet, capture
 from tl_traits.core.errors import TlTraitsError
 from tl_traits.core.positions import parse_position
 from tl_traits.core.plugin_info import plugin_name
-from tl_traits.core.registry import PluginOptionError, extractors
+from tl_traits.core.registry import extractors
 from tl_traits.core.trait_sets import TraitDataError, load_trait
 from tl_traits.core.vector_arithmetic import Units
 from tl_traits.core.vectors import TraitVector, TraitVectors
@@ -76,10 +76,7 @@ def extract(
         if name in trained and not dataset.has_responses:
             raise ExtractionError(f"'{name}' trains on responses, and trait '{dataset.name}' has examples without "
                                   "them; fill them with tl_traits.generate_responses(model, trait)")
-        try:
-            extractors.check_options(plugins[name], options.get(name, {}), name)
-        except PluginOptionError as exc:
-            raise ExtractionError(str(exc)) from exc
+        extractors.check_options(plugins[name], options.get(name, {}), name, error=ExtractionError)
     if parse_position(position).needs_response() and not dataset.has_responses:
         raise TraitDataError(
             f"position '{position}' reads response tokens but trait '{dataset.name}' has examples without "
@@ -165,11 +162,8 @@ def fit_directions(
     """
     name, plugin = resolve_extractor(method)
     record: dict[str, Any] = {}
-    try:
-        fit = extractors.resolve(plugin, options=options, layers=list(layers), hook=hook, record=record,
-                                 model_name=model_name)
-    except PluginOptionError as exc:
-        raise ExtractionError(str(exc)) from exc
+    fit = extractors.resolve(plugin, options=options, error=ExtractionError, layers=list(layers), hook=hook,
+                             record=record, model_name=model_name)
     raw = fit(train_pos, train_neg, seed=seed)
     return _checked(name, raw, train_pos.shape[1:]), record
 

@@ -12,7 +12,7 @@ from torch import Tensor
 
 from tl_traits.core.errors import TlTraitsError
 from tl_traits.core.plugin_info import legacy_info
-from tl_traits.core.registry import PluginOptionError, extractors
+from tl_traits.core.registry import extractors
 
 TRAINED = "trained"
 MANY_LAYERS = 4  # training each layer costs minutes on a CPU: more than this many gets a warning
@@ -41,11 +41,8 @@ def train_directions(
         warnings.warn(f"'{name}' trains one vector per layer ({len(layers)} layers here, minutes each on a CPU); "
                       f"pass layers=[...] to extract to train only those you will steer with", stacklevel=3)
     record: dict[str, Any] = {}
-    try:
-        fit = extractors.resolve(plugin, options=options, layers=list(layers), hook=hook, record=record,
-                                 progress=progress)
-    except PluginOptionError as exc:
-        raise TrainedExtractionError(str(exc)) from exc
+    fit = extractors.resolve(plugin, options=options, error=TrainedExtractionError, layers=list(layers), hook=hook,
+                             record=record, progress=progress)
     raw = fit(model, train, seed=seed)
     want = (len(layers), int(model.cfg.d_model))
     if not isinstance(raw, Tensor) or tuple(raw.shape) != want:

@@ -14,7 +14,7 @@ from typing import Any, Callable, Sequence
 from tl_traits.core.errors import TlTraitsError
 from tl_traits.core.plugin_info import plugin_name
 from tl_traits.core.protocols import Judge
-from tl_traits.core.registry import PluginOptionError, judges
+from tl_traits.core.registry import judges
 from tl_traits.core.trait_sets import TraitDataset, load_trait
 
 KINDS = ("trait", "coherence", "relevance")
@@ -153,21 +153,18 @@ def make_judge(spec: Any, *, model: Any = None, trait: Any = None, **options: An
 
 
 def _build(plugin: Any, name: str | None, model: Any, trait: Any, options: dict[str, Any]) -> Judge:
-    try:
-        if isinstance(plugin, type):
-            options = _kind_option(plugin, name, options)
-            return judges.resolve(plugin, options=options, model=model, trait=_as_trait(trait))
-        if _is_judge(plugin):
-            return judges.resolve(plugin, options=options)
-        if callable(getattr(plugin, "score", None)):
-            return FunctionJudge(plugin.score, name=name or type(plugin).__name__, **_function_options(options, trait))
-        if callable(plugin):  # a function (questions, responses) -> scores, bound to the context it declares
-            label = name or plugin_name(plugin)
-            wants_trait = "trait" in judges.keywords(plugin)[0]
-            fn = judges.resolve(plugin, model=model, trait=_as_trait(trait) if wants_trait else None)
-            return FunctionJudge(fn, **_function_options({"name": label, **options}, trait))
-    except PluginOptionError as exc:
-        raise JudgeError(str(exc)) from exc
+    if isinstance(plugin, type):
+        options = _kind_option(plugin, name, options)
+        return judges.resolve(plugin, options=options, error=JudgeError, model=model, trait=_as_trait(trait))
+    if _is_judge(plugin):
+        return judges.resolve(plugin, options=options, error=JudgeError)
+    if callable(getattr(plugin, "score", None)):
+        return FunctionJudge(plugin.score, name=name or type(plugin).__name__, **_function_options(options, trait))
+    if callable(plugin):  # a function (questions, responses) -> scores, bound to the context it declares
+        label = name or plugin_name(plugin)
+        wants_trait = "trait" in judges.keywords(plugin)[0]
+        fn = judges.resolve(plugin, error=JudgeError, model=model, trait=_as_trait(trait) if wants_trait else None)
+        return FunctionJudge(fn, **_function_options({"name": label, **options}, trait))
     raise JudgeError(
         f"cannot make a judge from {type(plugin).__name__}: pass a registered name ({', '.join(judges.names())}), "
         "'name:kind', a judge class, a judge object with .score, or a function (questions, responses) -> scores"

@@ -10,7 +10,7 @@ import torch
 from tl_traits.core.errors import TlTraitsError
 from tl_traits.core.plugin_info import first_sentence, plugin_name
 from tl_traits.core.provenance import provenance, set_provenance
-from tl_traits.core.registry import PluginOptionError, quantizers
+from tl_traits.core.registry import quantizers
 from tl_traits.core.weight_views import restore_aliases, tensor_aliases
 
 
@@ -55,10 +55,7 @@ class Quantizer:
 def resolve_quantizer(spec: Any, **options: Any) -> Any:
     """A ready quantizer from a registered name, a Quantizer (or any object with `quantize` and `available`),
     a class building one (with `options`), or a function `fn(model, **options) -> new model` (given a copy)."""
-    try:
-        plugin = quantizers.resolve(spec, options=options)
-    except PluginOptionError as exc:
-        raise QuantizationError(str(exc)) from exc
+    plugin = quantizers.resolve(spec, options=options, error=QuantizationError)
     if quantizers.is_built(plugin):
         return plugin
     if callable(plugin) and not isinstance(spec, type):

@@ -28,7 +28,7 @@ from tl_traits.core.files import (
 from tl_traits.core.prompts import PromptInput
 from tl_traits.core.protocols import Attack, Example
 from tl_traits.core.plugin_info import plugin_name
-from tl_traits.core.registry import PluginOptionError, attacks
+from tl_traits.core.registry import attacks
 
 POSITIONS = ("start", "end", "random")
 ROWS_FILE, INDICES_FILE, INFO_FILE = "poisoned_train.jsonl", "poisoned_indices.npy", "poison.json"
@@ -146,10 +146,7 @@ class PoisonedDataset(Sequence[Example]):
 def resolve_attack(attack: str | Attack | type | Callable[..., Any], **options: Any) -> Attack:
     """An attack instance from a registered name, a plugin class (built with `options`), an instance (then no
     options), or a function `(example, rng) -> example(s)` (called with `options`)."""
-    try:
-        plugin = attacks.resolve(attack, options=options)
-    except PluginOptionError as exc:
-        raise PoisonError(str(exc)) from exc
+    plugin = attacks.resolve(attack, options=options, error=PoisonError)
     if attacks.is_built(plugin):
         return plugin
     if callable(plugin) and not isinstance(attack, type):
