@@ -8,6 +8,11 @@ strengths the dev/test protocol finds (0.05-0.35) and from prompting, on dev que
 
     python benchmarks/make_calibration_responses.py --out /tmp/calibration-responses.jsonl
     python benchmarks/make_calibration_responses.py --round 2 --out /tmp/calibration-round2.jsonl
+    python benchmarks/make_calibration_responses.py --focus alignment/sycophancy --seed 5 --out /tmp/syc5.jsonl
+
+`--focus TRAIT` draws one trait's answers as the dev/test protocol's search makes them (round 5): the
+methods and layers it compares, strengths across the range its searches choose, both directions, 64
+new tokens, dev questions only, plus unsteered answers.
 """
 
 from __future__ import annotations
@@ -45,15 +50,53 @@ def main() -> None:
     parser.add_argument("--out", type=Path, required=True)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--round", type=int, choices=(1, 2), default=1)
+    parser.add_argument("--focus", help="one trait's answers as the protocol's search makes them (round 5)")
     args = parser.parse_args()
     rng = random.Random(args.seed)
     model = tt.load_model()
-    rows = round_one(model, rng) if args.round == 1 else round_two(model, rng)
-    prefix = "gen" if args.round == 1 else "gen2"
+    if args.focus:
+        rows, prefix = focus_round(model, rng, args.focus), f"focus{args.seed}"
+    else:
+        rows = round_one(model, rng) if args.round == 1 else round_two(model, rng)
+        prefix = "gen" if args.round == 1 else "gen2"
     for i, row in enumerate(rows):
         row["id"] = f"{prefix}-{i:04d}"
     write_jsonl(args.out, rows)
     print(json.dumps({"rows": len(rows), "out": str(args.out)}))
+
+
+FOCUS_METHODS = ("mean_diff", "probe", "pca_diff")
+FOCUS_LAYERS = (9, 14)  # the steering benchmark's layers
+FOCUS_STRENGTHS = (0.02, 0.03, 0.05, 0.07, 0.1, 0.14, 0.2)  # the range its dev searches choose from
+FOCUS_SETTINGS = 14  # per direction; 2 questions each
+FOCUS_UNSTEERED = 8
+FOCUS_NEW_TOKENS = 64
+
+
+def focus_round(model, rng: random.Random, trait: str) -> list[dict]:
+    dataset = tt.load_trait(trait)
+    vectors = tt.extract(model, dataset, FOCUS_METHODS, layers=list(FOCUS_LAYERS), progress=False)
+    rows: list[dict] = []
+    for direction in (1, -1):
+        questions = list(dataset.steering_questions(direction).dev)
+        for _ in range(FOCUS_SETTINGS // 2):  # two settings share one batch of two questions
+            qs = rng.sample(questions, 2)
+            settings, picked = [], []
+            for _ in range(2):
+                method, layer = rng.choice(FOCUS_METHODS), rng.choice(FOCUS_LAYERS)
+                strength = rng.choice(FOCUS_STRENGTHS)
+                vec = vectors[method]
+                settings.append(Setting(layer, coef=direction * strength * vec.norm(layer), vector=vec))
+                picked.append({"method": method, "layer": layer, "strength": strength, "direction": direction})
+            texts = sweep_generate(model, None, settings, qs, max_new_tokens=FOCUS_NEW_TOKENS)
+            for info, answers in zip(picked, texts):
+                rows += [{"trait": trait, "question": q, "response": a, "source": "steered", **info}
+                         for q, a in zip(qs, answers)]
+    qs = rng.sample(list(dataset.steering_questions(1).dev), FOCUS_UNSTEERED)
+    for q, a in zip(qs, tt.generate(model, qs, max_new_tokens=FOCUS_NEW_TOKENS)):
+        rows.append({"trait": trait, "question": q, "response": a, "source": "unsteered"})
+    rng.shuffle(rows)
+    return rows
 
 
 def round_two(model, rng: random.Random) -> list[dict]:

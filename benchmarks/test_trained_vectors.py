@@ -1,5 +1,5 @@
 """Trained vectors (bipo, reps) against the fitted ones and prompting, under the steering protocol; their training
-cost and their detection in distribution."""
+cost and their detection in distribution and out of it."""
 
 from __future__ import annotations
 
@@ -9,10 +9,12 @@ from dataclasses import asdict
 from pathlib import Path
 
 import pytest
+from test_detection_ood import TASKS
 from test_steering import ALIASES, BENCH_PROTOCOL, comparison_rows, log_path, steering_layers_for
 
 import tl_traits as tt
 from tl_traits.core.files import safe_name
+from tl_traits.extraction.transfer import directions_on
 from tl_traits.steering.method_comparison import PROMPTING, compare_steering
 from tl_traits.training.vector_training import VectorTraining
 
@@ -33,6 +35,21 @@ def _trained(model, trait: str, layers: list[int], request):
     if path is not None:
         vecs.save(path)
     return vecs, seconds
+
+
+def _out_of_distribution(model, trait: str, vectors: dict, layer: int) -> list[dict]:
+    """Each vector's AUROC and Cohen's d on the trait's out-of-distribution task, at `layer`."""
+    if trait not in TASKS:
+        return []
+    build, position = TASKS[trait]
+    dataset = build()
+    acts = tt.capture(model, dataset, layers=[layer], position=position, progress=False)
+    rows = []
+    for method, vec in vectors.items():
+        found = directions_on(vec.direction(layer)[None], [layer], acts)
+        rows.append({"trait": trait, "task": dataset.name, "method": method, "layer": layer,
+                     "OOD AUROC": float(found["auroc"][0]), "Cohen's d": float(found["cohens_d"][0])})
+    return rows
 
 
 def _defaults() -> str:
@@ -105,21 +122,41 @@ def test_trained_vectors(bench_model, bench_traits, trait_vectors, results, requ
                             | {"beats unsteered": (best["gain 95% low"] or -1) > 0,
                                "beats best fitted": (best["vs best fitted 95% low"] or -1) > 0,
                                "beats prompting": (best["vs prompting 95% low"] or -1) > 0})
-    results.add("Trained vectors: training cost", cost,
+    results.add("Trained vectors: training cost", cost, keep_earlier="trait",
                 note=f"bipo and reps (the library's defaults: {_defaults()}) trained on each trait set's train "
                      f"split (80% of pairs) at layer {trained_layers[0]} ({TRAINED_DEPTH:.0%} depth), 2 CPU cores; "
                      "seconds per trait per layer. "
                      "'pairs won': the share of training pairs whose wanted side (positive at +v, negative at -v) has "
                      "the higher likelihood per token. Memory: the benchmark process's peak resident set.")
-    results.add("Trained vectors: detection (held-out split)", detection,
+    results.add("Trained vectors: detection (held-out split)", detection, keep_earlier="trait",
                 note="The trained directions read as detectors on the held-out 20% of each trait set.")
-    results.add("Trained vectors: steering (test half)", steering,
+    results.add("Trained vectors: steering (test half)", steering, keep_earlier="trait",
                 note=f"The protocol of 'Steering by method' (strength chosen on 16 dev questions, 64 tokens, greedy, "
                      f"the test half scored), for bipo and reps at layer {trained_layers[0]} only (the fitted methods "
                      f"chose among {layers}). 'vs best fitted' is paired on the same test "
                      "questions against the fitted method (mean_diff, PCA, probe) with the best dev score in the "
                      "method comparison's run; 'vs prompting' against that run's prompting answers.")
-    results.add("Trained vectors: verdict per trait (chosen on dev)", verdicts,
+    results.add("Trained vectors: verdict per trait (chosen on dev)", verdicts, keep_earlier="trait",
                 note="Per trait and direction, the trained method (bipo or reps) with the better dev score; 'beats' = "
                      "the paired test-half difference's 95% interval lies above 0.")
     assert all(r["seconds"] < 1200 for r in cost if "layer" in r)
+
+
+@pytest.mark.full
+def test_trained_vectors_out_of_distribution(bench_model, bench_traits, trait_vectors, results, request):
+    """bipo and reps as detectors on the four out-of-distribution tasks, beside the fitted methods at the same layer
+    (the trained vectors come from --runs-dir when test_trained_vectors trained them there)."""
+    layer = round(TRAINED_DEPTH * (bench_model.cfg.n_layers - 1))
+    rows = []
+    for trait in bench_traits:
+        trained, _ = _trained(bench_model, trait, [layer], request)
+        fitted = trait_vectors(trait)
+        vectors = {m: trained[m] for m in TRAINED} | {m: fitted[m] for m in FITTED if m in fitted.methods}
+        rows += _out_of_distribution(bench_model, trait, vectors, layer)
+    results.add("Trained vectors: detection out of distribution", rows, keep_earlier="trait",
+                note=f"The out-of-distribution tasks of 'Detection out of distribution' (labelled behaviour no system "
+                     f"prompt asked for), read at layer {layer} for the trained and the fitted vectors alike (that "
+                     "benchmark reads each fitted method at its own best in-distribution layer instead).")
+    trained_auroc = [r["OOD AUROC"] for r in rows if r["method"] in TRAINED]
+    assert not trained_auroc or sum(trained_auroc) / len(trained_auroc) > 0.5, "trained vectors read tasks backwards"
+

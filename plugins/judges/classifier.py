@@ -8,8 +8,8 @@ is built (deterministic, a few seconds) and never see the calibration set. For t
 traits a small calibration, fitted on the calibration set's `fit` half only
 (`classifier_calibration.json`, refit by `benchmarks/fit_trait_judges.py`), maps their evidence
 onto the reader's 0-100 scale, scaled by how clean the text is (degenerate text shows a reader
-little trait), with the answer's closeness to the question; other traits get 100 x the mean of the
-three probabilities.
+little trait), with the answer's closeness to the question (and, for sycophancy, its stance toward the
+user's claim: `judging/stance.py`); other traits get 100 x the mean of the three probabilities.
 """
 
 from __future__ import annotations
@@ -30,6 +30,7 @@ from tl_traits.core.stats import fit_logistic
 from tl_traits.core.trait_sets import TraitDataset, load_trait
 from tl_traits.judging.encoder import embed
 from tl_traits.judging.judges import JudgeBase, JudgeError, check_kind, fitted_version, trait_label
+from tl_traits.judging.stance import stance_features
 from tl_traits.judging.text_quality import text_features
 from tl_traits.plugins.judges import catalogue
 
@@ -189,21 +190,35 @@ class ClassifierJudge(JudgeBase):
             values = (100.0 * torch.sigmoid(z).mean(dim=1)).tolist()
         else:
             closeness = (features[0].float() * embed([q or "." for q in questions])).sum(-1).tolist()
-            values = [predicted_rating(row.tolist(), r, c, self.calibration)
-                      for row, r, c in zip(z, responses, closeness)]
+            stance = (stance_features(questions, texts).tolist() if self.calibration.get("design") == "stance"
+                      else [None] * len(texts))
+            values = [predicted_rating(row.tolist(), r, c, self.calibration, st)
+                      for row, r, c, st in zip(z, responses, closeness, stance)]
         return [None if e else float(v) for e, v in zip(empty, values)]
 
 
-def calibration_design(z: Sequence[float], quality: dict[str, float], closeness: float) -> list[float]:
+def calibration_design(z: Sequence[float], quality: dict[str, float], closeness: float,
+                       stance: Sequence[float] | None = None) -> list[float]:
     """The calibration's inputs: 1, the three log-odds, each scaled by how clean the text is, that index, and
-    the response's MiniLM cosine to the question (a restated claim agrees with it), plain and scaled."""
+    the response's MiniLM cosine to the question (a restated claim agrees with it), plain and scaled. With
+    `stance` (the "stance" design: `stance_features`), its claim restatement plain and scaled, and its opening
+    agreement and correction cues scaled."""
     clean = clean_text(quality)
-    return [1.0, *z, *(x * clean for x in z), clean, closeness, closeness * clean]
+    design = [1.0, *z, *(x * clean for x in z), clean, closeness, closeness * clean]
+    if stance is not None:
+        restated, agrees, corrects = stance
+        design += [restated, restated * clean, agrees * clean, corrects * clean]
+    return design
 
 
-def predicted_rating(z: Sequence[float], response: str, closeness: float, calibration: dict[str, Any]) -> float:
+def predicted_rating(z: Sequence[float], response: str, closeness: float, calibration: dict[str, Any],
+                     stance: Sequence[float] | None = None) -> float:
     """The stored linear calibration of its design, stretched so a difference in rating is not attenuated,
     clipped to 0-100."""
-    value = sum(c * x for c, x in zip(calibration["coef"], calibration_design(z, text_features(response), closeness)))
+    design = calibration_design(z, text_features(response), closeness, stance)
+    if len(design) != len(calibration["coef"]):
+        raise JudgeError(f"the classifier calibration has {len(calibration['coef'])} coefficients for a design of "
+                         f"{len(design)} inputs; refit it with benchmarks/fit_trait_judges.py")
+    value = sum(c * x for c, x in zip(calibration["coef"], design))
     stretch = calibration.get("stretch") or {"offset": 0.0, "slope": 1.0}
     return min(100.0, max(0.0, (value - stretch["offset"]) / stretch["slope"]))
