@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from tl_traits.core.models import ModelSpec
+from tl_traits.core.model_spec import ModelSpec
 from tl_traits.scale.cluster import RayExecutor
 from tl_traits.scale.grids import steering_sweep
 from tl_traits.scale.local import LocalExecutor

@@ -26,9 +26,9 @@ if TYPE_CHECKING:  # the same names, for type checkers and IDEs
     from tl_traits.core.prompts import PreparedInputs, PromptError, Spans, prepare_inputs
     from tl_traits.core.plugin_info import PluginInfo
     from tl_traits.core.registry import attacks, extractors, judges, quantizers
+    from tl_traits.core.trait_examples import TraitExample
     from tl_traits.core.trait_sets import (
         TraitDataset,
-        TraitExample,
         list_traits,
         load_trait,
     )
@@ -75,7 +75,7 @@ _EXPORTS: dict[str, str] = {  # name -> "module:attribute"; imported on first us
     "judges": "tl_traits.core.registry:judges",
     "quantizers": "tl_traits.core.registry:quantizers",
     "TraitDataset": "tl_traits.core.trait_sets:TraitDataset",
-    "TraitExample": "tl_traits.core.trait_sets:TraitExample",
+    "TraitExample": "tl_traits.core.trait_examples:TraitExample",
     "list_traits": "tl_traits.core.trait_sets:list_traits",
     "load_trait": "tl_traits.core.trait_sets:load_trait",
     "TraitVector": "tl_traits.core.vectors:TraitVector",

@@ -101,7 +101,7 @@ def test_an_edited_header_is_refused(tmp_path):
 
 
 def test_a_header_without_its_checksum_is_corrupt_and_rows_are_counted(tmp_path):
-    from tl_traits.core.vectors import _header_digest
+    from tl_traits.core.vector_checks import header_digest
 
     vecs = make_vectors(["mean_diff"], [10, 11, 12], 8, {"model": {"name": "m", "n_layers": 30, "d_model": 8}})
     path = vecs.save(tmp_path / "v.safetensors")
@@ -113,7 +113,7 @@ def test_a_header_without_its_checksum_is_corrupt_and_rows_are_counted(tmp_path)
         def change(h):
             h.pop("header_sha256", None)
             h.update(layers=layers)
-            h["header_sha256"] = _header_digest({k: v for k, v in h.items() if k != "header_sha256"})
+            h["header_sha256"] = header_digest({k: v for k, v in h.items() if k != "header_sha256"})
         return change
 
     rewrite_header(path, relisted([10, 11, 12, 13]))

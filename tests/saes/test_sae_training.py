@@ -6,10 +6,10 @@ import pytest
 import torch
 
 from tl_traits.core.prompts import prepare_inputs
+from tl_traits.saes.activations import activation_batches
 from tl_traits.saes.sae import SAEError, load_sae, sae_hook, sae_identity
 from tl_traits.saes.training import (
     SAETrainingError,
-    activation_batches,
     sae_quality,
     split_corpus,
     train_sae,

@@ -10,7 +10,8 @@ import torch
 
 import tl_traits as tt
 from tl_traits.app.cli import main
-from tl_traits.core.models import ModelLoadError, ModelSpec, weights_fingerprint
+from tl_traits.core.model_spec import ModelSpec
+from tl_traits.core.models import ModelLoadError, weights_fingerprint
 from tl_traits.scale.aggregate import aggregate
 from tl_traits.scale.cluster import RayExecutor
 from tl_traits.scale.grids import GridError, quantization_sweep, steering_sweep

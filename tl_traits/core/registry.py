@@ -9,14 +9,14 @@ lazily; a plugin is imported only when its name is asked for. `Registry.resolve`
 from __future__ import annotations
 
 import functools
-import types
 from contextlib import contextmanager
-from dataclasses import dataclass
 from importlib import metadata
 from typing import Any, Generic, Iterator, Mapping, Sequence, TypeVar
 
 from tl_traits.core.errors import TlTraitsError
 from tl_traits.core.plugin_info import PluginInfo, declared_info, legacy_info, plugin_name, undeclared_keywords
+from tl_traits.core.plugin_sources import (  # noqa: F401  (PluginSource re-exported: Registry.sources returns it)
+    PluginSource, distribution_of, entry_point_distribution, is_module, qualified_name)
 from tl_traits.core.protocols import AttackPlugin, Extractor, JudgePlugin, Quantizer, TrainedExtractor
 
 T = TypeVar("T")
@@ -52,16 +52,6 @@ def _option_errors_as(error: type[Exception] | None) -> Iterator[None]:
         if error is None:
             raise
         raise error(str(exc)) from exc
-
-
-@dataclass(frozen=True)
-class PluginSource:
-    """Where a registered name came from: a distribution's entry point or a direct registration."""
-
-    name: str
-    origin: str  # "entry point" or "decorator"
-    distribution: str | None  # e.g. "tl-traits 0.1.0"
-    target: str  # "module:attr" or the object's qualified name
 
 
 class Registry(Generic[T]):
@@ -104,7 +94,7 @@ class Registry(Generic[T]):
             key = name or (plugin_name(item) if callable(item) or hasattr(item, "name") else None)
             if not key:
                 raise RegistryError(f"{self.kind}: cannot register {item!r} without a name")
-            self._add(key, item, PluginSource(key, "decorator", _distribution_of(item), _qualname(item)))
+            self._add(key, item, PluginSource(key, "decorator", distribution_of(item), qualified_name(item)))
             return item
 
         return add(obj) if obj is not None else add
@@ -125,7 +115,7 @@ class Registry(Generic[T]):
         ep = self._entry_points().get(key)
         if ep is not None and key not in self._items and key != self._loading and not loading:
             raise DuplicatePluginError(
-                f"{self.kind} plugin '{key}' is already provided by {_ep_dist(ep)} ({ep.value}); "
+                f"{self.kind} plugin '{key}' is already provided by {entry_point_distribution(ep)} ({ep.value}); "
                 f"refusing {source.target}. Pick another name."
             )
         if key in self._items and self._items[key] is not item:
@@ -173,7 +163,7 @@ class Registry(Generic[T]):
         if name not in self._items:
             ep = self._entry_points()[name]
             raise PluginLoadError(
-                f"{self.kind} entry point '{name}' ({_ep_dist(ep)}) imported {ep.value} "
+                f"{self.kind} entry point '{name}' ({entry_point_distribution(ep)}) imported {ep.value} "
                 "but nothing was registered under that name"
             )
         return self._items[name]
@@ -209,16 +199,16 @@ class Registry(Generic[T]):
                 f"Register a new one with @tl_traits.{self.kind}.register('{name}') "
                 f"or an entry point in the '{self.group}' group."
             )
-        item = self._load(name, ep.value, _ep_dist(ep))
-        source = PluginSource(name, "entry point", _ep_dist(ep), ep.value)
+        item = self._load(name, ep.value, entry_point_distribution(ep))
+        source = PluginSource(name, "entry point", entry_point_distribution(ep), ep.value)
         if isinstance(item, PluginInfo):
             if item.name != name or not item.target:
-                raise PluginLoadError(f"{self.kind} entry point '{name}' ({_ep_dist(ep)}) points at a record "
-                                      f"named '{item.name}' with target {item.target!r}; it needs its own name "
-                                      "and a target")
+                raise PluginLoadError(f"{self.kind} entry point '{name}' ({entry_point_distribution(ep)}) points at "
+                                      f"a record named '{item.name}' with target {item.target!r}; it needs its own "
+                                      "name and a target")
             self._infos[name] = item
-            self._sources[name] = PluginSource(name, "entry point", _ep_dist(ep), item.target)
-        elif not _is_module(item):  # (a module entry point registers itself on import)
+            self._sources[name] = PluginSource(name, "entry point", entry_point_distribution(ep), item.target)
+        elif not is_module(item):  # (a module entry point registers itself on import)
             self._add(name, item, source, loading=True)
         if name in self._items:
             self._sources[name] = source
@@ -263,7 +253,7 @@ class Registry(Generic[T]):
                     pass
         out = dict(self._sources)
         for name, ep in self._entry_points().items():
-            out.setdefault(name, PluginSource(name, "entry point", _ep_dist(ep), ep.value))
+            out.setdefault(name, PluginSource(name, "entry point", entry_point_distribution(ep), ep.value))
         return dict(sorted(out.items()))
 
     def refresh(self) -> None:
@@ -355,42 +345,6 @@ class Registry(Generic[T]):
 
     def __repr__(self) -> str:
         return f"Registry({self.kind!r}, names={self.names()})"
-
-
-def _is_module(obj: Any) -> bool:
-    return isinstance(obj, types.ModuleType)
-
-
-def _qualname(obj: Any) -> str:
-    module = getattr(obj, "__module__", None) or type(obj).__module__
-    name = getattr(obj, "__qualname__", None) or type(obj).__qualname__
-    return f"{module}:{name}"
-
-
-def _ep_dist(ep: metadata.EntryPoint) -> str:
-    dist = getattr(ep, "dist", None)
-    return f"{dist.name} {dist.version}" if dist is not None else "an unknown distribution"
-
-
-@functools.lru_cache(maxsize=1)
-def _packages_distributions() -> dict[str, list[str]]:
-    try:
-        return dict(metadata.packages_distributions())
-    except Exception:
-        return {}
-
-
-def _distribution_of(obj: Any) -> str | None:
-    module = (getattr(obj, "__module__", None) or "").split(".")[0]
-    if not module:
-        return None
-    dists = _packages_distributions().get(module)
-    if not dists:
-        return None
-    try:
-        return f"{dists[0]} {metadata.version(dists[0])}"
-    except metadata.PackageNotFoundError:
-        return dists[0]
 
 
 # The contracts each registry's plugins follow are in tl_traits.core.protocols.

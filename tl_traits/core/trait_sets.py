@@ -20,22 +20,9 @@ from tl_traits.core.files import parse_json_object, parse_jsonl, read_jsonl
 from tl_traits.core.stats import shared_key_groups
 from tl_traits.core.steering_questions import (  # noqa: F401  (re-exported: part of a trait set's API)
     STEERING_PARTS, SteeringQuestions, TraitDataError, parse_steering_plans, split_questions)
+from tl_traits.core.trait_examples import (  # noqa: F401  (TraitExample, check_text re-exported: a trait set's API)
+    TraitExample, check_text, example_from_row, examples_by_label, pair_side)
 from tl_traits.core.trial import trial_limit, trial_size
-
-
-@dataclass(frozen=True)
-class TraitExample:
-    prompt: str
-    response: str | None = None
-    system: str | None = None
-
-    def messages(self) -> list[dict[str, str]]:
-        msgs = [{"role": "system", "content": self.system}] if self.system else []
-        return msgs + [{"role": "user", "content": self.prompt}]
-
-    def to_dict(self) -> dict[str, str]:
-        return {k: v for k, v in (("prompt", self.prompt), ("response", self.response), ("system", self.system))
-                if v is not None}
 
 
 @dataclass(frozen=True)
@@ -86,7 +73,7 @@ class TraitDataset:
             if not isinstance(pair, (tuple, list)) or len(pair) != 2:
                 raise TraitDataError(f"pair {i} is not a (positive, negative) pair: {pair!r:.80}")
             for side, out, label in zip(pair, (positive, negative), ("positive", "negative")):
-                kind, example = _pair_side(side, i, f"from_pairs pair {i} ({label} side)")
+                kind, example = pair_side(side, i, f"from_pairs pair {i} ({label} side)")
                 kinds.add(kind)
                 out.append(check_text(example, f"from_pairs pair {i} ({label} side)"))
         if len(kinds) > 1:
@@ -320,9 +307,9 @@ def _from_folder(folder: Any, name: str, source: str | None = None) -> TraitData
     toward = plans.get("toward")
     return TraitDataset(
         name=name,
-        positive=tuple(_example(r, f"{folder}/positive.jsonl", i)
+        positive=tuple(example_from_row(r, f"{folder}/positive.jsonl", i)
                        for i, r in parse_jsonl(pos_text, "positive.jsonl", TraitDataError)),
-        negative=tuple(_example(r, f"{folder}/negative.jsonl", i)
+        negative=tuple(example_from_row(r, f"{folder}/negative.jsonl", i)
                        for i, r in parse_jsonl(neg_text, "negative.jsonl", TraitDataError)),
         definition=(read("definition.txt") or "").strip(),
         questions=toward.dev + toward.test if toward else (),
@@ -332,57 +319,9 @@ def _from_folder(folder: Any, name: str, source: str | None = None) -> TraitData
     )
 
 
-def _example(row: dict[str, Any], where: str, line: int | None) -> TraitExample:
-    at = where if line is None else f"{where} line {line}"
-    if not isinstance(row, dict) or not isinstance(row.get("prompt"), str):
-        raise TraitDataError(f"{at}: each row needs a string 'prompt'")
-    for key in ("response", "system"):
-        if row.get(key) is not None and not isinstance(row[key], str):
-            raise TraitDataError(f"{at}: '{key}' must be a string")
-    return check_text(TraitExample(row["prompt"], row.get("response"), row.get("system")), at)
-
-
-def check_text(example: TraitExample, where: str) -> TraitExample:
-    """`example` when its texts are valid Unicode; a lone surrogate ("\\ud800", half of an emoji's JSON escape)
-    cannot be tokenized or hashed, so it is an error naming where it is."""
-    for key, text in (("prompt", example.prompt), ("response", example.response), ("system", example.system)):
-        try:
-            (text or "").encode("utf-8")
-        except UnicodeEncodeError as exc:
-            raise TraitDataError(f"{where}: the {key} holds a lone surrogate {(text or '')[exc.start]!r} at "
-                                 f"character {exc.start}, which is not valid Unicode (half of an emoji's \\ud83d... "
-                                 "escape?); fix or remove it") from None
-    return example
-
-
-_TRUE = {"1", "true", "positive", "pos", "yes"}
-_FALSE = {"0", "false", "negative", "neg", "no"}
-
-
 def _from_rows(rows: Iterable[dict[str, Any]], name: str, source: str) -> TraitDataset:
-    positive: list[TraitExample] = []
-    negative: list[TraitExample] = []
-    for i, row in enumerate(rows, start=1):
-        if "label" not in row:
-            raise TraitDataError(f"{source} row {i} has no 'label' (1/0 or positive/negative)")
-        label = str(row["label"]).strip().lower()
-        if label not in _TRUE | _FALSE:
-            raise TraitDataError(f"{source} row {i}: label {row['label']!r} is not 1/0, "
-                                 "true/false or positive/negative")
-        (positive if label in _TRUE else negative).append(_example(row, source, i))
+    positive, negative = examples_by_label(rows, source)
     return TraitDataset(name=name, positive=tuple(positive), negative=tuple(negative), source=source)
-
-
-def _pair_side(side: Any, index: int, where: str) -> tuple[str, TraitExample]:
-    """One side of a from_pairs pair: ("plain" | "chat", its example)."""
-    if isinstance(side, str) and side.strip():
-        return "plain", TraitExample(side)
-    if isinstance(side, (tuple, list)) and len(side) == 2 and all(isinstance(x, str) and x.strip() for x in side):
-        return "chat", TraitExample(side[0], side[1])
-    if isinstance(side, dict):
-        return "chat", _example(side, where, None)
-    raise TraitDataError(f"pair {index}: each side must be a non-empty string, a (prompt, response) tuple "
-                         f"or a {{'prompt', 'response'}} row, not {side!r:.80}")
 
 
 def _is_hf_dataset(obj: Any) -> bool:

@@ -6,11 +6,9 @@ vector is never silently applied to another model or mixed with other tokenizati
 
 from __future__ import annotations
 
-import hashlib
 import json
 import math
 import os
-import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterator, Mapping, Sequence
@@ -24,10 +22,10 @@ from tl_traits.core.files import atomic_write_bytes, parse_json_object
 from tl_traits.core.foreign import layer_list, sum_by_layer
 from tl_traits.core.models import model_identity
 from tl_traits.core.numeric import check_number
-from tl_traits.core.prompts import prepare_inputs
 from tl_traits.core.hook_names import HOOKS
 from tl_traits.core.vector_arithmetic import UNITS, Units, VectorArithmetic
 from tl_traits.core.vector_arithmetic import layer_ranges as _ranges
+from tl_traits.core.vector_checks import check_model, check_rows, header_digest, tensor_digest
 
 FORMAT = "tl_traits.core.vectors/1"
 METRICS = ("auroc", "accuracy", "cohens_d", "polarity", "baseline")
@@ -268,9 +266,9 @@ class TraitVectors:
             "layers": self.layers,
             "methods": {name: vec.stored_metadata() for name, vec in self.vectors.items()},
             "method_order": list(self.vectors),  # the JSON header is key-sorted
-            "tensor_sha256": _tensor_digest(tensors),
+            "tensor_sha256": tensor_digest(tensors),
         }
-        header["header_sha256"] = _header_digest(header)  # the layer list and metadata are checked too
+        header["header_sha256"] = header_digest(header)  # the layer list and metadata are checked too
         return atomic_write_bytes(path, save(tensors, metadata={HEADER_KEY: json.dumps(header, sort_keys=True)}))
 
     @classmethod
@@ -298,12 +296,12 @@ class TraitVectors:
                    if k not in header]
         if missing:
             raise VectorError(f"{path} is corrupt: its header lacks {', '.join(missing)}; extract or copy it again")
-        if header.pop("header_sha256") != _header_digest(header):
+        if header.pop("header_sha256") != header_digest(header):
             raise VectorError(f"{path} is corrupt: its header (layers, metadata) does not match the "
                               "checksum written with it")
-        if _tensor_digest(tensors) != header.pop("tensor_sha256"):
+        if tensor_digest(tensors) != header.pop("tensor_sha256"):
             raise VectorError(f"{path} is corrupt: its tensors do not match the checksum written with them")
-        _check_rows(path, header["layers"], header["method_order"], tensors)
+        check_rows(path, header["layers"], header["method_order"], tensors)
         layers = header.pop("layers")
         methods = header.pop("methods")
         order = header.pop("method_order")
@@ -318,73 +316,3 @@ class TraitVectors:
                 {**header, **vec_meta},
             )
         return cls(vectors, header)
-
-
-def check_model(metadata: dict[str, Any], model: Any, *, strict: bool = True) -> None:
-    """Compare an artifact's recorded model identity with `model`."""
-
-    made = metadata.get("model") or {}
-    here = model_identity(model)
-    if int(made.get("d_model", -1)) != here.d_model or int(made.get("n_layers", -1)) != here.n_layers:
-        raise VectorError(
-            f"vector from another model: made on {made.get('name')} (n_layers {made.get('n_layers')}, d_model "
-            f"{made.get('d_model')}), this model is {here.name} (n_layers {here.n_layers}, d_model {here.d_model}). "
-            "Extract vectors on this model with tl_traits.extraction.extract(model, trait)."
-        )
-    if made.get("name") != here.name:
-        message = (
-            f"vector made on '{made.get('name')}' applied to '{here.name}' (same shape). "
-            "Pass strict=False if that is intended (e.g. a fine-tune of the same model)."
-        )
-        if strict:
-            raise VectorError(message)
-        warnings.warn(message, stacklevel=3)
-    elif made.get("fingerprint") not in (None, here.fingerprint) and made.get("kind") == here.kind:
-        warnings.warn(
-            f"the weights of '{here.name}' differ from those the vector was made on (fingerprint "
-            f"{made.get('fingerprint')} vs {here.fingerprint}): a fine-tune or quantized copy?",
-            stacklevel=3,
-        )
-    _check_prompt_settings(metadata.get("prompt_settings"), model)
-
-
-def _check_prompt_settings(recorded: dict[str, Any] | None, model: Any) -> None:
-    """Warn when this model's prompts would be tokenized differently from the artifact's."""
-    if not recorded:
-        return
-
-    now = prepare_inputs(model, "x", chat=recorded.get("chat")).settings.to_dict()
-    changed = [k for k in ("chat_template_sha256", "bos", "bos_token_id") if recorded.get(k) != now.get(k)]
-    if changed:
-        warnings.warn(
-            "this model prepares prompts differently from the run that made the vector ("
-            + ", ".join(f"{k}: {recorded.get(k)!r} then, {now.get(k)!r} now" for k in changed)
-            + "); activations are not comparable: re-extract, or load the model with the same tokenizer and template",
-            stacklevel=3,
-        )
-
-
-def _header_digest(header: dict[str, Any]) -> str:
-    return hashlib.sha256(json.dumps(header, sort_keys=True).encode()).hexdigest()
-
-
-def _check_rows(path: Path, layers: Any, methods: Any, tensors: dict[str, Tensor]) -> None:
-    """Every method's tensors hold one row per listed layer, so `direction(layer)` reads that layer's row."""
-    if not isinstance(layers, list) or not all(isinstance(x, int) for x in layers) or len(set(layers)) != len(layers):
-        raise VectorError(f"{path} is corrupt: its layer list {layers!r} is not distinct integers")
-    for name in methods:
-        rows = {key: t.shape[0] for key, t in tensors.items() if key.startswith(f"{name}/")}
-        if f"{name}/directions" not in rows:
-            raise VectorError(f"{path} is corrupt: method '{name}' has no directions tensor")
-        wrong = sorted({n for n in rows.values() if n != len(layers)})
-        if wrong:
-            raise VectorError(f"{path} is corrupt: it lists {len(layers)} layers but method '{name}' holds "
-                              f"{' or '.join(map(str, wrong))} rows per tensor")
-
-
-def _tensor_digest(tensors: dict[str, Tensor]) -> str:
-    digest = hashlib.sha256()
-    for name in sorted(tensors):
-        digest.update(name.encode())
-        digest.update(tensors[name].contiguous().view(torch.uint8).numpy().tobytes())
-    return digest.hexdigest()

@@ -17,7 +17,8 @@ from tl_traits.core.capture import capture
 from tl_traits.core.errors import TlTraitsError, check_count
 from tl_traits.core.files import safe_name
 from tl_traits.core.locks import holds_folder_lock
-from tl_traits.core.models import ModelSpec, model_identity
+from tl_traits.core.model_spec import ModelSpec
+from tl_traits.core.models import model_identity
 from tl_traits.core.registry import extractors, quantizers
 from tl_traits.core.registry import judges as judge_registry
 from tl_traits.core.trait_sets import load_trait

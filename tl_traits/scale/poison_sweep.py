@@ -19,7 +19,8 @@ import torch
 
 from tl_traits.core.files import atomic_write_json, safe_name
 from tl_traits.core.locks import holds_folder_lock
-from tl_traits.core.models import ModelSpec, model_identity
+from tl_traits.core.model_spec import ModelSpec
+from tl_traits.core.models import model_identity
 from tl_traits.core.version import package_version
 from tl_traits.scale.executors import (
     hold_model,

@@ -1,173 +1,34 @@
 """Steering: add (or ablate) a trait direction at chosen layers through TL hooks, removed on exit.
 
-One primitive attaches hooks and returns a handle; `steer()` is the context manager over it
-and also an iterable of `(hook_name, fn)` pairs for `run_with_hooks`. Vectors are applied in
-float32 and cast back. During KV-cached generation a hook sees `[batch, 1, d]` after the
-first step, so each hook tracks the absolute position itself.
+One primitive (`steering.hooks.attach`) attaches hooks and returns a handle; `steer()` is the
+context manager over it and also an iterable of `(hook_name, fn)` pairs for `run_with_hooks`.
+Vectors are applied in float32 and cast back. During KV-cached generation a hook sees
+`[batch, 1, d]` after the first step, so each hook tracks the absolute position itself.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterator, Literal, Mapping, Sequence
+from typing import Any, Literal, Mapping, Sequence
 
 import torch
 from jaxtyping import Float
 from torch import Tensor
 
 from tl_traits.core.foreign import layer_list, read_tensor, sum_by_layer
-from tl_traits.core.generation import add_batch_listener, decode_new_text, generate_tokens
+from tl_traits.core.generation import decode_new_text, generate_tokens
 from tl_traits.core.hook_names import hook_name
-from tl_traits.core.hook_points import add_forward_hooks
 from tl_traits.core.numeric import check_number
-from tl_traits.core.prompts import PreparedInputs, PromptInput, as_batch
+from tl_traits.core.prompts import PromptInput, as_batch
 from tl_traits.core.vectors import TraitVector
 from tl_traits.steering.errors import SteeringError
+from tl_traits.steering.hooks import POSITION_CODES, LayerEdit, PositionTracker, Steering, make_hook
 from tl_traits.steering.layers import default_steering_layer
 
 Operator = Literal["add", "ablate", "ablate_then_add"]
 Positions = Literal["all", "prompt", "response"]
 OPERATORS = ("add", "ablate", "ablate_then_add")
 POSITIONS = ("all", "prompt", "response")
-
-
-POSITION_CODES = {"all": 0, "prompt": 1, "response": 2}
-
-
-@dataclass
-class _PositionTracker:
-    """Which absolute positions a hook call covers, across cached generation steps."""
-
-    which: str
-    pending_width: int | None = None  # announced by generate() for the next full forward
-    width: int = 0
-    offset: int = 0
-
-    def announce(self, batch: PreparedInputs) -> None:
-        self.pending_width = int(batch.input_ids.shape[1])
-
-    def is_response(self, seq: int, device: torch.device) -> Tensor:
-        """A `[seq]` bool mask: which positions of this call are generated tokens (not the prompt)."""
-        if seq > 1 or self.offset == 0:  # a full forward: the prompt (or a whole sequence)
-            self.width = self.pending_width if self.pending_width is not None else seq
-            self.pending_width = None
-            positions = torch.arange(seq, device=device)
-            self.offset = seq
-        else:  # one cached step: the next generated token
-            positions = torch.tensor([self.offset], device=device)
-            self.offset += 1
-        return positions >= self.width
-
-
-@dataclass
-class LayerEdit:
-    """What one hook adds at one layer: coef x direction, on some rows and positions."""
-
-    direction: Float[Tensor, " d_model"] | Float[Tensor, "batch d_model"]  # one per row: a sweep over several vectors
-    coef: float | Float[Tensor, " batch"]
-    rows: Tensor | None = None  # bool [batch]: the rows this edit applies to (a sweep's slices)
-    # int [batch]: POSITION_CODES per row (a sweep mixing positions); None: the tracker's
-    positions: Tensor | None = None
-
-
-def _keep_mask(edit: LayerEdit, tracker: _PositionTracker, batch: int, seq: int, device: torch.device) -> Tensor | None:
-    """`[batch, seq, 1]` bool: where the edit applies (None: everywhere)."""
-    response = tracker.is_response(seq, device)
-    if edit.positions is None:
-        code = POSITION_CODES[tracker.which]
-        where = None if code == 0 else (response if code == 2 else ~response)[None, :]
-    else:
-        codes = edit.positions.to(device)[:, None]
-        where = (codes == 0) | ((codes == 1) & ~response[None, :]) | ((codes == 2) & response[None, :])
-    if edit.rows is not None:
-        rows = edit.rows.to(device)[:, None]
-        where = rows if where is None else where & rows
-    return None if where is None else where.expand(batch, seq)[..., None]
-
-
-def _make_hook(edit: LayerEdit, operator: str, tracker: _PositionTracker) -> Callable:
-    def fn(act: Tensor, hook: Any) -> Tensor:
-        keep = _keep_mask(edit, tracker, act.shape[0], act.shape[1], act.device)
-        if keep is not None and not bool(keep.any()):
-            return act
-        x0 = act.float()
-        v = edit.direction.to(device=act.device, dtype=torch.float32)
-        if v.dim() == 2:
-            v = v[:, None, :]
-        x = x0
-        if operator in ("ablate", "ablate_then_add"):
-            u = v / v.norm(dim=-1, keepdim=True).clamp_min(1e-12)  # a raw or combined vector need not be unit
-            projection = (x @ u)[..., None] if u.dim() == 1 else (x * u).sum(-1, keepdim=True)
-            x = x - projection * u
-        if operator in ("add", "ablate_then_add"):
-            coef = edit.coef
-            if isinstance(coef, Tensor):
-                coef = coef.to(device=act.device, dtype=torch.float32)[:, None, None]
-            x = x + coef * v
-        if keep is not None:
-            x = torch.where(keep, x, x0)
-        return x.to(act.dtype)
-
-    return fn
-
-
-@dataclass
-class SteeringHandle:
-    """Attached hooks; `remove()` takes off exactly these (other hooks stay)."""
-
-    model: Any
-    hooks: list[tuple[str, Callable]]
-    _undo: list[Callable[[], None]] = field(default_factory=list)
-
-    def remove(self) -> None:
-        while self._undo:
-            self._undo.pop()()
-
-
-def attach(model: Any, hooks: Sequence[tuple[str, Callable]],
-           trackers: Sequence[_PositionTracker] = ()) -> SteeringHandle:
-    """Add forward hooks to the model and return the handle that removes them."""
-    handle = SteeringHandle(model, list(hooks))
-    try:
-        handle._undo.append(add_forward_hooks(model, hooks))
-        for tracker in trackers:
-            handle._undo.append(add_batch_listener(model, tracker.announce))
-    except BaseException:
-        handle.remove()
-        raise
-    return handle
-
-
-class Steering:
-    """Hooks that steer `model` with a vector; a context manager and an iterable of TL hooks."""
-
-    def __init__(self, model: Any, hooks: list[tuple[str, Callable]], trackers: list[_PositionTracker],
-                 description: str):
-        self.model = model
-        self.hooks = hooks
-        self.trackers = trackers
-        self.description = description
-        self._handle: SteeringHandle | None = None
-
-    def __iter__(self) -> Iterator[tuple[str, Callable]]:
-        return iter(self.hooks)
-
-    def attach(self) -> SteeringHandle:
-        return attach(self.model, self.hooks, self.trackers)
-
-    def __enter__(self) -> "Steering":
-        if self._handle is not None:
-            raise SteeringError("this steer() block is already active; create a new one to nest")
-        self._handle = self.attach()
-        return self
-
-    def __exit__(self, *exc: Any) -> None:
-        handle, self._handle = self._handle, None
-        if handle is not None:
-            handle.remove()
-
-    def __repr__(self) -> str:
-        return f"Steering({self.description})"
 
 
 def steer(
@@ -208,9 +69,9 @@ def steer(
         raise SteeringError(f"positions must be one of {', '.join(POSITIONS)}, not {positions!r}")
     hooks, trackers = [], []
     for layer, edit in edits.items():
-        tracker = _PositionTracker(positions)
+        tracker = PositionTracker(positions)
         trackers.append(tracker)
-        hooks.append((hook_name(layer, hook_kind), _make_hook(edit, operator, tracker)))
+        hooks.append((hook_name(layer, hook_kind), make_hook(edit, operator, tracker)))
     desc = (f"{operator} at layers {list(edits)}, "
             + (f"strength {strength}" if strength is not None else f"coef {coef}"))
     return Steering(model, hooks, trackers, desc + f", positions {positions}")
@@ -386,9 +247,9 @@ def sweep_generate(
                             "each hook separately")
     hooks, trackers = [], []
     for layer, edit in per_layer.items():
-        tracker = _PositionTracker("all")
+        tracker = PositionTracker("all")
         trackers.append(tracker)
-        hooks.append((hook_name(layer, hook_kind), _make_hook(edit, operator, tracker)))
+        hooks.append((hook_name(layer, hook_kind), make_hook(edit, operator, tracker)))
     with Steering(model, hooks, trackers, f"sweep of {len(chosen)} settings"):
         tokens = generate_tokens(
             model, prompt_list * len(chosen), max_new_tokens=max_new_tokens, greedy=greedy,

@@ -10,7 +10,8 @@ from typing import Any, List, Optional, cast
 import typer
 
 from tl_traits.app.cli.options import EXIT_FAILED, JsonOpt, emit, output_file, parse_options
-from tl_traits.core.models import ModelKind, ModelSpec, load_model
+from tl_traits.core.model_spec import ModelSpec
+from tl_traits.core.models import ModelKind, load_model
 from tl_traits.scale.aggregate import aggregate as merge_runs
 from tl_traits.scale.executors import EXECUTORS, make_executor
 from tl_traits.scale.runs import SUMMARY
