@@ -28,6 +28,7 @@ demo: $(STAMP)
 # The tests, then the benchmarks' quick subset (so the harness never rots; its tables go to a temp folder).
 test: $(STAMP) browser
 	$(BIN)/ruff check tl_traits plugins tests benchmarks docs
+	$(BIN)/ruff format --check tl_traits plugins tests benchmarks docs
 	$(BIN)/mypy
 	HF_HUB_OFFLINE=1 $(BIN)/python -m pytest tests -q
 	HF_HUB_OFFLINE=1 $(BIN)/python -m pytest benchmarks -m quick -q -p no:cacheprovider --out "$$(mktemp -d)"
