@@ -1,0 +1,54 @@
+"""Running the dashboard: uvicorn on 127.0.0.1 unless told otherwise (a warning then), with Host headers checked on
+a loopback address."""
+
+from __future__ import annotations
+
+import ipaddress
+from typing import Any
+
+from tl_traits.app.serve.dashboard import Dashboard
+from tl_traits.app.serve.web import create_app
+from tl_traits.core.extras import require
+
+DEFAULT_HOST = "127.0.0.1"
+DEFAULT_PORT = 8765
+
+
+def is_loopback(host: str) -> bool:
+    """Whether `host` only listens on this machine (127.0.0.0/8, ::1, localhost)."""
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def exposure_warning(host: str) -> str | None:
+    """What binding `host` exposes, when it is not a loopback address."""
+    if is_loopback(host):
+        return None
+    return (
+        f"binding {host}: the dashboard is reachable from other machines, and anyone who reaches it can run the "
+        "model, read the served vectors and prompt sets and queue work; it has no login. Use --host 127.0.0.1 "
+        "(the default) unless this network is yours"
+    )
+
+
+def allowed_hosts(host: str) -> list[str] | None:
+    """On a loopback address, only local Host headers (a web page elsewhere cannot rebind a name to 127.0.0.1)."""
+    if not is_loopback(host):
+        return None
+    return ["127.0.0.1", "localhost", "[::1]", "::1", host]
+
+
+def make_app(dashboard: Dashboard, host: str = DEFAULT_HOST) -> Any:
+    return create_app(dashboard, allowed_hosts=allowed_hosts(host))
+
+
+def run_server(
+    dashboard: Dashboard, host: str = DEFAULT_HOST, port: int = DEFAULT_PORT, log_level: str = "warning"
+) -> None:
+    """Serve until Ctrl-C (uvicorn; one process, the model's own thread behind the event loop)."""
+    uvicorn = require("uvicorn")
+    uvicorn.run(make_app(dashboard, host), host=host, port=port, log_level=log_level, access_log=False)
