@@ -17,13 +17,27 @@ function clearError() {
   $('error').hidden = true;
 }
 
+// A watched vector keeps its colour while it is watched; at most `max_vectors` are, so their colours all differ.
 function buildSidebar(info, ui) {
   const list = $('trait-list');
   const chosen = new Set(info.defaults.chat_vectors || []);
   const limit = info.limits.max_vectors;
   const boxes = [];
-  info.vectors.forEach((v, i) => {
-    ui.colors[v.id] = PALETTE[i % PALETTE.length];
+  const swatches = {};
+  const paint = () => {
+    const used = new Set(boxes.filter((b) => b.checked && ui.colors[b.value]).map((b) => ui.colors[b.value]));
+    for (const b of boxes) {
+      if (!b.checked) delete ui.colors[b.value];
+      else if (!ui.colors[b.value]) {
+        ui.colors[b.value] = PALETTE.find((c) => !used.has(c)) || PALETTE[0];
+        used.add(ui.colors[b.value]);
+      }
+      swatches[b.value].style.background = ui.colors[b.value] || 'transparent';
+    }
+    const n = boxes.filter((b) => b.checked).length;
+    boxes.forEach((b) => { b.disabled = !b.checked && n >= limit; });
+  };
+  for (const v of info.vectors) {
     const row = document.createElement('label');
     row.className = 'trait';
     row.title = `${v.id}: ${v.method} vector of ${v.trait}, from ${v.file}; best detection layer ${v.best_layer}`;
@@ -33,17 +47,13 @@ function buildSidebar(info, ui) {
     box.checked = chosen.has(v.id);
     const swatch = document.createElement('span');
     swatch.className = 'swatch';
-    swatch.style.background = ui.colors[v.id];
+    swatches[v.id] = swatch;
     row.append(box, swatch, document.createTextNode(v.label));
     list.appendChild(row);
     boxes.push(box);
-  });
-  const enforce = () => {
-    const n = boxes.filter((b) => b.checked).length;
-    boxes.forEach((b) => { b.disabled = !b.checked && n >= limit; });
-  };
-  boxes.forEach((b) => b.addEventListener('change', enforce));
-  enforce();
+    box.addEventListener('change', paint);
+  }
+  paint();
   const layers = [...new Set(info.vectors.flatMap((v) => v.layers))].sort((a, b) => a - b);
   const select = $('monitor-layer');
   for (const [value, text] of [['best', "each vector's best layer"], ...layers.map((l) => [String(l), `layer ${l}`])]) {
@@ -96,7 +106,7 @@ async function main() {
   }
   const m = info.model;
   $('model-name').textContent = `${m.name} (${m.kind}, ${m.n_layers} layers, d_model ${m.d_model}) · ${info.sources.join(', ')}`;
-  const ui = { info, colors: {}, showError, clearError };
+  const ui = { info, colors: {}, showError, clearError, refresh: pollStatus };
   buildSidebar(info, ui);
   buildTabs();
   setupChat(ui);

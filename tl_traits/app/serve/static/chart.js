@@ -39,7 +39,9 @@ export function drawChart(container, series, tokens, opts = {}) {
   node('title', {}, svg).textContent = opts.title || 'Trait Dynamics: projection per token, 0 = neutral baseline';
   for (let v = -yMax; v <= yMax + 1e-9; v += step) {
     node('line', { x1: left - 4, x2: left, y1: y(v), y2: y(v), class: 'axis' }, svg);
-    node('text', { x: left - 6, y: y(v) + 4, 'text-anchor': 'end' }, svg).textContent = (v > 0 ? '+' : '') + v.toFixed(Math.max(0, -Math.floor(Math.log10(step))));
+    const digits = Math.max(0, -Math.floor(Math.log10(step)));
+    const label = Math.abs(v) < step / 2 ? '0' : (v > 0 ? '+' : '') + v.toFixed(digits);
+    node('text', { x: left - 6, y: y(v) + 4, 'text-anchor': 'end' }, svg).textContent = label;
   }
   node('line', { x1: left, x2: left, y1: top, y2: H - bottom, class: 'axis' }, svg);
   node('line', { x1: left, x2: W - right, y1: y(0), y2: y(0), class: 'zero' }, svg);

@@ -104,6 +104,7 @@ export function setupChat(ui) {
       else ui.showError(err.message);
     } finally {
       controller = null;
+      ui.refresh();
       $('chat-send').disabled = false;
       $('chat-stop').disabled = true;
       countChars();
@@ -187,6 +188,8 @@ export function setupSteer(ui) {
     const col = columns[which];
     col.querySelector('.answer-text').textContent = '';
     delete col.dataset.done;
+    delete col.dataset.text;
+    delete col.dataset.scored;
     views[which] = new TokenView(col.querySelector('.tokens'), monitors);
     drawChart(col.querySelector('.chart'), [], [], { empty: 'Waiting for tokens.' });
   }
@@ -224,6 +227,7 @@ export function setupSteer(ui) {
           painters[ev.which]();
         } else if (ev.type === 'done') {
           col.querySelector('.answer-text').textContent = ev.text;
+          col.dataset.text = ev.text;
           col.dataset.done = 'true';
           scoreTable(col.querySelector('.scores'), speed(ev, 0, 0));
         } else if (ev.type === 'judging') {
@@ -231,6 +235,7 @@ export function setupSteer(ui) {
         } else if (ev.type === 'scores') {
           for (const w of Object.keys(columns)) {
             scoreTable(columns[w].querySelector('.scores'), ev.unavailable ? ev.unavailable : ev.scores[w]);
+            columns[w].dataset.scored = 'true';
           }
         }
       }
@@ -238,6 +243,7 @@ export function setupSteer(ui) {
       if (err.name !== 'AbortError') ui.showError(err.message);
     } finally {
       if (controller === mine) controller = null;
+      ui.refresh();
     }
   }
 
