@@ -5,9 +5,6 @@ from __future__ import annotations
 
 import json
 import shutil
-import socket
-import threading
-import time
 from pathlib import Path
 
 import pytest
@@ -51,45 +48,12 @@ def client(dashboard):
         yield test_client
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-class LiveServer:
-    """uvicorn serving a dashboard on 127.0.0.1 from a thread of this process."""
-
-    def __init__(self, dashboard) -> None:
-        import uvicorn
-
-        from tl_traits.app.serve.server import make_app
-
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        config = uvicorn.Config(make_app(dashboard), host="127.0.0.1", port=self.port, log_level="warning",
-                                access_log=False)
-        self.server = uvicorn.Server(config)
-        self.thread = threading.Thread(target=self.server.run, daemon=True)
-
-    def __enter__(self) -> "LiveServer":
-        self.thread.start()
-        deadline = time.monotonic() + 30
-        while not self.server.started:
-            if time.monotonic() > deadline or not self.thread.is_alive():
-                raise RuntimeError("uvicorn did not start")
-            time.sleep(0.05)
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.server.should_exit = True
-        self.thread.join(30)
-
-
 @pytest.fixture()
 def live_server(dashboard):
     pytest.importorskip("uvicorn", reason="the dashboard needs the [serve] extra (starlette, uvicorn)")
-    with LiveServer(dashboard) as server:
+    from tl_traits.app.serve.server import BackgroundServer
+
+    with BackgroundServer(dashboard) as server:
         yield server
 
 

@@ -307,3 +307,34 @@ def test_sources_that_are_not_served_are_refused_by_name(tmp_path):
     (tmp_path / "other.safetensors").write_bytes(b"not safetensors at all")
     with pytest.raises(ServeError, match="not a vectors file tl_traits reads"):
         load_catalog([tmp_path / "other.safetensors"])
+
+
+@pytest.mark.parametrize("kind", ["tiny_hooked", "dashboard"])
+def test_both_model_kinds_stream_generates_tokens_and_read_each_tokens_residual(kind, request):
+    """The stream on a HookedTransformer (GPT-2 style, no chat template) and on the bridge: `generate`'s text, and each
+    token's value read from that token's own residual (one forward over prompt + answer reads the same)."""
+    from tl_traits.app.serve.streaming import Monitor, stream_answer
+    from tl_traits.core.vectors import TraitVector
+
+    fixture = request.getfixturevalue(kind)
+    model = fixture.model if kind == "dashboard" else fixture
+    torch.manual_seed(0)
+    d_model, n_layers = int(model.cfg.d_model), int(model.cfg.n_layers)
+    vec = TraitVector("random", torch.nn.functional.normalize(torch.randn(n_layers, d_model), dim=-1),
+                      list(range(n_layers)), torch.full((n_layers,), 2.0), {})
+    monitor = Monitor("r", vec, n_layers - 1, baseline=0.5, unit=2.0)
+    prompt = "The quick brown fox"
+    evs = list(stream_answer(model, prompt, [monitor], max_new_tokens=9))
+    assert evs[-1]["text"] == generate(model, [prompt], max_new_tokens=9)[0]
+    ids = prepare_inputs(model, [prompt]).token_ids[0]
+    eos = model.tokenizer.eos_token_id
+    new = [t for t in generate_tokens(model, [prompt], max_new_tokens=9)[0] if t != eos]
+    seen = {}
+
+    def keep(act, hook):
+        seen["h"] = act[0].float()
+
+    with forward_hooks(model, [(monitor.hook, keep)]):
+        model(torch.tensor([ids + new]))
+    expected = ((seen["h"][len(ids):] @ vec.direction(n_layers - 1) - 0.5) / 2.0).tolist()
+    assert [e["values"]["r"] for e in evs if e["type"] == "values"] == pytest.approx(expected, abs=2e-3)

@@ -4,6 +4,9 @@ a loopback address."""
 from __future__ import annotations
 
 import ipaddress
+import socket
+import threading
+import time
 from typing import Any
 
 from tl_traits.app.serve.dashboard import Dashboard
@@ -52,3 +55,37 @@ def run_server(
     """Serve until Ctrl-C (uvicorn; one process, the model's own thread behind the event loop)."""
     uvicorn = require("uvicorn")
     uvicorn.run(make_app(dashboard, host), host=host, port=port, log_level=log_level, access_log=False)
+
+
+class BackgroundServer:
+    """The dashboard served by uvicorn from a thread of this process (a notebook, a test, a benchmark):
+    `with BackgroundServer(dashboard) as server: ... server.url ...`; port 0 picks a free one."""
+
+    def __init__(self, dashboard: Dashboard, host: str = DEFAULT_HOST, port: int = 0) -> None:
+        uvicorn = require("uvicorn")
+        self.port = port or _free_port(host)
+        self.url = f"http://{host}:{self.port}"
+        config = uvicorn.Config(
+            make_app(dashboard, host), host=host, port=self.port, log_level="warning", access_log=False
+        )
+        self.server = uvicorn.Server(config)
+        self.thread = threading.Thread(target=self.server.run, name="tl-traits-serve-http", daemon=True)
+
+    def __enter__(self) -> "BackgroundServer":
+        self.thread.start()
+        deadline = time.monotonic() + 30
+        while not self.server.started:
+            if time.monotonic() > deadline or not self.thread.is_alive():
+                raise RuntimeError(f"the dashboard's server did not start on {self.url}")
+            time.sleep(0.05)
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.server.should_exit = True
+        self.thread.join(30)
+
+
+def _free_port(host: str) -> int:
+    with socket.socket() as s:
+        s.bind((host, 0))
+        return int(s.getsockname()[1])

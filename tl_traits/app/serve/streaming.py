@@ -111,6 +111,7 @@ def stream_answer(
             do_sample=False,
             verbose=False,
             return_type="tokens",
+            padding_side="left",  # as `generate` asks: a HookedTransformer then masks nothing in one unpadded row
         )
         try:
             for token in _new_tokens(stream, width):
