@@ -4,22 +4,25 @@ concurrent chats against generating the same 20 answers one after another."""
 
 from __future__ import annotations
 
-import asyncio
 import json
 import statistics
+import subprocess
+import sys
 import time
+from pathlib import Path
 
 import pytest
 
 import tl_traits as tt
 from tl_traits.core.generation import generate_tokens
 
-httpx = pytest.importorskip("httpx", reason="the dashboard's benchmark streams with httpx (dev extra)")
+pytest.importorskip("httpx", reason="the dashboard's benchmark streams with httpx (dev extra)")
 pytest.importorskip("uvicorn", reason="the dashboard needs the [serve] extra (starlette, uvicorn)")
 
 PROMPT = "Tell me about the history of Paris."
 TRAITS = ("emotion/joy", "alignment/refusal")
 SECTION = "dashboard streaming (tl-traits serve)"
+CLIENT = Path(__file__).with_name("serve_client.py")
 
 
 @pytest.fixture(scope="module")
@@ -38,29 +41,12 @@ def served(bench_model, tmp_path_factory):
         yield dashboard, server
 
 
-async def stream_chat(client, url: str, prompt: str, tokens: int, vectors: list[str]) -> dict:
-    started = time.perf_counter()
-    first = last = None
-    count = 0
-    body = {"message": prompt, "max_new_tokens": tokens, "vectors": vectors}
-    async with client.stream("POST", f"{url}/api/chat", json=body) as reply:
-        async for line in reply.aiter_lines():
-            event = json.loads(line) if line.strip() else {}
-            if event.get("type") == "token":
-                count += 1
-                last = time.perf_counter() - started
-                first = first if first is not None else last
-            elif event.get("type") == "error":
-                raise AssertionError(event["message"])
-    return {"first": first, "last": last, "total": time.perf_counter() - started, "tokens": count}
-
-
 def chats(url: str, prompts: list[str], tokens: int, vectors: list[str]) -> list[dict]:
-    async def run() -> list[dict]:
-        async with httpx.AsyncClient(timeout=600) as client:
-            return await asyncio.gather(*(stream_chat(client, url, p, tokens, vectors) for p in prompts))
-
-    return asyncio.run(run())
+    """Stream the chats from a client in its own process (`serve_client.py`), as a browser would."""
+    args = json.dumps({"url": url, "prompts": prompts, "tokens": tokens, "vectors": vectors})
+    done = subprocess.run([sys.executable, str(CLIENT), args], capture_output=True, text=True, timeout=1800)
+    assert done.returncode == 0, done.stderr[-2000:]
+    return json.loads(done.stdout)
 
 
 def measure(model, server, vectors: list[str], tokens: int, repeats: int) -> dict:
@@ -76,15 +62,18 @@ def measure(model, server, vectors: list[str], tokens: int, repeats: int) -> dic
         streamed.append(chats(server.url, [PROMPT], tokens, vectors)[0])
     ids = generate_tokens(model, [PROMPT], max_new_tokens=tokens)[0]
     n = len([t for t in ids if t != model.tokenizer.eos_token_id])
-    assert all(s["tokens"] == n for s in streamed) and text  # the same answer, streamed
+    assert all(s["tokens"] == n and s["text"] == text for s in streamed)  # the same answer, streamed
     ttft = statistics.median(s["first"] for s in streamed)
     stream_rate = statistics.median(s["tokens"] / s["total"] for s in streamed)
     generate_rate = n / statistics.median(full)
     return {
-        "new tokens": n, "repeats": repeats,
-        "first token, streamed (s)": ttft, "generate, 1 token (s)": statistics.median(one),
+        "new tokens": n,
+        "repeats": repeats,
+        "first token, streamed (s)": ttft,
+        "generate, 1 token (s)": statistics.median(one),
         "first token ratio (streamed / generate 1 token)": ttft / statistics.median(one),
-        "tokens/s streamed (end to end)": stream_rate, "tokens/s generate": generate_rate,
+        "tokens/s streamed (end to end)": stream_rate,
+        "tokens/s generate": generate_rate,
         "tokens/s ratio (streamed / generate)": stream_rate / generate_rate,
         "goal: first token < 1 s, ratio >= 0.9": bool(ttft < 1.0 and stream_rate / generate_rate >= 0.9),
     }
@@ -101,18 +90,26 @@ def concurrent(model, server, vectors: list[str], n_chats: int, tokens: int) -> 
     wall = time.perf_counter() - t
     firsts = sorted(r["first"] for r in results)
     return {
-        "concurrent chats": n_chats, "new tokens each": tokens, "completed": sum(r["tokens"] > 0 for r in results),
-        "wall (s)": wall, "generate one by one (s)": one_by_one, "wall ratio (served / one by one)": wall / one_by_one,
-        "first token median (s)": statistics.median(firsts), "first token last in queue (s)": firsts[-1],
+        "concurrent chats": n_chats,
+        "new tokens each": tokens,
+        "completed": sum(r["tokens"] > 0 for r in results),
+        "wall (s)": wall,
+        "generate one by one (s)": one_by_one,
+        "wall ratio (served / one by one)": wall / one_by_one,
+        "first token median (s)": statistics.median(firsts),
+        "first token last in queue (s)": firsts[-1],
         "tokens/s served (all chats)": sum(r["tokens"] for r in results) / wall,
     }
 
 
-NOTE = ("Streamed: POST /api/chat over HTTP to uvicorn on 127.0.0.1 in the same process, greedy, two traits projected "
-        "per token (joy and refusal mean_diff at their best layer), timed at the client from the request to each token "
-        "event; generate: tt.generate on the same prompt and tokens. The stream runs one forward more than generate "
-        "(the last token's residual) and sends two events per token. Concurrent chats queue on the one model: the "
-        "wall time against generating the same answers one by one shows what the server adds.")
+NOTE = (
+    "Streamed: POST /api/chat over HTTP to uvicorn on 127.0.0.1 (the server in this process, the client in its own, as "
+    "a browser is), greedy, two traits projected per token (joy and refusal mean_diff at their best layer), timed at "
+    "the client from sending the request to each token event; generate: tt.generate on the same prompt and tokens. The "
+    "stream runs one forward more than generate (the last token's residual) and sends two events per token. "
+    "Concurrent chats queue on the one model: the wall time against generating the same answers one by one shows "
+    "what the server adds."
+)
 
 
 @pytest.mark.quick

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 LONG_PROMPT = "Tell me everything about the sea. " * 150  # 5,100 characters: a picker must not cut it
-MARKUP = "<img src=x onerror=\"window.injected=1\"></pre><script>window.injected=2</script>"
+MARKUP = '<img src=x onerror="window.injected=1"></pre><script>window.injected=2</script>'
 
 
 @pytest.fixture(scope="session")

@@ -29,8 +29,14 @@ def chat(client, message=QUESTION, **body):
 
 
 def steer_events(client, strength, message=QUESTION, **body):
-    payload = {"message": message, "vector": "emotion-joy.mean_diff", "layers": [1], "strength": strength,
-               "max_new_tokens": 10, **body}
+    payload = {
+        "message": message,
+        "vector": "emotion-joy.mean_diff",
+        "layers": [1],
+        "strength": strength,
+        "max_new_tokens": 10,
+        **body,
+    }
     response = client.post("/api/steer", json=payload)
     assert response.status_code == 200, response.text
     return events(response)
@@ -86,7 +92,7 @@ def test_streamed_values_are_each_tokens_residual_on_the_neutral_scale(client, d
 
     with forward_hooks(model, [(hook_name(1, served.hook), keep)]):
         model(torch.tensor([prompt + generated]))
-    raw = seen["h"][len(prompt):] @ served.direction(1).float()
+    raw = seen["h"][len(prompt) :] @ served.direction(1).float()
     expected = (raw - dashboard.baselines.values[("emotion-joy.mean_diff", 1)]) / served.norm(1)
     streamed = [e["values"]["emotion-joy.mean_diff"] for e in evs if e["type"] == "values"]
     assert len(streamed) == len(generated)
@@ -169,8 +175,10 @@ def test_prompts_and_responses_come_whole(client):
 
 def test_an_examples_projections_cover_its_prompt_and_response(client):
     run = client.get("/api/prompt-sets/run.requests", params={"size": 1}).json()["rows"][0]
-    view = client.post("/api/prompt-sets/run.requests/projections",
-                       json={"index": run["index"], "vectors": ["alignment-refusal.mean_diff"]}).json()
+    view = client.post(
+        "/api/prompt-sets/run.requests/projections",
+        json={"index": run["index"], "vectors": ["alignment-refusal.mean_diff"]},
+    ).json()
     assert view["generated"] is False and view["response"] == run["response"]
     assert len(view["tokens"]) == len(view["segments"]) == len(view["values"]["alignment-refusal.mean_diff"])
     assert {"prompt", "response"} <= set(view["segments"])
@@ -178,14 +186,17 @@ def test_an_examples_projections_cover_its_prompt_and_response(client):
     assert bundled["generated"] is True and "response" in bundled["segments"]  # no response in the set: generated
 
 
-@pytest.mark.parametrize("body, status, says", [
-    ({"vectors": ["nope.mean_diff"]}, 404, "no vector 'nope.mean_diff'"),
-    ({"vectors": ["../../etc/passwd"]}, 400, "never by a path"),
-    ({"vectors": ["/etc/passwd"]}, 400, "never by a path"),
-    ({"vectors": ["..\\secrets"]}, 400, "never by a path"),
-    ({"vectors": "emotion-joy.mean_diff"}, 400, "must be a list"),
-    ({"layer": 7}, 400, "has no layer 7"),
-])
+@pytest.mark.parametrize(
+    "body, status, says",
+    [
+        ({"vectors": ["nope.mean_diff"]}, 404, "no vector 'nope.mean_diff'"),
+        ({"vectors": ["../../etc/passwd"]}, 400, "never by a path"),
+        ({"vectors": ["/etc/passwd"]}, 400, "never by a path"),
+        ({"vectors": ["..\\secrets"]}, 400, "never by a path"),
+        ({"vectors": "emotion-joy.mean_diff"}, 400, "must be a list"),
+        ({"layer": 7}, 400, "has no layer 7"),
+    ],
+)
 def test_bad_vector_choices_are_refused_before_the_model_runs(client, body, status, says):
     response = client.post("/api/chat", json={"message": QUESTION, **body})
     assert response.status_code == status and says in response.json()["error"]
@@ -194,8 +205,13 @@ def test_bad_vector_choices_are_refused_before_the_model_runs(client, body, stat
 def test_unknown_and_path_like_prompt_sets_and_files_are_refused(client):
     assert client.get("/api/prompt-sets/nope").status_code == 404
     assert "no prompt set 'nope'" in client.get("/api/prompt-sets/nope").json()["error"]
-    for path in ("/api/prompt-sets/..%2F..%2Fetc%2Fpasswd", "/api/prompt-sets/%2Fetc%2Fpasswd",
-                 "/static/..%2Fdashboard.py", "/static/dashboard.py", "/static/%2E%2E%2F%2E%2E%2Fcore%2Fmodels.py"):
+    for path in (
+        "/api/prompt-sets/..%2F..%2Fetc%2Fpasswd",
+        "/api/prompt-sets/%2Fetc%2Fpasswd",
+        "/static/..%2Fdashboard.py",
+        "/static/dashboard.py",
+        "/static/%2E%2E%2F%2E%2E%2Fcore%2Fmodels.py",
+    ):
         response = client.get(path)
         assert response.status_code == 404 and set(response.json()) == {"error"}, path
     assert client.post("/api/prompt-sets/requests/projections", json={"index": 60}).status_code == 404
@@ -204,11 +220,14 @@ def test_unknown_and_path_like_prompt_sets_and_files_are_refused(client):
     assert client.get("/static/app.js").headers["content-type"].startswith("text/javascript")
 
 
-@pytest.mark.parametrize("body, says", [
-    ({"message": "x" * 2001}, "the prompt is 2001 characters; the dashboard takes at most 2000"),
-    ({"message": QUESTION, "max_new_tokens": 201}, "generates at most 200"),
-    ({"messages": [{"role": "user", "content": "hi"}] * 25}, "at most 24"),
-])
+@pytest.mark.parametrize(
+    "body, says",
+    [
+        ({"message": "x" * 2001}, "the prompt is 2001 characters; the dashboard takes at most 2000"),
+        ({"message": QUESTION, "max_new_tokens": 201}, "generates at most 200"),
+        ({"messages": [{"role": "user", "content": "hi"}] * 25}, "at most 24"),
+    ],
+)
 def test_caps_answer_with_a_clear_message(client, body, says):
     response = client.post("/api/chat", json=body)
     assert response.status_code == 413 and says in response.json()["error"]
@@ -223,14 +242,20 @@ def test_a_prompt_past_the_context_is_a_readable_stream_error(client, dashboard)
     assert chat(client, max_new_tokens=3)[-1]["type"] == "done"  # the next request runs as usual
 
 
-@pytest.mark.parametrize("kwargs, status, says", [
-    ({"content": b"not json", "headers": {"content-type": "application/json"}}, 400, "not valid JSON"),
-    ({"content": b"[1, 2]", "headers": {"content-type": "application/json"}}, 400, "a JSON object"),
-    ({"content": b"message=hi", "headers": {"content-type": "application/x-www-form-urlencoded"}}, 415, "as JSON"),
-    ({"json": {"messages": [{"role": "boss", "content": "hi"}]}}, 400, "message 0 must be"),
-    ({"json": {"messages": [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "yo"}]}}, 400,
-     "the last message must be the user's"),
-])
+@pytest.mark.parametrize(
+    "kwargs, status, says",
+    [
+        ({"content": b"not json", "headers": {"content-type": "application/json"}}, 400, "not valid JSON"),
+        ({"content": b"[1, 2]", "headers": {"content-type": "application/json"}}, 400, "a JSON object"),
+        ({"content": b"message=hi", "headers": {"content-type": "application/x-www-form-urlencoded"}}, 415, "as JSON"),
+        ({"json": {"messages": [{"role": "boss", "content": "hi"}]}}, 400, "message 0 must be"),
+        (
+            {"json": {"messages": [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "yo"}]}},
+            400,
+            "the last message must be the user's",
+        ),
+    ],
+)
 def test_bad_requests_are_readable_json(client, kwargs, status, says):
     response = client.post("/api/chat", **kwargs)
     assert response.status_code == status and says in response.json()["error"]
@@ -238,7 +263,7 @@ def test_bad_requests_are_readable_json(client, kwargs, status, says):
 
 def test_a_failure_inside_the_model_is_one_readable_line_not_a_traceback(client, dashboard, monkeypatch):
     def broken(*args, **kwargs):
-        raise RuntimeError("the kernel fell over\n  File \"/secret/path.py\", line 1")
+        raise RuntimeError('the kernel fell over\n  File "/secret/path.py", line 1')
 
     monkeypatch.setattr(dashboard.model, "generate_stream", broken)
     error = chat(client)[-1]
@@ -250,7 +275,7 @@ def test_a_failure_inside_the_model_is_one_readable_line_not_a_traceback(client,
 
 def test_answers_carry_a_strict_content_security_policy_and_only_local_host_names(client):
     page = client.get("/")
-    assert page.status_code == 200 and "<script type=\"module\" src=\"/static/app.js\">" in page.text
+    assert page.status_code == 200 and '<script type="module" src="/static/app.js">' in page.text
     assert "script-src 'self'" in page.headers["content-security-policy"]  # no inline script may run
     rebound = client.get("/api/info", headers={"host": "attacker.example"})
     assert rebound.status_code == 400  # a page elsewhere that rebinds its name to 127.0.0.1 gets nothing
@@ -283,6 +308,24 @@ def test_the_command_warns_when_it_binds_beyond_loopback(serve_run_dir, monkeypa
         main(["serve", str(serve_run_dir), "--no-judges", "--quiet"])
     out, err = capsys.readouterr()
     assert "warning" not in err and "dashboard: http://127.0.0.1:8765/" in out  # loopback by default
+
+
+def test_a_port_in_use_is_refused_before_the_model_loads(serve_run_dir, capsys, monkeypatch):
+    import socket
+
+    from tl_traits.app.cli import main
+    from tl_traits.app.serve import dashboard
+
+    loaded = []
+    monkeypatch.setattr(dashboard, "build_dashboard", lambda *a, **k: loaded.append(a))
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        with pytest.raises(SystemExit) as exit_code:
+            main(["serve", str(serve_run_dir), "--port", str(port), "--quiet"])
+    assert exit_code.value.code == 2 and loaded == []  # refused before any model work
+    assert f"cannot listen on 127.0.0.1:{port}" in capsys.readouterr().err
 
 
 def test_the_command_without_the_serve_extra_names_its_install_line(monkeypatch, capsys, tmp_path):
@@ -320,8 +363,13 @@ def test_both_model_kinds_stream_generates_tokens_and_read_each_tokens_residual(
     model = fixture.model if kind == "dashboard" else fixture
     torch.manual_seed(0)
     d_model, n_layers = int(model.cfg.d_model), int(model.cfg.n_layers)
-    vec = TraitVector("random", torch.nn.functional.normalize(torch.randn(n_layers, d_model), dim=-1),
-                      list(range(n_layers)), torch.full((n_layers,), 2.0), {})
+    vec = TraitVector(
+        "random",
+        torch.nn.functional.normalize(torch.randn(n_layers, d_model), dim=-1),
+        list(range(n_layers)),
+        torch.full((n_layers,), 2.0),
+        {},
+    )
     monitor = Monitor("r", vec, n_layers - 1, baseline=0.5, unit=2.0)
     prompt = "The quick brown fox"
     evs = list(stream_answer(model, prompt, [monitor], max_new_tokens=9))
@@ -336,5 +384,5 @@ def test_both_model_kinds_stream_generates_tokens_and_read_each_tokens_residual(
 
     with forward_hooks(model, [(monitor.hook, keep)]):
         model(torch.tensor([ids + new]))
-    expected = ((seen["h"][len(ids):] @ vec.direction(n_layers - 1) - 0.5) / 2.0).tolist()
+    expected = ((seen["h"][len(ids) :] @ vec.direction(n_layers - 1) - 0.5) / 2.0).tolist()
     assert [e["values"]["r"] for e in evs if e["type"] == "values"] == pytest.approx(expected, abs=2e-3)

@@ -12,8 +12,9 @@ import pytest
 from .conftest import MARKUP
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
-pytestmark = pytest.mark.skipif(CHROMIUM is None, reason="Debian's chromium is not installed (make test installs it "
-                                                         "where apt works)")
+pytestmark = pytest.mark.skipif(
+    CHROMIUM is None, reason="Debian's chromium is not installed (make test installs it where apt works)"
+)
 
 
 def texts(page, which: str) -> str | None:

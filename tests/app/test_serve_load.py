@@ -69,15 +69,18 @@ def test_twenty_concurrent_chats_complete_and_none_is_mixed_with_another(live_se
     assert len(firsts) == CHATS  # every prompt's stream is distinguishable, so a mix-up could not pass unseen
     assert sorted(r["ahead"] for r in together) == list(range(CHATS))  # one model, every request queued in turn
     first_token = sorted(r["first"] for r in together)
-    print(f"\n{CHATS} concurrent chats of {TOKENS} tokens (tiny model): {wall:.2f} s in all; first token after "
-          f"{statistics.median(first_token):.2f} s (median), {first_token[-1]:.2f} s (last in the queue)")
+    print(
+        f"\n{CHATS} concurrent chats of {TOKENS} tokens (tiny model): {wall:.2f} s in all; first token after "
+        f"{statistics.median(first_token):.2f} s (median), {first_token[-1]:.2f} s (last in the queue)"
+    )
 
 
 def test_a_client_that_leaves_mid_stream_frees_the_model_at_the_next_token(live_server, dashboard):
     before = dashboard.status()
     with httpx.Client(timeout=120) as client:
-        with client.stream("POST", f"{live_server.url}/api/chat",
-                           json={"message": "Tell me a very long story.", "max_new_tokens": 200}) as reply:
+        with client.stream(
+            "POST", f"{live_server.url}/api/chat", json={"message": "Tell me a very long story.", "max_new_tokens": 200}
+        ) as reply:
             seen = 0
             for line in reply.iter_lines():
                 seen += json.loads(line)["type"] == "token"

@@ -39,8 +39,9 @@ def serve(
     require_extras("starlette", "uvicorn")
     from tl_traits.app.serve.dashboard import build_dashboard
     from tl_traits.app.serve.inputs import Limits
-    from tl_traits.app.serve.server import exposure_warning, run_server
+    from tl_traits.app.serve.server import check_port, exposure_warning, run_server
 
+    check_port(host, port)  # a port in use fails before the model loads
     warning = exposure_warning(host)
     if warning:
         typer.echo(f"warning: {warning}", err=True)

@@ -9,6 +9,7 @@ import threading
 import time
 from typing import Any
 
+from tl_traits.app.serve.catalog import ServeError
 from tl_traits.app.serve.dashboard import Dashboard
 from tl_traits.app.serve.web import create_app
 from tl_traits.core.extras import require
@@ -36,6 +37,20 @@ def exposure_warning(host: str) -> str | None:
         "model, read the served vectors and prompt sets and queue work; it has no login. Use --host 127.0.0.1 "
         "(the default) unless this network is yours"
     )
+
+
+def check_port(host: str, port: int) -> None:
+    """Fail now, before the model loads, when `host:port` cannot be listened on (taken, or not this machine's)."""
+    family = socket.AF_INET6 if ":" in host.strip("[]") else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((host.strip("[]"), port))
+        except OSError as exc:
+            raise ServeError(
+                f"cannot listen on {host}:{port} ({exc.strerror or exc}); pick another --port, or a "
+                "--host this machine has"
+            ) from None
 
 
 def allowed_hosts(host: str) -> list[str] | None:

@@ -84,8 +84,8 @@ def create_app(dashboard: Dashboard, *, allowed_hosts: list[str] | None = None) 
 
         async def lines() -> AsyncIterator[str]:
             yield json_line({"type": "queued", "ahead": job.ahead})
-            async for event in job.stream():
-                yield json_line(event)
+            async for chunk in job.stream():
+                yield "".join(json_line(event) for event in chunk)
 
         return StreamingResponse(lines(), media_type="application/x-ndjson")
 

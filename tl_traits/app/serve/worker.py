@@ -31,41 +31,49 @@ def readable(exc: BaseException) -> tuple[str, int]:
 
 @dataclass
 class Job:
-    """A unit of model work: `work()` makes an iterator of events, run on the model thread."""
+    """A unit of model work: `work()` makes an iterator of events, run on the model thread; its events reach the event
+    loop in batches (one wake-up each), and leave it in chunks."""
 
     work: Callable[[], Iterator[dict[str, Any]]]
     loop: asyncio.AbstractEventLoop
-    events: "asyncio.Queue[dict[str, Any]]" = field(default_factory=asyncio.Queue)
+    events: "asyncio.Queue[list[dict[str, Any]]]" = field(default_factory=asyncio.Queue)
     cancelled: threading.Event = field(default_factory=threading.Event)
     ahead: int = 0  # jobs queued or running when this one arrived
 
-    def emit(self, event: dict[str, Any]) -> None:
+    def emit(self, batch: list[dict[str, Any]]) -> None:
         try:
-            self.loop.call_soon_threadsafe(self.events.put_nowait, event)
+            self.loop.call_soon_threadsafe(self.events.put_nowait, batch)
         except RuntimeError:  # the event loop is closed: nobody is listening any more
             self.cancelled.set()
 
     def cancel(self) -> None:
         self.cancelled.set()
 
-    async def stream(self) -> AsyncIterator[dict[str, Any]]:
-        """The job's events as they come; leaving early (a client that went away) cancels the job."""
+    async def stream(self) -> AsyncIterator[list[dict[str, Any]]]:
+        """The job's events in chunks: all that arrived since the last one. Leaving early (a client that went away)
+        cancels the job."""
         try:
             while True:
-                event = await self.events.get()
-                if event is END:
+                chunk = list(await self.events.get())
+                while not self.events.empty():
+                    chunk += self.events.get_nowait()
+                ended = END in chunk
+                chunk = [event for event in chunk if event is not END]
+                if chunk:
+                    yield chunk
+                if ended:
                     return
-                yield event
         finally:
             self.cancel()
 
     async def result(self) -> dict[str, Any]:
         """The one `result` event of a job that computes a value (an `error` event raises)."""
         found: dict[str, Any] = {}
-        async for event in self.stream():
-            if event.get("type") == "error":
-                raise JobFailed(event["message"], event.get("status", 500))
-            found = event
+        async for chunk in self.stream():
+            for event in chunk:
+                if event.get("type") == "error":
+                    raise JobFailed(event["message"], event.get("status", 500))
+                found = event
         return found
 
 
@@ -125,17 +133,18 @@ class ModelWorker:
                 return
             if job.cancelled.is_set():
                 self.stats.skipped += 1
-                job.emit(END)
+                job.emit([END])
                 continue
             self.stats.busy = True
             try:
                 self._run_job(job)
             finally:
                 self.stats.busy = False
-                job.emit(END)
+                job.emit([END])
 
     def _run_job(self, job: Job) -> None:
         events: Iterator[dict[str, Any]] | None = None
+        held: list[dict[str, Any]] = []
         try:
             events = job.work()
             for event in events:
@@ -143,15 +152,20 @@ class ModelWorker:
                     self.stats.cancelled += 1
                     return
                 self.stats.events += 1
-                job.emit(event)
+                held.append(event)
+                if event.get("type") != "values":  # a token's values leave with the next token, sampled with them
+                    job.emit(held)
+                    held = []
             self.stats.completed += 1
         except Exception as exc:  # noqa: BLE001 - every failure goes back to the browser as one readable line
             if not isinstance(exc, TlTraitsError):
                 log.exception("a dashboard request failed")
             self.stats.failed += 1
             message, status = readable(exc)
-            job.emit({"type": "error", "message": message, "status": status})
+            held.append({"type": "error", "message": message, "status": status})
         finally:
+            if held and not job.cancelled.is_set():
+                job.emit(held)
             close = getattr(events, "close", None)
             if close is not None:
                 close()  # a generator's `with` blocks exit here: its hooks come off before the next job
