@@ -19,6 +19,8 @@ EXTRA_OF = {
     "ray": "scale",
     "submitit": "scale",
     "torchao": "quant",
+    "starlette": "serve",
+    "uvicorn": "serve",
 }
 
 

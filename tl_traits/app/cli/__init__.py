@@ -21,6 +21,7 @@ from tl_traits.app.cli import (
     poisoning,
     quantization,
     sae,
+    serve,
     sweeps,
     vectors,
 )
@@ -61,6 +62,7 @@ app.command("quant-sweep")(grids.quant_sweep)
 app.command()(sweeps.aggregate)
 app.command("train-sae")(sae.train_sae)
 app.command()(job.report)
+app.command()(serve.serve)
 app.command()(plugins.plugins)
 app.add_typer(judges.app, name="judges")
 
