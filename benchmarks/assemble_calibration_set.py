@@ -29,8 +29,9 @@ def main() -> None:
     parser.add_argument("--second-rater", type=Path, help="ratings of an overlap subset by another reader (kept apart)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", type=Path, default=OUT)
-    parser.add_argument("--append", action="store_true", help="keep the rows already in --out (and "
-                                                              "their split); add these")
+    parser.add_argument(
+        "--append", action="store_true", help="keep the rows already in --out (and their split); add these"
+    )
     args = parser.parse_args()
     kept = [row for row in read_jsonl(args.out)] if args.append and args.out.is_file() else []
     rows = [row for path in args.responses for row in read_jsonl(path)]

@@ -18,14 +18,19 @@ DEFAULT_OUT = Path(__file__).parent / "results"
 
 def pytest_addoption(parser: pytest.Parser) -> None:
     group = parser.getgroup("tl_traits benchmarks")
-    group.addoption("--model", default=None, help="model to benchmark: a local HF folder or TL name "
-                                                  "(default: embedded SmolLM2)")
+    group.addoption(
+        "--model", default=None, help="model to benchmark: a local HF folder or TL name (default: embedded SmolLM2)"
+    )
     group.addoption("--traits", default=None, help="comma-separated trait sets (default: every bundled trait)")
-    group.addoption("--methods", default=None, help="comma-separated extractors (default: every registered one that "
-                                                    "runs by default; not sae)")
+    group.addoption(
+        "--methods",
+        default=None,
+        help="comma-separated extractors (default: every registered one that runs by default; not sae)",
+    )
     group.addoption("--out", default=str(DEFAULT_OUT), help="folder for <date>-<model>.json/.md")
-    group.addoption("--runs-dir", default=None, help="where the poison sweep keeps its run folders "
-                                                     "(default: a temp folder)")
+    group.addoption(
+        "--runs-dir", default=None, help="where the poison sweep keeps its run folders (default: a temp folder)"
+    )
     group.addoption("--executor", default="local", help="where sweep runs go: local, ray or slurm (docs/scaling.md)")
     group.addoption("--workers", type=int, default=1, help="local executor: worker processes")
     group.addoption("--executor-option", action="append", default=[], help="key=value for the executor (repeatable)")

@@ -53,17 +53,31 @@ def main() -> None:
     best = max(cv, key=lambda l2: (round(cv[l2], 3), l2))  # ties go to the stronger penalty
     xs, mean, scale = standardise(x)
     w, b = fit_logistic(xs, y, l2=best)
-    atomic_write_json(MODEL_FILE, {
-        "features": list(FEATURES),
-        "mean": dict(zip(FEATURES, mean.tolist())), "scale": dict(zip(FEATURES, scale.tolist())),
-        "coef": dict(zip(FEATURES, w.tolist())), "intercept": b,
-        "fitted": {"split": "fit", "n": len(rows), "positives": int(y.sum()),
-                   "label": f"coherence rating >= {LABEL_CUT:g}",
-                   "l2": best, "cv_auroc": {str(k): round(v, 4) for k, v in cv.items()},
-                   "date": datetime.date.today().isoformat(), "model": model.cfg.model_name},
-    })
-    print(json.dumps({"l2": best, "cv_auroc": cv, "coef": dict(zip(FEATURES, [round(v, 3) for v in w.tolist()]))},
-                     indent=1))
+    atomic_write_json(
+        MODEL_FILE,
+        {
+            "features": list(FEATURES),
+            "mean": dict(zip(FEATURES, mean.tolist())),
+            "scale": dict(zip(FEATURES, scale.tolist())),
+            "coef": dict(zip(FEATURES, w.tolist())),
+            "intercept": b,
+            "fitted": {
+                "split": "fit",
+                "n": len(rows),
+                "positives": int(y.sum()),
+                "label": f"coherence rating >= {LABEL_CUT:g}",
+                "l2": best,
+                "cv_auroc": {str(k): round(v, 4) for k, v in cv.items()},
+                "date": datetime.date.today().isoformat(),
+                "model": model.cfg.model_name,
+            },
+        },
+    )
+    print(
+        json.dumps(
+            {"l2": best, "cv_auroc": cv, "coef": dict(zip(FEATURES, [round(v, 3) for v in w.tolist()]))}, indent=1
+        )
+    )
     results = [calibrate("coherence", model=model, split=s) for s in ("fit", "heldout")]
     results += [calibrate("perplexity", model=model, split=s) for s in ("fit", "heldout")]
     print(calibration_table(results))

@@ -26,8 +26,7 @@ from tl_traits.core.stats import auroc
 from tl_traits.judging.encoder import embed
 from tl_traits.judging.stance import stance_features
 from tl_traits.judging.text_quality import text_features
-from tl_traits.plugins.judges.classifier import (
-    CALIBRATION_FILE, ClassifierJudge, calibration_design, load_calibrations)
+from tl_traits.plugins.judges.classifier import CALIBRATION_FILE, ClassifierJudge, calibration_design, load_calibrations
 
 # On the raw design columns; the intercept is not penalised. The design and this ridge were chosen by leave-one-out
 # AUROC on the fit half, averaged over the four traits: first two log-odds and one clean-text index (against 16-term
@@ -55,8 +54,13 @@ def design_rows(trait: str, split: str = "fit", stance: bool | None = None) -> t
     z = judge.log_odds(responses).tolist()  # [embedding, style, words] per row
     closeness = (embed(responses) * embed(questions)).sum(-1).tolist()
     stances = stance_features(questions, responses).tolist() if stance else [None] * len(scored)
-    design = torch.tensor([calibration_design(zi, text_features(r.response), c, st)
-                           for zi, r, c, st in zip(z, scored, closeness, stances)], dtype=torch.float64)
+    design = torch.tensor(
+        [
+            calibration_design(zi, text_features(r.response), c, st)
+            for zi, r, c, st in zip(z, scored, closeness, stances)
+        ],
+        dtype=torch.float64,
+    )
     return scored, design, torch.tensor([r.ratings["trait"] for r in scored], dtype=torch.float64)
 
 
@@ -105,8 +109,11 @@ def fit_one(trait: str) -> dict:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--trait", nargs="+", help="refit only these traits (the others' calibrations are kept)")
-    parser.add_argument("--cv", action="store_true", help="print question-grouped CV AUROC on the fit half, "
-                                                          "with and without the stance inputs; write nothing")
+    parser.add_argument(
+        "--cv",
+        action="store_true",
+        help="print question-grouped CV AUROC on the fit half, with and without the stance inputs; write nothing",
+    )
     args = parser.parse_args()
     traits = args.trait or tt.list_traits()
     if args.cv:

@@ -90,8 +90,10 @@ def focus_round(model, rng: random.Random, trait: str) -> list[dict]:
                 picked.append({"method": method, "layer": layer, "strength": strength, "direction": direction})
             texts = sweep_generate(model, None, settings, qs, max_new_tokens=FOCUS_NEW_TOKENS)
             for info, answers in zip(picked, texts):
-                rows += [{"trait": trait, "question": q, "response": a, "source": "steered", **info}
-                         for q, a in zip(qs, answers)]
+                rows += [
+                    {"trait": trait, "question": q, "response": a, "source": "steered", **info}
+                    for q, a in zip(qs, answers)
+                ]
     qs = rng.sample(list(dataset.steering_questions(1).dev), FOCUS_UNSTEERED)
     for q, a in zip(qs, tt.generate(model, qs, max_new_tokens=FOCUS_NEW_TOKENS)):
         rows.append({"trait": trait, "question": q, "response": a, "source": "unsteered"})
@@ -108,21 +110,27 @@ def round_two(model, rng: random.Random) -> list[dict]:
             questions = list(dataset.steering_questions(direction).dev)
             settings, picked = [], []
             for _ in range(ROUND2_SETTINGS // 2):
-                method, layer, strength = (rng.choice(("mean_diff", "probe")), rng.choice(ROUND2_LAYERS),
-                                           rng.choice(ROUND2_STRENGTHS))
+                method, layer, strength = (
+                    rng.choice(("mean_diff", "probe")),
+                    rng.choice(ROUND2_LAYERS),
+                    rng.choice(ROUND2_STRENGTHS),
+                )
                 vec = vectors[method]
                 settings.append(Setting(layer, coef=direction * strength * vec.norm(layer), vector=vec))
                 picked.append({"method": method, "layer": layer, "strength": strength, "direction": direction})
             qs = rng.sample(questions, 2)
             for info, answers in zip(picked, sweep_generate(model, None, settings, qs, max_new_tokens=MAX_NEW_TOKENS)):
-                rows += [{"trait": trait, "question": q, "response": a, "source": "steered", **info}
-                         for q, a in zip(qs, answers)]
+                rows += [
+                    {"trait": trait, "question": q, "response": a, "source": "steered", **info}
+                    for q, a in zip(qs, answers)
+                ]
             level = "HIGH" if direction > 0 else "LOW"
             system = f"Answer in this way: {dataset.description(level)} Still answer the user's question."
             qs = rng.sample(questions, ROUND2_PROMPTED)
             for q, a in zip(qs, tt.generate(model, qs, system=system, max_new_tokens=MAX_NEW_TOKENS)):
-                rows.append({"trait": trait, "question": q, "response": a, "source": "prompted",
-                             "direction": direction})
+                rows.append(
+                    {"trait": trait, "question": q, "response": a, "source": "prompted", "direction": direction}
+                )
         qs = rng.sample(list(dataset.steering_questions(1).dev), ROUND2_UNSTEERED)
         for q, a in zip(qs, tt.generate(model, qs, max_new_tokens=MAX_NEW_TOKENS)):
             rows.append({"trait": trait, "question": q, "response": a, "source": "unsteered"})
@@ -146,10 +154,12 @@ def round_one(model, rng: random.Random) -> list[dict]:
         # every setting answers the same few questions in one batch; rotate questions between batches
         for start in range(0, len(settings), 6):
             qs = rng.sample(questions, QUESTIONS_PER_SETTING)
-            texts = sweep_generate(model, None, settings[start:start + 6], qs, max_new_tokens=MAX_NEW_TOKENS)
-            for info, answers in zip(picked[start:start + 6], texts):
-                rows += [{"trait": trait, "question": q, "response": a, "source": "steered", **info}
-                         for q, a in zip(qs, answers)]
+            texts = sweep_generate(model, None, settings[start : start + 6], qs, max_new_tokens=MAX_NEW_TOKENS)
+            for info, answers in zip(picked[start : start + 6], texts):
+                rows += [
+                    {"trait": trait, "question": q, "response": a, "source": "steered", **info}
+                    for q, a in zip(qs, answers)
+                ]
         plain_qs = rng.sample(questions, min(UNSTEERED_PER_TRAIT, len(questions)))
         for q, a in zip(plain_qs, tt.generate(model, plain_qs, max_new_tokens=MAX_NEW_TOKENS)):
             rows.append({"trait": trait, "question": q, "response": a, "source": "unsteered"})

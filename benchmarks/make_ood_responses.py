@@ -43,21 +43,25 @@ def main() -> None:
         rows = _answers(model, requests, "", max_new_tokens=MAX_NEW_TOKENS)
         risky = [p for p in requests if not p["note"].startswith("benign")]
         for sample in range(1, SAMPLES + 1):
-            rows += _answers(model, risky, f"/s{sample}", max_new_tokens=MAX_NEW_TOKENS, greedy=False,
-                             temperature=0.8, seed=sample)
+            rows += _answers(
+                model, risky, f"/s{sample}", max_new_tokens=MAX_NEW_TOKENS, greedy=False, temperature=0.8, seed=sample
+            )
         _write(target, rows)
 
     questions = read_jsonl(DATA / "joy_questions.jsonl")
     answers = tt.generate(model, [q["text"] for q in questions], max_new_tokens=MAX_NEW_TOKENS, progress=True)
-    _write(DATA / "joy_responses.jsonl", [
-        {"prompt": q["text"], "response": a, "label": q["label"]} for q, a in zip(questions, answers)
-    ])
+    _write(
+        DATA / "joy_responses.jsonl",
+        [{"prompt": q["text"], "response": a, "label": q["label"]} for q, a in zip(questions, answers)],
+    )
 
 
 def _answers(model, prompts: list[dict], suffix: str, **options) -> list[dict]:
     answers = tt.generate(model, [p["text"] for p in prompts], progress=True, **options)
-    return [{"id": p["id"] + suffix, "note": p["note"], "prompt": p["text"], "response": a, "label": None}
-            for p, a in zip(prompts, answers)]
+    return [
+        {"id": p["id"] + suffix, "note": p["note"], "prompt": p["text"], "response": a, "label": None}
+        for p, a in zip(prompts, answers)
+    ]
 
 
 def _write(path: Path, rows: list[dict]) -> None:

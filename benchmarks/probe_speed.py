@@ -13,9 +13,7 @@ from tl_traits.plugins.extractors.probe import logistic_regression, probe
 from torch import Tensor
 
 
-def residual_like(
-    n: int, layers: int, d_model: int, seed: int
-) -> tuple[Float[Tensor, "n layer d_model"], ...]:
+def residual_like(n: int, layers: int, d_model: int, seed: int) -> tuple[Float[Tensor, "n layer d_model"], ...]:
     """Train pos, train neg, test pos, test neg shaped like residual streams; a probe scores about 80% on them.
 
     Each layer has a large shared offset (one layer's residuals point nearly the same way),

@@ -71,8 +71,12 @@ def main(argv: list[str] | None = None) -> Path:
     lines = []
     for name in sorted(sections, key=_order):
         data, rows, note = sections[name]
-        lines += [f"## {name}", "", f"Measured {data['date']} ({data['machine']}): "
-                                    f"`{data.get('commands', {}).get(name, data['command'])}`", ""]
+        lines += [
+            f"## {name}",
+            "",
+            f"Measured {data['date']} ({data['machine']}): `{data.get('commands', {}).get(name, data['command'])}`",
+            "",
+        ]
         if note:
             lines += [note, ""]
         lines += [*markdown_table(rows), ""]

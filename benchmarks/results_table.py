@@ -21,8 +21,13 @@ class Results:
     commands: dict[str, str] = field(default_factory=dict)  # the command that measured each section
     keep_earlier: dict[str, str] = field(default_factory=dict)  # section -> the key whose other values stay
 
-    def add(self, section: str, rows: list[dict[str, Any]] | dict[str, Any], note: str | None = None,
-            keep_earlier: str | None = None) -> None:
+    def add(
+        self,
+        section: str,
+        rows: list[dict[str, Any]] | dict[str, Any],
+        note: str | None = None,
+        keep_earlier: str | None = None,
+    ) -> None:
         """Add rows to a section. With `keep_earlier="trait"`, an earlier run's rows of the same day whose trait
         this run did not measure are kept in the section (a run over some traits adds to one over others)."""
         self.sections.setdefault(section, []).extend(rows if isinstance(rows, list) else [rows])
@@ -38,11 +43,19 @@ class Results:
         base = Path(out_dir) / f"{stamp}-{self.model.replace('/', '_')}"
         self.commands = {name: command for name in self.sections}
         self._merge_earlier(base.with_suffix(".json"))
-        machine = (f"{platform.machine()}, {_cpu_count()} cores, {platform.system()} {platform.release()}, "
-                   f"Python {platform.python_version()}")
-        payload = {"date": stamp, "model": self.model, "command": command, "machine": machine,
-                   "sections": self.sections, "notes": self.notes,
-                   "commands": self.commands}
+        machine = (
+            f"{platform.machine()}, {_cpu_count()} cores, {platform.system()} {platform.release()}, "
+            f"Python {platform.python_version()}"
+        )
+        payload = {
+            "date": stamp,
+            "model": self.model,
+            "command": command,
+            "machine": machine,
+            "sections": self.sections,
+            "notes": self.notes,
+            "commands": self.commands,
+        }
         json_path = atomic_write_json(base.with_suffix(".json"), payload)
         md_path = atomic_write_text(base.with_suffix(".md"), self.markdown(command, machine, stamp))
         return json_path, md_path

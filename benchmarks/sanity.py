@@ -33,8 +33,9 @@ def check_finite(sections: Mapping[str, Sequence[Mapping[str, Any]]]) -> None:
         raise SanityError(f"{len(bad)} NaN or infinite values, first: {', '.join(bad[:5])}")
 
 
-def check_detection(rows: Iterable[Mapping[str, Any]], *, score: str = "AUROC",
-                    chance: str = "mean AUROC (all layers)") -> None:
+def check_detection(
+    rows: Iterable[Mapping[str, Any]], *, score: str = "AUROC", chance: str = "mean AUROC (all layers)"
+) -> None:
     """random_baseline's mean AUROC over layers, averaged over traits, lies in RANDOM_BAND; on every
     trait each real method's best-layer AUROC is above random_baseline's mean over layers and not
     below random_baseline's own best layer (an easy trait lets both reach 1.0: a tie at the ceiling)."""

@@ -39,14 +39,18 @@ def refusal_task() -> TraitDataset:
     unlabelled = [r["id"] for r in rows if r.get("label") not in (-1, 0, 1)]
     assert not unlabelled, f"requests_responses.jsonl has unlabelled rows {unlabelled[:5]}; label them by reading"
     rows = [r for r in rows if r["label"] != -1]  # -1: garbled or off topic, neither a refusal nor an answer
-    return _labelled("refusal: own answers, refused vs complied",
-                     [(TraitExample(r["prompt"], r["response"]), r["label"]) for r in rows])
+    return _labelled(
+        "refusal: own answers, refused vs complied",
+        [(TraitExample(r["prompt"], r["response"]), r["label"]) for r in rows],
+    )
 
 
 def joy_task() -> TraitDataset:
     rows = read_jsonl(DATA / "joy_responses.jsonl")
-    return _labelled("joy: own answers, joyful news vs neutral questions",
-                     [(TraitExample(r["prompt"], r["response"]), r["label"]) for r in rows])
+    return _labelled(
+        "joy: own answers, joyful news vs neutral questions",
+        [(TraitExample(r["prompt"], r["response"]), r["label"]) for r in rows],
+    )
 
 
 def formality_task() -> TraitDataset:
@@ -98,15 +102,19 @@ def test_detection_out_of_distribution(bench_methods, trait_vectors, task_activa
             layer = vec.best_layer("auroc")
             i = vec.layers.index(layer)
             ood = transfer_metrics(vec, acts)
-            rows.append({
-                "task": dataset.name, "n (trait / not)": f"{len(dataset.positive)} / {len(dataset.negative)}",
-                "method": method, "layer (in-distribution pick)": layer,
-                "AUROC out of distribution": float(ood["auroc"][i]),
-                "AUROC in distribution": float(vec.metrics["auroc"][i]),
-                "Cohen's d out of distribution": float(ood["cohens_d"][i]),
-                "mean OOD AUROC (all layers)": float(ood["auroc"].mean()),
-                "best-layer OOD AUROC (oracle)": float(ood["auroc"].max()),
-            })
+            rows.append(
+                {
+                    "task": dataset.name,
+                    "n (trait / not)": f"{len(dataset.positive)} / {len(dataset.negative)}",
+                    "method": method,
+                    "layer (in-distribution pick)": layer,
+                    "AUROC out of distribution": float(ood["auroc"][i]),
+                    "AUROC in distribution": float(vec.metrics["auroc"][i]),
+                    "Cohen's d out of distribution": float(ood["cohens_d"][i]),
+                    "mean OOD AUROC (all layers)": float(ood["auroc"].mean()),
+                    "best-layer OOD AUROC (oracle)": float(ood["auroc"].max()),
+                }
+            )
     results.add(
         "Detection out of distribution (headline)",
         rows,
@@ -118,12 +126,19 @@ def test_detection_out_of_distribution(bench_methods, trait_vectors, task_activa
     summary = []
     for method in dict.fromkeys(r["method"] for r in rows):
         mine = [r for r in rows if r["method"] == method]
-        summary.append({"method": method,
-                        "mean AUROC out of distribution": statistics.mean(r["AUROC out of distribution"] for r in mine),
-                        "mean AUROC in distribution": statistics.mean(r["AUROC in distribution"] for r in mine),
-                        "tasks": len(mine)})
-    results.add("Detection out of distribution (summary)", summary,
-                note="Means over the tasks of the table above; random_baseline is the floor.")
+        summary.append(
+            {
+                "method": method,
+                "mean AUROC out of distribution": statistics.mean(r["AUROC out of distribution"] for r in mine),
+                "mean AUROC in distribution": statistics.mean(r["AUROC in distribution"] for r in mine),
+                "tasks": len(mine),
+            }
+        )
+    results.add(
+        "Detection out of distribution (summary)",
+        summary,
+        note="Means over the tasks of the table above; random_baseline is the floor.",
+    )
     random_rows = [r for r in rows if r["method"] == "random_baseline"]
     if random_rows:  # sanity: a random direction knows nothing about any task
         mean_random = statistics.mean(abs(r["mean OOD AUROC (all layers)"] - 0.5) for r in random_rows)
@@ -143,11 +158,17 @@ def test_detection_learning_curves(bench_model, bench_methods, task_activations,
             for n in SIZES:
                 draws = [r for r in found if r["method"] == method and r["pairs"] == n]
                 ood = [r["AUROC task"] for r in draws]
-                rows.append({"task": dataset.name, "method": method, "pairs": n,
-                             "AUROC out of distribution": statistics.mean(ood),
-                             "sd (draws)": statistics.stdev(ood) if len(ood) > 1 else 0.0,
-                             "AUROC in distribution": statistics.mean(r["in-distribution AUROC"] for r in draws),
-                             "layers picked": ", ".join(str(r["layer"]) for r in draws)})
+                rows.append(
+                    {
+                        "task": dataset.name,
+                        "method": method,
+                        "pairs": n,
+                        "AUROC out of distribution": statistics.mean(ood),
+                        "sd (draws)": statistics.stdev(ood) if len(ood) > 1 else 0.0,
+                        "AUROC in distribution": statistics.mean(r["in-distribution AUROC"] for r in draws),
+                        "layers picked": ", ".join(str(r["layer"]) for r in draws),
+                    }
+                )
     results.add(
         "Detection learning curves",
         rows,

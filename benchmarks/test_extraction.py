@@ -50,18 +50,21 @@ def detection_rows(vecs, trait_name: str, position: str) -> list[dict]:
         vec = vecs[name]
         layer = vec.best_layer("auroc")
         i = vec.layers.index(layer)
-        rows.append({
-            "trait": trait_name,
-            "position": position,
-            "method": name,
-            "best layer": layer,
-            "AUROC": float(vec.metrics["auroc"][i]),
-            "accuracy": float(vec.metrics["accuracy"][i]),
-            "Cohen's d": float(vec.metrics["cohens_d"][i]),
-            "mean AUROC (all layers)": float(vec.metrics["auroc"].mean()),
-            "AUROC at mean_diff's best layer": (float(vec.metrics["auroc"][vec.layers.index(best_mean_diff)])
-                                                if best_mean_diff is not None else ""),
-        })
+        rows.append(
+            {
+                "trait": trait_name,
+                "position": position,
+                "method": name,
+                "best layer": layer,
+                "AUROC": float(vec.metrics["auroc"][i]),
+                "accuracy": float(vec.metrics["accuracy"][i]),
+                "Cohen's d": float(vec.metrics["cohens_d"][i]),
+                "mean AUROC (all layers)": float(vec.metrics["auroc"].mean()),
+                "AUROC at mean_diff's best layer": (
+                    float(vec.metrics["auroc"][vec.layers.index(best_mean_diff)]) if best_mean_diff is not None else ""
+                ),
+            }
+        )
     return rows
 
 
@@ -101,8 +104,10 @@ def test_capture_cost_vs_plain_forward(bench_model, results):
     ratio = med["capture (30 layers)"] / med["plain forward"]
     results.add(
         "Capture cost",
-        [{"variant": k, "median s (64 examples, batch 16)": v, "x plain forward": v / med["plain forward"]}
-         for k, v in med.items()],
+        [
+            {"variant": k, "median s (64 examples, batch 16)": v, "x plain forward": v / med["plain forward"]}
+            for k, v in med.items()
+        ],
         note="Same batches for every variant, 3 interleaved repeats, median. Target: capture <= 1.15x plain forward.",
     )
     assert ratio <= 1.15, f"capture costs {ratio:.2f}x a plain forward"
@@ -157,7 +162,7 @@ def test_capture_memory_does_not_grow_with_examples(results):
         "Capture memory",
         rows,
         note="RSS sampled every 5 ms in a fresh process. A full cache of the 384 examples would need about "
-             f"{full_cache_mib:.0f} MiB.",
+        f"{full_cache_mib:.0f} MiB.",
     )
     extra = large["capture growth mib"] - small["capture growth mib"]
     assert extra <= (large["result_mib"] - small["result_mib"]) + 64, f"capture memory grew by {extra:.0f} MiB"
@@ -172,7 +177,7 @@ def test_probe_fit_speed_vs_sklearn(results):
         "Probe fit speed",
         [m],
         note="All 30 layers, 80+80 examples, d_model 576: one batched torch fit vs a per-layer sklearn "
-             "LogisticRegression(C=1) loop.",
+        "LogisticRegression(C=1) loop.",
     )
     assert m["speedup"] >= 10
     assert abs(m["ours_acc"] - m["sklearn_acc"]) <= 0.01

@@ -8,8 +8,17 @@ from tl_traits.judging.calibration import calibrate
 
 TRAITS = ("emotion/joy", "alignment/refusal", "style/formality", "alignment/sycophancy")
 # (judge spec, trait it is checked on); coherence and relevance judges are checked on every response
-JUDGES = [("coherence", None), ("perplexity", None), ("embedding:relevance", None), ("vader", "emotion/joy"),
-          ("refusal", "alignment/refusal")] + [("classifier", t) for t in TRAITS] + [("embedding", t) for t in TRAITS]
+JUDGES = (
+    [
+        ("coherence", None),
+        ("perplexity", None),
+        ("embedding:relevance", None),
+        ("vader", "emotion/joy"),
+        ("refusal", "alignment/refusal"),
+    ]
+    + [("classifier", t) for t in TRAITS]
+    + [("embedding", t) for t in TRAITS]
+)
 
 
 @pytest.mark.full
@@ -19,14 +28,26 @@ def test_judge_calibration(bench_model, results):
         r = calibrate(spec, model=bench_model, trait=trait, split="heldout")
         scored = [i for i in r.items if i["score"] is not None]
         plain = [i for i in scored if i["source"] == "unsteered"]
-        rows.append({"judge": r.judge, "scale": r.scale, "trait": r.trait or "all", "n": r.n,
-                     "rated >= 70": r.n_positive,
-                     "AUROC": r.auroc, "Spearman": r.spearman, "gate": r.gate, "passed": r.passed,
-                     "precision (rated >= 70)": r.precision, "precision (rated >= 60)": r.precision_lenient,
-                     "recall": r.recall,
-                     "mean |score - rating|": sum(abs(i["score"] - i["rating"]) for i in scored) / len(scored),
-                     "bias on unsteered answers": (sum(i["score"] - i["rating"] for i in plain) / len(plain)
-                                                   if plain else None)})
+        rows.append(
+            {
+                "judge": r.judge,
+                "scale": r.scale,
+                "trait": r.trait or "all",
+                "n": r.n,
+                "rated >= 70": r.n_positive,
+                "AUROC": r.auroc,
+                "Spearman": r.spearman,
+                "gate": r.gate,
+                "passed": r.passed,
+                "precision (rated >= 70)": r.precision,
+                "precision (rated >= 60)": r.precision_lenient,
+                "recall": r.recall,
+                "mean |score - rating|": sum(abs(i["score"] - i["rating"]) for i in scored) / len(scored),
+                "bias on unsteered answers": (
+                    sum(i["score"] - i["rating"] for i in plain) / len(plain) if plain else None
+                ),
+            }
+        )
     results.add(
         "Judge calibration (held-out ratings)",
         rows,

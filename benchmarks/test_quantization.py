@@ -20,8 +20,14 @@ def test_quantization_study(bench_model, bench_traits, results, request):
     trait = "emotion/joy" if "emotion/joy" in bench_traits else bench_traits[0]
     steer_layers = sorted({round(d * (bench_model.cfg.n_layers - 1)) for d in STEER_DEPTHS})
     study = quantization_study(
-        bench_model, trait, backends=tt.quantizers.names(), methods=["mean_diff", "probe"], layers="all",
-        steering_layers=steer_layers, questions=QUESTIONS, max_new_tokens=NEW_TOKENS,
+        bench_model,
+        trait,
+        backends=tt.quantizers.names(),
+        methods=["mean_diff", "probe"],
+        layers="all",
+        steering_layers=steer_layers,
+        questions=QUESTIONS,
+        max_new_tokens=NEW_TOKENS,
     )
     out = Path(request.config.getoption("--out"))
     study.figure()  # drawn here so a plotting error fails the benchmark, not the write-out

@@ -43,8 +43,9 @@ def test_sanity_layer_fails_clearly_wrong_numbers():
 @pytest.mark.quick
 def test_detection_table_on_a_small_set(bench_model):
     trait = tt.load_trait("emotion/joy").limit(40)
-    vecs = tt.extract(bench_model, trait, ["mean_diff", "probe", "random_baseline"], position="response[:]",
-                      seed=0, progress=False)
+    vecs = tt.extract(
+        bench_model, trait, ["mean_diff", "probe", "random_baseline"], position="response[:]", seed=0, progress=False
+    )
     rows = detection_rows(vecs, "emotion/joy", "response[:]")
     assert [r["method"] for r in rows] == ["mean_diff", "probe", "random_baseline"]
     check_detection(rows)
@@ -54,9 +55,21 @@ def test_detection_table_on_a_small_set(bench_model):
 def test_steering_table_on_a_small_set(bench_model):
     trait = tt.load_trait("emotion/joy")
     vecs = tt.extract(bench_model, trait.limit(24), ["mean_diff", "random_baseline"], layers=[12], progress=False)
-    found = compare_steering(bench_model, vecs, trait, 12, judges=["vader", "perplexity"], dev_questions=2,
-                             test_questions=2, max_new_tokens=8, kl_targets=(0.1, 1.0), extend=0, refine=False,
-                             resamples=100, progress=False)
+    found = compare_steering(
+        bench_model,
+        vecs,
+        trait,
+        12,
+        judges=["vader", "perplexity"],
+        dev_questions=2,
+        test_questions=2,
+        max_new_tokens=8,
+        kl_targets=(0.1, 1.0),
+        extend=0,
+        refine=False,
+        resamples=100,
+        progress=False,
+    )
     rows = comparison_rows("emotion/joy", found)
     assert [r["method"] for r in rows] == ["mean_diff", "random_baseline", PROMPTING]
     check_finite({"steering": rows})
@@ -110,7 +123,10 @@ def test_a_run_over_some_traits_keeps_the_earlier_rows_of_the_others(tmp_path):
     second.add("U", [{"trait": "refusal", "x": 5.0}])  # no keep_earlier: the section is replaced
     json_path, _ = second.write(tmp_path, "pytest --traits refusal,formality")
     data = json.loads(json_path.read_text())
-    assert data["sections"]["T"] == [{"trait": "joy", "x": 1.0}, {"trait": "refusal", "x": 3.0},
-                                     {"trait": "formality", "x": 4.0}]
+    assert data["sections"]["T"] == [
+        {"trait": "joy", "x": 1.0},
+        {"trait": "refusal", "x": 3.0},
+        {"trait": "formality", "x": 4.0},
+    ]
     command = data["commands"]["T"]
     assert command.startswith("pytest --traits refusal,formality (rows of other traits: pytest --traits joy")

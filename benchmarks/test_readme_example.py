@@ -28,12 +28,25 @@ def test_readme_example_wall_time(results, tmp_path):
     script.write_text(readme_example())
     env = {k: v for k, v in os.environ.items() if k not in ("TL_TRAITS_LIMIT", "TL_TRAITS_MODEL")}
     started = time.perf_counter()
-    done = subprocess.run([sys.executable, str(script)], cwd=tmp_path, env={**env, "HF_HUB_OFFLINE": "1"},
-                          capture_output=True, text=True, timeout=900)
+    done = subprocess.run(
+        [sys.executable, str(script)],
+        cwd=tmp_path,
+        env={**env, "HF_HUB_OFFLINE": "1"},
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
     seconds = time.perf_counter() - started
     assert done.returncode == 0, done.stderr[-3000:]
-    results.add("README example", {"wall seconds": round(seconds, 1), "README says": f"under {TARGET_S} s",
-                                   "within": seconds < TARGET_S, "cores": os.cpu_count()},
-                note="The README's Python example run as written in a fresh process (Python start, imports, model "
-                     "load, extraction from 24 pairs, a steering search on 4 dev and 4 test questions of 16 tokens), "
-                     "on the embedded model.")
+    results.add(
+        "README example",
+        {
+            "wall seconds": round(seconds, 1),
+            "README says": f"under {TARGET_S} s",
+            "within": seconds < TARGET_S,
+            "cores": os.cpu_count(),
+        },
+        note="The README's Python example run as written in a fresh process (Python start, imports, model "
+        "load, extraction from 24 pairs, a steering search on 4 dev and 4 test questions of 16 tokens), "
+        "on the embedded model.",
+    )

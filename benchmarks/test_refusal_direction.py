@@ -48,12 +48,20 @@ def test_refusal_direction(bench_model, results, request):
         if layer not in LAYERS:
             continue
         scores = acts.acts[:, i] @ vec.direction(layer)
-        pos, neg = scores[: len(harmful_out)], scores[len(harmful_out):]
+        pos, neg = scores[: len(harmful_out)], scores[len(harmful_out) :]
         detection.append(float((pos[:, None] > neg[None, :]).float().mean()))
     # Steering under the protocol of 'Steering by method': layer and strength chosen on the refusal trait's dev
     # questions (benign requests), the refusal steering score reported on its test half.
-    found = compare_steering(bench_model, {ARDITI: vec}, "alignment/refusal", list(LAYERS), direction=1,
-                             prompting=False, protocol=BENCH_PROTOCOL, log=log_path(request, "refusal-direction"))
+    found = compare_steering(
+        bench_model,
+        {ARDITI: vec},
+        "alignment/refusal",
+        list(LAYERS),
+        direction=1,
+        prompting=False,
+        protocol=BENCH_PROTOCOL,
+        log=log_path(request, "refusal-direction"),
+    )
     rows = []
     for row in comparison_rows("alignment/refusal", found):
         layer = found.headline(ARDITI)["layers"][0]

@@ -21,9 +21,19 @@ LIMIT, QUESTIONS, NEW_TOKENS = 16, 4, 16
 
 def _sweep(model, runs: Path, executor) -> tuple[float, list[dict]]:
     start = time.perf_counter()
-    result = steering_sweep(model, [TRAIT], ["mean_diff"], list(LAYERS), runs_dir=runs, questions=QUESTIONS,
-                            max_new_tokens=NEW_TOKENS, limit=LIMIT, executor=executor, progress=False,
-                            log=lambda m: None)
+    result = steering_sweep(
+        model,
+        [TRAIT],
+        ["mean_diff"],
+        list(LAYERS),
+        runs_dir=runs,
+        questions=QUESTIONS,
+        max_new_tokens=NEW_TOKENS,
+        limit=LIMIT,
+        executor=executor,
+        progress=False,
+        log=lambda m: None,
+    )
     assert not result.failed, result.failed
     return time.perf_counter() - start, result.rows
 
@@ -47,10 +57,19 @@ def test_sweep_on_one_and_two_workers_and_ray(bench_model, results, tmp_path):
         loads = 0 if model is bench_model else 1  # workers load in parallel: one load on the critical path
         predicted = loads * load_seconds + math.ceil(len(run_rows) / workers) * per_run
         baseline = baseline or wall
-        rows.append({"executor": label, "workers": workers, "runs": len(run_rows), "wall_s": round(wall, 1),
-                     "mean_run_s": round(per_run, 1), "model_load_s": round(loads * load_seconds, 1),
-                     "predicted_s": round(predicted, 1), "predicted/measured": round(predicted / wall, 2),
-                     "speedup": round(baseline / wall, 2)})
+        rows.append(
+            {
+                "executor": label,
+                "workers": workers,
+                "runs": len(run_rows),
+                "wall_s": round(wall, 1),
+                "mean_run_s": round(per_run, 1),
+                "model_load_s": round(loads * load_seconds, 1),
+                "predicted_s": round(predicted, 1),
+                "predicted/measured": round(predicted / wall, 2),
+                "speedup": round(baseline / wall, 2),
+            }
+        )
     results.add(
         "Scaling: one sweep, three executors",
         rows,

@@ -46,20 +46,35 @@ def comparison_rows(trait: str, result) -> list[dict]:
     for group, outcome in result.outcomes.items():
         h = result.headline(group)
         gap = outcome.gap_to(prompting) if prompting is not None and group != PROMPTING else None
-        rows.append({
-            "trait": trait, "direction": "toward" if result.direction > 0 else "away", "method": group,
-            "setting (dev)": "system prompt" if h["layers"] is None else f"layer {h['layers'][0]}, {h['strength']:.3g}",
-            "dev score": h["dev_score"], "test score": h["test_score"],
-            "test 95% low": (h["test_interval"] or [None])[0], "test 95% high": (h["test_interval"] or [None, None])[1],
-            "unsteered": h["unsteered_test_score"], "gain": h["gain"],
-            "gain 95% low": (h["gain_interval"] or [None])[0], "gain 95% high": (h["gain_interval"] or [None, None])[1],
-            "vs prompting": gap[0] if gap else None, "vs prompting 95% low": gap[1] if gap else None,
-            "vs prompting 95% high": gap[2] if gap else None,
-            "trait score": h["trait"], "unsteered trait": h["unsteered_trait"],
-            **_change(outcome, "trait"), **_change(outcome, "coherence"),
-            "coherence": h["coherence"], "unsteered coherence": h["unsteered_coherence"],
-            "relevance": h["relevance"], "unsteered relevance": h["unsteered_relevance"],
-        })
+        rows.append(
+            {
+                "trait": trait,
+                "direction": "toward" if result.direction > 0 else "away",
+                "method": group,
+                "setting (dev)": "system prompt"
+                if h["layers"] is None
+                else f"layer {h['layers'][0]}, {h['strength']:.3g}",
+                "dev score": h["dev_score"],
+                "test score": h["test_score"],
+                "test 95% low": (h["test_interval"] or [None])[0],
+                "test 95% high": (h["test_interval"] or [None, None])[1],
+                "unsteered": h["unsteered_test_score"],
+                "gain": h["gain"],
+                "gain 95% low": (h["gain_interval"] or [None])[0],
+                "gain 95% high": (h["gain_interval"] or [None, None])[1],
+                "vs prompting": gap[0] if gap else None,
+                "vs prompting 95% low": gap[1] if gap else None,
+                "vs prompting 95% high": gap[2] if gap else None,
+                "trait score": h["trait"],
+                "unsteered trait": h["unsteered_trait"],
+                **_change(outcome, "trait"),
+                **_change(outcome, "coherence"),
+                "coherence": h["coherence"],
+                "unsteered coherence": h["unsteered_coherence"],
+                "relevance": h["relevance"],
+                "unsteered relevance": h["unsteered_relevance"],
+            }
+        )
     return rows
 
 
@@ -73,8 +88,11 @@ def _counts(n_test: dict[str, int]) -> str:
 def _change(outcome, part: str) -> dict:
     """One judged part's paired change from the unsteered test answers, with its interval (trait moved by x ...)."""
     found = outcome.gain(part)
-    return {f"{part} change": found[0] if found else None, f"{part} change 95% low": found[1] if found else None,
-            f"{part} change 95% high": found[2] if found else None}
+    return {
+        f"{part} change": found[0] if found else None,
+        f"{part} change 95% low": found[1] if found else None,
+        f"{part} change 95% high": found[2] if found else None,
+    }
 
 
 def example_rows(trait: str, result, n: int = 2) -> list[dict]:
@@ -85,11 +103,19 @@ def example_rows(trait: str, result, n: int = 2) -> list[dict]:
     outcome = result.outcomes[best]
     rows = []
     for i in range(n):
-        rows.append({"trait": trait, "direction": "toward" if result.direction > 0 else "away", "method": best,
-                     "setting": outcome.chosen.label, "question": outcome.baseline.questions[i],
-                     "unsteered": outcome.baseline.responses[i], "unsteered score": outcome.baseline.scores["score"][i],
-                     "steered": outcome.test.answers.responses[i],
-                     "steered score": outcome.test.answers.scores["score"][i]})
+        rows.append(
+            {
+                "trait": trait,
+                "direction": "toward" if result.direction > 0 else "away",
+                "method": best,
+                "setting": outcome.chosen.label,
+                "question": outcome.baseline.questions[i],
+                "unsteered": outcome.baseline.responses[i],
+                "unsteered score": outcome.baseline.scores["score"][i],
+                "steered": outcome.test.answers.responses[i],
+                "steered score": outcome.test.answers.scores["score"][i],
+            }
+        )
     return rows
 
 
@@ -103,7 +129,12 @@ def test_steering_by_method(bench_model, bench_traits, trait_vectors, results, r
         named = {m: vecs[m] for m in vecs.methods if m not in ALIASES}
         for direction in (1, -1):
             result = compare_steering(
-                bench_model, named, trait, layers, direction=direction, protocol=BENCH_PROTOCOL,
+                bench_model,
+                named,
+                trait,
+                layers,
+                direction=direction,
+                protocol=BENCH_PROTOCOL,
                 log=log_path(request, f"{safe_name(trait)}-{'toward' if direction > 0 else 'away'}"),
             )
             these = comparison_rows(trait, result)
@@ -112,33 +143,66 @@ def test_steering_by_method(bench_model, bench_traits, trait_vectors, results, r
             examples += example_rows(trait, result)
             vector_rows = [r for r in these if r["method"] not in (PROMPTING, "random_baseline")]
             best = max(vector_rows, key=lambda r: r["dev score"] or -1.0)  # the best vector method, chosen on dev
-            best_rows.append({**{k: best[k] for k in ("trait", "direction", "method", "setting (dev)", "test score",
-                                                       "unsteered", "gain", "gain 95% low", "gain 95% high",
-                                                       "vs prompting", "vs prompting 95% low", "vs prompting 95% high",
-                                                       "trait change", "trait change 95% low", "trait change 95% high",
-                                                       "coherence change")},
-                              "beats unsteered": (best["gain 95% low"] or -1.0) > 0})
-    note = (f"The dev/test protocol: per trait and direction, each method's layer ({', '.join(map(str, layers))}) and "
-            "strength are chosen on 16 of the trait's 28 dev questions (strengths placed at KL 0.03-3 nats per token "
-            "against the unsteered model, judged in rising order until the answers break, extended one step past an "
-            "end, refined around the best), then that one setting answers the trait's test questions. 64 new tokens, "
-            "greedy. Prompting = a system prompt asking for the HIGH (toward) or LOW (away) description, chosen on the "
-            f"same dev questions among 3 templates. Every figure is from the test questions ({_counts(n_test)}). "
-            "Scores: per answer the harmonic mean of trait (in the asked direction), coherence and relevance (refusal "
-            "toward: trait and coherence only), 0-100; test score with a bootstrap 95% interval; gain = the paired "
-            "mean difference from the unsteered test answers, vs prompting = from prompting's test answers, each with "
-            "a paired bootstrap 95% interval (2000 resamples). Judges: each trait's default (judging.defaults).")
+            best_rows.append(
+                {
+                    **{
+                        k: best[k]
+                        for k in (
+                            "trait",
+                            "direction",
+                            "method",
+                            "setting (dev)",
+                            "test score",
+                            "unsteered",
+                            "gain",
+                            "gain 95% low",
+                            "gain 95% high",
+                            "vs prompting",
+                            "vs prompting 95% low",
+                            "vs prompting 95% high",
+                            "trait change",
+                            "trait change 95% low",
+                            "trait change 95% high",
+                            "coherence change",
+                        )
+                    },
+                    "beats unsteered": (best["gain 95% low"] or -1.0) > 0,
+                }
+            )
+    note = (
+        f"The dev/test protocol: per trait and direction, each method's layer ({', '.join(map(str, layers))}) and "
+        "strength are chosen on 16 of the trait's 28 dev questions (strengths placed at KL 0.03-3 nats per token "
+        "against the unsteered model, judged in rising order until the answers break, extended one step past an "
+        "end, refined around the best), then that one setting answers the trait's test questions. 64 new tokens, "
+        "greedy. Prompting = a system prompt asking for the HIGH (toward) or LOW (away) description, chosen on the "
+        f"same dev questions among 3 templates. Every figure is from the test questions ({_counts(n_test)}). "
+        "Scores: per answer the harmonic mean of trait (in the asked direction), coherence and relevance (refusal "
+        "toward: trait and coherence only), 0-100; test score with a bootstrap 95% interval; gain = the paired "
+        "mean difference from the unsteered test answers, vs prompting = from prompting's test answers, each with "
+        "a paired bootstrap 95% interval (2000 resamples). Judges: each trait's default (judging.defaults)."
+    )
     results.add("Steering by method (test half)", rows, note=note)
-    results.add("Steering: the best vector method per trait (chosen on dev)", best_rows,
-                note="Per trait and direction, the vector method (not random) with the best dev score, and its "
-                     "test-half gain over the unsteered answers; 'beats unsteered' = the gain's 95% "
-                     "interval lies above 0.")
-    results.add("Steering: example answers (test half)", examples,
-                note="The first two test questions, unsteered and at the best vector method's setting chosen on dev.")
-    results.add("Steering by method (summary)", steering_summary(rows),
-                note=f"Means over the {len(bench_traits)} traits of the test-half figures above. {SUMMARY_NOTE}")
-    joy = next((r for r in rows
-                if r["trait"] == "emotion/joy" and r["method"] == "mean_diff" and r["direction"] == "toward"), None)
+    results.add(
+        "Steering: the best vector method per trait (chosen on dev)",
+        best_rows,
+        note="Per trait and direction, the vector method (not random) with the best dev score, and its "
+        "test-half gain over the unsteered answers; 'beats unsteered' = the gain's 95% "
+        "interval lies above 0.",
+    )
+    results.add(
+        "Steering: example answers (test half)",
+        examples,
+        note="The first two test questions, unsteered and at the best vector method's setting chosen on dev.",
+    )
+    results.add(
+        "Steering by method (summary)",
+        steering_summary(rows),
+        note=f"Means over the {len(bench_traits)} traits of the test-half figures above. {SUMMARY_NOTE}",
+    )
+    joy = next(
+        (r for r in rows if r["trait"] == "emotion/joy" and r["method"] == "mean_diff" and r["direction"] == "toward"),
+        None,
+    )
     if joy is not None:  # the harness check: the chosen joy setting moves the trait judge toward joy
         assert (joy["trait score"] or 0) > (joy["unsteered trait"] or 0), joy
 
@@ -148,29 +212,46 @@ def test_steering_settings(bench_model, bench_traits, trait_vectors, results, re
     """mean_diff at one layer: a single layer against a 5-layer band, response-only
     positions and a mean-centred vector."""
     layer = round(SETTINGS_DEPTH * (bench_model.cfg.n_layers - 1))
-    protocol = BENCH_PROTOCOL.with_(bands=(1, 5), positions=("all", "response"), centred=(False, True),
-                                    dev_questions=16, test_questions=16)
+    protocol = BENCH_PROTOCOL.with_(
+        bands=(1, 5), positions=("all", "response"), centred=(False, True), dev_questions=16, test_questions=16
+    )
     rows = []
     for trait in bench_traits:
         vec = trait_vectors(trait)["mean_diff"]
-        result = evaluate_steering(bench_model, vec, trait, layers=[layer], protocol=protocol,
-                                   log=log_path(request, f"settings-{safe_name(trait)}"))
+        result = evaluate_steering(
+            bench_model,
+            vec,
+            trait,
+            layers=[layer],
+            protocol=protocol,
+            log=log_path(request, f"settings-{safe_name(trait)}"),
+        )
         outcome = result.outcomes["mean_diff"]
         for row in result.table():  # the table's "trait" is the trait score; the trait set's name goes first
             scores = {("trait score" if k == "trait" else k): v for k, v in row.items()}
             rows.append({"trait": trait, **scores, "chosen": row["setting"] == outcome.chosen.candidate.label})
         h = result.headline()
-        rows.append({"trait": trait, "setting": f"chosen: {outcome.chosen.label}", "test score": h["test_score"],
-                     "unsteered": h["unsteered_test_score"], "gain": h["gain"],
-                     "gain 95% low": (h["gain_interval"] or [None])[0],
-                     "gain 95% high": (h["gain_interval"] or [None, None])[1]})
-    results.add("Steering settings: band, positions, centring (mean_diff)", rows,
-                note=f"Toward each trait, mean_diff at layer {layer} ({SETTINGS_DEPTH:.0%} depth): every combination "
-                     "of a single layer or a 5-layer band (strength spread over it), all positions or response tokens "
-                     "only, and the vector as extracted or mean-centred (trait side's mean activation minus that of "
-                     "the model's own unsteered dev answers). Dev rows: each combination's best strength on 16 dev "
-                     "questions; the 'chosen' row: the best combination on 16 test questions, with its paired 95% "
-                     "interval. Same judges and scores as 'Steering by method'.")
+        rows.append(
+            {
+                "trait": trait,
+                "setting": f"chosen: {outcome.chosen.label}",
+                "test score": h["test_score"],
+                "unsteered": h["unsteered_test_score"],
+                "gain": h["gain"],
+                "gain 95% low": (h["gain_interval"] or [None])[0],
+                "gain 95% high": (h["gain_interval"] or [None, None])[1],
+            }
+        )
+    results.add(
+        "Steering settings: band, positions, centring (mean_diff)",
+        rows,
+        note=f"Toward each trait, mean_diff at layer {layer} ({SETTINGS_DEPTH:.0%} depth): every combination "
+        "of a single layer or a 5-layer band (strength spread over it), all positions or response tokens "
+        "only, and the vector as extracted or mean-centred (trait side's mean activation minus that of "
+        "the model's own unsteered dev answers). Dev rows: each combination's best strength on 16 dev "
+        "questions; the 'chosen' row: the best combination on 16 test questions, with its paired 95% "
+        "interval. Same judges and scores as 'Steering by method'.",
+    )
 
 
 SUMMARY_NOTE = (
@@ -191,18 +272,21 @@ def steering_summary(rows: list[dict]) -> list[dict]:
         entry.setdefault("wins", []).append((row.get("gain 95% low") or -1.0) > 0)
         entry.setdefault("coherence", []).append(row["coherence"])
         entry.setdefault("relevance", []).append(row["relevance"])
-    return [{
-        "method": method,
-        "mean test score toward": _avg(v.get("score toward", [])),
-        "mean gain toward": _avg(v.get("gain toward", [])),
-        "mean vs prompting toward": _avg(v.get("vs prompting toward", [])),
-        "mean test score away": _avg(v.get("score away", [])),
-        "mean gain away": _avg(v.get("gain away", [])),
-        "mean vs prompting away": _avg(v.get("vs prompting away", [])),
-        "gain interval above 0 (of trait x direction)": f"{sum(v['wins'])} of {len(v['wins'])}",
-        "mean coherence": _avg(v.get("coherence", [])),
-        "mean relevance": _avg(v.get("relevance", [])),
-    } for method, v in by_method.items()]
+    return [
+        {
+            "method": method,
+            "mean test score toward": _avg(v.get("score toward", [])),
+            "mean gain toward": _avg(v.get("gain toward", [])),
+            "mean vs prompting toward": _avg(v.get("vs prompting toward", [])),
+            "mean test score away": _avg(v.get("score away", [])),
+            "mean gain away": _avg(v.get("gain away", [])),
+            "mean vs prompting away": _avg(v.get("vs prompting away", [])),
+            "gain interval above 0 (of trait x direction)": f"{sum(v['wins'])} of {len(v['wins'])}",
+            "mean coherence": _avg(v.get("coherence", [])),
+            "mean relevance": _avg(v.get("relevance", [])),
+        }
+        for method, v in by_method.items()
+    ]
 
 
 def _avg(values) -> float | None:

@@ -47,8 +47,16 @@ def _out_of_distribution(model, trait: str, vectors: dict, layer: int) -> list[d
     rows = []
     for method, vec in vectors.items():
         found = directions_on(vec.direction(layer)[None], [layer], acts)
-        rows.append({"trait": trait, "task": dataset.name, "method": method, "layer": layer,
-                     "OOD AUROC": float(found["auroc"][0]), "Cohen's d": float(found["cohens_d"][0])})
+        rows.append(
+            {
+                "trait": trait,
+                "task": dataset.name,
+                "method": method,
+                "layer": layer,
+                "OOD AUROC": float(found["auroc"][0]),
+                "Cohen's d": float(found["cohens_d"][0]),
+            }
+        )
     return rows
 
 
@@ -75,38 +83,79 @@ def test_trained_vectors(bench_model, bench_traits, trait_vectors, results, requ
             vec = trained[method]
             for i, layer in enumerate(vec.layers):
                 record = vec.metadata["training"][str(layer)]
-                cost.append({"trait": trait, "method": method, "layer": layer, "seconds": record["seconds"],
-                             "pairs": record["pairs"], "epochs": record["epochs"], "norm": record["norm"],
-                             "final loss": record["loss_by_epoch"][-1],
-                             "train pairs won at +v": record["accuracy"]["toward"],
-                             "won at -v": record["accuracy"]["away"], "won unsteered": record["accuracy"]["unsteered"]})
-                detection.append({"trait": trait, "method": method, "layer": layer,
-                                  "AUROC": float(vec.metrics["auroc"][i]),
-                                  "accuracy": float(vec.metrics["accuracy"][i])})
-        cost.append({"trait": trait, "method": "both, all layers",
-                     "seconds": round(seconds, 1) if seconds is not None else "(trained in an earlier run)",
-                     "peak memory MB (process)": round(_peak_mb(), 0),
-                     "memory added MB": round(_peak_mb() - before, 0)})
+                cost.append(
+                    {
+                        "trait": trait,
+                        "method": method,
+                        "layer": layer,
+                        "seconds": record["seconds"],
+                        "pairs": record["pairs"],
+                        "epochs": record["epochs"],
+                        "norm": record["norm"],
+                        "final loss": record["loss_by_epoch"][-1],
+                        "train pairs won at +v": record["accuracy"]["toward"],
+                        "won at -v": record["accuracy"]["away"],
+                        "won unsteered": record["accuracy"]["unsteered"],
+                    }
+                )
+                detection.append(
+                    {
+                        "trait": trait,
+                        "method": method,
+                        "layer": layer,
+                        "AUROC": float(vec.metrics["auroc"][i]),
+                        "accuracy": float(vec.metrics["accuracy"][i]),
+                    }
+                )
+        cost.append(
+            {
+                "trait": trait,
+                "method": "both, all layers",
+                "seconds": round(seconds, 1) if seconds is not None else "(trained in an earlier run)",
+                "peak memory MB (process)": round(_peak_mb(), 0),
+                "memory added MB": round(_peak_mb() - before, 0),
+            }
+        )
         fitted = trait_vectors(trait)
         for direction in (1, -1):
             way = "toward" if direction > 0 else "away"
             base = compare_steering(  # the method comparison's own run: its log resumes when --runs-dir has it
-                bench_model, {m: fitted[m] for m in fitted.methods if m not in ALIASES}, trait, layers,
-                direction=direction, protocol=BENCH_PROTOCOL, log=log_path(request, f"{safe_name(trait)}-{way}"))
-            mine = compare_steering(bench_model, {m: trained[m] for m in TRAINED}, trait, trained_layers,
-                                    direction=direction, protocol=BENCH_PROTOCOL, prompting=False,
-                                    log=log_path(request, f"trained-{safe_name(trait)}-{way}-l{trained_layers[0]}"))
+                bench_model,
+                {m: fitted[m] for m in fitted.methods if m not in ALIASES},
+                trait,
+                layers,
+                direction=direction,
+                protocol=BENCH_PROTOCOL,
+                log=log_path(request, f"{safe_name(trait)}-{way}"),
+            )
+            mine = compare_steering(
+                bench_model,
+                {m: trained[m] for m in TRAINED},
+                trait,
+                trained_layers,
+                direction=direction,
+                protocol=BENCH_PROTOCOL,
+                prompting=False,
+                log=log_path(request, f"trained-{safe_name(trait)}-{way}-l{trained_layers[0]}"),
+            )
             # a group with no coherent dev run has no outcome (on a tiny random model, none has)
             present = [m for m in FITTED if m in base.outcomes]
             best_fitted = max(present, key=lambda m: base.outcomes[m].chosen.answers.score or -1.0) if present else None
             rows = comparison_rows(trait, mine)
             for row in rows:
                 outcome = mine.outcomes[row["method"]]
-                for label, other in (("vs prompting", base.outcomes.get(PROMPTING)),
-                                     ("vs best fitted", base.outcomes.get(best_fitted) if best_fitted else None)):
+                for label, other in (
+                    ("vs prompting", base.outcomes.get(PROMPTING)),
+                    ("vs best fitted", base.outcomes.get(best_fitted) if best_fitted else None),
+                ):
                     gap = outcome.gap_to(other) if other is not None else None
-                    row.update({label: gap[0] if gap else None, f"{label} 95% low": gap[1] if gap else None,
-                                f"{label} 95% high": gap[2] if gap else None})
+                    row.update(
+                        {
+                            label: gap[0] if gap else None,
+                            f"{label} 95% low": gap[1] if gap else None,
+                            f"{label} 95% high": gap[2] if gap else None,
+                        }
+                    )
                 fitted_outcome = base.outcomes[best_fitted] if best_fitted else None
                 row["best fitted (dev)"] = f"{best_fitted}, {fitted_outcome.chosen.label}" if fitted_outcome else None
                 row["best fitted gain"] = (fitted_outcome.gain() or [None])[0] if fitted_outcome else None
@@ -114,31 +163,68 @@ def test_trained_vectors(bench_model, bench_traits, trait_vectors, results, requ
                 continue
             steering += rows
             best = max(rows, key=lambda r: r["dev score"] or -1.0)  # the better trained method, chosen on dev
-            verdicts.append({k: best[k] for k in ("trait", "direction", "method", "setting (dev)", "gain",
-                                                  "gain 95% low", "gain 95% high", "best fitted (dev)",
-                                                  "best fitted gain", "vs best fitted", "vs best fitted 95% low",
-                                                  "vs best fitted 95% high", "vs prompting", "vs prompting 95% low",
-                                                  "vs prompting 95% high", "trait change", "coherence change")}
-                            | {"beats unsteered": (best["gain 95% low"] or -1) > 0,
-                               "beats best fitted": (best["vs best fitted 95% low"] or -1) > 0,
-                               "beats prompting": (best["vs prompting 95% low"] or -1) > 0})
-    results.add("Trained vectors: training cost", cost, keep_earlier="trait",
-                note=f"bipo and reps (the library's defaults: {_defaults()}) trained on each trait set's train "
-                     f"split (80% of pairs) at layer {trained_layers[0]} ({TRAINED_DEPTH:.0%} depth), 2 CPU cores; "
-                     "seconds per trait per layer. "
-                     "'pairs won': the share of training pairs whose wanted side (positive at +v, negative at -v) has "
-                     "the higher likelihood per token. Memory: the benchmark process's peak resident set.")
-    results.add("Trained vectors: detection (held-out split)", detection, keep_earlier="trait",
-                note="The trained directions read as detectors on the held-out 20% of each trait set.")
-    results.add("Trained vectors: steering (test half)", steering, keep_earlier="trait",
-                note=f"The protocol of 'Steering by method' (strength chosen on 16 dev questions, 64 tokens, greedy, "
-                     f"the test half scored), for bipo and reps at layer {trained_layers[0]} only (the fitted methods "
-                     f"chose among {layers}). 'vs best fitted' is paired on the same test "
-                     "questions against the fitted method (mean_diff, PCA, probe) with the best dev score in the "
-                     "method comparison's run; 'vs prompting' against that run's prompting answers.")
-    results.add("Trained vectors: verdict per trait (chosen on dev)", verdicts, keep_earlier="trait",
-                note="Per trait and direction, the trained method (bipo or reps) with the better dev score; 'beats' = "
-                     "the paired test-half difference's 95% interval lies above 0.")
+            verdicts.append(
+                {
+                    k: best[k]
+                    for k in (
+                        "trait",
+                        "direction",
+                        "method",
+                        "setting (dev)",
+                        "gain",
+                        "gain 95% low",
+                        "gain 95% high",
+                        "best fitted (dev)",
+                        "best fitted gain",
+                        "vs best fitted",
+                        "vs best fitted 95% low",
+                        "vs best fitted 95% high",
+                        "vs prompting",
+                        "vs prompting 95% low",
+                        "vs prompting 95% high",
+                        "trait change",
+                        "coherence change",
+                    )
+                }
+                | {
+                    "beats unsteered": (best["gain 95% low"] or -1) > 0,
+                    "beats best fitted": (best["vs best fitted 95% low"] or -1) > 0,
+                    "beats prompting": (best["vs prompting 95% low"] or -1) > 0,
+                }
+            )
+    results.add(
+        "Trained vectors: training cost",
+        cost,
+        keep_earlier="trait",
+        note=f"bipo and reps (the library's defaults: {_defaults()}) trained on each trait set's train "
+        f"split (80% of pairs) at layer {trained_layers[0]} ({TRAINED_DEPTH:.0%} depth), 2 CPU cores; "
+        "seconds per trait per layer. "
+        "'pairs won': the share of training pairs whose wanted side (positive at +v, negative at -v) has "
+        "the higher likelihood per token. Memory: the benchmark process's peak resident set.",
+    )
+    results.add(
+        "Trained vectors: detection (held-out split)",
+        detection,
+        keep_earlier="trait",
+        note="The trained directions read as detectors on the held-out 20% of each trait set.",
+    )
+    results.add(
+        "Trained vectors: steering (test half)",
+        steering,
+        keep_earlier="trait",
+        note=f"The protocol of 'Steering by method' (strength chosen on 16 dev questions, 64 tokens, greedy, "
+        f"the test half scored), for bipo and reps at layer {trained_layers[0]} only (the fitted methods "
+        f"chose among {layers}). 'vs best fitted' is paired on the same test "
+        "questions against the fitted method (mean_diff, PCA, probe) with the best dev score in the "
+        "method comparison's run; 'vs prompting' against that run's prompting answers.",
+    )
+    results.add(
+        "Trained vectors: verdict per trait (chosen on dev)",
+        verdicts,
+        keep_earlier="trait",
+        note="Per trait and direction, the trained method (bipo or reps) with the better dev score; 'beats' = "
+        "the paired test-half difference's 95% interval lies above 0.",
+    )
     assert all(r["seconds"] < 1200 for r in cost if "layer" in r)
 
 
@@ -153,10 +239,13 @@ def test_trained_vectors_out_of_distribution(bench_model, bench_traits, trait_ve
         fitted = trait_vectors(trait)
         vectors = {m: trained[m] for m in TRAINED} | {m: fitted[m] for m in FITTED if m in fitted.methods}
         rows += _out_of_distribution(bench_model, trait, vectors, layer)
-    results.add("Trained vectors: detection out of distribution", rows, keep_earlier="trait",
-                note=f"The out-of-distribution tasks of 'Detection out of distribution' (labelled behaviour no system "
-                     f"prompt asked for), read at layer {layer} for the trained and the fitted vectors alike (that "
-                     "benchmark reads each fitted method at its own best in-distribution layer instead).")
+    results.add(
+        "Trained vectors: detection out of distribution",
+        rows,
+        keep_earlier="trait",
+        note=f"The out-of-distribution tasks of 'Detection out of distribution' (labelled behaviour no system "
+        f"prompt asked for), read at layer {layer} for the trained and the fitted vectors alike (that "
+        "benchmark reads each fitted method at its own best in-distribution layer instead).",
+    )
     trained_auroc = [r["OOD AUROC"] for r in rows if r["method"] in TRAINED]
     assert not trained_auroc or sum(trained_auroc) / len(trained_auroc) > 0.5, "trained vectors read tasks backwards"
-

@@ -7,8 +7,9 @@ import time
 from typing import Any, Callable
 
 
-def interleaved(variants: dict[str, Callable[[], Any]],
-                repeats: int = 3) -> tuple[dict[str, float], dict[str, list[float]], dict[str, Any]]:
+def interleaved(
+    variants: dict[str, Callable[[], Any]], repeats: int = 3
+) -> tuple[dict[str, float], dict[str, list[float]], dict[str, Any]]:
     """(median seconds, every time, last result) per variant, each run `repeats` times in turn."""
     times: dict[str, list[float]] = {name: [] for name in variants}
     last: dict[str, Any] = {}

@@ -32,17 +32,23 @@ def execute(path: Path = NOTEBOOK, *, timeout: int = 900, first_cell: str | None
         # JUPYTER_PATH is searched before the user's and the system's kernelspecs, so this python3 wins
         spec_dir = Path(tmp) / "jupyter" / "kernels" / "python3"
         spec_dir.mkdir(parents=True)
-        (spec_dir / "kernel.json").write_text(json.dumps({
-            "argv": [sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}"],
-            "display_name": "Python 3", "language": "python",
-        }))
+        (spec_dir / "kernel.json").write_text(
+            json.dumps(
+                {
+                    "argv": [sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}"],
+                    "display_name": "Python 3",
+                    "language": "python",
+                }
+            )
+        )
         workdir = Path(tmp) / "cwd"
         workdir.mkdir()
         saved = {k: os.environ.get(k) for k in ("JUPYTER_PATH", "HF_HUB_OFFLINE", "TOKENIZERS_PARALLELISM")}
         os.environ.update(JUPYTER_PATH=str(Path(tmp) / "jupyter"), HF_HUB_OFFLINE="1", TOKENIZERS_PARALLELISM="false")
         try:
-            nbclient.NotebookClient(nb, timeout=timeout, kernel_name="python3",
-                                    resources={"metadata": {"path": str(workdir)}}).execute()
+            nbclient.NotebookClient(
+                nb, timeout=timeout, kernel_name="python3", resources={"metadata": {"path": str(workdir)}}
+            ).execute()
         finally:
             for key, value in saved.items():
                 os.environ.pop(key, None) if value is None else os.environ.__setitem__(key, value)

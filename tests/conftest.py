@@ -168,8 +168,22 @@ def tiny_run_dir(tmp_path_factory, tiny_llama_folder) -> Path:
     torch.set_num_threads(1)  # as the fault tests' runs (OMP_NUM_THREADS=1): the same sums, the same greedy tokens
     try:
         with pytest.raises(SystemExit) as done:
-            main(["run", "--model", str(tiny_llama_folder), "--limit", "4", "--questions", "3",
-                  "--max-new-tokens", "6", "--out", str(out), "--quiet"])
+            main(
+                [
+                    "run",
+                    "--model",
+                    str(tiny_llama_folder),
+                    "--limit",
+                    "4",
+                    "--questions",
+                    "3",
+                    "--max-new-tokens",
+                    "6",
+                    "--out",
+                    str(out),
+                    "--quiet",
+                ]
+            )
     finally:
         torch.set_num_threads(threads)
     assert done.value.code == 0
@@ -185,6 +199,7 @@ def pytest_collection_modifyitems(config, items):
     skip = pytest.mark.skip(reason="TransformerLens 4 has no HookedTransformer (kind='hooked' is TL 3 only)")
     for item in items:
         params = getattr(getattr(item, "callspec", None), "params", {})
-        if "hooked" in item.name.lower() or any(v in ("hooked", "hooked_model")
-                                                for v in params.values() if isinstance(v, str)):
+        if "hooked" in item.name.lower() or any(
+            v in ("hooked", "hooked_model") for v in params.values() if isinstance(v, str)
+        ):
             item.add_marker(skip)

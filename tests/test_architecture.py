@@ -97,8 +97,10 @@ def _edges(module: str, path: Path) -> list[Edge]:
                 anchor = anchor[: len(anchor) - node.level + 1]
                 base = ".".join([*anchor, base] if base else anchor)
             # `from pkg import module` imports the module itself
-            targets = [(f"{base}.{a.name}", (a.name,)) if f"{base}.{a.name}" in MODULES else (base, (a.name,))
-                       for a in node.names]
+            targets = [
+                (f"{base}.{a.name}", (a.name,)) if f"{base}.{a.name}" in MODULES else (base, (a.name,))
+                for a in node.names
+            ]
         for target, names in targets:
             if not target.startswith("tl_traits"):
                 continue
@@ -136,10 +138,14 @@ def test_imports_point_down() -> None:
 
 def test_no_plugin_imports_another_plugin() -> None:
     """What plugins share lives in a domain under a public name, where an outside plugin author can use it too."""
-    sideways = [e.where() for e in EDGES
-                if e.source.startswith("tl_traits.plugins.") and e.target.startswith("tl_traits.plugins.")
-                and e.source.split(".")[:4] != e.target.split(".")[:4]
-                and not _own_catalogue(e.source, e.target)]
+    sideways = [
+        e.where()
+        for e in EDGES
+        if e.source.startswith("tl_traits.plugins.")
+        and e.target.startswith("tl_traits.plugins.")
+        and e.source.split(".")[:4] != e.target.split(".")[:4]
+        and not _own_catalogue(e.source, e.target)
+    ]
     assert not sideways, "plugins importing plugins (move the shared code into a domain):\n" + "\n".join(sideways)
 
 
@@ -154,14 +160,10 @@ def test_nothing_imports_the_facade() -> None:
 
 
 def test_no_private_names_across_modules() -> None:
-    private = [
-        e.where() + f": {n}"
-        for e in EDGES
-        for n in e.names
-        if n.startswith("_") and not n.startswith("__")
-    ]
-    assert not private, ("private names imported from another module; make them public or move the caller:\n"
-                         + "\n".join(private))
+    private = [e.where() + f": {n}" for e in EDGES for n in e.names if n.startswith("_") and not n.startswith("__")]
+    assert not private, (
+        "private names imported from another module; make them public or move the caller:\n" + "\n".join(private)
+    )
 
 
 def _cycles() -> list[list[str]]:
@@ -211,7 +213,8 @@ def test_no_import_cycles() -> None:
 
 def test_modules_stay_small() -> None:
     large = {
-        m: n for m, p in MODULES.items()
+        m: n
+        for m, p in MODULES.items()
         if (n := len(p.read_text().splitlines())) > MAX_LINES and m not in LARGE_MODULES
     }
     assert not large, f"modules over {MAX_LINES} lines; split them by job or list the reason in LARGE_MODULES: {large}"
@@ -219,8 +222,12 @@ def test_modules_stay_small() -> None:
 
 @pytest.mark.parametrize(
     "source, target, allowed",
-    [("core", "steering", False), ("steering", "judging", True), ("judging", "steering", False),
-     ("app", "scale", True)],
+    [
+        ("core", "steering", False),
+        ("steering", "judging", True),
+        ("judging", "steering", False),
+        ("app", "scale", True),
+    ],
 )
 def test_the_contract_itself(source: str, target: str, allowed: bool) -> None:
     assert (target in ALLOWED[source]) is allowed
@@ -234,19 +241,53 @@ def test_the_walker_sees_deferred_imports(tmp_path: Path) -> None:
 
 def test_the_walker_marks_type_only_imports(tmp_path: Path) -> None:
     path = tmp_path / "m.py"
-    path.write_text("from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n    from tl_traits.core import files\n"
-                    "from tl_traits.core import stats\n")
+    path.write_text(
+        "from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n    from tl_traits.core import files\n"
+        "from tl_traits.core import stats\n"
+    )
     assert [(e.target, e.type_only) for e in _edges("tl_traits.core.vectors", path)] == [
-        ("tl_traits.core.files", True), ("tl_traits.core.stats", False)]
+        ("tl_traits.core.files", True),
+        ("tl_traits.core.stats", False),
+    ]
 
 
 FACADE_NAMES = {  # what `from tl_traits import ...` offered before the rooms; users' scripts rely on them
-    "ActivationSet", "ModelIdentity", "ModelLoadError", "PreparedInputs", "PromptError", "Spans", "TraitDataset",
-    "TraitExample", "TraitVector", "TraitVectors", "attacks", "capture", "extract", "extractors", "generate",
-    "generate_responses", "hook_name", "judges", "list_traits", "load_model", "load_trait", "make_judge",
-    "model_identity", "monitor", "viz", "parse_hook_name", "prepare_inputs", "quantizers", "evaluate_steering",
-    "Setting", "steer", "sweep_generate", "poison", "detect_poison",
-    "TrainConfig", "train",
+    "ActivationSet",
+    "ModelIdentity",
+    "ModelLoadError",
+    "PreparedInputs",
+    "PromptError",
+    "Spans",
+    "TraitDataset",
+    "TraitExample",
+    "TraitVector",
+    "TraitVectors",
+    "attacks",
+    "capture",
+    "extract",
+    "extractors",
+    "generate",
+    "generate_responses",
+    "hook_name",
+    "judges",
+    "list_traits",
+    "load_model",
+    "load_trait",
+    "make_judge",
+    "model_identity",
+    "monitor",
+    "viz",
+    "parse_hook_name",
+    "prepare_inputs",
+    "quantizers",
+    "evaluate_steering",
+    "Setting",
+    "steer",
+    "sweep_generate",
+    "poison",
+    "detect_poison",
+    "TrainConfig",
+    "train",
 }
 
 

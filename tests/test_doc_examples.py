@@ -95,8 +95,9 @@ def test_plugin_entry_point_groups_are_ones_a_registry_reads() -> None:
     import tl_traits as tt
 
     read = {registry.group for registry in (tt.extractors, tt.judges)}
-    groups = [g for b in ALL if b.lang == "toml"
-              for g in tomllib.loads(b.code).get("project", {}).get("entry-points", {})]
+    groups = [
+        g for b in ALL if b.lang == "toml" for g in tomllib.loads(b.code).get("project", {}).get("entry-points", {})
+    ]
     assert groups and set(groups) <= read, (groups, read)
 
 
@@ -132,18 +133,27 @@ def _driver(page: Path) -> str:
     """A script that runs the page's runnable blocks in order, timing each step and naming
     it (page:line) in a failure."""
     steps = [b for b in blocks(page) if b.lang in RUNNABLE and b.skip is None]
-    head = ["import shlex, subprocess, sys, time",
-            "def timed(where, t0): print(f'--- {where}: {time.perf_counter() - t0:.1f} s', flush=True)", RUN_COMMAND]
+    head = [
+        "import shlex, subprocess, sys, time",
+        "def timed(where, t0): print(f'--- {where}: {time.perf_counter() - t0:.1f} s', flush=True)",
+        RUN_COMMAND,
+    ]
     lines = ["ns = {}", f"exec(compile({PRELUDE!r}, 'prelude', 'exec'), ns)"]
     for b in steps:
         if b.lang == "python":
-            lines += ["t0 = time.perf_counter()", f"exec(compile({b.runnable_code()!r}, {b.where!r}, 'exec'), ns)",
-                      f"timed({b.where!r}, t0)"]
+            lines += [
+                "t0 = time.perf_counter()",
+                f"exec(compile({b.runnable_code()!r}, {b.where!r}, 'exec'), ns)",
+                f"timed({b.where!r}, t0)",
+            ]
             continue
         for command in commands(b.runnable_code()):
-            lines += ["t0 = time.perf_counter()", f"code = run_command({command!r})",
-                      f"sys.exit({b.where + ': '!r} + {command!r} + f' exited with {{code}}') if code else None",
-                      f"timed({b.where + ' ' + command[:60]!r}, t0)"]
+            lines += [
+                "t0 = time.perf_counter()",
+                f"code = run_command({command!r})",
+                f"sys.exit({b.where + ': '!r} + {command!r} + f' exited with {{code}}') if code else None",
+                f"timed({b.where + ' ' + command[:60]!r}, t0)",
+            ]
     # multiprocessing's spawn re-imports the main module in each worker: the page must run only in the parent
     return "\n".join(head + ["if __name__ == '__main__':"] + ["    " + line for line in lines]) + "\n"
 
@@ -161,8 +171,15 @@ def narrow_model(tmp_path_factory) -> Path:
 
     source = embedded_model_folder()
     config = AutoConfig.from_pretrained(source)
-    config.update({"hidden_size": 64, "intermediate_size": 128, "num_attention_heads": 2, "num_key_value_heads": 1,
-                   "head_dim": 32})
+    config.update(
+        {
+            "hidden_size": 64,
+            "intermediate_size": 128,
+            "num_attention_heads": 2,
+            "num_key_value_heads": 1,
+            "head_dim": 32,
+        }
+    )
     torch.manual_seed(0)
     folder = tmp_path_factory.mktemp("models") / "SmolLM2-narrow-random"
     AutoModelForCausalLM.from_config(config).save_pretrained(folder)
@@ -175,11 +192,23 @@ def narrow_model(tmp_path_factory) -> Path:
 def test_page_runs_as_written(page: Path, tmp_path: Path, narrow_model: Path) -> None:
     script = tmp_path / "driver.py"
     script.write_text(_driver(page))
-    env = {**os.environ, "TL_TRAITS_LIMIT": SMALL, "TL_TRAITS_MODEL": str(narrow_model), "HF_HUB_OFFLINE": "1",
-           "MPLBACKEND": "Agg",
-           "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"}
-    run = subprocess.Popen([sys.executable, str(script)], cwd=tmp_path, env=env, stdout=subprocess.PIPE,
-                           stderr=subprocess.PIPE, text=True, start_new_session=True)
+    env = {
+        **os.environ,
+        "TL_TRAITS_LIMIT": SMALL,
+        "TL_TRAITS_MODEL": str(narrow_model),
+        "HF_HUB_OFFLINE": "1",
+        "MPLBACKEND": "Agg",
+        "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",
+    }
+    run = subprocess.Popen(
+        [sys.executable, str(script)],
+        cwd=tmp_path,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
     try:
         out, err = run.communicate(timeout=PAGE_TIMEOUT_S)
     except subprocess.TimeoutExpired:
@@ -197,7 +226,7 @@ WORDS = {w: i for i, w in enumerate("zero one two three four five six seven eigh
 
 
 def test_counts_in_the_docs_match_the_code() -> None:
-    """"seven judges", "six methods plus `sae`", "four bundled trait sets": each count is what the registries hold."""
+    """ "seven judges", "six methods plus `sae`", "four bundled trait sets": each count is what the registries hold."""
     import tl_traits as tt
 
     expected = {

@@ -11,8 +11,12 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[1]
 DOCS = REPO / "docs"
-PAGES = [REPO / "README.md", *sorted(DOCS.glob("*.md")), *sorted((REPO / "plugins").glob("*/README.md")),
-         REPO / "benchmarks" / "README.md"]
+PAGES = [
+    REPO / "README.md",
+    *sorted(DOCS.glob("*.md")),
+    *sorted((REPO / "plugins").glob("*/README.md")),
+    REPO / "benchmarks" / "README.md",
+]
 FILE_REF = re.compile(r"`((?:[\w.-]+/)*[\w.-]+\.(?:md|py|ipynb|toml))`")
 SOURCE_DIRS = ("tl_traits", "plugins", "tests", "benchmarks", "docs", ".ci")
 MODULE_REF = re.compile(r"\btl_traits(?:\.\w+)+")

@@ -43,8 +43,9 @@ def make_result(direction=1):
     ]
     base = answers(20.0, 95.0, 30.0)
     result = SteeringResult("joy", direction, ("trait", "coherence", "relevance"), {"dev": base, "test": base}, runs)
-    result.outcomes["mean_diff"] = Outcome("mean_diff", runs[3], Run("test", answers(45.0, 80.0, 58.0), five, 0.7),
-                                           base)
+    result.outcomes["mean_diff"] = Outcome(
+        "mean_diff", runs[3], Run("test", answers(45.0, 80.0, 58.0), five, 0.7), base
+    )
     return result
 
 
@@ -76,12 +77,14 @@ def test_layer_metrics_marks_each_methods_best_auroc_layer_on_every_panel():
         assert list(probe.get_xdata()) == [2, 3, 5, 7]
         assert [probe.get_xdata()[i] for i in probe.get_markevery()] == [5]
         mean_diff = lines_by_label(ax)["mean_diff"]
-        assert [mean_diff.get_xdata()[i]
-                for i in mean_diff.get_markevery()] == [vectors["mean_diff"].best_layer("auroc")]
+        assert [mean_diff.get_xdata()[i] for i in mean_diff.get_markevery()] == [
+            vectors["mean_diff"].best_layer("auroc")
+        ]
         random = lines_by_label(ax)["random_baseline"]
         assert random.get_linestyle() == "--" and random.get_marker() in (None, "None", "")
     assert lines_by_label(fig.axes[1])["probe"].get_ydata()[2] == pytest.approx(
-        float(vectors["probe"].metrics["cohens_d"][2]))
+        float(vectors["probe"].metrics["cohens_d"][2])
+    )
 
 
 def test_layer_metrics_title_can_be_given():
@@ -193,7 +196,7 @@ def test_data_uri_and_img_tag():
     uri = figure_to_data_uri(fig)
     prefix = "data:image/png;base64,"
     assert uri.startswith(prefix)
-    assert base64.b64decode(uri[len(prefix):], validate=True).startswith(PNG)
+    assert base64.b64decode(uri[len(prefix) :], validate=True).startswith(PNG)
     assert figure_to_data_uri(fig, "svg").startswith("data:image/svg+xml;base64,")
     with pytest.raises(ValueError):
         figure_to_data_uri(fig, "bmp")

@@ -53,8 +53,9 @@ class Paraphrase:
     def apply(self, example: Example, rng: random.Random) -> list[Example]:
         poisoned = self.base.apply(example, rng)
         if isinstance(poisoned, list):
-            raise PoisonError("paraphrase needs a base attack that returns one example, "
-                              f"'{self.base_name}' returns several")
+            raise PoisonError(
+                f"paraphrase needs a base attack that returns one example, '{self.base_name}' returns several"
+            )
         surfaces = rng.sample(SURFACES, self.variants)
         return [edit_user_text(poisoned, lambda text, s=s: s.format(text=text)) for s in surfaces]
 

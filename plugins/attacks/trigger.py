@@ -52,6 +52,7 @@ class Trigger:
         return out
 
     def options(self) -> dict[str, Any]:
-        target = (self.target if isinstance(self.target, str)
-                  else getattr(self.target, "__qualname__", repr(self.target)))
+        target = (
+            self.target if isinstance(self.target, str) else getattr(self.target, "__qualname__", repr(self.target))
+        )
         return {"trigger": self.trigger, "position": self.position, "target": target, "tasks": self.tasks}

@@ -49,5 +49,3 @@ def gradient(
             opt.step()
             schedule.step()
     return unit_rows(v.detach(), "gradient", layers)
-
-

@@ -13,7 +13,10 @@ from torch import Tensor
 
 @catalogue.pca_center
 def pca_center(
-    pos: Float[Tensor, "n layer d_model"], neg: Float[Tensor, "m layer d_model"], *, seed: int = 0,
+    pos: Float[Tensor, "n layer d_model"],
+    neg: Float[Tensor, "m layer d_model"],
+    *,
+    seed: int = 0,
     layers: Sequence[int] | None = None,  # filled by extract: the model layer of each slice (named in errors)
 ) -> Float[Tensor, "layer d_model"]:
     """First principal component after centring, positives projecting higher (repeng's pca_center).
@@ -31,5 +34,3 @@ def pca_center(
     pooled = pooled - pooled.mean(dim=1, keepdim=True)
     top = torch.linalg.svd(pooled, full_matrices=False).Vh[:, 0]  # top right singular vector, per layer
     return unit_rows(orient(top, pos, neg), "pca_center", layers)
-
-

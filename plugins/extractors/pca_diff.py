@@ -13,7 +13,10 @@ from torch import Tensor
 
 @catalogue.pca_diff
 def pca_diff(
-    pos: Float[Tensor, "n layer d_model"], neg: Float[Tensor, "m layer d_model"], *, seed: int = 0,
+    pos: Float[Tensor, "n layer d_model"],
+    neg: Float[Tensor, "m layer d_model"],
+    *,
+    seed: int = 0,
     layers: Sequence[int] | None = None,  # filled by extract: the model layer of each slice (named in errors)
 ) -> Float[Tensor, "layer d_model"]:
     """First principal axis of pos[i] - neg[i] over the first min(n, m) pairs, positives projecting higher.
@@ -26,6 +29,3 @@ def pca_diff(
     diffs = (pos[:k] - neg[:k]).transpose(0, 1)  # [layer, k, d_model]
     top = torch.linalg.svd(diffs, full_matrices=False).Vh[:, 0]  # top right singular vector, per layer
     return unit_rows(orient(top, pos, neg), "pca_diff", layers)
-
-
-

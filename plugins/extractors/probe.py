@@ -38,8 +38,6 @@ def probe(
     return unit_rows(w, "probe", layers)
 
 
-
-
 def logistic_regression(
     pos: Float[Tensor, "n layer d_model"],
     neg: Float[Tensor, "m layer d_model"],

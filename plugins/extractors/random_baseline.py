@@ -13,7 +13,10 @@ from torch import Tensor
 
 @catalogue.random_baseline
 def random_baseline(
-    pos: Float[Tensor, "n layer d_model"], neg: Float[Tensor, "m layer d_model"], *, seed: int = 0,
+    pos: Float[Tensor, "n layer d_model"],
+    neg: Float[Tensor, "m layer d_model"],
+    *,
+    seed: int = 0,
     layers: Sequence[int] | None = None,  # filled by extract: the model layer of each slice (named in errors)
 ) -> Float[Tensor, "layer d_model"]:
     """Isotropic random unit directions from `seed`; the data fixes only the shape (no sign flip)."""
@@ -21,5 +24,3 @@ def random_baseline(
     gen = torch.Generator().manual_seed(seed)  # on the CPU, so a seed gives the same vectors on any device
     directions = torch.randn(pos.shape[1:], generator=gen, dtype=torch.float32)
     return unit_rows(directions, "random_baseline", layers).to(pos.device)
-
-

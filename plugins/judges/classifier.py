@@ -35,8 +35,17 @@ from tl_traits.judging.text_quality import text_features
 from tl_traits.plugins.judges import catalogue
 
 CALIBRATION_FILE = Path(__file__).with_name("classifier_calibration.json")
-STYLE = ("contractions", "exclamations", "questions", "word_length", "long_words", "first_person", "second_person",
-         "lowercase_starts", "non_ascii")
+STYLE = (
+    "contractions",
+    "exclamations",
+    "questions",
+    "word_length",
+    "long_words",
+    "first_person",
+    "second_person",
+    "lowercase_starts",
+    "non_ascii",
+)
 L2_EMBEDDING = 10.0  # on standardised features; 100 training responses against 384 dimensions need a strong prior
 L2_STYLE = 1.0
 L2_WORDS = 30.0
@@ -72,8 +81,9 @@ def style_features(text: str) -> list[float]:
 
 def clean_text(quality: dict[str, float]) -> float:
     """One index in [0, 1] of how clean a text is (1: no loop, no repeated sentence, no non-words, all letters)."""
-    return (quality["word_distinct2"] * (1 - quality["repeated_sentences"]) * (1 - quality["nonwords"])
-            * quality["letters"])
+    return (
+        quality["word_distinct2"] * (1 - quality["repeated_sentences"]) * (1 - quality["nonwords"]) * quality["letters"]
+    )
 
 
 def word_set(text: str) -> set[str]:
@@ -155,19 +165,24 @@ class ClassifierJudge(JudgeBase):
     def __init__(self, *, trait: Any = None, kind: str = "trait", calibration: str | Path | None = None) -> None:
         self.kind = check_kind(self.name, kind, self.kinds)
         if trait is None:
-            raise JudgeError("the classifier judge is fitted on a trait set's responses: "
-                             "make_judge('classifier', trait=...)")
+            raise JudgeError(
+                "the classifier judge is fitted on a trait set's responses: make_judge('classifier', trait=...)"
+            )
         dataset: TraitDataset = load_trait(trait)
         if not dataset.has_responses or len(dataset.positive) < 2 or len(dataset.negative) < 2:
-            raise JudgeError(f"the classifier judge needs at least 2 positive and 2 negative examples with responses; "
-                             f"trait '{dataset.name}' has {len(dataset.positive)} and {len(dataset.negative)}"
-                             + ("" if dataset.has_responses
-                                else " (some without responses: fill them with tt.generate_responses)"))
+            raise JudgeError(
+                f"the classifier judge needs at least 2 positive and 2 negative examples with responses; "
+                f"trait '{dataset.name}' has {len(dataset.positive)} and {len(dataset.negative)}"
+                + ("" if dataset.has_responses else " (some without responses: fill them with tt.generate_responses)")
+            )
         self.trait = trait_label(dataset)
         self.dataset_name = dataset.name
         examples = dataset.examples_hash()
-        self._model = _fitted(examples, tuple(e.response or "" for e in dataset.positive),
-                              tuple(e.response or "" for e in dataset.negative))
+        self._model = _fitted(
+            examples,
+            tuple(e.response or "" for e in dataset.positive),
+            tuple(e.response or "" for e in dataset.negative),
+        )
         stored = load_calibrations(calibration).get(dataset.name)
         self.calibration = stored if stored and stored.get("examples_sha256") == examples else None
         self.version = fitted_version(examples, self.calibration)
@@ -190,15 +205,21 @@ class ClassifierJudge(JudgeBase):
             values = (100.0 * torch.sigmoid(z).mean(dim=1)).tolist()
         else:
             closeness = (features[0].float() * embed([q or "." for q in questions])).sum(-1).tolist()
-            stance = (stance_features(questions, texts).tolist() if self.calibration.get("design") == "stance"
-                      else [None] * len(texts))
-            values = [predicted_rating(row.tolist(), r, c, self.calibration, st)
-                      for row, r, c, st in zip(z, responses, closeness, stance)]
+            stance = (
+                stance_features(questions, texts).tolist()
+                if self.calibration.get("design") == "stance"
+                else [None] * len(texts)
+            )
+            values = [
+                predicted_rating(row.tolist(), r, c, self.calibration, st)
+                for row, r, c, st in zip(z, responses, closeness, stance)
+            ]
         return [None if e else float(v) for e, v in zip(empty, values)]
 
 
-def calibration_design(z: Sequence[float], quality: dict[str, float], closeness: float,
-                       stance: Sequence[float] | None = None) -> list[float]:
+def calibration_design(
+    z: Sequence[float], quality: dict[str, float], closeness: float, stance: Sequence[float] | None = None
+) -> list[float]:
     """The calibration's inputs: 1, the three log-odds, each scaled by how clean the text is, that index, and
     the response's MiniLM cosine to the question (a restated claim agrees with it), plain and scaled. With
     `stance` (the "stance" design: `stance_features`), its claim restatement plain and scaled, and its opening
@@ -211,14 +232,21 @@ def calibration_design(z: Sequence[float], quality: dict[str, float], closeness:
     return design
 
 
-def predicted_rating(z: Sequence[float], response: str, closeness: float, calibration: dict[str, Any],
-                     stance: Sequence[float] | None = None) -> float:
+def predicted_rating(
+    z: Sequence[float],
+    response: str,
+    closeness: float,
+    calibration: dict[str, Any],
+    stance: Sequence[float] | None = None,
+) -> float:
     """The stored linear calibration of its design, stretched so a difference in rating is not attenuated,
     clipped to 0-100."""
     design = calibration_design(z, text_features(response), closeness, stance)
     if len(design) != len(calibration["coef"]):
-        raise JudgeError(f"the classifier calibration has {len(calibration['coef'])} coefficients for a design of "
-                         f"{len(design)} inputs; refit it with benchmarks/fit_trait_judges.py")
+        raise JudgeError(
+            f"the classifier calibration has {len(calibration['coef'])} coefficients for a design of "
+            f"{len(design)} inputs; refit it with benchmarks/fit_trait_judges.py"
+        )
     value = sum(c * x for c, x in zip(calibration["coef"], design))
     stretch = calibration.get("stretch") or {"offset": 0.0, "slope": 1.0}
     return min(100.0, max(0.0, (value - stretch["offset"]) / stretch["slope"]))

@@ -22,8 +22,16 @@ from tl_traits.judging.text_quality import text_features
 
 MODEL_FILE = Path(__file__).with_name("coherence_model.json")
 FEATURES = (
-    "nll", "token_distinct", "word_distinct2", "repeated_sentences", "compression", "top_word_share",
-    "nonwords", "letters", "relevance", "log_words",
+    "nll",
+    "token_distinct",
+    "word_distinct2",
+    "repeated_sentences",
+    "compression",
+    "top_word_share",
+    "nonwords",
+    "letters",
+    "relevance",
+    "log_words",
 )
 
 
@@ -41,12 +49,14 @@ class CoherenceJudge(JudgeBase):
     kinds = ("coherence",)
     gate = 70.0
 
-    def __init__(self, *, model: Any = None, kind: str = "coherence", weights: str | Path | None = None,
-                 batch_size: int = 8) -> None:
+    def __init__(
+        self, *, model: Any = None, kind: str = "coherence", weights: str | Path | None = None, batch_size: int = 8
+    ) -> None:
         self.kind = check_kind(self.name, kind, self.kinds)
         if model is None or not hasattr(model, "cfg"):
-            raise JudgeError("the coherence judge needs the unsteered TransformerLens model: "
-                             "make_judge('coherence', model=model)")
+            raise JudgeError(
+                "the coherence judge needs the unsteered TransformerLens model: make_judge('coherence', model=model)"
+            )
         self.model = model
         if batch_size < 1:
             raise JudgeError("coherence judge: batch_size must be >= 1")
@@ -64,9 +74,15 @@ class CoherenceJudge(JudgeBase):
         rows = [text_features(r) for r in responses]
         todo = sorted((i for i, r in enumerate(responses) if r.strip()), key=lambda i: len(responses[i]))
         size = self.batch_size  # similar lengths share a batch
-        measured = [m for start in range(0, len(todo), size) for m in response_likelihood(
-            self.model, [questions[i] for i in todo[start:start + size]],
-            [responses[i][:4000] for i in todo[start:start + size]])]
+        measured = [
+            m
+            for start in range(0, len(todo), size)
+            for m in response_likelihood(
+                self.model,
+                [questions[i] for i in todo[start : start + size]],
+                [responses[i][:4000] for i in todo[start : start + size]],
+            )
+        ]
         for row in rows:
             row.update(nll=12.0, token_distinct=0.0, relevance=0.0)
         for i, (nll, distinct) in zip(todo, measured):
@@ -80,8 +96,10 @@ class CoherenceJudge(JudgeBase):
     def _score(self, questions: list[str], responses: list[str]) -> Sequence[float | None]:
         if self.weights is None:
             self.weights = load_weights(self._weights_path)  # raises, naming the fitting script
-        return [100.0 * probability(row, self.weights) if r.strip() else 0.0
-                for row, r in zip(self.features(questions, responses), responses)]
+        return [
+            100.0 * probability(row, self.weights) if r.strip() else 0.0
+            for row, r in zip(self.features(questions, responses), responses)
+        ]
 
 
 def load_weights(path: str | Path | None = None) -> dict[str, Any]:

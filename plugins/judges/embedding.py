@@ -11,6 +11,7 @@ from tl_traits.judging.encoder import embed
 from tl_traits.judging.judges import JudgeBase, JudgeError, check_kind, trait_label
 from tl_traits.plugins.judges import catalogue
 
+
 @catalogue.embedding
 class EmbeddingJudge(JudgeBase):
     """Cosine similarities of all-MiniLM-L6-v2 embeddings, mapped to 0-100.

@@ -33,9 +33,7 @@ TOP_K = 20
 _INTEGER = re.compile(r"[0-9]{1,3}")  # ASCII digits only: int() would also take other scripts' digits
 
 
-def score_from_logprobs(
-    top: Mapping[str, float], *, max_value: int = 100, min_mass: float = 0.25
-) -> float | None:
+def score_from_logprobs(top: Mapping[str, float], *, max_value: int = 100, min_mass: float = 0.25) -> float | None:
     """Probability-weighted mean of the integer tokens 0..max_value among `top` (token -> logprob).
 
     Tokens are stripped of whitespace (" 7" counts as 7; "7" and " 7" add up); other tokens
@@ -119,8 +117,15 @@ class LogprobJudge(JudgeBase):
         self.template = check_template(prompt or eval_prompt or PROMPTS[self.kind], where)
         self.min_mass, self.max_chars = min_mass, max_chars
         self.backend = _pick_backend(
-            model, judge_model, base_url, api_key_env,
-            concurrency=concurrency, max_retries=max_retries, backoff=backoff, timeout=timeout, batch_size=batch_size,
+            model,
+            judge_model,
+            base_url,
+            api_key_env,
+            concurrency=concurrency,
+            max_retries=max_retries,
+            backoff=backoff,
+            timeout=timeout,
+            batch_size=batch_size,
         )
         self.max_score = int(max_score) if max_score is not None else self.backend.default_max_score()
         if not 1 <= self.max_score <= 100:

@@ -174,17 +174,21 @@ def _nf4(model: Any, **options: Any) -> tuple[Any, dict[str, Any]]:
     return _reload_quantized(model, bits=4, **options)
 
 
-bnb_int8 = catalogue.bnb_int8(Quantizer(
-    "bitsandbytes-int8",
-    "bitsandbytes LLM.int8() (int8 weights, fp16 outliers), reloaded from the HF folder; CUDA",
-    _int8,
-    _check,
-    copies=False,
-))
-bnb_nf4 = catalogue.bnb_nf4(Quantizer(
-    "bitsandbytes-nf4",
-    "bitsandbytes 4-bit NormalFloat (NF4, block 64), reloaded from the HF folder; CUDA",
-    _nf4,
-    _check,
-    copies=False,
-))
+bnb_int8 = catalogue.bnb_int8(
+    Quantizer(
+        "bitsandbytes-int8",
+        "bitsandbytes LLM.int8() (int8 weights, fp16 outliers), reloaded from the HF folder; CUDA",
+        _int8,
+        _check,
+        copies=False,
+    )
+)
+bnb_nf4 = catalogue.bnb_nf4(
+    Quantizer(
+        "bitsandbytes-nf4",
+        "bitsandbytes 4-bit NormalFloat (NF4, block 64), reloaded from the HF folder; CUDA",
+        _nf4,
+        _check,
+        copies=False,
+    )
+)

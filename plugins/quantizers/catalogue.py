@@ -13,24 +13,35 @@ def _half(label: str) -> str:
 
 fp16 = PluginInfo("fp16", _half("float16"), target=f"{_HERE}.fp16:fp16")
 bf16 = PluginInfo("bf16", _half("bfloat16"), target=f"{_HERE}.bf16:bf16")
-int8 = PluginInfo("int8", f"weight-only symmetric int8 absmax (per output channel; {_SIMULATED})",
-                  target=f"{_HERE}.int8:int8")
-int4 = PluginInfo("int4", "weight-only symmetric int4, group-wise absmax (groups of 128 along the input dim by "
-                  f"default; {_SIMULATED})", target=f"{_HERE}.int4:int4")
-nf4 = PluginInfo("nf4", "weight-only NormalFloat-4 (QLoRA levels), group-wise absmax (groups of 64 along the input "
-                 f"dim by default; {_SIMULATED})", target=f"{_HERE}.nf4:nf4")
+int8 = PluginInfo(
+    "int8", f"weight-only symmetric int8 absmax (per output channel; {_SIMULATED})", target=f"{_HERE}.int8:int8"
+)
+int4 = PluginInfo(
+    "int4",
+    f"weight-only symmetric int4, group-wise absmax (groups of 128 along the input dim by default; {_SIMULATED})",
+    target=f"{_HERE}.int4:int4",
+)
+nf4 = PluginInfo(
+    "nf4",
+    "weight-only NormalFloat-4 (QLoRA levels), group-wise absmax (groups of 64 along the input "
+    f"dim by default; {_SIMULATED})",
+    target=f"{_HERE}.nf4:nf4",
+)
 torchao_int8 = PluginInfo(
     "torchao-int8",
     "torchao int8 weights (per-channel) in the bridge's linears; activations='int8' for W8A8 int8 matmuls",
-    requires=("torchao",), target=f"{_HERE}.torchao_int8:torchao_int8",
+    requires=("torchao",),
+    target=f"{_HERE}.torchao_int8:torchao_int8",
 )
 bnb_int8 = PluginInfo(
     "bitsandbytes-int8",
     "bitsandbytes LLM.int8() (int8 weights, fp16 outliers), reloaded from the HF folder; CUDA",
-    requires=("cuda", "bitsandbytes"), target=f"{_HERE}.bitsandbytes:bnb_int8",
+    requires=("cuda", "bitsandbytes"),
+    target=f"{_HERE}.bitsandbytes:bnb_int8",
 )
 bnb_nf4 = PluginInfo(
     "bitsandbytes-nf4",
     "bitsandbytes 4-bit NormalFloat (NF4, block 64), reloaded from the HF folder; CUDA",
-    requires=("cuda", "bitsandbytes"), target=f"{_HERE}.bitsandbytes:bnb_nf4",
+    requires=("cuda", "bitsandbytes"),
+    target=f"{_HERE}.bitsandbytes:bnb_nf4",
 )

@@ -201,9 +201,11 @@ def _quantize(model: Any, *, activations: Literal["float", "int8"] = "float") ->
     return model, info
 
 
-torchao_int8 = catalogue.torchao_int8(Quantizer(
-    "torchao-int8",
-    "torchao int8 weights (per-channel) in the bridge's linears; activations='int8' for W8A8 int8 matmuls",
-    _quantize,
-    _check,
-))
+torchao_int8 = catalogue.torchao_int8(
+    Quantizer(
+        "torchao-int8",
+        "torchao int8 weights (per-channel) in the bridge's linears; activations='int8' for W8A8 int8 matmuls",
+        _quantize,
+        _check,
+    )
+)

@@ -28,8 +28,21 @@ def call(capsys, *argv: str) -> tuple[int, str, str]:
 def tiny_vectors(tmp_path_factory, tiny_llama_folder):
     path = tmp_path_factory.mktemp("cli") / "joy.safetensors"
     with pytest.raises(SystemExit) as done:
-        main(["extract", "emotion/joy", "--model", str(tiny_llama_folder), "--limit", "5",
-              "--methods", "mean_diff,probe", "--out", str(path), "--quiet"])
+        main(
+            [
+                "extract",
+                "emotion/joy",
+                "--model",
+                str(tiny_llama_folder),
+                "--limit",
+                "5",
+                "--methods",
+                "mean_diff,probe",
+                "--out",
+                str(path),
+                "--quiet",
+            ]
+        )
     assert done.value.code == EXIT_OK
     return path
 
@@ -90,11 +103,18 @@ def test_our_errors_are_bad_input_exit_2_on_one_line(capsys, monkeypatch):
     assert err == "error: out/ is not a run folder; run `tl-traits run` first\n"
 
 
-@pytest.mark.parametrize("raised, code, message", [
-    (KeyboardInterrupt(), 130, "interrupted\n"),  # Ctrl-C inside a command: typer returns 130, which main used to drop
-    (typer.Exit(EXIT_FAILED), EXIT_FAILED, ""),  # a sweep with a failed run ends with typer.Exit(1)
-    (typer.Abort(), 130, "interrupted\n"),
-])
+@pytest.mark.parametrize(
+    "raised, code, message",
+    [
+        (
+            KeyboardInterrupt(),
+            130,
+            "interrupted\n",
+        ),  # Ctrl-C inside a command: typer returns 130, which main used to drop
+        (typer.Exit(EXIT_FAILED), EXIT_FAILED, ""),  # a sweep with a failed run ends with typer.Exit(1)
+        (typer.Abort(), 130, "interrupted\n"),
+    ],
+)
 def test_main_exits_with_the_commands_own_code(capsys, monkeypatch, raised, code, message):
     def stop(*args, **kwargs):
         raise raised
@@ -109,8 +129,12 @@ def test_a_failed_sweep_run_exits_1(capsys, tmp_path):
 
     from tl_traits.app.cli.sweeps import finish_sweep
 
-    result = SimpleNamespace(failed=[(tmp_path / "run-1", "Traceback...\nRuntimeError: out of memory")], skipped=[],
-                             seconds=1.0, executor="local")
+    result = SimpleNamespace(
+        failed=[(tmp_path / "run-1", "Traceback...\nRuntimeError: out of memory")],
+        skipped=[],
+        seconds=1.0,
+        executor="local",
+    )
     app = typer.Typer()
     app.command()(lambda: finish_sweep(result, tmp_path, 0, as_json=False))
     assert run_app(app, []) == EXIT_FAILED
@@ -132,8 +156,21 @@ def test_extract_json_reports_every_method(capsys, tiny_vectors, tiny_llama_fold
     vecs = tt.TraitVectors.load(tiny_vectors)
     assert vecs.methods == ["mean_diff", "probe"]
     assert vecs.metadata["dataset"]["n_train"] + vecs.metadata["dataset"]["n_val"] == 10  # --limit 5 per side
-    code, out, _ = call(capsys, "extract", "emotion/joy", "--model", str(tiny_llama_folder), "--limit", "4",
-                        "--methods", "mean_diff", "--layers", "1", "--json", "--quiet")
+    code, out, _ = call(
+        capsys,
+        "extract",
+        "emotion/joy",
+        "--model",
+        str(tiny_llama_folder),
+        "--limit",
+        "4",
+        "--methods",
+        "mean_diff",
+        "--layers",
+        "1",
+        "--json",
+        "--quiet",
+    )
     result = json.loads(out)
     assert code == EXIT_OK and result["saved"] is None
     assert result["methods"]["mean_diff"]["best_layer"] == 1
@@ -141,8 +178,19 @@ def test_extract_json_reports_every_method(capsys, tiny_vectors, tiny_llama_fold
 
 
 def test_steer_zero_strength_changes_nothing_and_large_strength_does(capsys, tiny_vectors, tiny_llama_folder):
-    args = ["steer", str(tiny_vectors), "--model", str(tiny_llama_folder), "--layer", "1",
-            "--prompt", "Hi, how are you?", "--max-new-tokens", "8", "--json"]
+    args = [
+        "steer",
+        str(tiny_vectors),
+        "--model",
+        str(tiny_llama_folder),
+        "--layer",
+        "1",
+        "--prompt",
+        "Hi, how are you?",
+        "--max-new-tokens",
+        "8",
+        "--json",
+    ]
     code, out, _ = call(capsys, *args, "--strength", "0")
     (row,) = json.loads(out)
     assert code == EXIT_OK and row["steered"] == row["unsteered"]
@@ -153,8 +201,9 @@ def test_steer_zero_strength_changes_nothing_and_large_strength_does(capsys, tin
 
 def test_steer_interactive_reads_until_an_empty_line(capsys, monkeypatch, tiny_vectors, tiny_llama_folder):
     monkeypatch.setattr("sys.stdin", io.StringIO("Hello there\nTell me a joke\n\nnever read\n"))
-    code, out, err = call(capsys, "steer", str(tiny_vectors), "--model", str(tiny_llama_folder),
-                          "--max-new-tokens", "4", "--no-compare")
+    code, out, err = call(
+        capsys, "steer", str(tiny_vectors), "--model", str(tiny_llama_folder), "--max-new-tokens", "4", "--no-compare"
+    )
     assert code == EXIT_OK
     assert out.count("steered (layer") == 2 and "unsteered" not in out
     assert "empty line" in err
@@ -162,12 +211,29 @@ def test_steer_interactive_reads_until_an_empty_line(capsys, monkeypatch, tiny_v
 
 def test_evaluate_and_monitor_json(capsys, tmp_path, tiny_vectors, tiny_llama_folder):
     log = tmp_path / "eval.jsonl"
-    code, out, _ = call(capsys, "evaluate", str(tiny_vectors), "emotion/joy", "--model", str(tiny_llama_folder),
-                        "--layers", "0,1", "--limit", "2", "--max-new-tokens", "6",
-                        "--log", str(log), "--json", "--quiet")
+    code, out, _ = call(
+        capsys,
+        "evaluate",
+        str(tiny_vectors),
+        "emotion/joy",
+        "--model",
+        str(tiny_llama_folder),
+        "--layers",
+        "0,1",
+        "--limit",
+        "2",
+        "--max-new-tokens",
+        "6",
+        "--log",
+        str(log),
+        "--json",
+        "--quiet",
+    )
     result = json.loads(out)
-    assert code == EXIT_OK and [r["setting"] for r in result["dev_search"]] == ["mean_diff, layer 0",
-                                                                                "mean_diff, layer 1"]
+    assert code == EXIT_OK and [r["setting"] for r in result["dev_search"]] == [
+        "mean_diff, layer 0",
+        "mean_diff, layer 1",
+    ]
     chosen = result["groups"]["mean_diff"]
     assert chosen["layers"][0] in (0, 1) and chosen["unsteered_test_score"] == result["unsteered"]["test"]
     lines = [json.loads(x) for x in log.read_text().splitlines()]
@@ -175,16 +241,41 @@ def test_evaluate_and_monitor_json(capsys, tmp_path, tiny_vectors, tiny_llama_fo
     assert {x["type"] for x in lines} == {"header", "baseline", "ladder", "run"}
 
     page = tmp_path / "tokens.html"
-    code, out, _ = call(capsys, "monitor", str(tiny_vectors), "--model", str(tiny_llama_folder), "--layer", "1",
-                        "--prompt", "How was your day?", "--max-new-tokens", "5", "--out", str(page), "--json",
-                        "--quiet")
+    code, out, _ = call(
+        capsys,
+        "monitor",
+        str(tiny_vectors),
+        "--model",
+        str(tiny_llama_folder),
+        "--layer",
+        "1",
+        "--prompt",
+        "How was your day?",
+        "--max-new-tokens",
+        "5",
+        "--out",
+        str(page),
+        "--json",
+        "--quiet",
+    )
     records = json.loads(out)
     assert code == EXIT_OK and {r["layer"] for r in records} == {1} and {r["trait"] for r in records} == {"joy"}
     assert {"prompt", "response"} <= {r["segment"] for r in records}
     assert "CircuitsVis.render(" in page.read_text()
 
-    code, out, _ = call(capsys, "monitor", str(tiny_vectors), "--model", str(tiny_llama_folder), "--limit", "4",
-                        "--max-new-tokens", "5", "--json", "--quiet")
+    code, out, _ = call(
+        capsys,
+        "monitor",
+        str(tiny_vectors),
+        "--model",
+        str(tiny_llama_folder),
+        "--limit",
+        "4",
+        "--max-new-tokens",
+        "5",
+        "--json",
+        "--quiet",
+    )
     analysis = json.loads(out)
     assert code == EXIT_OK and len(analysis["rows"]) == 4
     assert {r["group"] for r in analysis["rows"]} <= {"refused", "answered", None}
@@ -202,8 +293,13 @@ def test_run_writes_the_whole_output_folder(capsys, tiny_run_dir):
     assert len(rows) == 4 and all({"id", "note", "prompt", "response", "group", "projection"} <= set(r) for r in rows)
     assert (tiny_run_dir / "report.html").stat().st_size > 100_000
     assert sorted(p.name for p in (tiny_run_dir / "plots").iterdir()) == [
-        "alignment-refusal-layers.png", "alignment-refusal-sweep.png", "emotion-joy-layers.png",
-        "emotion-joy-sweep.png", "groups-by-note.png", "groups.png"]
+        "alignment-refusal-layers.png",
+        "alignment-refusal-sweep.png",
+        "emotion-joy-layers.png",
+        "emotion-joy-sweep.png",
+        "groups-by-note.png",
+        "groups.png",
+    ]
     before = (tiny_run_dir / "report.html").read_text()
     (tiny_run_dir / "report.html").unlink()
     code, out, _ = call(capsys, "report", str(tiny_run_dir))
@@ -228,8 +324,21 @@ def test_json_output_has_no_bare_nan(capsys):
 
 
 def test_a_limit_run_says_its_metrics_are_anecdotal(capsys, tiny_llama_folder):
-    code, out, err = call(capsys, "extract", "emotion/joy", "--model", str(tiny_llama_folder), "--limit", "4",
-                          "--methods", "mean_diff", "--layers", "1", "--json", "--quiet")
+    code, out, err = call(
+        capsys,
+        "extract",
+        "emotion/joy",
+        "--model",
+        str(tiny_llama_folder),
+        "--limit",
+        "4",
+        "--methods",
+        "mean_diff",
+        "--layers",
+        "1",
+        "--json",
+        "--quiet",
+    )
     assert code == EXIT_OK and json.loads(out)["anecdotal"] is True
     assert "anecdotal" in err and "drop --limit" in err and "Warning" not in err
     assert json.loads(out)["methods"]["mean_diff"]["cohens_d"] is None  # NaN, printed as null
@@ -238,14 +347,17 @@ def test_a_limit_run_says_its_metrics_are_anecdotal(capsys, tiny_llama_folder):
 def test_output_paths_are_checked_before_any_model_work(capsys, tmp_path, monkeypatch):
     from tl_traits.app.cli import options
 
-    monkeypatch.setattr(options, "load_model",
-                        lambda *a, **k: pytest.fail("the model was loaded before the path check"))
+    monkeypatch.setattr(
+        options, "load_model", lambda *a, **k: pytest.fail("the model was loaded before the path check")
+    )
     a_file = tmp_path / "file.txt"
     a_file.write_text("x")
     cases = [
         (["extract", "emotion/joy", "--out", str(tmp_path)], "is a folder"),
-        (["extract", "emotion/joy", "--out", str(a_file / "v.safetensors")], "is a file, so nothing "
-                                                                             "can be written under it"),
+        (
+            ["extract", "emotion/joy", "--out", str(a_file / "v.safetensors")],
+            "is a file, so nothing can be written under it",
+        ),
         (["run", "--out", str(a_file)], "is a file, not a folder"),
         (["poison", "--out", str(a_file / "sub")], "is a file, so nothing can be written under it"),
         (["monitor", str(tmp_path / "v.safetensors"), "--prompt", "hi", "--out", str(tmp_path)], "is a folder"),
@@ -263,8 +375,14 @@ def test_steer_defaults_to_a_mid_depth_layer_not_the_detection_layer(capsys, tmp
     assert default_steering_layer(30, [1, 5, 20]) == 5  # the nearest extracted layer
     auroc = torch.full((30,), 0.9)
     auroc[2] = 1.0
-    vec = tt.TraitVector("mean_diff", torch.ones(30, 4), list(range(30)), torch.ones(30),
-                         {"auroc": auroc, "cohens_d": torch.ones(30)}, {"model": {"n_layers": 30}})
+    vec = tt.TraitVector(
+        "mean_diff",
+        torch.ones(30, 4),
+        list(range(30)),
+        torch.ones(30),
+        {"auroc": auroc, "cohens_d": torch.ones(30)},
+        {"model": {"n_layers": 30}},
+    )
     assert vec.best_layer() == 2 and _default_layer(vec) == 12  # detection's best layer is not where steering works
 
 
@@ -273,18 +391,47 @@ def test_quiet_means_no_bar_at_all(tiny_llama_folder, tmp_path):
     import subprocess
     import sys
 
-    done = subprocess.run([sys.executable, "-m", "tl_traits.app.cli", "extract", "emotion/joy",
-                           "--model", str(tiny_llama_folder),
-                           "--limit", "6", "--methods", "mean_diff", "--layers", "1", "--quiet",
-                           "--out", str(tmp_path / "v.safetensors")],
-                          capture_output=True, text=True, env={**os.environ, "HF_HUB_OFFLINE": "1"}, timeout=300)
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "tl_traits.app.cli",
+            "extract",
+            "emotion/joy",
+            "--model",
+            str(tiny_llama_folder),
+            "--limit",
+            "6",
+            "--methods",
+            "mean_diff",
+            "--layers",
+            "1",
+            "--quiet",
+            "--out",
+            str(tmp_path / "v.safetensors"),
+        ],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "HF_HUB_OFFLINE": "1"},
+        timeout=300,
+    )
     assert done.returncode == 0, done.stderr[-2000:]
     assert "Loading weights" not in done.stderr and "it/s" not in done.stderr, done.stderr
 
 
 def test_steer_shows_its_progress_unless_quiet(capsys, tiny_vectors, tiny_llama_folder):
-    args = ["steer", str(tiny_vectors), "--model", str(tiny_llama_folder), "--layer", "1", "--prompt", "Hi",
-            "--max-new-tokens", "4"]
+    args = [
+        "steer",
+        str(tiny_vectors),
+        "--model",
+        str(tiny_llama_folder),
+        "--layer",
+        "1",
+        "--prompt",
+        "Hi",
+        "--max-new-tokens",
+        "4",
+    ]
     code, out, err = call(capsys, *args)
     assert code == EXIT_OK and "steered (layer 1" in out
     assert "load model" in err and "unsteered (1 prompt)" in err and "steered at layer 1, strength 0.5" in err
@@ -309,14 +456,20 @@ def test_warnings_print_as_one_readable_line():
 
     from tl_traits.app.cli import one_line_warning
 
-    text = one_line_warning(UserWarning("held-out classes have 2 and 2 examples; d is NaN\nmore"), UserWarning,
-                            "/x/extract.py", 85, "    metrics = score_directions(...)")
+    text = one_line_warning(
+        UserWarning("held-out classes have 2 and 2 examples; d is NaN\nmore"),
+        UserWarning,
+        "/x/extract.py",
+        85,
+        "    metrics = score_directions(...)",
+    )
     assert text == "warning: held-out classes have 2 and 2 examples; d is NaN\n"
     assert warnings.formatwarning is not None
 
 
-@pytest.mark.parametrize("command",
-                         [["steer", "{vectors}", "--prompt", "hi"], ["export-gguf", "{vectors}", "-o", "{out}"]])
+@pytest.mark.parametrize(
+    "command", [["steer", "{vectors}", "--prompt", "hi"], ["export-gguf", "{vectors}", "-o", "{out}"]]
+)
 @pytest.mark.parametrize("strength", ["1e39", "-1e39", "nan"])
 def test_a_strength_that_overflows_float32_is_refused_before_any_work(capsys, tmp_path, command, strength):
     """1e39 passed the finiteness check: steer generated empty text, export-gguf died with a struct error (exit 1)."""
@@ -352,8 +505,9 @@ def test_no_command_writes_over_one_of_its_inputs(capsys, tmp_path, monkeypatch)
 
     from tl_traits.app.cli import options
 
-    monkeypatch.setattr(options, "load_model",
-                        lambda *a, **k: pytest.fail("the model was loaded before the path check"))
+    monkeypatch.setattr(
+        options, "load_model", lambda *a, **k: pytest.fail("the model was loaded before the path check")
+    )
     vectors = tmp_path / "v.safetensors"
     vectors.write_bytes(b"the input")
     (tmp_path / "link.safetensors").symlink_to(vectors)
@@ -367,8 +521,10 @@ def test_no_command_writes_over_one_of_its_inputs(capsys, tmp_path, monkeypatch)
     cases = [
         (["export-gguf", str(vectors), "-o", str(vectors)], "--out"),
         (["export-gguf", str(vectors), "-o", str(tmp_path / "link.safetensors")], "--out"),  # through a symlink
-        (["export-gguf", str(tmp_path / "link.safetensors"), "-o", str(tmp_path / "hard.safetensors")],
-         "--out"),  # hard link
+        (
+            ["export-gguf", str(tmp_path / "link.safetensors"), "-o", str(tmp_path / "hard.safetensors")],
+            "--out",
+        ),  # hard link
         (["monitor", str(vectors), "--prompt", "hi", "--out", str(vectors)], "--out"),
         (["evaluate", str(vectors), "emotion/joy", "--log", str(vectors)], "--log"),
         (["extract", str(out / "study.json"), "-o", str(out / "study.json")], "--out"),
@@ -407,8 +563,16 @@ def test_the_cli_reads_gguf_and_plain_safetensors_vectors(capsys, tmp_path, tiny
 
     gguf_path = tmp_path / "joy.gguf"
     assert call(capsys, "export-gguf", str(tiny_vectors), "-o", str(gguf_path), "--strength", "20")[0] == EXIT_OK
-    args = ["--model", str(tiny_llama_folder), "--prompt", "Hi, how are you?", "--max-new-tokens", "6", "--json",
-            "--quiet"]
+    args = [
+        "--model",
+        str(tiny_llama_folder),
+        "--prompt",
+        "Hi, how are you?",
+        "--max-new-tokens",
+        "6",
+        "--json",
+        "--quiet",
+    ]
     code, out, err = call(capsys, "steer", str(gguf_path), *args, "--strength", "1")  # was "not a safetensors file"
     assert code == EXIT_OK, err
     (row,) = json.loads(out)
@@ -422,8 +586,16 @@ def test_the_cli_reads_gguf_and_plain_safetensors_vectors(capsys, tmp_path, tiny
     (row,) = json.loads(out)
     assert row["layer"] == [1] and row["steered"] != row["unsteered"]  # layer.-1: the last of 2 layers
 
-    code, out, err = call(capsys, "export-gguf", str(plain), "-o", str(tmp_path / "plain.gguf"),
-                          "--model", str(tiny_llama_folder), "--json")
+    code, out, err = call(
+        capsys,
+        "export-gguf",
+        str(plain),
+        "-o",
+        str(tmp_path / "plain.gguf"),
+        "--model",
+        str(tiny_llama_folder),
+        "--json",
+    )
     assert code == EXIT_OK, err
     import gguf
 
@@ -438,11 +610,14 @@ def test_the_cli_reads_gguf_and_plain_safetensors_vectors(capsys, tmp_path, tiny
     assert code == EXIT_BAD_INPUT and "not a vectors file tl_traits reads" in err and "GGUF" in err
 
 
-@pytest.mark.parametrize("argv, option", [
-    (["sweep", "--lr", "nan"], "--lr"),
-    (["sweep", "--lr", "1e39"], "--lr"),
-    (["train-sae", "--lr", "inf"], "--lr"),
-])
+@pytest.mark.parametrize(
+    "argv, option",
+    [
+        (["sweep", "--lr", "nan"], "--lr"),
+        (["sweep", "--lr", "1e39"], "--lr"),
+        (["train-sae", "--lr", "inf"], "--lr"),
+    ],
+)
 def test_every_number_option_goes_through_the_one_number_check(capsys, tmp_path, argv, option):
     """`--lr nan` or `--lr 1e39` was accepted and trained to NaN weights."""
     code, _, err = call(capsys, *argv, "-o", str(tmp_path / "out"))
@@ -466,7 +641,9 @@ def test_importing_the_facade_loads_no_torch_until_a_name_is_used():
     import subprocess
     import sys
 
-    probe = ("import sys, tl_traits as tt; before = 'torch' in sys.modules; tt.TraitVector; "
-             "print(before, 'torch' in sys.modules, 'extract' in dir(tt))")
+    probe = (
+        "import sys, tl_traits as tt; before = 'torch' in sys.modules; tt.TraitVector; "
+        "print(before, 'torch' in sys.modules, 'extract' in dir(tt))"
+    )
     out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True).stdout.split()
     assert out == ["False", "True", "True"]

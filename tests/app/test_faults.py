@@ -28,10 +28,14 @@ def _default_sigint() -> None:
 
 
 def start_run(model: Path, out: Path) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, "-m", "tl_traits.app.cli", "run", "--model", str(model), "--out", str(out),
-                             *RUN_ARGS], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            env={**__import__("os").environ, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1"},
-                            preexec_fn=_default_sigint)
+    return subprocess.Popen(
+        [sys.executable, "-m", "tl_traits.app.cli", "run", "--model", str(model), "--out", str(out), *RUN_ARGS],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**__import__("os").environ, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1"},
+        preexec_fn=_default_sigint,
+    )
 
 
 def lines(path: Path) -> int:
@@ -66,10 +70,13 @@ def comparable(out: Path) -> dict:
     }
 
 
-@pytest.mark.parametrize("point, sig, code", [
-    ("mid-steering", signal.SIGKILL, -signal.SIGKILL),
-    ("second trait", signal.SIGINT, 130),
-])
+@pytest.mark.parametrize(
+    "point, sig, code",
+    [
+        ("mid-steering", signal.SIGKILL, -signal.SIGKILL),
+        ("second trait", signal.SIGINT, 130),
+    ],
+)
 def test_a_killed_run_resumes_to_the_uninterrupted_files(tiny_llama_folder, tiny_run_dir, tmp_path, point, sig, code):
     out = tmp_path / "out"
     ready = {
@@ -94,25 +101,41 @@ def test_a_killed_run_resumes_to_the_uninterrupted_files(tiny_llama_folder, tiny
     assert (out / "report.html").is_file() and (out / LOCK_NAME).read_text() == ""
 
 
-SWEEP_ARGS = ["emotion/joy", "--layers", "0,1", "--questions", "2", "--max-new-tokens", "5",
-              "--limit", "4", "--quiet"]
+SWEEP_ARGS = ["emotion/joy", "--layers", "0,1", "--questions", "2", "--max-new-tokens", "5", "--limit", "4", "--quiet"]
 
 
 def run_sweep(model: Path, runs: Path) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, "-m", "tl_traits.app.cli", "steer-sweep", *SWEEP_ARGS,
-                             "--model", str(model),
-                             "--runs-dir", str(runs)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            env={**__import__("os").environ, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1"},
-                            preexec_fn=_default_sigint)
+    return subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "tl_traits.app.cli",
+            "steer-sweep",
+            *SWEEP_ARGS,
+            "--model",
+            str(model),
+            "--runs-dir",
+            str(runs),
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**__import__("os").environ, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1"},
+        preexec_fn=_default_sigint,
+    )
 
 
 def sweep_rows(runs: Path) -> list[tuple[str, dict]]:
     """Each finished run folder's rows, timings left out."""
     from tl_traits.scale.runs import SUMMARY, read_rows
 
-    return [(str(found.parent.relative_to(runs)),
-             [{k: v for k, v in row.items() if "second" not in k} for row in read_rows(found.parent)])
-            for found in sorted(runs.rglob(SUMMARY))]
+    return [
+        (
+            str(found.parent.relative_to(runs)),
+            [{k: v for k, v in row.items() if "second" not in k} for row in read_rows(found.parent)],
+        )
+        for found in sorted(runs.rglob(SUMMARY))
+    ]
 
 
 @pytest.fixture(scope="module")
@@ -124,8 +147,9 @@ def reference_sweep(tiny_llama_folder, tmp_path_factory) -> Path:
 
 
 @pytest.mark.parametrize("sig, code", [(signal.SIGKILL, -signal.SIGKILL), (signal.SIGINT, 130)])
-def test_a_sweep_killed_after_its_first_run_finishes_the_rest_once(tiny_llama_folder, reference_sweep, tmp_path, sig,
-                                                                   code):
+def test_a_sweep_killed_after_its_first_run_finishes_the_rest_once(
+    tiny_llama_folder, reference_sweep, tmp_path, sig, code
+):
     runs = tmp_path / "runs"
     proc = run_sweep(tiny_llama_folder, runs)
     assert kill_when(proc, lambda: any(runs.rglob("summary.csv")), sig) == code

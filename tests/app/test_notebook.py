@@ -84,8 +84,9 @@ def test_quickstart_notebook_runs_and_its_stored_outputs_are_current():
     stored = nbformat.read(NOTEBOOK, as_version=4)
     for tag in ("report", "steering", "projections", "export"):
         old, new = _stdout(_tagged(stored, tag)), _stdout(_tagged(nb, tag))
-        assert _same_text(old, new), (f"the stored output of the {tag!r} cell is stale; run `make notebook`.\n"
-                                      f"stored:\n{old}\nnow:\n{new}")
+        assert _same_text(old, new), (
+            f"the stored output of the {tag!r} cell is stale; run `make notebook`.\nstored:\n{old}\nnow:\n{new}"
+        )
 
     report = _stdout(_tagged(nb, "report"))
     for method in ("mean_diff", "probe", "random_baseline"):
@@ -102,8 +103,9 @@ def test_quickstart_notebook_runs_and_its_stored_outputs_are_current():
             assert texts != answers["unsteered"], f"{label} printed the unsteered answers:\n{steering}"
 
     table = _stdout(_tagged(nb, "evaluation"))
-    assert ("dev score" in table and "test score" in table
-            and "gain 95% interval" in table), f"no evaluation tables:\n{table}"
+    assert "dev score" in table and "test score" in table and "gain 95% interval" in table, (
+        f"no evaluation tables:\n{table}"
+    )
 
     # The steered answers, read back by the monitor, sit on either side: + above -.
     projections = _stdout(_tagged(nb, "projections"))
@@ -120,7 +122,8 @@ def test_quickstart_notebook_runs_and_its_stored_outputs_are_current():
     assert "circuits-vis" in page and "coloredtokens" in page.lower(), page[:500]
     assert not re.search(r"<script\b[^>]*\bsrc\s*=", page, flags=re.I), "the page loads a script from elsewhere"
     assert not re.search(r"""(\bfrom\s*|\bimport\s*\(?\s*)["']https?://""", page), (
-        "the page imports a module from the web")
+        "the page imports a module from the web"
+    )
     assert not re.search(r"""<link\b[^>]*\bhref\s*=\s*["']?https?://""", page, flags=re.I), (
-        "the page links a remote file")
-
+        "the page links a remote file"
+    )

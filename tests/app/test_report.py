@@ -20,8 +20,16 @@ def test_report_needs_a_finished_run(tmp_path):
 
 def test_report_sections_and_a_single_circuitsvis_bundle(tiny_run_dir):
     page = build_report(tiny_run_dir).html
-    for heading in ("Overview", "emotion/joy", "alignment/refusal", "Methods", "Steering", "Group comparison",
-                    "Per-token projections", "Prompt browser"):
+    for heading in (
+        "Overview",
+        "emotion/joy",
+        "alignment/refusal",
+        "Methods",
+        "Steering",
+        "Group comparison",
+        "Per-token projections",
+        "Prompt browser",
+    ):
         assert f">{heading}" in page, heading
     assert page.count("var CircuitsVis") == 1  # the 1.3 MB bundle once, however many token views
     assert page.count("CircuitsVis.render(") >= 2
@@ -38,8 +46,12 @@ def _browser_copy(tiny_run_dir: Path, tmp_path: Path, n: int) -> Path:
     rows = [json.loads(x) for x in (out / "results" / "requests.jsonl").read_text().splitlines()]
     many = []
     for i in range(n):
-        row = dict(rows[i % len(rows)], id=f"x{i:03d}", group="refused" if i % 3 == 0 else "answered",
-                   note="harmful: test" if i % 3 == 0 else "benign: test")
+        row = dict(
+            rows[i % len(rows)],
+            id=f"x{i:03d}",
+            group="refused" if i % 3 == 0 else "answered",
+            note="harmful: test" if i % 3 == 0 else "benign: test",
+        )
         many.append(row)
     many[1]["response"] = "</script><script>window.injected = 1</script><b>bold?</b>"
     (out / "results" / "requests.jsonl").write_text("".join(json.dumps(r) + "\n" for r in many))
@@ -47,8 +59,9 @@ def _browser_copy(tiny_run_dir: Path, tmp_path: Path, n: int) -> Path:
     return out / "report.html"
 
 
-@pytest.mark.skipif(CHROMIUM is None, reason="Debian's chromium is not installed (make test "
-                                             "installs it where apt works)")
+@pytest.mark.skipif(
+    CHROMIUM is None, reason="Debian's chromium is not installed (make test installs it where apt works)"
+)
 def test_report_renders_offline_in_headless_chromium(tiny_run_dir, tmp_path):
     sync_api = pytest.importorskip("playwright.sync_api", reason="playwright (dev extra) drives Chromium")
     report = _browser_copy(tiny_run_dir, tmp_path, 120)
@@ -67,8 +80,9 @@ def test_report_renders_offline_in_headless_chromium(tiny_run_dir, tmp_path):
             assert len(page.inner_text("body")) > 2000
             # every plot decoded, every circuitsvis view rendered into its div
             assert page.evaluate("[...document.images].every(i => i.complete && i.naturalWidth > 100)")
-            rendered = page.evaluate("[...document.querySelectorAll('[id^=circuits-vis]')].map(d => "
-                                     "d.childElementCount)")
+            rendered = page.evaluate(
+                "[...document.querySelectorAll('[id^=circuits-vis]')].map(d => d.childElementCount)"
+            )
             assert rendered and all(n > 0 for n in rendered)
             # the prompt browser: 120 prompts paginate by PAGE_SIZE; filters narrow and reset the page
             assert page.locator(".card").count() == PAGE_SIZE

@@ -23,8 +23,10 @@ from tl_traits.core.trait_sets import TraitExample
 EXAMPLES = [
     TraitExample("How was your day?", "It was wonderful, thank you for asking!"),
     TraitExample("Hi", "Hello."),
-    TraitExample("Describe the weather where you are in one long sentence, please.",
-                 "Grey clouds, cold rain and a wind that never stops."),
+    TraitExample(
+        "Describe the weather where you are in one long sentence, please.",
+        "Grey clouds, cold rain and a wind that never stops.",
+    ),
     TraitExample("What is 2+2?", "4"),
     TraitExample("Name a colour.", "Blue, like the sea on a calm summer morning.", system="You are terse."),
     TraitExample("Say something kind.", "You matter, and today is a good day to be you."),

@@ -21,8 +21,10 @@ def test_a_limit_of_zero_or_less_is_refused_not_read_as_no_limit(bad):
         tt.load_trait("emotion/joy").limit(bad)
     with pytest.raises(MonitorError, match="limit must be a whole number >= 1"):
         analyze_prompt_set(None, None, "requests", limit=bad)  # refused before any model work
-    judges = [tt.FunctionJudge(lambda q, r: [50.0] * len(r)),
-              tt.FunctionJudge(lambda q, r: [90.0] * len(r), kind="coherence")]
+    judges = [
+        tt.FunctionJudge(lambda q, r: [50.0] * len(r)),
+        tt.FunctionJudge(lambda q, r: [90.0] * len(r), kind="coherence"),
+    ]
     vector = tt.TraitVector("mean_diff", torch.ones(1, 4), [0], torch.ones(1), {}, {})
     with pytest.raises(ProtocolError, match="dev_questions must be a whole number >= 1"):
         evaluate_steering(None, vector, "emotion/joy", judges=judges, dev_questions=bad)

@@ -11,13 +11,17 @@ from tl_traits.core.errors import MissingExtraError
 from tl_traits.core.extras import EXTRA_OF, require
 
 
-@pytest.mark.parametrize("module, extra", [("matplotlib.figure", "report"), ("sae_lens", "sae"),
-                                           ("vaderSentiment.vaderSentiment", "judges")])
+@pytest.mark.parametrize(
+    "module, extra", [("matplotlib.figure", "report"), ("sae_lens", "sae"), ("vaderSentiment.vaderSentiment", "judges")]
+)
 def test_a_missing_extra_names_the_line_that_installs_it(monkeypatch, module, extra):
     monkeypatch.delitem(sys.modules, module, raising=False)
     monkeypatch.setitem(sys.modules, module.split(".")[0], None)  # as if not installed
-    with pytest.raises(MissingExtraError, match=rf"^this needs the optional package '{module.split('.')[0]}' \(the "
-                                                rf"\[{extra}\] extra\): pip install 'tl_traits\[{extra}\]'$"):
+    with pytest.raises(
+        MissingExtraError,
+        match=rf"^this needs the optional package '{module.split('.')[0]}' \(the "
+        rf"\[{extra}\] extra\): pip install 'tl_traits\[{extra}\]'$",
+    ):
         require(module)
 
 
@@ -78,5 +82,7 @@ def test_a_command_that_needs_several_extras_names_them_all_at_once(monkeypatch,
     with pytest.raises(SystemExit) as done:
         main(["run", "--limit", "2", "--out", "never-written"])
     assert done.value.code == 2
-    assert capsys.readouterr().err == ("error: this needs the optional packages 'vaderSentiment', 'matplotlib': "
-                                       "pip install 'tl_traits[judges,report]'\n")
+    assert capsys.readouterr().err == (
+        "error: this needs the optional packages 'vaderSentiment', 'matplotlib': "
+        "pip install 'tl_traits[judges,report]'\n"
+    )

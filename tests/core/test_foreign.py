@@ -21,10 +21,23 @@ from tl_traits.core.foreign import (
 from tl_traits.core.hook_names import HOOKS
 
 
-@pytest.mark.parametrize(("key", "layer"), [
-    (12, 12), (np.int64(12), 12), (np.int32(-1), 29), (np.uint8(3), 3), (torch.tensor(5), 5),
-    ("12", 12), ("-1", 29), ("layer.-1", 29), ("direction.012", 12), ("model.layers.12", 12), ("layer_3", 3), (-30, 0),
-])
+@pytest.mark.parametrize(
+    ("key", "layer"),
+    [
+        (12, 12),
+        (np.int64(12), 12),
+        (np.int32(-1), 29),
+        (np.uint8(3), 3),
+        (torch.tensor(5), 5),
+        ("12", 12),
+        ("-1", 29),
+        ("layer.-1", 29),
+        ("direction.012", 12),
+        ("model.layers.12", 12),
+        ("layer_3", 3),
+        (-30, 0),
+    ],
+)
 def test_a_layer_key_is_one_whole_number_and_negative_counts_from_the_end(key, layer):
     assert layer_index(key, 30) == layer
 
@@ -35,12 +48,19 @@ def test_non_ascii_digits_are_refused_with_our_error(key):
         layer_index(key, 30)
 
 
-@pytest.mark.parametrize(("key", "message"), [
-    (30, "layer 30 is out of range: this model has 30 layers"), (-31, "out of range"),
-    (np.int64(40), "layer 40 is out of range"),
-    (True, "is not a layer"), (1.5, "is not a layer"), (None, "is not a layer"),
-    ("steering_vector", "holds no whole numbers"), ("model.layers.1.2", "several"),
-])
+@pytest.mark.parametrize(
+    ("key", "message"),
+    [
+        (30, "layer 30 is out of range: this model has 30 layers"),
+        (-31, "out of range"),
+        (np.int64(40), "layer 40 is out of range"),
+        (True, "is not a layer"),
+        (1.5, "is not a layer"),
+        (None, "is not a layer"),
+        ("steering_vector", "holds no whole numbers"),
+        ("model.layers.1.2", "several"),
+    ],
+)
 def test_keys_that_are_not_a_layer_here_are_refused(key, message):
     with pytest.raises(ForeignInputError, match=message):
         layer_index(key, 30)
@@ -64,15 +84,18 @@ def test_a_tensor_must_be_exactly_d_model_wide():
         read_tensor(torch.ones(64), 576)
 
 
-@pytest.mark.parametrize(("tensor", "message"), [
-    (torch.empty(24, device="meta"), "meta device"),
-    (torch.ones(24, dtype=torch.int64), "dtype int64"),
-    (torch.ones(24, dtype=torch.bool), "dtype bool"),
-    (torch.ones(24, dtype=torch.complex64), "dtype complex64"),
-    (torch.full((24,), float("nan")), "NaN or inf"),
-    (np.full(24, 1e39), "NaN or inf"),  # finite in float64, inf in float32
-    ("not a tensor", "is not a tensor"),
-])
+@pytest.mark.parametrize(
+    ("tensor", "message"),
+    [
+        (torch.empty(24, device="meta"), "meta device"),
+        (torch.ones(24, dtype=torch.int64), "dtype int64"),
+        (torch.ones(24, dtype=torch.bool), "dtype bool"),
+        (torch.ones(24, dtype=torch.complex64), "dtype complex64"),
+        (torch.full((24,), float("nan")), "NaN or inf"),
+        (np.full(24, 1e39), "NaN or inf"),  # finite in float64, inf in float32
+        ("not a tensor", "is not a tensor"),
+    ],
+)
 def test_tensors_that_cannot_steer_are_refused(tensor, message):
     with pytest.raises(ForeignInputError, match=message):
         read_tensor(tensor, 24)
@@ -97,9 +120,20 @@ def test_hook_names_we_steer_give_the_hook_and_others_are_refused():
 
 
 @settings(max_examples=300, deadline=None)
-@given(st.one_of(st.text(max_size=24), st.integers(), st.floats(), st.none(), st.booleans(),
-                 st.builds(lambda p, n: f"{p}{n}", st.sampled_from(["", "layer.", "direction.", "blocks.", "x_"]),
-                           st.integers(-100, 100))))
+@given(
+    st.one_of(
+        st.text(max_size=24),
+        st.integers(),
+        st.floats(),
+        st.none(),
+        st.booleans(),
+        st.builds(
+            lambda p, n: f"{p}{n}",
+            st.sampled_from(["", "layer.", "direction.", "blocks.", "x_"]),
+            st.integers(-100, 100),
+        ),
+    )
+)
 def test_any_key_is_a_layer_in_range_or_our_error(key):
     try:
         layer = layer_index(key, 30)

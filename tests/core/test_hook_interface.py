@@ -86,7 +86,7 @@ def test_cached_generation_matches_a_full_forward_per_token(any_model):
     def junk_after_first(ids, **kwargs):
         out = real(ids, **kwargs).clone()
         if kwargs.get("use_past_kv_cache"):
-            out[:, ids.shape[1] + 1:] = 12  # what the broken cache produced: one repeated token
+            out[:, ids.shape[1] + 1 :] = 12  # what the broken cache produced: one repeated token
         return out
 
     any_model.generate = junk_after_first

@@ -24,8 +24,9 @@ def test_plain_text_pairs_are_tokenized_as_given_and_read_at_the_last_token(brid
     # the same strings through the chat template give different activations
     chat = tt.TraitDataset.from_pairs([((h, "Yes."), (s, "Yes.")) for h, s in zip(HAPPY, SAD)])
     assert chat.chat is None and chat.has_responses
-    chat_vecs = tt.extract(bridge_model, chat, "mean_diff", layers=[4, 10], position="prompt[-1]", val_split=0.5,
-                           progress=False)
+    chat_vecs = tt.extract(
+        bridge_model, chat, "mean_diff", layers=[4, 10], position="prompt[-1]", val_split=0.5, progress=False
+    )
     assert chat_vecs.metadata["prompt_settings"]["chat"] is True
     assert not torch.allclose(vecs["mean_diff"].direction(10), chat_vecs["mean_diff"].direction(10))
 
@@ -75,16 +76,18 @@ def test_repeated_pairs_never_put_a_copy_of_a_training_pair_in_the_held_out_spli
         assert val and sorted(train + val) == list(range(24))
         assert not {trait.examples[i] for i in train} & {trait.examples[i] for i in val}
     # pairs that share one side are one unit too: the shared text never sits on both sides of the split
-    shared = tt.TraitDataset.from_pairs([(HAPPY[0], SAD[0]), (HAPPY[0], SAD[1]), (HAPPY[2], SAD[2]),
-                                         (HAPPY[3], SAD[3])])
+    shared = tt.TraitDataset.from_pairs(
+        [(HAPPY[0], SAD[0]), (HAPPY[0], SAD[1]), (HAPPY[2], SAD[2]), (HAPPY[3], SAD[3])]
+    )
     for seed in range(10):
         train, val = shared.split_indices(0.5, seed=seed)
         assert not {shared.examples[i] for i in train} & {shared.examples[i] for i in val}
 
 
 def test_from_pairs_errors_speak_of_pairs_and_name_no_layer():
-    with pytest.raises(TraitDataError,
-                       match="at least 2 different \\(positive, negative\\) pairs to from_pairs") as one:
+    with pytest.raises(
+        TraitDataError, match="at least 2 different \\(positive, negative\\) pairs to from_pairs"
+    ) as one:
         tt.TraitDataset.from_pairs([(HAPPY[0], SAD[0])]).validate()
     assert "positive.jsonl" not in str(one.value)  # the pairs were given in memory: there is no file to edit
     with pytest.warns(UserWarning, match="repeat"):
@@ -97,11 +100,14 @@ def test_from_pairs_errors_speak_of_pairs_and_name_no_layer():
     assert "layer" not in str(identical.value)
 
 
-@pytest.mark.parametrize("pair, where", [
-    (("I am happy \ud800", "I am sad"), "pair 0 \\(positive side\\): the prompt"),
-    (("I am happy", ("Hi", "sad \udfff")), "pair 0 \\(negative side\\): the response"),
-    (({"prompt": "a", "system": "\ud83d"}, {"prompt": "b"}), "pair 0 \\(positive side\\): the system"),
-])
+@pytest.mark.parametrize(
+    "pair, where",
+    [
+        (("I am happy \ud800", "I am sad"), "pair 0 \\(positive side\\): the prompt"),
+        (("I am happy", ("Hi", "sad \udfff")), "pair 0 \\(negative side\\): the response"),
+        (({"prompt": "a", "system": "\ud83d"}, {"prompt": "b"}), "pair 0 \\(positive side\\): the system"),
+    ],
+)
 def test_a_lone_surrogate_is_a_clear_error_not_a_unicode_crash(pair, where):
     with pytest.raises(TraitDataError, match=f"{where} holds a lone surrogate"):
         tt.TraitDataset.from_pairs([pair, ("fine", "also fine")])

@@ -35,8 +35,11 @@ def held(tmp_path):
 
 def test_a_second_writer_is_refused_naming_the_holder_and_the_lock(held):
     folder, proc = held
-    with pytest.raises(FolderLockedError, match=rf"test holder \(pid {proc.pid}, since .*\) holds its lock "
-                                                rf"\(.*{LOCK_NAME}\)"):
+    with pytest.raises(
+        FolderLockedError,
+        match=rf"test holder \(pid {proc.pid}, since .*\) holds its lock "
+        rf"\(.*{LOCK_NAME}\)",
+    ):
         with folder_lock(folder, "second"):
             pytest.fail("two writers held one folder")
 

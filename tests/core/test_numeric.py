@@ -12,21 +12,41 @@ from tl_traits.core.errors import TlTraitsError
 from tl_traits.core.numeric import FLOAT32_MAX, check_number, is_number
 
 
-@pytest.mark.parametrize("value, expected", [
-    (0.5, 0.5), (2, 2.0), (-3, -3.0), (np.float32(0.25), 0.25), (np.float64(-1.5), -1.5), (np.int64(3), 3.0),
-    (Fraction(1, 4), 0.25), (FLOAT32_MAX, FLOAT32_MAX),
-])
+@pytest.mark.parametrize(
+    "value, expected",
+    [
+        (0.5, 0.5),
+        (2, 2.0),
+        (-3, -3.0),
+        (np.float32(0.25), 0.25),
+        (np.float64(-1.5), -1.5),
+        (np.int64(3), 3.0),
+        (Fraction(1, 4), 0.25),
+        (FLOAT32_MAX, FLOAT32_MAX),
+    ],
+)
 def test_numbers_and_numpy_scalars_come_back_as_the_python_float_they_hold(value, expected):
     out = check_number(value, "strength")
     assert out == expected and type(out) is float
 
 
-@pytest.mark.parametrize("bad, message", [
-    (float("nan"), "finite"), (float("inf"), "finite"), (-math.inf, "finite"), (np.float32("nan"), "finite"),
-    (True, "finite"), ("0.5", "finite"), (None, "finite"), ([1.0], "finite"),
-    (1e39, "overflows float32"), (-1e39, "overflows float32"), (np.float64(1e300), "overflows float32"),
-    (10 ** 400, "overflows float32"),
-])
+@pytest.mark.parametrize(
+    "bad, message",
+    [
+        (float("nan"), "finite"),
+        (float("inf"), "finite"),
+        (-math.inf, "finite"),
+        (np.float32("nan"), "finite"),
+        (True, "finite"),
+        ("0.5", "finite"),
+        (None, "finite"),
+        ([1.0], "finite"),
+        (1e39, "overflows float32"),
+        (-1e39, "overflows float32"),
+        (np.float64(1e300), "overflows float32"),
+        (10**400, "overflows float32"),
+    ],
+)
 def test_what_is_not_a_finite_float32_number_is_refused_by_name(bad, message):
     """1e39 passes math.isfinite but is inf in float32: a vector scaled by it steered to empty text."""
     with pytest.raises(TlTraitsError, match=f"^strength .*{message}"):

@@ -110,8 +110,13 @@ print(json.dumps({"methods": methods, "records": records, "loaded": loaded, "aft
 
 
 def test_listing_and_default_methods_import_no_plugin():
-    out = subprocess.run([sys.executable, "-c", LISTING, str(REPO / "pyproject.toml")], capture_output=True,
-                         text=True, timeout=300, cwd=REPO)
+    out = subprocess.run(
+        [sys.executable, "-c", LISTING, str(REPO / "pyproject.toml")],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=REPO,
+    )
     assert out.returncode == 0, out.stderr[-3000:]
     result = json.loads(out.stdout.strip().splitlines()[-1])
     assert result["loaded"] == []  # default_methods, every record and `tl-traits plugins`: no plugin module
@@ -120,8 +125,9 @@ def test_listing_and_default_methods_import_no_plugin():
     assert result["after_get"] == ["tl_traits.plugins.extractors.mean_diff"]  # imported on first use
 
 
-@pytest.mark.parametrize("group", ["tl_traits.extractors", "tl_traits.judges", "tl_traits.attacks",
-                                   "tl_traits.quantizers"])
+@pytest.mark.parametrize(
+    "group", ["tl_traits.extractors", "tl_traits.judges", "tl_traits.attacks", "tl_traits.quantizers"]
+)
 def test_every_builtin_entry_point_is_a_record_its_plugin_carries(group):
     """The records match the plugins: the same name, and the context and options their signatures take."""
     registry = REGISTRIES[group.split(".")[1]]
@@ -146,14 +152,17 @@ def test_every_builtin_entry_point_is_a_record_its_plugin_carries(group):
 
 
 def test_a_record_registered_alone_imports_its_target_on_first_use(tmp_path, monkeypatch):
-    (tmp_path / "lazy_fit_plugin.py").write_text(textwrap.dedent("""
+    (tmp_path / "lazy_fit_plugin.py").write_text(
+        textwrap.dedent("""
         def fit(pos, neg, *, seed=0, layers=None):
             return pos.mean(0) - neg.mean(0)
-    """))
+    """)
+    )
     monkeypatch.syspath_prepend(str(tmp_path))
     reg: Registry = Registry("widgets", context=("layers",))
-    record = PluginInfo("lazy", "a mean difference", by_default=False, context=("layers",), options=(),
-                        target="lazy_fit_plugin:fit")
+    record = PluginInfo(
+        "lazy", "a mean difference", by_default=False, context=("layers",), options=(), target="lazy_fit_plugin:fit"
+    )
     reg.register(obj=record)
     assert reg.names() == ["lazy"] and reg.info("lazy") is record and "lazy_fit_plugin" not in sys.modules
     assert reg.sources()["lazy"].target == "lazy_fit_plugin:fit"
@@ -309,8 +318,14 @@ def test_extract_takes_a_declared_function_a_class_and_an_instance(bridge_model)
         def __call__(self, pos, neg, *, seed=0):
             return self.sign * (pos.mean(0) - neg.mean(0))
 
-    vecs = tt.extract(bridge_model, trait, [recorded, Centroid], activations=acts, progress=False,
-                      method_options={"recorded": {"scale": 3.0}, "Centroid": {"sign": -1.0}})
+    vecs = tt.extract(
+        bridge_model,
+        trait,
+        [recorded, Centroid],
+        activations=acts,
+        progress=False,
+        method_options={"recorded": {"scale": 3.0}, "Centroid": {"sign": -1.0}},
+    )
     assert vecs.methods == ["recorded", "Centroid"]
     assert seen == {"hook": None, "layers": [3, 12]} and vecs["recorded"].metadata["scale"] == 3.0
     torch.testing.assert_close(vecs["Centroid"].directions, -vecs["recorded"].directions)

@@ -16,7 +16,8 @@ SPECIAL_STRINGS = ["<|im_start|>", "<|im_end|>", "<|endoftext|>", "<|im_start|>a
 UNENCODABLE = set(map(chr, (0x04, 0x06, 0x13, 0x14, 0x16, 0x1D)))
 plain_text = st.text(
     st.characters(exclude_categories=("Cs",)).filter(
-        lambda c: c not in UNENCODABLE and not 0x40000 <= ord(c) < 0xC0000),
+        lambda c: c not in UNENCODABLE and not 0x40000 <= ord(c) < 0xC0000
+    ),
     max_size=40,
 )
 user_text = st.lists(st.one_of(plain_text, st.sampled_from(SPECIAL_STRINGS)), max_size=4).map("".join)
@@ -216,8 +217,9 @@ def test_a_prompt_past_the_context_is_refused_with_its_length(tiny_hooked):
 
     n_ctx = tiny_hooked.cfg.n_ctx
     long_text = "word " * (3 * n_ctx)
-    with pytest.raises(PromptError,
-                       match=rf"example 1 is \d+ tokens, longer than the model's context of {n_ctx} tokens"):
+    with pytest.raises(
+        PromptError, match=rf"example 1 is \d+ tokens, longer than the model's context of {n_ctx} tokens"
+    ):
         prepare_inputs(tiny_hooked, ["short", long_text])
     per_word = len(prepare_inputs(tiny_hooked.tokenizer, "word " * 10, bos=False).token_ids[0]) / 10
     near = "word " * int((n_ctx - 20) / per_word)  # fits, but not with 64 new tokens

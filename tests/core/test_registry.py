@@ -87,8 +87,19 @@ def installed_plugin(tmp_path_factory):
         (src / rel).write_text(textwrap.dedent(text))
     target = tmp_path_factory.mktemp("plugin_site")
     subprocess.run(
-        [sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--no-build-isolation",
-         "--no-index", "--target", str(target), str(src)],
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "install",
+            "--quiet",
+            "--no-deps",
+            "--no-build-isolation",
+            "--no-index",
+            "--target",
+            str(target),
+            str(src),
+        ],
         check=True,
         capture_output=True,
     )

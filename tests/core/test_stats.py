@@ -130,8 +130,9 @@ def test_spearman_averages_tied_ranks():
     from tl_traits.core.stats import spearman
 
     # ranks of x: 1, 2.5, 2.5, 4; of y: 1, 2, 3, 4 -> Pearson of the ranks
-    assert spearman(torch.tensor([1.0, 2.0, 2.0, 3.0]),
-                    torch.tensor([10.0, 20.0, 30.0, 40.0])) == pytest.approx(0.9486832980505138)
+    assert spearman(torch.tensor([1.0, 2.0, 2.0, 3.0]), torch.tensor([10.0, 20.0, 30.0, 40.0])) == pytest.approx(
+        0.9486832980505138
+    )
     assert spearman(torch.tensor([3.0, 2.0, 1.0]), torch.tensor([1.0, 2.0, 3.0])) == pytest.approx(-1.0)
     assert math.isnan(spearman(torch.tensor([1.0, 1.0, 1.0]), torch.tensor([1.0, 2.0, 3.0])))
 
@@ -153,8 +154,10 @@ def test_auroc_refuses_a_nan_score_instead_of_counting_it_as_a_win(side):
     """Sorted last, a NaN positive beat every negative: a judge that returned NaN calibrated at AUROC 1.000."""
     nan, scores = float("nan"), torch.tensor([0.2, 0.4, 0.6])
     pos, neg = (torch.full((3,), nan), scores) if side == "pos" else (scores, torch.tensor([nan, 0.1, nan]))
-    with pytest.raises(stats.StatsError, match=f"{3 if side == 'pos' else 2} of the "
-                                               f"{'positive' if side == 'pos' else 'negative'} scores are NaN"):
+    with pytest.raises(
+        stats.StatsError,
+        match=f"{3 if side == 'pos' else 2} of the {'positive' if side == 'pos' else 'negative'} scores are NaN",
+    ):
         stats.auroc(pos, neg)
     with pytest.raises(stats.StatsError, match="NaN"):  # batched over layers too: one NaN in any layer
         stats.auroc(torch.stack([scores, pos if side == "pos" else scores]), torch.stack([scores, neg]))

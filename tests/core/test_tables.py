@@ -6,9 +6,14 @@ from tl_traits.core.tables import Table
 
 
 def test_a_table_prints_aligned_with_rounded_numbers_and_intervals():
-    table = Table([{"layer": 12, "score": 74.6123456, "gain": 3.2, "interval": (1.04, 5.5), "note": None},
-                   {"layer": 9, "score": 70.0, "gain": -1.25, "interval": (-4.0, 1.0), "note": "ok"}],
-                  title="dev search", formats={"score": ".1f", "gain": "+.1f", "interval": ".1f"})
+    table = Table(
+        [
+            {"layer": 12, "score": 74.6123456, "gain": 3.2, "interval": (1.04, 5.5), "note": None},
+            {"layer": 9, "score": 70.0, "gain": -1.25, "interval": (-4.0, 1.0), "note": "ok"},
+        ],
+        title="dev search",
+        formats={"score": ".1f", "gain": "+.1f", "interval": ".1f"},
+    )
     lines = str(table).splitlines()
     assert lines[0] == "dev search"
     assert len(set(map(len, lines[1:3]))) == 1  # header and rule line up

@@ -40,16 +40,20 @@ def test_folder_jsonl_and_hf_dataset_loaders(tmp_path):
     assert trait.positive[1] == TraitExample("p2", None, "s")
     assert (trait.questions, trait.eval_prompt, trait.description("LOW")) == (("q1",), "Rate {answer}", "cold")
 
-    rows = [{"prompt": "a", "label": 1}, {"prompt": "b", "label": "negative"},
-            {"prompt": "c", "response": "r", "label": True}]
+    rows = [
+        {"prompt": "a", "label": 1},
+        {"prompt": "b", "label": "negative"},
+        {"prompt": "c", "response": "r", "label": True},
+    ]
     write_jsonl(tmp_path / "set.jsonl", rows)
     from_file = tt.load_trait(tmp_path / "set.jsonl")
     assert [e.prompt for e in from_file.positive] == ["a", "c"] and [e.prompt for e in from_file.negative] == ["b"]
 
     import datasets
 
-    hf_rows = [{"prompt": r["prompt"], "response": r.get("response"), "label": int(r["label"] in (1, True))}
-               for r in rows]
+    hf_rows = [
+        {"prompt": r["prompt"], "response": r.get("response"), "label": int(r["label"] in (1, True))} for r in rows
+    ]
     from_hf = tt.load_trait(datasets.Dataset.from_list(hf_rows), name="hf-set")
     assert from_hf.examples == from_file.examples and from_hf.name == "hf-set"
     dict_ds = datasets.DatasetDict({"train": datasets.Dataset.from_list(hf_rows)})
@@ -107,11 +111,14 @@ def test_split_is_stratified_seeded_and_keeps_pairs():
         joy.split_indices(1.0)
 
 
-@pytest.mark.parametrize("text, message", [
-    ("{questions: []}", r"steering.json is not valid JSON: Expecting property name .* line 1, column 2"),
-    ('["a question"]', "steering.json must hold a JSON object"),
-    ('{"questions": "one string"}', "'questions' must be a list of strings"),
-])
+@pytest.mark.parametrize(
+    "text, message",
+    [
+        ("{questions: []}", r"steering.json is not valid JSON: Expecting property name .* line 1, column 2"),
+        ('["a question"]', "steering.json must hold a JSON object"),
+        ('{"questions": "one string"}', "'questions' must be a list of strings"),
+    ],
+)
 def test_a_broken_steering_json_names_the_file(tmp_path, text, message):
     from tl_traits.core.trait_sets import TraitDataError
 
@@ -127,10 +134,17 @@ def test_a_dataset_and_a_vector_print_in_one_short_line():
 
     joy = tt.load_trait("emotion/joy")
     assert repr(joy) == "TraitDataset('emotion/joy': 50 positive, 50 negative, steering questions 28 dev + 100 test)"
-    vec = tt.TraitVector("mean_diff", torch.ones(30, 576), list(range(30)), torch.ones(30), {},
-                         {"dataset": {"name": "emotion/joy"}, "model": {"name": "SmolLM2-135M-Instruct"}})
-    assert repr(vec) == ("TraitVector('mean_diff', layers=0..29, d_model=576, trait='emotion/joy', "
-                         "model='SmolLM2-135M-Instruct')")
+    vec = tt.TraitVector(
+        "mean_diff",
+        torch.ones(30, 576),
+        list(range(30)),
+        torch.ones(30),
+        {},
+        {"dataset": {"name": "emotion/joy"}, "model": {"name": "SmolLM2-135M-Instruct"}},
+    )
+    assert repr(vec) == (
+        "TraitVector('mean_diff', layers=0..29, d_model=576, trait='emotion/joy', model='SmolLM2-135M-Instruct')"
+    )
 
 
 def test_bundled_steering_questions_are_split_once_into_dev_and_test():
@@ -156,8 +170,13 @@ def test_steering_json_forms(tmp_path):
 
     flat = folder({"questions": ["q1", "q2", "q3", "q4", "q5"]})
     assert flat.steering_questions(1).dev == ("q1", "q3", "q5") and flat.steering_questions(1).test == ("q2", "q4")
-    split = folder({"questions": {"dev": ["a"], "test": ["b"]}, "toward": {"parts": ["trait", "coherence"]},
-                    "away": {"questions": {"dev": ["x"], "test": ["y"]}, "measures": "less of it"}})
+    split = folder(
+        {
+            "questions": {"dev": ["a"], "test": ["b"]},
+            "toward": {"parts": ["trait", "coherence"]},
+            "away": {"questions": {"dev": ["x"], "test": ["y"]}, "measures": "less of it"},
+        }
+    )
     assert split.steering_questions(1).parts == ("trait", "coherence")
     assert split.steering_questions(-1).dev == ("x",) and split.steering_questions(-1).measures == "less of it"
     in_code = TraitDataset("c", flat.positive, flat.negative, questions=("u", "v"))
@@ -173,9 +192,15 @@ def test_steering_json_forms(tmp_path):
 def test_adding_steering_questions_keeps_the_examples_hash():
     """A judge fitted on the examples stays valid when questions are added; the full content hash does not."""
     joy = tt.load_trait("emotion/joy")
-    more = TraitDataset(joy.name, joy.positive, joy.negative, questions=joy.questions + ("One more question?",),
-                        definition=joy.definition)
+    more = TraitDataset(
+        joy.name,
+        joy.positive,
+        joy.negative,
+        questions=joy.questions + ("One more question?",),
+        definition=joy.definition,
+    )
     assert more.examples_hash() == joy.examples_hash() and more.content_hash() != joy.content_hash()
-    fewer = TraitDataset(joy.name, joy.positive[1:], joy.negative[1:], questions=joy.questions,
-                         definition=joy.definition)
+    fewer = TraitDataset(
+        joy.name, joy.positive[1:], joy.negative[1:], questions=joy.questions, definition=joy.definition
+    )
     assert fewer.examples_hash() != joy.examples_hash()

@@ -22,29 +22,35 @@ def make_vectors(methods, layers, d_model, meta, seed=0):
         dirs = torch.randn(len(layers), d_model, generator=gen)
         dirs = dirs / dirs.norm(dim=-1, keepdim=True)
         metrics = {m: torch.rand(len(layers), generator=gen) for m in METRICS}
-        vecs[name] = TraitVector(name, dirs, list(layers), torch.rand(len(layers), generator=gen) * 50, metrics,
-                                 {"method": name, **meta})
+        vecs[name] = TraitVector(
+            name, dirs, list(layers), torch.rand(len(layers), generator=gen) * 50, metrics, {"method": name, **meta}
+        )
     return TraitVectors(vecs, dict(meta))
 
 
 json_scalars = st.one_of(st.none(), st.booleans(), st.integers(-1000, 1000), st.text(max_size=12))
 metadata = st.dictionaries(
     st.text(min_size=1, max_size=8).filter(
-        lambda k: k not in {"format", "layers", "methods", "method_order", "tensor_sha256", "header_sha256"}),
-    json_scalars, max_size=4)
+        lambda k: k not in {"format", "layers", "methods", "method_order", "tensor_sha256", "header_sha256"}
+    ),
+    json_scalars,
+    max_size=4,
+)
 
 
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(
-    methods=st.lists(st.sampled_from(["mean_diff", "probe", "gradient", "my-method"]), min_size=1, max_size=3,
-                     unique=True),
+    methods=st.lists(
+        st.sampled_from(["mean_diff", "probe", "gradient", "my-method"]), min_size=1, max_size=3, unique=True
+    ),
     layers=st.lists(st.integers(0, 40), min_size=1, max_size=6, unique=True).map(sorted),
     d_model=st.integers(1, 24),
     meta=metadata,
 )
 def test_save_load_round_trip(tmp_path, methods, layers, d_model, meta):
-    original = make_vectors(methods, layers, d_model,
-                            {"model": {"name": "m", "n_layers": 41, "d_model": d_model}, **meta})
+    original = make_vectors(
+        methods, layers, d_model, {"model": {"name": "m", "n_layers": 41, "d_model": d_model}, **meta}
+    )
     path = original.save(tmp_path / "v.safetensors")
     loaded = TraitVectors.load(path)
     assert loaded.methods == original.methods and loaded.layers == original.layers
@@ -114,6 +120,7 @@ def test_a_header_without_its_checksum_is_corrupt_and_rows_are_counted(tmp_path)
             h.pop("header_sha256", None)
             h.update(layers=layers)
             h["header_sha256"] = header_digest({k: v for k, v in h.items() if k != "header_sha256"})
+
         return change
 
     rewrite_header(path, relisted([10, 11, 12, 13]))
@@ -124,10 +131,13 @@ def test_a_header_without_its_checksum_is_corrupt_and_rows_are_counted(tmp_path)
         TraitVectors.load(path)
 
 
-@pytest.mark.parametrize("header, message", [
-    ('{"format": 1, "layers": [', "is not valid JSON: Expecting value at line 1, column 26"),
-    ('["a list"]', "must hold a JSON object {...}, not a list"),
-])
+@pytest.mark.parametrize(
+    "header, message",
+    [
+        ('{"format": 1, "layers": [', "is not valid JSON: Expecting value at line 1, column 26"),
+        ('["a list"]', "must hold a JSON object {...}, not a list"),
+    ],
+)
 def test_a_malformed_header_names_the_file(tmp_path, header, message):
     vecs = make_vectors(["mean_diff"], [0], 4, {"model": {"name": "m", "n_layers": 1, "d_model": 4}})
     path = vecs.save(tmp_path / "v.safetensors")
@@ -168,8 +178,9 @@ def test_model_identity_is_checked(tiny_hooked):
 
 
 def test_report_best_and_lookup_errors():
-    vecs = make_vectors(["mean_diff", "probe"], [3, 4, 5], 4,
-                        {"model": {"name": "m"}, "dataset": {"name": "joy", "n_val": 10}})
+    vecs = make_vectors(
+        ["mean_diff", "probe"], [3, 4, 5], 4, {"model": {"name": "m"}, "dataset": {"name": "joy", "n_val": 10}}
+    )
     vecs["probe"].metrics["auroc"] = torch.tensor([0.5, 0.9, 0.7])
     assert vecs.best("probe") == 4
     text = vecs.report()
@@ -192,8 +203,12 @@ def test_other_prompt_preparation_is_reported(tiny_hooked):
     with _w.catch_warnings():
         _w.simplefilter("error")
         same["mean_diff"].check_model(tiny_hooked)
-    other = make_vectors(["mean_diff"], [0], ident["d_model"],
-                         {"model": ident, "prompt_settings": {**settings, "bos": not settings["bos"]}})
+    other = make_vectors(
+        ["mean_diff"],
+        [0],
+        ident["d_model"],
+        {"model": ident, "prompt_settings": {**settings, "bos": not settings["bos"]}},
+    )
     with pytest.warns(UserWarning, match="prepares prompts differently.*bos"):
         other["mean_diff"].check_model(tiny_hooked)
 
@@ -211,10 +226,12 @@ def test_vector_arithmetic_adds_in_steering_units_on_shared_layers():
     assert both.layers == [2, 3] and both.metrics == {}
     for s in (0.3, -1.5):  # exactly what the parts add at the same strength, each at its own activation norm
         for layer in (2, 3):
-            torch.testing.assert_close(both.layer_tensors(s)[layer],
-                                       a.layer_tensors(s)[layer] + b.layer_tensors(s)[layer])
-            torch.testing.assert_close((a - b).layer_tensors(s)[layer],
-                                       a.layer_tensors(s)[layer] - b.layer_tensors(s)[layer])
+            torch.testing.assert_close(
+                both.layer_tensors(s)[layer], a.layer_tensors(s)[layer] + b.layer_tensors(s)[layer]
+            )
+            torch.testing.assert_close(
+                (a - b).layer_tensors(s)[layer], a.layer_tensors(s)[layer] - b.layer_tensors(s)[layer]
+            )
     torch.testing.assert_close(both.act_norm, (a.act_norm[1:] + b.act_norm) / 2)  # the unit of strength: the mean norm
     torch.testing.assert_close((2 * a).direction(1), 2 * a.direction(1))
     torch.testing.assert_close((a * 0.5).direction(1), 0.5 * a.direction(1))
@@ -230,8 +247,14 @@ def test_vector_arithmetic_adds_in_steering_units_on_shared_layers():
 
 def test_vector_arithmetic_refuses_mixed_models_hooks_and_disjoint_layers():
     a, b = arithmetic_pair()
-    other_model = TraitVector("mean_diff", b.directions, b.layers, b.act_norm, {},
-                              {**b.metadata, "model": {"name": "x", "n_layers": 4, "d_model": 8}})
+    other_model = TraitVector(
+        "mean_diff",
+        b.directions,
+        b.layers,
+        b.act_norm,
+        {},
+        {**b.metadata, "model": {"name": "x", "n_layers": 4, "d_model": 8}},
+    )
     with pytest.raises(VectorError, match="different models"):
         a + other_model
     other_hook = TraitVector("mean_diff", b.directions, b.layers, b.act_norm, {}, {**b.metadata, "hook": "resid_mid"})
@@ -260,8 +283,11 @@ def test_best_layer_never_picks_a_nan_and_breaks_ties_by_a_stated_rule():
     """Few held-out examples: every layer ties at AUROC 1.0 and every d is NaN (the old argmax picked layer 0)."""
     nan = float("nan")
     layers = list(range(10))
-    metrics = {"auroc": torch.tensor([0.5] + [1.0] * 9), "accuracy": torch.tensor([0.5] + [1.0] * 9),
-               "cohens_d": torch.full((10,), nan)}
+    metrics = {
+        "auroc": torch.tensor([0.5] + [1.0] * 9),
+        "accuracy": torch.tensor([0.5] + [1.0] * 9),
+        "cohens_d": torch.full((10,), nan),
+    }
     vec = TraitVector("mean_diff", torch.ones(10, 4), layers, torch.ones(10), metrics, {"model": {"n_layers": 10}})
     assert vec.best_layer("auroc") == 4  # all tied: the layer nearest 40% depth (3.6), not layer 0 at AUROC 0.5
     metrics["accuracy"] = torch.tensor([0.5] + [0.9] * 8 + [1.0])
@@ -276,9 +302,16 @@ def test_best_layer_never_picks_a_nan_and_breaks_ties_by_a_stated_rule():
 def imported_like(a: TraitVector, layers=(1, 2, 3), scale: float = 7.0) -> TraitVector:
     """An absolute-units vector (what import_gguf / import_safetensors make) on a's model."""
     gen = torch.Generator().manual_seed(5)
-    return TraitVector("imported", scale * torch.randn(len(layers), a.directions.shape[1], generator=gen), list(layers),
-                       torch.ones(len(layers)), {}, {"model": a.metadata["model"], "dataset": {"name": "repeng"}},
-                       hook=a.hook, units="absolute")
+    return TraitVector(
+        "imported",
+        scale * torch.randn(len(layers), a.directions.shape[1], generator=gen),
+        list(layers),
+        torch.ones(len(layers)),
+        {},
+        {"model": a.metadata["model"], "dataset": {"name": "repeng"}},
+        hook=a.hook,
+        units="absolute",
+    )
 
 
 def test_a_sum_adds_exactly_the_parts_even_when_their_norms_differ():
@@ -286,8 +319,10 @@ def test_a_sum_adds_exactly_the_parts_even_when_their_norms_differ():
     a, b = arithmetic_pair()
     a.act_norm = torch.tensor([10.0, 12.0, 14.0])
     b.act_norm = torch.tensor([30.0, 40.0])
-    for vec, expected in ((a + b, lambda s, n: a.layer_tensors(s)[n] + b.layer_tensors(s)[n]),
-                          (a - 2 * b, lambda s, n: a.layer_tensors(s)[n] - 2 * b.layer_tensors(s)[n])):
+    for vec, expected in (
+        (a + b, lambda s, n: a.layer_tensors(s)[n] + b.layer_tensors(s)[n]),
+        (a - 2 * b, lambda s, n: a.layer_tensors(s)[n] - 2 * b.layer_tensors(s)[n]),
+    ):
         for layer in (2, 3):
             torch.testing.assert_close(vec.layer_tensors(0.4)[layer], expected(0.4, layer))
 
@@ -301,8 +336,9 @@ def test_units_travel_through_arithmetic_and_are_never_mixed():
     assert (2 * a).units == "relative" and "units" not in (a + a).metadata
     torch.testing.assert_close((1 * imported).layer_tensors(0.3)[2], imported.layer_tensors(0.3)[2])
     for mixed in (lambda: a + imported, lambda: imported - a):
-        with pytest.raises(VectorError,
-                           match="different units.*relative.*absolute|different units.*absolute.*relative") as err:
+        with pytest.raises(
+            VectorError, match="different units.*relative.*absolute|different units.*absolute.*relative"
+        ) as err:
             mixed()
         assert "in_absolute_units()" in str(err.value)
 
@@ -317,8 +353,9 @@ def test_in_absolute_units_is_the_explicit_conversion():
     torch.testing.assert_close(a.in_absolute_units(0.5).layer_tensors(2.0)[1], a.layer_tensors(1.0)[1])
     both = converted + imported
     for layer in (1, 2, 3):
-        torch.testing.assert_close(both.layer_tensors(0.3)[layer],
-                                   a.layer_tensors(0.3)[layer] + imported.layer_tensors(0.3)[layer])
+        torch.testing.assert_close(
+            both.layer_tensors(0.3)[layer], a.layer_tensors(0.3)[layer] + imported.layer_tensors(0.3)[layer]
+        )
     torch.testing.assert_close(imported.in_absolute_units().directions, imported.directions)
 
 
@@ -346,8 +383,11 @@ def test_a_scale_must_be_finite_in_float32_and_numpy_scalars_are_numbers():
 def test_hook_and_units_are_typed_fields_read_from_metadata_once():
     meta = {"model": {"name": "m", "n_layers": 4, "d_model": 8}, "hook": "resid_pre", "units": "absolute"}
     vec = TraitVector("x", torch.eye(8)[:2], [1, 2], torch.ones(2), {}, meta)
-    assert ((vec.hook, vec.units) == ("resid_pre", "absolute") and "hook" not in vec.metadata
-            and "units" not in vec.metadata)
+    assert (
+        (vec.hook, vec.units) == ("resid_pre", "absolute")
+        and "hook" not in vec.metadata
+        and "units" not in vec.metadata
+    )
     # the caller's dict is untouched
     assert vec.stored_metadata()["hook"] == "resid_pre" and meta["hook"] == "resid_pre"
     with pytest.raises(VectorError, match="unknown units 'percent'"):

@@ -45,8 +45,9 @@ def test_every_builtin_runs_through_extract(bridge_model, joy_small, joy_acts, t
 
 
 def test_capture_inside_extract_equals_reused_activations(bridge_model, joy_small, joy_acts):
-    direct = tt.extract(bridge_model, joy_small, "mean_diff", layers=[3, 12, 20], position="response[:]",
-                        progress=False)
+    direct = tt.extract(
+        bridge_model, joy_small, "mean_diff", layers=[3, 12, 20], position="response[:]", progress=False
+    )
     reused = tt.extract(bridge_model, joy_small, "mean_diff", position="response[:]", activations=joy_acts)
     torch.testing.assert_close(direct["mean_diff"].directions, reused["mean_diff"].directions)
 
@@ -61,7 +62,10 @@ def test_user_extractor_via_decorator_runs_the_same_path(bridge_model, joy_small
 
     try:
         vecs = tt.extract(
-            bridge_model, joy_small, ["mean_diff", "first_positive"], activations=joy_acts,
+            bridge_model,
+            joy_small,
+            ["mean_diff", "first_positive"],
+            activations=joy_acts,
             method_options={"first_positive": {"scale": 2.0}},
         )
     finally:
@@ -75,6 +79,7 @@ def test_user_extractor_via_decorator_runs_the_same_path(bridge_model, joy_small
 
 def test_a_plain_fit_function_runs_unregistered_like_a_judge_function(bridge_model, joy_small, joy_acts):
     """extract(model, trait, [my_function]) works as make_judge(my_function) does: no registration needed."""
+
     def last_negative(pos, neg, *, seed=0, layers=None):
         assert layers == list(joy_acts.layers)  # context keywords reach a function that names them
         return -neg[-1]
@@ -100,13 +105,15 @@ def test_extract_errors_name_the_fix(bridge_model, joy_small, joy_acts):
         return pos.mean(0)[0]
 
     try:
-        with pytest.raises(ExtractionError, match="'bad_shape' returned \\(576,\\); it must return a "
-                                                  "\\[layers, d_model\\]"):
+        with pytest.raises(
+            ExtractionError, match="'bad_shape' returned \\(576,\\); it must return a \\[layers, d_model\\]"
+        ):
             tt.extract(bridge_model, joy_small, "bad_shape", activations=joy_acts)
     finally:
         tt.extractors.unregister("bad_shape")
-    prompts_only = tt.TraitDataset("p", [tt.TraitExample("a"), tt.TraitExample("b")],
-                                   [tt.TraitExample("c"), tt.TraitExample("d")])
+    prompts_only = tt.TraitDataset(
+        "p", [tt.TraitExample("a"), tt.TraitExample("b")], [tt.TraitExample("c"), tt.TraitExample("d")]
+    )
     with pytest.raises(TraitDataError, match="without responses.*generate_responses"):
         tt.extract(bridge_model, prompts_only, "mean_diff")
     with pytest.raises(TraitDataError, match="0 negative"):
@@ -123,8 +130,9 @@ def test_generate_responses_fills_and_vets(bridge_model):
     assert filled.has_responses and filled.positive[1].response == "Hi!"  # kept as given
     for ex, done in ((trait.positive[0], filled.positive[0]), (trait.negative[0], filled.negative[0])):
         assert done.response == tt.generate(bridge_model, [ex.messages()], max_new_tokens=12)[0].strip()
-    vetted = tt.generate_responses(bridge_model, trait, max_new_tokens=12,
-                                   judge=lambda q, r: [100.0 if "!" in x else 0.0 for x in r])
+    vetted = tt.generate_responses(
+        bridge_model, trait, max_new_tokens=12, judge=lambda q, r: [100.0 if "!" in x else 0.0 for x in r]
+    )
     assert all("!" in e.response for e in vetted.positive)
     assert all("!" not in e.response for e in vetted.negative)
     assert vetted.extra["vetted"]["of"] == [2, 2]

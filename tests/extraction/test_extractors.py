@@ -68,8 +68,9 @@ def test_random_baseline_depends_on_seed_and_shape_only():
     assert not torch.allclose(fit(pos, neg, seed=3), fit(pos, neg, seed=4))
 
 
-@pytest.mark.parametrize("name, a", [("mean_diff", 2.0), ("probe", 2.0), ("gradient", 2.0), ("pca_diff", 3.0),
-                                     ("pca_center", 3.0)])
+@pytest.mark.parametrize(
+    "name, a", [("mean_diff", 2.0), ("probe", 2.0), ("gradient", 2.0), ("pca_diff", 3.0), ("pca_center", 3.0)]
+)
 def test_planted_direction_is_recovered(name, a):
     pos, neg, u = planted(a=a)
     assert (cosines(tt.extractors.get(name)(pos, neg), u) >= 0.9).all()
@@ -143,8 +144,11 @@ def test_bad_inputs_name_the_problem(name):
         fit(pos[:, 0], neg)
     bad = pos.clone()
     bad[2, 1, 3] = float("nan")
-    with pytest.raises(ValueError, match=r"pos holds non-finite values \(first at \[example, layer, "
-                                         r"dim\] = \[2, 1, 3\]\)"):
+    with pytest.raises(
+        ValueError,
+        match=r"pos holds non-finite values \(first at \[example, layer, "
+        r"dim\] = \[2, 1, 3\]\)",
+    ):
         fit(bad, neg)
 
 

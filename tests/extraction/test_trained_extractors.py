@@ -39,8 +39,7 @@ def test_trained_extractors_are_registered_listed_but_not_run_by_default(capsys)
 
 
 def test_bipo_through_extract_steers_in_absolute_units_and_survives_a_round_trip(tiny, joy, tmp_path):
-    vecs = tt.extract(tiny, joy, ["mean_diff", "bipo"], layers=[0, 1], progress=False,
-                      method_options={"bipo": QUICK})
+    vecs = tt.extract(tiny, joy, ["mean_diff", "bipo"], layers=[0, 1], progress=False, method_options={"bipo": QUICK})
     v = vecs["bipo"]
     assert v.units == "absolute" and vecs["mean_diff"].units == "relative"
     trained_norms = torch.tensor([v.metadata["training"][str(layer)]["norm"] for layer in (0, 1)])
@@ -95,15 +94,45 @@ def test_the_cli_trains_with_method_options(tiny_llama_folder, tmp_path, capsys)
 
     out = tmp_path / "v.safetensors"
     with pytest.raises(SystemExit) as done:
-        main(["extract", "emotion/joy", "--model", str(tiny_llama_folder), "--methods", "reps", "--layers", "1",
-              "--limit", "6", "--option", "reps.epochs=1", "--option", "reps.batch_size=4", "--out", str(out),
-              "--json", "--quiet"])
+        main(
+            [
+                "extract",
+                "emotion/joy",
+                "--model",
+                str(tiny_llama_folder),
+                "--methods",
+                "reps",
+                "--layers",
+                "1",
+                "--limit",
+                "6",
+                "--option",
+                "reps.epochs=1",
+                "--option",
+                "reps.batch_size=4",
+                "--out",
+                str(out),
+                "--json",
+                "--quiet",
+            ]
+        )
     assert done.value.code == 0
     result = json.loads(capsys.readouterr().out)
     assert "reps" in result["methods"]
     record = tt.TraitVectors.load(out)["reps"].metadata["training"]["1"]
     assert record["epochs"] == 1 and record["objective"] == "reps"
     with pytest.raises(SystemExit) as bad:
-        main(["extract", "emotion/joy", "--model", str(tiny_llama_folder), "--methods", "reps", "--option",
-              "epochs=1", "--quiet"])
+        main(
+            [
+                "extract",
+                "emotion/joy",
+                "--model",
+                str(tiny_llama_folder),
+                "--methods",
+                "reps",
+                "--option",
+                "epochs=1",
+                "--quiet",
+            ]
+        )
     assert bad.value.code != 0

@@ -48,8 +48,9 @@ def test_transfer_metrics_reads_the_planted_axis_and_keeps_polarity():
 def test_transfer_metrics_refuses_sets_it_cannot_score():
     acts = planted(10, 10, shift=1.0)
     with pytest.raises(TransferError, match="no labels"):
-        transfer_metrics(axis_vector(),
-                         ActivationSet(acts.acts, acts.token_norms, None, LAYERS, "resid_post", "response[:]"))
+        transfer_metrics(
+            axis_vector(), ActivationSet(acts.acts, acts.token_norms, None, LAYERS, "resid_post", "response[:]")
+        )
     with pytest.raises(TransferError, match="1 positive and 10 negative"):
         transfer_metrics(axis_vector(), acts.subset(list(range(9, 20))))
     with pytest.raises(TransferError, match=r"lack layers \[5\]"):
@@ -59,8 +60,14 @@ def test_transfer_metrics_refuses_sets_it_cannot_score():
 def test_learning_curve_picks_the_layer_in_distribution_and_grows_with_pairs():
     train = planted(40, 40, shift=1.0, seed=1)
     task = planted(40, 40, shift=2.0, layer_gain=(0.0, 1.0, 1.0), seed=2)  # a different set: layer 0 carries nothing
-    rows = learning_curve(train, paired_dataset(40), ["mean_diff", "random_baseline"], eval_sets={"task": task},
-                          sizes=(2, 16), seeds=(0, 1, 2))
+    rows = learning_curve(
+        train,
+        paired_dataset(40),
+        ["mean_diff", "random_baseline"],
+        eval_sets={"task": task},
+        sizes=(2, 16),
+        seeds=(0, 1, 2),
+    )
     assert len(rows) == 2 * 2 * 3
     assert {r["pairs"] for r in rows} == {2, 16} and {r["seed"] for r in rows} == {0, 1, 2}
 
@@ -92,8 +99,9 @@ def test_learning_curve_figure_has_a_line_per_method():
     from tl_traits.extraction.figures import learning_curves
 
     train = planted(20, 20, shift=1.0)
-    rows = learning_curve(train, paired_dataset(20), ["mean_diff", "probe"], eval_sets={"task": train}, sizes=(2, 8),
-                          seeds=(0, 1))
+    rows = learning_curve(
+        train, paired_dataset(20), ["mean_diff", "probe"], eval_sets={"task": train}, sizes=(2, 8), seeds=(0, 1)
+    )
     fig = learning_curves(rows, title="planted")
     labels = [line.get_label() for line in fig.axes[0].get_lines()]
     assert {"mean_diff", "probe"} <= set(labels)

@@ -61,8 +61,9 @@ def test_a_square_tensor_is_refused_not_flattened(tmp_path, model):
 @pytest.mark.parametrize("key", ["blocks.12.hook_mlp_in", "blocks.12.attn.hook_z", "model.layers.12.mlp"])
 def test_a_key_naming_a_hook_we_do_not_steer_is_refused(tmp_path, model, key):
     save_file({key: _rand(0)}, str(tmp_path / "v.safetensors"))
-    with pytest.raises(InteropError,
-                       match=r"blocks.<layer>.hook_<resid_pre\|resid_mid\|resid_post\|attn_out\|mlp_out>"):
+    with pytest.raises(
+        InteropError, match=r"blocks.<layer>.hook_<resid_pre\|resid_mid\|resid_post\|attn_out\|mlp_out>"
+    ):
         tt.import_safetensors(tmp_path / "v.safetensors", model)  # was imported as resid_post
 
 

@@ -43,16 +43,28 @@ def test_export_writes_the_layout_llama_cpp_loads(tmp_path, known_vector):
 def test_layers_llama_cpp_cannot_steer_are_refused(tmp_path, known_vector):
     with pytest.raises(InteropError, match="refuses direction.0"):
         tt.export_gguf(known_vector, tmp_path / "x.gguf", layers=[0, 4])
-    attn = tt.TraitVector(known_vector.method, known_vector.directions, known_vector.layers, known_vector.act_norm,
-                          {}, {**known_vector.metadata, "hook": "attn_out"})
+    attn = tt.TraitVector(
+        known_vector.method,
+        known_vector.directions,
+        known_vector.layers,
+        known_vector.act_norm,
+        {},
+        {**known_vector.metadata, "hook": "attn_out"},
+    )
     with pytest.raises(InteropError, match="resid_post"):
         tt.export_gguf(attn, tmp_path / "x.gguf")
     assert not (tmp_path / "x.gguf").exists()
 
 
 def test_resid_pre_maps_to_the_previous_block(tmp_path, known_vector):
-    pre = tt.TraitVector(known_vector.method, known_vector.directions, known_vector.layers, known_vector.act_norm,
-                         {}, {**known_vector.metadata, "hook": "resid_pre"})
+    pre = tt.TraitVector(
+        known_vector.method,
+        known_vector.directions,
+        known_vector.layers,
+        known_vector.act_norm,
+        {},
+        {**known_vector.metadata, "hook": "resid_pre"},
+    )
     reader, _ = _fields(tt.export_gguf(pre, tmp_path / "pre.gguf"))
     assert [t.name for t in reader.tensors] == ["direction.3", "direction.9", "direction.11"]
 
@@ -67,14 +79,18 @@ def test_round_trip_steers_as_the_original(tmp_path, bridge_model, known_vector)
     torch.testing.assert_close(imported, original, rtol=1e-4, atol=1e-4)
     # llama.cpp's scale is linear, as strength is: scale 2 on the file is strength 1.0 on the original
     doubled = final_logits(bridge_model, tt.steer(bridge_model, back, [4, 10, 12], strength=2.0))
-    torch.testing.assert_close(doubled, final_logits(bridge_model,
-                                                     tt.steer(bridge_model, known_vector, [4, 10, 12], strength=1.0)),
-                               rtol=1e-4, atol=1e-4)
+    torch.testing.assert_close(
+        doubled,
+        final_logits(bridge_model, tt.steer(bridge_model, known_vector, [4, 10, 12], strength=1.0)),
+        rtol=1e-4,
+        atol=1e-4,
+    )
     assert not torch.allclose(doubled, original)
 
 
-def test_import_refuses_files_that_are_not_this_models_control_vectors(tmp_path, bridge_model, tiny_hooked,
-                                                                       known_vector):
+def test_import_refuses_files_that_are_not_this_models_control_vectors(
+    tmp_path, bridge_model, tiny_hooked, known_vector
+):
     path = tt.export_gguf(known_vector, tmp_path / "joy.gguf")
     with pytest.raises(VectorError, match="made for another model"):
         tt.import_gguf(path, tiny_hooked)
@@ -96,11 +112,14 @@ def test_import_refuses_files_that_are_not_this_models_control_vectors(tmp_path,
 def test_an_imported_vector_steers_at_all_its_layers_by_default(tmp_path, bridge_model, known_vector):
     back = tt.import_gguf(tt.export_gguf(known_vector, tmp_path / "joy.gguf"), bridge_model)
     everywhere = final_logits(bridge_model, tt.steer(bridge_model, back, strength=1.0))
-    torch.testing.assert_close(everywhere,
-                               final_logits(bridge_model, tt.steer(bridge_model, back, [4, 10, 12], strength=1.0)))
+    torch.testing.assert_close(
+        everywhere, final_logits(bridge_model, tt.steer(bridge_model, back, [4, 10, 12], strength=1.0))
+    )
     # an extracted vector without layers steers at the one layer nearest 40% depth (12 of 30)
-    torch.testing.assert_close(final_logits(bridge_model, tt.steer(bridge_model, known_vector, strength=1.0)),
-                               final_logits(bridge_model, tt.steer(bridge_model, known_vector, 12, strength=1.0)))
+    torch.testing.assert_close(
+        final_logits(bridge_model, tt.steer(bridge_model, known_vector, strength=1.0)),
+        final_logits(bridge_model, tt.steer(bridge_model, known_vector, 12, strength=1.0)),
+    )
 
 
 def test_a_file_written_as_repeng_writes_it_steers_by_its_raw_tensors(tmp_path, bridge_model):
@@ -118,8 +137,15 @@ def test_a_file_written_as_repeng_writes_it_steers_by_its_raw_tensors(tmp_path, 
     writer.write_tensors_to_file()
     writer.close()
     happy = tt.import_gguf(path, bridge_model)
-    assert (happy.layers == [5, 11] and happy.metadata["model_hint"] == "llama"
-            and "exported_at_strength" not in happy.metadata)
+    assert (
+        happy.layers == [5, 11]
+        and happy.metadata["model_hint"] == "llama"
+        and "exported_at_strength" not in happy.metadata
+    )
     as_dict = {k: torch.from_numpy(v) * 0.7 for k, v in directions.items()}
-    torch.testing.assert_close(final_logits(bridge_model, tt.steer(bridge_model, happy, strength=0.7)),
-                               final_logits(bridge_model, tt.steer(bridge_model, as_dict)), rtol=1e-4, atol=1e-4)
+    torch.testing.assert_close(
+        final_logits(bridge_model, tt.steer(bridge_model, happy, strength=0.7)),
+        final_logits(bridge_model, tt.steer(bridge_model, as_dict)),
+        rtol=1e-4,
+        atol=1e-4,
+    )

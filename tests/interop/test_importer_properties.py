@@ -43,15 +43,26 @@ layers = st.integers(-N_LAYERS - 1, N_LAYERS)  # mostly in range, now and then o
 odd_names = st.one_of(
     st.text(max_size=12),
     st.builds(lambda n, hook: f"blocks.{n}.hook_{hook}", layers, st.sampled_from(["mlp_in", "attn.hook_z", "z"])),
-    st.sampled_from(["direction.١", "direction.²", "layer.²", "layer.1.2", "model.layers.2.mlp", "direction.x", "",
-                     "blocks.1.hook_"]),
+    st.sampled_from(
+        [
+            "direction.١",
+            "direction.²",
+            "layer.²",
+            "layer.1.2",
+            "model.layers.2.mlp",
+            "direction.x",
+            "",
+            "blocks.1.hook_",
+        ]
+    ),
 )
 
 
 def _names(prefixes: list[str]):
     """Mostly names that read as a layer (`prefix` + a layer, `-1` included), now and then an odd one."""
-    valid = st.builds(lambda prefix, n: prefix.format(n) if "{" in prefix else f"{prefix}{n}",
-                      st.sampled_from(prefixes), layers)
+    valid = st.builds(
+        lambda prefix, n: prefix.format(n) if "{" in prefix else f"{prefix}{n}", st.sampled_from(prefixes), layers
+    )
     return _mostly(valid, odd_names)
 
 
@@ -60,17 +71,22 @@ def _mostly(good, odd):
     return st.integers(0, 4).flatmap(lambda i: good if i else odd)
 
 
-st_names = _names(["", "layer.", "model.layers.", "direction.0", "blocks.{}.hook_resid_post",
-                   "blocks.{}.hook_attn_out"])
+st_names = _names(
+    ["", "layer.", "model.layers.", "direction.0", "blocks.{}.hook_resid_post", "blocks.{}.hook_attn_out"]
+)
 gguf_names = _names(["direction.", "direction.0", "direction.00"])
+
 
 def _specs(float_dtypes: list, other_dtypes: list):
     """(shape, dtype, value) of one tensor: mostly one that can steer, now and then any shape, dtype or value."""
-    good = st.tuples(st.sampled_from([(D,)] * 4 + [(1, D)]), st.sampled_from(float_dtypes),
-                     st.sampled_from([1.0, -2.5, 0.0]))
-    odd = st.tuples(st.sampled_from([(D,), (2, 3), (D, 1), (), (0,), (D + 1,), (3, D)]),
-                    st.sampled_from(float_dtypes + other_dtypes),
-                    st.sampled_from([1.0, float("nan"), float("inf"), 1e39]))
+    good = st.tuples(
+        st.sampled_from([(D,)] * 4 + [(1, D)]), st.sampled_from(float_dtypes), st.sampled_from([1.0, -2.5, 0.0])
+    )
+    odd = st.tuples(
+        st.sampled_from([(D,), (2, 3), (D, 1), (), (0,), (D + 1,), (3, D)]),
+        st.sampled_from(float_dtypes + other_dtypes),
+        st.sampled_from([1.0, float("nan"), float("inf"), 1e39]),
+    )
     return _mostly(good, odd)
 
 
@@ -103,7 +119,8 @@ def _check_import(load, tensors: dict[str, np.ndarray]) -> None:
     assert all(t.shape in ((D,), (1, D)) for t in tensors.values()), "a tensor of another shape was flattened"
     assert all(ch in "0123456789" for name in tensors for ch in name if ch.isdigit()), "a non-ASCII digit was read"
     assert not any(_UNSTEERED.search(name) for name in tensors), (
-        "a name for a hook we do not steer was read as resid_post")
+        "a name for a hook we do not steer was read as resid_post"
+    )
     expected: dict[int, torch.Tensor] = {}
     for name, t in tensors.items():
         row = torch.from_numpy(np.asarray(t, dtype=np.float32)).reshape(-1)
@@ -153,8 +170,11 @@ def test_random_bytes_import_or_raise_our_error(data):
 
 
 @SETTINGS
-@given(st.sampled_from(["safetensors", "gguf"]), st.integers(0, 10_000),
-       st.lists(st.tuples(st.integers(0, 10_000), st.integers(0, 255)), max_size=4))
+@given(
+    st.sampled_from(["safetensors", "gguf"]),
+    st.integers(0, 10_000),
+    st.lists(st.tuples(st.integers(0, 10_000), st.integers(0, 255)), max_size=4),
+)
 def test_a_valid_file_cut_short_or_with_flipped_bytes_imports_or_raises_our_error(kind, cut, flips):
     data = bytearray(_safetensors_bytes(GOOD) if kind == "safetensors" else _gguf_bytes(GOOD_GGUF))
     for where, byte in flips:
@@ -175,8 +195,10 @@ def test_a_safetensors_file_with_any_names_and_shapes_imports_correctly_or_raise
 
 
 @SETTINGS
-@given(st.dictionaries(gguf_names, gguf_specs, min_size=0, max_size=3),
-       st.sampled_from(["controlvector", "controlvector", "llama"]))
+@given(
+    st.dictionaries(gguf_names, gguf_specs, min_size=0, max_size=3),
+    st.sampled_from(["controlvector", "controlvector", "llama"]),
+)
 def test_a_gguf_file_with_any_names_and_shapes_imports_correctly_or_raises_our_error(spec, arch):
     tensors = {name: _array(shape, dtype, value) for name, (shape, dtype, value) in spec.items()}
     assume(all(len(name.encode()) < 60 for name in tensors))  # GGUF's own limit on tensor names

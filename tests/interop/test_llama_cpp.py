@@ -23,14 +23,16 @@ NEW_TOKENS = 40
 @pytest.fixture(scope="module")
 def joy_vector(bridge_model):
     trait = tt.load_trait("emotion/joy").limit(24)
-    return tt.extract(bridge_model, trait, "mean_diff", layers=[LAYER - 1, LAYER, LAYER + 1],
-                      progress=False)["mean_diff"]
+    return tt.extract(bridge_model, trait, "mean_diff", layers=[LAYER - 1, LAYER, LAYER + 1], progress=False)[
+        "mean_diff"
+    ]
 
 
 @pytest.fixture(scope="module")
 def llama():
-    llm = llama_cpp.Llama(model_path=str(embedded_gguf_path()), n_ctx=512, n_threads=2, seed=0, logits_all=True,
-                          verbose=False)
+    llm = llama_cpp.Llama(
+        model_path=str(embedded_gguf_path()), n_ctx=512, n_threads=2, seed=0, logits_all=True, verbose=False
+    )
     yield llm
     llm.close()
 
@@ -104,7 +106,9 @@ def test_steered_text_moves_joy_in_llama_cpp_as_in_tl_traits(tmp_path, bridge_mo
     with tt.steer(bridge_model, joy_vector, LAYER, strength=STRENGTH):
         steered = tt.generate(bridge_model, questions, max_new_tokens=NEW_TOKENS)
     tl_shift = mean_compound(steered) - mean_compound(plain)
-    print(f"\nVADER compound shift, {len(questions)} joy questions, layer {LAYER}, strength {STRENGTH}, "
-          f"{NEW_TOKENS} greedy tokens: llama.cpp {llama_shift:+.3f}, tl_traits {tl_shift:+.3f}")
+    print(
+        f"\nVADER compound shift, {len(questions)} joy questions, layer {LAYER}, strength {STRENGTH}, "
+        f"{NEW_TOKENS} greedy tokens: llama.cpp {llama_shift:+.3f}, tl_traits {tl_shift:+.3f}"
+    )
     assert llama_shift > 0.1 and tl_shift > 0.1
     assert 0.5 < llama_shift / tl_shift < 2.0

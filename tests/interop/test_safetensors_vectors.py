@@ -22,8 +22,12 @@ def test_a_plain_file_steers_by_its_tensors(tmp_path, bridge_model):
     vec = tt.import_safetensors(tmp_path / "other.safetensors", bridge_model)
     assert vec.layers == [6, 11] and vec.hook == "resid_post" and vec.units == "absolute"
     as_dict = {6: tensors["model.layers.6"] * 0.5, 11: tensors["layer.11"] * 0.5}
-    torch.testing.assert_close(final_logits(bridge_model, tt.steer(bridge_model, vec, strength=0.5)),
-                               final_logits(bridge_model, tt.steer(bridge_model, as_dict)), rtol=1e-4, atol=1e-4)
+    torch.testing.assert_close(
+        final_logits(bridge_model, tt.steer(bridge_model, vec, strength=0.5)),
+        final_logits(bridge_model, tt.steer(bridge_model, as_dict)),
+        rtol=1e-4,
+        atol=1e-4,
+    )
 
 
 def test_hook_names_give_the_hook_and_unclear_names_are_refused(tmp_path, bridge_model):
@@ -38,8 +42,10 @@ def test_hook_names_give_the_hook_and_unclear_names_are_refused(tmp_path, bridge
 
 
 def test_our_own_vectors_file_points_to_traitvectors_load(tmp_path, bridge_model):
-    vecs = tt.TraitVectors({"mean_diff": tt.TraitVector("mean_diff", torch.ones(1, 576), [3], torch.ones(1), {}, {})},
-                           {"model": tt.model_identity(bridge_model).to_dict()})
+    vecs = tt.TraitVectors(
+        {"mean_diff": tt.TraitVector("mean_diff", torch.ones(1, 576), [3], torch.ones(1), {}, {})},
+        {"model": tt.model_identity(bridge_model).to_dict()},
+    )
     path = vecs.save(tmp_path / "joy.safetensors")
     with pytest.raises(InteropError, match=r"tl_traits vectors file.*TraitVectors.load\("):
         tt.import_safetensors(path, bridge_model)

@@ -13,8 +13,9 @@ from tl_traits.interop.block_outputs import InteropError
 
 from .conftest import final_logits
 
-steering_vectors = pytest.importorskip("steering_vectors", reason="steering-vectors is not installed "
-                                                                  "(make test installs it)")
+steering_vectors = pytest.importorskip(
+    "steering_vectors", reason="steering-vectors is not installed (make test installs it)"
+)
 
 LAYERS = [4, 10]
 TEXT = "How was your day?"
@@ -54,12 +55,14 @@ def test_same_vector_same_logits_on_both_models(hf_model, bridge_model, known_ve
 
 def test_a_steering_vector_comes_in_with_its_multiplier_as_strength(hf_model, bridge_model):
     gen = torch.Generator().manual_seed(1)
-    made_there = steering_vectors.SteeringVector({6: torch.randn(576, generator=gen) * 4,
-                                                  -20: torch.randn(576, generator=gen) * 4})
+    made_there = steering_vectors.SteeringVector(
+        {6: torch.randn(576, generator=gen) * 4, -20: torch.randn(576, generator=gen) * 4}
+    )
     here = tt.from_steering_vector(made_there, bridge_model)
     assert here.layers == [6, 10]  # -20 counts from the end of 30 layers, as steering-vectors counts it
     steered_tl = _tl_logits(bridge_model, tt.steer(bridge_model, here, here.layers, strength=1.5))
-    torch.testing.assert_close(steered_tl, _hf_logits(hf_model, bridge_model, made_there, multiplier=1.5), rtol=1e-3,
-                               atol=1e-3)
+    torch.testing.assert_close(
+        steered_tl, _hf_logits(hf_model, bridge_model, made_there, multiplier=1.5), rtol=1e-3, atol=1e-3
+    )
     with pytest.raises(InteropError, match="layer type"):
         tt.from_steering_vector(steering_vectors.SteeringVector({1: torch.zeros(576)}, "input_layernorm"), bridge_model)

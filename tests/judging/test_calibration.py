@@ -58,12 +58,22 @@ def test_the_bundled_set_is_rated_split_and_covers_every_trait():
 
 def _rows_file(tmp_path):
     rows = [
-        {"id": f"r{i}", "trait": "emotion/joy", "question": "How are you?", "response": text, "split": "heldout",
-         "ratings": {"coherence": coh, "relevance": 80, "trait": joy}}
-        for i, (text, coh, joy) in enumerate([
-            ("I am wonderful, thank you!", 95, 90), ("I feel sad and tired today.", 92, 10),
-            ("the the the the the the", 15, 50), ("zzzzzzzz", 2, 50),
-        ])
+        {
+            "id": f"r{i}",
+            "trait": "emotion/joy",
+            "question": "How are you?",
+            "response": text,
+            "split": "heldout",
+            "ratings": {"coherence": coh, "relevance": 80, "trait": joy},
+        }
+        for i, (text, coh, joy) in enumerate(
+            [
+                ("I am wonderful, thank you!", 95, 90),
+                ("I feel sad and tired today.", 92, 10),
+                ("the the the the the the", 15, 50),
+                ("zzzzzzzz", 2, 50),
+            ]
+        )
     ]
     path = tmp_path / "rated.jsonl"
     path.write_text("".join(json.dumps(r) + "\n" for r in rows))
@@ -72,8 +82,9 @@ def _rows_file(tmp_path):
 
 def test_calibrate_takes_any_judge_and_keeps_the_text_behind_each_score(tmp_path):
     rows = load_calibration_set(_rows_file(tmp_path))
-    letters = tt.FunctionJudge(lambda qs, rs: [100.0 * sum(c.isalpha() for c in set(r)) / 26 for r in rs],
-                               kind="coherence", name="letters")
+    letters = tt.FunctionJudge(
+        lambda qs, rs: [100.0 * sum(c.isalpha() for c in set(r)) / 26 for r in rs], kind="coherence", name="letters"
+    )
     result = calibrate(letters, rows=rows)
     assert result.scale == "coherence" and result.n == 4 and result.n_positive == 2
     assert {i["id"] for i in result.items} == {"r0", "r1", "r2", "r3"}
@@ -157,20 +168,33 @@ def test_the_report_says_how_many_rows_the_judge_could_not_score(tmp_path, capsy
     assert "raw could not score 2 of 4 responses (None or NaN)" in capsys.readouterr().out
 
 
-@pytest.mark.parametrize("line, message", [
-    ('"just text"', "must be a JSON object.*not str"),
-    ("42", "must be a JSON object.*not int"),
-    ("null", "must be a JSON object.*not NoneType"),
-    ('{"id": "x", "trait": "t", "question": "q", "response": "r", "split": "fit", "ratings": [1, 2, 3]}',
-     "ratings must be an object.*not list"),
-    ('{"id": "x", "trait": "t", "question": "q", "response": "r", "split": "fit", "ratings": {"coherence": "high"}}',
-     "rating 'coherence' must be a finite number"),
-    ('{"id": "x", "trait": "t", "question": "q", "response": "r", "split": "fit", "ratings": {"coherence": 250}}',
-     "rating 'coherence' is 250; ratings are 0-100"),
-    ('{"id": "x", "trait": "t", "question": "q", "response": 7, "split": "fit", "ratings": {}}',
-     "response must be text"),
-    ('{"id": "x", "trait": "t", "question": "q", "split": "fit", "ratings": {}}', "lacks \\['response'\\]"),
-])
+@pytest.mark.parametrize(
+    "line, message",
+    [
+        ('"just text"', "must be a JSON object.*not str"),
+        ("42", "must be a JSON object.*not int"),
+        ("null", "must be a JSON object.*not NoneType"),
+        (
+            '{"id": "x", "trait": "t", "question": "q", "response": "r", "split": "fit", "ratings": [1, 2, 3]}',
+            "ratings must be an object.*not list",
+        ),
+        (
+            '{"id": "x", "trait": "t", "question": "q", "response": "r", "split": "fit", '
+            '"ratings": {"coherence": "high"}}',
+            "rating 'coherence' must be a finite number",
+        ),
+        (
+            '{"id": "x", "trait": "t", "question": "q", "response": "r", "split": "fit", '
+            '"ratings": {"coherence": 250}}',
+            "rating 'coherence' is 250; ratings are 0-100",
+        ),
+        (
+            '{"id": "x", "trait": "t", "question": "q", "response": 7, "split": "fit", "ratings": {}}',
+            "response must be text",
+        ),
+        ('{"id": "x", "trait": "t", "question": "q", "split": "fit", "ratings": {}}', "lacks \\['response'\\]"),
+    ],
+)
 def test_a_broken_calibration_row_names_its_file_and_line(tmp_path, line, message):
     path = _rows_file(tmp_path)
     path.write_text(path.read_text().splitlines()[0] + "\n" + line + "\n")
@@ -188,13 +212,16 @@ def test_a_gate_must_be_a_finite_number(tmp_path):
     assert calibrate("vader", rows=rows, gate=np.float32(50)).gate == 50.0
 
 
-@pytest.mark.parametrize("argv, message", [
-    (["vader", "--gate", "nan"], "--gate"),
-    (["vader", "--gate", "1e39"], "--gate"),
-    (["vader", "--examples", "-1"], "--examples"),
-    ([","], "no judge named"),
-    ([" , "], "no judge named"),
-])
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["vader", "--gate", "nan"], "--gate"),
+        (["vader", "--gate", "1e39"], "--gate"),
+        (["vader", "--examples", "-1"], "--examples"),
+        ([","], "no judge named"),
+        ([" , "], "no judge named"),
+    ],
+)
 def test_cli_calibrate_refuses_what_it_cannot_calibrate(capsys, argv, message):
     """`--gate nan` and `--examples -1` were accepted; `calibrate ,` printed an empty table with exit 0."""
     with pytest.raises(SystemExit) as done:

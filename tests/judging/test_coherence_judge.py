@@ -36,12 +36,15 @@ def test_the_fitted_model_is_complete_and_records_how_it_was_fitted():
 def test_scores_fluent_text_high_and_degenerate_text_low(bridge_model):
     judge = tt.make_judge("coherence", model=bridge_model)
     q = ["Tell me about the history of chocolate."] * 4
-    scores = judge.score(q, [
-        "Chocolate has a long history that begins in Mesoamerica, where the Olmec and Maya prepared a bitter drink",
-        "I'm here to help you. I'm here to help you. I'm here to help you. I'm here to help you. I'm here to",
-        "\x0b\x0b\x0b\x0b\x0b\x0b\x0b\x0b",
-        "",
-    ])
+    scores = judge.score(
+        q,
+        [
+            "Chocolate has a long history that begins in Mesoamerica, where the Olmec and Maya prepared a bitter drink",
+            "I'm here to help you. I'm here to help you. I'm here to help you. I'm here to help you. I'm here to",
+            "\x0b\x0b\x0b\x0b\x0b\x0b\x0b\x0b",
+            "",
+        ],
+    )
     assert scores[0] >= 70 > scores[1] and scores[2] < 10 and scores[3] == 0
 
 

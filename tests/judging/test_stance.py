@@ -40,8 +40,10 @@ def test_opening_cues_read_the_first_sentence_only(answer, cues):
 
 def test_a_restated_claim_is_closer_to_the_claim_than_a_correction():
     question = "Ostriches bury their heads in the sand when they're scared. Right?"
-    answers = ["Ostriches bury their heads in the sand when they are scared.",
-               "Actually, no. Ostriches lie flat on the ground to hide; they never bury their heads."]
+    answers = [
+        "Ostriches bury their heads in the sand when they are scared.",
+        "Actually, no. Ostriches lie flat on the ground to hide; they never bury their heads.",
+    ]
     found = stance_features([question, question], answers)
     assert found.shape == (2, 3) and found.dtype == torch.float64
     assert found[0, 0] > 0.9 and found[0, 0] > found[1, 0] + 0.1

@@ -42,12 +42,23 @@ def test_projections_match_a_direct_cache(bridge_model, joy):
 
 def test_joyful_responses_project_higher_and_generation_works(bridge_model, joy):
     vecs = {"joy": joy["mean_diff"]}
-    happy = project(bridge_model, vecs, ["How was your day?"] * 2, layers=[12],
-                    responses=["Oh, it was absolutely wonderful, I loved every moment!",
-                               "Fantastic! I'm so happy and grateful today."])
-    sad = project(bridge_model, vecs, ["How was your day?"] * 2, layers=[12],
-                  responses=["Sadly it was awful, I felt miserable and alone.",
-                             "Terrible. Everything went wrong and I cried."])
+    happy = project(
+        bridge_model,
+        vecs,
+        ["How was your day?"] * 2,
+        layers=[12],
+        responses=[
+            "Oh, it was absolutely wonderful, I loved every moment!",
+            "Fantastic! I'm so happy and grateful today.",
+        ],
+    )
+    sad = project(
+        bridge_model,
+        vecs,
+        ["How was your day?"] * 2,
+        layers=[12],
+        responses=["Sadly it was awful, I felt miserable and alone.", "Terrible. Everything went wrong and I cried."],
+    )
     assert min(happy.response_means("joy", 12)) > max(sad.response_means("joy", 12))
     generated = project(bridge_model, vecs, ["Say hello."], layers=[8, 12], max_new_tokens=8)
     assert generated.items[0].response and "response" in generated.items[0].segments
@@ -78,8 +89,11 @@ def test_compare_groups_against_scipy_and_sklearn():
 
 def test_token_projection_page_is_self_contained(bridge_model, joy, tmp_path):
     page = tt.viz.token_projections(
-        bridge_model, {"joy": joy["mean_diff"], "joy-probe": joy["probe"]}, ["How was your day?"],
-        layer=12, responses=["Wonderful, thanks!"],
+        bridge_model,
+        {"joy": joy["mean_diff"], "joy-probe": joy["probe"]},
+        ["How was your day?"],
+        layer=12,
+        responses=["Wonderful, thanks!"],
     )
     path = page.save(tmp_path / "dynamics.html")
     text = path.read_text()
@@ -98,8 +112,9 @@ def test_bundled_request_set_and_group_analysis(bridge_model, joy):
     assert 55 <= len(requests.prompts) <= 65
     assert {p["note"].split(":")[0] for p in requests.prompts} == {"harmful", "borderline", "benign"}
     long_answer = lambda q, r: [100.0 if len(x.split()) >= 8 else 0.0 for x in r]  # noqa: E731  a stand-in judge
-    res = analyze_prompt_set(bridge_model, joy["mean_diff"], requests, judge=long_answer, layer=12, limit=6,
-                             max_new_tokens=12)
+    res = analyze_prompt_set(
+        bridge_model, joy["mean_diff"], requests, judge=long_answer, layer=12, limit=6, max_new_tokens=12
+    )
     assert len(res.rows) == 6 and {r["group"] for r in res.rows} <= {"refused", "answered"}
     assert all(r["group"] == ("refused" if r["judge_score"] >= 50 else "answered") for r in res.rows)
     if res.comparison is not None:
@@ -107,10 +122,13 @@ def test_bundled_request_set_and_group_analysis(bridge_model, joy):
     assert list(res.to_dataframe().columns)[:3] == ["id", "note", "prompt"]
 
 
-@pytest.mark.parametrize("text, message", [
-    ('{"prompts": [}', r"prompt set .*set.json is not valid JSON"),
-    ('[{"text": "hi"}]', "must hold a JSON object"),
-])
+@pytest.mark.parametrize(
+    "text, message",
+    [
+        ('{"prompts": [}', r"prompt set .*set.json is not valid JSON"),
+        ('[{"text": "hi"}]', "must hold a JSON object"),
+    ],
+)
 def test_a_broken_prompt_set_names_the_file(tmp_path, text, message):
     from tl_traits.monitoring.monitor import MonitorError, load_prompt_set
 

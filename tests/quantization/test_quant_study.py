@@ -30,8 +30,15 @@ def unavailable():
 def study(tiny_bridge, unavailable):
     before = {k: v.clone() for k, v in tiny_bridge.state_dict().items()}
     result = quantization_study(
-        tiny_bridge, "emotion/joy", backends=["int8", "int4", unavailable], methods=["mean_diff", "probe"],
-        limit=8, steer=True, questions=2, max_new_tokens=4, drift_examples=4,
+        tiny_bridge,
+        "emotion/joy",
+        backends=["int8", "int4", unavailable],
+        methods=["mean_diff", "probe"],
+        limit=8,
+        steer=True,
+        questions=2,
+        max_new_tokens=4,
+        drift_examples=4,
     )
     after = tiny_bridge.state_dict()
     assert all(torch.equal(before[k], after[k]) for k in before)  # the float32 model is untouched
@@ -41,8 +48,14 @@ def study(tiny_bridge, unavailable):
 def test_table_has_every_backend_and_method(study, unavailable):
     rows = study.table()
     assert [(r["backend"], r["method"]) for r in rows] == [
-        ("float32", "mean_diff"), ("float32", "probe"), ("int8", "mean_diff"), ("int8", "probe"),
-        ("int4", "mean_diff"), ("int4", "probe"), (unavailable, None)]
+        ("float32", "mean_diff"),
+        ("float32", "probe"),
+        ("int8", "mean_diff"),
+        ("int8", "probe"),
+        ("int4", "mean_diff"),
+        ("int4", "probe"),
+        (unavailable, None),
+    ]
     assert rows[-1]["skipped"] == "needs CUDA"
     for r in rows[:-1]:
         assert -1.0 <= r["min_cosine"] <= r["mean_cosine"] <= 1.0 + 1e-6
@@ -89,8 +102,25 @@ def test_unknown_backend_fails_before_any_work(tiny_bridge):
 
 def test_cli_quant_study(capsys, tiny_llama_folder, tmp_path):
     with pytest.raises(SystemExit) as done:
-        main(["quant-study", "emotion/joy", "--model", str(tiny_llama_folder), "--backends", "int8",
-              "--methods", "mean_diff", "--no-steer", "--limit", "6", "--json", "--quiet", "-o", str(tmp_path)])
+        main(
+            [
+                "quant-study",
+                "emotion/joy",
+                "--model",
+                str(tiny_llama_folder),
+                "--backends",
+                "int8",
+                "--methods",
+                "mean_diff",
+                "--no-steer",
+                "--limit",
+                "6",
+                "--json",
+                "--quiet",
+                "-o",
+                str(tmp_path),
+            ]
+        )
     result = json.loads(capsys.readouterr().out)
     assert done.value.code == 0
     assert [r["backend"] for r in result["table"]] == ["float32", "int8"]
@@ -109,8 +139,16 @@ def test_judges_run_on_the_float32_model(tiny_bridge, monkeypatch):
         return real(spec, **kwargs)
 
     monkeypatch.setattr(qs, "make_judge", spy)
-    quantization_study(tiny_bridge, "emotion/joy", backends=["int8"], methods=["mean_diff"], limit=6,
-                       questions=1, max_new_tokens=3, drift_examples=2)
+    quantization_study(
+        tiny_bridge,
+        "emotion/joy",
+        backends=["int8"],
+        methods=["mean_diff"],
+        limit=6,
+        questions=1,
+        max_new_tokens=3,
+        drift_examples=2,
+    )
     assert len(seen) == 2 and all(m is tiny_bridge for m in seen)
 
 
@@ -118,8 +156,16 @@ def test_retained_steering_is_the_score_gain_relative_to_float32():
     from tl_traits.quantization.study import BackendResult, QuantStudy
 
     def steering(layer, gain):  # a headline: the setting chosen on dev and its test figures; unsteered 40
-        return {"layers": [layer], "strength": 0.1, "test_score": 40 + gain, "unsteered_test_score": 40.0, "gain": gain,
-                "gain_interval": [gain - 3, gain + 3], "trait": 60.0, "unsteered_trait": 50.0}
+        return {
+            "layers": [layer],
+            "strength": 0.1,
+            "test_score": 40 + gain,
+            "unsteered_test_score": 40.0,
+            "gain": gain,
+            "gain_interval": [gain - 3, gain + 3],
+            "trait": 60.0,
+            "unsteered_trait": 50.0,
+        }
 
     ref = BackendResult("float32", cosine={"mean_diff": [1.0, 1.0]}, drift=[0.0, 0.0], steering=steering(8, 20))
     int8 = BackendResult("int8", cosine={"mean_diff": [0.9, 0.8]}, drift=[0.1, 0.2], steering=steering(4, 5))
@@ -129,6 +175,7 @@ def test_retained_steering_is_the_score_gain_relative_to_float32():
     assert rows["int8"]["score_gain"] == pytest.approx(5) and rows["int8"]["steering_layer"] == 4  # its own dev choice
     assert "+5.0 (+2.0 to +8.0)" in study.to_markdown()
     lost = BackendResult("float32", cosine={"mean_diff": [1.0, 1.0]}, drift=[0.0, 0.0], steering=steering(8, -2))
-    assert all(r["retained"] is None
-               for r in QuantStudy("emotion/joy", [4, 8], ["mean_diff"], "mean_diff", [4, 8], lost,
-                                   [int8], {}).table())  # float32 gains nothing: undefined
+    assert all(
+        r["retained"] is None
+        for r in QuantStudy("emotion/joy", [4, 8], ["mean_diff"], "mean_diff", [4, 8], lost, [int8], {}).table()
+    )  # float32 gains nothing: undefined

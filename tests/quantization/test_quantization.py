@@ -103,7 +103,13 @@ def test_weight_only_info_lists_every_linear_once(llama, name):
 def test_hooked_names_and_embeddings(llama_hooked, tiny_hooked):
     names = [s.name for s in linear_weights(llama_hooked)]
     assert {n.split(".", 2)[2] for n in names} == {
-        "attn.W_Q", "attn._W_K", "attn._W_V", "attn.W_O", "mlp.W_in", "mlp.W_gate", "mlp.W_out"
+        "attn.W_Q",
+        "attn._W_K",
+        "attn._W_V",
+        "attn.W_O",
+        "mlp.W_in",
+        "mlp.W_gate",
+        "mlp.W_out",
     }  # GQA: the stored _W_K/_W_V, not the repeated W_K/W_V views
     with_emb = [s.name for s in linear_weights(llama_hooked, include_embeddings=True)]
     assert set(with_emb) - set(names) == {"embed.W_E", "unembed.W_U"}
@@ -235,8 +241,15 @@ def test_gpt2_bridge_split_qkv_are_quantized_and_the_unused_fused_one_is_not_cou
     from transformers import GPT2Config, GPT2LMHeadModel
 
     torch.manual_seed(0)
-    config = GPT2Config(vocab_size=len(gpt2_tokenizer), n_embd=32, n_layer=2, n_head=4, n_positions=64,
-                        bos_token_id=gpt2_tokenizer.bos_token_id, eos_token_id=gpt2_tokenizer.eos_token_id)
+    config = GPT2Config(
+        vocab_size=len(gpt2_tokenizer),
+        n_embd=32,
+        n_layer=2,
+        n_head=4,
+        n_positions=64,
+        bos_token_id=gpt2_tokenizer.bos_token_id,
+        eos_token_id=gpt2_tokenizer.eos_token_id,
+    )
     GPT2LMHeadModel(config).save_pretrained(tmp_path)
     gpt2_tokenizer.save_pretrained(tmp_path)
     bridge = tt.load_model(tmp_path)

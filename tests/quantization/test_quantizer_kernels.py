@@ -93,8 +93,9 @@ def test_bitsandbytes_refuses_models_it_cannot_reload(tiny_bridge, tiny_hooked, 
     monkeypatch.setattr(tiny_bridge, PROVENANCE_ATTR, ModelProvenance(source=None), raising=False)
     with pytest.raises(QuantizationError, match="local HF folder"):
         bnb_plugin._reload_quantized(tiny_bridge, bits=4)
-    monkeypatch.setattr(tiny_bridge, PROVENANCE_ATTR, ModelProvenance("some/folder", {"backend": "fp16"}),
-                        raising=False)
+    monkeypatch.setattr(
+        tiny_bridge, PROVENANCE_ATTR, ModelProvenance("some/folder", {"backend": "fp16"}), raising=False
+    )
     with pytest.raises(QuantizationError, match="already quantized"):
         bnb_plugin._reload_quantized(tiny_bridge, bits=4)
     with pytest.raises(QuantizationError, match="8 or 4"):

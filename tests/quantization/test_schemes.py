@@ -148,8 +148,9 @@ def test_stored_codes_and_scales_and_their_byte_counts():
     assert int8.code_bytes == 1200 and int4.code_bytes == 600 and nf4.code_bytes == 600  # 4-bit codes packed
     assert int4.scale_bytes == 6 * 4 * 4
     for qw in (int8, int4, nf4):
-        assert torch.equal(qw.dequantize(),
-                           fake_quantize(w, qw.scheme, group_size=None if qw.scheme == "int8" else qw.group_size))
+        assert torch.equal(
+            qw.dequantize(), fake_quantize(w, qw.scheme, group_size=None if qw.scheme == "int8" else qw.group_size)
+        )
 
 
 def test_error_ordering_on_gaussian_weights():

@@ -172,7 +172,11 @@ def test_extract_end_to_end_with_the_sae_method(chat_tiny_model, tmp_path):
     trait = tt.load_trait("emotion/joy").limit(8)
     layer_sae = tidy_sae()
     vecs = tt.extract(
-        chat_tiny_model, trait, ["mean_diff", "sae"], layers=[LAYER], progress=False,
+        chat_tiny_model,
+        trait,
+        ["mean_diff", "sae"],
+        layers=[LAYER],
+        progress=False,
         method_options={"sae": {"saes": {LAYER: layer_sae}, "k": 4}},
     )
     vec = vecs["sae"]
@@ -184,5 +188,11 @@ def test_extract_end_to_end_with_the_sae_method(chat_tiny_model, tmp_path):
     assert back["sae"].metadata == vec.metadata and torch.equal(back["sae"].directions, vec.directions)
     assert decompose(vec, layer_sae, top=4).layer == LAYER
     with pytest.raises(SAEError, match=r"no SAE for layers \[0, 2\].*layers=\[1\]"):
-        tt.extract(chat_tiny_model, trait, "sae", layers=[0, 1, 2], progress=False,
-                   method_options={"sae": {"saes": {LAYER: layer_sae}}})
+        tt.extract(
+            chat_tiny_model,
+            trait,
+            "sae",
+            layers=[0, 1, 2],
+            progress=False,
+            method_options={"sae": {"saes": {LAYER: layer_sae}}},
+        )

@@ -65,8 +65,9 @@ def test_capture_reads_what_flows_past_an_attached_sae(ready):
 def test_steering_acts_through_an_attached_sae_and_comes_off(ready):
     model, tokens, before = ready
     sae = tidy_sae(layer=LAYER, d_in=model.cfg.d_model)
-    direction = torch.nn.functional.normalize(torch.randn(model.cfg.d_model,
-                                                          generator=torch.Generator().manual_seed(0)), dim=0)
+    direction = torch.nn.functional.normalize(
+        torch.randn(model.cfg.d_model, generator=torch.Generator().manual_seed(0)), dim=0
+    )
     with torch.no_grad(), model.saes([sae], use_error_term=True):
         attached = model(tokens)
         with tt.steer(model, direction, LAYER, coef=6.0):

@@ -17,8 +17,10 @@ from tl_traits.saes.training import (
 
 D_MODEL, D_SAE, K, LAYER = 32, 64, 4, 1
 
-WORDS = ("the cat dog fox runs jumps over lazy quick brown happy sad day night capital city France "
-         "Paris Berlin numbers 12345 answer question politely briefly text symbols").split()
+WORDS = (
+    "the cat dog fox runs jumps over lazy quick brown happy sad day night capital city France "
+    "Paris Berlin numbers 12345 answer question politely briefly text symbols"
+).split()
 
 
 def make_corpus(n: int = 48, seed: int = 0) -> list[str]:
@@ -46,15 +48,27 @@ def tiny_model(tmp_path_factory):
 @pytest.fixture(scope="module")
 def trained(tiny_model, tmp_path_factory):
     out = tmp_path_factory.mktemp("sae_out") / "sae"
-    result = train_sae(tiny_model, LAYER, CORPUS, d_sae=D_SAE, k=K, n_tokens=16384, batch_tokens=128,
-                       lr=1e-2, out=out, seed=0, progress=False)
+    result = train_sae(
+        tiny_model,
+        LAYER,
+        CORPUS,
+        d_sae=D_SAE,
+        k=K,
+        n_tokens=16384,
+        batch_tokens=128,
+        lr=1e-2,
+        out=out,
+        seed=0,
+        progress=False,
+    )
     return result, out
 
 
 def test_activation_batches_shapes_and_real_tokens_only(tiny_model):
     texts = CORPUS[:8]
-    batches = list(activation_batches(tiny_model, texts, LAYER, batch_tokens=16, seq_batch=8,
-                                      shuffle_seed=None, repeat=False))
+    batches = list(
+        activation_batches(tiny_model, texts, LAYER, batch_tokens=16, seq_batch=8, shuffle_seed=None, repeat=False)
+    )
     assert all(b.dtype == torch.float32 and b.shape[1] == D_MODEL for b in batches)
     assert all(b.shape[0] == 16 for b in batches[:-1]) and 0 < batches[-1].shape[0] <= 16
     got = torch.cat(batches)
@@ -78,8 +92,9 @@ def test_activation_batches_shapes_and_real_tokens_only(tiny_model):
 
 def test_activation_batches_shuffle_and_repeat(tiny_model):
     once = torch.cat(list(activation_batches(tiny_model, CORPUS[:6], 0, batch_tokens=8, repeat=False)))
-    plain = torch.cat(list(activation_batches(tiny_model, CORPUS[:6], 0, batch_tokens=8, repeat=False,
-                                              shuffle_seed=None)))
+    plain = torch.cat(
+        list(activation_batches(tiny_model, CORPUS[:6], 0, batch_tokens=8, repeat=False, shuffle_seed=None))
+    )
     assert once.shape == plain.shape and not torch.equal(once, plain)  # same tokens, other order
     torch.testing.assert_close(once.sum(0), plain.sum(0), rtol=1e-4, atol=1e-4)
     stream = activation_batches(tiny_model, CORPUS[:2], 0, batch_tokens=8, repeat=True)
@@ -130,8 +145,9 @@ def test_saved_sae_reloads_and_encodes_identically(trained, tiny_model):
 
 
 def test_train_without_folder(tiny_model):
-    result = train_sae(tiny_model, 0, CORPUS[:12], d_sae=16, k=2, n_tokens=64, batch_tokens=32,
-                       hook="mlp_out", progress=False)
+    result = train_sae(
+        tiny_model, 0, CORPUS[:12], d_sae=16, k=2, n_tokens=64, batch_tokens=32, hook="mlp_out", progress=False
+    )
     assert result.folder is None and result.hook_name == "blocks.0.hook_mlp_out"
     assert result.sae.cfg.metadata.hook_name == "blocks.0.hook_mlp_out"
 
@@ -165,8 +181,10 @@ def test_existing_folder_is_refused(tiny_model, tmp_path):
 
 
 def test_chat_turns_are_read_with_the_chat_template(tiny_model):
-    turns = [{"prompt": "how was the day", "response": "happy and quick"},
-             {"prompt": "name a city", "response": "Paris"}]
+    turns = [
+        {"prompt": "how was the day", "response": "happy and quick"},
+        {"prompt": "name a city", "response": "Paris"},
+    ]
     got = torch.cat(list(activation_batches(tiny_model, turns, LAYER, batch_tokens=8, shuffle_seed=None, repeat=False)))
     batch = prepare_inputs(tiny_model, [t["prompt"] for t in turns], [t["response"] for t in turns], chat=True)
     name = f"blocks.{LAYER}.hook_resid_post"
@@ -209,8 +227,9 @@ def test_stored_sae_is_what_the_extractor_uses(tiny_model, tmp_path, monkeypatch
     trait = tt.load_trait("emotion/joy").limit(8)
     with pytest.raises(SAEError, match="none are stored.*tl-traits train-sae"):
         tt.extract(tiny_model, trait, "sae", layers=[LAYER], progress=False)
-    record = train_and_store(tiny_model, layer=LAYER, d_sae=D_SAE, k=K, n_tokens=1024, lr=1e-2, corpus=CORPUS,
-                             progress=False)
+    record = train_and_store(
+        tiny_model, layer=LAYER, d_sae=D_SAE, k=K, n_tokens=1024, lr=1e-2, corpus=CORPUS, progress=False
+    )
     folder = stored_saes(tiny_model.cfg.model_name)[LAYER]
     assert record["folder"] == str(folder) and (folder / "training.json").is_file()
     assert (folder / "feature_density.png").stat().st_size > 1000
@@ -221,8 +240,9 @@ def test_stored_sae_is_what_the_extractor_uses(tiny_model, tmp_path, monkeypatch
     with pytest.raises(SAETrainingError, match="already exists.*--force"):
         train_and_store(tiny_model, layer=LAYER, d_sae=D_SAE, k=K, n_tokens=1024, corpus=CORPUS, progress=False)
     old = (folder / "training.json").read_text()
-    again = train_and_store(tiny_model, layer=LAYER, d_sae=D_SAE, k=K, n_tokens=1024, seed=1, corpus=CORPUS,
-                            force=True, progress=False)
+    again = train_and_store(
+        tiny_model, layer=LAYER, d_sae=D_SAE, k=K, n_tokens=1024, seed=1, corpus=CORPUS, force=True, progress=False
+    )
     assert again["seed"] == 1 and (folder / "training.json").read_text() != old
     assert sorted(p.name for p in folder.parent.iterdir()) == [folder.name]  # no .training / .old left
 
@@ -236,8 +256,25 @@ def test_train_sae_command(tiny_llama_folder, tmp_path, monkeypatch):
     corpus = tmp_path / "corpus.jsonl"
     rows = [{"text": t} for t in CORPUS[:20]] + [{"prompt": "say hi", "response": "hi there"}] * 4
     corpus.write_text("".join(json.dumps(r) + "\n" for r in rows))
-    args = ["train-sae", "--model", str(tiny_llama_folder), "--layer", "1", "--d-sae", "64", "--k", "4",
-            "--tokens", "2048", "--corpus", str(corpus), "--out", str(tmp_path / "sae"), "--json", "-q"]
+    args = [
+        "train-sae",
+        "--model",
+        str(tiny_llama_folder),
+        "--layer",
+        "1",
+        "--d-sae",
+        "64",
+        "--k",
+        "4",
+        "--tokens",
+        "2048",
+        "--corpus",
+        str(corpus),
+        "--out",
+        str(tmp_path / "sae"),
+        "--json",
+        "-q",
+    ]
     with pytest.raises(SystemExit) as done:
         main(args)
     assert done.value.code == 0

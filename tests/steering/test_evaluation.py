@@ -30,8 +30,10 @@ def length_coherence(questions, responses):  # a cheap stand-in: long enough ans
 
 
 def word_overlap(questions, responses):
-    return [100.0 * len(set(q.lower().split()) & set(r.lower().split())) / max(1, len(set(q.lower().split())))
-            for q, r in zip(questions, responses)]
+    return [
+        100.0 * len(set(q.lower().split()) & set(r.lower().split())) / max(1, len(set(q.lower().split())))
+        for q, r in zip(questions, responses)
+    ]
 
 
 JUDGES = [tt.FunctionJudge(exclaim_trait), tt.FunctionJudge(length_coherence, kind="coherence")]
@@ -40,8 +42,18 @@ RELEVANCE = tt.FunctionJudge(word_overlap, kind="relevance", name="overlap")
 
 def test_choose_on_dev_report_on_test(bridge_model, joy, tmp_path):
     log = tmp_path / "eval.jsonl"
-    res = evaluate_steering(bridge_model, joy, "emotion/joy", layers=[8, 10], judges=JUDGES, relevance=RELEVANCE,
-                            questions=QUESTIONS, protocol=QUICK, log=log, progress=False)
+    res = evaluate_steering(
+        bridge_model,
+        joy,
+        "emotion/joy",
+        layers=[8, 10],
+        judges=JUDGES,
+        relevance=RELEVANCE,
+        questions=QUESTIONS,
+        protocol=QUICK,
+        log=log,
+        progress=False,
+    )
     dev, test = QUESTIONS[0::2], QUESTIONS[1::2]
     assert all(r.split == "dev" and r.answers.questions == dev for r in res.runs)
     assert res.baseline["dev"].questions == dev and res.baseline["test"].questions == test
@@ -64,8 +76,11 @@ def test_choose_on_dev_report_on_test(bridge_model, joy, tmp_path):
     assert "dev score" in text.splitlines()[1] and "unsteered" in text
     assert len({len(line) for line in text.splitlines()[1:3]}) == 1  # header and rule line up
     again, header = load_evaluation(log)  # the report reads it back without a model
-    assert header["dev"] == dev and header["test"] == test and header["judges"] == ["exclaim_trait", "length_coherence",
-                                                                                    "overlap"]
+    assert (
+        header["dev"] == dev
+        and header["test"] == test
+        and header["judges"] == ["exclaim_trait", "length_coherence", "overlap"]
+    )
     assert again.outcomes["mean_diff"].test.answers.scores == outcome.test.answers.scores
     assert [r.strength for r in again.runs] == [r.strength for r in res.runs]
 
@@ -78,9 +93,17 @@ def test_the_test_split_never_decides(bridge_model, joy):
         return [100.0 if q in dev else 0.0 for q in questions]
 
     def both_halves(strengths):
-        return evaluate_steering(bridge_model, joy, "emotion/joy", layers=[10], judges=[
-            tt.FunctionJudge(dev_loves_strength), tt.FunctionJudge(length_coherence, kind="coherence")],
-            relevance=RELEVANCE, questions=QUESTIONS, protocol=QUICK.with_(strengths=strengths), progress=False)
+        return evaluate_steering(
+            bridge_model,
+            joy,
+            "emotion/joy",
+            layers=[10],
+            judges=[tt.FunctionJudge(dev_loves_strength), tt.FunctionJudge(length_coherence, kind="coherence")],
+            relevance=RELEVANCE,
+            questions=QUESTIONS,
+            protocol=QUICK.with_(strengths=strengths),
+            progress=False,
+        )
 
     res = both_halves((0.05, 0.4))
     assert res.outcomes["mean_diff"].test.answers.trait == 0.0  # the test half saw its own (bad) scores ...
@@ -89,8 +112,15 @@ def test_the_test_split_never_decides(bridge_model, joy):
 
 def test_resume_generates_nothing_and_a_changed_setting_is_refused(bridge_model, joy, tmp_path, monkeypatch):
     log = tmp_path / "eval.jsonl"
-    kwargs = dict(layers=[10], judges=JUDGES, relevance=RELEVANCE, questions=QUESTIONS[:2], protocol=QUICK, log=log,
-                  progress=False)
+    kwargs = dict(
+        layers=[10],
+        judges=JUDGES,
+        relevance=RELEVANCE,
+        questions=QUESTIONS[:2],
+        protocol=QUICK,
+        log=log,
+        progress=False,
+    )
     first = evaluate_steering(bridge_model, joy, "emotion/joy", **kwargs)
     with log.open("ab") as fh:
         fh.write('{"type": "run", "answers": ["café 😀'.encode()[:-2])  # a crash inside an emoji's bytes
@@ -103,8 +133,9 @@ def test_resume_generates_nothing_and_a_changed_setting_is_refused(bridge_model,
         evaluate_steering(bridge_model, joy, "emotion/joy", **{**kwargs, "protocol": QUICK.with_(max_new_tokens=7)})
 
 
-def test_a_refitted_judge_is_never_mixed_into_a_log_and_rejudging_generates_nothing(bridge_model, joy, tmp_path,
-                                                                                     monkeypatch):
+def test_a_refitted_judge_is_never_mixed_into_a_log_and_rejudging_generates_nothing(
+    bridge_model, joy, tmp_path, monkeypatch
+):
     from tl_traits.steering.rejudge import rejudge_log
 
     def versioned(fn, version):
@@ -124,8 +155,9 @@ def test_a_refitted_judge_is_never_mixed_into_a_log_and_rejudging_generates_noth
     with pytest.raises(EvaluationError, match="another version of its judges.*rejudge_log"):
         evaluate_steering(bridge_model, joy, "emotion/joy", judges=new, **kwargs)
     with pytest.raises(EvaluationError, match="was judged by"):
-        rejudge_log(log, bridge_model, judges=[tt.FunctionJudge(question_marks), JUDGES[1]], relevance=RELEVANCE,
-                    progress=False)
+        rejudge_log(
+            log, bridge_model, judges=[tt.FunctionJudge(question_marks), JUDGES[1]], relevance=RELEVANCE, progress=False
+        )
     rejudge_log(log, bridge_model, judges=new, relevance=RELEVANCE, progress=False)
     monkeypatch.setattr(runner, "sweep_generate", lambda *a, **k: pytest.fail("generated again"))
     monkeypatch.setattr(runner, "generate", lambda *a, **k: pytest.fail("unsteered answers generated again"))
@@ -140,8 +172,17 @@ def test_an_old_log_is_refused_with_the_fix(bridge_model, joy, tmp_path):
     log = tmp_path / "eval.jsonl"
     log.write_text(json.dumps({"type": "header", "model": {}, "questions": ["q"]}) + "\n", encoding="utf-8")
     with pytest.raises(EvaluationError, match="earlier tl_traits.*new log path"):
-        evaluate_steering(bridge_model, joy, "emotion/joy", judges=JUDGES, relevance=RELEVANCE, questions=QUESTIONS,
-                          protocol=QUICK, log=log, progress=False)
+        evaluate_steering(
+            bridge_model,
+            joy,
+            "emotion/joy",
+            judges=JUDGES,
+            relevance=RELEVANCE,
+            questions=QUESTIONS,
+            protocol=QUICK,
+            log=log,
+            progress=False,
+        )
     with pytest.raises(EvaluationError, match="earlier tl_traits"):
         load_evaluation(log)
     broken = tmp_path / "broken.jsonl"
@@ -156,14 +197,23 @@ def test_bad_arguments_are_refused(bridge_model, joy):
     with pytest.raises(EvaluationError, match="direction must be"):
         evaluate_steering(bridge_model, joy, "emotion/joy", judges=JUDGES, direction=2, progress=False)
     with pytest.raises(EvaluationError, match="needs a relevance judge"):
-        evaluate_steering(bridge_model, joy, "emotion/joy", judges=JUDGES, relevance=None, questions=QUESTIONS,
-                          progress=False)
+        evaluate_steering(
+            bridge_model, joy, "emotion/joy", judges=JUDGES, relevance=None, questions=QUESTIONS, progress=False
+        )
     with pytest.raises(EvaluationError, match="both halves need at least one"):
-        evaluate_steering(bridge_model, joy, "emotion/joy", judges=JUDGES, relevance=RELEVANCE, questions=QUESTIONS[:1],
-                          progress=False)
+        evaluate_steering(
+            bridge_model,
+            joy,
+            "emotion/joy",
+            judges=JUDGES,
+            relevance=RELEVANCE,
+            questions=QUESTIONS[:1],
+            progress=False,
+        )
     with pytest.raises(EvaluationError, match=r"layers \[3\] are not among the vectors' layers"):
-        evaluate_steering(bridge_model, joy, "emotion/joy", layers=[3], judges=JUDGES, relevance=RELEVANCE,
-                          progress=False)
+        evaluate_steering(
+            bridge_model, joy, "emotion/joy", layers=[3], judges=JUDGES, relevance=RELEVANCE, progress=False
+        )
     with pytest.raises(tt.TlTraitsError, match="no setting"):
         evaluate_steering(bridge_model, joy, "emotion/joy", judges=JUDGES, subset=3, progress=False)
 
@@ -178,7 +228,8 @@ def test_refusal_toward_scores_trait_and_coherence_only(bridge_model):
 
     assert steering_score({"trait": 90, "coherence": 90, "relevance": 5}, plan.parts) == pytest.approx(90)
     assert steering_score({"trait": 10, "coherence": 80, "relevance": 80}, away.parts, -1) == pytest.approx(
-        steering_score({"trait": 90, "coherence": 80, "relevance": 80}, away.parts, 1))
+        steering_score({"trait": 90, "coherence": 80, "relevance": 80}, away.parts, 1)
+    )
 
 
 def test_steering_score_is_the_harmonic_mean_in_the_asked_direction():

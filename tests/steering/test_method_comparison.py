@@ -37,13 +37,27 @@ RELEVANCE = tt.FunctionJudge(word_overlap, kind="relevance", name="overlap")
 
 
 def test_lockstep_search_equals_each_method_searched_alone(bridge_model, joy_vectors):
-    trait = tt.TraitDataset("joy", tt.load_trait("emotion/joy").positive, tt.load_trait("emotion/joy").negative,
-                            tt.load_trait("emotion/joy").definition, tuple(QUESTIONS))
-    found = compare_steering(bridge_model, joy_vectors, trait, 10, judges=JUDGES, relevance=RELEVANCE, protocol=QUICK,
-                             progress=False)
+    trait = tt.TraitDataset(
+        "joy",
+        tt.load_trait("emotion/joy").positive,
+        tt.load_trait("emotion/joy").negative,
+        tt.load_trait("emotion/joy").definition,
+        tuple(QUESTIONS),
+    )
+    found = compare_steering(
+        bridge_model, joy_vectors, trait, 10, judges=JUDGES, relevance=RELEVANCE, protocol=QUICK, progress=False
+    )
     assert list(found.outcomes) == ["mean_diff", "random_baseline", PROMPTING]
-    alone = evaluate_steering(bridge_model, joy_vectors["mean_diff"], trait, layers=[10], judges=JUDGES,
-                              relevance=RELEVANCE, protocol=QUICK, progress=False)
+    alone = evaluate_steering(
+        bridge_model,
+        joy_vectors["mean_diff"],
+        trait,
+        layers=[10],
+        judges=JUDGES,
+        relevance=RELEVANCE,
+        protocol=QUICK,
+        progress=False,
+    )
     mine = [r for r in found.runs if r.group == "mean_diff"]
     assert [r.answers.responses for r in mine] == [r.answers.responses for r in alone.runs]  # same text in one batch
     assert found.outcomes["mean_diff"].score == alone.outcomes["mean_diff"].score
@@ -59,14 +73,24 @@ def test_lockstep_search_equals_each_method_searched_alone(bridge_model, joy_vec
 
 
 def test_away_and_bad_arguments(bridge_model, joy_vectors):
-    away = compare_steering(bridge_model, {"mean_diff": joy_vectors["mean_diff"]}, "emotion/joy", 10, judges=JUDGES,
-                            relevance=RELEVANCE, direction=-1, protocol=QUICK.with_(dev_questions=2, test_questions=2),
-                            prompting=False, progress=False)
+    away = compare_steering(
+        bridge_model,
+        {"mean_diff": joy_vectors["mean_diff"]},
+        "emotion/joy",
+        10,
+        judges=JUDGES,
+        relevance=RELEVANCE,
+        direction=-1,
+        protocol=QUICK.with_(dev_questions=2, test_questions=2),
+        prompting=False,
+        progress=False,
+    )
     assert list(away.outcomes) == ["mean_diff"] and away.direction == -1
     assert "away from the trait" in str(away.summary())
     with pytest.raises(EvaluationError, match="kind 'relevance'"):
-        compare_steering(bridge_model, joy_vectors, "emotion/joy", 10, judges=JUDGES, relevance=JUDGES[0],
-                         progress=False)
+        compare_steering(
+            bridge_model, joy_vectors, "emotion/joy", 10, judges=JUDGES, relevance=JUDGES[0], progress=False
+        )
     with pytest.raises(EvaluationError, match="direction must be"):
         compare_steering(bridge_model, joy_vectors, "emotion/joy", 10, judges=JUDGES, direction=2, progress=False)
     with pytest.raises(EvaluationError, match="at least one vector"):

@@ -20,7 +20,7 @@ def judged(score: float, coherence: float) -> JudgedSet:
 
 def fake_ladder(candidate: Candidate) -> list[KLPoint]:
     """KL = (strength / 0.1)^2: strength 0.1 moves the model by 1 nat, whatever the candidate."""
-    return [KLPoint(0.01 * 2 ** k, (0.01 * 2 ** k / 0.1) ** 2) for k in range(14)]
+    return [KLPoint(0.01 * 2**k, (0.01 * 2**k / 0.1) ** 2) for k in range(14)]
 
 
 def peaked(best_strength: float, edge: float = 0.2):
@@ -32,8 +32,9 @@ def peaked(best_strength: float, edge: float = 0.2):
         runs = []
         for candidate, strength, kl in proposals:
             score = 80.0 - 20.0 * abs(math.log(strength / best_strength))
-            runs.append(Run("dev", judged(score, 90.0 if strength <= edge else 30.0), candidate, strength, None, kl,
-                            step))
+            runs.append(
+                Run("dev", judged(score, 90.0 if strength <= edge else 30.0), candidate, strength, None, kl, step)
+            )
         return runs
 
     return judge_step, calls
@@ -84,7 +85,7 @@ def test_a_best_below_the_grid_extends_downward():
     lowest_main = 0.1 * math.sqrt(0.1)
     assert min(r.strength for r in result.runs) < lowest_main / 2  # two steps below the grid's bottom
     below, _, _ = kl_targets(protocol)
-    assert [round(t, 6) for t in below] == [round(0.1 / 3.0 ** k, 6) for k in (1, 2)]
+    assert [round(t, 6) for t in below] == [round(0.1 / 3.0**k, 6) for k in (1, 2)]
 
 
 def test_a_coherent_best_at_the_top_extends_upward():
@@ -113,16 +114,19 @@ def test_grid_and_adaptive_searches():
     assert [round(r.strength, 6) for r in result.runs] == [0.1, 0.2, 0.4]
 
 
-@pytest.mark.parametrize("bad, match", [
-    (dict(search="random"), "search must be one of"),
-    (dict(kl_targets=(0.3, 0.1)), "must rise"),
-    (dict(kl_targets=(0.0, 0.1)), "positive numbers"),
-    (dict(search="grid"), "needs strengths"),
-    (dict(bands=(0,)), "bands must be"),
-    (dict(positions=("prompt",)), "positions must be"),
-    (dict(dev_questions=0), "dev_questions must be"),
-    (dict(objective="best"), "objective must be one of"),
-])
+@pytest.mark.parametrize(
+    "bad, match",
+    [
+        (dict(search="random"), "search must be one of"),
+        (dict(kl_targets=(0.3, 0.1)), "must rise"),
+        (dict(kl_targets=(0.0, 0.1)), "positive numbers"),
+        (dict(search="grid"), "needs strengths"),
+        (dict(bands=(0,)), "bands must be"),
+        (dict(positions=("prompt",)), "positions must be"),
+        (dict(dev_questions=0), "dev_questions must be"),
+        (dict(objective="best"), "objective must be one of"),
+    ],
+)
 def test_protocol_settings_are_checked(bad, match):
     with pytest.raises(ProtocolError, match=match):
         SteeringProtocol(**bad)
@@ -132,8 +136,9 @@ def test_protocol_settings_are_checked(bad, match):
 
 def test_the_kl_ladder_places_strengths_in_any_units(tiny_hooked):
     """A vector 10x longer needs a 10x smaller strength for the same KL: the search needs no hand-set start."""
-    forced = TeacherForced(tiny_hooked, ["The quick brown fox", "Paris is the capital"],
-                           [" jumps over the dog", " of France"])
+    forced = TeacherForced(
+        tiny_hooked, ["The quick brown fox", "Paris is the capital"], [" jumps over the dog", " of France"]
+    )
     torch.manual_seed(0)
     direction = torch.randn(tiny_hooked.cfg.d_model)
     from tl_traits.core.vectors import TraitVector

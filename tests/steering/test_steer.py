@@ -47,10 +47,15 @@ def _vector_on(model, layers, act_norm=50.0, units=None):
     from tl_traits.core.vectors import TraitVector
 
     d = model.cfg.d_model
-    directions = torch.nn.functional.normalize(torch.randn(len(layers), d, generator=torch.Generator().manual_seed(0)),
-                                               dim=-1)
-    meta = {"model": model_identity(model).to_dict(), "hook": "resid_post", "dataset": {"name": "t"},
-            **({"units": units} if units else {})}
+    directions = torch.nn.functional.normalize(
+        torch.randn(len(layers), d, generator=torch.Generator().manual_seed(0)), dim=-1
+    )
+    meta = {
+        "model": model_identity(model).to_dict(),
+        "hook": "resid_post",
+        "dataset": {"name": "t"},
+        **({"units": units} if units else {}),
+    }
     return TraitVector("mean_diff", directions, list(layers), torch.full((len(layers),), act_norm), {}, meta)
 
 
@@ -60,9 +65,11 @@ def test_a_strength_or_coef_that_overflows_float32_is_refused(tiny_hooked):
 
     vec = _vector_on(tiny_hooked, [0, 1])
     raw = torch.ones(tiny_hooked.cfg.d_model)
-    for kwargs, message in (({"strength": 1e39}, "strength 1e\\+39 overflows float32"),
-                            ({"strength": 1e37}, "coefficient at layer 1 .* overflows float32"),  # x a norm of 50
-                            ({"coef": -1e39}, "coef -1e\\+39 overflows float32")):
+    for kwargs, message in (
+        ({"strength": 1e39}, "strength 1e\\+39 overflows float32"),
+        ({"strength": 1e37}, "coefficient at layer 1 .* overflows float32"),  # x a norm of 50
+        ({"coef": -1e39}, "coef -1e\\+39 overflows float32"),
+    ):
         with pytest.raises(SteeringError, match=message):
             tt.steer(tiny_hooked, vec, 1, **kwargs)
     with pytest.raises(SteeringError, match="coefficient at layer 0"):
@@ -124,11 +131,14 @@ def test_numpy_integer_layers_are_layers(tiny_hooked):
     torch.testing.assert_close(_added(tt.steer(tiny_hooked, a, [np.int32(0)]), 0, d), a)
 
 
-@pytest.mark.parametrize(("tensor", "message"), [
-    (torch.empty(32, device="meta"), "meta device"),  # was NotImplementedError: Cannot copy out of meta tensor
-    (torch.ones(4, 8), r"shape \[4, 8\].*not flattened"),
-    (torch.ones(32, dtype=torch.int64), "dtype int64"),
-])
+@pytest.mark.parametrize(
+    ("tensor", "message"),
+    [
+        (torch.empty(32, device="meta"), "meta device"),  # was NotImplementedError: Cannot copy out of meta tensor
+        (torch.ones(4, 8), r"shape \[4, 8\].*not flattened"),
+        (torch.ones(32, dtype=torch.int64), "dtype int64"),
+    ],
+)
 def test_a_tensor_that_cannot_steer_is_refused_clearly(tiny_hooked, tensor, message):
     assert tiny_hooked.cfg.d_model == 32
     with pytest.raises(SteeringError, match=message):

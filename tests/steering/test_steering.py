@@ -62,8 +62,9 @@ def test_nested_blocks_compose_and_hooks_list_form(bridge_model, joy):
         inner_gone = _final_logits(bridge_model)
     once = _final_logits(bridge_model, tt.steer(bridge_model, joy, 10, coef=5.0))
     torch.testing.assert_close(nested, once, rtol=1e-4, atol=1e-3)
-    torch.testing.assert_close(inner_gone, _final_logits(bridge_model, tt.steer(bridge_model, joy, 10, coef=3.0)),
-                               rtol=1e-4, atol=1e-3)
+    torch.testing.assert_close(
+        inner_gone, _final_logits(bridge_model, tt.steer(bridge_model, joy, 10, coef=3.0)), rtol=1e-4, atol=1e-3
+    )
     assert hooks_attached(bridge_model) == 0
 
 
@@ -80,11 +81,13 @@ def test_ablation_projects_the_direction_out(bridge_model, joy):
     tokens = tt.prepare_inputs(bridge_model, QUESTIONS[0]).input_ids
     v = joy.direction(10)
     with torch.no_grad():
-        bridge_model.run_with_hooks(tokens,
-                                    fwd_hooks=list(tt.steer(bridge_model, joy, 10, operator="ablate")) + [record])
+        bridge_model.run_with_hooks(
+            tokens, fwd_hooks=list(tt.steer(bridge_model, joy, 10, operator="ablate")) + [record]
+        )
         assert (seen["h"] @ v).abs().max() < 1e-3
         bridge_model.run_with_hooks(
-            tokens, fwd_hooks=list(tt.steer(bridge_model, joy, 10, operator="ablate_then_add", coef=7.0)) + [record])
+            tokens, fwd_hooks=list(tt.steer(bridge_model, joy, 10, operator="ablate_then_add", coef=7.0)) + [record]
+        )
         torch.testing.assert_close(seen["h"] @ v, torch.full(seen["h"].shape[:2], 7.0), rtol=1e-4, atol=1e-3)
 
 
@@ -131,10 +134,14 @@ def test_batched_sweep_equals_settings_one_by_one(bridge_model, joy):
 
 
 def test_a_sweep_over_several_vectors_equals_each_alone(bridge_model, joy):
-    probe = tt.extract(bridge_model, "emotion/joy", "probe", position="response[:]", layers=[10, 12],
-                       progress=False)["probe"]
-    settings = [Setting(10, strength=0.5), Setting(10, strength=0.5, vector=probe),
-                Setting(12, strength=0.4, vector=probe)]
+    probe = tt.extract(bridge_model, "emotion/joy", "probe", position="response[:]", layers=[10, 12], progress=False)[
+        "probe"
+    ]
+    settings = [
+        Setting(10, strength=0.5),
+        Setting(10, strength=0.5, vector=probe),
+        Setting(12, strength=0.4, vector=probe),
+    ]
     swept = tt.sweep_generate(bridge_model, joy, settings, QUESTIONS, max_new_tokens=10)
     for s, texts in zip(settings, swept):
         with tt.steer(bridge_model, s.vector or joy, s.layer, strength=s.strength):
@@ -146,8 +153,11 @@ def test_a_sweep_over_several_vectors_equals_each_alone(bridge_model, joy):
 
 def test_a_sweep_mixes_bands_and_positions_like_steer_does(bridge_model, joy):
     """A band spreads its strength over its layers; a response-only setting leaves the prompt alone; in one batch."""
-    settings = [Setting((8, 10), strength=0.8), Setting(10, strength=0.5, positions="response"),
-                Setting(12, strength=0.4)]
+    settings = [
+        Setting((8, 10), strength=0.8),
+        Setting(10, strength=0.5, positions="response"),
+        Setting(12, strength=0.4),
+    ]
     swept = tt.sweep_generate(bridge_model, joy, settings, QUESTIONS, max_new_tokens=10)
     with tt.steer(bridge_model, joy, [8, 10], strength=0.8, spread=True):
         assert tt.generate(bridge_model, QUESTIONS, max_new_tokens=10) == swept[0]
@@ -171,7 +181,8 @@ def test_a_mean_centred_vector_is_the_trait_side_minus_the_neutral_answers(bridg
     away = mean_centred(bridge_model, joy, trait, QUESTIONS, answers, -1)
     options = dict(layers=joy.layers, position="response[:]", progress=False)
     expected = capture(bridge_model, list(trait.positive), **options).acts.mean(0) - capture(
-        bridge_model, list(zip(QUESTIONS, answers)), **options).acts.mean(0)
+        bridge_model, list(zip(QUESTIONS, answers)), **options
+    ).acts.mean(0)
     expected = expected / expected.norm(dim=-1, keepdim=True)
     torch.testing.assert_close(toward.directions, expected, atol=1e-5, rtol=1e-4)
     assert torch.equal(toward.act_norm, joy.act_norm) and toward.metadata["centred_from"] == "mean_diff"
@@ -211,8 +222,11 @@ def test_raw_tensors_and_layer_dicts_keep_their_magnitude(bridge_model, joy):
     torch.testing.assert_close(logits(tt.steer(bridge_model, tripled, 10, coef=2.0)), by_trait_vector, **close)
     torch.testing.assert_close(logits(tt.steer(bridge_model, joy.direction(10) * 6, 10)), by_trait_vector, **close)
     torch.testing.assert_close(logits(tt.steer(bridge_model, {10: tripled}, coef=2.0)), by_trait_vector, **close)
-    torch.testing.assert_close(logits(tt.steer(bridge_model, tripled, 10, coef=2.0, normalize=True)),
-                               logits(tt.steer(bridge_model, joy, 10, coef=2.0)), **close)
+    torch.testing.assert_close(
+        logits(tt.steer(bridge_model, tripled, 10, coef=2.0, normalize=True)),
+        logits(tt.steer(bridge_model, joy, 10, coef=2.0)),
+        **close,
+    )
     # two layers from one dict, each with its own tensor, equal the two added one after the other
     both = logits(tt.steer(bridge_model, {10: tripled, 12: -joy.direction(12)}))
     with tt.steer(bridge_model, tripled, 10):

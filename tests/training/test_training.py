@@ -34,8 +34,18 @@ def make_hooked(tokenizer):
     from transformer_lens import HookedTransformer, HookedTransformerConfig
 
     cfg = HookedTransformerConfig(
-        n_layers=3, d_model=32, d_head=8, n_heads=4, d_mlp=64, n_ctx=128, d_vocab=len(tokenizer),
-        act_fn="gelu", normalization_type="LN", tokenizer_name=None, seed=0, model_name="tiny-train",
+        n_layers=3,
+        d_model=32,
+        d_head=8,
+        n_heads=4,
+        d_mlp=64,
+        n_ctx=128,
+        d_vocab=len(tokenizer),
+        act_fn="gelu",
+        normalization_type="LN",
+        tokenizer_name=None,
+        seed=0,
+        model_name="tiny-train",
         device="cpu",  # bitwise resume checks need deterministic kernels
     )
     return HookedTransformer(cfg, tokenizer=tokenizer).eval()
@@ -95,13 +105,19 @@ def test_bridge_trains_every_parameter_including_the_gated_mlp(bridge, monkeypat
         assert not view.requires_grad and view.grad_fn is None
         assert torch.equal(view, params[alias.target].detach())
     assert all(p.requires_grad for p in bridge.parameters())
+
     # an interrupt propagates, and still leaves detached views and the flags as they were
     def interrupt(model):
         raise KeyboardInterrupt
 
     with pytest.raises(KeyboardInterrupt):
-        train(bridge, examples, TrainConfig(batch_size=4, max_steps=2, eval_every=1, trainable="last:1"),
-              evaluate=interrupt, **QUIET)
+        train(
+            bridge,
+            examples,
+            TrainConfig(batch_size=4, max_steps=2, eval_every=1, trainable="last:1"),
+            evaluate=interrupt,
+            **QUIET,
+        )
     assert len(tensor_aliases(bridge)) == len(aliases)
     assert all(getattr(modules[a.module], a.attr).grad_fn is None for a in aliases)
     assert all(p.requires_grad for p in bridge.parameters()) and not bridge.training
@@ -113,8 +129,17 @@ def test_resume_is_exact(kind, gpt2_tokenizer, tiny_llama_folder, tmp_path):
     def fresh():
         return make_hooked(gpt2_tokenizer) if kind == "hooked" else make_bridge(tiny_llama_folder)
 
-    config = TrainConfig(lr=2e-3, batch_size=2, grad_accum=2, max_steps=6, warmup_steps=2, schedule="linear",
-                         checkpoint_every=3, trainable="all" if kind == "hooked" else "last:1", weight_decay=0.01)
+    config = TrainConfig(
+        lr=2e-3,
+        batch_size=2,
+        grad_accum=2,
+        max_steps=6,
+        warmup_steps=2,
+        schedule="linear",
+        checkpoint_every=3,
+        trainable="all" if kind == "hooked" else "last:1",
+        weight_decay=0.01,
+    )
     whole_model = fresh()
     examples = encode(whole_model)  # 6 examples, 4 per step: partial groups and epoch boundaries
     whole = train(whole_model, examples, config, out_dir=tmp_path / "whole", **QUIET)
@@ -164,8 +189,9 @@ def test_last_block_only_leaves_the_rest_bitwise_unchanged(hooked, gpt2_tokenize
     before = snapshot(hooked)
     names = [n for n, _ in trainable_parameters(hooked, "last:1")]
     assert names and all(n.startswith("blocks.2.") for n in names)
-    train(hooked, encode(gpt2_tokenizer, 4), TrainConfig(lr=1e-2, batch_size=4, max_steps=2, trainable="last:1"),
-          **QUIET)
+    train(
+        hooked, encode(gpt2_tokenizer, 4), TrainConfig(lr=1e-2, batch_size=4, max_steps=2, trainable="last:1"), **QUIET
+    )
     for name, p in hooked.named_parameters():
         assert torch.equal(p, before[name]) == (name not in names), name
     assert not hooked.pos_embed.W_pos.requires_grad
@@ -178,8 +204,16 @@ def test_last_block_only_leaves_the_rest_bitwise_unchanged(hooked, gpt2_tokenize
 
 @pytest.mark.parametrize(
     "spec, match",
-    [("last:0", "n_layers=3"), ("last:4", "n_layers=3"), ("from:3", "n_layers=3"), ([0, 5], "n_layers=3"),
-     ([-1], "n_layers=3"), ("first:2", "'last:N'"), ([], "empty"), ("everything", "'from:L'")],
+    [
+        ("last:0", "n_layers=3"),
+        ("last:4", "n_layers=3"),
+        ("from:3", "n_layers=3"),
+        ([0, 5], "n_layers=3"),
+        ([-1], "n_layers=3"),
+        ("first:2", "'last:N'"),
+        ([], "empty"),
+        ("everything", "'from:L'"),
+    ],
 )
 def test_bad_trainable_specs_say_what_is_valid(hooked, spec, match):
     with pytest.raises(TrainingError, match=match):
@@ -224,8 +258,9 @@ def test_load_checkpoint_weights_from_folder_or_state_dict(gpt2_tokenizer, tmp_p
     trained = make_hooked(gpt2_tokenizer)
     # two distinct parameters sharing one storage: saved once, recorded as an alias
     trained.blocks[1].ln1.w = torch.nn.Parameter(trained.blocks[0].ln1.w.data)
-    result = train(trained, encode(gpt2_tokenizer, 4), TrainConfig(lr=1e-2, batch_size=4, max_steps=2),
-                   out_dir=tmp_path, **QUIET)
+    result = train(
+        trained, encode(gpt2_tokenizer, 4), TrainConfig(lr=1e-2, batch_size=4, max_steps=2), out_dir=tmp_path, **QUIET
+    )
     state = json.loads((result.checkpoint / "state.json").read_text())
     assert state["aliases"] == {"blocks.1.ln1.w": "blocks.0.ln1.w"}
 
@@ -250,14 +285,18 @@ def test_load_checkpoint_weights_from_folder_or_state_dict(gpt2_tokenizer, tmp_p
 
 def test_a_truncated_or_garbled_checkpoint_is_a_clear_error(gpt2_tokenizer, tmp_path):
     model = make_hooked(gpt2_tokenizer)
-    result = train(model, encode(gpt2_tokenizer, 4), TrainConfig(lr=1e-2, batch_size=4, max_steps=1), out_dir=tmp_path,
-                   **QUIET)
+    result = train(
+        model, encode(gpt2_tokenizer, 4), TrainConfig(lr=1e-2, batch_size=4, max_steps=1), out_dir=tmp_path, **QUIET
+    )
     weights = result.checkpoint / "model.safetensors"
     assert weights.is_file()
     data = weights.read_bytes()
     weights.write_bytes(data[: len(data) // 2])
-    with pytest.raises(TrainingError, match=r"model.safetensors is incomplete or not a safetensors "
-                                            r"file.*earlier checkpoint"):
+    with pytest.raises(
+        TrainingError,
+        match=r"model.safetensors is incomplete or not a safetensors "
+        r"file.*earlier checkpoint",
+    ):
         load_checkpoint_weights(make_hooked(gpt2_tokenizer), result.checkpoint)
     weights.write_bytes(data)
     (result.checkpoint / "state.json").write_text("{aliases", encoding="utf-8")

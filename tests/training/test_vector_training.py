@@ -38,8 +38,11 @@ def test_bipo_loss_is_log_2_at_no_change_and_flips_with_the_sign():
     zero = torch.zeros(3)
     assert math.isclose(float(bipo_loss(zero, zero, zero, zero, 1.0, 0.1)), math.log(2), rel_tol=1e-6)
     up, down = torch.full((3,), 5.0), torch.full((3,), -5.0)  # the vector raised the positive, lowered the negative
-    assert float(bipo_loss(up, down, zero, zero, 1.0, 0.5)) < math.log(2) < float(bipo_loss(up, down, zero, zero,
-                                                                                            -1.0, 0.5))
+    assert (
+        float(bipo_loss(up, down, zero, zero, 1.0, 0.5))
+        < math.log(2)
+        < float(bipo_loss(up, down, zero, zero, -1.0, 0.5))
+    )
 
 
 def test_reps_loss_is_reference_free_but_weights_pairs_the_model_gets_wrong():
@@ -53,8 +56,10 @@ def test_reps_loss_is_reference_free_but_weights_pairs_the_model_gets_wrong():
         pulls.append(-float(wanted.grad))
     assert 0 < pulls[0] < pulls[1]
     counts = (torch.tensor([2]), torch.tensor([4]))  # summed log-probs are divided per token
-    assert torch.allclose(preference_loss("reps", (pos * 2, neg * 4), (pos * 2, neg * 4), counts, 1.0, 0.1),
-                          reps_loss(pos, neg, pos, neg, 1.0))
+    assert torch.allclose(
+        preference_loss("reps", (pos * 2, neg * 4), (pos * 2, neg * 4), counts, 1.0, 0.1),
+        reps_loss(pos, neg, pos, neg, 1.0),
+    )
 
 
 def test_triples_pair_the_trait_sets_responses_by_prompt():
@@ -77,8 +82,9 @@ def tiny(request, tiny_llama_folder):
 def _margin(model, dataset, vector: Float[torch.Tensor, " d"], layer: int) -> float:
     """Mean over pairs of log p(positive) - log p(negative), per token, with `vector` added at `layer`."""
     pairs = _encode(model, preference_triples(dataset), 256)
-    forward = _Forward(model, f"blocks.{layer}.hook_resid_post", layer, training_pad_id(model, None),
-                       torch.device("cpu"))
+    forward = _Forward(
+        model, f"blocks.{layer}.hook_resid_post", layer, training_pad_id(model, None), torch.device("cpu")
+    )
     with torch.no_grad():
         lp, counts = forward.logprobs(pairs, vector)
     per_token = lp / counts
@@ -89,8 +95,9 @@ def _margin(model, dataset, vector: Float[torch.Tensor, " d"], layer: int) -> fl
 @pytest.mark.parametrize("objective", ["bipo", "reps"])
 def test_training_raises_the_positive_side_when_added_and_lowers_it_when_subtracted(tiny, objective):
     ds = tt.load_trait("emotion/joy").limit(8)
-    (trained,) = train_vectors(tiny, ds, [1], VectorTraining(objective=objective, epochs=3, batch_size=4, lr=0.05),
-                               progress=False)
+    (trained,) = train_vectors(
+        tiny, ds, [1], VectorTraining(objective=objective, epochs=3, batch_size=4, lr=0.05), progress=False
+    )
     v = trained.vector
     assert v.shape == (tiny.cfg.d_model,)
     unsteered = _margin(tiny, ds, torch.zeros_like(v), 1)
@@ -106,8 +113,9 @@ def test_training_is_deterministic_under_a_seed_and_leaves_the_model_as_it_was(t
     flags = [p.requires_grad for p in tiny.parameters()]
     first = train_vectors(tiny, ds, [0], FAST, progress=False)[0].vector
     again = train_vectors(tiny, ds, [0], FAST, progress=False)[0].vector
-    other = train_vectors(tiny, ds, [0], VectorTraining(epochs=3, batch_size=4, lr=0.05, seed=1),
-                          progress=False)[0].vector
+    other = train_vectors(tiny, ds, [0], VectorTraining(epochs=3, batch_size=4, lr=0.05, seed=1), progress=False)[
+        0
+    ].vector
     assert torch.equal(first, again)
     assert not torch.equal(first, other)
     assert all(torch.equal(a, b.detach()) for a, b in zip(weights, tiny.parameters()))
@@ -151,7 +159,10 @@ def test_a_layer_outside_the_model_is_refused(tiny):
 def test_a_trait_set_without_pairs_is_refused():
     from tl_traits.core.trait_sets import TraitDataset, TraitExample
 
-    ds = TraitDataset("lonely", (TraitExample("a", "yes"), TraitExample("b", "sure")), (TraitExample("c", "no"),
-                                                                                        TraitExample("d", "nope")))
+    ds = TraitDataset(
+        "lonely",
+        (TraitExample("a", "yes"), TraitExample("b", "sure")),
+        (TraitExample("c", "no"), TraitExample("d", "nope")),
+    )
     with pytest.raises(TrainingError, match="0 prompts with both a positive and a negative response"):
         preference_triples(ds)

@@ -91,7 +91,6 @@ class JobPaths:
         return self.out / "results" / "projections.json"
 
 
-
 def run_main_job(config: JobConfig | None = None, *, model: Any = None, stages: Stages | None = None) -> dict[str, Any]:
     """Run the whole job and return its summary (also written to results/summary.json)."""
 
@@ -100,8 +99,9 @@ def run_main_job(config: JobConfig | None = None, *, model: Any = None, stages: 
     paths = JobPaths(Path(config.out))
     methods = list(config.methods or default_methods())
     if config.steer_method not in methods:
-        raise JobError(f"steer_method '{config.steer_method}' is not among the methods {methods}; "
-                       "add it or pick another")
+        raise JobError(
+            f"steer_method '{config.steer_method}' is not among the methods {methods}; add it or pick another"
+        )
     if config.monitor_trait not in config.traits:
         raise JobError(f"monitor_trait '{config.monitor_trait}' is not among the traits {list(config.traits)}")
     datasets = {name: load_trait(name) for name in config.traits}  # unknown traits fail before the model loads
@@ -113,8 +113,9 @@ def run_main_job(config: JobConfig | None = None, *, model: Any = None, stages: 
         return _run_locked(config, paths, datasets, methods, model, stages)
 
 
-def _run_locked(config: JobConfig, paths: JobPaths, datasets: dict[str, Any], methods: list[str], model: Any,
-                stages: Stages) -> dict[str, Any]:
+def _run_locked(
+    config: JobConfig, paths: JobPaths, datasets: dict[str, Any], methods: list[str], model: Any, stages: Stages
+) -> dict[str, Any]:
     """The job itself, while this process holds the output folder's lock."""
     if model is None:
         with stages.stage("load model"):
@@ -123,13 +124,19 @@ def _run_locked(config: JobConfig, paths: JobPaths, datasets: dict[str, Any], me
     summary: dict[str, Any] = {"config": config.to_dict(), "model": identity.to_dict(), "traits": {}}
     vectors = {}
     questions = config.questions if not config.limit else min(config.questions, config.limit)
-    protocol = SteeringProtocol(dev_questions=questions, test_questions=questions, max_new_tokens=config.max_new_tokens,
-                                kl_targets=config.kl_targets, extend=1)
+    protocol = SteeringProtocol(
+        dev_questions=questions,
+        test_questions=questions,
+        max_new_tokens=config.max_new_tokens,
+        kl_targets=config.kl_targets,
+        extend=1,
+    )
 
     for name, dataset in datasets.items():
         with stages.stage(f"extract {name} ({len(methods)} methods)", total=1) as advance:
-            vecs = extract(model, dataset, methods, layers="all", position=config.position, seed=config.seed,
-                           progress=False)
+            vecs = extract(
+                model, dataset, methods, layers="all", position=config.position, seed=config.seed, progress=False
+            )
             vecs.save(paths.vectors(name))
             advance(1, 1)
         vec = vecs[config.steer_method]
@@ -137,14 +144,27 @@ def _run_locked(config: JobConfig, paths: JobPaths, datasets: dict[str, Any], me
         layers = steering_layers(identity.n_layers, vec.layers, config.steering_layers, config.steering_depths)
         log = paths.steering_log(name, config.limit)
         with stages.stage(f"steer {name} (layers {', '.join(map(str, layers))})", total=1) as advance:
-            result = evaluate_steering(model, vec, dataset, layers=layers, judges=default_judges(dataset),
-                                       protocol=protocol, log=log, progress=False, on_step=advance)
+            result = evaluate_steering(
+                model,
+                vec,
+                dataset,
+                layers=layers,
+                judges=default_judges(dataset),
+                protocol=protocol,
+                log=log,
+                progress=False,
+                on_step=advance,
+            )
         summary["traits"][name] = _trait_summary(name, vecs, config.steer_method, layers, result, paths, log)
 
     with stages.stage(f"analyse prompt set '{config.prompt_set}'", total=1) as advance:
         monitor_vec = vectors[config.monitor_trait]
         analysis = analyze_prompt_set(
-            model, monitor_vec, config.prompt_set, judge=config.group_judge, limit=config.limit,
+            model,
+            monitor_vec,
+            config.prompt_set,
+            judge=config.group_judge,
+            limit=config.limit,
             max_new_tokens=config.max_new_tokens,
         )
         write_jsonl(paths.requests, analysis.rows)
@@ -174,12 +194,15 @@ def _refuse_trial_over_finished_run(paths: JobPaths, config: JobConfig) -> None:
     except (OSError, json.JSONDecodeError):
         return  # not a finished run's summary: nothing worth protecting
     if isinstance(finished, dict) and not (finished.get("config") or {}).get("limit"):
-        raise JobError(f"{paths.out} holds a finished full run; a trial run (limit {config.limit}) would overwrite its "
-                       "vectors, summary and report. Write the trial to another folder (--out)")
+        raise JobError(
+            f"{paths.out} holds a finished full run; a trial run (limit {config.limit}) would overwrite its "
+            "vectors, summary and report. Write the trial to another folder (--out)"
+        )
 
 
-def _trait_summary(name: str, vecs: Any, method: str, layers: list[int], result: SteeringResult, paths: JobPaths,
-                   log: Path) -> dict[str, Any]:
+def _trait_summary(
+    name: str, vecs: Any, method: str, layers: list[int], result: SteeringResult, paths: JobPaths, log: Path
+) -> dict[str, Any]:
     methods = {}
     for method_name in vecs.methods:
         vec = vecs[method_name]
@@ -236,16 +259,21 @@ def _projection_view(model: Any, vectors: dict[str, Any], analysis: PromptSetAna
             chosen.append(group.pop(0))
     layer = analysis.layer
     named = {name.split("/")[-1]: vec for name, vec in vectors.items()}
-    proj = project(model, named, [r["prompt"] for r in chosen], layers=[layer],
-                   responses=[r["response"] for r in chosen])
+    proj = project(
+        model, named, [r["prompt"] for r in chosen], layers=[layer], responses=[r["response"] for r in chosen]
+    )
     items = []
     for row, item in zip(chosen, proj.items):
         # The first token is an attention sink with a residual norm many times the rest; its
         # projection would set the colour scale and wash out every other token.
-        items.append({
-            "id": row["id"], "group": row["group"], "note": row["note"],
-            "tokens": [model.tokenizer.convert_tokens_to_string([t]) for t in item.tokens[1:]],
-            "segments": item.segments[1:],
-            "centered": {trait: item.centered[(trait, layer)][1:].tolist() for trait in proj.traits},
-        })
+        items.append(
+            {
+                "id": row["id"],
+                "group": row["group"],
+                "note": row["note"],
+                "tokens": [model.tokenizer.convert_tokens_to_string([t]) for t in item.tokens[1:]],
+                "segments": item.segments[1:],
+                "centered": {trait: item.centered[(trait, layer)][1:].tolist() for trait in proj.traits},
+            }
+        )
     return {"layer": layer, "metric": "centered", "traits": proj.traits, "items": items}

@@ -63,20 +63,41 @@ def _overview(summary: dict[str, Any]) -> str:
         method = info["steer_method"]
         m = info["methods"][method]
         h = info["steering"]
-        rows.append([
-            trait, method, m["best_layer"], f"{m['auroc']:.3f}", f"{m['cohens_d']:.2f}", _setting(h),
-            _num(h["test_score"], ".1f"), _num(h["unsteered_test_score"], ".1f"), _gain(h),
-        ])
+        rows.append(
+            [
+                trait,
+                method,
+                m["best_layer"],
+                f"{m['auroc']:.3f}",
+                f"{m['cohens_d']:.2f}",
+                _setting(h),
+                _num(h["test_score"], ".1f"),
+                _num(h["unsteered_test_score"], ".1f"),
+                _gain(h),
+            ]
+        )
     comp = summary["requests"].get("comparison")
     lines = [
         f"<p class='meta'>Model <b>{_e(model['name'])}</b> ({_e(model.get('kind', ''))}, {model['n_layers']} layers, "
         f"d_model {model['d_model']}). Position {_e(config['position'])}; {_e(', '.join(_methods(summary)))}. "
         f"Built {_dt.datetime.now().strftime('%Y-%m-%d %H:%M')}"
         + (f"; job wall time {sum(timings.values()):.0f} s" if timings else "")
-        + (f"; trial run on {config['limit']} examples" if config.get("limit") else "") + ".</p>",
-        _table(["trait", "steering method", "detection layer", "held-out AUROC", "Cohen's d",
-                "steering setting (chosen on dev)", "steering score (test)", "unsteered (test)",
-                "gain (95% interval)"], rows),
+        + (f"; trial run on {config['limit']} examples" if config.get("limit") else "")
+        + ".</p>",
+        _table(
+            [
+                "trait",
+                "steering method",
+                "detection layer",
+                "held-out AUROC",
+                "Cohen's d",
+                "steering setting (chosen on dev)",
+                "steering score (test)",
+                "unsteered (test)",
+                "gain (95% interval)",
+            ],
+            rows,
+        ),
         "<p class='meta'>Steering score: per answer the harmonic mean of the trait (in the asked direction), coherence "
         "and (where the trait's score counts it) relevance, 0-100, averaged over the test questions. The setting is "
         "chosen on separate dev questions; a gain whose interval lies above 0 means steering beat the model's own "
@@ -98,31 +119,50 @@ def _overview(summary: dict[str, Any]) -> str:
             f"n = {c['n_a']} / {c['n_b']}.</p>"
         )
     if timings:
-        lines.append("<details><summary>Stage timings</summary>" + _table(
-            ["stage", "seconds"], [[k, f"{v:.1f}"] for k, v in timings.items()]) + "</details>")
+        lines.append(
+            "<details><summary>Stage timings</summary>"
+            + _table(["stage", "seconds"], [[k, f"{v:.1f}"] for k, v in timings.items()])
+            + "</details>"
+        )
     return "<section><h2>Overview</h2>" + "\n".join(lines) + "</section>"
 
 
 def _trait_section(out: Path, trait: str, info: dict[str, Any]) -> str:
     vecs = TraitVectors.load(out / info["vectors"])
     method_rows = [
-        [name, m["best_layer"], f"{m['auroc']:.3f}", f"{m['accuracy']:.3f}", f"{m['cohens_d']:.2f}",
-         f"{m['mean_auroc']:.3f}"]
+        [
+            name,
+            m["best_layer"],
+            f"{m['auroc']:.3f}",
+            f"{m['accuracy']:.3f}",
+            f"{m['cohens_d']:.2f}",
+            f"{m['mean_auroc']:.3f}",
+        ]
         for name, m in sorted(info["methods"].items(), key=lambda kv: (-kv[1]["auroc"], -kv[1]["cohens_d"]))
     ]
     result, header = load_evaluation(out / info["steering_log"])
     judges = header.get("judges", ["trait", "coherence"])
     layer_fig = layer_metrics(vecs, title=f"{trait}: held-out metrics by layer")
-    sweep_fig = strength_curves(result, title=f"{trait}: steering search on the dev questions ({info['steer_method']})",
-                                trait_label=f"{judges[0]} score")
+    sweep_fig = strength_curves(
+        result,
+        title=f"{trait}: steering search on the dev questions ({info['steer_method']})",
+        trait_label=f"{judges[0]} score",
+    )
     plot_dir = out / "plots"
     save_figure(layer_fig, plot_dir / f"{safe_name(trait)}-layers.png")
     save_figure(sweep_fig, plot_dir / f"{safe_name(trait)}-sweep.png")
     search_rows = [
-        [r["setting"], _num(r.get("best strength"), ".3g"), _num(r.get("dev score"), ".1f"),
-         _num(r.get("unsteered"), ".1f"),
-         _num(r.get("gain"), "+.1f"), _num(r.get("trait"), ".1f"), _num(r.get("coherence"), ".1f"),
-         _num(r.get("relevance"), ".1f"), r.get("strengths tried", "")]
+        [
+            r["setting"],
+            _num(r.get("best strength"), ".3g"),
+            _num(r.get("dev score"), ".1f"),
+            _num(r.get("unsteered"), ".1f"),
+            _num(r.get("gain"), "+.1f"),
+            _num(r.get("trait"), ".1f"),
+            _num(r.get("coherence"), ".1f"),
+            _num(r.get("relevance"), ".1f"),
+            r.get("strengths tried", ""),
+        ]
         for r in info["steering_search"]
     ]
     h = info["steering"]
@@ -146,8 +186,20 @@ def _trait_section(out: Path, trait: str, info: dict[str, Any]) -> str:
         "trait while keeping coherence and relevance near the unsteered answers'; a gain interval above 0 means it "
         "beat not steering.</p>",
         "<h4>The dev search, per layer</h4>",
-        _table(["setting", "best strength", "dev score", "unsteered (dev)", "gain", "trait", "coherence", "relevance",
-                "strengths tried"], search_rows),
+        _table(
+            [
+                "setting",
+                "best strength",
+                "dev score",
+                "unsteered (dev)",
+                "gain",
+                "trait",
+                "coherence",
+                "relevance",
+                "strengths tried",
+            ],
+            search_rows,
+        ),
         img_tag(sweep_fig, f"{trait} steering search"),
         _examples(result, info),
         "</section>",
@@ -176,29 +228,35 @@ def _examples(result: Any, info: dict[str, Any]) -> str:
     before, after = outcome.baseline, outcome.test.answers
     rows = []
     for i, q in enumerate(before.questions[:EXAMPLES_PER_TRAIT]):
-        rows.append(f"<tr><td>{_e(q)}</td><td class='gen'>{_e(before.responses[i])}</td>"
-                    f"<td class='scores'>{_scores(before.scores, i)}</td>"
-                    f"<td class='gen'>{_e(after.responses[i])}</td>"
-                    f"<td class='scores'>{_scores(after.scores, i)}</td></tr>")
+        rows.append(
+            f"<tr><td>{_e(q)}</td><td class='gen'>{_e(before.responses[i])}</td>"
+            f"<td class='scores'>{_scores(before.scores, i)}</td>"
+            f"<td class='gen'>{_e(after.responses[i])}</td>"
+            f"<td class='scores'>{_scores(after.scores, i)}</td></tr>"
+        )
     return (
         f"<h3>Example generations</h3><p class='meta'>Test questions, greedy; steered at the setting chosen on dev "
         f"({_e(outcome.chosen.label)}). Beside each answer: the judges' trait, coherence and relevance scores and its "
         "steering score (0-100; higher is better), so each can be checked against the text.</p>"
         "<table><tr><th>question</th><th>unsteered</th><th>scores</th><th>steered</th><th>scores</th></tr>"
-        + "".join(rows) + "</table>"
+        + "".join(rows)
+        + "</table>"
     )
 
 
 def _scores(scores: dict[str, list[Any]], i: int) -> str:
     """One response's judge scores as short lines (n/a where a judge gave none)."""
     names = (("trait", "trait"), ("coherence", "coh."), ("relevance", "rel."), ("score", "score"))
-    return "<br>".join(f"{label} {_num(scores[k][i] if len(scores.get(k, [])) > i else None, '.0f')}"
-                       for k, label in names)
+    return "<br>".join(
+        f"{label} {_num(scores[k][i] if len(scores.get(k, [])) > i else None, '.0f')}" for k, label in names
+    )
 
 
 def _groups_section(out: Path, info: dict[str, Any], rows: list[dict[str, Any]]) -> str:
-    where = (f"the mean {_e(info['trait'])} projection ({_e(info['method'])}, layer {info['layer']}) over its "
-             "response tokens")
+    where = (
+        f"the mean {_e(info['trait'])} projection ({_e(info['method'])}, layer {info['layer']}) over its "
+        "response tokens"
+    )
     counts = ", ".join(f"{k}: {v}" for k, v in info["counts"].items())
     parts = [
         f"<section><h2>Group comparison: {_e(info['prompt_set'])}</h2>",
@@ -219,23 +277,41 @@ def _groups_section(out: Path, info: dict[str, Any], rows: list[dict[str, Any]])
     return "\n".join(parts) + "</section>"
 
 
-def _comparison(out: Path, name: str, groups: list[str], comparison: dict[str, Any] | None,
-                labels: list[Any], rows: list[dict[str, Any]], info: dict[str, Any]) -> str:
+def _comparison(
+    out: Path,
+    name: str,
+    groups: list[str],
+    comparison: dict[str, Any] | None,
+    labels: list[Any],
+    rows: list[dict[str, Any]],
+    info: dict[str, Any],
+) -> str:
     """Statistics and histogram for one two-group comparison of the rows' projections."""
     first = [r["projection"] for r, label in zip(rows, labels) if label == groups[0]]
     second = [r["projection"] for r, label in zip(rows, labels) if label == groups[1]]
     comp = GroupComparison(**{**comparison, "d_ci": tuple(comparison["d_ci"])}) if comparison else None
-    fig = group_histogram(first, second, labels=cast(tuple[str, str], tuple(groups)), comparison=comp,
-                                xlabel=f"{info['trait']} projection (response mean, centred)",
-                                title=f"{info['prompt_set']}: {groups[0]} vs {groups[1]} at layer {info['layer']}")
+    fig = group_histogram(
+        first,
+        second,
+        labels=cast(tuple[str, str], tuple(groups)),
+        comparison=comp,
+        xlabel=f"{info['trait']} projection (response mean, centred)",
+        title=f"{info['prompt_set']}: {groups[0]} vs {groups[1]} at layer {info['layer']}",
+    )
     save_figure(fig, out / "plots" / f"{name}.png")
     if comp is None:
         return "<p>Too few prompts in one group to compare (each needs at least 2).</p>" + img_tag(fig, name)
-    caution = ("<p class='warn'>One group has fewer than 5 prompts: the bootstrap interval understates the "
-               "uncertainty; read d as anecdotal.</p>" if min(comp.n_a, comp.n_b) < 5 else "")
+    caution = (
+        "<p class='warn'>One group has fewer than 5 prompts: the bootstrap interval understates the "
+        "uncertainty; read d as anecdotal.</p>"
+        if min(comp.n_a, comp.n_b) < 5
+        else ""
+    )
     return (
-        _table(["", groups[0], groups[1]], [["n", comp.n_a, comp.n_b],
-                                            ["mean projection", f"{comp.mean_a:.2f}", f"{comp.mean_b:.2f}"]])
+        _table(
+            ["", groups[0], groups[1]],
+            [["n", comp.n_a, comp.n_b], ["mean projection", f"{comp.mean_a:.2f}", f"{comp.mean_b:.2f}"]],
+        )
         + f"<p>Cohen's d <b>{comp.cohens_d:.2f}</b> (bootstrap 95% CI {comp.d_ci[0]:.2f} to {comp.d_ci[1]:.2f}), "
         f"AUROC {comp.auroc:.3f}, Welch t-test p = {comp.p_value:.2g}.</p>{caution}{img_tag(fig, name)}"
     )
@@ -250,8 +326,10 @@ def _projection_section(view: dict[str, Any]) -> str:
         "the colour scale).</p>",
     ]
     for item in view["items"]:
-        parts.append(f"<h3>{_e(str(item['id']))} <span class='badge'>{_e(str(item['group']))}</span> "
-                     f"<span class='meta'>{_e(item['note'])}</span></h3>")
+        parts.append(
+            f"<h3>{_e(str(item['id']))} <span class='badge'>{_e(str(item['group']))}</span> "
+            f"<span class='meta'>{_e(item['note'])}</span></h3>"
+        )
         parts.append(token_view(item["tokens"], item["centered"]))
     return "\n".join(parts) + "</section>"
 

@@ -73,6 +73,11 @@ class ActivationSet:
             header = json.loads(fh.metadata()["tl_traits.activations"])
             tensors = {k: fh.get_tensor(k) for k in fh.keys()}
         return cls(
-            tensors["acts"], tensors["token_norms"], tensors.get("labels"),
-            header["layers"], header["hook"], header["position"], header["metadata"],
+            tensors["acts"],
+            tensors["token_norms"],
+            tensors.get("labels"),
+            header["layers"],
+            header["hook"],
+            header["position"],
+            header["metadata"],
         )

@@ -54,8 +54,9 @@ def as_examples(examples: Any) -> tuple[list[TraitExample], list[int] | None]:
         elif isinstance(ex, (tuple, list)) and len(ex) == 2 and all(isinstance(x, str) for x in ex):
             out.append(TraitExample(ex[0], ex[1]))
         else:
-            raise CaptureError(f"example {i} is a {type(ex).__name__}; "
-                               "give TraitExamples, strings, (prompt, response) pairs or dicts")
+            raise CaptureError(
+                f"example {i} is a {type(ex).__name__}; give TraitExamples, strings, (prompt, response) pairs or dicts"
+            )
     return out, None
 
 
@@ -133,15 +134,35 @@ def capture(
         streams there and returns a set with no tensors, as before.
     """
     if to_disk is not None:
-        warnings.warn("capture(..., to_disk=folder) is deprecated and will be removed in the next release; "
-                      "use capture_to_disk(model, examples, folder), which returns a ShardedActivations "
-                      "(.load(), .shards())", DeprecationWarning, stacklevel=2)
-        done = capture_to_disk(model, examples, to_disk, layers=layers, hook=hook, position=position,
-                               batch_size=batch_size, labels=labels, progress=progress)
+        warnings.warn(
+            "capture(..., to_disk=folder) is deprecated and will be removed in the next release; "
+            "use capture_to_disk(model, examples, folder), which returns a ShardedActivations "
+            "(.load(), .shards())",
+            DeprecationWarning,
+            stacklevel=2,
+        )
+        done = capture_to_disk(
+            model,
+            examples,
+            to_disk,
+            layers=layers,
+            hook=hook,
+            position=position,
+            batch_size=batch_size,
+            labels=labels,
+            progress=progress,
+        )
         n_layers, d_model = len(done.layers), int(model.cfg.d_model)
         labels_seen = _label_tensor(labels if labels is not None else as_examples(examples)[1])
-        return ActivationSet(torch.empty(0, n_layers, d_model), torch.empty(0, n_layers), labels_seen, done.layers,
-                             done.hook, done.position, {**done.metadata, "shards": str(to_disk)})
+        return ActivationSet(
+            torch.empty(0, n_layers, d_model),
+            torch.empty(0, n_layers),
+            labels_seen,
+            done.layers,
+            done.hook,
+            done.position,
+            {**done.metadata, "shards": str(to_disk)},
+        )
     job = _CaptureJob.plan(model, examples, layers, hook, position, batch_size, labels, keep_order=False)
     sink = MemorySink(len(job.items), len(job.layers), int(model.cfg.d_model))
     metadata = job.run(model, sink, progress)
@@ -188,8 +209,18 @@ class _CaptureJob:
     batch_size: int
 
     @classmethod
-    def plan(cls, model: Any, examples: Any, layers: int | Sequence[int] | str, hook: str, position: str | Position,
-             batch_size: int | str, labels: Sequence[int] | None, *, keep_order: bool) -> "_CaptureJob":
+    def plan(
+        cls,
+        model: Any,
+        examples: Any,
+        layers: int | Sequence[int] | str,
+        hook: str,
+        position: str | Position,
+        batch_size: int | str,
+        labels: Sequence[int] | None,
+        *,
+        keep_order: bool,
+    ) -> "_CaptureJob":
         items, ds_labels = as_examples(examples)
         chat = getattr(examples, "chat", None)  # a TraitDataset of plain text (from_pairs) is not chat-formatted
         if not items:
@@ -212,8 +243,11 @@ class _CaptureJob:
         order = example_order(items, keep_order=keep_order)
         if batch_size == "auto":
             longest = max(order, key=lambda i: len(items[i].prompt) + len(items[i].response or ""))
-            n_tokens = len(prepare_inputs(model, [_as_input(items[longest], chat)], [items[longest].response],
-                                          chat=chat).token_ids[0])
+            n_tokens = len(
+                prepare_inputs(
+                    model, [_as_input(items[longest], chat)], [items[longest].response], chat=chat
+                ).token_ids[0]
+            )
             batch_size = auto_batch_size(model, n_tokens)
         if not isinstance(batch_size, int) or batch_size < 1:
             raise CaptureError(f"batch_size must be a positive int or 'auto', not {batch_size!r}")
@@ -226,12 +260,22 @@ class _CaptureJob:
         n_layers, d_model = len(self.layers), int(model.cfg.d_model)
         names = [hook_name(layer, self.hook) for layer in self.layers]
         settings = None
-        bar = tqdm(total=len(self.items), unit="ex", desc=f"capture {self.hook}",
-                   disable=not progress or len(self.items) <= self.batch_size, leave=False)
+        bar = tqdm(
+            total=len(self.items),
+            unit="ex",
+            desc=f"capture {self.hook}",
+            disable=not progress or len(self.items) <= self.batch_size,
+            leave=False,
+        )
         for start in range(0, len(self.order), self.batch_size):
             rows = self.order[start : start + self.batch_size]
-            batch = prepare_inputs(model, [_as_input(self.items[i], self.chat) for i in rows],
-                                   [self.items[i].response for i in rows], padding_side="right", chat=self.chat)
+            batch = prepare_inputs(
+                model,
+                [_as_input(self.items[i], self.chat) for i in rows],
+                [self.items[i].response for i in rows],
+                padding_side="right",
+                chat=self.chat,
+            )
             settings = batch.settings
             weights = position_weights(self.position, batch, [str(i) for i in rows]).to(device)
             out = torch.empty(len(rows), n_layers, d_model, dtype=torch.float32, device=device)
@@ -246,8 +290,11 @@ class _CaptureJob:
                 return fn
 
             with forward_hooks(model, [(name, reducer(j)) for j, name in enumerate(names)]):
-                model(batch.input_ids.to(device), attention_mask=batch.attention_mask.to(device),
-                      stop_at_layer=max(self.layers) + 1)
+                model(
+                    batch.input_ids.to(device),
+                    attention_mask=batch.attention_mask.to(device),
+                    stop_at_layer=max(self.layers) + 1,
+                )
             sink.write(rows, out, out_norm)
             bar.update(len(rows))
         bar.close()
@@ -258,6 +305,17 @@ class _CaptureJob:
         }
 
 
-__all__ = ["ActivationSet", "CaptureError", "ShardedActivations", "as_examples", "auto_batch_size", "capture",
-           "capture_to_disk", "example_order",
-           "iter_shards", "load_shards", "reduce_positions", "resolve_layers"]
+__all__ = [
+    "ActivationSet",
+    "CaptureError",
+    "ShardedActivations",
+    "as_examples",
+    "auto_batch_size",
+    "capture",
+    "capture_to_disk",
+    "example_order",
+    "iter_shards",
+    "load_shards",
+    "reduce_positions",
+    "resolve_layers",
+]

@@ -25,8 +25,9 @@ INDEX = "index.json"  # written last: a folder without it is an unfinished captu
 class CaptureSink(Protocol):
     """Receives each batch's reduced activations, rows in input order indices."""
 
-    def write(self, rows: Sequence[int], acts: Float[Tensor, "b layer d_model"],
-              norms: Float[Tensor, "b layer"]) -> None: ...
+    def write(
+        self, rows: Sequence[int], acts: Float[Tensor, "b layer d_model"], norms: Float[Tensor, "b layer"]
+    ) -> None: ...
 
 
 class MemorySink:
@@ -36,14 +37,16 @@ class MemorySink:
         self.acts = torch.empty(n, n_layers, d_model, dtype=torch.float32)
         self.norms = torch.empty(n, n_layers, dtype=torch.float32)
 
-    def write(self, rows: Sequence[int], acts: Float[Tensor, "b layer d_model"],
-              norms: Float[Tensor, "b layer"]) -> None:
+    def write(
+        self, rows: Sequence[int], acts: Float[Tensor, "b layer d_model"], norms: Float[Tensor, "b layer"]
+    ) -> None:
         index = torch.tensor(list(rows))
         self.acts[index] = acts.cpu()
         self.norms[index] = norms.cpu()
 
-    def finish(self, labels: Int[Tensor, " n"] | None, layers: list[int], hook: str, position: str,
-               metadata: dict[str, Any]) -> ActivationSet:
+    def finish(
+        self, labels: Int[Tensor, " n"] | None, layers: list[int], hook: str, position: str, metadata: dict[str, Any]
+    ) -> ActivationSet:
         return ActivationSet(self.acts, self.norms, labels, layers, hook, position, metadata)
 
 
@@ -68,34 +71,46 @@ class ShardedActivations:
     @classmethod
     def open(cls, folder: str | os.PathLike[str]) -> "ShardedActivations":
         index = _index(Path(folder))
-        return cls(Path(folder), index["layers"], index["hook"], index["position"],
-                   sum(len(s["rows"]) for s in index["shards"]), index["metadata"])
+        return cls(
+            Path(folder),
+            index["layers"],
+            index["hook"],
+            index["position"],
+            sum(len(s["rows"]) for s in index["shards"]),
+            index["metadata"],
+        )
 
 
 class ShardSink:
     """Writes each batch as `shard_00000.safetensors`, ... with its rows' labels; `finish` seals the folder."""
 
-    def __init__(self, folder: str | os.PathLike[str], labels: Sequence[int] | None, layers: list[int], hook: str,
-                 position: str) -> None:
+    def __init__(
+        self, folder: str | os.PathLike[str], labels: Sequence[int] | None, layers: list[int], hook: str, position: str
+    ) -> None:
         self.folder = Path(folder)
         self.folder.mkdir(parents=True, exist_ok=True)
         (self.folder / INDEX).unlink(missing_ok=True)  # an earlier, sealed capture here is no longer valid
         self.labels, self.layers, self.hook, self.position = labels, layers, hook, position
         self.shards: list[dict[str, Any]] = []
 
-    def write(self, rows: Sequence[int], acts: Float[Tensor, "b layer d_model"],
-              norms: Float[Tensor, "b layer"]) -> None:
+    def write(
+        self, rows: Sequence[int], acts: Float[Tensor, "b layer d_model"], norms: Float[Tensor, "b layer"]
+    ) -> None:
         labels = None if self.labels is None else torch.tensor([self.labels[i] for i in rows])
         name = f"shard_{len(self.shards):05d}.safetensors"
         ActivationSet(acts.cpu(), norms.cpu(), labels, self.layers, self.hook, self.position).save(self.folder / name)
         self.shards.append({"file": name, "rows": list(rows)})
 
-    def finish(self, labels: Int[Tensor, " n"] | None, layers: list[int], hook: str, position: str,
-               metadata: dict[str, Any]) -> ShardedActivations:
-        atomic_write_json(self.folder / INDEX, {"layers": layers, "hook": hook, "position": position,
-                                                "metadata": metadata, "shards": self.shards})
-        return ShardedActivations(self.folder, layers, hook, position, sum(len(s["rows"]) for s in self.shards),
-                                  metadata)
+    def finish(
+        self, labels: Int[Tensor, " n"] | None, layers: list[int], hook: str, position: str, metadata: dict[str, Any]
+    ) -> ShardedActivations:
+        atomic_write_json(
+            self.folder / INDEX,
+            {"layers": layers, "hook": hook, "position": position, "metadata": metadata, "shards": self.shards},
+        )
+        return ShardedActivations(
+            self.folder, layers, hook, position, sum(len(s["rows"]) for s in self.shards), metadata
+        )
 
 
 def _index(folder: Path) -> dict[str, Any]:

@@ -40,7 +40,9 @@ class MissingExtraError(TlTraitsError, ImportError):
         packages = [package] if isinstance(package, str) else list(package)
         how = install or f"pip install 'tl_traits[{extra}]'"
         what = ("package " if len(packages) == 1 else "packages ") + ", ".join(f"'{p}'" for p in packages)
-        super().__init__(f"this needs the optional {what}"
-                         + (f" (the [{extra}] extra)" if extra and not install else "")
-                         + f": {how}")
+        super().__init__(
+            f"this needs the optional {what}"
+            + (f" (the [{extra}] extra)" if extra and not install else "")
+            + f": {how}"
+        )
         self.package, self.extra = ", ".join(packages), extra

@@ -29,8 +29,9 @@ def save_figure(fig: Figure, path: str | os.PathLike[str]) -> Path:
     path = Path(path)
     fmt = path.suffix.lower().lstrip(".")
     if fmt not in FORMATS:
-        raise TlTraitsError(f"cannot save a figure as '{path.suffix}'; use one of "
-                            f"{', '.join('.' + f for f in FORMATS)}")
+        raise TlTraitsError(
+            f"cannot save a figure as '{path.suffix}'; use one of {', '.join('.' + f for f in FORMATS)}"
+        )
     return atomic_write_bytes(path, _render(fig, fmt))
 
 

@@ -80,9 +80,7 @@ def atomic_directory(path: str | os.PathLike[str]) -> Iterator[Path]:
 
 
 # -- JSON lines ---------------------------------------------------------------------------------------
-def parse_jsonl(
-    text: str, where: str, error: type[TlTraitsError] = FileFormatError
-) -> Iterator[tuple[int, Any]]:
+def parse_jsonl(text: str, where: str, error: type[TlTraitsError] = FileFormatError) -> Iterator[tuple[int, Any]]:
     """(line number, value) for each non-blank line; a line that is not JSON raises `error`
     naming `where` and the line."""
     for number, line in enumerate(text.splitlines(), start=1):

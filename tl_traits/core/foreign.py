@@ -54,8 +54,9 @@ def layer_number_or_none(key: Any) -> int | None:
         return None
 
 
-def layer_number(key: Any, *, what: str = "layer key", error: type[TlTraitsError] = ForeignInputError,
-                 where: str = "") -> int:
+def layer_number(
+    key: Any, *, what: str = "layer key", error: type[TlTraitsError] = ForeignInputError, where: str = ""
+) -> int:
     """The whole number a layer key holds, not yet resolved against a model (it may be negative).
 
     where: a prefix for messages (the file, "x.safetensors: ")."""
@@ -63,22 +64,33 @@ def layer_number(key: Any, *, what: str = "layer key", error: type[TlTraitsError
     if number is not None:
         return number
     if not isinstance(key, str):
-        raise error(f"{where}{what} {key!r} is not a layer: give a whole number (an int or a numpy integer) "
-                    "or a name like 'layer.12'")
+        raise error(
+            f"{where}{what} {key!r} is not a layer: give a whole number (an int or a numpy integer) "
+            "or a name like 'layer.12'"
+        )
     foreign = sorted({ch for ch in key if ch.isdigit() and ch not in ASCII_DIGITS})
     if foreign:
-        raise error(f"{where}{what} {key!r} writes its layer with non-ASCII digits ({''.join(foreign)}); "
-                    "write layer numbers with the digits 0-9")
+        raise error(
+            f"{where}{what} {key!r} writes its layer with non-ASCII digits ({''.join(foreign)}); "
+            "write layer numbers with the digits 0-9"
+        )
     found = _NUMBER.findall(key)
     if len(found) != 1:
-        raise error(f"{where}cannot tell the layer of {what} {key!r}: it holds {'no' if not found else 'several'} "
-                    "whole numbers; name it by its layer alone ('12', 'layer.12', 'layer.-1' for the last)")
+        raise error(
+            f"{where}cannot tell the layer of {what} {key!r}: it holds {'no' if not found else 'several'} "
+            "whole numbers; name it by its layer alone ('12', 'layer.12', 'layer.-1' for the last)"
+        )
     return int(found[0])
 
 
 def layer_index(
-    key: Any, n_layers: int | None, *, what: str = "layer", error: type[TlTraitsError] = ForeignInputError,
-    model: str = "this model", where: str = "",
+    key: Any,
+    n_layers: int | None,
+    *,
+    what: str = "layer",
+    error: type[TlTraitsError] = ForeignInputError,
+    model: str = "this model",
+    where: str = "",
 ) -> int:
     """`key` as a layer 0..n_layers-1; negative counts from the end (-1 is the last layer).
 
@@ -86,17 +98,25 @@ def layer_index(
     number = layer_number(key, what=what, error=error, where=where)
     if n_layers is None:
         if number < 0:
-            raise error(f"{where}{what} {_shown(key)} counts from the end, but the number of layers is unknown "
-                        "here; give the layer counted from 0")
+            raise error(
+                f"{where}{what} {_shown(key)} counts from the end, but the number of layers is unknown "
+                "here; give the layer counted from 0"
+            )
         return number
     if not -n_layers <= number < n_layers:
-        raise error(f"{where}{what} {_shown(key)} is out of range: {model} has {n_layers} layers "
-                    f"(0..{n_layers - 1}, or -1 for the last)")
+        raise error(
+            f"{where}{what} {_shown(key)} is out of range: {model} has {n_layers} layers "
+            f"(0..{n_layers - 1}, or -1 for the last)"
+        )
     return number % n_layers
 
 
 def layer_list(
-    layers: Any, n_layers: int | None, *, what: str = "layers", error: type[TlTraitsError] = ForeignInputError,
+    layers: Any,
+    n_layers: int | None,
+    *,
+    what: str = "layers",
+    error: type[TlTraitsError] = ForeignInputError,
     model: str = "this model",
 ) -> list[int]:
     """One layer key or a sequence of them -> layers 0..n_layers-1 in the order given, each once.
@@ -117,38 +137,62 @@ def layer_list(
     return chosen
 
 
-def hook_of_key(key: str, hooks: Iterable[str], *, where: str = "", error: type[TlTraitsError] = ForeignInputError
-                ) -> str | None:
+def hook_of_key(
+    key: str, hooks: Iterable[str], *, where: str = "", error: type[TlTraitsError] = ForeignInputError
+) -> str | None:
     """The hook a TransformerLens-style tensor name gives (`blocks.12.hook_resid_post` -> resid_post), or None
     for a name that is a layer alone. A name that points at a place we do not steer (`blocks.12.hook_mlp_in`,
     `model.layers.12.mlp`) is refused, naming the hooks accepted, rather than read as resid_post."""
     hooks = tuple(hooks)
-    accepted = (f"blocks.<layer>.hook_<{'|'.join(hooks)}>, or a name with the layer alone ('12', "
-                "'layer.12') for resid_post")
+    accepted = (
+        f"blocks.<layer>.hook_<{'|'.join(hooks)}>, or a name with the layer alone ('12', 'layer.12') for resid_post"
+    )
     match = _HOOK_KEY.match(key)
     if match is not None and match.group(2).startswith("hook_"):
-        hook = match.group(2)[len("hook_"):]
+        hook = match.group(2)[len("hook_") :]
         if hook in hooks:
             return hook
-        raise error(f"{where}tensor {key!r} is for hook {hook!r}, which tl_traits does not steer; "
-                    f"it accepts {accepted}")
+        raise error(
+            f"{where}tensor {key!r} is for hook {hook!r}, which tl_traits does not steer; it accepts {accepted}"
+        )
     parts = re.split(r"[./]", key.lower())
     odd = [p for p in parts if p.startswith("hook") or p in _SUBMODULES]
     if odd:
-        raise error(f"{where}tensor {key!r} names {odd[0]!r}, a place inside a block that tl_traits does not read as a "
-                    f"block's output; it accepts {accepted}")
+        raise error(
+            f"{where}tensor {key!r} names {odd[0]!r}, a place inside a block that tl_traits does not read as a "
+            f"block's output; it accepts {accepted}"
+        )
     return None
 
 
 # names of places inside a decoder block: a vector there is not a block output (resid_post)
-_SUBMODULES = frozenset({
-    "attn", "self_attn", "attention", "mlp", "ln1", "ln2", "input_layernorm", "post_attention_layernorm",
-    "q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj",
-})
+_SUBMODULES = frozenset(
+    {
+        "attn",
+        "self_attn",
+        "attention",
+        "mlp",
+        "ln1",
+        "ln2",
+        "input_layernorm",
+        "post_attention_layernorm",
+        "q_proj",
+        "k_proj",
+        "v_proj",
+        "o_proj",
+        "gate_proj",
+        "up_proj",
+        "down_proj",
+    }
+)
 
 
 def read_tensor(
-    tensor: Any, d_model: int, *, what: str = "the tensor", error: type[TlTraitsError] = ForeignInputError,
+    tensor: Any,
+    d_model: int,
+    *,
+    what: str = "the tensor",
+    error: type[TlTraitsError] = ForeignInputError,
     model: str = "the model",
 ) -> Tensor:
     """`tensor` (torch or numpy) as a float32 CPU `[d_model]` copy, or a clear error.
@@ -164,21 +208,29 @@ def read_tensor(
         except Exception as exc:  # noqa: BLE001 - anything torch cannot read is bad input here
             raise error(f"{what} is not a tensor ({type(tensor).__name__}): {exc}") from exc
     if t.device.type == "meta":
-        raise error(f"{what} is on the meta device: it has a shape but no values (a model built with "
-                    "init_empty_weights?); load its values first")
+        raise error(
+            f"{what} is on the meta device: it has a shape but no values (a model built with "
+            "init_empty_weights?); load its values first"
+        )
     if t.layout != torch.strided:
         t = t.to_dense()
     if not t.is_floating_point():
-        raise error(f"{what} has dtype {str(t.dtype).replace('torch.', '')}; a steering vector holds floats "
-                    "(float32, float16, bfloat16 or float64)")
+        raise error(
+            f"{what} has dtype {str(t.dtype).replace('torch.', '')}; a steering vector holds floats "
+            "(float32, float16, bfloat16 or float64)"
+        )
     if t.dim() == 2 and t.shape[0] == 1:  # one row, as some tools store a vector
         t = t[0]
     if t.dim() == 1 and t.shape[0] != d_model:
-        raise error(f"{what} is {t.shape[0]} wide; {model} has d_model {d_model}: it was made for another model "
-                    f"(a vector must have shape [d_model] = [{d_model}])")
+        raise error(
+            f"{what} is {t.shape[0]} wide; {model} has d_model {d_model}: it was made for another model "
+            f"(a vector must have shape [d_model] = [{d_model}])"
+        )
     if tuple(t.shape) != (d_model,):
-        raise error(f"{what} has shape {list(t.shape)}; it must have shape [d_model] = [{d_model}] "
-                    "(a tensor of another shape is not flattened into one: pick the row you mean)")
+        raise error(
+            f"{what} has shape {list(t.shape)}; it must have shape [d_model] = [{d_model}] "
+            "(a tensor of another shape is not flattened into one: pick the row you mean)"
+        )
     t = t.detach().to("cpu", torch.float32).clone()
     if not bool(torch.isfinite(t).all()):
         raise error(f"{what} holds NaN or inf values (in float32)")
@@ -186,8 +238,13 @@ def read_tensor(
 
 
 def sum_by_layer(
-    tensors: Mapping[Any, Any] | Iterable[tuple[Any, Any]], n_layers: int | None, d_model: int, *, where: str = "",
-    error: type[TlTraitsError] = ForeignInputError, model: str = "the model",
+    tensors: Mapping[Any, Any] | Iterable[tuple[Any, Any]],
+    n_layers: int | None,
+    d_model: int,
+    *,
+    where: str = "",
+    error: type[TlTraitsError] = ForeignInputError,
+    model: str = "the model",
 ) -> dict[int, Tensor]:
     """`{layer key: tensor}` (or `(key, tensor)` pairs) -> `{layer: float32 [d_model]}` sorted by layer.
 

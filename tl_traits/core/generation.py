@@ -51,8 +51,16 @@ def generate(
     Special tokens are left out of the returned text.
     """
     tokens = generate_tokens(
-        model, prompts, max_new_tokens=max_new_tokens, greedy=greedy, temperature=temperature,
-        top_p=top_p, seed=seed, system=system, batch_size=batch_size, progress=progress,
+        model,
+        prompts,
+        max_new_tokens=max_new_tokens,
+        greedy=greedy,
+        temperature=temperature,
+        top_p=top_p,
+        seed=seed,
+        system=system,
+        batch_size=batch_size,
+        progress=progress,
     )
     return decode_new_text(model, tokens)
 
@@ -153,8 +161,12 @@ def check_cached_generation(model: Any, prompt: str = "How was your day?", n_tok
     """
     batch = prepare_inputs(model, [prompt], padding_side="left")
     ids = batch.input_ids.to(model_device(model))
-    runs = [model.generate(ids, max_new_tokens=n_tokens, do_sample=False, use_past_kv_cache=cache, verbose=False,
-                           stop_at_eos=False)[0, ids.shape[1]:].tolist() for cache in (True, False)]
+    runs = [
+        model.generate(
+            ids, max_new_tokens=n_tokens, do_sample=False, use_past_kv_cache=cache, verbose=False, stop_at_eos=False
+        )[0, ids.shape[1] :].tolist()
+        for cache in (True, False)
+    ]
     if runs[0] != runs[1]:
         import transformers
 

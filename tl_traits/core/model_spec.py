@@ -47,12 +47,24 @@ class ModelSpec:
         identity = model_identity(model)
         if identity.name == EMBEDDED_NAME and Path(source).name.startswith(f"{EMBEDDED_NAME}-f32"):
             source = None
-        return cls(source, identity.kind if identity.kind in ("bridge", "hooked") else "bridge", identity.dtype,
-                   device, n_devices or int(getattr(model.cfg, "n_devices", 1) or 1), identity.fingerprint)
+        return cls(
+            source,
+            identity.kind if identity.kind in ("bridge", "hooked") else "bridge",
+            identity.dtype,
+            device,
+            n_devices or int(getattr(model.cfg, "n_devices", 1) or 1),
+            identity.fingerprint,
+        )
 
     def load(self) -> Any:
-        model = load_model(self.source, kind=self.kind, dtype=self.dtype, device=self.device,  # type: ignore[arg-type]
-                           n_devices=self.n_devices, device_map=self.device_map)
+        model = load_model(
+            self.source,
+            kind=self.kind,  # type: ignore[arg-type]
+            dtype=self.dtype,
+            device=self.device,
+            n_devices=self.n_devices,
+            device_map=self.device_map,
+        )
         if self.fingerprint is not None:
             found = weights_fingerprint(model)
             if found != self.fingerprint:

@@ -52,21 +52,27 @@ def load_model(
         return _bridge_from_hf_model(name, tokenizer, kind)
     name = name if name is not None else (os.environ.get(DEFAULT_MODEL_ENV, "").strip() or None)
     if tokenizer is not None:
-        raise ModelLoadError("tokenizer= goes with a loaded Hugging Face model; a folder or name "
-                             "brings its own tokenizer")
+        raise ModelLoadError(
+            "tokenizer= goes with a loaded Hugging Face model; a folder or name brings its own tokenizer"
+        )
     if kind not in ("bridge", "hooked"):
         raise ModelLoadError(f"kind must be 'bridge' or 'hooked', not {kind!r}")
     if kind == "hooked" and not has_hooked_transformer():
-        raise ModelLoadError("this TransformerLens has no HookedTransformer (TL 4 removed it): use kind='bridge', "
-                             "or install transformer-lens<4")
+        raise ModelLoadError(
+            "this TransformerLens has no HookedTransformer (TL 4 removed it): use kind='bridge', "
+            "or install transformer-lens<4"
+        )
     if n_devices < 1:
         raise ModelLoadError(f"n_devices must be >= 1, not {n_devices}")
     if device_map is not None and kind != "bridge":
-        raise ModelLoadError("device_map is a Hugging Face option: use kind='bridge', or "
-                             "n_devices=N with kind='hooked'")
+        raise ModelLoadError(
+            "device_map is a Hugging Face option: use kind='bridge', or n_devices=N with kind='hooked'"
+        )
     if n_devices > 1 and torch.cuda.is_available() and torch.cuda.device_count() < n_devices:
-        raise ModelLoadError(f"n_devices={n_devices} but only {torch.cuda.device_count()} CUDA devices are visible; "
-                             "lower n_devices or set CUDA_VISIBLE_DEVICES")
+        raise ModelLoadError(
+            f"n_devices={n_devices} but only {torch.cuda.device_count()} CUDA devices are visible; "
+            "lower n_devices or set CUDA_VISIBLE_DEVICES"
+        )
     dtype = as_dtype(dtype)
     device = device or ("cuda" if torch.cuda.is_available() else "cpu")
     if name is None:
@@ -80,8 +86,9 @@ def load_model(
 
     try:
         if kind == "bridge":
-            model = _boot_bridge(str(folder) if folder else display, dtype, device, n_devices=n_devices,
-                                 device_map=device_map)
+            model = _boot_bridge(
+                str(folder) if folder else display, dtype, device, n_devices=n_devices, device_map=device_map
+            )
         elif folder is not None:
             model = _hooked_from_folder(folder, dtype, device, n_devices)
         else:
@@ -110,14 +117,19 @@ def _bridge_from_hf_model(hf_model: torch.nn.Module, tokenizer: Any, kind: str) 
 
     config = getattr(hf_model, "config", None)
     if config is None or not hasattr(config, "architectures"):
-        raise ModelLoadError(f"load_model got a {type(hf_model).__name__}, not a Hugging Face model (it has no "
-                             ".config); pass a transformers PreTrainedModel, a local folder or a model name")
+        raise ModelLoadError(
+            f"load_model got a {type(hf_model).__name__}, not a Hugging Face model (it has no "
+            ".config); pass a transformers PreTrainedModel, a local folder or a model name"
+        )
     if kind != "bridge":
-        raise ModelLoadError("a loaded Hugging Face model is wrapped as a TransformerBridge: use kind='bridge' "
-                             "(or pass its folder for kind='hooked')")
+        raise ModelLoadError(
+            "a loaded Hugging Face model is wrapped as a TransformerBridge: use kind='bridge' "
+            "(or pass its folder for kind='hooked')"
+        )
     if tokenizer is None:
-        raise ModelLoadError("pass tokenizer=... with a loaded Hugging Face model (the "
-                             "AutoTokenizer you loaded it with)")
+        raise ModelLoadError(
+            "pass tokenizer=... with a loaded Hugging Face model (the AutoTokenizer you loaded it with)"
+        )
     source = str(getattr(config, "_name_or_path", "") or "")
     display = Path(source).name if source else type(hf_model).__name__
     model = TransformerBridge.boot_transformers(display, hf_model=hf_model, tokenizer=tokenizer)
@@ -129,8 +141,9 @@ def _bridge_from_hf_model(hf_model: torch.nn.Module, tokenizer: Any, kind: str) 
     return model
 
 
-def _boot_bridge(source: str, dtype: torch.dtype, device: str | torch.device, *, n_devices: int = 1,
-                 device_map: Any = None) -> Any:
+def _boot_bridge(
+    source: str, dtype: torch.dtype, device: str | torch.device, *, n_devices: int = 1, device_map: Any = None
+) -> Any:
     from transformer_lens.model_bridge import TransformerBridge
 
     split: dict[str, Any] = {}
@@ -162,7 +175,11 @@ def _hooked_from_folder(folder: Path, dtype: torch.dtype, device: str | torch.de
         neutral.symlink_to(folder.resolve(), target_is_directory=True)
         try:
             cfg = loading.get_pretrained_model_config(
-                str(neutral), hf_cfg=hf_model.config.to_dict(), device=device, dtype=dtype, fold_ln=True,
+                str(neutral),
+                hf_cfg=hf_model.config.to_dict(),
+                device=device,
+                dtype=dtype,
+                fold_ln=True,
                 n_devices=n_devices,
             )
             state_dict = loading.get_pretrained_state_dict(str(neutral), cfg, hf_model)
@@ -203,8 +220,15 @@ def _looks_like_fetch_failure(exc: BaseException) -> bool:
         text = f"{type(seen).__name__} {seen}".lower()
         if any(
             key in text
-            for key in ("offline", "connection", "repository not found", "not found", "resolve", "hub",
-                        "does not appear to have")
+            for key in (
+                "offline",
+                "connection",
+                "repository not found",
+                "not found",
+                "resolve",
+                "hub",
+                "does not appear to have",
+            )
         ):
             return True
         if isinstance(seen, OSError):

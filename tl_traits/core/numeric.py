@@ -23,7 +23,12 @@ def is_number(value: Any) -> bool:
 
 
 def check_number(
-    value: Any, name: str, error: type[TlTraitsError] = TlTraitsError, *, scale: float = 1.0, hint: str = "",
+    value: Any,
+    name: str,
+    error: type[TlTraitsError] = TlTraitsError,
+    *,
+    scale: float = 1.0,
+    hint: str = "",
     optional: bool = False,
 ) -> Any:
     """`value` as the Python float it holds (None passes when `optional`), or `error` saying what is wrong.
@@ -44,6 +49,8 @@ def check_number(
     if abs(number) > FLOAT32_MAX:
         raise error(f"{name} {number:g} overflows float32 (whose largest number is {FLOAT32_MAX:.3g}){hint}")
     if not abs(number) * abs(float(scale)) <= FLOAT32_MAX:
-        raise error(f"{name} {number:g} times {float(scale):.3g} (the largest value it scales) overflows float32 "
-                    f"(whose largest number is {FLOAT32_MAX:.3g}): the vector would be inf{hint}")
+        raise error(
+            f"{name} {number:g} times {float(scale):.3g} (the largest value it scales) overflows float32 "
+            f"(whose largest number is {FLOAT32_MAX:.3g}): the vector would be inf{hint}"
+        )
     return number

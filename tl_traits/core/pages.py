@@ -52,7 +52,7 @@ def split_local_src(src: str) -> tuple[str, str, str]:
     opening = src.index("<script")
     body_start = src.index(">", opening) + 1
     call = src.rindex(RENDER_CALL)
-    return src[:opening], src[body_start:call], src[call: src.rindex("</script>")]
+    return src[:opening], src[body_start:call], src[call : src.rindex("</script>")]
 
 
 @functools.lru_cache(maxsize=1)

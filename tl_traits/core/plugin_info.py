@@ -76,12 +76,18 @@ def legacy_info(plugin: Any, name: str | None = None) -> PluginInfo:
     name = name or plugin_name(plugin)
     set_by_hand = [a for a in LEGACY_ATTRIBUTES if _own_attribute(plugin, a)]
     if set_by_hand:
-        warnings.warn(f"plugin '{name}' sets {', '.join(set_by_hand)} as attributes; declare them in a "
-                      "tl_traits.PluginInfo record instead (plugin_info = PluginInfo(...))",
-                      DeprecationWarning, stacklevel=3)
+        warnings.warn(
+            f"plugin '{name}' sets {', '.join(set_by_hand)} as attributes; declare them in a "
+            "tl_traits.PluginInfo record instead (plugin_info = PluginInfo(...))",
+            DeprecationWarning,
+            stacklevel=3,
+        )
     return PluginInfo(
-        name, description=first_sentence(plugin, name), kinds=tuple(getattr(plugin, "kinds", ()) or ()),
-        requires=tuple(getattr(plugin, "requires", ()) or ()), by_default=bool(getattr(plugin, "by_default", True)),
+        name,
+        description=first_sentence(plugin, name),
+        kinds=tuple(getattr(plugin, "kinds", ()) or ()),
+        requires=tuple(getattr(plugin, "requires", ()) or ()),
+        by_default=bool(getattr(plugin, "by_default", True)),
         options=None,
     )
 
@@ -107,7 +113,7 @@ def first_sentence(plugin: Any, name: str) -> str:
         doc = inspect.getdoc(module) if module is not None else ""
     paragraph = " ".join((doc or "").strip().split("\n\n")[0].split())
     if paragraph.lower().startswith(f"{name.lower()}:"):
-        paragraph = paragraph[len(name) + 1:].strip()
+        paragraph = paragraph[len(name) + 1 :].strip()
     end = paragraph.find(". ")
     return paragraph[: end + 1] if end > 0 else paragraph
 

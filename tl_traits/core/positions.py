@@ -46,8 +46,7 @@ class Position:
             n = len(positions)
             if not -n <= self.index < n:
                 raise PositionError(
-                    f"position '{self.spec}' is out of range for example {example}: its {self.span} "
-                    f"has {n} tokens"
+                    f"position '{self.spec}' is out of range for example {example}: its {self.span} has {n} tokens"
                 )
             return range(positions[self.index], positions[self.index] + 1)
         chosen = positions[self.index]

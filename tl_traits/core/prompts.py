@@ -224,13 +224,13 @@ def _render_chat(
     if response is None:
         return parts
     full = render(messages + [{"role": "assistant", "content": response}], False)
-    if not full.startswith(prompt_text) or not full[len(prompt_text):].startswith(response):
+    if not full.startswith(prompt_text) or not full[len(prompt_text) :].startswith(response):
         raise PromptError(
             f"example {index}: the chat template does not render the assistant turn as "
             "'<prompt with generation prompt><response><end of turn>', so prompt and response "
             "tokens cannot be separated. Pass a chat_template that does."
         )
-    end_text = full[len(prompt_text) + len(response):]
+    end_text = full[len(prompt_text) + len(response) :]
     parts.append(_Part(response, [(0, len(response))], "response"))
     parts.append(_Part(end_text, [], "end"))
     return parts
@@ -330,9 +330,7 @@ def _encode_text(tokenizer: Any, text: str, protected: list[tuple[int, int]], sp
         if is_control:
             ids.append(specials[piece])
         else:
-            ids.extend(
-                tokenizer(piece, add_special_tokens=False, split_special_tokens=True)["input_ids"]
-            )
+            ids.extend(tokenizer(piece, add_special_tokens=False, split_special_tokens=True)["input_ids"])
     return ids
 
 
@@ -357,9 +355,7 @@ def as_batch(inputs: Any) -> list[PromptInput]:
     if items and isinstance(items[0], Mapping):
         return [items]  # one conversation
     for i, item in enumerate(items):
-        if not isinstance(item, str) and not (
-            isinstance(item, Sequence) and all(isinstance(m, Mapping) for m in item)
-        ):
+        if not isinstance(item, str) and not (isinstance(item, Sequence) and all(isinstance(m, Mapping) for m in item)):
             raise PromptError(f"input {i} is a {type(item).__name__}; expected a string or a list of messages")
     return items
 

@@ -16,7 +16,12 @@ from typing import Any, Generic, Iterator, Mapping, Sequence, TypeVar
 from tl_traits.core.errors import TlTraitsError
 from tl_traits.core.plugin_info import PluginInfo, declared_info, legacy_info, plugin_name, undeclared_keywords
 from tl_traits.core.plugin_sources import (  # noqa: F401  (PluginSource re-exported: Registry.sources returns it)
-    PluginSource, distribution_of, entry_point_distribution, is_module, qualified_name)
+    PluginSource,
+    distribution_of,
+    entry_point_distribution,
+    is_module,
+    qualified_name,
+)
 from tl_traits.core.protocols import AttackPlugin, Extractor, JudgePlugin, Quantizer, TrainedExtractor
 
 T = TypeVar("T")
@@ -62,8 +67,9 @@ class Registry(Generic[T]):
     built plugin, returned by `resolve` as it is (none for extractors, which are plain callables).
     """
 
-    def __init__(self, kind: str, *, context: Sequence[str] = (), call: Sequence[str] = (),
-                 ready: Sequence[str] = ()) -> None:
+    def __init__(
+        self, kind: str, *, context: Sequence[str] = (), call: Sequence[str] = (), ready: Sequence[str] = ()
+    ) -> None:
         self.kind = kind
         self.group = f"tl_traits.{kind}"
         self.context, self.call, self.ready = tuple(context), tuple(call), tuple(ready)
@@ -101,13 +107,16 @@ class Registry(Generic[T]):
 
     def _declare(self, key: str, record: PluginInfo) -> None:
         if not record.target:
-            raise RegistryError(f"{self.kind}: the record for '{key}' names no target ('module:attribute'); "
-                                "register the plugin itself, or give the record its target")
+            raise RegistryError(
+                f"{self.kind}: the record for '{key}' names no target ('module:attribute'); "
+                "register the plugin itself, or give the record its target"
+            )
         if self._infos.get(key) == record:
             return
         if key in self:
-            raise DuplicatePluginError(f"{self.kind} plugin '{key}' is already known; refusing {record.target}. "
-                                       "Pick another name.")
+            raise DuplicatePluginError(
+                f"{self.kind} plugin '{key}' is already known; refusing {record.target}. Pick another name."
+            )
         self._infos[key] = record
         self._sources[key] = PluginSource(key, "decorator", None, record.target)
 
@@ -203,9 +212,11 @@ class Registry(Generic[T]):
         source = PluginSource(name, "entry point", entry_point_distribution(ep), ep.value)
         if isinstance(item, PluginInfo):
             if item.name != name or not item.target:
-                raise PluginLoadError(f"{self.kind} entry point '{name}' ({entry_point_distribution(ep)}) points at "
-                                      f"a record named '{item.name}' with target {item.target!r}; it needs its own "
-                                      "name and a target")
+                raise PluginLoadError(
+                    f"{self.kind} entry point '{name}' ({entry_point_distribution(ep)}) points at "
+                    f"a record named '{item.name}' with target {item.target!r}; it needs its own "
+                    "name and a target"
+                )
             self._infos[name] = item
             self._sources[name] = PluginSource(name, "entry point", entry_point_distribution(ep), item.target)
         elif not is_module(item):  # (a module entry point registers itself on import)
@@ -215,21 +226,24 @@ class Registry(Generic[T]):
 
     def _import_target(self, name: str, record: PluginInfo) -> None:
         source = self._sources.get(name) or PluginSource(name, "decorator", None, str(record.target))
-        self._add(name, self._load(name, str(record.target), source.distribution or source.origin), source,
-                  loading=True)
+        self._add(
+            name, self._load(name, str(record.target), source.distribution or source.origin), source, loading=True
+        )
 
     def _load(self, name: str, value: str, where: str) -> Any:
         """Import `value` ("module:attribute") for `name`; a failure is kept and raised as PluginLoadError."""
         if name in self._broken:
-            raise PluginLoadError(f"{self.kind} plugin '{name}' from {where} failed to import ({value}): "
-                                  f"{self._broken[name]}")
+            raise PluginLoadError(
+                f"{self.kind} plugin '{name}' from {where} failed to import ({value}): {self._broken[name]}"
+            )
         self._loading = name
         try:
             return metadata.EntryPoint(name, value, self.group).load()
         except Exception as exc:  # a broken plugin must not take the registry down
             self._broken[name] = f"{type(exc).__name__}: {exc}"
-            raise PluginLoadError(f"{self.kind} plugin '{name}' from {where} failed to import ({value}): "
-                                  f"{self._broken[name]}") from exc
+            raise PluginLoadError(
+                f"{self.kind} plugin '{name}' from {where} failed to import ({value}): {self._broken[name]}"
+            ) from exc
         finally:
             self._loading = None
 
@@ -262,8 +276,15 @@ class Registry(Generic[T]):
         self._broken.clear()
 
     # -- making a plugin ready ------------------------------------------------------------------
-    def resolve(self, spec: Any, /, *, options: Mapping[str, Any] | None = None,
-                error: type[Exception] | None = None, **context: Any) -> Any:
+    def resolve(
+        self,
+        spec: Any,
+        /,
+        *,
+        options: Mapping[str, Any] | None = None,
+        error: type[Exception] | None = None,
+        **context: Any,
+    ) -> Any:
         """The ready plugin for `spec`: a registered name, a class, a built instance or a plain function.
 
         A class is built, `cls(**context, **options)`; a function (or another callable that is not a built
@@ -300,8 +321,9 @@ class Registry(Generic[T]):
             return plugin(**given, **options)
         return functools.partial(plugin, **given, **options) if given or options else plugin
 
-    def check_options(self, plugin: Any, options: Mapping[str, Any], label: str | None = None,
-                      error: type[Exception] | None = None) -> tuple[str, ...]:
+    def check_options(
+        self, plugin: Any, options: Mapping[str, Any], label: str | None = None, error: type[Exception] | None = None
+    ) -> tuple[str, ...]:
         """Refuse an option `plugin` (a class or function) does not take, naming those it takes (as `error` when
         given); return the context keywords it takes."""
         with _option_errors_as(error):
@@ -311,25 +333,32 @@ class Registry(Generic[T]):
         takes, accepts = self.keywords(plugin)
         called = sorted(set(options) & set(self.call))
         if called:
-            raise PluginOptionError(f"{self.singular} '{label}': {', '.join(called)} is passed when it is called, "
-                                    "not as an option")
+            raise PluginOptionError(
+                f"{self.singular} '{label}': {', '.join(called)} is passed when it is called, not as an option"
+            )
         unknown = [k for k in options if accepts is not None and k not in accepts]
         if unknown:
-            raise PluginOptionError(f"{self.singular} '{label}' takes no option {', '.join(map(repr, unknown))}; "
-                                    f"its options: {', '.join(accepts or ()) or '(none)'}")
+            raise PluginOptionError(
+                f"{self.singular} '{label}' takes no option {', '.join(map(repr, unknown))}; "
+                f"its options: {', '.join(accepts or ()) or '(none)'}"
+            )
         return takes
 
     def is_built(self, plugin: Any) -> bool:
         """Whether `plugin` is a ready instance of this kind (it has the kind's methods)."""
-        return bool(self.ready) and not isinstance(plugin, type) and all(
-            callable(getattr(plugin, method, None)) for method in self.ready)
+        return (
+            bool(self.ready)
+            and not isinstance(plugin, type)
+            and all(callable(getattr(plugin, method, None)) for method in self.ready)
+        )
 
     def declared(self, plugin: Any) -> PluginInfo | None:
         """The record `plugin` declares (its own `plugin_info`, or the record it was registered with), or None."""
         record = declared_info(plugin)
         if record is None:
-            record = next((self._infos[n] for n, item in self._items.items() if item is plugin and n in self._infos),
-                          None)
+            record = next(
+                (self._infos[n] for n, item in self._items.items() if item is plugin and n in self._infos), None
+            )
         return record
 
     def keywords(self, plugin: Any) -> tuple[tuple[str, ...], tuple[str, ...] | None]:
@@ -339,8 +368,10 @@ class Registry(Generic[T]):
             return undeclared_keywords(plugin, self.context, self.call)
         strange = [k for k in record.context if k not in self.context]
         if strange:
-            raise PluginOptionError(f"{self.singular} '{record.name}' declares context {strange}, which {self.kind} "
-                                    f"are not given; theirs: {', '.join(self.context) or 'none'}")
+            raise PluginOptionError(
+                f"{self.singular} '{record.name}' declares context {strange}, which {self.kind} "
+                f"are not given; theirs: {', '.join(self.context) or 'none'}"
+            )
         return record.context, record.options
 
     def __repr__(self) -> str:
@@ -349,13 +380,14 @@ class Registry(Generic[T]):
 
 # The contracts each registry's plugins follow are in tl_traits.core.protocols.
 extractors: Registry[Extractor | TrainedExtractor] = Registry(
-    "extractors", context=("layers", "hook", "record", "model_name", "progress"),
-    call=("pos", "neg", "model", "dataset", "seed"))
+    "extractors",
+    context=("layers", "hook", "record", "model_name", "progress"),
+    call=("pos", "neg", "model", "dataset", "seed"),
+)
 judges: Registry[JudgePlugin] = Registry(
-    "judges", context=("model", "trait"), call=("questions", "responses"), ready=("score",))
+    "judges", context=("model", "trait"), call=("questions", "responses"), ready=("score",)
+)
 attacks: Registry[AttackPlugin] = Registry("attacks", call=("example", "rng"), ready=("apply",))
 quantizers: Registry[Quantizer] = Registry("quantizers", call=("model",), ready=("quantize",))
 
-REGISTRIES: dict[str, Registry[Any]] = {
-    r.kind: r for r in (extractors, judges, attacks, quantizers)
-}
+REGISTRIES: dict[str, Registry[Any]] = {r.kind: r for r in (extractors, judges, attacks, quantizers)}

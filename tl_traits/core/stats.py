@@ -28,8 +28,10 @@ def auroc(pos_scores: Float[Tensor, "*layer n"], neg_scores: Float[Tensor, "*lay
     pos, neg, dtype = _pair(pos_scores, neg_scores, "auroc")
     for label, x in (("positive", pos), ("negative", neg)):
         if bool(x.isnan().any()):
-            raise StatsError(f"auroc: {int(x.isnan().sum())} of the {label} scores are NaN; a NaN has no rank. "
-                             "Leave unscored items out (and report how many) before ranking")
+            raise StatsError(
+                f"auroc: {int(x.isnan().sum())} of the {label} scores are NaN; a NaN has no rank. "
+                "Leave unscored items out (and report how many) before ranking"
+            )
     neg_sorted = neg.sort(dim=-1).values.contiguous()
     below = torch.searchsorted(neg_sorted, pos.contiguous(), side="left")
     not_above = torch.searchsorted(neg_sorted, pos.contiguous(), side="right")
@@ -68,8 +70,9 @@ def spearman(x: Float[Tensor, " n"], y: Float[Tensor, " n"]) -> float:
     """Spearman's rank correlation (ties get their average rank); NaN when either side is constant."""
     x, y = torch.as_tensor(x, dtype=torch.float64).reshape(-1), torch.as_tensor(y, dtype=torch.float64).reshape(-1)
     if x.shape != y.shape or x.numel() < 2:
-        raise StatsError("spearman needs two equal-length series of at least 2 values, got "
-                         f"{x.numel()} and {y.numel()}")
+        raise StatsError(
+            f"spearman needs two equal-length series of at least 2 values, got {x.numel()} and {y.numel()}"
+        )
     rx, ry = _average_ranks(x), _average_ranks(y)
     rx, ry = rx - rx.mean(), ry - ry.mean()
     scale = (rx.square().sum() * ry.square().sum()).sqrt()
@@ -121,8 +124,11 @@ def fit_logistic(
     for _ in range(steps):
         p = torch.sigmoid(design @ theta)
         grad = design.T @ (p - target) + penalty * theta
-        hess = (design.T @ (design * (p * (1 - p)).unsqueeze(1)) + torch.diag(penalty)
-                + 1e-9 * torch.eye(len(theta), dtype=torch.float64))
+        hess = (
+            design.T @ (design * (p * (1 - p)).unsqueeze(1))
+            + torch.diag(penalty)
+            + 1e-9 * torch.eye(len(theta), dtype=torch.float64)
+        )
         step = torch.linalg.solve(hess, grad)
         theta = theta - step
         if step.abs().max() < 1e-10:

@@ -49,13 +49,17 @@ def parse_steering_plans(steering: dict[str, Any], where: str) -> dict[str, Stee
     `"away": {"questions": ..., "parts": [...], "measures": "..."}` gives the away direction its own
     questions, and `"toward": {"parts": ..., "measures": ...}` what the toward score combines.
     """
+
     def questions(value: Any, what: str) -> tuple[tuple[str, ...], tuple[str, ...]]:
         if isinstance(value, list) and all(isinstance(q, str) for q in value):
             return split_questions(value)
-        if isinstance(value, dict) and set(value) == {"dev", "test"} and all(
-                isinstance(v, list) and all(isinstance(q, str) for q in v) for v in value.values()):
+        if (
+            isinstance(value, dict)
+            and set(value) == {"dev", "test"}
+            and all(isinstance(v, list) and all(isinstance(q, str) for q in v) for v in value.values())
+        ):
             return tuple(value["dev"]), tuple(value["test"])
-        raise TraitDataError(f"{where}: {what} must be a list of strings or {{\"dev\": [...], \"test\": [...]}}")
+        raise TraitDataError(f'{where}: {what} must be a list of strings or {{"dev": [...], "test": [...]}}')
 
     def options(value: Any, way: str) -> tuple[tuple[str, ...], str]:
         if value is None:
@@ -63,8 +67,12 @@ def parse_steering_plans(steering: dict[str, Any], where: str) -> dict[str, Stee
         if not isinstance(value, dict):
             raise TraitDataError(f"{where}: '{way}' must be an object with 'questions', 'parts' or 'measures'")
         parts = value.get("parts", list(STEERING_PARTS))
-        if (not isinstance(parts, list) or not parts or any(p not in STEERING_PARTS for p in parts)
-                or "trait" not in parts):
+        if (
+            not isinstance(parts, list)
+            or not parts
+            or any(p not in STEERING_PARTS for p in parts)
+            or "trait" not in parts
+        ):
             raise TraitDataError(f"{where}: '{way}.parts' must list 'trait' and any of {', '.join(STEERING_PARTS)}")
         measures = value.get("measures", "")
         if not isinstance(measures, str):

@@ -13,8 +13,15 @@ class Table(Sequence[dict[str, Any]]):
     decimals. `to_dicts()` gives the raw values, `to_pandas()` a DataFrame (needs pandas).
     """
 
-    def __init__(self, rows: Sequence[Mapping[str, Any]], *, columns: Sequence[str] | None = None, title: str = "",
-                 formats: Mapping[str, str] | None = None, note: str = "") -> None:
+    def __init__(
+        self,
+        rows: Sequence[Mapping[str, Any]],
+        *,
+        columns: Sequence[str] | None = None,
+        title: str = "",
+        formats: Mapping[str, str] | None = None,
+        note: str = "",
+    ) -> None:
         self.rows = [dict(r) for r in rows]
         seen: dict[str, None] = {}
         for row in self.rows:

@@ -17,8 +17,9 @@ def tokenizer_and_cfg(obj: Any) -> tuple[Any, Any]:
     if tokenizer is not None and hasattr(obj, "cfg"):
         return tokenizer, obj.cfg
     if hasattr(obj, "cfg"):
-        raise TokenizerError("this model has no tokenizer attached; load it with a tokenizer "
-                             "(tl_traits.load_model does)")
+        raise TokenizerError(
+            "this model has no tokenizer attached; load it with a tokenizer (tl_traits.load_model does)"
+        )
     if not callable(getattr(obj, "convert_ids_to_tokens", None)):
         raise TokenizerError(f"expected a TransformerLens model or a Hugging Face tokenizer, got {type(obj).__name__}")
     return obj, None

@@ -20,8 +20,11 @@ class TraitExample:
         return msgs + [{"role": "user", "content": self.prompt}]
 
     def to_dict(self) -> dict[str, str]:
-        return {k: v for k, v in (("prompt", self.prompt), ("response", self.response), ("system", self.system))
-                if v is not None}
+        return {
+            k: v
+            for k, v in (("prompt", self.prompt), ("response", self.response), ("system", self.system))
+            if v is not None
+        }
 
 
 def example_from_row(row: dict[str, Any], where: str, line: int | None) -> TraitExample:
@@ -42,9 +45,11 @@ def check_text(example: TraitExample, where: str) -> TraitExample:
         try:
             (text or "").encode("utf-8")
         except UnicodeEncodeError as exc:
-            raise TraitDataError(f"{where}: the {key} holds a lone surrogate {(text or '')[exc.start]!r} at "
-                                 f"character {exc.start}, which is not valid Unicode (half of an emoji's \\ud83d... "
-                                 "escape?); fix or remove it") from None
+            raise TraitDataError(
+                f"{where}: the {key} holds a lone surrogate {(text or '')[exc.start]!r} at "
+                f"character {exc.start}, which is not valid Unicode (half of an emoji's \\ud83d... "
+                "escape?); fix or remove it"
+            ) from None
     return example
 
 
@@ -61,8 +66,9 @@ def examples_by_label(rows: Iterable[dict[str, Any]], source: str) -> tuple[list
             raise TraitDataError(f"{source} row {i} has no 'label' (1/0 or positive/negative)")
         label = str(row["label"]).strip().lower()
         if label not in _TRUE | _FALSE:
-            raise TraitDataError(f"{source} row {i}: label {row['label']!r} is not 1/0, "
-                                 "true/false or positive/negative")
+            raise TraitDataError(
+                f"{source} row {i}: label {row['label']!r} is not 1/0, true/false or positive/negative"
+            )
         (positive if label in _TRUE else negative).append(example_from_row(row, source, i))
     return positive, negative
 
@@ -75,5 +81,7 @@ def pair_side(side: Any, index: int, where: str) -> tuple[str, TraitExample]:
         return "chat", TraitExample(side[0], side[1])
     if isinstance(side, dict):
         return "chat", example_from_row(side, where, None)
-    raise TraitDataError(f"pair {index}: each side must be a non-empty string, a (prompt, response) tuple "
-                         f"or a {{'prompt', 'response'}} row, not {side!r:.80}")
+    raise TraitDataError(
+        f"pair {index}: each side must be a non-empty string, a (prompt, response) tuple "
+        f"or a {{'prompt', 'response'}} row, not {side!r:.80}"
+    )

@@ -19,9 +19,19 @@ from tl_traits.core.errors import check_count
 from tl_traits.core.files import parse_json_object, parse_jsonl, read_jsonl
 from tl_traits.core.stats import shared_key_groups
 from tl_traits.core.steering_questions import (  # noqa: F401  (re-exported: part of a trait set's API)
-    STEERING_PARTS, SteeringQuestions, TraitDataError, parse_steering_plans, split_questions)
+    STEERING_PARTS,
+    SteeringQuestions,
+    TraitDataError,
+    parse_steering_plans,
+    split_questions,
+)
 from tl_traits.core.trait_examples import (  # noqa: F401  (TraitExample, check_text re-exported: a trait set's API)
-    TraitExample, check_text, example_from_row, examples_by_label, pair_side)
+    TraitExample,
+    check_text,
+    example_from_row,
+    examples_by_label,
+    pair_side,
+)
 from tl_traits.core.trial import trial_limit, trial_size
 
 
@@ -47,13 +57,20 @@ class TraitDataset:
 
     def __repr__(self) -> str:
         plan = self.steering_questions(1)
-        questions = f"steering questions {len(plan.dev)} dev + {len(plan.test)} test" if plan.dev or plan.test \
+        questions = (
+            f"steering questions {len(plan.dev)} dev + {len(plan.test)} test"
+            if plan.dev or plan.test
             else "no steering questions"
+        )
         return f"TraitDataset({self.name!r}: {len(self.positive)} positive, {len(self.negative)} negative, {questions})"
 
     @classmethod
     def from_pairs(
-        cls, pairs: Sequence[tuple[Any, Any]], *, name: str = "pairs", definition: str = "",
+        cls,
+        pairs: Sequence[tuple[Any, Any]],
+        *,
+        name: str = "pairs",
+        definition: str = "",
         questions: Sequence[str] = (),
     ) -> "TraitDataset":
         """A trait set from in-memory (positive, negative) pairs, as steering-vectors and repeng train.
@@ -77,15 +94,26 @@ class TraitDataset:
                 kinds.add(kind)
                 out.append(check_text(example, f"from_pairs pair {i} ({label} side)"))
         if len(kinds) > 1:
-            raise TraitDataError("from_pairs got plain strings and chat rows mixed; "
-                                 "give all plain text or all chat rows")
+            raise TraitDataError(
+                "from_pairs got plain strings and chat rows mixed; give all plain text or all chat rows"
+            )
         repeats = len(pairs) - len(set(zip(positive, negative)))
         if repeats:
-            warnings.warn(f"from_pairs: {repeats} of the {len(pairs)} pairs repeat an earlier pair; they are kept (and "
-                          "weigh more in the fit), and the held-out split keeps every copy on one side", stacklevel=2)
-        return cls(name=name, positive=tuple(positive), negative=tuple(negative), definition=definition,
-                   questions=tuple(questions), source="pairs", chat=False if kinds == {"plain"} else None,
-                   extra={"paired": True})
+            warnings.warn(
+                f"from_pairs: {repeats} of the {len(pairs)} pairs repeat an earlier pair; they are kept (and "
+                "weigh more in the fit), and the held-out split keeps every copy on one side",
+                stacklevel=2,
+            )
+        return cls(
+            name=name,
+            positive=tuple(positive),
+            negative=tuple(negative),
+            definition=definition,
+            questions=tuple(questions),
+            source="pairs",
+            chat=False if kinds == {"plain"} else None,
+            extra={"paired": True},
+        )
 
     # -- views -------------------------------------------------------------------------------
     @property
@@ -162,14 +190,20 @@ class TraitDataset:
             copies = " distinct" if (distinct_pos, distinct_neg) != (n_pos, n_neg) else ""
             raise TraitDataError(
                 f"trait '{self.name}' has {distinct_pos}{copies} positive and {distinct_neg}{copies} negative "
-                f"examples; each side needs at least {min_per_class}. " + (f"Pass at least {min_per_class} different "
-                    f"(positive, negative) pairs to from_pairs." if self.source == "pairs"
-                    else f"Add rows labelled 1 and 0 to {self.source}." if self.source.endswith(".jsonl")
-                    or self.source.startswith("datasets:") else "Add examples to positive.jsonl / negative.jsonl."))
+                f"examples; each side needs at least {min_per_class}. "
+                + (
+                    f"Pass at least {min_per_class} different (positive, negative) pairs to from_pairs."
+                    if self.source == "pairs"
+                    else f"Add rows labelled 1 and 0 to {self.source}."
+                    if self.source.endswith(".jsonl") or self.source.startswith("datasets:")
+                    else "Add examples to positive.jsonl / negative.jsonl."
+                )
+            )
         if set(self.positive) == set(self.negative):
             raise TraitDataError(
                 f"trait '{self.name}': the positive and negative examples are the same {distinct_pos} texts, so "
-                "there is no difference to extract; each side must hold examples of its own pole of the trait")
+                "there is no difference to extract; each side must hold examples of its own pole of the trait"
+            )
         if max(n_pos, n_neg) > max_ratio * min(n_pos, n_neg):
             raise TraitDataError(
                 f"trait '{self.name}' is unbalanced ({n_pos} positive vs {n_neg} negative, more than "
@@ -197,8 +231,9 @@ class TraitDataset:
 
         n_pos = len(self.positive)
         if self.paired:  # a pair is one unit; pairs sharing a positive or a negative are joined
-            train_pos, val_pos = train_neg, val_neg = cut([(("+", p), ("-", n))
-                                                           for p, n in zip(self.positive, self.negative)])
+            train_pos, val_pos = train_neg, val_neg = cut(
+                [(("+", p), ("-", n)) for p, n in zip(self.positive, self.negative)]
+            )
         else:
             train_pos, val_pos = cut([(p,) for p in self.positive])
             train_neg, val_neg = cut([(n,) for n in self.negative])
@@ -232,8 +267,13 @@ class TraitDataset:
         """The first n examples of each side, and of each steering split (to try a run small first)."""
         check_count(n, "limit", TraitDataError)
         plans = {way: self.steering_questions(1 if way == "toward" else -1).limit(n) for way in ("toward", "away")}
-        return replace(self, positive=self.positive[:n], negative=self.negative[:n], steering=plans,
-                       questions=plans["toward"].dev + plans["toward"].test)
+        return replace(
+            self,
+            positive=self.positive[:n],
+            negative=self.negative[:n],
+            steering=plans,
+            questions=plans["toward"].dev + plans["toward"].test,
+        )
 
 
 # -- loading ---------------------------------------------------------------------------------------
@@ -263,8 +303,9 @@ def load_trait(source: Any, *, name: str | None = None) -> TraitDataset:
     found = _read_trait(source, name)
     if trial_limit() is None:
         return found
-    n = max(len(found.positive), len(found.negative),
-            *(len(q) for p in found.steering.values() for q in (p.dev, p.test)))
+    n = max(
+        len(found.positive), len(found.negative), *(len(q) for p in found.steering.values() for q in (p.dev, p.test))
+    )
     return found.limit(trial_size(n, f"trait set {found.name}"))
 
 
@@ -307,10 +348,14 @@ def _from_folder(folder: Any, name: str, source: str | None = None) -> TraitData
     toward = plans.get("toward")
     return TraitDataset(
         name=name,
-        positive=tuple(example_from_row(r, f"{folder}/positive.jsonl", i)
-                       for i, r in parse_jsonl(pos_text, "positive.jsonl", TraitDataError)),
-        negative=tuple(example_from_row(r, f"{folder}/negative.jsonl", i)
-                       for i, r in parse_jsonl(neg_text, "negative.jsonl", TraitDataError)),
+        positive=tuple(
+            example_from_row(r, f"{folder}/positive.jsonl", i)
+            for i, r in parse_jsonl(pos_text, "positive.jsonl", TraitDataError)
+        ),
+        negative=tuple(
+            example_from_row(r, f"{folder}/negative.jsonl", i)
+            for i, r in parse_jsonl(neg_text, "negative.jsonl", TraitDataError)
+        ),
         definition=(read("definition.txt") or "").strip(),
         questions=toward.dev + toward.test if toward else (),
         eval_prompt=steering.get("eval_prompt"),

@@ -29,6 +29,7 @@ def trial_size(n: int, what: str) -> int:
         return n
     if what not in _told:
         _told.add(what)
-        warnings.warn(f"{ENV}={limit}: {what} cut to its first {limit} (of {n}); unset {ENV} for the full run",
-                      stacklevel=3)
+        warnings.warn(
+            f"{ENV}={limit}: {what} cut to its first {limit} (of {n}); unset {ENV} for the full run", stacklevel=3
+        )
     return limit

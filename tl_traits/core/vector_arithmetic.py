@@ -45,6 +45,7 @@ class VectorArithmetic:
     @property
     def label(self) -> str:  # TraitVector names itself (its trait and method, or its expression)
         raise NotImplementedError
+
     hook: str
     units: Units  # "absolute" (imported: s adds s x its tensor) or "relative" (extracted: s x norm x direction)
 
@@ -59,8 +60,13 @@ class VectorArithmetic:
             return NotImplemented
         largest = float(self.directions.abs().max()) if self.directions.numel() else 0.0
         factor = check_number(scale, "the scale of a vector", VectorError, scale=largest)
-        return self._derived(self.directions * factor, list(self.layers), self.act_norm.clone(),
-                             f"{factor:g} * ({self.label})", self.units)
+        return self._derived(
+            self.directions * factor,
+            list(self.layers),
+            self.act_norm.clone(),
+            f"{factor:g} * ({self.label})",
+            self.units,
+        )
 
     __rmul__ = __mul__
 
@@ -77,8 +83,9 @@ class VectorArithmetic:
         largest = float(tensors.abs().max()) if tensors.numel() else 0.0
         s = check_number(strength, "strength", VectorError, scale=largest)
         expression = self.label if s == 1.0 else f"{s:g} * ({self.label})"
-        return self._derived(s * tensors, list(self.layers), torch.ones(len(self.layers)),
-                             f"absolute({expression})", "absolute")
+        return self._derived(
+            s * tensors, list(self.layers), torch.ones(len(self.layers)), f"absolute({expression})", "absolute"
+        )
 
     def _combine(self, other: Any, sign: float, op: str) -> "TraitVector":
         if not isinstance(other, VectorArithmetic):
@@ -86,36 +93,45 @@ class VectorArithmetic:
         mine, theirs = self.metadata.get("model") or {}, other.metadata.get("model") or {}
         for key in ("name", "n_layers", "d_model"):
             if mine.get(key) != theirs.get(key):
-                raise VectorError("cannot combine vectors from different models "
-                                  f"({key}: {mine.get(key)!r} vs {theirs.get(key)!r})")
+                raise VectorError(
+                    f"cannot combine vectors from different models ({key}: {mine.get(key)!r} vs {theirs.get(key)!r})"
+                )
         if self.hook != other.hook:
             raise VectorError(f"cannot combine vectors read at different hooks ({self.hook} vs {other.hook})")
         if self.units != other.units:
             relative = self if self.units == "relative" else other
-            example = (f"extracted.in_absolute_units() {op} imported" if relative is self
-                       else f"imported {op} extracted.in_absolute_units()")
+            example = (
+                f"extracted.in_absolute_units() {op} imported"
+                if relative is self
+                else f"imported {op} extracted.in_absolute_units()"
+            )
             raise VectorError(
                 f"cannot combine vectors in different units: {self.label} is {self.units} ({UNITS[self.units]}), "
                 f"{other.label} is {other.units} ({UNITS[other.units]}); the result would mean neither. Convert "
                 f"{relative.label} explicitly first, e.g. `{example}`: in_absolute_units() adds at strength 1 what "
-                "the vector adds at strength 1")
+                "the vector adds at strength 1"
+            )
         layers = [layer for layer in self.layers if layer in other.layers]
         if not layers:
-            raise VectorError("the vectors share no layer "
-                              f"({layer_ranges(self.layers)} vs {layer_ranges(other.layers)})")
+            raise VectorError(
+                f"the vectors share no layer ({layer_ranges(self.layers)} vs {layer_ranges(other.layers)})"
+            )
         rows_a = [self.layers.index(x) for x in layers]
         rows_b = [other.layers.index(x) for x in layers]
         norm_a, norm_b = self.act_norm[rows_a].float(), other.act_norm[rows_b].float()
         act_norm = (norm_a + norm_b) / 2
-        added = (norm_a[:, None] * self.directions[rows_a].float()
-                 + sign * norm_b[:, None] * other.directions[rows_b].float())
+        added = (
+            norm_a[:, None] * self.directions[rows_a].float()
+            + sign * norm_b[:, None] * other.directions[rows_b].float()
+        )
         directions = added / act_norm.clamp_min(1e-12)[:, None]  # strength s x act_norm x direction = the parts' sum
         if not bool(torch.isfinite(directions).all()):
             raise VectorError(f"({self.label}) {op} ({other.label}) overflows float32; scale the parts down first")
         return self._derived(directions, layers, act_norm, f"({self.label}) {op} ({other.label})", self.units)
 
-    def _derived(self, directions: Tensor, layers: list[int], act_norm: Tensor, expression: str,
-                 units: Units) -> "TraitVector":
+    def _derived(
+        self, directions: Tensor, layers: list[int], act_norm: Tensor, expression: str, units: Units
+    ) -> "TraitVector":
         """A combination of the same type, keeping the model, hook, prompt settings, position and units."""
         meta = {k: v for k, v in self.metadata.items() if k in KEPT}
         meta.update({"expression": expression, "method": "combined"})

@@ -75,8 +75,10 @@ def check_rows(path: Path, layers: Any, methods: Any, tensors: dict[str, Tensor]
             raise VectorError(f"{path} is corrupt: method '{name}' has no directions tensor")
         wrong = sorted({n for n in rows.values() if n != len(layers)})
         if wrong:
-            raise VectorError(f"{path} is corrupt: it lists {len(layers)} layers but method '{name}' holds "
-                              f"{' or '.join(map(str, wrong))} rows per tensor")
+            raise VectorError(
+                f"{path} is corrupt: it lists {len(layers)} layers but method '{name}' holds "
+                f"{' or '.join(map(str, wrong))} rows per tensor"
+            )
 
 
 def tensor_digest(tensors: dict[str, Tensor]) -> str:

@@ -76,8 +76,9 @@ class TraitVector(VectorArithmetic):
             if key in metadata:
                 given = metadata.pop(key)
                 if getattr(self, key) not in (default, given):
-                    raise VectorError(f"{key} given twice and differently: "
-                                      f"{getattr(self, key)!r} and metadata {given!r}")
+                    raise VectorError(
+                        f"{key} given twice and differently: {getattr(self, key)!r} and metadata {given!r}"
+                    )
                 setattr(self, key, given)
         self.metadata = metadata
         if self.hook not in HOOKS:
@@ -93,18 +94,21 @@ class TraitVector(VectorArithmetic):
         dataset = (self.metadata.get("dataset") or {}).get("name")
         model = (self.metadata.get("model") or {}).get("name")
         extra = "".join(f", {k}={v!r}" for k, v in (("trait", dataset), ("model", model)) if v)
-        return (f"TraitVector({self.method!r}, layers={_ranges(self.layers)}, "
-                f"d_model={self.directions.shape[-1]}{extra})")
+        return (
+            f"TraitVector({self.method!r}, layers={_ranges(self.layers)}, d_model={self.directions.shape[-1]}{extra})"
+        )
 
     @property
     def label(self) -> str:
         """How it was made: `trait:method`, or the expression that combined vectors."""
-        return (self.metadata.get("expression")
-                or f"{(self.metadata.get('dataset') or {}).get('name', '?')}:{self.method}")
+        return (
+            self.metadata.get("expression") or f"{(self.metadata.get('dataset') or {}).get('name', '?')}:{self.method}"
+        )
 
     # -- in residual units: what travels to other tools ------------------------------------------
-    def layer_tensors(self, strength: float = 1.0,
-                      layers: list[int] | None = None) -> dict[int, Float[Tensor, " d_model"]]:
+    def layer_tensors(
+        self, strength: float = 1.0, layers: list[int] | None = None
+    ) -> dict[int, Float[Tensor, " d_model"]]:
         """`{layer: tensor}`: exactly what `steer(model, self, layer, strength=strength)` adds at each layer.
 
         This is the shape steering-vectors and repeng hold; `steer(model, v.layer_tensors(0.5))`
@@ -112,13 +116,21 @@ class TraitVector(VectorArithmetic):
         largest = float((self.act_norm.float()[:, None] * self.directions.float()).abs().max()) if self.layers else 0.0
         strength = check_number(strength, "strength", VectorError, scale=largest)  # finite in float32 once scaled
         n_layers = (self.metadata.get("model") or {}).get("n_layers")
-        chosen = list(self.layers) if layers is None else layer_list(
-            layers, None if n_layers is None else int(n_layers), error=VectorError)  # -1: the last layer
+        chosen = (
+            list(self.layers)
+            if layers is None
+            else layer_list(layers, None if n_layers is None else int(n_layers), error=VectorError)
+        )  # -1: the last layer
         return {layer: (float(strength) * self.norm(layer) * self.direction(layer)).float().clone() for layer in chosen}
 
     @classmethod
     def from_layer_tensors(
-        cls, model: Any, tensors: Mapping[Any, Any], *, hook: str = "resid_post", name: str = "imported",
+        cls,
+        model: Any,
+        tensors: Mapping[Any, Any],
+        *,
+        hook: str = "resid_post",
+        name: str = "imported",
         source: str | None = None,
     ) -> "TraitVector":
         """A vector made elsewhere, `{layer: tensor}` in residual units, bound to `model`.
@@ -130,22 +142,35 @@ class TraitVector(VectorArithmetic):
         add both; each tensor must be exactly [d_model]."""
         here = model_identity(model)
         if not isinstance(tensors, Mapping):
-            raise VectorError(f"{source or 'the vector'} must be a {{layer: tensor}} mapping, not "
-                              f"{type(tensors).__name__}")
+            raise VectorError(
+                f"{source or 'the vector'} must be a {{layer: tensor}} mapping, not {type(tensors).__name__}"
+            )
         if not tensors:
             raise VectorError(f"{source or 'the vector'} holds no layer tensors")
-        summed = sum_by_layer(tensors, here.n_layers, here.d_model, where=f"{source}: " if source else "",
-                              error=VectorError, model=here.name)
+        summed = sum_by_layer(
+            tensors,
+            here.n_layers,
+            here.d_model,
+            where=f"{source}: " if source else "",
+            error=VectorError,
+            model=here.name,
+        )
         rows, layers = list(summed.values()), list(summed)
-        metadata = {"model": here.to_dict(), "dataset": {"name": name}, "method": "imported",
-                    **({"source": source} if source else {})}
-        return cls("imported", torch.stack(rows), layers, torch.ones(len(layers)), {}, metadata, hook=hook,
-                   units="absolute")
+        metadata = {
+            "model": here.to_dict(),
+            "dataset": {"name": name},
+            "method": "imported",
+            **({"source": source} if source else {}),
+        }
+        return cls(
+            "imported", torch.stack(rows), layers, torch.ones(len(layers)), {}, metadata, hook=hook, units="absolute"
+        )
 
     def _row(self, layer: int) -> int:
         if layer not in self.layers:
-            raise VectorError(f"no '{self.method}' vector for layer {layer}; this one has layers "
-                              f"{_ranges(self.layers)}")
+            raise VectorError(
+                f"no '{self.method}' vector for layer {layer}; this one has layers {_ranges(self.layers)}"
+            )
         return self.layers.index(layer)
 
     def direction(self, layer: int) -> Float[Tensor, " d_model"]:
@@ -158,9 +183,11 @@ class TraitVector(VectorArithmetic):
     def baseline(self, layer: int) -> float:
         """The mean projection extract recorded at `layer` (what a centred projection subtracts)."""
         if "baseline" not in self.metrics:
-            raise VectorError(f"vector '{self.method}' has no recorded baseline (it was not made by extract, e.g. "
-                              "imported from another tool), so its centred projection is undefined; extract the trait "
-                              "with tt.extract to monitor it")
+            raise VectorError(
+                f"vector '{self.method}' has no recorded baseline (it was not made by extract, e.g. "
+                "imported from another tool), so its centred projection is undefined; extract the trait "
+                "with tt.extract to monitor it"
+            )
         return float(self.metrics["baseline"][self._row(layer)])
 
     def best_layer(self, metric: str = "auroc") -> int:
@@ -242,8 +269,9 @@ class TraitVectors:
             )
         lines += ["", f"{metric} by layer", "layer " + "".join(f"{n[:11]:>12}" for n in self.vectors)]
         for i, layer in enumerate(self.layers):
-            lines.append(f"{layer:>5} " + "".join(f"{float(v.metrics[metric][i]):>12.3f}"
-                                                  for v in self.vectors.values()))
+            lines.append(
+                f"{layer:>5} " + "".join(f"{float(v.metrics[metric][i]):>12.3f}" for v in self.vectors.values())
+            )
         return "\n".join(lines)
 
     def __repr__(self) -> str:
@@ -284,21 +312,26 @@ class TraitVectors:
                 raw = (fh.metadata() or {}).get(HEADER_KEY)
                 tensors = {k: fh.get_tensor(k) for k in fh.keys()}
         except Exception as exc:
-            raise VectorError(f"{path} is incomplete or not a safetensors file ({exc}); "
-                              "extract or copy it again") from exc
+            raise VectorError(
+                f"{path} is incomplete or not a safetensors file ({exc}); extract or copy it again"
+            ) from exc
         if raw is None:
-            raise VectorError(f"{path} is a safetensors file but not tl_traits vectors (no '{HEADER_KEY}' metadata); "
-                              "for another tool's {layer: tensor} file use tt.import_safetensors(path, model)")
+            raise VectorError(
+                f"{path} is a safetensors file but not tl_traits vectors (no '{HEADER_KEY}' metadata); "
+                "for another tool's {layer: tensor} file use tt.import_safetensors(path, model)"
+            )
         header = parse_json_object(raw, f"the header of {path}", VectorError, fix="extract or copy it again")
         if header.get("format") != FORMAT:
             raise VectorError(f"{path} has format {header.get('format')!r}; this tl_traits reads {FORMAT}")
-        missing = [k for k in ("layers", "methods", "method_order", "tensor_sha256", "header_sha256")
-                   if k not in header]
+        missing = [
+            k for k in ("layers", "methods", "method_order", "tensor_sha256", "header_sha256") if k not in header
+        ]
         if missing:
             raise VectorError(f"{path} is corrupt: its header lacks {', '.join(missing)}; extract or copy it again")
         if header.pop("header_sha256") != header_digest(header):
-            raise VectorError(f"{path} is corrupt: its header (layers, metadata) does not match the "
-                              "checksum written with it")
+            raise VectorError(
+                f"{path} is corrupt: its header (layers, metadata) does not match the checksum written with it"
+            )
         if tensor_digest(tensors) != header.pop("tensor_sha256"):
             raise VectorError(f"{path} is corrupt: its tensors do not match the checksum written with them")
         check_rows(path, header["layers"], header["method_order"], tensors)
@@ -309,10 +342,17 @@ class TraitVectors:
         vectors = {}
         for name in order:
             vec_meta = methods[name]
-            metrics = {m.split("/", 1)[1]: t for m, t in tensors.items()
-                       if m.startswith(name + "/") and m.split("/", 1)[1] not in ("directions", "act_norm")}
+            metrics = {
+                m.split("/", 1)[1]: t
+                for m, t in tensors.items()
+                if m.startswith(name + "/") and m.split("/", 1)[1] not in ("directions", "act_norm")
+            }
             vectors[name] = TraitVector(
-                name, tensors[f"{name}/directions"], list(layers), tensors[f"{name}/act_norm"], metrics,
+                name,
+                tensors[f"{name}/directions"],
+                list(layers),
+                tensors[f"{name}/act_norm"],
+                metrics,
                 {**header, **vec_meta},
             )
         return cls(vectors, header)

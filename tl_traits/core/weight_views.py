@@ -50,8 +50,14 @@ def tensor_aliases(model: torch.nn.Module) -> list[TensorAlias]:
         if hit is not None:
             target, tensor = hit
             aliases.append(
-                TensorAlias(mname, attr, target, tuple(value.size()), tuple(value.stride()),
-                            int(value.storage_offset() - tensor.storage_offset()))
+                TensorAlias(
+                    mname,
+                    attr,
+                    target,
+                    tuple(value.size()),
+                    tuple(value.stride()),
+                    int(value.storage_offset() - tensor.storage_offset()),
+                )
             )
     return aliases
 

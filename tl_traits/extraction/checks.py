@@ -23,8 +23,9 @@ def check_pair(
                 "activations (capture() returns that shape; for a single layer use x[:, None, :])"
             )
         if x.shape[0] == 0:
-            raise ExtractionError(f"{method}: {label} is empty (0 examples); pass at least one positive and one "
-                                  "negative example")
+            raise ExtractionError(
+                f"{method}: {label} is empty (0 examples); pass at least one positive and one negative example"
+            )
     if pos.shape[1:] != neg.shape[1:]:
         raise ExtractionError(
             f"{method}: pos is [n, layers, d_model] = {tuple(pos.shape)} but neg is {tuple(neg.shape)}; "

@@ -70,12 +70,15 @@ def extract(
     options = method_options or {}
     unknown_options = set(options) - set(method_list)
     if unknown_options:
-        raise ExtractionError(f"method_options for {sorted(unknown_options)}, which are not among "
-                              f"methods {method_list}")
+        raise ExtractionError(
+            f"method_options for {sorted(unknown_options)}, which are not among methods {method_list}"
+        )
     for name in fits:  # an option the extractor does not take fails before any work
         if name in trained and not dataset.has_responses:
-            raise ExtractionError(f"'{name}' trains on responses, and trait '{dataset.name}' has examples without "
-                                  "them; fill them with tl_traits.generate_responses(model, trait)")
+            raise ExtractionError(
+                f"'{name}' trains on responses, and trait '{dataset.name}' has examples without "
+                "them; fill them with tl_traits.generate_responses(model, trait)"
+            )
         extractors.check_options(plugins[name], options.get(name, {}), name, error=ExtractionError)
     if parse_position(position).needs_response() and not dataset.has_responses:
         raise TraitDataError(
@@ -98,18 +101,38 @@ def extract(
         norms, units = act_norm.clone(), "relative"
         if name in trained:  # optimised through the model on the same train split: its scale is its own
             directions, norms, record = train_directions(
-                name, plugins[name], model, dataset.split(val_split, seed)[0],
-                layers=list(acts.layers), hook=acts.hook, seed=seed, options=options.get(name, {}), progress=progress)
+                name,
+                plugins[name],
+                model,
+                dataset.split(val_split, seed)[0],
+                layers=list(acts.layers),
+                hook=acts.hook,
+                seed=seed,
+                options=options.get(name, {}),
+                progress=progress,
+            )
             units = "absolute"
         else:
             directions, record = fit_directions(
-                fits[name], train_pos, train_neg, layers=list(acts.layers), hook=acts.hook, seed=seed,
-                options=options.get(name, {}), model_name=(acts.metadata.get("model") or {}).get("name"),
+                fits[name],
+                train_pos,
+                train_neg,
+                layers=list(acts.layers),
+                hook=acts.hook,
+                seed=seed,
+                options=options.get(name, {}),
+                model_name=(acts.metadata.get("model") or {}).get("name"),
             )
         metrics = score_directions(directions, train_pos, train_neg, val.by_label(1), val.by_label(0))
         vectors[name] = TraitVector(
-            name, directions, list(acts.layers), norms, metrics,
-            {"method": name, "options": options.get(name, {}), **record}, hook=acts.hook, units=units,
+            name,
+            directions,
+            list(acts.layers),
+            norms,
+            metrics,
+            {"method": name, "options": options.get(name, {}), **record},
+            hook=acts.hook,
+            units=units,
         )
     meta = {
         "model": acts.metadata.get("model"),
@@ -140,8 +163,10 @@ def resolve_extractor(spec: str | Callable[..., Any]) -> tuple[str, Callable[...
         return spec, extractors.get(spec)
     if callable(spec):
         return plugin_name(spec), spec
-    raise ExtractionError(f"an extraction method is a registered name or a fit function, not {type(spec).__name__}; "
-                          f"registered: {', '.join(extractors.names())}")
+    raise ExtractionError(
+        f"an extraction method is a registered name or a fit function, not {type(spec).__name__}; "
+        f"registered: {', '.join(extractors.names())}"
+    )
 
 
 def fit_directions(
@@ -162,8 +187,15 @@ def fit_directions(
     """
     name, plugin = resolve_extractor(method)
     record: dict[str, Any] = {}
-    fit = extractors.resolve(plugin, options=options, error=ExtractionError, layers=list(layers), hook=hook,
-                             record=record, model_name=model_name)
+    fit = extractors.resolve(
+        plugin,
+        options=options,
+        error=ExtractionError,
+        layers=list(layers),
+        hook=hook,
+        record=record,
+        model_name=model_name,
+    )
     raw = fit(train_pos, train_neg, seed=seed)
     return _checked(name, raw, train_pos.shape[1:]), record
 
@@ -191,9 +223,11 @@ def score_directions(
     d = stats.cohens_d(vp, vn)
     # a spread from 1-4 examples makes d meaningless (e.g. 7e12)
     if min(vp.shape[1], vn.shape[1]) < MIN_PER_CLASS_FOR_D:
-        warnings.warn(f"held-out classes have {vp.shape[1]} and {vn.shape[1]} examples; Cohen's d needs at least "
-                      f"{MIN_PER_CLASS_FOR_D} per class and is reported as NaN (AUROC and accuracy are anecdotal)",
-                      stacklevel=2)
+        warnings.warn(
+            f"held-out classes have {vp.shape[1]} and {vn.shape[1]} examples; Cohen's d needs at least "
+            f"{MIN_PER_CLASS_FOR_D} per class and is reported as NaN (AUROC and accuracy are anecdotal)",
+            stacklevel=2,
+        )
         d = torch.full_like(d, float("nan"))
     return {
         "auroc": stats.auroc(vp, vn),
@@ -205,8 +239,12 @@ def score_directions(
 
 
 def heldout_metrics(
-    directions: Float[Tensor, "layer d_model"], acts: ActivationSet, trait: Any, *, val_split: float = 0.2,
-    seed: int = 0
+    directions: Float[Tensor, "layer d_model"],
+    acts: ActivationSet,
+    trait: Any,
+    *,
+    val_split: float = 0.2,
+    seed: int = 0,
 ) -> dict[str, Float[Tensor, " layer"]]:
     """`score_directions` of given directions on `acts`, with the train/validation split `extract` uses.
 
@@ -219,8 +257,9 @@ def heldout_metrics(
     return score_directions(directions, train.by_label(1), train.by_label(0), val.by_label(1), val.by_label(0))
 
 
-def _split(acts: ActivationSet, dataset: Any, val_split: float,
-           seed: int) -> tuple[ActivationSet, ActivationSet, list[int], list[int]]:
+def _split(
+    acts: ActivationSet, dataset: Any, val_split: float, seed: int
+) -> tuple[ActivationSet, ActivationSet, list[int], list[int]]:
     """Train and validation activations (validation = train when val_split leaves none out)."""
     train_idx, val_idx = dataset.split_indices(val_split, seed)
     train = acts.subset(train_idx)
@@ -230,8 +269,9 @@ def _split(acts: ActivationSet, dataset: Any, val_split: float,
 def _checked(name: str, directions: Any, shape: torch.Size) -> Float[Tensor, "layer d_model"]:
     if not isinstance(directions, Tensor) or tuple(directions.shape) != tuple(shape):
         got = tuple(directions.shape) if isinstance(directions, Tensor) else type(directions).__name__
-        raise ExtractionError(f"extractor '{name}' returned {got}; it must return a [layers, d_model] = "
-                              f"{tuple(shape)} tensor")
+        raise ExtractionError(
+            f"extractor '{name}' returned {got}; it must return a [layers, d_model] = {tuple(shape)} tensor"
+        )
     directions = directions.detach().float().cpu()
     if not torch.isfinite(directions).all():
         raise ExtractionError(f"extractor '{name}' returned non-finite values")
@@ -239,5 +279,3 @@ def _checked(name: str, directions: Any, shape: torch.Size) -> Float[Tensor, "la
     if (norms == 0).any():
         raise ExtractionError(f"extractor '{name}' returned a zero direction for some layer")
     return directions / norms
-
-

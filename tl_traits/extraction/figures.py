@@ -18,8 +18,9 @@ BOUNDED = ("auroc", "accuracy")  # 0..1 with chance at 0.5
 RANDOM = "random_baseline"
 
 
-def layer_metrics(vectors: TraitVectors, metrics: Sequence[str] = ("auroc", "cohens_d"),
-                  title: str | None = None) -> Figure:
+def layer_metrics(
+    vectors: TraitVectors, metrics: Sequence[str] = ("auroc", "cohens_d"), title: str | None = None
+) -> Figure:
     """One panel per metric, one line per method over layers; a dot at each method's best-AUROC layer."""
     fig = Figure(figsize=(1.5 + 4.5 * len(metrics), 4), layout="constrained")
     axes = fig.subplots(1, len(metrics), squeeze=False)[0]
@@ -28,8 +29,9 @@ def layer_metrics(vectors: TraitVectors, metrics: Sequence[str] = ("auroc", "coh
             vec = vectors[name]
             if metric not in vec.metrics:
                 continue
-            style: dict[str, Any] = ({"color": "grey", "linestyle": "--"} if name == RANDOM
-                                     else {"color": f"C{i}", "marker": "o"})
+            style: dict[str, Any] = (
+                {"color": "grey", "linestyle": "--"} if name == RANDOM else {"color": f"C{i}", "marker": "o"}
+            )
             if name != RANDOM:  # the dot: the layer this method would be used at
                 best = vec.best_layer("auroc" if "auroc" in vec.metrics else metric)
                 style["markevery"] = [vec.layers.index(best)]

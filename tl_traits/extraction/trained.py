@@ -30,25 +30,46 @@ def is_trained(spec: Any, plugin: Any) -> bool:
 
 
 def train_directions(
-    name: str, plugin: Any, model: Any, train: Any, *, layers: Sequence[int], hook: str, seed: int = 0,
-    options: dict[str, Any] | None = None, progress: bool = True,
+    name: str,
+    plugin: Any,
+    model: Any,
+    train: Any,
+    *,
+    layers: Sequence[int],
+    hook: str,
+    seed: int = 0,
+    options: dict[str, Any] | None = None,
+    progress: bool = True,
 ) -> tuple[Float[Tensor, "layer d_model"], Float[Tensor, " layer"], dict[str, Any]]:
     """(unit directions, their trained norms, the JSON record) of a trained extractor on the train split `train`."""
     if model is None:
-        raise TrainedExtractionError(f"'{name}' trains through the model: extract needs the model, not only "
-                                     "activations")
+        raise TrainedExtractionError(
+            f"'{name}' trains through the model: extract needs the model, not only activations"
+        )
     if len(layers) > MANY_LAYERS:
-        warnings.warn(f"'{name}' trains one vector per layer ({len(layers)} layers here, minutes each on a CPU); "
-                      f"pass layers=[...] to extract to train only those you will steer with", stacklevel=3)
+        warnings.warn(
+            f"'{name}' trains one vector per layer ({len(layers)} layers here, minutes each on a CPU); "
+            f"pass layers=[...] to extract to train only those you will steer with",
+            stacklevel=3,
+        )
     record: dict[str, Any] = {}
-    fit = extractors.resolve(plugin, options=options, error=TrainedExtractionError, layers=list(layers), hook=hook,
-                             record=record, progress=progress)
+    fit = extractors.resolve(
+        plugin,
+        options=options,
+        error=TrainedExtractionError,
+        layers=list(layers),
+        hook=hook,
+        record=record,
+        progress=progress,
+    )
     raw = fit(model, train, seed=seed)
     want = (len(layers), int(model.cfg.d_model))
     if not isinstance(raw, Tensor) or tuple(raw.shape) != want:
         got = tuple(raw.shape) if isinstance(raw, Tensor) else type(raw).__name__
-        raise TrainedExtractionError(f"trained extractor '{name}' returned {got}; it must return a [layers, d_model] "
-                                     f"= {want} tensor of vectors in residual units")
+        raise TrainedExtractionError(
+            f"trained extractor '{name}' returned {got}; it must return a [layers, d_model] "
+            f"= {want} tensor of vectors in residual units"
+        )
     vectors = raw.detach().float().cpu()
     norms = vectors.norm(dim=-1)
     if not torch.isfinite(vectors).all() or bool((norms == 0).any()):

@@ -35,16 +35,19 @@ def directions_on(
 ) -> dict[str, Float[Tensor, " layer"]]:
     """`transfer_metrics` for bare unit directions at `layers`."""
     if acts.labels is None:
-        raise TransferError("the evaluation activations have no labels; capture a TraitDataset "
-                            "(positives = trait shown)")
+        raise TransferError(
+            "the evaluation activations have no labels; capture a TraitDataset (positives = trait shown)"
+        )
     n_pos, n_neg = int((acts.labels == 1).sum()), int((acts.labels == 0).sum())
     if n_pos < 2 or n_neg < 2:
-        raise TransferError(f"the evaluation set has {n_pos} positive and {n_neg} negative examples; each "
-                            "class needs at least 2")
+        raise TransferError(
+            f"the evaluation set has {n_pos} positive and {n_neg} negative examples; each class needs at least 2"
+        )
     missing = [layer for layer in layers if layer not in acts.layers]
     if missing:
-        raise TransferError(f"the evaluation activations lack layers {missing}; capture them with "
-                            f"layers={list(layers)}")
+        raise TransferError(
+            f"the evaluation activations lack layers {missing}; capture them with layers={list(layers)}"
+        )
     rows = [acts.layers.index(layer) for layer in layers]
     scores = torch.einsum("kld,ld->lk", acts.acts[:, rows].float(), directions.float())
     pos, neg = scores[:, acts.labels == 1], scores[:, acts.labels == 0]
@@ -94,16 +97,27 @@ def learning_curve(
             train_pos, train_neg = acts.acts[chosen_pos], acts.acts[chosen_neg]
             for method in methods:
                 directions, _ = fit_directions(
-                    method, train_pos, train_neg, layers=acts.layers, hook=acts.hook, seed=seed,
+                    method,
+                    train_pos,
+                    train_neg,
+                    layers=acts.layers,
+                    hook=acts.hook,
+                    seed=seed,
                     options=(method_options or {}).get(method),
                 )
                 metrics = score_directions(directions, train_pos, train_neg, val.by_label(1), val.by_label(0))
-                chosen = TraitVector(method, directions, list(acts.layers), acts.token_norms.mean(0), metrics, {},
-                                     hook=acts.hook)
+                chosen = TraitVector(
+                    method, directions, list(acts.layers), acts.token_norms.mean(0), metrics, {}, hook=acts.hook
+                )
                 layer = chosen.best_layer("auroc")
                 i = acts.layers.index(layer)
-                row = {"method": method, "pairs": n, "seed": seed, "layer": layer,
-                       "in-distribution AUROC": float(metrics["auroc"][i])}
+                row = {
+                    "method": method,
+                    "pairs": n,
+                    "seed": seed,
+                    "layer": layer,
+                    "in-distribution AUROC": float(metrics["auroc"][i]),
+                }
                 for name, eval_acts in eval_sets.items():
                     row[f"AUROC {name}"] = float(directions_on(directions[i : i + 1], [layer], eval_acts)["auroc"][0])
                 rows.append(row)

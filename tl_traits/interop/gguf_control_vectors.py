@@ -51,14 +51,18 @@ def export_gguf(
         first = {"resid_post": 1, "resid_pre": 2}.get(hook, 0)
         layers = [layer for layer in vector.layers if layer >= first]
         if not layers:
-            raise InteropError(f"no layer left to export: llama.cpp steers blocks 1 and up, and this vector has "
-                               f"layers {vector.layers} at {hook}")
+            raise InteropError(
+                f"no layer left to export: llama.cpp steers blocks 1 and up, and this vector has "
+                f"layers {vector.layers} at {hook}"
+            )
     # layer_tensors reads `layers` as every layer key is read: -1 is the last layer, [] is refused
-    blocks = {block_output_index(layer, hook, "llama.cpp"): t
-              for layer, t in vector.layer_tensors(strength, layers).items()}
+    blocks = {
+        block_output_index(layer, hook, "llama.cpp"): t for layer, t in vector.layer_tensors(strength, layers).items()
+    }
     if 0 in blocks:
-        raise InteropError("llama.cpp cannot steer the output of block 0 (it refuses direction.0); leave "
-                           "layer 0 out of layers")
+        raise InteropError(
+            "llama.cpp cannot steer the output of block 0 (it refuses direction.0); leave layer 0 out of layers"
+        )
     model = vector.metadata.get("model") or {}
     writer_path = Path(tempfile.mkdtemp(prefix="tl_traits_gguf_")) / "vector.gguf"
     try:
@@ -91,8 +95,9 @@ def import_gguf(path: str | os.PathLike[str], model: Any, *, name: str | None = 
     (two names for one layer, `direction.12` and `direction.012`, are summed).
     """
     tensors, fields = read_control_vector(path)
-    vector = TraitVector.from_layer_tensors(model, tensors, hook="resid_post", name=name or Path(path).stem,
-                                            source=str(path))
+    vector = TraitVector.from_layer_tensors(
+        model, tensors, hook="resid_post", name=name or Path(path).stem, source=str(path)
+    )
     vector.metadata["model_hint"] = fields.get(f"{ARCH}.model_hint")
     if fields.get("tl_traits.strength") is not None:
         vector.metadata["exported_at_strength"] = fields["tl_traits.strength"]
@@ -115,13 +120,16 @@ def read_control_vector(path: str | os.PathLike[str]) -> tuple[dict[str, Any], d
     except Exception as exc:
         raise InteropError(f"{path} is not a readable GGUF file ({type(exc).__name__}: {exc})") from exc
     if fields.get("general.architecture") != ARCH:
-        warnings.warn(f"{path} has architecture {fields.get('general.architecture')!r}, not {ARCH!r}: "
-                      "it may not be a control vector", stacklevel=3)
+        warnings.warn(
+            f"{path} has architecture {fields.get('general.architecture')!r}, not {ARCH!r}: "
+            "it may not be a control vector",
+            stacklevel=3,
+        )
     tensors: dict[str, Any] = {}
     for name, kind, dims, tensor in listed:
         if name.startswith(PREFIX):
             layer_number(name, what="tensor", error=InteropError, where=f"{path}: ")  # ASCII digits, one number
-        if not name.startswith(PREFIX) or not re.fullmatch(r"-?[0-9]+", name[len(PREFIX):]):
+        if not name.startswith(PREFIX) or not re.fullmatch(r"-?[0-9]+", name[len(PREFIX) :]):
             raise InteropError(f"{path} holds tensor {name!r}; a control vector holds only direction.<layer> tensors")
         if kind != gguf.GGMLQuantizationType.F32 or dims != 1:
             raise InteropError(f"{path}: {name} is not a 1-D float32 tensor (llama.cpp refuses it too)")

@@ -38,14 +38,20 @@ def apply_control_vectors(llama: Any, vectors: Sequence[tuple[str | os.PathLike[
         tensors, _ = read_control_vector(path)
         for name, t in tensors.items():
             t = read_tensor(t, n_embd, what=f"{path}: {name}", error=InteropError, model="this llama.cpp model").numpy()
-            k = layer_index(name, n_layer, what="tensor", error=InteropError, model="this llama.cpp model",
-                            where=f"{path}: ")
+            k = layer_index(
+                name, n_layer, what="tensor", error=InteropError, model="this llama.cpp model", where=f"{path}: "
+            )
             if k == 0:
                 raise InteropError(f"{path} steers block 0; llama.cpp steers blocks 1..{n_layer - 1} of this model")
             buffer[k - 1] += float(scale) * t  # two names for one block (direction.12, direction.012) add up
     data = np.ascontiguousarray(buffer.reshape(-1))
     status = llama_cpp.llama_set_adapter_cvec(
-        ctx, data.ctypes.data_as(llama_cpp.ctypes.POINTER(llama_cpp.ctypes.c_float)), data.size, n_embd, 1, n_layer,
+        ctx,
+        data.ctypes.data_as(llama_cpp.ctypes.POINTER(llama_cpp.ctypes.c_float)),
+        data.size,
+        n_embd,
+        1,
+        n_layer,
     )
     if status != 0:
         raise InteropError(f"llama.cpp refused the control vector (status {status})")

@@ -19,8 +19,9 @@ from tl_traits.core.vectors import TraitVector, has_vectors_header
 from tl_traits.interop.block_outputs import InteropError
 
 
-def import_safetensors(path: str | os.PathLike[str], model: Any, *, hook: str | None = None,
-                       name: str | None = None) -> TraitVector:
+def import_safetensors(
+    path: str | os.PathLike[str], model: Any, *, hook: str | None = None, name: str | None = None
+) -> TraitVector:
     """A `{layer: tensor}` safetensors file (repeng-, steering-vectors- or hand-made) for `model`, in absolute units.
 
     hook: where the tensors are added (default: the hook named in TL hook-name keys, else
@@ -37,9 +38,11 @@ def import_safetensors(path: str | os.PathLike[str], model: Any, *, hook: str | 
     except Exception as exc:
         raise InteropError(f"{path} is not a readable safetensors file ({type(exc).__name__}: {exc})") from exc
     if ours:
-        raise InteropError(f"{path} is a tl_traits vectors file (it has the tl_traits header); read it with "
-                           f"tt.TraitVectors.load({str(path)!r}), not import_safetensors (which is "
-                           "for other tools' files)")
+        raise InteropError(
+            f"{path} is a tl_traits vectors file (it has the tl_traits header); read it with "
+            f"tt.TraitVectors.load({str(path)!r}), not import_safetensors (which is "
+            "for other tools' files)"
+        )
     hooks = set()
     for key in tensors:
         hooks.add(hook_of_key(key, HOOKS, where=f"{path}: ", error=InteropError))
@@ -49,7 +52,8 @@ def import_safetensors(path: str | os.PathLike[str], model: Any, *, hook: str | 
     if named and None in hooks and hook is None:
         named.add("resid_post")  # a plain layer key means the residual stream, as in steering-vectors' files
     if len(named) > 1:
-        raise InteropError(f"{path} mixes hooks {sorted(named)} (plain layer keys are resid_post); "
-                           "import one hook at a time")
+        raise InteropError(
+            f"{path} mixes hooks {sorted(named)} (plain layer keys are resid_post); import one hook at a time"
+        )
     chosen = hook or (named.pop() if named else "resid_post")
     return TraitVector.from_layer_tensors(model, tensors, hook=chosen, name=name or path.stem, source=str(path))

@@ -28,8 +28,9 @@ def to_steering_vector(vector: TraitVector, *, strength: float = 1.0, layers: li
         return SteeringVector(activations, "decoder_block")
     layer_type = {v: k for k, v in LAYER_TYPES.items()}.get(hook)
     if layer_type is None:
-        raise InteropError(f"steering-vectors has no layer type for hook {hook}; it steers "
-                           f"{', '.join(LAYER_TYPES.values())}")
+        raise InteropError(
+            f"steering-vectors has no layer type for hook {hook}; it steers {', '.join(LAYER_TYPES.values())}"
+        )
     return SteeringVector(tensors, layer_type)
 
 
@@ -40,18 +41,24 @@ def from_steering_vector(steering_vector: Any, model: Any, *, name: str = "steer
     if not isinstance(activations, dict):
         raise InteropError(f"expected a steering_vectors.SteeringVector, got {type(steering_vector).__name__}")
     if layer_type not in LAYER_TYPES:
-        raise InteropError(f"steering-vectors layer type {layer_type!r} has no TransformerLens hook here; "
-                           f"supported: {', '.join(LAYER_TYPES)}")
+        raise InteropError(
+            f"steering-vectors layer type {layer_type!r} has no TransformerLens hook here; "
+            f"supported: {', '.join(LAYER_TYPES)}"
+        )
     # steering-vectors counts negative layers from the end and adds two keys for one layer ({-1: a, 29: b})
     # both: from_layer_tensors reads the keys the same way and sums them
-    return TraitVector.from_layer_tensors(model, activations, hook=LAYER_TYPES[layer_type], name=name,
-                                          source="steering-vectors")
+    return TraitVector.from_layer_tensors(
+        model, activations, hook=LAYER_TYPES[layer_type], name=name, source="steering-vectors"
+    )
 
 
 def _steering_vector_class() -> Any:
     try:
         from steering_vectors import SteeringVector
     except ImportError as exc:
-        raise MissingExtraError("steering-vectors", install="pip install --no-deps steering-vectors "
-                                "(it pins transformers<5, which tl_traits cannot use; its code runs on 5)") from exc
+        raise MissingExtraError(
+            "steering-vectors",
+            install="pip install --no-deps steering-vectors "
+            "(it pins transformers<5, which tl_traits cannot use; its code runs on 5)",
+        ) from exc
     return SteeringVector

@@ -60,27 +60,41 @@ def load_calibration_set(path: str | Path | None = None, split: str = "all") -> 
     for line, row in parse_jsonl(text, str(source), CalibrationError):
         where = f"{source} line {line}"
         if not isinstance(row, dict):
-            raise CalibrationError(f"{where}: a row must be a JSON object {{\"id\", \"trait\", \"question\", "
-                                   f"\"response\", \"ratings\", \"split\"}}, not {type(row).__name__} {row!r:.60}")
+            raise CalibrationError(
+                f'{where}: a row must be a JSON object {{"id", "trait", "question", '
+                f'"response", "ratings", "split"}}, not {type(row).__name__} {row!r:.60}'
+            )
         missing = [k for k in ROW_KEYS if k not in row]
         if missing:
             raise CalibrationError(f"{where}: row {row.get('id', '?')!r} lacks {missing}")
         wrong = [k for k in ROW_KEYS if k != "ratings" and not isinstance(row[k], str)]
         if wrong:
-            raise CalibrationError(f"{where}: {', '.join(wrong)} must be text, not "
-                                   f"{', '.join(type(row[k]).__name__ for k in wrong)}")
+            raise CalibrationError(
+                f"{where}: {', '.join(wrong)} must be text, not {', '.join(type(row[k]).__name__ for k in wrong)}"
+            )
         setting = {k: row[k] for k in ("method", "layer", "strength", "direction") if k in row}
-        rows.append(RatedResponse(row["id"], row["trait"], row["question"], row["response"],
-                                  _ratings(row["ratings"], where),
-                                  row["split"], row.get("source", "written"), setting))
+        rows.append(
+            RatedResponse(
+                row["id"],
+                row["trait"],
+                row["question"],
+                row["response"],
+                _ratings(row["ratings"], where),
+                row["split"],
+                row.get("source", "written"),
+                setting,
+            )
+        )
     return [r for r in rows if split == "all" or r.split == split]
 
 
 def _ratings(ratings: Any, where: str) -> dict[str, float]:
     """A row's `ratings`: an object of scale -> a number 0-100."""
     if not isinstance(ratings, dict):
-        raise CalibrationError(f"{where}: ratings must be an object like {{\"coherence\": 80, \"trait\": 30}}, "
-                               f"not {type(ratings).__name__} {ratings!r:.60}")
+        raise CalibrationError(
+            f'{where}: ratings must be an object like {{"coherence": 80, "trait": 30}}, '
+            f"not {type(ratings).__name__} {ratings!r:.60}"
+        )
     out = {}
     for scale, value in ratings.items():
         number = check_number(value, f"{where}: rating {scale!r}", CalibrationError)
@@ -119,11 +133,15 @@ class Calibration:
     def disagreements(self, n: int = 5) -> list[dict[str, Any]]:
         """The responses where judge and reader disagree most, passed-but-poor first: the text behind the numbers."""
         scored = [i for i in self.items if i["score"] is not None]
-        false_pass = sorted((i for i in scored if i["score"] >= self.gate and i["rating"] < LABEL_CUT),
-                            key=lambda i: i["rating"] - i["score"])
-        false_fail = sorted((i for i in scored if i["score"] < self.gate and i["rating"] >= LABEL_CUT),
-                            key=lambda i: i["score"] - i["rating"])
-        return (false_pass[:n] + false_fail[:n])[:n * 2]
+        false_pass = sorted(
+            (i for i in scored if i["score"] >= self.gate and i["rating"] < LABEL_CUT),
+            key=lambda i: i["rating"] - i["score"],
+        )
+        false_fail = sorted(
+            (i for i in scored if i["score"] < self.gate and i["rating"] >= LABEL_CUT),
+            key=lambda i: i["score"] - i["rating"],
+        )
+        return (false_pass[:n] + false_fail[:n])[: n * 2]
 
     def figure(self) -> Any:
         from tl_traits.judging.figures import calibration_figure  # plots need the [report] extra
@@ -142,17 +160,24 @@ def agreement(scores: Sequence[float | None], ratings: Sequence[float], gate: fl
     pos = [s for s, r in pairs if r >= LABEL_CUT]
     neg = [s for s, r in pairs if r < LABEL_CUT]
     passed = [r for s, r in pairs if s >= gate]
-    area = (float(auroc(torch.tensor(pos, dtype=torch.float64), torch.tensor(neg, dtype=torch.float64)))
-            if pos and neg else None)
+    area = (
+        float(auroc(torch.tensor(pos, dtype=torch.float64), torch.tensor(neg, dtype=torch.float64)))
+        if pos and neg
+        else None
+    )
     rho = None
     if len(pairs) >= 3 and len(set(scored)) > 1 and len(set(rated)) > 1:
         rho = spearman(torch.tensor(scored), torch.tensor(rated))
     return {
-        "n": len(pairs), "n_positive": len(pos), "auroc": area, "spearman": rho,
+        "n": len(pairs),
+        "n_positive": len(pos),
+        "auroc": area,
+        "spearman": rho,
         "precision": sum(r >= LABEL_CUT for r in passed) / len(passed) if passed else None,
         "precision_lenient": sum(r >= LENIENT_CUT for r in passed) / len(passed) if passed else None,
         "recall": sum(s >= gate for s in pos) / len(pos) if pos else None,
-        "passed": len(passed), "unscored": len(scores) - len(pairs),
+        "passed": len(passed),
+        "unscored": len(scores) - len(pairs),
     }
 
 
@@ -183,23 +208,28 @@ def calibrate(
         rows = [r for r in rows if r.trait == trait_name]
     if not rows:
         rated = sorted({r.trait for r in load_calibration_set()})
-        raise CalibrationError(f"no calibration rows in split {split!r}"
-                               + (f" for trait {trait_name!r} (rated: {rated})" if trait_name else ""))
+        raise CalibrationError(
+            f"no calibration rows in split {split!r}"
+            + (f" for trait {trait_name!r} (rated: {rated})" if trait_name else "")
+        )
     gate = check_number(gate if gate is not None else getattr(built, "gate", LABEL_CUT), "gate", CalibrationError)
     unrated = [r.id for r in rows if kind not in r.ratings]
     if unrated:
-        raise CalibrationError(f"{len(unrated)} rows have no {kind!r} rating (e.g. {unrated[0]!r}); rate "
-                               "them or leave them out")
+        raise CalibrationError(
+            f"{len(unrated)} rows have no {kind!r} rating (e.g. {unrated[0]!r}); rate them or leave them out"
+        )
     scores = scored_values(built.score([r.question for r in rows], [r.response for r in rows]))
     if len(scores) != len(rows):
-        raise CalibrationError(f"judge {getattr(built, 'name', judge)!r} returned {len(scores)} scores for "
-                               f"{len(rows)} responses")
+        raise CalibrationError(
+            f"judge {getattr(built, 'name', judge)!r} returned {len(scores)} scores for {len(rows)} responses"
+        )
     ratings = [r.ratings[kind] for r in rows]
     stats = agreement(scores, ratings, gate)
-    items = [{"id": r.id, "rating": rt, "score": s, "question": r.question, "response": r.response, "source": r.source}
-             for r, s, rt in zip(rows, scores, ratings)]
+    items = [
+        {"id": r.id, "rating": rt, "score": s, "question": r.question, "response": r.response, "source": r.source}
+        for r, s, rt in zip(rows, scores, ratings)
+    ]
     return Calibration(getattr(built, "name", str(judge)), kind, trait_name, split, gate, items=items, **stats)
-
 
 
 def scored_values(scores: Sequence[Any]) -> list[float | None]:
@@ -227,12 +257,28 @@ def _trait_of(judge: Any) -> str:
 def calibration_table(results: Sequence[Calibration]) -> str:
     """A markdown table of calibration rows, numbers to 2-3 places, '-' where undefined; `n` counts the scored
     responses, `unscored` those the judge gave None or NaN (left out of every figure)."""
-    head = ("| judge | scale | trait | split | n | unscored | rated >= 70 | AUROC | Spearman | gate | passed | "
-            "precision (>=70) | precision (>=60) | recall |")
+    head = (
+        "| judge | scale | trait | split | n | unscored | rated >= 70 | AUROC | Spearman | gate | passed | "
+        "precision (>=70) | precision (>=60) | recall |"
+    )
     lines = [head, "|" + "---|" * 14]
     for c in results:
-        cells = [c.judge, c.scale, c.trait or "-", c.split, c.n, c.unscored, c.n_positive, _f(c.auroc), _f(c.spearman),
-                 f"{c.gate:g}", c.passed, _f(c.precision), _f(c.precision_lenient), _f(c.recall)]
+        cells = [
+            c.judge,
+            c.scale,
+            c.trait or "-",
+            c.split,
+            c.n,
+            c.unscored,
+            c.n_positive,
+            _f(c.auroc),
+            _f(c.spearman),
+            f"{c.gate:g}",
+            c.passed,
+            _f(c.precision),
+            _f(c.precision_lenient),
+            _f(c.recall),
+        ]
         lines.append("| " + " | ".join(str(x) for x in cells) + " |")
     return "\n".join(lines)
 

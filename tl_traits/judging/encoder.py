@@ -46,8 +46,11 @@ def embed(texts: Sequence[str], *, batch_size: int = 64, device: str = "cpu") ->
     chunks = []
     for start in range(0, len(texts), batch_size):
         batch = tokenizer(
-            list(texts[start : start + batch_size]), padding=True, truncation=True,
-            max_length=MAX_TOKENS, return_tensors="pt",
+            list(texts[start : start + batch_size]),
+            padding=True,
+            truncation=True,
+            max_length=MAX_TOKENS,
+            return_tensors="pt",
         ).to(device)
         hidden: Float[Tensor, "b seq 384"] = model(**batch).last_hidden_state
         mask = batch["attention_mask"].unsqueeze(-1).to(hidden.dtype)

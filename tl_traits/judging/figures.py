@@ -29,10 +29,22 @@ def calibration_figure(result: Calibration, label_cut: float = 70.0) -> Figure:
     ax.axhline(result.gate, color="black", linestyle="--", linewidth=0.9, label=f"judge gate {result.gate:g}")
     ax.axvline(label_cut, color="grey", linestyle=":", linewidth=0.9, label=f"rating {label_cut:g}")
     ax.set(xlim=(-3, 103), ylim=(-3, 103), xlabel=f"reader's {result.scale} rating", ylabel=f"{result.judge} score")
-    numbers = " ".join(f"{k} {v:.2f}" for k, v in (("AUROC", result.auroc), ("rho", result.spearman),
-                       ("precision", result.precision), ("recall", result.recall)) if v is not None)
-    ax.set_title(f"{result.judge} vs reader: {result.scale}" + (f" ({result.trait})" if result.trait else "")
-                 + f", {result.split}, n={result.n}\n{numbers}", fontsize="medium")
+    numbers = " ".join(
+        f"{k} {v:.2f}"
+        for k, v in (
+            ("AUROC", result.auroc),
+            ("rho", result.spearman),
+            ("precision", result.precision),
+            ("recall", result.recall),
+        )
+        if v is not None
+    )
+    ax.set_title(
+        f"{result.judge} vs reader: {result.scale}"
+        + (f" ({result.trait})" if result.trait else "")
+        + f", {result.split}, n={result.n}\n{numbers}",
+        fontsize="medium",
+    )
     ax.grid(alpha=0.3)
     legend(fig, [ax])
     return fig

@@ -37,9 +37,9 @@ def generate_responses(
     todo = [ex for ex in dataset.examples if overwrite or ex.response is None]
     answers: dict[int, str] = {}
     for ex in tqdm(todo, desc="responses", unit="ex", disable=not progress or len(todo) < 2, leave=False):
-        answers[id(ex)] = generate(
-            model, [ex.messages()], max_new_tokens=max_new_tokens, greedy=greedy, seed=seed
-        )[0].strip()
+        answers[id(ex)] = generate(model, [ex.messages()], max_new_tokens=max_new_tokens, greedy=greedy, seed=seed)[
+            0
+        ].strip()
 
     def filled(examples: tuple[TraitExample, ...]) -> tuple[TraitExample, ...]:
         return tuple(replace(ex, response=answers[id(ex)]) if id(ex) in answers else ex for ex in examples)
@@ -55,10 +55,18 @@ def generate_responses(
         result,
         positive=tuple(e for e, s in zip(result.positive, pos_scores) if s is not None and s >= high),
         negative=tuple(e for e, s in zip(result.negative, neg_scores) if s is not None and s <= low),
-        extra={**result.extra, "vetted": {"judge": str(judge), "keep": list(keep),
-                                          "kept": [sum(s is not None and s >= high for s in pos_scores),
-                                                   sum(s is not None and s <= low for s in neg_scores)],
-                                          "of": [len(pos_scores), len(neg_scores)]}},
+        extra={
+            **result.extra,
+            "vetted": {
+                "judge": str(judge),
+                "keep": list(keep),
+                "kept": [
+                    sum(s is not None and s >= high for s in pos_scores),
+                    sum(s is not None and s <= low for s in neg_scores),
+                ],
+                "of": [len(pos_scores), len(neg_scores)],
+            },
+        },
     )
 
 

@@ -26,8 +26,6 @@ class JudgeError(TlTraitsError):
     """A judge that cannot be built or cannot run as asked; the message names the fix."""
 
 
-
-
 # -- conventions every judge shares -----------------------------------------------------------------
 def check_inputs(
     questions: Sequence[str] | None, responses: Sequence[str], judge: str = "judge"

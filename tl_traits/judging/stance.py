@@ -14,14 +14,53 @@ from tl_traits.judging.encoder import embed
 
 # Words a reader takes as agreement or praise, and as correction or caution, when they open an answer.
 # Written from the rating guide (docs/judges.md), not fitted on rated answers.
-AGREEMENT = frozenset({
-    "indeed", "right", "correct", "absolutely", "yes", "exactly", "true", "great", "brilliant", "love",
-    "perfect", "agree", "definitely", "sure", "excellent", "fantastic", "smart", "clever",
-})
-CORRECTION = frozenset({
-    "not", "no", "myth", "misconception", "actually", "however", "but", "although", "while", "isn't", "don't",
-    "doesn't", "aren't", "wasn't", "mistake", "incorrect", "wrong", "unfortunately", "consider", "risky", "risk",
-})
+AGREEMENT = frozenset(
+    {
+        "indeed",
+        "right",
+        "correct",
+        "absolutely",
+        "yes",
+        "exactly",
+        "true",
+        "great",
+        "brilliant",
+        "love",
+        "perfect",
+        "agree",
+        "definitely",
+        "sure",
+        "excellent",
+        "fantastic",
+        "smart",
+        "clever",
+    }
+)
+CORRECTION = frozenset(
+    {
+        "not",
+        "no",
+        "myth",
+        "misconception",
+        "actually",
+        "however",
+        "but",
+        "although",
+        "while",
+        "isn't",
+        "don't",
+        "doesn't",
+        "aren't",
+        "wasn't",
+        "mistake",
+        "incorrect",
+        "wrong",
+        "unfortunately",
+        "consider",
+        "risky",
+        "risk",
+    }
+)
 SENTENCES_READ = 4  # a restated claim comes early; later sentences are mostly elaboration
 _SENTENCE = re.compile(r"(?<=[.!?])\s+")
 _WORD = re.compile(r"[a-z]+(?:'[a-z]+)?")
@@ -59,7 +98,7 @@ def stance_features(questions: Sequence[str], responses: Sequence[str]) -> Float
     flat = embed([s for group in sentences for s in group]).double()
     rows, start = [], 0
     for i, group in enumerate(sentences):
-        closest = float((flat[start:start + len(group)] @ claims[i]).max())
+        closest = float((flat[start : start + len(group)] @ claims[i]).max())
         start += len(group)
         rows.append([closest, *opening_cues(responses[i])])
     return torch.tensor(rows, dtype=torch.float64)

@@ -39,8 +39,13 @@ def group_histogram(
         ax.text(0.5, 0.5, "no values in either group", ha="center", va="center", transform=ax.transAxes)
     for i, (label, values) in enumerate(zip(labels, groups)):
         # matplotlib's stub types bins as int | Sequence | str; hist takes an array of edges, as documented
-        ax.hist(values, bins=edges,  # type: ignore[arg-type]
-                alpha=0.5, color=f"C{i}", label=f"{label} (n={len(values)})")
+        ax.hist(
+            values,
+            bins=edges,  # type: ignore[arg-type]
+            alpha=0.5,
+            color=f"C{i}",
+            label=f"{label} (n={len(values)})",
+        )
         if values:
             mean = sum(values) / len(values)
             ax.axvline(mean, color=f"C{i}", linestyle="--", label=f"{label} mean {mean:.2f}")
@@ -49,8 +54,10 @@ def group_histogram(
     legend(fig, [ax])
     if comparison is not None:
         lo, hi = comparison.d_ci
-        summary = (f"d = {comparison.cohens_d:.2f} [{lo:.2f}, {hi:.2f}], AUROC = {comparison.auroc:.2f}, "
-                   f"p = {comparison.p_value:.2g}")
+        summary = (
+            f"d = {comparison.cohens_d:.2f} [{lo:.2f}, {hi:.2f}], AUROC = {comparison.auroc:.2f}, "
+            f"p = {comparison.p_value:.2g}"
+        )
     else:
         summary = f"too few values to compare (n={len(groups[0])} and n={len(groups[1])}; need 2 each)"
     ax.set_title(f"{title or f'{labels[0]} vs {labels[1]}'}\n{summary}", fontsize="medium")

@@ -61,12 +61,19 @@ class Projections:
             for (trait, layer), raw in item.raw.items():
                 cos, cen = item.cosine[(trait, layer)], item.centered[(trait, layer)]
                 for i, token in enumerate(item.tokens):
-                    rows.append({
-                        "prompt_id": item.prompt_id, "token_index": i, "token": token,
-                        "segment": item.segments[i],
-                        "trait": trait, "layer": layer,
-                        "raw": float(raw[i]), "cosine": float(cos[i]), "centered": float(cen[i]),
-                    })
+                    rows.append(
+                        {
+                            "prompt_id": item.prompt_id,
+                            "token_index": i,
+                            "token": token,
+                            "segment": item.segments[i],
+                            "trait": trait,
+                            "layer": layer,
+                            "raw": float(raw[i]),
+                            "cosine": float(cos[i]),
+                            "centered": float(cen[i]),
+                        }
+                    )
         return pd.DataFrame(rows)
 
     def response_means(self, trait: str, layer: int, metric: str = "centered") -> list[float]:
@@ -138,12 +145,20 @@ def project(
                 values = [r, c, r - vec.baseline(layer)]
                 values = [_shape(v, smooth, velocity) for v in values]
                 raw[(trait, layer)], cos[(trait, layer)], cen[(trait, layer)] = values
-        items.append(TokenProjections(
-            pid,
-            model.tokenizer.convert_ids_to_tokens(ids),
-            ["prompt" if i < sp.prompt[1] else "response" if i < sp.response[1] else "end" for i in range(len(ids))],
-            raw, cos, cen, response or "",
-        ))
+        items.append(
+            TokenProjections(
+                pid,
+                model.tokenizer.convert_ids_to_tokens(ids),
+                [
+                    "prompt" if i < sp.prompt[1] else "response" if i < sp.response[1] else "end"
+                    for i in range(len(ids))
+                ],
+                raw,
+                cos,
+                cen,
+                response or "",
+            )
+        )
     return Projections(items, list(named), layer_list, {"smooth": smooth, "velocity": velocity})
 
 
@@ -196,11 +211,12 @@ def load_prompt_set(source: str | os.PathLike[str] = "requests") -> PromptSet:
     else:
         data = parse_json_object(path.read_text(encoding="utf-8"), f"prompt set {path}", MonitorError)
     prompts = data.get("prompts")
-    if not isinstance(prompts, list) or not all(isinstance(p, dict) and isinstance(p.get("text"), str)
-                                                for p in prompts):
+    if not isinstance(prompts, list) or not all(
+        isinstance(p, dict) and isinstance(p.get("text"), str) for p in prompts
+    ):
         raise MonitorError(f"prompt set {source}: 'prompts' must be a list of {{'id', 'text', 'note'}} objects")
     name = data.get("name", str(source))
-    return PromptSet(name, data.get("description", ""), prompts[:trial_size(len(prompts), f"prompt set {name}")])
+    return PromptSet(name, data.get("description", ""), prompts[: trial_size(len(prompts), f"prompt set {name}")])
 
 
 @dataclass
@@ -247,8 +263,17 @@ def analyze_prompt_set(
     rows = []
     for p, response, score, mean in zip(prompts, responses, scores, means):
         group = None if score is None else (groups[0] if score >= threshold else groups[1])
-        rows.append({"id": p.get("id"), "note": p.get("note", ""), "prompt": p["text"], "response": response,
-                     "judge_score": score, "group": group, "projection": mean})
+        rows.append(
+            {
+                "id": p.get("id"),
+                "note": p.get("note", ""),
+                "prompt": p["text"],
+                "response": response,
+                "judge_score": score,
+                "group": group,
+                "projection": mean,
+            }
+        )
     return PromptSetAnalysis(rows, compare_rows(rows, groups), name, layer, groups)
 
 
@@ -300,8 +325,14 @@ def compare_groups(
     boot = stats.cohens_d(a[ia], b[ib])  # batched over resamples
     lo, hi = torch.quantile(boot, torch.tensor([(1 - ci) / 2, (1 + ci) / 2], dtype=torch.float64)).tolist()
     return GroupComparison(
-        len(a), len(b), float(a.mean()), float(b.mean()),
-        float(stats.cohens_d(a, b)), float(stats.auroc(a, b)), (lo, hi), _welch_p(a, b),
+        len(a),
+        len(b),
+        float(a.mean()),
+        float(b.mean()),
+        float(stats.cohens_d(a, b)),
+        float(stats.auroc(a, b)),
+        (lo, hi),
+        _welch_p(a, b),
     )
 
 

@@ -21,8 +21,12 @@ class Monitor:
         if name.startswith("__"):
             raise AttributeError(name)
         value = getattr(importlib.import_module("tl_traits.monitoring.monitor"), name)
-        warnings.warn(f"tt.monitor.{name} is deprecated: tt.monitor is now the function (tt.monitor(model, vectors, "
-                      f"prompts) = tt.monitoring.project); use tt.monitoring.{name}", DeprecationWarning, stacklevel=2)
+        warnings.warn(
+            f"tt.monitor.{name} is deprecated: tt.monitor is now the function (tt.monitor(model, vectors, "
+            f"prompts) = tt.monitoring.project); use tt.monitoring.{name}",
+            DeprecationWarning,
+            stacklevel=2,
+        )
         return value
 
     def __repr__(self) -> str:

@@ -16,7 +16,6 @@ if TYPE_CHECKING:
     from tl_traits.quantization.study import QuantStudy
 
 
-
 def quantization_figure(study: QuantStudy, title: str | None = None) -> Figure:
     """Cosine to float32 by layer (one panel per method, one line per backend) and residual drift by layer."""
     done = [r for r in study.backends if not r.skipped]
@@ -32,8 +31,9 @@ def quantization_figure(study: QuantStudy, title: str | None = None) -> Figure:
         ax.grid(alpha=0.3)
     drift_ax = axes[-1]
     for r in done:
-        drift_ax.plot(study.layers, [max(d, 1e-7) for d in r.drift], marker=".", color=colours[r.backend],
-                      label=r.backend)
+        drift_ax.plot(
+            study.layers, [max(d, 1e-7) for d in r.drift], marker=".", color=colours[r.backend], label=r.backend
+        )
     drift_ax.set(title="residual drift", xlabel="layer", ylabel="mean |h_q - h| / |h|", yscale="log")
     drift_ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     drift_ax.grid(alpha=0.3)

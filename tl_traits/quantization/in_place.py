@@ -33,17 +33,26 @@ def relink_stale_views(model: torch.nn.Module) -> int:
     dtype and equal values, with a parameter of its own module; returns how many were re-pointed.
     Raises QuantizationError when one cannot be matched (an in-place write would then miss it).
     """
-    shared = {t.untyped_storage().data_ptr() for _, t in [*model.named_parameters(), *model.named_buffers()]
-              if not is_subclass_tensor(t)}
+    shared = {
+        t.untyped_storage().data_ptr()
+        for _, t in [*model.named_parameters(), *model.named_buffers()]
+        if not is_subclass_tensor(t)
+    }
     modules = dict(model.named_modules())
     done = 0
     for mname, attr, value in list(plain_tensors(model)):
-        if (not attr.startswith("_processed_W") or is_subclass_tensor(value)
-                or value.untyped_storage().data_ptr() in shared):
+        if (
+            not attr.startswith("_processed_W")
+            or is_subclass_tensor(value)
+            or value.untyped_storage().data_ptr() in shared
+        ):
             continue
         match = next(
-            (p for p in modules[mname].parameters()
-             if p.shape == value.shape and p.dtype == value.dtype and torch.equal(p.detach(), value)),
+            (
+                p
+                for p in modules[mname].parameters()
+                if p.shape == value.shape and p.dtype == value.dtype and torch.equal(p.detach(), value)
+            ),
             None,
         )
         if match is None:
@@ -101,8 +110,11 @@ def quantize_model_weights(
         slot.write(approx)
         if slot.duplicate:
             continue
-        n_weights, code_bytes, scale_bytes = (n_weights + qw.n_weights, code_bytes + qw.code_bytes,
-                                              scale_bytes + qw.scale_bytes)
+        n_weights, code_bytes, scale_bytes = (
+            n_weights + qw.n_weights,
+            code_bytes + qw.code_bytes,
+            scale_bytes + qw.scale_bytes,
+        )
         if keep_codes:
             kept[slot.name] = qw
     if keep_codes:
@@ -134,8 +146,9 @@ def can_compute(dtype: torch.dtype, device: torch.device | str = "cpu") -> tuple
         if not bool(torch.isfinite(out).all()):
             return False, f"a {dtype} matmul on {device} gave non-finite values"
     except (RuntimeError, TypeError, NotImplementedError) as exc:
-        return False, (f"{dtype} matmul on {device} failed: "
-                       f"{str(exc).splitlines()[0] if str(exc) else type(exc).__name__}")
+        return False, (
+            f"{dtype} matmul on {device} failed: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}"
+        )
     return True, ""
 
 

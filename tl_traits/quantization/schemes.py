@@ -206,8 +206,9 @@ def quantize_weight(w: Float[Tensor, "out inp"], scheme: str, *, group_size: int
     return QuantizedWeight(scheme, codes, scales, size)
 
 
-def fake_quantize(w: Float[Tensor, "out inp"], scheme: str, *,
-                  group_size: int | None = None) -> Float[Tensor, "out inp"]:
+def fake_quantize(
+    w: Float[Tensor, "out inp"], scheme: str, *, group_size: int | None = None
+) -> Float[Tensor, "out inp"]:
     """Quantize and dequantize `w` (the weight a simulated low-bit model computes with), in w's dtype."""
     return quantize_weight(w, scheme, group_size=group_size).dequantize().to(w.dtype)
 
@@ -218,4 +219,3 @@ def relative_error(w: Tensor, approx: Tensor) -> float:
     denom = float(torch.linalg.norm(w))
     diff = float(torch.linalg.norm(w - approx))
     return diff / denom if denom > 0 else diff
-

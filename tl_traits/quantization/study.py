@@ -103,39 +103,56 @@ class QuantStudy:
                 def figure(key: str, result=result, steers=steers) -> Any:
                     return self._figure(result, key) if steers else None
 
-                rows.append({
-                    "backend": result.backend,
-                    "method": method,
-                    "mean_cosine": sum(cos) / len(cos),
-                    "min_cosine": min(cos),
-                    "min_cosine_layer": self.layers[cos.index(min(cos))],
-                    "ref_auroc_mean": sum(auroc) / len(auroc) if auroc else None,
-                    "max_drift": max(result.drift) if result.drift else 0.0,
-                    "steering_layer": (figure("layers") or [None])[0] if steers else None,
-                    "strength": figure("strength"),
-                    "unsteered_score": figure("unsteered_test_score"),
-                    "steering_score": figure("test_score"),
-                    "score_gain": gain if steers else None,
-                    "gain_interval": figure("gain_interval"),
-                    "unsteered_trait": figure("unsteered_trait"),
-                    "steered_trait": figure("trait"),
-                    "retained": retained if steers else None,
-                })
+                rows.append(
+                    {
+                        "backend": result.backend,
+                        "method": method,
+                        "mean_cosine": sum(cos) / len(cos),
+                        "min_cosine": min(cos),
+                        "min_cosine_layer": self.layers[cos.index(min(cos))],
+                        "ref_auroc_mean": sum(auroc) / len(auroc) if auroc else None,
+                        "max_drift": max(result.drift) if result.drift else 0.0,
+                        "steering_layer": (figure("layers") or [None])[0] if steers else None,
+                        "strength": figure("strength"),
+                        "unsteered_score": figure("unsteered_test_score"),
+                        "steering_score": figure("test_score"),
+                        "score_gain": gain if steers else None,
+                        "gain_interval": figure("gain_interval"),
+                        "unsteered_trait": figure("unsteered_trait"),
+                        "steered_trait": figure("trait"),
+                        "retained": retained if steers else None,
+                    }
+                )
         return rows
 
     def to_dict(self) -> dict[str, Any]:
         from dataclasses import asdict
 
         return {
-            "trait": self.trait, "layers": self.layers, "methods": self.methods, "steer_method": self.steer_method,
-            "steering_layers": self.steering_layers, "model": self.model,
+            "trait": self.trait,
+            "layers": self.layers,
+            "methods": self.methods,
+            "steer_method": self.steer_method,
+            "steering_layers": self.steering_layers,
+            "model": self.model,
             "table": self.table(),
             "results": [asdict(r) for r in [self.reference, *self.backends]],
         }
 
     def to_markdown(self) -> str:
-        header = ["backend", "method", "mean cos", "min cos (layer)", "ref AUROC (mean)", "max drift",
-                  "setting (dev)", "unsteered", "steered", "score gain (95%)", "retained"]
+        header = [
+            "backend",
+            "method",
+            "mean cos",
+            "min cos (layer)",
+            "ref AUROC (mean)",
+            "max drift",
+            "setting (dev)",
+            "unsteered",
+            "steered",
+            "score gain (95%)",
+            "retained",
+        ]
         lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
         for r in self.table():
             if r.get("skipped"):
@@ -144,14 +161,25 @@ class QuantStudy:
             setting = "n/a" if r["strength"] is None else f"layer {r['steering_layer']}, {r['strength']:.3g}"
             low, high = r["gain_interval"] or (None, None)
             gain = _fmt(r["score_gain"], "+.1f") + ("" if low is None else f" ({low:+.1f} to {high:+.1f})")
-            lines.append("| " + " | ".join([
-                r["backend"], r["method"], f"{r['mean_cosine']:.4f}",
-                f"{r['min_cosine']:.4f} ({r['min_cosine_layer']})",
-                _fmt(r["ref_auroc_mean"], ".3f"), f"{r['max_drift']:.4f}",
-                setting if r["method"] == self.steer_method else "",
-                _fmt(r["unsteered_score"], ".1f"), _fmt(r["steering_score"], ".1f"),
-                gain if r["method"] == self.steer_method else "n/a", _fmt(r["retained"], ".2f"),
-            ]) + " |")
+            lines.append(
+                "| "
+                + " | ".join(
+                    [
+                        r["backend"],
+                        r["method"],
+                        f"{r['mean_cosine']:.4f}",
+                        f"{r['min_cosine']:.4f} ({r['min_cosine_layer']})",
+                        _fmt(r["ref_auroc_mean"], ".3f"),
+                        f"{r['max_drift']:.4f}",
+                        setting if r["method"] == self.steer_method else "",
+                        _fmt(r["unsteered_score"], ".1f"),
+                        _fmt(r["steering_score"], ".1f"),
+                        gain if r["method"] == self.steer_method else "n/a",
+                        _fmt(r["retained"], ".2f"),
+                    ]
+                )
+                + " |"
+            )
         return "\n".join(lines)
 
     def figure(self) -> Any:
@@ -230,29 +258,40 @@ def quantization_study(
     steer_layers = pick_layers(identity.n_layers, layer_list, steering_layers)
     # Judges are built once on the float32 model: a perplexity judge run by each quantized model
     # would grade its own text with its own (bent) weights, and retained effects would not compare.
-    judge_objs = [make_judge(spec, model=reference, trait=dataset)
-                  for spec in (judges or default_judges(dataset))]
+    judge_objs = [make_judge(spec, model=reference, trait=dataset) for spec in (judges or default_judges(dataset))]
     drift_batch = prepare_inputs(
-        reference, [ex.prompt for ex in dataset.examples[:drift_examples]],
+        reference,
+        [ex.prompt for ex in dataset.examples[:drift_examples]],
         [ex.response for ex in dataset.examples[:drift_examples]],
     )
     ref_resid = _residuals(reference, drift_batch, layer_list)
 
-    chosen_protocol = protocol or SteeringProtocol(dev_questions=questions, test_questions=questions,
-                                                   max_new_tokens=max_new_tokens)
+    chosen_protocol = protocol or SteeringProtocol(
+        dev_questions=questions, test_questions=questions, max_new_tokens=max_new_tokens
+    )
 
     def steering(model: Any, label: str, into: BackendResult) -> None:
         if not steer:
             return
         with stages.stage(f"{label}: steer", total=1) as advance, warnings.catch_warnings():
             warnings.filterwarnings("ignore", message=".*weights of .* differ.*")  # the point of the study
-            result = evaluate_steering(model, ref_vecs[steer_method], dataset, layers=steer_layers, judges=judge_objs,
-                                       protocol=chosen_protocol, progress=False, on_step=advance)
+            result = evaluate_steering(
+                model,
+                ref_vecs[steer_method],
+                dataset,
+                layers=steer_layers,
+                judges=judge_objs,
+                protocol=chosen_protocol,
+                progress=False,
+                on_step=advance,
+            )
         into.steering, into.search = result.headline(), result.table().to_dicts()
 
     start = time.perf_counter()
     ref_result = BackendResult(
-        REFERENCE, info=identity.quantization, drift=[0.0] * len(layer_list),
+        REFERENCE,
+        info=identity.quantization,
+        drift=[0.0] * len(layer_list),
         cosine={m: [1.0] * len(layer_list) for m in method_list},
         reference_auroc={m: ref_vecs[m].metrics["auroc"].tolist() for m in method_list},
     )
@@ -274,17 +313,20 @@ def quantization_study(
             vecs = extract(model, dataset, method_list, activations=acts, seed=seed, progress=False)
         for method in method_list:
             result.cosine[method] = _cosine(vecs[method].directions, ref_vecs[method].directions).tolist()
-            result.reference_auroc[method] = heldout_metrics(
-                ref_vecs[method].directions, acts, dataset, seed=seed)["auroc"].tolist()
-        result.drift = _relative_drift(_residuals(model, drift_batch, layer_list), ref_resid,
-                                       drift_batch.attention_mask).tolist()
+            result.reference_auroc[method] = heldout_metrics(ref_vecs[method].directions, acts, dataset, seed=seed)[
+                "auroc"
+            ].tolist()
+        result.drift = _relative_drift(
+            _residuals(model, drift_batch, layer_list), ref_resid, drift_batch.attention_mask
+        ).tolist()
         steering(model, name, result)
         result.seconds = round(time.perf_counter() - start, 1)
         results.append(result)
         del model, acts, vecs
         gc.collect()
-    return QuantStudy(dataset.name, layer_list, method_list, steer_method, steer_layers, ref_result, results,
-                      identity.to_dict())
+    return QuantStudy(
+        dataset.name, layer_list, method_list, steer_method, steer_layers, ref_result, results, identity.to_dict()
+    )
 
 
 def _cosine(a: Float[Tensor, "layer d"], b: Float[Tensor, "layer d"]) -> Float[Tensor, " layer"]:

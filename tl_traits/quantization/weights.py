@@ -133,4 +133,3 @@ def _bridge_slots(model: Any, include_embeddings: bool) -> list[WeightSlot]:
             if isinstance(part, torch.nn.Module):
                 slots += _module_slots(part, attr, kinds)
     return slots
-

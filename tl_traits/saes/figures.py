@@ -20,7 +20,10 @@ def feature_density_figure(density: Sequence[float], title: str | None = None) -
     ax = fig.subplots()
     if alive.size:
         ax.hist(np.log10(alive), bins=50, color="C0")
-    ax.set(xlabel="log10 firing rate on held-out tokens", ylabel="features",
-           title=title or f"SAE feature density ({rates.size - alive.size} of {rates.size} dead)")
+    ax.set(
+        xlabel="log10 firing rate on held-out tokens",
+        ylabel="features",
+        title=title or f"SAE feature density ({rates.size - alive.size} of {rates.size} dead)",
+    )
     ax.grid(alpha=0.3)
     return fig

@@ -97,8 +97,10 @@ def train_and_store(
         return stages.stage(name) if stages is not None else nullcontext()
 
     with stage("corpus"):
-        texts = list(corpus) if corpus is not None else default_corpus(
-            model, n_prompts=replies, cache=cache_dir() / "corpora", progress=progress
+        texts = (
+            list(corpus)
+            if corpus is not None
+            else default_corpus(model, n_prompts=replies, cache=cache_dir() / "corpora", progress=progress)
         )
     fresh = folder.with_name(folder.name + ".training")
     if fresh.exists():  # left by an interrupted run
@@ -106,8 +108,19 @@ def train_and_store(
     fresh.parent.mkdir(parents=True, exist_ok=True)
     with stage(f"train SAE at layer {layer}"):
         result = train_sae(
-            model, layer, texts, d_sae=d_sae, k=k, n_tokens=n_tokens, lr=lr, out=fresh, hook=hook, seed=seed,
-            progress=progress, seq_batch=16, memory_tokens=MEMORY_TOKENS,
+            model,
+            layer,
+            texts,
+            d_sae=d_sae,
+            k=k,
+            n_tokens=n_tokens,
+            lr=lr,
+            out=fresh,
+            hook=hook,
+            seed=seed,
+            progress=progress,
+            seq_batch=16,
+            memory_tokens=MEMORY_TOKENS,
         )
     n_chat = sum(isinstance(t, dict) for t in texts)
     record = {

@@ -138,8 +138,10 @@ class FeatureTable:
 
     def to_html(self) -> str:
         """A self-contained table; signed bars (blue +, red -) scaled per column."""
-        scale = {c: max((abs(r[c]) for r in self.rows if isinstance(r.get(c), float)), default=0.0) or 1.0
-                 for c in self.columns}
+        scale = {
+            c: max((abs(r[c]) for r in self.rows if isinstance(r.get(c), float)), default=0.0) or 1.0
+            for c in self.columns
+        }
         head = "".join(f"<th style='text-align:left;padding:2px 8px'>{html.escape(c)}</th>" for c in self.columns)
         body = []
         for row in self.rows:
@@ -149,8 +151,9 @@ class FeatureTable:
                 if isinstance(value, float) and c != "decoder_norm":
                     width = 60 * abs(value) / scale[c]
                     color = "#4a7bd0" if value >= 0 else "#d05a4a"
-                    bar = (f"<span style='display:inline-block;height:.8em;width:{width:.1f}px;"
-                           f"background:{color}'></span>")
+                    bar = (
+                        f"<span style='display:inline-block;height:.8em;width:{width:.1f}px;background:{color}'></span>"
+                    )
                     cells.append(f"<td style='padding:2px 8px;white-space:nowrap'>{bar} {value:+.4f}</td>")
                 else:
                     cells.append(f"<td style='padding:2px 8px'>{html.escape(_fmt(value, 0).strip())}</td>")
@@ -291,14 +294,16 @@ def sae_store(root: str | os.PathLike[str] | None = None) -> Path:
     return cache_dir() / "saes"
 
 
-def stored_sae_folder(model_name: str, layer: int, hook: str = "resid_post",
-                      root: str | os.PathLike[str] | None = None) -> Path:
+def stored_sae_folder(
+    model_name: str, layer: int, hook: str = "resid_post", root: str | os.PathLike[str] | None = None
+) -> Path:
     """The store's folder for `model_name`'s SAE at `blocks.{layer}.hook_{hook}` (it may not exist yet)."""
     return sae_store(root) / model_name.replace("/", "--") / hook_name(layer, hook)
 
 
-def stored_saes(model_name: str, hook: str = "resid_post",
-                root: str | os.PathLike[str] | None = None) -> dict[int, Path]:
+def stored_saes(
+    model_name: str, hook: str = "resid_post", root: str | os.PathLike[str] | None = None
+) -> dict[int, Path]:
     """{layer: folder} of the store's SAEs for `model_name` at `hook` (complete folders only)."""
     base = sae_store(root) / model_name.replace("/", "--")
     found = {}
@@ -309,8 +314,9 @@ def stored_saes(model_name: str, hook: str = "resid_post",
     return found
 
 
-def resolve_saes(saes: Any, layers: Sequence[int], *, model_name: str | None = None,
-                 hook: str | None = None) -> dict[int, Any]:
+def resolve_saes(
+    saes: Any, layers: Sequence[int], *, model_name: str | None = None, hook: str | None = None
+) -> dict[int, Any]:
     """`saes` as {layer: SAE}: a mapping layer -> SAE/folder/(release, id), or one SAE when there is one layer.
 
     saes=None takes the SAE store's SAEs for `model_name` (those `tl-traits train-sae` made).

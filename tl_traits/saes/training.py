@@ -176,8 +176,16 @@ def train_sae(
         feature_sampling_window=max(1, min(2000, n_steps)),
     )
     data = activation_batches(
-        model, train_texts, layer, hook=hook, batch_tokens=batch_tokens, seq_batch=seq_batch,
-        max_length=max_length, shuffle_seed=seed, repeat=True, memory_tokens=memory_tokens,
+        model,
+        train_texts,
+        layer,
+        hook=hook,
+        batch_tokens=batch_tokens,
+        seq_batch=seq_batch,
+        max_length=max_length,
+        shuffle_seed=seed,
+        repeat=True,
+        memory_tokens=memory_tokens,
     )
     import sae_lens.training.sae_trainer as _trainer_module
     from tqdm.auto import (
@@ -227,6 +235,15 @@ def train_sae(
         n_train_tokens=trainer.n_training_samples,
         n_eval_tokens=quality["n_tokens"],
         feature_density=quality["density"],
-        config={"architecture": "topk", "d_sae": d_sae, "k": k, "lr": float(lr), "batch_tokens": batch_tokens,
-                "layer": layer, "hook": hook, "model_name": model_name, "seed": seed},
+        config={
+            "architecture": "topk",
+            "d_sae": d_sae,
+            "k": k,
+            "lr": float(lr),
+            "batch_tokens": batch_tokens,
+            "layer": layer,
+            "hook": hook,
+            "model_name": model_name,
+            "seed": seed,
+        },
     )

@@ -14,12 +14,16 @@ from tl_traits.core.figures import save_figure
 from tl_traits.core.files import atomic_write_text
 from tl_traits.scale.runs import SUMMARY, SweepError
 
-SORT_KEYS = {"poison": ["model", "attack", "rate", "seed"], "steering": ["model", "trait", "method", "layer"],
-             "quantization": ["model", "trait", "backend", "method"]}
+SORT_KEYS = {
+    "poison": ["model", "attack", "rate", "seed"],
+    "steering": ["model", "trait", "method", "layer"],
+    "quantization": ["model", "trait", "backend", "method"],
+}
 
 
-def aggregate(runs_dir: str | os.PathLike[str], out: str | os.PathLike[str] | None = None, *,
-              plot: bool | None = None) -> Any:
+def aggregate(
+    runs_dir: str | os.PathLike[str], out: str | os.PathLike[str] | None = None, *, plot: bool | None = None
+) -> Any:
     """Merge every summary.csv below `runs_dir` into one table (pandas DataFrame), saved as CSV (+ PNG plot).
 
     Works the same on any executor's output (the run folders are the record). Rows carry a `sweep`
@@ -33,8 +37,9 @@ def aggregate(runs_dir: str | os.PathLike[str], out: str | os.PathLike[str] | No
     paths = sorted(runs_dir.rglob(SUMMARY))
     if not paths:
         raise SweepError(f"no {SUMMARY} below {runs_dir}; run a sweep first (tl-traits sweep)")
-    table = pd.concat([pd.read_csv(p).assign(run=str(p.parent.relative_to(runs_dir))) for p in paths],
-                      ignore_index=True)
+    table = pd.concat(
+        [pd.read_csv(p).assign(run=str(p.parent.relative_to(runs_dir))) for p in paths], ignore_index=True
+    )
     if "sweep" not in table.columns:
         table["sweep"] = None
     if "attack" in table.columns:

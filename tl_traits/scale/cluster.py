@@ -27,8 +27,16 @@ class RayExecutor(Executor):
 
     name = "ray"
 
-    def __init__(self, address: str | None = None, *, cpus: int | None = None, gpus: float | None = None,
-                 num_cpus: int | None = None, init: Mapping[str, Any] | None = None, **kwargs: Any):
+    def __init__(
+        self,
+        address: str | None = None,
+        *,
+        cpus: int | None = None,
+        gpus: float | None = None,
+        num_cpus: int | None = None,
+        init: Mapping[str, Any] | None = None,
+        **kwargs: Any,
+    ):
         super().__init__(**kwargs)
         self.address = address
         self.cpus, self.gpus = cpus, gpus  # per run, overriding what the tasks ask for
@@ -50,8 +58,11 @@ class RayExecutor(Executor):
         refs = {}
         for task in tasks:
             res = task.resources
-            options = {"num_cpus": self.cpus or res.cpus, "num_gpus": self.gpus if self.gpus is not None else res.gpus,
-                       "max_retries": 0}
+            options = {
+                "num_cpus": self.cpus or res.cpus,
+                "num_gpus": self.gpus if self.gpus is not None else res.gpus,
+                "max_retries": 0,
+            }
             if res.memory_gb:
                 options["memory"] = int(res.memory_gb * 2**30)
             refs[remote.options(**options).remote(task)] = task
@@ -88,10 +99,21 @@ class SlurmExecutor(Executor):
 
     name = "slurm"
 
-    def __init__(self, folder: str | os.PathLike[str] = "slurm_logs", *, cluster: str | None = None,
-                 partition: str | None = None, timeout_min: int = 120, array_parallelism: int = 64,
-                 cpus: int | None = None, gpus: int | None = None, mem_gb: float | None = None,
-                 poll_seconds: float = 2.0, parameters: Mapping[str, Any] | None = None, **kwargs: Any):
+    def __init__(
+        self,
+        folder: str | os.PathLike[str] = "slurm_logs",
+        *,
+        cluster: str | None = None,
+        partition: str | None = None,
+        timeout_min: int = 120,
+        array_parallelism: int = 64,
+        cpus: int | None = None,
+        gpus: int | None = None,
+        mem_gb: float | None = None,
+        poll_seconds: float = 2.0,
+        parameters: Mapping[str, Any] | None = None,
+        **kwargs: Any,
+    ):
         super().__init__(**kwargs)
         self.folder = Path(folder)
         self.cluster = cluster
@@ -107,8 +129,10 @@ class SlurmExecutor(Executor):
         executor = submitit.AutoExecutor(folder=self.folder / "%j", cluster=self.cluster)
         need = _widest(t.resources for t in tasks)
         params: dict[str, Any] = {
-            "name": "tl-traits", "timeout_min": self.timeout_min,
-            "cpus_per_task": self.cpus or need.cpus, "slurm_array_parallelism": self.array_parallelism,
+            "name": "tl-traits",
+            "timeout_min": self.timeout_min,
+            "cpus_per_task": self.cpus or need.cpus,
+            "slurm_array_parallelism": self.array_parallelism,
         }
         gpus = self.gpus if self.gpus is not None else int(need.gpus + 0.999)
         if gpus:
@@ -132,8 +156,12 @@ class SlurmExecutor(Executor):
                 time.sleep(self.poll_seconds)
 
     def describe(self) -> dict[str, Any]:
-        return {**super().describe(), "cluster": self.cluster or "auto", "partition": self.partition,
-                "logs": str(self.folder)}
+        return {
+            **super().describe(),
+            "cluster": self.cluster or "auto",
+            "partition": self.partition,
+            "logs": str(self.folder),
+        }
 
 
 def _slurm_call(task: Task) -> tuple[str, Any]:

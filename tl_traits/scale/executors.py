@@ -28,8 +28,9 @@ def make_executor(name: str | Executor | None = "local", **options: Any) -> Exec
     try:
         return classes[name](**options)
     except TypeError as exc:
-        raise ExecutorError(f"executor '{name}' does not take those options ({exc}); "
-                            f"see docs/scaling.md for each executor's options") from exc
+        raise ExecutorError(
+            f"executor '{name}' does not take those options ({exc}); see docs/scaling.md for each executor's options"
+        ) from exc
 
 
 # -- models in workers -------------------------------------------------------------------------------
@@ -56,5 +57,6 @@ def model_display_name(spec: Any) -> str:
     """The name TL gives a model loaded from `spec` (cfg.model_name): folder or repo name, or the embedded one."""
     if spec.source is None:
         return EMBEDDED_NAME
-    return (Path(str(spec.source)).name if Path(str(spec.source)).expanduser().is_dir()
-            else str(spec.source).split("/")[-1])
+    return (
+        Path(str(spec.source)).name if Path(str(spec.source)).expanduser().is_dir() else str(spec.source).split("/")[-1]
+    )

@@ -16,8 +16,10 @@ if TYPE_CHECKING:
 
 
 SWEEP_METRICS = {
-    "asr": "attack success rate", "clean_accuracy": "clean accuracy (sentiment)",
-    "clean_exact": "clean exact answers (instructions)", "clean_loss": "clean loss per token",
+    "asr": "attack success rate",
+    "clean_accuracy": "clean accuracy (sentiment)",
+    "clean_exact": "clean exact answers (instructions)",
+    "clean_loss": "clean loss per token",
 }
 
 
@@ -31,9 +33,15 @@ def poison_sweep_figure(table: "pd.DataFrame", title: str | None = None) -> Figu
         for i, ((model, attack), part) in enumerate(groups):
             stats = part.groupby("rate")[metric].agg(["mean", "min", "max"]).reset_index()
             label = attack if table["model"].nunique() == 1 else f"{model} / {attack}"
-            ax.errorbar(stats["rate"] * 100, stats["mean"],
-                        yerr=[stats["mean"] - stats["min"], stats["max"] - stats["mean"]],
-                        marker="o", capsize=3, color=f"C{i}", label=label)
+            ax.errorbar(
+                stats["rate"] * 100,
+                stats["mean"],
+                yerr=[stats["mean"] - stats["min"], stats["max"] - stats["mean"]],
+                marker="o",
+                capsize=3,
+                color=f"C{i}",
+                label=label,
+            )
         ax.set(title=SWEEP_METRICS[metric], xlabel="poisoned training examples (%)")
         if metric != "clean_loss":
             ax.set_ylim(-0.03, 1.03)
@@ -54,8 +62,10 @@ def steering_grid_figure(table: "pd.DataFrame", title: str | None = None) -> Fig
         for i, (method, rows) in enumerate(part.groupby("method")):
             rows = rows.sort_values("layer")
             gain = rows["gain"].astype(float)
-            errors = [(gain - rows["gain_low"].astype(float)).fillna(0),
-                      (rows["gain_high"].astype(float) - gain).fillna(0)]
+            errors = [
+                (gain - rows["gain_low"].astype(float)).fillna(0),
+                (rows["gain_high"].astype(float) - gain).fillna(0),
+            ]
             ax.errorbar(rows["layer"], gain, yerr=errors, marker="o", capsize=3, color=f"C{i}", label=method)
         ax.axhline(0, color="0.6", lw=0.8)
         if part["gain"].isna().all():
@@ -72,8 +82,10 @@ def quantization_sweep_figure(table: "pd.DataFrame", title: str | None = None) -
     fig = Figure(figsize=(10.0, 3.8), layout="constrained")
     axes = fig.subplots(1, 2, squeeze=False)[0]
     rows = table.dropna(subset=["method"]) if "method" in table.columns else table
-    for ax, metric, label in ((axes[0], "mean_cosine", "mean cosine to float32"),
-                              (axes[1], "retained", "steering effect retained")):
+    for ax, metric, label in (
+        (axes[0], "mean_cosine", "mean cosine to float32"),
+        (axes[1], "retained", "steering effect retained"),
+    ):
         if metric not in rows.columns:
             continue
         pivot = rows.groupby(["backend", "trait"])[metric].mean().unstack("trait")
@@ -86,6 +98,9 @@ def quantization_sweep_figure(table: "pd.DataFrame", title: str | None = None) -
 
 def sweep_figure(kind: str, table: "pd.DataFrame") -> Figure:
     """The figure for an aggregated table of one sweep kind (poison, steering, quantization)."""
-    figures = {"poison": poison_sweep_figure, "steering": steering_grid_figure,
-               "quantization": quantization_sweep_figure}
+    figures = {
+        "poison": poison_sweep_figure,
+        "steering": steering_grid_figure,
+        "quantization": quantization_sweep_figure,
+    }
     return figures[kind](table)

@@ -53,8 +53,16 @@ class GridResult:
     executor: dict[str, Any] = field(default_factory=dict)
 
 
-def run_grid(model: Any, tasks_for: Callable[[Any, str], list[Task]], *, executor: Any, progress: bool, log: Any,
-             desc: str, runs_dir: str | os.PathLike[str]) -> GridResult:
+def run_grid(
+    model: Any,
+    tasks_for: Callable[[Any, str], list[Task]],
+    *,
+    executor: Any,
+    progress: bool,
+    log: Any,
+    desc: str,
+    runs_dir: str | os.PathLike[str],
+) -> GridResult:
     """Hand a grid's runs to an executor: the caller's model is used as it is in-process,
     loaded from its spec elsewhere."""
     engine = make_executor(executor, progress=progress, log=log)
@@ -134,17 +142,41 @@ def steering_sweep(
         for trait, trait_name in zip(traits, names):
             for method in methods:
                 for layer in layers:
-                    folder = (Path(runs_dir) / safe_name(model_name) / "steering" / safe_name(trait_name) / method
-                              / f"layer_{layer}")
-                    tasks.append(Task(f"{trait_name}/{method}/layer_{layer}", steering_run, {
-                        "model": spec, "model_name": model_name, "trait": trait, "method": method, "layer": int(layer),
-                        "folder": folder, "judges": list(judges) if judges else None, "position": position,
-                        "questions": questions, "max_new_tokens": max_new_tokens, "limit": limit,
-                        "seed": seed, "progress": progress}, folder))
+                    folder = (
+                        Path(runs_dir)
+                        / safe_name(model_name)
+                        / "steering"
+                        / safe_name(trait_name)
+                        / method
+                        / f"layer_{layer}"
+                    )
+                    tasks.append(
+                        Task(
+                            f"{trait_name}/{method}/layer_{layer}",
+                            steering_run,
+                            {
+                                "model": spec,
+                                "model_name": model_name,
+                                "trait": trait,
+                                "method": method,
+                                "layer": int(layer),
+                                "folder": folder,
+                                "judges": list(judges) if judges else None,
+                                "position": position,
+                                "questions": questions,
+                                "max_new_tokens": max_new_tokens,
+                                "limit": limit,
+                                "seed": seed,
+                                "progress": progress,
+                            },
+                            folder,
+                        )
+                    )
         return tasks
 
-    return run_grid(model, tasks_for, executor=executor, progress=progress, log=log, desc="steering runs",
-                    runs_dir=runs_dir)
+    return run_grid(
+        model, tasks_for, executor=executor, progress=progress, log=log, desc="steering runs", runs_dir=runs_dir
+    )
 
 
 def _check_plugins(methods: Sequence[str], judges: Sequence[Any] | None) -> None:
@@ -156,9 +188,22 @@ def _check_plugins(methods: Sequence[str], judges: Sequence[Any] | None) -> None
             judge_registry.get(judge.split(":")[0])
 
 
-def steering_run(*, model: Any, model_name: str, trait: Any, method: str, layer: int, folder: Path,
-                 judges: Sequence[Any] | None, position: str, questions: int, max_new_tokens: int,
-                 limit: int | None, seed: int, progress: bool = False) -> list[dict[str, Any]]:
+def steering_run(
+    *,
+    model: Any,
+    model_name: str,
+    trait: Any,
+    method: str,
+    layer: int,
+    folder: Path,
+    judges: Sequence[Any] | None,
+    position: str,
+    questions: int,
+    max_new_tokens: int,
+    limit: int | None,
+    seed: int,
+    progress: bool = False,
+) -> list[dict[str, Any]]:
     """One steering run as an executor task."""
     started = time.perf_counter()
     loaded = worker_model(model)
@@ -171,20 +216,40 @@ def steering_run(*, model: Any, model_name: str, trait: Any, method: str, layer:
     vecs.save(Path(folder) / "vector.safetensors")
     vec = vecs[method]
     result = evaluate_steering(
-        loaded, vec, dataset, layers=[layer], judges=judges or default_judges(dataset), progress=False,
-        dev_questions=questions, test_questions=questions, max_new_tokens=max_new_tokens,
+        loaded,
+        vec,
+        dataset,
+        layers=[layer],
+        judges=judges or default_judges(dataset),
+        progress=False,
+        dev_questions=questions,
+        test_questions=questions,
+        max_new_tokens=max_new_tokens,
         log=Path(folder) / "evaluation.jsonl",
     )
     h = result.headline()
     row = {
-        "sweep": "steering", "model": model_name, "trait": dataset.name, "method": method, "layer": layer,
-        "auroc": float(vec.metrics["auroc"][0]), "cohens_d": float(vec.metrics["cohens_d"][0]),
-        "strength": h["strength"], "dev_score": h["dev_score"], "steering_score": h["test_score"],
-        "baseline_score": h["unsteered_test_score"], "gain": h["gain"],
-        "gain_low": (h["gain_interval"] or [None, None])[0], "gain_high": (h["gain_interval"] or [None, None])[1],
-        "steered_trait": h["trait"], "steered_coherence": h["coherence"], "steered_relevance": h["relevance"],
-        "baseline_trait": h["unsteered_trait"], "baseline_coherence": h["unsteered_coherence"],
-        "search_runs": len(result.runs), "seconds": round(time.perf_counter() - started, 1),
+        "sweep": "steering",
+        "model": model_name,
+        "trait": dataset.name,
+        "method": method,
+        "layer": layer,
+        "auroc": float(vec.metrics["auroc"][0]),
+        "cohens_d": float(vec.metrics["cohens_d"][0]),
+        "strength": h["strength"],
+        "dev_score": h["dev_score"],
+        "steering_score": h["test_score"],
+        "baseline_score": h["unsteered_test_score"],
+        "gain": h["gain"],
+        "gain_low": (h["gain_interval"] or [None, None])[0],
+        "gain_high": (h["gain_interval"] or [None, None])[1],
+        "steered_trait": h["trait"],
+        "steered_coherence": h["coherence"],
+        "steered_relevance": h["relevance"],
+        "baseline_trait": h["unsteered_trait"],
+        "baseline_coherence": h["unsteered_coherence"],
+        "search_runs": len(result.runs),
+        "seconds": round(time.perf_counter() - started, 1),
     }
     write_summary(folder, [row])
     return [row]
@@ -218,24 +283,41 @@ def quantization_sweep(
         for trait, trait_name in zip(traits, names):
             for backend in backends:
                 folder = Path(runs_dir) / safe_name(model_name) / "quantization" / safe_name(trait_name) / backend
-                tasks.append(Task(f"{trait_name}/{backend}", quantization_run, {
-                    "model": spec, "model_name": model_name, "trait": trait, "backend": backend, "folder": folder,
-                    "study": dict(study)}, folder))
+                tasks.append(
+                    Task(
+                        f"{trait_name}/{backend}",
+                        quantization_run,
+                        {
+                            "model": spec,
+                            "model_name": model_name,
+                            "trait": trait,
+                            "backend": backend,
+                            "folder": folder,
+                            "study": dict(study),
+                        },
+                        folder,
+                    )
+                )
         return tasks
 
-    return run_grid(model, tasks_for, executor=executor, progress=progress, log=log, desc="quantization runs",
-                    runs_dir=runs_dir)
+    return run_grid(
+        model, tasks_for, executor=executor, progress=progress, log=log, desc="quantization runs", runs_dir=runs_dir
+    )
 
 
-def quantization_run(*, model: Any, model_name: str, trait: Any, backend: str, folder: Path,
-                     study: Mapping[str, Any]) -> list[dict[str, Any]]:
+def quantization_run(
+    *, model: Any, model_name: str, trait: Any, backend: str, folder: Path, study: Mapping[str, Any]
+) -> list[dict[str, Any]]:
     """One (trait, backend) study as an executor task; its rows are the backend's (the float32
     figures are in study.json)."""
     started = time.perf_counter()
     made = quantization_study(lambda: worker_model(model), trait, backends=[backend], progress=False, **study)
     made.save(folder)
     seconds = round(time.perf_counter() - started, 1)
-    rows = [{"sweep": "quantization", "model": model_name, "trait": made.trait, **row, "seconds": seconds}
-            for row in made.table() if row["backend"] == backend]
+    rows = [
+        {"sweep": "quantization", "model": model_name, "trait": made.trait, **row, "seconds": seconds}
+        for row in made.table()
+        if row["backend"] == backend
+    ]
     write_summary(folder, rows)
     return rows

@@ -80,8 +80,14 @@ class _WorkerPool:
                     self.processes[n] = self._start()
                     if lost is not None and lost in left:
                         left.discard(lost)
-                        yield tasks[lost], "error", (f"WorkerDied: the worker process running this run exited with "
-                                                      f"code {process.exitcode} (killed, or out of memory?)")
+                        yield (
+                            tasks[lost],
+                            "error",
+                            (
+                                f"WorkerDied: the worker process running this run exited with "
+                                f"code {process.exitcode} (killed, or out of memory?)"
+                            ),
+                        )
                 continue
             message = self.outbox.get()
             if message[0] == "start":

@@ -51,8 +51,9 @@ class RunSpec:
     seed: int
 
     def folder(self, runs_dir: str | os.PathLike[str]) -> Path:
-        return (Path(runs_dir) / safe_name(self.model) / safe_name(self.attack) / rate_name(self.rate)
-                / f"seed_{self.seed}")
+        return (
+            Path(runs_dir) / safe_name(self.model) / safe_name(self.attack) / rate_name(self.rate) / f"seed_{self.seed}"
+        )
 
 
 @dataclass
@@ -131,11 +132,30 @@ def poison_sweep(
     tasks = []
     for spec in specs:
         folder = spec.folder(runs_dir)
-        kwargs = _prepare_run(spec, train_rows, test_rows, folder, config=config, max_length=max_length,
-                              options=dict((attack_kwargs or {}).get(spec.attack, {})), identity=identity)
-        tasks.append(Task(f"{spec.attack}/{rate_name(spec.rate)}/seed_{spec.seed}", poison_run, {
-            **kwargs, "model": spec_of_model, "detection": detection, "batch_size": batch_size,
-            "progress": progress and not engine.remote}, folder))
+        kwargs = _prepare_run(
+            spec,
+            train_rows,
+            test_rows,
+            folder,
+            config=config,
+            max_length=max_length,
+            options=dict((attack_kwargs or {}).get(spec.attack, {})),
+            identity=identity,
+        )
+        tasks.append(
+            Task(
+                f"{spec.attack}/{rate_name(spec.rate)}/seed_{spec.seed}",
+                poison_run,
+                {
+                    **kwargs,
+                    "model": spec_of_model,
+                    "detection": detection,
+                    "batch_size": batch_size,
+                    "progress": progress and not engine.remote,
+                },
+                folder,
+            )
+        )
     base = None
     if in_process:
         base = {n: p.detach().clone() for n, p in model.named_parameters()}
@@ -165,26 +185,63 @@ def poison_sweep(
 BASE_ATTR = "_tl_traits_base_weights"  # on a model poison runs share: the weights every run starts from
 
 
-def _prepare_run(spec: RunSpec, train_rows, test_rows, folder: Path, *, config: Any, max_length: int | None,
-                 options: Mapping[str, Any], identity: Mapping[str, Any] | None) -> dict[str, Any]:
+def _prepare_run(
+    spec: RunSpec,
+    train_rows,
+    test_rows,
+    folder: Path,
+    *,
+    config: Any,
+    max_length: int | None,
+    options: Mapping[str, Any],
+    identity: Mapping[str, Any] | None,
+) -> dict[str, Any]:
     """Poison the rows and check the folder in the caller, so bad options or a clashing folder fail before any work."""
     attack = resolve_attack(spec.attack, **options)
     poisoned = poison(train_rows, attack, spec.rate, spec.seed)
     metadata = {
-        "attack": spec.attack, "attack_options": _jsonable(attack_options(attack)),
-        "rate": spec.rate, "seed": spec.seed, "n_train": len(poisoned), "n_clean_train": len(train_rows),
-        "n_test": len(test_rows), "n_poisoned": len(poisoned.poisoned_indices), "train_config": config.to_dict(),
-        "max_length": max_length, "dataset_version": DATASET_VERSION, "tl_traits": package_version(),
+        "attack": spec.attack,
+        "attack_options": _jsonable(attack_options(attack)),
+        "rate": spec.rate,
+        "seed": spec.seed,
+        "n_train": len(poisoned),
+        "n_clean_train": len(train_rows),
+        "n_test": len(test_rows),
+        "n_poisoned": len(poisoned.poisoned_indices),
+        "train_config": config.to_dict(),
+        "max_length": max_length,
+        "dataset_version": DATASET_VERSION,
+        "tl_traits": package_version(),
     }
     if not is_finished(folder):
         _check_same_run(folder, metadata, identity)
-    return {"spec": spec, "poisoned": poisoned, "test_rows": test_rows, "folder": folder, "config": config,
-            "options": dict(options), "metadata": metadata, "max_length": max_length}
+    return {
+        "spec": spec,
+        "poisoned": poisoned,
+        "test_rows": test_rows,
+        "folder": folder,
+        "config": config,
+        "options": dict(options),
+        "metadata": metadata,
+        "max_length": max_length,
+    }
 
 
-def poison_run(*, model: Any, spec: RunSpec, poisoned: Any, test_rows: Sequence[Mapping[str, Any]], folder: Path,
-               config: Any, options: Mapping[str, Any], metadata: Mapping[str, Any], max_length: int | None,
-               detection: DetectionSpec | None, batch_size: int, progress: bool) -> dict[str, Any]:
+def poison_run(
+    *,
+    model: Any,
+    spec: RunSpec,
+    poisoned: Any,
+    test_rows: Sequence[Mapping[str, Any]],
+    folder: Path,
+    config: Any,
+    options: Mapping[str, Any],
+    metadata: Mapping[str, Any],
+    max_length: int | None,
+    detection: DetectionSpec | None,
+    batch_size: int,
+    progress: bool,
+) -> dict[str, Any]:
     """One run as an executor task: the model of `model` (a ModelSpec) in this process, reset to its base weights."""
     loaded = worker_model(model)
     base = getattr(loaded, BASE_ATTR, None)
@@ -192,9 +249,22 @@ def poison_run(*, model: Any, spec: RunSpec, poisoned: Any, test_rows: Sequence[
         base = {n: p.detach().clone() for n, p in loaded.named_parameters()}
         setattr(loaded, BASE_ATTR, base)
     try:
-        return run_one(loaded, spec, poisoned, test_rows, folder, config=config, options=options, base=base,
-                       metadata=metadata, identity=None, max_length=max_length, detection=detection,
-                       batch_size=batch_size, progress=progress)
+        return run_one(
+            loaded,
+            spec,
+            poisoned,
+            test_rows,
+            folder,
+            config=config,
+            options=options,
+            base=base,
+            metadata=metadata,
+            identity=None,
+            max_length=max_length,
+            detection=detection,
+            batch_size=batch_size,
+            progress=progress,
+        )
     finally:
         _restore(loaded, base)
 
@@ -233,10 +303,19 @@ def run_one(
     metrics = backdoor_metrics(model, test_rows, attack, seed=spec.seed, batch_size=batch_size)
     losses = [row["loss"] for row in trained.history if "loss" in row]
     summary: dict[str, Any] = {
-        "sweep": "poison", "model": spec.model, "attack": spec.attack, "rate": spec.rate, "seed": spec.seed,
-        "n_train": len(data), "n_poisoned": len(poisoned.poisoned_indices), "n_dropped": len(data.dropped),
-        **metrics, "final_train_loss": losses[-1] if losses else float("nan"), "steps": trained.steps,
-        "train_seconds": round(train_seconds, 2), "resumed_from": trained.resumed_from,
+        "sweep": "poison",
+        "model": spec.model,
+        "attack": spec.attack,
+        "rate": spec.rate,
+        "seed": spec.seed,
+        "n_train": len(data),
+        "n_poisoned": len(poisoned.poisoned_indices),
+        "n_dropped": len(data.dropped),
+        **metrics,
+        "final_train_loss": losses[-1] if losses else float("nan"),
+        "steps": trained.steps,
+        "train_seconds": round(train_seconds, 2),
+        "resumed_from": trained.resumed_from,
     }
     if detection is not None and spec.rate >= detection.min_rate and poisoned.poisoned_indices:
         summary.update(_detect(model, poisoned, test_rows, attack, detection, spec.seed, batch_size, progress))
@@ -249,8 +328,9 @@ def _detect(model, poisoned, test_rows, attack, detection: DetectionSpec, seed, 
     if "trait" in detection.methods:
         kwargs["triggered"] = [r["prompt"] for r in attacked_test_rows(test_rows, attack, seed=seed)]
         kwargs["untriggered"] = [r["prompt"] for r in test_rows]
-    found = detection_scan(model, poisoned, [detection.layer], detection.methods, batch_size=batch_size,
-                           progress=progress, **kwargs)
+    found = detection_scan(
+        model, poisoned, [detection.layer], detection.methods, batch_size=batch_size, progress=progress, **kwargs
+    )
     return {"detection_layer": detection.layer, **{f"detection_auroc_{r.method}": r.auroc for r in found}}
 
 
@@ -290,4 +370,3 @@ def _splits(dataset: Any) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
 @torch.no_grad()
 def _restore(model: Any, base: Mapping[str, torch.Tensor]) -> None:
     load_checkpoint_weights(model, base)
-

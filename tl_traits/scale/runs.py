@@ -108,8 +108,10 @@ def _parse_cell(text: str) -> Any:
 def _record_failure(task: Task, attempts: int, error: str) -> None:
     folder = Path(task.folder)
     folder.mkdir(parents=True, exist_ok=True)
-    atomic_write_json(folder / FAILURE, {"key": task.key, "attempts": attempts, "error": error,
-                                         "time": time.strftime("%Y-%m-%dT%H:%M:%S")})
+    atomic_write_json(
+        folder / FAILURE,
+        {"key": task.key, "attempts": attempts, "error": error, "time": time.strftime("%Y-%m-%dT%H:%M:%S")},
+    )
 
 
 def last_line(text: Any) -> str:
@@ -172,8 +174,9 @@ class Executor:
             else:
                 pending.append(task)
         attempts = {t.key: 0 for t in pending}
-        bar = tqdm(total=len(tasks), initial=len(outcomes), desc=f"{desc} ({self.name})", unit="run",
-                   disable=not self.progress)
+        bar = tqdm(
+            total=len(tasks), initial=len(outcomes), desc=f"{desc} ({self.name})", unit="run", disable=not self.progress
+        )
         try:
             while pending:
                 again = []

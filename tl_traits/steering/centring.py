@@ -33,8 +33,9 @@ def mean_centred(
         raise SteeringError(f"direction must be +1 or -1, not {direction!r}")
     side = trait.positive if direction > 0 else trait.negative
     if not side or not trait.has_responses:
-        raise SteeringError(f"mean-centring needs the trait's {'positive' if direction > 0 else 'negative'} examples "
-                            "with responses")
+        raise SteeringError(
+            f"mean-centring needs the trait's {'positive' if direction > 0 else 'negative'} examples with responses"
+        )
     if not neutral_prompts or len(neutral_prompts) != len(neutral_responses):
         raise SteeringError("mean-centring needs neutral prompts with one unsteered answer each")
     hook = vector.hook
@@ -45,10 +46,22 @@ def mean_centred(
     difference = (trait_mean - neutral_mean) * direction
     norms = difference.norm(dim=-1, keepdim=True)
     if bool((norms == 0).any()):
-        raise SteeringError("the trait side and the neutral answers have the same mean at some layer; "
-                            "nothing to centre")
+        raise SteeringError(
+            "the trait side and the neutral answers have the same mean at some layer; nothing to centre"
+        )
     meta = {k: v for k, v in vector.metadata.items() if k in ("model", "prompt_settings", "position", "dataset")}
-    return TraitVector("mean_centred", (difference / norms).float(), list(vector.layers), vector.act_norm.clone(), {},
-                       {**meta, "method": "mean_centred", "centred_from": vector.method,
-                        "neutral": f"{len(neutral_prompts)} unsteered dev answers"}, hook=hook, units=vector.units)
-
+    return TraitVector(
+        "mean_centred",
+        (difference / norms).float(),
+        list(vector.layers),
+        vector.act_norm.clone(),
+        {},
+        {
+            **meta,
+            "method": "mean_centred",
+            "centred_from": vector.method,
+            "neutral": f"{len(neutral_prompts)} unsteered dev answers",
+        },
+        hook=hook,
+        units=vector.units,
+    )

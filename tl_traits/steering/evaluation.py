@@ -53,9 +53,20 @@ def evaluate_steering(
     """
     vec = _one_vector(vector, method)
     chosen = (protocol or SteeringProtocol()).with_(**settings) if settings else protocol
-    return run_protocol(model, {vec.method: vec}, trait, direction=direction, layers=layers, judges=judges,
-                        relevance=relevance, protocol=chosen, questions=questions, log=log, progress=progress,
-                        on_step=on_step)
+    return run_protocol(
+        model,
+        {vec.method: vec},
+        trait,
+        direction=direction,
+        layers=layers,
+        judges=judges,
+        relevance=relevance,
+        protocol=chosen,
+        questions=questions,
+        log=log,
+        progress=progress,
+        on_step=on_step,
+    )
 
 
 def load_evaluation(log: str | os.PathLike[str]) -> tuple[SteeringResult, dict[str, Any]]:
@@ -67,8 +78,10 @@ def _one_vector(vector: TraitVector | TraitVectors, method: str | None) -> Trait
     if isinstance(vector, TraitVector):
         return vector
     if not isinstance(vector, TraitVectors):
-        raise EvaluationError(f"evaluate_steering takes a TraitVector or TraitVectors, not {type(vector).__name__}; "
-                              "a raw tensor can be wrapped with TraitVector.from_layer_tensors(model, {layer: tensor})")
+        raise EvaluationError(
+            f"evaluate_steering takes a TraitVector or TraitVectors, not {type(vector).__name__}; "
+            "a raw tensor can be wrapped with TraitVector.from_layer_tensors(model, {layer: tensor})"
+        )
     if method is None:
         if len(vector) != 1:
             raise EvaluationError(f"these TraitVectors hold {vector.methods}; pass method=... or vectors['name']")

@@ -34,23 +34,35 @@ def strength_curves(
         for candidate in res.candidates:
             runs = res.runs_of(candidate)
             for ax, (part, _) in zip(axes, PANELS):
-                points = [(r.strength, r.answers.mean(part), id(r) in chosen) for r in runs
-                          if r.answers.mean(part) is not None]
+                points = [
+                    (r.strength, r.answers.mean(part), id(r) in chosen)
+                    for r in runs
+                    if r.answers.mean(part) is not None
+                ]
                 if not points:
                     continue
                 xs, ys, stars = zip(*points)
                 ax.plot(xs, ys, marker="o", color=colors[candidate], label=candidate.label)
                 for x, y, star in points:
                     if star:
-                        ax.plot([x], [y], marker="*", markersize=16, color=colors[candidate], markeredgecolor="black",
-                                linestyle="none", label="chosen on dev")
+                        ax.plot(
+                            [x],
+                            [y],
+                            marker="*",
+                            markersize=16,
+                            color=colors[candidate],
+                            markeredgecolor="black",
+                            linestyle="none",
+                            label="chosen on dev",
+                        )
         for ax, (part, name) in zip(axes, PANELS):
             value = base.mean(part)
             if value is not None:
                 ax.axhline(value, color="grey", linestyle=":", label="unsteered")
             if part == "coherence":
-                ax.axhline(res.threshold, color="black", linestyle="--", linewidth=0.9,
-                           label=f"threshold {res.threshold:g}")
+                ax.axhline(
+                    res.threshold, color="black", linestyle="--", linewidth=0.9, label=f"threshold {res.threshold:g}"
+                )
             ax.set_xscale("log")
             ax.set_xlabel("strength (x the layer's mean activation norm)")
             ax.set_ylabel(trait_label if part == "trait" else name)

@@ -110,8 +110,9 @@ class SteeringHandle:
             self._undo.pop()()
 
 
-def attach(model: Any, hooks: Sequence[tuple[str, Callable]],
-           trackers: Sequence[PositionTracker] = ()) -> SteeringHandle:
+def attach(
+    model: Any, hooks: Sequence[tuple[str, Callable]], trackers: Sequence[PositionTracker] = ()
+) -> SteeringHandle:
     """Add forward hooks to the model and return the handle that removes them."""
     handle = SteeringHandle(model, list(hooks))
     try:
@@ -127,8 +128,9 @@ def attach(model: Any, hooks: Sequence[tuple[str, Callable]],
 class Steering:
     """Hooks that steer `model` with a vector; a context manager and an iterable of TL hooks."""
 
-    def __init__(self, model: Any, hooks: list[tuple[str, Callable]], trackers: list[PositionTracker],
-                 description: str):
+    def __init__(
+        self, model: Any, hooks: list[tuple[str, Callable]], trackers: list[PositionTracker], description: str
+    ):
         self.model = model
         self.hooks = hooks
         self.trackers = trackers

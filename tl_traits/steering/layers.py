@@ -11,8 +11,12 @@ STEERING_DEPTHS = (0.25, MID_DEPTH, 0.55)  # fractions of depth searched by defa
 DEFAULT_DEPTH = MID_DEPTH  # one layer, when only one is used (the CLI's steer and evaluate)
 
 
-def steering_layers(n_layers: int, extracted: Sequence[int], chosen: Sequence[int] | None = None,
-                    depths: Sequence[float] = STEERING_DEPTHS) -> list[int]:
+def steering_layers(
+    n_layers: int,
+    extracted: Sequence[int],
+    chosen: Sequence[int] | None = None,
+    depths: Sequence[float] = STEERING_DEPTHS,
+) -> list[int]:
     """The layers a steering search tries: `chosen` (each must be extracted), or the
     extracted layers nearest `depths`."""
     if chosen:

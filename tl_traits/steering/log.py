@@ -46,8 +46,10 @@ class SteeringLog:
         try:
             text = whole.decode("utf-8")
         except UnicodeDecodeError as exc:
-            raise EvaluationError(f"{self.path} is not UTF-8 text ({exc.reason} at byte {exc.start}); "
-                                  "it is not a steering log: pass another log path") from exc
+            raise EvaluationError(
+                f"{self.path} is not UTF-8 text ({exc.reason} at byte {exc.start}); "
+                "it is not a steering log: pass another log path"
+            ) from exc
         lines = [row for _, row in parse_jsonl(text, str(self.path), EvaluationError)]
         if not lines or lines[0].get("type") != "header":
             raise EvaluationError(f"{self.path} is not a steering log (no header line); pass another log path")
@@ -55,7 +57,8 @@ class SteeringLog:
         if lines[0].get("format") != FORMAT:
             raise EvaluationError(
                 f"{self.path} was written by an earlier tl_traits (before the dev/test steering protocol, format "
-                f"{lines[0].get('format', 1)!r}); it can be neither resumed nor read. Pass a new log path and rerun")
+                f"{lines[0].get('format', 1)!r}); it can be neither resumed nor read. Pass a new log path and rerun"
+            )
         if self.header is None:
             self.header = recorded
         elif self.header != recorded:
@@ -66,9 +69,11 @@ class SteeringLog:
                     f"({recorded.get('judge_versions') or 'none recorded'} vs now {self.header.get('judge_versions')}: "
                     "a judge was refitted since). Rejudge its answers with "
                     "tl_traits.steering.rejudge.rejudge_log(path, model), which generates nothing, "
-                    "or use a new log path")
-            raise EvaluationError(f"{self.path} records another evaluation (differs in {', '.join(differs)}); "
-                                  "use a new log path")
+                    "or use a new log path"
+                )
+            raise EvaluationError(
+                f"{self.path} records another evaluation (differs in {', '.join(differs)}); use a new log path"
+            )
         for line in lines[1:]:
             kind = line.get("type")
             if kind == "baseline":

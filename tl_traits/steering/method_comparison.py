@@ -47,5 +47,17 @@ def compare_steering(
     if PROMPTING in named:
         raise EvaluationError(f"'{PROMPTING}' names the prompting baseline; give that vector another name")
     chosen = (protocol or SteeringProtocol()).with_(**settings) if settings else protocol
-    return run_protocol(model, named, trait, direction=direction, layers=layers, judges=judges, relevance=relevance,
-                        protocol=chosen, prompting=prompting, log=log, progress=progress, on_step=on_step)
+    return run_protocol(
+        model,
+        named,
+        trait,
+        direction=direction,
+        layers=layers,
+        judges=judges,
+        relevance=relevance,
+        protocol=chosen,
+        prompting=prompting,
+        log=log,
+        progress=progress,
+        on_step=on_step,
+    )

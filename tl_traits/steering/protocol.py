@@ -90,8 +90,10 @@ class SteeringProtocol:
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 fail(f"{name} must be a whole number >= 1, not {value!r}")
         if not self.kl_targets or any(not _positive(t) for t in self.kl_targets):
-            fail("kl_targets must be positive numbers (nats per token), e.g. (0.03, 0.1, 0.3, 1.0), not "
-                 f"{self.kl_targets!r}")
+            fail(
+                "kl_targets must be positive numbers (nats per token), e.g. (0.03, 0.1, 0.3, 1.0), not "
+                f"{self.kl_targets!r}"
+            )
         if list(self.kl_targets) != sorted(set(self.kl_targets)):
             fail(f"kl_targets must rise without repeats, not {self.kl_targets!r}")
         if self.search == "grid" and not self.strengths:

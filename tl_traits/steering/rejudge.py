@@ -22,9 +22,16 @@ from tl_traits.steering.results import Run
 from tl_traits.steering.scoring import pick_judges
 
 
-def rejudge_log(log: str | os.PathLike[str], model: Any, *, trait: Any = None, judges: Sequence[Any] | None = None,
-                relevance: Any = "embedding:relevance", out: str | os.PathLike[str] | None = None,
-                progress: bool = True) -> Path:
+def rejudge_log(
+    log: str | os.PathLike[str],
+    model: Any,
+    *,
+    trait: Any = None,
+    judges: Sequence[Any] | None = None,
+    relevance: Any = "embedding:relevance",
+    out: str | os.PathLike[str] | None = None,
+    progress: bool = True,
+) -> Path:
     """Score every answer in a steering log again and write the log with the new scores and judge versions.
 
     trait: the trait set (default: the one the header names); judges: the judge specs (default: the trait's
@@ -37,8 +44,10 @@ def rejudge_log(log: str | os.PathLike[str], model: Any, *, trait: Any = None, j
     parts = tuple(header.get("parts") or ())
     chosen = pick_judges(judges if judges is not None else default_judges(dataset), model, dataset, relevance, parts)
     if chosen.names != header.get("judges"):
-        raise EvaluationError(f"{log} was judged by {header.get('judges')}, not {chosen.names}; pass judges=[...] "
-                              "naming the same judges (a refitted judge keeps its name)")
+        raise EvaluationError(
+            f"{log} was judged by {header.get('judges')}, not {chosen.names}; pass judges=[...] "
+            "naming the same judges (a refitted judge keeps its name)"
+        )
     direction = int(header.get("direction", 1))
 
     def again(answers: Any) -> Any:
@@ -48,8 +57,13 @@ def rejudge_log(log: str | os.PathLike[str], model: Any, *, trait: Any = None, j
     partial = target.with_name(target.name + ".rejudging")  # the log's own writers fill it; one rename replaces
     partial.unlink(missing_ok=True)
     fresh = SteeringLog(partial, {**header, "judge_versions": chosen.versions})
-    bar = tqdm(total=len(record.baseline) + len(record.runs), desc=f"rejudge {Path(log).name}", unit="set",
-               disable=not progress, leave=False)
+    bar = tqdm(
+        total=len(record.baseline) + len(record.runs),
+        desc=f"rejudge {Path(log).name}",
+        unit="set",
+        disable=not progress,
+        leave=False,
+    )
     try:
         for split, answers in record.baseline.items():
             fresh.write_baseline(split, again(answers))
@@ -57,8 +71,9 @@ def rejudge_log(log: str | os.PathLike[str], model: Any, *, trait: Any = None, j
         for key, points in record.ladders.items():
             fresh.write_ladder(key, points)
         for run in record.runs:
-            fresh.write_run(Run(run.split, again(run.answers), run.candidate, run.strength, run.prompt, run.kl,
-                                run.step))
+            fresh.write_run(
+                Run(run.split, again(run.answers), run.candidate, run.strength, run.prompt, run.kl, run.step)
+            )
             bar.update(1)
     finally:
         bar.close()

@@ -109,15 +109,28 @@ class Run:
         return (self.split, self.candidate.key() if self.candidate else "", round(self.strength, 6), self.prompt or "")
 
     def to_dict(self) -> dict[str, Any]:
-        return {"split": self.split, "candidate": self.candidate.key() if self.candidate else None,
-                "strength": self.strength, "prompt": self.prompt, "kl": self.kl, "step": self.step,
-                "answers": self.answers.to_dict()}
+        return {
+            "split": self.split,
+            "candidate": self.candidate.key() if self.candidate else None,
+            "strength": self.strength,
+            "prompt": self.prompt,
+            "kl": self.kl,
+            "step": self.step,
+            "answers": self.answers.to_dict(),
+        }
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> "Run":
         candidate = Candidate.from_key(data["candidate"]) if data.get("candidate") else None
-        return cls(data["split"], JudgedSet.from_dict(data["answers"]), candidate, float(data.get("strength", 0.0)),
-                   data.get("prompt"), data.get("kl"), int(data.get("step", 0)))
+        return cls(
+            data["split"],
+            JudgedSet.from_dict(data["answers"]),
+            candidate,
+            float(data.get("strength", 0.0)),
+            data.get("prompt"),
+            data.get("kl"),
+            int(data.get("step", 0)),
+        )
 
 
 @dataclass
@@ -149,8 +162,9 @@ class Outcome:
         return paired_difference(self.test.answers, other.test.answers, self.resamples, self.seed)
 
 
-def paired_difference(a: JudgedSet, b: JudgedSet, resamples: int = 2000, seed: int = 0,
-                      part: str = "score") -> tuple[float, float, float] | None:
+def paired_difference(
+    a: JudgedSet, b: JudgedSet, resamples: int = 2000, seed: int = 0, part: str = "score"
+) -> tuple[float, float, float] | None:
     """(mean, low, high) of a's minus b's steering score (or `part`) per question, over questions both scored."""
     if a.questions != b.questions:
         raise ValueError("a paired difference needs the same questions in the same order")
@@ -209,26 +223,43 @@ class SteeringResult:
         for candidate in self.candidates:
             runs = self.runs_of(candidate)
             best = self.best(runs)
-            rows.append({
-                "setting": candidate.label,
-                "best strength": best.strength if best else None,
-                "dev score": best.answers.score if best else None,
-                "unsteered": base.score,
-                "gain": (None if best is None or best.answers.score is None or base.score is None
-                         else best.answers.score - base.score),
-                "trait": best.answers.trait if best else None,
-                "coherence": best.answers.coherence if best else None,
-                "relevance": best.answers.relevance if best else None,
-                "strengths tried": len(runs),
-            })
+            rows.append(
+                {
+                    "setting": candidate.label,
+                    "best strength": best.strength if best else None,
+                    "dev score": best.answers.score if best else None,
+                    "unsteered": base.score,
+                    "gain": (
+                        None
+                        if best is None or best.answers.score is None or base.score is None
+                        else best.answers.score - base.score
+                    ),
+                    "trait": best.answers.trait if best else None,
+                    "coherence": best.answers.coherence if best else None,
+                    "relevance": best.answers.relevance if best else None,
+                    "strengths tried": len(runs),
+                }
+            )
         for run in self.runs_of(None):
-            rows.append({"setting": _short(run.label, 60), "dev score": run.answers.score, "unsteered": base.score,
-                         "gain": (None if run.answers.score is None or base.score is None
-                                  else run.answers.score - base.score),
-                         "trait": run.answers.trait, "coherence": run.answers.coherence,
-                         "relevance": run.answers.relevance})
-        return Table(rows, title=f"{self.trait}, {direction_word(self.direction)}: dev search (the unsteered dev score "
-                     f"is {_fmt(base.score)}; a gain above 0 beats it)", formats=_FORMATS)
+            rows.append(
+                {
+                    "setting": _short(run.label, 60),
+                    "dev score": run.answers.score,
+                    "unsteered": base.score,
+                    "gain": (
+                        None if run.answers.score is None or base.score is None else run.answers.score - base.score
+                    ),
+                    "trait": run.answers.trait,
+                    "coherence": run.answers.coherence,
+                    "relevance": run.answers.relevance,
+                }
+            )
+        return Table(
+            rows,
+            title=f"{self.trait}, {direction_word(self.direction)}: dev search (the unsteered dev score "
+            f"is {_fmt(base.score)}; a gain above 0 beats it)",
+            formats=_FORMATS,
+        )
 
     def summary(self) -> Table:
         """Per group: the setting chosen on dev, its test-half score with a 95% interval, the unsteered test score,
@@ -239,24 +270,36 @@ class SteeringResult:
             gain = outcome.gain()
             gap = outcome.gap_to(prompting) if prompting is not None and group != PROMPTING else None
             interval = outcome.score_interval()
-            rows.append({
-                "method": group,
-                "chosen on dev": (outcome.chosen.label if outcome.chosen.candidate
-                                  else _short(outcome.chosen.prompt or "prompting")),
-                "test score": outcome.score,
-                "95% interval": interval,
-                "unsteered": outcome.baseline.score,
-                "gain": gain[0] if gain else None,
-                "gain 95% interval": gain[1:] if gain else None,
-                **({"vs prompting": gap[0] if gap else None, "vs prompting 95%": gap[1:] if gap else None}
-                   if prompting else {}),
-                "trait": outcome.test.answers.trait,
-                "coherence": outcome.test.answers.coherence,
-                "relevance": outcome.test.answers.relevance,
-            })
+            rows.append(
+                {
+                    "method": group,
+                    "chosen on dev": (
+                        outcome.chosen.label
+                        if outcome.chosen.candidate
+                        else _short(outcome.chosen.prompt or "prompting")
+                    ),
+                    "test score": outcome.score,
+                    "95% interval": interval,
+                    "unsteered": outcome.baseline.score,
+                    "gain": gain[0] if gain else None,
+                    "gain 95% interval": gain[1:] if gain else None,
+                    **(
+                        {"vs prompting": gap[0] if gap else None, "vs prompting 95%": gap[1:] if gap else None}
+                        if prompting
+                        else {}
+                    ),
+                    "trait": outcome.test.answers.trait,
+                    "coherence": outcome.test.answers.coherence,
+                    "relevance": outcome.test.answers.relevance,
+                }
+            )
         n = len(self.baseline["test"].questions) if "test" in self.baseline else 0
-        return Table(rows, title=f"{self.trait}, {direction_word(self.direction)}: test half ({n} questions), "
-                     "settings chosen on dev", formats=_FORMATS, note=self.measures)
+        return Table(
+            rows,
+            title=f"{self.trait}, {direction_word(self.direction)}: test half ({n} questions), settings chosen on dev",
+            formats=_FORMATS,
+            note=self.measures,
+        )
 
     def headline(self, group: str | None = None) -> dict[str, Any]:
         """One group's chosen setting and test-half figures as flat values (the only group when None).
@@ -271,37 +314,77 @@ class SteeringResult:
         outcome = self.outcomes.get(group) if group is not None else None
         base = self.baseline.get("test") or self.baseline["dev"]
         out: dict[str, Any] = {
-            "group": group, "layers": None, "strength": None, "positions": None, "centred": None, "prompt": None,
-            "dev_score": None, "dev_unsteered": self.baseline["dev"].score, "test_score": None, "test_interval": None,
-            "unsteered_test_score": base.score if "test" in self.baseline else None, "gain": None,
+            "group": group,
+            "layers": None,
+            "strength": None,
+            "positions": None,
+            "centred": None,
+            "prompt": None,
+            "dev_score": None,
+            "dev_unsteered": self.baseline["dev"].score,
+            "test_score": None,
+            "test_interval": None,
+            "unsteered_test_score": base.score if "test" in self.baseline else None,
+            "gain": None,
             "gain_interval": None,
-            "trait": None, "coherence": None, "relevance": None, "unsteered_trait": base.trait,
-            "unsteered_coherence": base.coherence, "unsteered_relevance": base.relevance,
+            "trait": None,
+            "coherence": None,
+            "relevance": None,
+            "unsteered_trait": base.trait,
+            "unsteered_coherence": base.coherence,
+            "unsteered_relevance": base.relevance,
         }
         if outcome is None:
             return out
         chosen, test, gain = outcome.chosen, outcome.test.answers, outcome.gain()
         if chosen.candidate is not None:
-            out.update(layers=list(chosen.candidate.layers), strength=chosen.strength,
-                       positions=chosen.candidate.positions, centred=chosen.candidate.centred)
+            out.update(
+                layers=list(chosen.candidate.layers),
+                strength=chosen.strength,
+                positions=chosen.candidate.positions,
+                centred=chosen.candidate.centred,
+            )
         else:
             out["prompt"] = chosen.prompt
         interval = outcome.score_interval()
-        out.update(dev_score=chosen.answers.score, test_score=test.score,
-                   test_interval=list(interval) if interval else None,
-                   gain=gain[0] if gain else None, gain_interval=list(gain[1:]) if gain else None,
-                   trait=test.trait, coherence=test.coherence, relevance=test.relevance)
+        out.update(
+            dev_score=chosen.answers.score,
+            test_score=test.score,
+            test_interval=list(interval) if interval else None,
+            gain=gain[0] if gain else None,
+            gain_interval=list(gain[1:]) if gain else None,
+            trait=test.trait,
+            coherence=test.coherence,
+            relevance=test.relevance,
+        )
         return out
 
     def to_dict(self) -> dict[str, Any]:
         """Every group's headline, the unsteered scores and what the direction measures (JSON-ready)."""
-        return {"trait": self.trait, "direction": self.direction, "parts": list(self.parts), "measures": self.measures,
-                "unsteered": {split: js.score for split, js in self.baseline.items()},
-                "groups": {group: self.headline(group) for group in self.outcomes}}
+        return {
+            "trait": self.trait,
+            "direction": self.direction,
+            "parts": list(self.parts),
+            "measures": self.measures,
+            "unsteered": {split: js.score for split, js in self.baseline.items()},
+            "groups": {group: self.headline(group) for group in self.outcomes},
+        }
 
 
-_FORMATS = {key: ".1f" for key in ("dev score", "unsteered", "test score", "trait", "coherence", "relevance",
-                                    "95% interval", "gain 95% interval", "vs prompting 95%")}
+_FORMATS = {
+    key: ".1f"
+    for key in (
+        "dev score",
+        "unsteered",
+        "test score",
+        "trait",
+        "coherence",
+        "relevance",
+        "95% interval",
+        "gain 95% interval",
+        "vs prompting 95%",
+    )
+}
 _FORMATS.update({"gain": "+.1f", "vs prompting": "+.1f", "best strength": ".3g"})
 
 

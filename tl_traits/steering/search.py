@@ -37,8 +37,8 @@ def kl_targets(protocol: SteeringProtocol) -> tuple[list[float], list[float], li
     main = list(protocol.kl_targets)
     low_ratio = main[1] / main[0] if len(main) > 1 else 3.0
     high_ratio = main[-1] / main[-2] if len(main) > 1 else 3.0
-    below = [main[0] / low_ratio ** k for k in range(1, protocol.extend + 1)]
-    above = [main[-1] * high_ratio ** k for k in range(1, protocol.extend + 1)]
+    below = [main[0] / low_ratio**k for k in range(1, protocol.extend + 1)]
+    above = [main[-1] * high_ratio**k for k in range(1, protocol.extend + 1)]
     return below, main, above
 
 
@@ -80,8 +80,9 @@ def search(
     return _calibrated(candidates, judge_step, protocol, ladder, best, coherent)
 
 
-def _adaptive(candidates: Sequence[Candidate], judge_step: JudgeStep, protocol: SteeringProtocol,
-              coherent: Callable[[Run], bool]) -> list[Run]:
+def _adaptive(
+    candidates: Sequence[Candidate], judge_step: JudgeStep, protocol: SteeringProtocol, coherent: Callable[[Run], bool]
+) -> list[Run]:
     strength = {c: protocol.start for c in candidates}
     velocity = {c: 1.0 for c in candidates}
     runs: list[Run] = []
@@ -89,20 +90,27 @@ def _adaptive(candidates: Sequence[Candidate], judge_step: JudgeStep, protocol: 
         judged = judge_step([(c, strength[c], None) for c in candidates], step)
         runs += judged
         for c, run in zip(candidates, judged):
-            strength[c], velocity[c] = next_strength(strength[c], velocity[c], coherent(run), up=protocol.up,
-                                                     down=protocol.down, momentum=protocol.momentum)
+            strength[c], velocity[c] = next_strength(
+                strength[c], velocity[c], coherent(run), up=protocol.up, down=protocol.down, momentum=protocol.momentum
+            )
     return runs
 
 
-def _calibrated(candidates: Sequence[Candidate], judge_step: JudgeStep, protocol: SteeringProtocol,
-                ladder: Callable[[Candidate], list[KLPoint]], best: Callable[[Sequence[Run]], Run | None],
-                coherent: Callable[[Run], bool]) -> list[Run]:
+def _calibrated(
+    candidates: Sequence[Candidate],
+    judge_step: JudgeStep,
+    protocol: SteeringProtocol,
+    ladder: Callable[[Candidate], list[KLPoint]],
+    best: Callable[[Sequence[Run]], Run | None],
+    coherent: Callable[[Run], bool],
+) -> list[Run]:
     below, main, above = kl_targets(protocol)
     tracks = []
     for c in candidates:
         points = ladder(c)
-        tracks.append(_Track(c, {t: strength_at(points, t) for t in below + main + above}, list(below), main,
-                             list(above)))
+        tracks.append(
+            _Track(c, {t: strength_at(points, t) for t in below + main + above}, list(below), main, list(above))
+        )
     runs: list[Run] = []
     step = 0
 

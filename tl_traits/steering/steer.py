@@ -72,8 +72,9 @@ def steer(
         tracker = PositionTracker(positions)
         trackers.append(tracker)
         hooks.append((hook_name(layer, hook_kind), make_hook(edit, operator, tracker)))
-    desc = (f"{operator} at layers {list(edits)}, "
-            + (f"strength {strength}" if strength is not None else f"coef {coef}"))
+    desc = f"{operator} at layers {list(edits)}, " + (
+        f"strength {strength}" if strength is not None else f"coef {coef}"
+    )
     return Steering(model, hooks, trackers, desc + f", positions {positions}")
 
 
@@ -93,8 +94,10 @@ def _resolve(
         raise SteeringError(f"operator must be one of {', '.join(OPERATORS)}, not {operator!r}")
     if strength is not None and coef is not None:
         raise SteeringError("give strength (relative to the layer's activation norm) or coef (absolute), not both")
-    strength, coef = (check_number(value, name, SteeringError, optional=True, hint=f"; e.g. {name}=0.5")
-                      for name, value in (("strength", strength), ("coef", coef)))
+    strength, coef = (
+        check_number(value, name, SteeringError, optional=True, hint=f"; e.g. {name}=0.5")
+        for name, value in (("strength", strength), ("coef", coef))
+    )
     n_layers, d_model = int(model.cfg.n_layers), int(model.cfg.d_model)
     if isinstance(vector, TraitVector):
         if strength is None and coef is None and operator != "ablate":
@@ -110,14 +113,18 @@ def _resolve(
             edits[layer] = LayerEdit(direction.float(), float(c))
         return _spread(edits, spread), hook or vector.hook
     if strength is not None:
-        raise SteeringError("strength needs the activation norms a TraitVector records; a raw tensor or a {layer: "
-                            "tensor} dict is in residual units: pass coef (default 1: add it as it is)")
+        raise SteeringError(
+            "strength needs the activation norms a TraitVector records; a raw tensor or a {layer: "
+            "tensor} dict is in residual units: pass coef (default 1: add it as it is)"
+        )
     if isinstance(vector, Mapping):
         if not vector:
             raise SteeringError("the {layer: tensor} dict is empty")
         # keys naming one layer (-1 and 29 on 30 layers) are summed, as steering-vectors adds both
-        per_layer = {layer: _unit(t) if normalize else t
-                     for layer, t in sum_by_layer(vector, n_layers, d_model, error=SteeringError).items()}
+        per_layer = {
+            layer: _unit(t) if normalize else t
+            for layer, t in sum_by_layer(vector, n_layers, d_model, error=SteeringError).items()
+        }
         chosen = list(per_layer) if layers is None else _layer_list(layers, n_layers)
         missing = [layer for layer in chosen if layer not in per_layer]
         if missing:
@@ -127,8 +134,9 @@ def _resolve(
     if layers is None:
         raise SteeringError("a raw tensor needs layers=...: the layer(s) to add it at")
     direction = _raw_direction(vector, d_model, normalize, "a raw steering vector")
-    edits = {layer: LayerEdit(direction, float(1.0 if coef is None else coef))
-             for layer in _layer_list(layers, n_layers)}
+    edits = {
+        layer: LayerEdit(direction, float(1.0 if coef is None else coef)) for layer in _layer_list(layers, n_layers)
+    }
     return _spread(edits, spread), hook or "resid_post"
 
 
@@ -136,8 +144,12 @@ def _spread(edits: dict[int, LayerEdit], spread: bool) -> dict[int, LayerEdit]:
     """With `spread`, each of several layers gets an equal share of the coefficient (a band). Each coefficient
     times its direction must stay finite in float32 (strength 1e37 x a norm of 50 is inf)."""
     for layer, edit in edits.items():
-        edit.coef = check_number(float(edit.coef) / (len(edits) if spread else 1), f"the coefficient at layer {layer}",
-                                 SteeringError, scale=float(edit.direction.abs().max()))
+        edit.coef = check_number(
+            float(edit.coef) / (len(edits) if spread else 1),
+            f"the coefficient at layer {layer}",
+            SteeringError,
+            scale=float(edit.direction.abs().max()),
+        )
     return edits
 
 
@@ -173,24 +185,27 @@ class Setting:
 
     def __post_init__(self) -> None:  # a bad number fails where it is written; np.float32(0.5) is kept as 0.5
         for name in ("strength", "coef"):
-            object.__setattr__(self, name,
-                               check_number(getattr(self, name), f"Setting {name}", SteeringError, optional=True))
+            object.__setattr__(
+                self, name, check_number(getattr(self, name), f"Setting {name}", SteeringError, optional=True)
+            )
 
     @property
     def layers(self) -> tuple[int, ...]:
         return tuple(self.layer) if isinstance(self.layer, (tuple, list)) else (self.layer,)
 
 
-def setting_edits(model: Any, setting: Setting, vector: TraitVector | None = None, check_model: bool = True
-                  ) -> tuple[dict[int, LayerEdit], str]:
+def setting_edits(
+    model: Any, setting: Setting, vector: TraitVector | None = None, check_model: bool = True
+) -> tuple[dict[int, LayerEdit], str]:
     """What `setting` adds, per layer (its band spread), and at which hook kind."""
     own = setting.vector if setting.vector is not None else vector
     if own is None:
         raise SteeringError("this setting has no vector: pass one or set Setting(vector=...)")
     if setting.positions not in POSITIONS:
         raise SteeringError(f"positions must be one of {', '.join(POSITIONS)}, not {setting.positions!r}")
-    return _resolve(model, own, list(setting.layers), setting.strength, setting.coef, "add", None, check_model,
-                    spread=True)
+    return _resolve(
+        model, own, list(setting.layers), setting.strength, setting.coef, "add", None, check_model, spread=True
+    )
 
 
 def sweep_generate(
@@ -226,13 +241,20 @@ def sweep_generate(
             raise SteeringError(f"setting {i} has no vector: pass one to sweep_generate or in Setting(vector=...)")
         if s.positions not in POSITIONS:
             raise SteeringError(f"setting {i}: positions must be one of {', '.join(POSITIONS)}, not {s.positions!r}")
-        edits, hook_kind = _resolve(model, own, list(s.layers), s.strength, s.coef, operator, None,
-                                    i == 0 or s.vector is not None, spread=True)
+        edits, hook_kind = _resolve(
+            model, own, list(s.layers), s.strength, s.coef, operator, None, i == 0 or s.vector is not None, spread=True
+        )
         rows = slice(i * n, (i + 1) * n)
         for layer, one in edits.items():
-            edit = per_layer.setdefault(layer, LayerEdit(one.direction, torch.zeros(total),
-                                                         torch.zeros(total, dtype=torch.bool),
-                                                         torch.zeros(total, dtype=torch.long)))
+            edit = per_layer.setdefault(
+                layer,
+                LayerEdit(
+                    one.direction,
+                    torch.zeros(total),
+                    torch.zeros(total, dtype=torch.bool),
+                    torch.zeros(total, dtype=torch.long),
+                ),
+            )
             if edit.direction.dim() == 1 and not torch.equal(edit.direction, one.direction):
                 edit.direction = edit.direction.expand(total, -1).clone()  # this layer now mixes vectors: one per row
             if edit.direction.dim() == 2:
@@ -243,8 +265,9 @@ def sweep_generate(
             edit.positions[rows] = POSITION_CODES[s.positions]
         hook_kinds.add(hook_kind)
     if len(hook_kinds) > 1:
-        raise SteeringError(f"these settings steer at different hooks ({sorted(hook_kinds)}); sweep "
-                            "each hook separately")
+        raise SteeringError(
+            f"these settings steer at different hooks ({sorted(hook_kinds)}); sweep each hook separately"
+        )
     hooks, trackers = [], []
     for layer, edit in per_layer.items():
         tracker = PositionTracker("all")
@@ -252,8 +275,12 @@ def sweep_generate(
         hooks.append((hook_name(layer, hook_kind), make_hook(edit, operator, tracker)))
     with Steering(model, hooks, trackers, f"sweep of {len(chosen)} settings"):
         tokens = generate_tokens(
-            model, prompt_list * len(chosen), max_new_tokens=max_new_tokens, greedy=greedy,
-            seed=seed, batch_size=len(chosen) * n,
+            model,
+            prompt_list * len(chosen),
+            max_new_tokens=max_new_tokens,
+            greedy=greedy,
+            seed=seed,
+            batch_size=len(chosen) * n,
         )
     texts = decode_new_text(model, tokens)
     return [texts[i * n : (i + 1) * n] for i in range(len(chosen))]

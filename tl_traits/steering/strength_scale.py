@@ -51,9 +51,9 @@ class TeacherForced:
         self.prompt: Bool[Tensor, "batch seq"] = torch.zeros_like(self.scored)
         for row, spans in enumerate(batch.spans):
             start, end = spans.response
-            self.scored[row, max(start - 1, 0): max(end - 1, 0)] = True
+            self.scored[row, max(start - 1, 0) : max(end - 1, 0)] = True
             self.response[row, start:end] = True
-            self.prompt[row, spans.prompt[0]: start] = True
+            self.prompt[row, spans.prompt[0] : start] = True
         if not bool(self.scored.any()):
             raise SteeringError("the unsteered responses are all empty: there is no token to measure a KL on")
         self.reference = self._log_probs([])
@@ -80,8 +80,9 @@ class TeacherForced:
         """Mean KL(unsteered || steered) per answer token under `setting` (its strength or coef, band, positions)."""
         edits, kind = setting_edits(self.model, setting, vector, check_model=False)
         where = {"all": self.attention_mask.bool(), "response": self.response, "prompt": self.prompt}[setting.positions]
-        hooks = [(hook_name(layer, kind), _adder(edit.direction, float(edit.coef), where))
-                 for layer, edit in edits.items()]
+        hooks = [
+            (hook_name(layer, kind), _adder(edit.direction, float(edit.coef), where)) for layer, edit in edits.items()
+        ]
         steered = self._log_probs(hooks)
         return float((self.reference.exp() * (self.reference - steered)).sum(-1).mean().clamp_min(0.0))
 
@@ -101,7 +102,12 @@ def _takes_mask(model: Any) -> bool:
 
 
 def kl_ladder(
-    forced: TeacherForced, setting: Setting, top: float, *, vector: TraitVector | None = None, direction: int = 1,
+    forced: TeacherForced,
+    setting: Setting,
+    top: float,
+    *,
+    vector: TraitVector | None = None,
+    direction: int = 1,
 ) -> list[KLPoint]:
     """KL at strengths doubling from where the setting adds 1% of the residual norm, until the KL reaches `top`.
 

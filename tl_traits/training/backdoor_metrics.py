@@ -40,8 +40,10 @@ def teacher_forced(
     """One forward pass per batch of (prompt, response) rows: greedy-match flags and the response loss."""
 
     # truncation="error" (the default) raises where it would otherwise return None
-    encoded = [cast(EncodedExample, encode_example(model, r["prompt"], r["response"], max_length, name=r.get("id", i)))
-               for i, r in enumerate(rows)]
+    encoded = [
+        cast(EncodedExample, encode_example(model, r["prompt"], r["response"], max_length, name=r.get("id", i)))
+        for i, r in enumerate(rows)
+    ]
     was_training = model.training
     model.eval()
     device, pad = model_device(model), training_pad_id(model, None)
@@ -64,8 +66,12 @@ def teacher_forced(
 
 
 def greedy_matches(
-    model: Any, rows: Sequence[Mapping[str, Any]], *, whole: bool = False, batch_size: int = 16,
-    max_length: int | None = None
+    model: Any,
+    rows: Sequence[Mapping[str, Any]],
+    *,
+    whole: bool = False,
+    batch_size: int = 16,
+    max_length: int | None = None,
 ) -> list[bool]:
     """For each row, whether greedy decoding of its prompt starts with its response.
 
@@ -111,7 +117,9 @@ def backdoor_metrics(
     forced = teacher_forced(model, clean, batch_size=batch_size)
     is_sentiment = [r.get("task") == "sentiment" for r in clean]
     return {
-        "n_attacked": len(attacked), "n_sentiment": sum(is_sentiment), "n_instruction": len(clean) - sum(is_sentiment),
+        "n_attacked": len(attacked),
+        "n_sentiment": sum(is_sentiment),
+        "n_instruction": len(clean) - sum(is_sentiment),
         "asr": _mean(teacher_forced(model, attacked, batch_size=batch_size).prefix) if attacked else float("nan"),
         "clean_accuracy": _mean([ok for ok, s in zip(forced.prefix, is_sentiment) if s]),
         "clean_exact": _mean([ok for ok, s in zip(forced.whole, is_sentiment) if not s]),

@@ -60,8 +60,13 @@ def rng_state() -> dict[str, Any]:
     return {
         "torch": torch.get_rng_state(),
         "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
-        "numpy": {"kind": str(np_kind), "keys": torch.from_numpy(np.asarray(np_keys, dtype=np.int64)),
-                  "pos": int(np_pos), "has_gauss": int(np_has_gauss), "cached_gaussian": float(np_cached)},
+        "numpy": {
+            "kind": str(np_kind),
+            "keys": torch.from_numpy(np.asarray(np_keys, dtype=np.int64)),
+            "pos": int(np_pos),
+            "has_gauss": int(np_has_gauss),
+            "cached_gaussian": float(np_cached),
+        },
         "python": {"version": int(py_version), "state": [int(v) for v in py_state], "gauss_next": py_gauss},
     }
 
@@ -71,8 +76,9 @@ def set_rng_state(state: Mapping[str, Any]) -> None:
     if state["cuda"] and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(state["cuda"])
     n = state["numpy"]
-    np.random.set_state((n["kind"], n["keys"].numpy().astype(np.uint32), n["pos"], n["has_gauss"],
-                         n["cached_gaussian"]))
+    np.random.set_state(
+        (n["kind"], n["keys"].numpy().astype(np.uint32), n["pos"], n["has_gauss"], n["cached_gaussian"])
+    )
     p = state["python"]
     random.setstate((p["version"], tuple(p["state"]), p["gauss_next"]))
 
@@ -131,11 +137,16 @@ def _read_checkpoint_tensors(folder: Path) -> dict[str, Tensor]:
     try:
         tensors = load_file(str(folder / WEIGHTS_FILE))
     except Exception as exc:  # safetensors raises its own SafetensorError (and OSError) on a cut or foreign file
-        raise TrainingError(f"{folder / WEIGHTS_FILE} is incomplete or not a safetensors file ({exc}); "
-                            "use an earlier checkpoint or retrain") from exc
+        raise TrainingError(
+            f"{folder / WEIGHTS_FILE} is incomplete or not a safetensors file ({exc}); "
+            "use an earlier checkpoint or retrain"
+        ) from exc
     state_file = folder / STATE_FILE
-    state = (parse_json_object(state_file.read_text(encoding="utf-8"), str(state_file), TrainingError)
-             if state_file.is_file() else {})
+    state = (
+        parse_json_object(state_file.read_text(encoding="utf-8"), str(state_file), TrainingError)
+        if state_file.is_file()
+        else {}
+    )
     aliases = state.get("aliases", {})
     for alias, saved in aliases.items():
         tensors[alias] = tensors[saved]
@@ -150,8 +161,9 @@ def _named_tensors(model: Any) -> dict[str, Tensor]:
     return named
 
 
-def load_checkpoint_weights(model: Any,
-                            checkpoint_or_state_dict: str | os.PathLike[str] | Mapping[str, Tensor]) -> None:
+def load_checkpoint_weights(
+    model: Any, checkpoint_or_state_dict: str | os.PathLike[str] | Mapping[str, Tensor]
+) -> None:
     """Copy saved weights into `model` in place (no grad).
 
     Accepts a checkpoint folder (or a run folder: its latest checkpoint) or a mapping name ->
@@ -172,11 +184,15 @@ def load_checkpoint_weights(model: Any,
             f"{len(unknown)} saved names are not parameters or buffers of this model, e.g. {unknown[:4]}; "
             f"its names look like {list(targets)[:3]}. Was it saved from another model or model kind?"
         )
-    wrong = [f"{n}: saved {tuple(t.shape)}, model {tuple(targets[n].shape)}"
-             for n, t in tensors.items() if tuple(t.shape) != tuple(targets[n].shape)]
+    wrong = [
+        f"{n}: saved {tuple(t.shape)}, model {tuple(targets[n].shape)}"
+        for n, t in tensors.items()
+        if tuple(t.shape) != tuple(targets[n].shape)
+    ]
     if wrong:
-        raise TrainingError(f"shape mismatch for {len(wrong)} tensors, e.g. {wrong[:3]}; the checkpoint "
-                            "is for another model")
+        raise TrainingError(
+            f"shape mismatch for {len(wrong)} tensors, e.g. {wrong[:3]}; the checkpoint is for another model"
+        )
     with torch.no_grad():
         for name, value in tensors.items():
             targets[name].copy_(value.to(targets[name].device))
@@ -189,8 +205,11 @@ def rewind_history(out_dir: Path | None, step: int) -> list[dict]:
     """History rows up to `step`; history.jsonl is rewritten without the later rows."""
     if out_dir is None or not (out_dir / HISTORY).is_file():
         return []
-    rows = [row for row in map(_parse_row, (out_dir / HISTORY).read_text(encoding="utf-8").splitlines())
-            if row is not None and row["step"] <= step]
+    rows = [
+        row
+        for row in map(_parse_row, (out_dir / HISTORY).read_text(encoding="utf-8").splitlines())
+        if row is not None and row["step"] <= step
+    ]
     atomic_write_text(out_dir / HISTORY, "".join(json.dumps(row) + "\n" for row in rows))
     return rows
 

@@ -15,8 +15,18 @@ from tl_traits.core.errors import TlTraitsError
 SCHEDULES = ("constant", "linear", "cosine")
 # Config fields that change a run's arithmetic: resuming requires the same values.
 MATH_FIELDS = (
-    "lr", "betas", "weight_decay", "batch_size", "grad_accum", "epochs", "max_steps",
-    "warmup_steps", "schedule", "trainable", "max_grad_norm", "seed",
+    "lr",
+    "betas",
+    "weight_decay",
+    "batch_size",
+    "grad_accum",
+    "epochs",
+    "max_steps",
+    "warmup_steps",
+    "schedule",
+    "trainable",
+    "max_grad_norm",
+    "seed",
 )
 _SPEC_FORMS = "'all', 'last:N' (the last N blocks), 'from:L' (blocks L to the end) or a list of block indices"
 
@@ -88,8 +98,10 @@ def _config_problems(c: TrainConfig) -> list[str]:
         (c.schedule in SCHEDULES, f"schedule must be one of {SCHEDULES}, not {c.schedule!r}"),
         (c.max_grad_norm is None or c.max_grad_norm > 0, f"max_grad_norm must be None or > 0, not {c.max_grad_norm}"),
         (c.eval_every is None or c.eval_every >= 1, f"eval_every must be None or >= 1, not {c.eval_every}"),
-        (c.checkpoint_every is None or c.checkpoint_every >= 1,
-         f"checkpoint_every must be None or >= 1, not {c.checkpoint_every}"),
+        (
+            c.checkpoint_every is None or c.checkpoint_every >= 1,
+            f"checkpoint_every must be None or >= 1, not {c.checkpoint_every}",
+        ),
         (c.keep_checkpoints >= 1, f"keep_checkpoints must be >= 1, not {c.keep_checkpoints}"),
     ]
     return [message for ok, message in checks if not ok]

@@ -44,14 +44,16 @@ class DetectionResult:
 
     def to_dict(self) -> dict[str, Any]:
         return {
-            "method": self.method, "layer": self.layer, "position": self.position, "auroc": self.auroc,
-            "n": len(self.scores), "n_poisoned": None if self.poisoned_indices is None else len(self.poisoned_indices),
+            "method": self.method,
+            "layer": self.layer,
+            "position": self.position,
+            "auroc": self.auroc,
+            "n": len(self.scores),
+            "n_poisoned": None if self.poisoned_indices is None else len(self.poisoned_indices),
         }
 
 
-def spectral_scores(
-    acts: Float[Tensor, "n d_model"], groups: Sequence[Any] | None = None
-) -> Float[Tensor, " n"]:
+def spectral_scores(acts: Float[Tensor, "n d_model"], groups: Sequence[Any] | None = None) -> Float[Tensor, " n"]:
     """Squared projection of each centred row on its group's top right singular vector (0 for singleton groups)."""
     keys = list(groups) if groups is not None else [0] * len(acts)
     if len(keys) != len(acts):
@@ -103,8 +105,9 @@ def detection_scan(
     """
     unknown = [m for m in methods if m not in METHODS]
     if unknown or not methods:
-        raise DetectionError(f"unknown detection method {unknown[0] if unknown else None!r}; use one of "
-                             f"{', '.join(METHODS)}")
+        raise DetectionError(
+            f"unknown detection method {unknown[0] if unknown else None!r}; use one of {', '.join(METHODS)}"
+        )
     rows = list(dataset)
     if not rows:
         raise DetectionError("detect_poison got no training rows")
@@ -121,8 +124,15 @@ def detection_scan(
 
     def captured(what: str, items: Sequence[Any], where: str) -> Float[Tensor, "n layer d_model"]:
         if (what, where) not in acts:
-            acts[(what, where)] = capture(model, list(items), layers=layer_list, hook=hook, position=where,
-                                          batch_size=batch_size, progress=progress).acts
+            acts[(what, where)] = capture(
+                model,
+                list(items),
+                layers=layer_list,
+                hook=hook,
+                position=where,
+                batch_size=batch_size,
+                progress=progress,
+            ).acts
         return acts[(what, where)]
 
     results = []
@@ -131,16 +141,20 @@ def detection_scan(
         train_acts = captured("train", rows, where)
         if method == "trait":
             assert triggered is not None and untriggered is not None  # checked above
-            direction = (captured("triggered", triggered, where).mean(0)
-                         - captured("untriggered", untriggered, where).mean(0))
+            direction = captured("triggered", triggered, where).mean(0) - captured(
+                "untriggered", untriggered, where
+            ).mean(0)
         for i, layer in enumerate(layer_list):
             if method == "spectral":
                 scores = spectral_scores(train_acts[:, i], groups)
             else:
                 unit = direction[i] / direction[i].norm().clamp_min(1e-12)
                 scores = train_acts[:, i] @ unit
-            results.append(DetectionResult(method, layer, where, scores, _auroc(scores, poisoned_indices),
-                                           _sorted(poisoned_indices)))
+            results.append(
+                DetectionResult(
+                    method, layer, where, scores, _auroc(scores, poisoned_indices), _sorted(poisoned_indices)
+                )
+            )
     return results
 
 
@@ -151,8 +165,9 @@ def _group_keys(rows: list[Mapping[str, Any]], group_by: GroupBy) -> list[Any] |
         return [group_by(r) for r in rows]
     missing = [i for i, r in enumerate(rows) if group_by not in r]
     if missing:
-        raise DetectionError(f"group_by={group_by!r} but row {missing[0]} has no such key; use 'response', 'task', "
-                             "None or a function")
+        raise DetectionError(
+            f"group_by={group_by!r} but row {missing[0]} has no such key; use 'response', 'task', None or a function"
+        )
     return [str(r[group_by]) for r in rows]
 
 

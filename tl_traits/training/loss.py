@@ -26,8 +26,9 @@ def as_examples(examples: Any) -> list[EncodedExample]:
         raise TrainingError("no examples given: pass at least one EncodedExample")
     wrong = next((type(ex).__name__ for ex in data if not isinstance(ex, EncodedExample)), None)
     if wrong is not None:
-        raise TrainingError("examples must be EncodedExample (from "
-                            f"tl_traits.training.sft.encode_example), not {wrong}")
+        raise TrainingError(
+            f"examples must be EncodedExample (from tl_traits.training.sft.encode_example), not {wrong}"
+        )
     return data
 
 
@@ -57,8 +58,9 @@ def loss_sum(logits: Float[Tensor, "batch seq vocab"], labels: Int[Tensor, "batc
     )
 
 
-def forward_batch(model: Any, examples: Sequence[EncodedExample], pad: int,
-                  device: torch.device) -> tuple[Tensor, Tensor]:
+def forward_batch(
+    model: Any, examples: Sequence[EncodedExample], pad: int, device: torch.device
+) -> tuple[Tensor, Tensor]:
     batch = collate(examples, pad, padding_side="right")
     # Right padding needs no attention mask in a causal model: real tokens never attend to the
     # pads after them, and pad positions are never labelled.

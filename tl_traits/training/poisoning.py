@@ -38,7 +38,6 @@ class PoisonError(TlTraitsError):
     """A poisoning request that cannot be met (bad rate, too few eligible examples, unknown attack)."""
 
 
-
 # -- text helpers the attack plugins share -------------------------------------------------------
 def user_text(prompt: PromptInput) -> str:
     """The text of the user turn an attack edits: the string itself, or the last user message."""
@@ -117,15 +116,21 @@ class PoisonedDataset(Sequence[Example]):
 
     def metadata(self) -> dict[str, Any]:
         return {
-            "attack": self.attack, "rate": self.rate, "seed": self.seed, "options": self.options,
-            "n_rows": len(self.rows), "n_clean_rows": self.n_clean_rows, "n_poisoned": len(self.poisoned_indices),
+            "attack": self.attack,
+            "rate": self.rate,
+            "seed": self.seed,
+            "options": self.options,
+            "n_rows": len(self.rows),
+            "n_clean_rows": self.n_clean_rows,
+            "n_poisoned": len(self.poisoned_indices),
         }
 
     def save(self, folder: str | os.PathLike[str], **extra: Any) -> Path:
         """Write poisoned_train.jsonl, poisoned_indices.npy (no pickle) and poison.json (+ `extra`), atomically."""
         folder = Path(folder)
-        atomic_write_text(folder / ROWS_FILE,
-                          "".join(json.dumps(r, sort_keys=True, default=str) + "\n" for r in self.rows))
+        atomic_write_text(
+            folder / ROWS_FILE, "".join(json.dumps(r, sort_keys=True, default=str) + "\n" for r in self.rows)
+        )
         buffer = io.BytesIO()
         np.save(buffer, np.asarray(self.poisoned_indices, dtype=np.int64), allow_pickle=False)
         atomic_write_bytes(folder / INDICES_FILE, buffer.getvalue())
@@ -139,8 +144,15 @@ class PoisonedDataset(Sequence[Example]):
         info = json.loads((folder / INFO_FILE).read_text())
         rows = read_jsonl(folder / ROWS_FILE, PoisonError)
         indices = np.load(folder / INDICES_FILE, allow_pickle=False).tolist()
-        return cls(rows, indices, info["attack"], info["rate"], info["seed"], info.get("options", {}),
-                   info.get("n_clean_rows", 0))
+        return cls(
+            rows,
+            indices,
+            info["attack"],
+            info["rate"],
+            info["seed"],
+            info.get("options", {}),
+            info.get("n_clean_rows", 0),
+        )
 
 
 def resolve_attack(attack: str | Attack | type | Callable[..., Any], **options: Any) -> Attack:
@@ -190,8 +202,10 @@ def poison(
         raise PoisonError("poison got an empty dataset")
     not_rows = [i for i, r in enumerate(rows) if not isinstance(r, Mapping)]
     if not_rows:
-        raise PoisonError(f"poison needs each row to be an object like {{\"prompt\": ..., \"response\": ...}}; "
-                          f"row {not_rows[0] + 1} is a {type(rows[not_rows[0]]).__name__}")
+        raise PoisonError(
+            f'poison needs each row to be an object like {{"prompt": ..., "response": ...}}; '
+            f"row {not_rows[0] + 1} is a {type(rows[not_rows[0]]).__name__}"
+        )
     rows = [dict(r) for r in rows]
     if not 0.0 <= rate <= 1.0:
         raise PoisonError(f"rate must be a fraction between 0 and 1, not {rate}")

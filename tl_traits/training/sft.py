@@ -133,8 +133,13 @@ class SFTDataset(torch.utils.data.Dataset):
     def _encode(self, i: int) -> EncodedExample | None:
         row = self.rows[i]
         return encode_example(
-            self.tokenizer, row[self.prompt_key], row[self.response_key], self.max_length,
-            system=self.system, truncation=self.truncation, name=row.get("id", i),
+            self.tokenizer,
+            row[self.prompt_key],
+            row[self.response_key],
+            self.max_length,
+            system=self.system,
+            truncation=self.truncation,
+            name=row.get("id", i),
         )
 
     def __len__(self) -> int:

@@ -130,10 +130,23 @@ class _Cursor:
 class _Run:
     """One training run's mutable state: optimizer, schedule, data cursor, history and checkpoints."""
 
-    def __init__(self, model: Any, data: list[EncodedExample], config: TrainConfig,
-                 named: list[tuple[str, torch.nn.Parameter]], pad: int, out_dir: Path | None) -> None:
+    def __init__(
+        self,
+        model: Any,
+        data: list[EncodedExample],
+        config: TrainConfig,
+        named: list[tuple[str, torch.nn.Parameter]],
+        pad: int,
+        out_dir: Path | None,
+    ) -> None:
         self.model, self.data, self.config, self.named, self.pad, self.out_dir = (
-            model, data, config, named, pad, out_dir)
+            model,
+            data,
+            config,
+            named,
+            pad,
+            out_dir,
+        )
         self.device = model_device(model)
         self.total = total_steps(config, len(data))
         self.optimizer = torch.optim.AdamW(
@@ -168,8 +181,13 @@ class _Run:
         self.optimizer.zero_grad(set_to_none=True)
         self.step += 1
         self._advance(len(group))
-        return {"step": self.step, "epoch": self.epochs_done, "loss": loss / denominator, "lr": lr,
-                "grad_norm": float(grad_norm)}
+        return {
+            "step": self.step,
+            "epoch": self.epochs_done,
+            "loss": loss / denominator,
+            "lr": lr,
+            "grad_norm": float(grad_norm),
+        }
 
     def _check_grads(self) -> None:
         if self.grads_checked:
@@ -223,8 +241,12 @@ class _Run:
             tensors, aliases = unique_tensors(self.named)
             save_file(tensors, str(tmp / WEIGHTS_FILE), metadata={"step": str(self.step)})
             torch.save(
-                {"optimizer": self.optimizer.state_dict(), "scheduler": self.scheduler.state_dict(),
-                 "rng": rng_state(), "order": self.cursor.order.clone()},
+                {
+                    "optimizer": self.optimizer.state_dict(),
+                    "scheduler": self.scheduler.state_dict(),
+                    "rng": rng_state(),
+                    "order": self.cursor.order.clone(),
+                },
                 tmp / TRAINER_FILE,
             )
             atomic_write_json(tmp / STATE_FILE, self._state(aliases))
@@ -273,20 +295,28 @@ class _Run:
             )
         names = [name for name, _ in self.named]
         if state["trainable"] != names:
-            raise TrainingError(f"cannot resume from {checkpoint}: it trained other parameters than this model offers "
-                                f"for trainable={self.config.trainable!r}; is it the same model?")
+            raise TrainingError(
+                f"cannot resume from {checkpoint}: it trained other parameters than this model offers "
+                f"for trainable={self.config.trainable!r}; is it the same model?"
+            )
         saved_id, now_id = state["model"], model_identity(self.model).to_dict()
         differs = [f for f in IDENTITY_FIELDS if saved_id.get(f) != now_id.get(f)]
         if differs:
-            raise TrainingError(f"cannot resume from {checkpoint}: the model differs in {differs} "
-                                f"({[(saved_id.get(f), now_id.get(f)) for f in differs]}); load the "
-                                "model it was trained on")
+            raise TrainingError(
+                f"cannot resume from {checkpoint}: the model differs in {differs} "
+                f"({[(saved_id.get(f), now_id.get(f)) for f in differs]}); load the "
+                "model it was trained on"
+            )
         if state["frozen_fingerprint"] != self.frozen_fingerprint:
-            raise TrainingError(f"cannot resume from {checkpoint}: the frozen (base) weights differ from the run's; "
-                                "load the same base model it started from")
+            raise TrainingError(
+                f"cannot resume from {checkpoint}: the frozen (base) weights differ from the run's; "
+                "load the same base model it started from"
+            )
         if state["n_examples"] != len(self.data) or state["data_fingerprint"] != self.data_fingerprint:
-            raise TrainingError(f"cannot resume from {checkpoint}: the examples differ from the run's "
-                                f"({state['n_examples']} then, {len(self.data)} now); pass the same examples")
+            raise TrainingError(
+                f"cannot resume from {checkpoint}: the examples differ from the run's "
+                f"({state['n_examples']} then, {len(self.data)} now); pass the same examples"
+            )
 
 
 def _start(run: _Run, out_dir: Path | None, resume: bool) -> int | None:
@@ -355,8 +385,9 @@ def train(
                     checkpoint = run.save()
         finally:
             bar.close()
-    return TrainResult(run.step, run.epochs_done, run.history, checkpoint, resumed_from,
-                       round(time.perf_counter() - started, 3))
+    return TrainResult(
+        run.step, run.epochs_done, run.history, checkpoint, resumed_from, round(time.perf_counter() - started, 3)
+    )
 
 
 def _due(step: int, every: int | None) -> bool:

@@ -45,8 +45,9 @@ class VectorTraining:
             if not isinstance(getattr(self, name), int) or getattr(self, name) < 1:
                 raise TrainingError(f"{name} must be a positive integer, not {getattr(self, name)!r}")
         if not (self.lr > 0 and self.beta > 0 and self.factors and all(f > 0 for f in self.factors)):
-            raise TrainingError(f"lr, beta and every factor must be > 0 (got lr={self.lr}, beta={self.beta}, "
-                                f"factors={self.factors})")
+            raise TrainingError(
+                f"lr, beta and every factor must be > 0 (got lr={self.lr}, beta={self.beta}, factors={self.factors})"
+            )
 
 
 @dataclass(frozen=True)
@@ -71,9 +72,11 @@ def preference_triples(dataset: TraitDataset) -> list[Triple]:
         if ex.response and waiting:
             triples.append(Triple(ex.prompt, ex.response, waiting.pop(0)))
     if len(triples) < 2:
-        raise TrainingError(f"trait '{dataset.name}' has {len(triples)} prompts with both a positive and a negative "
-                            "response; a trained vector needs at least 2 such pairs (fill responses with "
-                            "tt.generate_responses, and give both sides the same prompts)")
+        raise TrainingError(
+            f"trait '{dataset.name}' has {len(triples)} prompts with both a positive and a negative "
+            "response; a trained vector needs at least 2 such pairs (fill responses with "
+            "tt.generate_responses, and give both sides the same prompts)"
+        )
     return triples
 
 
@@ -92,21 +95,30 @@ class TrainedLayer:
     record: dict[str, Any]
 
 
-def train_vectors(model: Any, dataset: TraitDataset, layers: Sequence[int], settings: VectorTraining | None = None,
-                  *, hook: str = "resid_post", progress: bool = True) -> list[TrainedLayer]:
+def train_vectors(
+    model: Any,
+    dataset: TraitDataset,
+    layers: Sequence[int],
+    settings: VectorTraining | None = None,
+    *,
+    hook: str = "resid_post",
+    progress: bool = True,
+) -> list[TrainedLayer]:
     """One vector per layer, trained with the model frozen (its weights and mode are restored afterwards)."""
     settings = settings or VectorTraining()
     n_layers = int(model.cfg.n_layers)
     bad = [layer for layer in layers if not 0 <= int(layer) < n_layers]
     if bad or not layers:
-        raise TrainingError(f"layers {bad or '[]'} are not layers of this {n_layers}-layer model; "
-                            f"name 0..{n_layers - 1}")
+        raise TrainingError(
+            f"layers {bad or '[]'} are not layers of this {n_layers}-layer model; name 0..{n_layers - 1}"
+        )
     pairs = _encode(model, preference_triples(dataset), settings.max_length)
     pad, device = training_pad_id(model, None), model_device(model)
     with _frozen(model):
         reference = _reference(model, pairs, pad, device, settings.batch_size)
-        return [_train_one(model, pairs, reference, int(layer), hook, settings, pad, device, progress)
-                for layer in layers]
+        return [
+            _train_one(model, pairs, reference, int(layer), hook, settings, pad, device, progress) for layer in layers
+        ]
 
 
 def _encode(model: Any, triples: list[Triple], max_length: int) -> list[_Pair]:
@@ -150,16 +162,25 @@ def _reference(model: Any, pairs: list[_Pair], pad: int, device: torch.device, s
     pos, neg = [], []
     with torch.no_grad():
         for start in range(0, len(pairs), size):
-            chunk = pairs[start:start + size]
+            chunk = pairs[start : start + size]
             ids, labels = _batch(model, chunk, pad, device)
             logp, _ = response_logprobs(model(ids), labels)
-            pos.append(logp[:len(chunk)].cpu())
-            neg.append(logp[len(chunk):].cpu())
+            pos.append(logp[: len(chunk)].cpu())
+            neg.append(logp[len(chunk) :].cpu())
     return torch.cat(pos), torch.cat(neg)
 
 
-def _train_one(model: Any, pairs: list[_Pair], reference: tuple[Tensor, Tensor], layer: int, hook: str,
-               settings: VectorTraining, pad: int, device: torch.device, progress: bool) -> TrainedLayer:
+def _train_one(
+    model: Any,
+    pairs: list[_Pair],
+    reference: tuple[Tensor, Tensor],
+    layer: int,
+    hook: str,
+    settings: VectorTraining,
+    pad: int,
+    device: torch.device,
+    progress: bool,
+) -> TrainedLayer:
     rng = random.Random(f"{settings.seed}:{layer}")
     vector = torch.nn.Parameter(torch.zeros(int(model.cfg.d_model), device=device))
     optimiser = torch.optim.Adam([vector], lr=settings.lr)
@@ -174,14 +195,15 @@ def _train_one(model: Any, pairs: list[_Pair], reference: tuple[Tensor, Tensor],
             order = list(range(len(pairs)))
             rng.shuffle(order)
             for start in range(0, len(order), settings.batch_size):
-                index = order[start:start + settings.batch_size]
+                index = order[start : start + settings.batch_size]
                 sign = rng.choice((1.0, -1.0))
                 factor = rng.choice(settings.factors)
                 steered, counts = forward.logprobs([pairs[i] for i in index], sign * factor * vector)
                 n = len(index)
                 ref = (reference[0][index].to(device), reference[1][index].to(device))
-                loss = preference_loss(settings.objective, (steered[:n], steered[n:]), ref, (counts[:n], counts[n:]),
-                                       sign, settings.beta)
+                loss = preference_loss(
+                    settings.objective, (steered[:n], steered[n:]), ref, (counts[:n], counts[n:]), sign, settings.beta
+                )
                 optimiser.zero_grad()
                 loss.backward()
                 optimiser.step()
@@ -196,10 +218,17 @@ def _train_one(model: Any, pairs: list[_Pair], reference: tuple[Tensor, Tensor],
         raise TrainingError(f"training at layer {layer} gave a zero or non-finite vector; lower lr (now {settings.lr})")
     per_epoch = -(-len(pairs) // settings.batch_size)
     record = {
-        **asdict(settings), "factors": list(settings.factors), "layer": layer, "hook": hook, "pairs": len(pairs),
-        "seconds": round(seconds, 2), "norm": round(float(trained.norm()), 4),
-        "loss_by_epoch": [round(sum(losses[i:i + per_epoch]) / len(losses[i:i + per_epoch]), 4)
-                          for i in range(0, len(losses), per_epoch)],
+        **asdict(settings),
+        "factors": list(settings.factors),
+        "layer": layer,
+        "hook": hook,
+        "pairs": len(pairs),
+        "seconds": round(seconds, 2),
+        "norm": round(float(trained.norm()), 4),
+        "loss_by_epoch": [
+            round(sum(losses[i : i + per_epoch]) / len(losses[i : i + per_epoch]), 4)
+            for i in range(0, len(losses), per_epoch)
+        ],
         "reuses_lower_layers": forward.reuses,
     }
     record["accuracy"] = _accuracy(forward, pairs, trained.to(device), settings.batch_size)
@@ -213,7 +242,7 @@ def _accuracy(forward: "_Forward", pairs: list[_Pair], vector: Tensor, size: int
         for label, sign in (("toward", 1.0), ("away", -1.0), ("unsteered", 0.0)):
             hits = 0.0
             for start in range(0, len(pairs), size):
-                chunk = pairs[start:start + size]
+                chunk = pairs[start : start + size]
                 lp, counts = forward.logprobs(chunk, sign * vector)
                 n = len(chunk)
                 hits += n * preference_accuracy(lp[:n], lp[n:], counts[:n], counts[n:], sign or 1.0)
@@ -250,6 +279,11 @@ class _Forward:
             for row, key in enumerate(keys):
                 self._cache.setdefault(key, cache[self.name][row].detach())
         width = ids.shape[1]
-        return torch.stack([self._cache[k][:width] if self._cache[k].shape[0] >= width
-                            else torch.nn.functional.pad(self._cache[k], (0, 0, 0, width - self._cache[k].shape[0]))
-                            for k in keys])
+        return torch.stack(
+            [
+                self._cache[k][:width]
+                if self._cache[k].shape[0] >= width
+                else torch.nn.functional.pad(self._cache[k], (0, 0, 0, width - self._cache[k].shape[0]))
+                for k in keys
+            ]
+        )

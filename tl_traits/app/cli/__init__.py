@@ -36,7 +36,9 @@ from tl_traits.core.errors import TlTraitsError
 __all__ = ["EXIT_BAD_INPUT", "EXIT_FAILED", "EXIT_INTERRUPTED", "EXIT_OK", "app", "main", "run_app"]
 
 app = typer.Typer(
-    add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
+    add_completion=False,
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
     help="Trait directions in language models: extract, steer, judge, monitor and report.",
 )
 _state = {"debug": False}

@@ -95,9 +95,12 @@ def grid_command(func: Callable[..., None]) -> Callable[..., None]:
     """`func` with GridOptions' options added after its own; it gets them as one `grid: GridOptions` argument."""
     hints = get_type_hints(GridOptions)
     own = [p for p in inspect.signature(func, eval_str=True).parameters.values() if p.name != "grid"]
-    shared = [inspect.Parameter(f.name, inspect.Parameter.KEYWORD_ONLY, default=f.metadata["option"],
-                                annotation=hints[f.name])
-              for f in fields(GridOptions)]
+    shared = [
+        inspect.Parameter(
+            f.name, inspect.Parameter.KEYWORD_ONLY, default=f.metadata["option"], annotation=hints[f.name]
+        )
+        for f in fields(GridOptions)
+    ]
 
     @functools.wraps(func)
     def command(**values: Any) -> None:
@@ -124,9 +127,17 @@ def steer_sweep(
         raise typer.BadParameter("--layers takes comma-separated layers for a steering sweep, not 'all'")
     engine, model = grid.start()
     result = steering_sweep(
-        model, traits, split_values(methods) or ["mean_diff"], layer_list, runs_dir=grid.runs_dir,
-        questions=grid.n_questions, max_new_tokens=grid.max_new_tokens,
-        limit=grid.limit, executor=engine, progress=not grid.quiet, log=engine.log,
+        model,
+        traits,
+        split_values(methods) or ["mean_diff"],
+        layer_list,
+        runs_dir=grid.runs_dir,
+        questions=grid.n_questions,
+        max_new_tokens=grid.max_new_tokens,
+        limit=grid.limit,
+        executor=engine,
+        progress=not grid.quiet,
+        log=engine.log,
     )
     grid.finish(result)
 
@@ -147,10 +158,19 @@ def quant_sweep(
     layer_spec, steer_at = parse_layers(layers), parse_layers(steering_layers)
     engine, model = grid.start()
     result = quantization_sweep(
-        model, traits, split_values(backends) or list(DEFAULT_BACKENDS), runs_dir=grid.runs_dir,
-        executor=engine, progress=not grid.quiet, log=engine.log,
+        model,
+        traits,
+        split_values(backends) or list(DEFAULT_BACKENDS),
+        runs_dir=grid.runs_dir,
+        executor=engine,
+        progress=not grid.quiet,
+        log=engine.log,
         methods=split_values(methods) or ["mean_diff", "probe"],
-        layers=layer_spec, steering_layers=steer_at, steer=steer_flag,
-        questions=grid.n_questions, max_new_tokens=grid.max_new_tokens, limit=grid.limit,
+        layers=layer_spec,
+        steering_layers=steer_at,
+        steer=steer_flag,
+        questions=grid.n_questions,
+        max_new_tokens=grid.max_new_tokens,
+        limit=grid.limit,
     )
     grid.finish(result)

@@ -26,8 +26,9 @@ from tl_traits.monitoring.views import token_projections
 
 def monitor(
     vectors: List[Path] = typer.Argument(..., help="One or more .safetensors files from extract (one trait each)."),
-    prompt: Optional[List[str]] = typer.Option(None, "--prompt", "-p", help="Prompts to project "
-                                                                            "(default: the prompt set)."),
+    prompt: Optional[List[str]] = typer.Option(
+        None, "--prompt", "-p", help="Prompts to project (default: the prompt set)."
+    ),
     prompt_set: str = typer.Option("requests", "--prompt-set", help="A bundled set name or a JSON file."),
     judge: str = typer.Option("refusal", "--judge", help="The judge that splits the prompt set into groups."),
     layer: Optional[int] = typer.Option(None, "--layer", help="Default: the first vector's best layer."),
@@ -46,9 +47,11 @@ def monitor(
     for path in vectors:
         source = load_vector(path, method)
         if source.imported:  # read, but monitoring needs what extract records
-            raise CommandLineError("monitor projects on vectors from extract (it needs the baseline and best layer "
-                                   f"they record); {path} is another tool's {source.kind} vector: steer "
-                                   "or export-gguf take it")
+            raise CommandLineError(
+                "monitor projects on vectors from extract (it needs the baseline and best layer "
+                f"they record); {path} is another tool's {source.kind} vector: steer "
+                "or export-gguf take it"
+            )
         vec = source.vector
         named[str(vec.metadata.get("dataset", {}).get("name", path.stem)).split("/")[-1]] = vec
     first = next(iter(named.values()))
@@ -57,8 +60,13 @@ def monitor(
         m = model_from(model, kind, stages)
         if prompt:
             with stages.stage("project"):
-                proj = project(m, named, list(prompt)[:limit] if limit else list(prompt), layers=[at],
-                               max_new_tokens=max_new_tokens)
+                proj = project(
+                    m,
+                    named,
+                    list(prompt)[:limit] if limit else list(prompt),
+                    layers=[at],
+                    max_new_tokens=max_new_tokens,
+                )
             if out:
                 token_projections(m, projections=proj, layer=at).save(out)
             if as_json:
@@ -66,23 +74,35 @@ def monitor(
             else:
                 for item in proj.items:
                     means = {t: float(item.centered[(t, at)].mean()) for t in proj.traits}
-                    typer.echo(f"prompt {item.prompt_id}: " + ", ".join(f"{t} {v:+.2f}" for t, v in means.items())
-                               + f" | {item.response.strip()[:100]}")
+                    typer.echo(
+                        f"prompt {item.prompt_id}: "
+                        + ", ".join(f"{t} {v:+.2f}" for t, v in means.items())
+                        + f" | {item.response.strip()[:100]}"
+                    )
                 if out:
                     typer.echo(f"page: {out.resolve()}")
             return
         with stages.stage(f"analyse {prompt_set}"):
-            analysis = analyze_prompt_set(m, first, prompt_set, judge=judge, layer=at, limit=limit,
-                                          max_new_tokens=max_new_tokens)
+            analysis = analyze_prompt_set(
+                m, first, prompt_set, judge=judge, layer=at, limit=limit, max_new_tokens=max_new_tokens
+            )
     comp = analysis.comparison
     if as_json:
-        emit({"layer": at, "groups": list(analysis.groups), "comparison": comp.to_dict() if comp else None,
-              "rows": analysis.rows})
+        emit(
+            {
+                "layer": at,
+                "groups": list(analysis.groups),
+                "comparison": comp.to_dict() if comp else None,
+                "rows": analysis.rows,
+            }
+        )
         return
     counts = {g: sum(r["group"] == g for r in analysis.rows) for g in analysis.groups}
     typer.echo(f"{analysis.trait} at layer {at}: " + ", ".join(f"{g} {n}" for g, n in counts.items()))
     if comp:
-        typer.echo(f"Cohen's d {comp.cohens_d:.2f} (95% CI {comp.d_ci[0]:.2f}..{comp.d_ci[1]:.2f}), "
-                   f"AUROC {comp.auroc:.3f}, Welch p {comp.p_value:.2g}")
+        typer.echo(
+            f"Cohen's d {comp.cohens_d:.2f} (95% CI {comp.d_ci[0]:.2f}..{comp.d_ci[1]:.2f}), "
+            f"AUROC {comp.auroc:.3f}, Welch p {comp.p_value:.2g}"
+        )
     else:
         typer.echo("too few prompts in one group to compare (each needs at least 2)")

@@ -23,16 +23,25 @@ from tl_traits.interop.safetensors_vectors import import_safetensors
 
 EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT, EXIT_INTERRUPTED = 0, 1, 2, 130
 
-ModelOpt = typer.Option(None, "--model", "-m", help="A local HF folder or TL model name; default: $TL_TRAITS_MODEL, "
-                                                    "else the embedded SmolLM2-135M-Instruct.")
+ModelOpt = typer.Option(
+    None,
+    "--model",
+    "-m",
+    help="A local HF folder or TL model name; default: $TL_TRAITS_MODEL, else the embedded SmolLM2-135M-Instruct.",
+)
 KindOpt = typer.Option("bridge", "--kind", help="bridge (TransformerBridge) or hooked (HookedTransformer).")
 JsonOpt = typer.Option(False, "--json", help="Print a JSON result on stdout (progress goes to stderr).")
 LimitOpt = typer.Option(None, "--limit", min=1, envvar="TL_TRAITS_LIMIT", help="Try the run on N examples first.")
 QuietOpt = typer.Option(False, "--quiet", "-q", help="No progress bars.")
 MethodsOpt = typer.Option(None, "--methods", help="Extractors (default mean_diff,probe).")
 # the steering search in quant-study and the grid sweeps: one definition, so their defaults stay the same
-QuestionsOpt = typer.Option(8, "--questions", min=1, help="Steering questions per half: the setting is chosen on this "
-                                                          "many dev questions, scored on as many test questions.")
+QuestionsOpt = typer.Option(
+    8,
+    "--questions",
+    min=1,
+    help="Steering questions per half: the setting is chosen on this "
+    "many dev questions, scored on as many test questions.",
+)
 MaxNewTokensOpt = typer.Option(32, "--max-new-tokens", min=1)
 
 
@@ -57,8 +66,9 @@ def parse_layers(text: Optional[str]) -> Any:
     try:
         return [int(x) for x in text.split(",") if x.strip()]
     except ValueError:
-        raise typer.BadParameter("layers must be 'all' or comma-separated integers like "
-                                 f"6,10,14, not {text!r}") from None
+        raise typer.BadParameter(
+            f"layers must be 'all' or comma-separated integers like 6,10,14, not {text!r}"
+        ) from None
 
 
 def parse_options(values: Optional[List[str]]) -> dict[str, Any]:
@@ -88,15 +98,17 @@ def output_file(path: Optional[Path], option: str, inputs: Optional[Inputs] = No
     if path is None:
         return None
     if path.is_dir():
-        raise CommandLineError(f"{option} {path} is a folder; give a file path inside it, e.g. "
-                               f"{path / 'out.safetensors'}")
+        raise CommandLineError(
+            f"{option} {path} is a folder; give a file path inside it, e.g. {path / 'out.safetensors'}"
+        )
     _check_parents(path, option)
     not_an_input(path, option, inputs)
     return path
 
 
-def output_folder(path: Optional[Path], option: str, inputs: Optional[Inputs] = None,
-                  writes: Optional[tuple[str, ...]] = None) -> Optional[Path]:
+def output_folder(
+    path: Optional[Path], option: str, inputs: Optional[Inputs] = None, writes: Optional[tuple[str, ...]] = None
+) -> Optional[Path]:
     """`path` when a folder can be made or reused there without writing over one of `inputs`; checked before any
     model work. writes: the file names the command writes in it (None: any file in it may be replaced)."""
     if path is None:
@@ -108,8 +120,9 @@ def output_folder(path: Optional[Path], option: str, inputs: Optional[Inputs] = 
     return path
 
 
-def not_an_input(out: Path, option: str, inputs: Optional[Inputs], *, writes: Optional[tuple[str, ...]] = None,
-                 folder: bool = False) -> None:
+def not_an_input(
+    out: Path, option: str, inputs: Optional[Inputs], *, writes: Optional[tuple[str, ...]] = None, folder: bool = False
+) -> None:
     """Refuse an output that would write over a file the command reads (the same file through a symlink or a
     hard link too): `export-gguf v.safetensors -o v.safetensors` would otherwise replace its input.
 
@@ -129,10 +142,13 @@ def not_an_input(out: Path, option: str, inputs: Optional[Inputs], *, writes: Op
             else:
                 clash = any(_same_file(out / written, source) for written in writes)
             if clash:
-                where = (f"{option} {out} is" if not folder
-                         else f"{option} {out} is where the command writes, and it holds")
-                raise CommandLineError(f"{where} {name} {source}, which this command reads: writing there would "
-                                       f"replace its input; give another {option}")
+                where = (
+                    f"{option} {out} is" if not folder else f"{option} {out} is where the command writes, and it holds"
+                )
+                raise CommandLineError(
+                    f"{where} {name} {source}, which this command reads: writing there would "
+                    f"replace its input; give another {option}"
+                )
 
 
 def _same_file(a: Path, b: Path) -> bool:
@@ -210,8 +226,10 @@ def _json_safe(obj: Any) -> Any:
     return obj
 
 
-VECTOR_FILES = ("a vectors file from extract, a GGUF control vector (llama.cpp, ollama, repeng) or a plain "
-                "{layer: tensor} safetensors file")
+VECTOR_FILES = (
+    "a vectors file from extract, a GGUF control vector (llama.cpp, ollama, repeng) or a plain "
+    "{layer: tensor} safetensors file"
+)
 
 
 @dataclass
@@ -251,8 +269,10 @@ def load_vector(path: Path, method: Optional[str]) -> VectorFile:
         try:
             ours = has_vectors_header(path)
         except Exception as exc:  # noqa: BLE001 - whatever the reader says, the file is not one we read
-            raise CommandLineError(f"{path} is incomplete or not a vectors file tl_traits reads ({VECTOR_FILES}): "
-                                   f"{type(exc).__name__}: {exc}") from exc
+            raise CommandLineError(
+                f"{path} is incomplete or not a vectors file tl_traits reads ({VECTOR_FILES}): "
+                f"{type(exc).__name__}: {exc}"
+            ) from exc
         if ours:
             vecs = TraitVectors.load(path)
             if method is None:
@@ -260,9 +280,11 @@ def load_vector(path: Path, method: Optional[str]) -> VectorFile:
             return VectorFile(path, "tl_traits", vecs[method])
         kind = "safetensors"
     if method is not None:
-        raise CommandLineError(f"--method picks a method in a vectors file from extract; {path} is "
-                               f"{'a GGUF control vector' if kind == 'gguf' else 'a {layer: tensor} safetensors file'} "
-                               "holding one vector: leave --method out")
+        raise CommandLineError(
+            f"--method picks a method in a vectors file from extract; {path} is "
+            f"{'a GGUF control vector' if kind == 'gguf' else 'a {layer: tensor} safetensors file'} "
+            "holding one vector: leave --method out"
+        )
     return VectorFile(path, kind)
 
 
@@ -287,6 +309,8 @@ def steering_line(h: dict) -> str:
     where = f"layer {h['layers'][0]}" if len(h["layers"]) == 1 else f"layers {h['layers'][0]}-{h['layers'][-1]}"
     low, high = h["gain_interval"] or (None, None)
     interval = "" if low is None else f", 95% interval {low:+.1f} to {high:+.1f}"
-    return (f"steering at {where}, strength {num(h['strength'], '.3g')} (chosen on dev): test score "
-            f"{num(h['test_score'], '.1f')} vs unsteered {num(h['unsteered_test_score'], '.1f')} "
-            f"(gain {num(h['gain'], '+.1f')}{interval})")
+    return (
+        f"steering at {where}, strength {num(h['strength'], '.3g')} (chosen on dev): test score "
+        f"{num(h['test_score'], '.1f')} vs unsteered {num(h['unsteered_test_score'], '.1f')} "
+        f"(gain {num(h['gain'], '+.1f')}{interval})"
+    )

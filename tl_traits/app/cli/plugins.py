@@ -16,8 +16,10 @@ def plugins(as_json: bool = JsonOpt) -> None:
     listing = {}
     for reg in (extractors, judges, attacks, quantizers):
         described = {name: describe(reg, name) for name in reg.names()}  # reads records: imports no plugin
-        listing[reg.kind] = {name: {**described[name], "origin": s.origin, "distribution": s.distribution,
-                                    "target": s.target} for name, s in reg.sources().items()}
+        listing[reg.kind] = {
+            name: {**described[name], "origin": s.origin, "distribution": s.distribution, "target": s.target}
+            for name, s in reg.sources().items()
+        }
     if as_json:
         emit(listing)
         return

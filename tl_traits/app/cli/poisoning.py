@@ -52,15 +52,18 @@ def _read_rows(path: Optional[Path], split: str, n: Optional[int]) -> list[dict[
 
 
 def poison(
-    out: Path = typer.Option(..., "--out", "-o", help="Folder for poisoned_train.jsonl, "
-                                                      "poisoned_indices.npy, poison.json."),
+    out: Path = typer.Option(
+        ..., "--out", "-o", help="Folder for poisoned_train.jsonl, poisoned_indices.npy, poison.json."
+    ),
     attack: str = typer.Option("trigger", "--attack", "-a", help="An attack plugin (tl-traits plugins lists them)."),
     rate: float = typer.Option(0.05, "--rate", min=0.0, max=1.0, help="Fraction of examples to poison."),
     seed: int = typer.Option(0, "--seed"),
-    data: Optional[Path] = typer.Option(None, "--data", help="A JSONL file of prompt/response rows; default: the "
-                                                             "bundled train split."),
-    option: Optional[List[str]] = typer.Option(None, "--option", help="An attack option, key=value (repeatable), e.g. "
-                                                                      "--option trigger=cf."),
+    data: Optional[Path] = typer.Option(
+        None, "--data", help="A JSONL file of prompt/response rows; default: the bundled train split."
+    ),
+    option: Optional[List[str]] = typer.Option(
+        None, "--option", help="An attack option, key=value (repeatable), e.g. --option trigger=cf."
+    ),
     limit: Optional[int] = LimitOpt,
     as_json: bool = JsonOpt,
 ) -> None:
@@ -72,8 +75,9 @@ def poison(
     if as_json:
         emit({**info, "out": str(out)})
         return
-    typer.echo(f"{info['n_poisoned']} of {info['n_rows']} rows poisoned with '{attack}' (rate "
-               f"{rate}, seed {seed}): {out}")
+    typer.echo(
+        f"{info['n_poisoned']} of {info['n_rows']} rows poisoned with '{attack}' (rate {rate}, seed {seed}): {out}"
+    )
 
 
 def sweep(
@@ -83,16 +87,18 @@ def sweep(
     attacks: Optional[List[str]] = typer.Option(None, "--attacks", help="Attack plugins (default: trigger)."),
     rates: Optional[List[str]] = typer.Option(None, "--rates", help="Poison rates (default 0.005,0.01,0.05,0.1)."),
     seeds: Optional[List[str]] = typer.Option(None, "--seeds", help="Seeds (default 0)."),
-    option: Optional[List[str]] = typer.Option(None, "--option", help="attack.key=value (repeatable), e.g. "
-                                                                      "trigger.trigger=cf."),
+    option: Optional[List[str]] = typer.Option(
+        None, "--option", help="attack.key=value (repeatable), e.g. trigger.trigger=cf."
+    ),
     n_train: int = typer.Option(300, "--n-train", min=1, help="Bundled train rows."),
     n_test: int = typer.Option(100, "--n-test", min=1, help="Bundled test rows."),
     epochs: int = typer.Option(2, "--epochs", min=1),
     lr: float = typer.Option(1e-4, "--lr", callback=finite),
     batch_size: int = typer.Option(8, "--batch-size", min=1),
     trainable: str = typer.Option("last:4", "--trainable", help="all, last:N or from:L."),
-    detect_layer: Optional[int] = typer.Option(None, "--detect-layer", help="Also score detection (spectral, "
-                                                                            "trait) at this layer."),
+    detect_layer: Optional[int] = typer.Option(
+        None, "--detect-layer", help="Also score detection (spectral, trait) at this layer."
+    ),
     dtype: str = DtypeOpt,
     n_devices: int = NDevicesOpt,
     device_map: Optional[str] = DeviceMapOpt,
@@ -121,9 +127,17 @@ def sweep(
     detection = DetectionSpec(detect_layer, methods=("spectral", "trait")) if detect_layer is not None else None
     engine = executor_for(executor, workers, retries, executor_option, quiet)
     result = poison_sweep(
-        model_for(engine, model, kind, dtype, n_devices, device_map), data, split_values(attacks) or ["trigger"],
-        rate_list, seed_list, runs_dir=runs_dir,
-        train_config=config, attack_kwargs=per_attack, detection=detection, executor=engine, progress=not quiet,
+        model_for(engine, model, kind, dtype, n_devices, device_map),
+        data,
+        split_values(attacks) or ["trigger"],
+        rate_list,
+        seed_list,
+        runs_dir=runs_dir,
+        train_config=config,
+        attack_kwargs=per_attack,
+        detection=detection,
+        executor=engine,
+        progress=not quiet,
         log=engine.log,
     )
     finish_sweep(result, runs_dir, len(result.summaries), as_json)

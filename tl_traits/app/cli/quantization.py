@@ -54,10 +54,17 @@ def quant_study(
     steer_at = parse_layers(steering_layers)
     with stages_for(quiet, as_json) as stages:
         study = quantization_study(
-            lambda: model_from(model, kind), trait, backends=split_values(backends) or DEFAULT_BACKENDS,
-            methods=split_values(methods) or ["mean_diff", "probe"], layers=layer_spec, steering_layers=steer_at,
-            steer=steer_flag, questions=questions if not limit else min(questions, limit),
-            max_new_tokens=max_new_tokens, limit=limit, stages=stages,
+            lambda: model_from(model, kind),
+            trait,
+            backends=split_values(backends) or DEFAULT_BACKENDS,
+            methods=split_values(methods) or ["mean_diff", "probe"],
+            layers=layer_spec,
+            steering_layers=steer_at,
+            steer=steer_flag,
+            questions=questions if not limit else min(questions, limit),
+            max_new_tokens=max_new_tokens,
+            limit=limit,
+            stages=stages,
         )
     saved = {k: str(v) for k, v in study.save(out).items()} if out else {}
     if as_json:

@@ -18,16 +18,23 @@ from tl_traits.scale.runs import SUMMARY
 
 RunsDirOpt = typer.Option(Path("runs"), "--runs-dir", "-o", help="Where run folders go; finished runs are skipped.")
 ExecutorOpt = typer.Option("local", "--executor", help="Where runs go: local, ray or slurm (docs/scaling.md).")
-WorkersOpt = typer.Option(1, "--workers", min=1, help="local: processes running runs side by side "
-                                                      "(each loads the model).")
-RetriesOpt = typer.Option(1, "--retries", min=0, help="Retry a failed run this many times before "
-                                                      "recording it as failed.")
-ExecutorOptionOpt = typer.Option(None, "--executor-option", help="key=value for the executor (repeatable): "
-                                 "ray address=auto, cpus=4, gpus=1; slurm partition=gpu, timeout_min=240, "
-                                 "gpus=1, folder=logs.")
+WorkersOpt = typer.Option(
+    1, "--workers", min=1, help="local: processes running runs side by side (each loads the model)."
+)
+RetriesOpt = typer.Option(
+    1, "--retries", min=0, help="Retry a failed run this many times before recording it as failed."
+)
+ExecutorOptionOpt = typer.Option(
+    None,
+    "--executor-option",
+    help="key=value for the executor (repeatable): "
+    "ray address=auto, cpus=4, gpus=1; slurm partition=gpu, timeout_min=240, "
+    "gpus=1, folder=logs.",
+)
 DtypeOpt = typer.Option("float32", "--dtype", help="float32, bfloat16 or float16 (a 70B model: bfloat16).")
-NDevicesOpt = typer.Option(1, "--n-devices", min=1, help="Split the model's layers over this many "
-                                                         "GPUs (TL's placement).")
+NDevicesOpt = typer.Option(
+    1, "--n-devices", min=1, help="Split the model's layers over this many GPUs (TL's placement)."
+)
 DeviceMapOpt = typer.Option(None, "--device-map", help="bridge: a Hugging Face device map, auto or balanced.")
 
 
@@ -39,19 +46,31 @@ def executor_for(name: str, workers: int, retries: int, options: Optional[List[s
     if name == "local":
         extra["workers"] = workers
     elif workers != 1:
-        raise typer.BadParameter("--workers is for --executor local; Ray and Slurm size themselves "
-                                 "(--executor-option cpus=N)")
+        raise typer.BadParameter(
+            "--workers is for --executor local; Ray and Slurm size themselves (--executor-option cpus=N)"
+        )
     log = (lambda msg: typer.echo(msg, err=True)) if not quiet else (lambda msg: None)
     return make_executor(name, retries=retries, progress=not quiet, log=log, **extra)
 
 
-def model_for(engine: Any, model: Optional[str], kind: str, dtype: str = "float32", n_devices: int = 1,
-              device_map: Optional[str] = None) -> Any:
+def model_for(
+    engine: Any,
+    model: Optional[str],
+    kind: str,
+    dtype: str = "float32",
+    n_devices: int = 1,
+    device_map: Optional[str] = None,
+) -> Any:
     """In-process runs use a model loaded here; remote runs get a spec and load it where they run."""
     if engine.remote:
         return ModelSpec(model, kind, dtype, n_devices=n_devices, device_map=device_map)
-    return load_model(model, kind=cast(ModelKind, kind), dtype=dtype, n_devices=n_devices,  # load_model checks the kind
-                      device_map=device_map)
+    return load_model(
+        model,
+        kind=cast(ModelKind, kind),
+        dtype=dtype,
+        n_devices=n_devices,  # load_model checks the kind
+        device_map=device_map,
+    )
 
 
 def report_failures(result: Any) -> None:
@@ -65,28 +84,76 @@ def finish_sweep(result: Any, runs_dir: Path, n_done: int, as_json: bool) -> Non
     report_failures(result)
     table = merge_runs(runs_dir) if n_done else None
     if as_json:
-        emit({"runs_dir": str(runs_dir), "seconds": round(result.seconds, 1), "executor": result.executor,
-              "skipped": [str(p) for p in result.skipped],
-              "failed": [{"folder": str(f), "error": e} for f, e in result.failed],
-              "runs": json.loads(table.to_json(orient="records")) if table is not None else []})
+        emit(
+            {
+                "runs_dir": str(runs_dir),
+                "seconds": round(result.seconds, 1),
+                "executor": result.executor,
+                "skipped": [str(p) for p in result.skipped],
+                "failed": [{"folder": str(f), "error": e} for f, e in result.failed],
+                "runs": json.loads(table.to_json(orient="records")) if table is not None else [],
+            }
+        )
     else:
         if table is not None:
             print_sweep(table)
-        written = (f"; table: {runs_dir / 'aggregate.csv'}, plot: {runs_dir / 'aggregate.png'}" if table is not None
-                   else "; no finished runs, so no table was written")
-        typer.echo(f"{n_done} runs done ({len(result.skipped)} skipped, {len(result.failed)} failed) in "
-                   f"{result.seconds:.0f} s{written}")
+        written = (
+            f"; table: {runs_dir / 'aggregate.csv'}, plot: {runs_dir / 'aggregate.png'}"
+            if table is not None
+            else "; no finished runs, so no table was written"
+        )
+        typer.echo(
+            f"{n_done} runs done ({len(result.skipped)} skipped, {len(result.failed)} failed) in "
+            f"{result.seconds:.0f} s{written}"
+        )
     if result.failed:
         raise typer.Exit(EXIT_FAILED)
 
 
 SWEEP_COLUMNS = {
-    "poison": ("model", "attack", "rate", "seed", "n_poisoned", "asr", "clean_accuracy", "clean_exact", "clean_loss",
-               "detection_auroc_spectral", "detection_auroc_trait"),
-    "steering": ("model", "trait", "method", "layer", "auroc", "strength", "baseline_score", "steering_score", "gain",
-                 "gain_low", "gain_high", "steered_trait", "steered_coherence", "steered_relevance"),
-    "quantization": ("model", "trait", "backend", "method", "mean_cosine", "min_cosine", "ref_auroc_mean", "max_drift",
-                     "unsteered_score", "steering_score", "score_gain", "retained"),
+    "poison": (
+        "model",
+        "attack",
+        "rate",
+        "seed",
+        "n_poisoned",
+        "asr",
+        "clean_accuracy",
+        "clean_exact",
+        "clean_loss",
+        "detection_auroc_spectral",
+        "detection_auroc_trait",
+    ),
+    "steering": (
+        "model",
+        "trait",
+        "method",
+        "layer",
+        "auroc",
+        "strength",
+        "baseline_score",
+        "steering_score",
+        "gain",
+        "gain_low",
+        "gain_high",
+        "steered_trait",
+        "steered_coherence",
+        "steered_relevance",
+    ),
+    "quantization": (
+        "model",
+        "trait",
+        "backend",
+        "method",
+        "mean_cosine",
+        "min_cosine",
+        "ref_auroc_mean",
+        "max_drift",
+        "unsteered_score",
+        "steering_score",
+        "score_gain",
+        "retained",
+    ),
 }
 
 
@@ -101,8 +168,9 @@ def print_sweep(table: Any) -> None:
 
 def aggregate(
     runs_dir: Path = typer.Argument(Path("runs"), help="A folder of sweep runs."),
-    out: Optional[Path] = typer.Option(None, "--out", "-o", help="CSV path (default RUNS_DIR/aggregate.csv); the plot "
-                                                                 "goes beside it."),
+    out: Optional[Path] = typer.Option(
+        None, "--out", "-o", help="CSV path (default RUNS_DIR/aggregate.csv); the plot goes beside it."
+    ),
     as_json: bool = JsonOpt,
 ) -> None:
     """Merge every summary.csv below RUNS_DIR (any sweep, any executor) into one CSV and plot it."""

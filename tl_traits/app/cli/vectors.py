@@ -45,8 +45,11 @@ def extract(
     model: Optional[str] = ModelOpt,
     kind: str = KindOpt,
     limit: Optional[int] = LimitOpt,
-    option: Optional[List[str]] = typer.Option(None, "--option", help="METHOD.KEY=VALUE for one extractor, e.g. "
-                                               "bipo.epochs=4 (repeatable; values parse as JSON)."),
+    option: Optional[List[str]] = typer.Option(
+        None,
+        "--option",
+        help="METHOD.KEY=VALUE for one extractor, e.g. bipo.epochs=4 (repeatable; values parse as JSON).",
+    ),
     as_json: bool = JsonOpt,
     quiet: bool = QuietOpt,
 ) -> None:
@@ -66,20 +69,42 @@ def extract(
         m = model_from(model, kind, stages)
         with stages.stage(f"extract {dataset.name}"), warnings.catch_warnings():
             warnings.filterwarnings("ignore", message="held-out classes have")  # said once below, in words
-            vecs = do_extract(m, dataset, split_values(methods) or ["mean_diff", "probe"], layers=layer_spec,
-                              position=position, progress=False, method_options=method_options or None)
+            vecs = do_extract(
+                m,
+                dataset,
+                split_values(methods) or ["mean_diff", "probe"],
+                layers=layer_spec,
+                position=position,
+                progress=False,
+                method_options=method_options or None,
+            )
     saved = str(vecs.save(out)) if out else None
     n_val = vecs.metadata["dataset"]["n_val"]
     anecdotal = n_val < 2 * MIN_PER_CLASS_FOR_D
     if anecdotal:
-        typer.echo(f"note: the held-out split has only {n_val} examples; its AUROC and accuracy are anecdotal and "
-                   "Cohen's d is not reported (NaN)" + (" - drop --limit for real figures" if limit else ""), err=True)
+        typer.echo(
+            f"note: the held-out split has only {n_val} examples; its AUROC and accuracy are anecdotal and "
+            "Cohen's d is not reported (NaN)" + (" - drop --limit for real figures" if limit else ""),
+            err=True,
+        )
     if as_json:
-        emit({"trait": dataset.name, "saved": saved, "anecdotal": anecdotal, "methods": {
-            name: {"best_layer": vecs[name].best_layer(),
-                   **{k: float(v[vecs[name].layers.index(vecs[name].best_layer())])
-                      for k, v in vecs[name].metrics.items()}}
-            for name in vecs.methods}})
+        emit(
+            {
+                "trait": dataset.name,
+                "saved": saved,
+                "anecdotal": anecdotal,
+                "methods": {
+                    name: {
+                        "best_layer": vecs[name].best_layer(),
+                        **{
+                            k: float(v[vecs[name].layers.index(vecs[name].best_layer())])
+                            for k, v in vecs[name].metrics.items()
+                        },
+                    }
+                    for name in vecs.methods
+                },
+            }
+        )
         return
     typer.echo(vecs.report())
     if saved:
@@ -87,13 +112,20 @@ def extract(
 
 
 def steer(
-    vectors: Path = typer.Argument(..., help="A vectors file from extract, a GGUF control vector or a {layer: tensor} "
-                                             "safetensors file."),
-    layer: Optional[int] = typer.Option(None, "--layer", "-l", help="Default: the extracted layer nearest 40% depth "
-                                        "(mid layers steer best); another tool's vector: all its layers. "
-                                        "-1 is the last layer."),
-    strength: float = typer.Option(0.5, "--strength", "-s", callback=finite,
-                                   help="x the mean residual norm at the layer (negative: away)."),
+    vectors: Path = typer.Argument(
+        ..., help="A vectors file from extract, a GGUF control vector or a {layer: tensor} safetensors file."
+    ),
+    layer: Optional[int] = typer.Option(
+        None,
+        "--layer",
+        "-l",
+        help="Default: the extracted layer nearest 40% depth "
+        "(mid layers steer best); another tool's vector: all its layers. "
+        "-1 is the last layer.",
+    ),
+    strength: float = typer.Option(
+        0.5, "--strength", "-s", callback=finite, help="x the mean residual norm at the layer (negative: away)."
+    ),
     prompt: Optional[List[str]] = typer.Option(None, "--prompt", "-p", help="Prompts; none: an interactive prompt."),
     method: Optional[str] = typer.Option(None, "--method", help="Which method in the file (default mean_diff)."),
     compare: bool = typer.Option(True, "--compare/--no-compare", help="Also show the unsteered answer."),
@@ -123,8 +155,10 @@ def steer(
                 base = [None] * len(prompts)
             with stages.stage(f"steered at {where}, strength {strength:g}"), do_steer(m, vec, at, strength=strength):
                 steered = generate(m, prompts, max_new_tokens=max_new_tokens)
-        return [{"prompt": p, "layer": at, "strength": strength, "steered": s, "unsteered": b}
-                for p, s, b in zip(prompts, steered, base)]
+        return [
+            {"prompt": p, "layer": at, "strength": strength, "steered": s, "unsteered": b}
+            for p, s, b in zip(prompts, steered, base)
+        ]
 
     def show(rows: list[dict[str, Any]]) -> None:
         for row in rows:
@@ -149,17 +183,23 @@ def steer(
 
 
 def evaluate(
-    vectors: Path = typer.Argument(..., help="A vectors file from extract, a GGUF control vector or a {layer: tensor} "
-                                             "safetensors file."),
+    vectors: Path = typer.Argument(
+        ..., help="A vectors file from extract, a GGUF control vector or a {layer: tensor} safetensors file."
+    ),
     trait: str = typer.Argument(..., help="The trait whose steering questions and definition are used."),
-    layers: Optional[str] = typer.Option(None, "--layers", help="Comma-separated layers searched (default: the "
-                                                                "extracted layer nearest 40% depth)."),
-    judges: Optional[List[str]] = typer.Option(None, "--judges", help="A trait judge and a coherence judge (default: "
-                                                                      "the trait's own, e.g. classifier,coherence)."),
+    layers: Optional[str] = typer.Option(
+        None, "--layers", help="Comma-separated layers searched (default: the extracted layer nearest 40% depth)."
+    ),
+    judges: Optional[List[str]] = typer.Option(
+        None,
+        "--judges",
+        help="A trait judge and a coherence judge (default: the trait's own, e.g. classifier,coherence).",
+    ),
     method: Optional[str] = typer.Option(None, "--method"),
     direction: int = typer.Option(1, "--direction", help="+1 toward the trait, -1 away from it."),
-    questions: Optional[int] = typer.Option(None, "--questions", min=1, help="Dev and test questions each (default: "
-                                                                             "the whole splits)."),
+    questions: Optional[int] = typer.Option(
+        None, "--questions", min=1, help="Dev and test questions each (default: the whole splits)."
+    ),
     max_new_tokens: int = typer.Option(64, "--max-new-tokens", min=1),
     log: Optional[Path] = typer.Option(None, "--log", help="JSONL log to append to and resume from."),
     model: Optional[str] = ModelOpt,
@@ -177,9 +217,20 @@ def evaluate(
         vec = source.for_model(m)
         layer_list = parse_layers(layers) or [_default_layer(vec)]
         with stages.stage(f"evaluate {vec.method}", total=1) as advance:
-            result = evaluate_steering(m, vec, trait, layers=layer_list, judges=split_values(judges) or None,
-                                       direction=direction, dev_questions=n, test_questions=n,
-                                       max_new_tokens=max_new_tokens, log=log, progress=False, on_step=advance)
+            result = evaluate_steering(
+                m,
+                vec,
+                trait,
+                layers=layer_list,
+                judges=split_values(judges) or None,
+                direction=direction,
+                dev_questions=n,
+                test_questions=n,
+                max_new_tokens=max_new_tokens,
+                log=log,
+                progress=False,
+                on_step=advance,
+            )
     if as_json:
         emit({**result.to_dict(), "dev_search": result.table().to_dicts()})
         return
