@@ -27,14 +27,14 @@ CLIENT = Path(__file__).with_name("serve_client.py")
 
 @pytest.fixture(scope="module")
 def served(bench_model, tmp_path_factory):
-    """A dashboard over mean_diff vectors of two traits (24 pairs, layers 9 and 14), served from a thread."""
+    """A dashboard over mean_diff vectors of two traits (12 pairs, layers 9 and 14), served from a thread."""
     from tl_traits.app.serve.dashboard import build_dashboard
     from tl_traits.app.serve.server import BackgroundServer
 
     folder = tmp_path_factory.mktemp("serve_vectors")
     files = []
     for trait in TRAITS:
-        vecs = tt.extract(bench_model, tt.load_trait(trait).limit(24), ["mean_diff"], layers=[9, 14], progress=False)
+        vecs = tt.extract(bench_model, tt.load_trait(trait).limit(12), ["mean_diff"], layers=[9, 14], progress=False)
         files.append(vecs.save(folder / f"{trait.replace('/', '-')}.safetensors"))
     dashboard = build_dashboard(files, model=bench_model, judges=False)
     with BackgroundServer(dashboard) as server:

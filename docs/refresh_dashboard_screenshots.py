@@ -16,6 +16,7 @@ from pathlib import Path
 DOCS = Path(__file__).resolve().parent
 CHAT = ["How was your day?", "I failed my driving test this morning."]
 STEER_PROMPT = "How was your day?"
+STEER_VECTOR, STEER_STRENGTH = "emotion-joy.mean_diff", 0.3
 
 
 def main(folder: str = "out") -> None:
@@ -44,6 +45,9 @@ def main(folder: str = "out") -> None:
 
         page.click("button[data-tab=steer]")
         page.fill("#steer-input", STEER_PROMPT)
+        if not dashboard.catalog.defaults.get("steering") and STEER_VECTOR in dashboard.catalog.vectors:
+            page.select_option("#steer-vector", STEER_VECTOR)  # no run setting to start from: joy at STEER_STRENGTH
+            page.fill("#steer-strength-value", str(STEER_STRENGTH))
         page.click("#steer-run")
         page.wait_for_selector("#steer-steered[data-scored=true]", timeout=600_000)
         time.sleep(0.5)
@@ -51,9 +55,9 @@ def main(folder: str = "out") -> None:
 
         page.click("button[data-tab=browse]")
         page.wait_for_selector(".example")
-        group = page.locator("#set-filters select[data-label=group]")
-        if group.count():
-            group.select_option("refused")
+        note = page.locator("#set-filters select[data-label=note]")
+        if note.count():
+            note.select_option("harmful")
             time.sleep(1)
         page.locator(".example button").first.click()
         page.wait_for_selector("#example[data-done=true]", timeout=300_000)

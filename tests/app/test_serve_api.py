@@ -386,3 +386,26 @@ def test_both_model_kinds_stream_generates_tokens_and_read_each_tokens_residual(
         model(torch.tensor([ids + new]))
     expected = ((seen["h"][len(ids) :] @ vec.direction(n_layers - 1) - 0.5) / 2.0).tolist()
     assert [e["values"]["r"] for e in evs if e["type"] == "values"] == pytest.approx(expected, abs=2e-3)
+
+
+def test_the_page_puts_no_data_in_as_markup_and_ships_in_the_wheel():
+    """The page's modules have no HTML sink (data goes in with textContent), the server sends exactly them, and
+    pyproject's package-data takes every one of them into a wheel."""
+    import fnmatch
+    from importlib import resources
+    from pathlib import Path
+
+    from tl_traits.app.serve.web import STATIC
+
+    folder = resources.files("tl_traits.app.serve") / "static"
+    files = sorted(p.name for p in folder.iterdir() if p.is_file())
+    assert files == sorted(STATIC)
+    for name in files:
+        text = (folder / name).read_text(encoding="utf-8")
+        for sink in ("innerHTML", "outerHTML", "insertAdjacentHTML", "document.write", "eval(", "new Function"):
+            assert sink not in text, f"{name} uses {sink}"
+    tomllib = pytest.importorskip("tomllib")  # Python 3.11+
+    pyproject = tomllib.loads((Path(__file__).resolve().parents[2] / "pyproject.toml").read_text())
+    patterns = pyproject["tool"]["setuptools"]["package-data"]["tl_traits.app.serve"]
+    assert all(any(fnmatch.fnmatch(f"static/{name}", p) for p in patterns) for name in files)
+    assert "tl_traits.app.serve" in pyproject["tool"]["setuptools"]["packages"]

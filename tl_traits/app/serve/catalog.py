@@ -19,6 +19,8 @@ from tl_traits.monitoring.monitor import load_prompt_set, note_category
 
 ID_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,119}")
 MAX_PAGE_SIZE = 100
+# a run's request rows: what each recorded number is, as the picker shows it
+RUN_FIELDS = {"judge_score": "judge score", "projection": "run's mean projection"}
 
 
 class ServeError(TlTraitsError):
@@ -320,7 +322,7 @@ def _from_run_rows(key: str, name: str, records: list[Any]) -> PromptCollection:
     rows = []
     for i, r in enumerate(records):
         labels = {"note": note_category(r) or "(none)", "group": str(r.get("group") or "unscored")}
-        extra = {k: _number(r.get(k)) for k in ("judge_score", "projection") if k in r}
+        extra = {label: _number(r.get(k)) for k, label in RUN_FIELDS.items() if k in r}
         rows.append(
             PromptRow(
                 i,

@@ -38,21 +38,16 @@ class Dashboard:
     model: Any
     catalog: Catalog
     baselines: Baselines
+    judges: JudgePanel
     limits: Limits = field(default_factory=Limits)
-    judges: JudgePanel | None = None
     worker: ModelWorker = field(default_factory=ModelWorker)
     _unsteered: "OrderedDict[str, Answer]" = field(default_factory=OrderedDict)
-
-    def __post_init__(self) -> None:
-        if self.judges is None:
-            self.judges = JudgePanel(self.model)
 
     # -- what the page starts from --------------------------------------------------------------------
     def info(self) -> dict[str, Any]:
         identity = model_identity(self.model)
         n_layers = identity.n_layers
         vectors = [v.describe(default_steering_layer(n_layers, v.vector.layers)) for v in self.catalog.vectors.values()]
-        assert self.judges is not None
         return {
             "model": {"name": identity.name, "kind": identity.kind, "n_layers": n_layers, "d_model": identity.d_model},
             "sources": self.catalog.sources,
@@ -119,9 +114,8 @@ class Dashboard:
                 which="steered",
                 record=steered,
             )
-            if self.judges is not None and self.judges.enabled:
+            if self.judges.enabled:
                 yield {"type": "judging"}
-            assert self.judges is not None
             yield self.judges.score(
                 served.trait, messages[-1]["content"], {"unsteered": unsteered.text, "steered": steered.text}, direction
             )
@@ -182,4 +176,4 @@ def build_dashboard(
         served.vector.check_model(model)
     with stages.stage(f"neutral baseline ({len(catalog.vectors)} vectors)"):
         baselines = neutral_baselines(model, {k: v.vector for k, v in catalog.vectors.items()})
-    return Dashboard(model, catalog, baselines, limits or Limits(), JudgePanel(model, enabled=judges))
+    return Dashboard(model, catalog, baselines, JudgePanel(model, enabled=judges), limits or Limits())

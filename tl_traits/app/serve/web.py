@@ -9,7 +9,7 @@ from contextlib import asynccontextmanager
 from importlib import resources
 from typing import Any, AsyncIterator
 
-from tl_traits.app.serve.catalog import ServeError, json_line
+from tl_traits.app.serve.catalog import ServeError, finite, json_line
 from tl_traits.app.serve.dashboard import Dashboard, Work
 from tl_traits.app.serve.worker import JobFailed, readable
 from tl_traits.core.errors import TlTraitsError
@@ -99,7 +99,7 @@ def create_app(dashboard: Dashboard, *, allowed_hosts: list[str] | None = None) 
         return Response(static_text(name), media_type=STATIC[name])
 
     async def info(request: Any) -> Any:
-        return JSONResponse(dashboard.info())
+        return JSONResponse(finite(dashboard.info()))
 
     async def status(request: Any) -> Any:
         return JSONResponse(dashboard.status())
@@ -126,7 +126,7 @@ def create_app(dashboard: Dashboard, *, allowed_hosts: list[str] | None = None) 
     async def projections(request: Any) -> Any:
         work = dashboard.example(request.path_params["set_id"], await body_of(request))
         result = await dashboard.worker.submit(work).result()
-        return JSONResponse(result)
+        return JSONResponse(finite(result))
 
     async def on_error(request: Any, exc: Exception) -> Any:
         if isinstance(exc, exceptions.HTTPException):

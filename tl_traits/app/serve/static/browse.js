@@ -65,7 +65,7 @@ export function setupBrowse(ui) {
     const head = el('div', 'row');
     head.appendChild(el('b', '', row.id));
     for (const [k, v] of Object.entries(row.labels)) head.appendChild(el('span', 'badge', `${k}: ${v}`));
-    for (const [k, v] of Object.entries(row.extra || {})) head.appendChild(el('span', 'meta', `${k.replace('_', ' ')} ${fmt(v)}`));
+    for (const [k, v] of Object.entries(row.extra || {})) head.appendChild(el('span', 'meta', `${k} ${fmt(v)}`));
     const button = el('button', '', 'project');
     button.type = 'button';
     button.title = 'every token of this prompt and response, projected on the watched traits';

@@ -16,7 +16,8 @@ function niceStep(range) {
   return (unit >= 5 ? 5 : unit >= 2 ? 2 : 1) * power;
 }
 
-// series: [{id, label, color, values: [number|null per token]}]; tokens: [string]; opts.segments marks prompt tokens.
+// series: [{id, label, color, values: [number|null per token]}]; tokens: [string]; opts.segments marks prompt tokens;
+// opts.peak: the least |value| the axis covers.
 export function drawChart(container, series, tokens, opts = {}) {
   container.replaceChildren();
   const n = tokens.length;
@@ -30,6 +31,7 @@ export function drawChart(container, series, tokens, opts = {}) {
   const W = 720, H = 220, left = 46, right = 10, top = 10, bottom = 34;
   let peak = 0;
   for (const s of series) for (const v of s.values) if (v !== null && v !== undefined) peak = Math.max(peak, Math.abs(v));
+  peak = Math.max(peak, opts.peak || 0);  // charts shown side by side share one scale
   peak = peak > 0 ? peak * 1.1 : 1;
   const step = niceStep(2 * peak);
   const yMax = Math.ceil(peak / step) * step;
@@ -85,4 +87,11 @@ export function drawChart(container, series, tokens, opts = {}) {
     legend.appendChild(item);
   }
   container.appendChild(legend);
+}
+
+// the largest |value| any of these series holds
+export function peakOf(series) {
+  let peak = 0;
+  for (const s of series) for (const v of s.values) if (typeof v === 'number') peak = Math.max(peak, Math.abs(v));
+  return peak;
 }

@@ -2,7 +2,7 @@
 // (the unsteered and the steered answer side by side, each judged).
 
 import { streamEvents } from './api.js';
-import { drawChart } from './chart.js';
+import { drawChart, peakOf } from './chart.js';
 import { TokenView } from './tokens.js';
 
 const $ = (id) => document.getElementById(id);
@@ -211,7 +211,16 @@ export function setupSteer(ui) {
       resetColumn(which, monitors);
       scoreTable(columns[which].querySelector('.scores'), 'waiting');
     }
-    const painters = Object.fromEntries(Object.keys(columns).map((w) => [w, chartPainter(columns[w].querySelector('.chart'), () => views[w], {})]));
+    let pending = false;
+    const paint = () => {  // both charts at once, on one scale, so the two answers compare at a glance
+      if (pending) return;
+      pending = true;
+      requestAnimationFrame(() => {
+        pending = false;
+        const peak = Math.max(...Object.keys(columns).map((w) => peakOf(views[w].series())));
+        for (const w of Object.keys(columns)) drawChart(columns[w].querySelector('.chart'), views[w].series(), views[w].tokens, { peak });
+      });
+    };
     try {
       for await (const ev of streamEvents('/api/steer', payload, mine.signal)) {
         const col = columns[ev.which];
@@ -221,10 +230,10 @@ export function setupSteer(ui) {
         } else if (ev.type === 'token') {
           views[ev.which].add(ev.i, ev.text);
           col.querySelector('.answer-text').textContent += ev.text;
-          painters[ev.which]();
+          paint();
         } else if (ev.type === 'values') {
           views[ev.which].setValues(ev.i, ev.values);
-          painters[ev.which]();
+          paint();
         } else if (ev.type === 'done') {
           col.querySelector('.answer-text').textContent = ev.text;
           col.dataset.text = ev.text;
