@@ -23,10 +23,7 @@ import tl_traits as tt
 from tl_traits.core.files import atomic_write_text
 from tl_traits.judging.calibration import load_calibration_set
 from tl_traits.core.stats import auroc
-from tl_traits.judging.encoder import embed
-from tl_traits.judging.stance import stance_features
-from tl_traits.judging.text_quality import text_features
-from tl_traits.plugins.judges.classifier import CALIBRATION_FILE, ClassifierJudge, calibration_design, load_calibrations
+from tl_traits.plugins.judges.classifier import CALIBRATION_FILE, ClassifierJudge, load_calibrations
 
 # On the raw design columns; the intercept is not penalised. The design and this ridge were chosen by leave-one-out
 # AUROC on the fit half, averaged over the four traits: first two log-odds and one clean-text index (against 16-term
@@ -50,17 +47,7 @@ def design_rows(trait: str, split: str = "fit", stance: bool | None = None) -> t
     judge = ClassifierJudge(trait=trait, calibration=Path("/nonexistent"))  # uncalibrated: the raw classifier
     rows = [r for r in load_calibration_set(split=split) if r.trait == trait]
     scored = [r for r in rows if any(ch.isalpha() for ch in r.response)]
-    questions, responses = [r.question for r in scored], [r.response for r in scored]
-    z = judge.log_odds(responses).tolist()  # [embedding, style, words] per row
-    closeness = (embed(responses) * embed(questions)).sum(-1).tolist()
-    stances = stance_features(questions, responses).tolist() if stance else [None] * len(scored)
-    design = torch.tensor(
-        [
-            calibration_design(zi, text_features(r.response), c, st)
-            for zi, r, c, st in zip(z, scored, closeness, stances)
-        ],
-        dtype=torch.float64,
-    )
+    design = judge.design([r.question for r in scored], [r.response for r in scored], stance=stance)
     return scored, design, torch.tensor([r.ratings["trait"] for r in scored], dtype=torch.float64)
 
 

@@ -196,24 +196,30 @@ class ClassifierJudge(JudgeBase):
         z = torch.stack([block.log_odds(x) for block, x in zip(self._model.blocks, features)], dim=1)
         return z.clamp(-LOG_ODDS_CLIP, LOG_ODDS_CLIP)
 
+    def design(self, questions: Sequence[str], responses: Sequence[str], *, stance: bool) -> Float[Tensor, "n inputs"]:
+        """Each answer's calibration inputs (`calibration_design`): what the judge scores with and what
+        `benchmarks/fit_trait_judges.py` fits on. `stance`: the stance design's inputs too."""
+        texts = [r if r.strip() else "." for r in responses]
+        return self._design(questions, texts, self._model.features(texts), stance)
+
+    def _design(
+        self, questions: Sequence[str], texts: list[str], features: tuple[Tensor, Tensor, Tensor], stance: bool
+    ) -> Float[Tensor, "n inputs"]:
+        z = self._log_odds(features).tolist()
+        closeness = (features[0].float() * embed([q or "." for q in questions])).sum(-1).tolist()
+        stances = stance_features(questions, texts).tolist() if stance else [None] * len(texts)
+        rows = [calibration_design(zi, text_features(t), c, st) for zi, t, c, st in zip(z, texts, closeness, stances)]
+        return torch.tensor(rows, dtype=torch.float64)
+
     def _score(self, questions: list[str], responses: list[str]) -> Sequence[float | None]:
         empty = [not any(ch.isalpha() for ch in r) for r in responses]
         texts = [r if r.strip() else "." for r in responses]
         features = self._model.features(texts)  # the embedding serves the log-odds and the closeness
-        z = self._log_odds(features)
         if self.calibration is None:
-            values = (100.0 * torch.sigmoid(z).mean(dim=1)).tolist()
+            values = (100.0 * torch.sigmoid(self._log_odds(features)).mean(dim=1)).tolist()
         else:
-            closeness = (features[0].float() * embed([q or "." for q in questions])).sum(-1).tolist()
-            stance = (
-                stance_features(questions, texts).tolist()
-                if self.calibration.get("design") == "stance"
-                else [None] * len(texts)
-            )
-            values = [
-                predicted_rating(row.tolist(), r, c, self.calibration, st)
-                for row, r, c, st in zip(z, responses, closeness, stance)
-            ]
+            design = self._design(questions, texts, features, self.calibration.get("design") == "stance")
+            values = [predicted_rating(row.tolist(), self.calibration) for row in design]
         return [None if e else float(v) for e, v in zip(empty, values)]
 
 
@@ -232,16 +238,9 @@ def calibration_design(
     return design
 
 
-def predicted_rating(
-    z: Sequence[float],
-    response: str,
-    closeness: float,
-    calibration: dict[str, Any],
-    stance: Sequence[float] | None = None,
-) -> float:
-    """The stored linear calibration of its design, stretched so a difference in rating is not attenuated,
+def predicted_rating(design: Sequence[float], calibration: dict[str, Any]) -> float:
+    """The stored linear calibration of one answer's design, stretched so a difference in rating is not attenuated,
     clipped to 0-100."""
-    design = calibration_design(z, text_features(response), closeness, stance)
     if len(design) != len(calibration["coef"]):
         raise JudgeError(
             f"the classifier calibration has {len(calibration['coef'])} coefficients for a design of "
