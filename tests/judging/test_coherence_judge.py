@@ -55,7 +55,7 @@ def test_holds_its_gate_on_held_out_ratings(bridge_model):
     Recall and AUROC are held to 0.55 and 0.89 for now: round 5 of the ratings (2026-12-07) added 32 held-out answers
     of the search's steered text, and the judge, fitted before it (a refit changes every published steering score),
     finds 0.565 of the coherent ones at AUROC 0.897 on the larger held-out half (0.609 and 0.903 before). A refit on
-    rounds 1-5 is due."""
+    rounds 1-5 was measured and not adopted (AUROC 0.891, recall 0.597: docs/judges.md)."""
     result = calibrate("coherence", model=bridge_model, split="heldout")
     assert result.n > 150 and result.gate == 70
     assert result.precision_lenient >= 0.8 and result.recall >= 0.55 and result.auroc >= 0.89
