@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as _dt
+import json
 import platform
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,6 +21,7 @@ class Results:
     notes: dict[str, str] = field(default_factory=dict)
     commands: dict[str, str] = field(default_factory=dict)  # the command that measured each section
     keep_earlier: dict[str, str] = field(default_factory=dict)  # section -> the key whose other values stay
+    carried: dict[str, str] = field(default_factory=dict)  # section -> where its rows of other traits came from
 
     def add(
         self,
@@ -36,12 +38,32 @@ class Results:
         if keep_earlier:
             self.keep_earlier[section] = keep_earlier
 
+    def carry_earlier(
+        self, out_dir: Path, section: str, rows: list[dict[str, Any]], key: str = "trait"
+    ) -> list[dict[str, Any]]:
+        """`rows` preceded by the rows of `section` in the newest earlier results file that holds it (any date) whose
+        `key` this run did not measure: a rerun of one trait keeps the other traits' rows, and the section's command
+        says which file and command they came from. Call it before computing anything over all traits."""
+        measured = {row.get(key) for row in rows}
+        for path in sorted(Path(out_dir).glob(f"*-{self.model.replace('/', '_')}.json"), reverse=True):
+            earlier = json.loads(path.read_text())
+            if section not in earlier.get("sections", {}):
+                continue
+            kept = [row for row in earlier["sections"][section] if row.get(key) not in measured]
+            if kept:
+                source = earlier.get("commands", {}).get(section, earlier.get("command", ""))
+                self.carried[section] = f"rows of other {key}s from {path.name}: {source}"
+            return kept + rows
+        return rows
+
     def write(self, out_dir: Path, command: str) -> tuple[Path, Path] | None:
         if not self.sections:
             return None
         stamp = _dt.date.today().isoformat()
         base = Path(out_dir) / f"{stamp}-{self.model.replace('/', '_')}"
-        self.commands = {name: command for name in self.sections}
+        self.commands = {
+            name: command + (f" ({self.carried[name]})" if name in self.carried else "") for name in self.sections
+        }
         self._merge_earlier(base.with_suffix(".json"))
         machine = (
             f"{platform.machine()}, {_cpu_count()} cores, {platform.system()} {platform.release()}, "
@@ -64,8 +86,6 @@ class Results:
         """Keep sections an earlier run of the same day wrote that this run did not measure."""
         if not path.is_file():
             return
-        import json
-
         earlier = json.loads(path.read_text())
         merged = {k: v for k, v in earlier.get("sections", {}).items() if k not in self.sections}
         self.notes = {**{k: v for k, v in earlier.get("notes", {}).items() if k in merged}, **self.notes}

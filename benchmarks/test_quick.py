@@ -130,3 +130,27 @@ def test_a_run_over_some_traits_keeps_the_earlier_rows_of_the_others(tmp_path):
     ]
     command = data["commands"]["T"]
     assert command.startswith("pytest --traits refusal,formality (rows of other traits: pytest --traits joy")
+
+
+@pytest.mark.quick
+def test_a_rerun_of_one_trait_carries_the_newest_earlier_rows_of_the_others(tmp_path):
+    import json
+
+    from results_table import Results
+
+    def earlier(name: str, x: float, command: str) -> None:
+        rows = [{"trait": "joy", "x": x}, {"trait": "refusal", "x": x}]
+        (tmp_path / name).write_text(json.dumps({"command": command, "sections": {"T": rows}}))
+
+    earlier("2026-01-01-m.json", 1.0, "pytest old")
+    earlier("2026-02-01-m.json", 2.0, "pytest newer")
+    (tmp_path / "2026-03-01-m.json").write_text(json.dumps({"command": "pytest other", "sections": {"U": []}}))
+    rerun = Results("m")
+    rows = rerun.carry_earlier(tmp_path, "T", [{"trait": "refusal", "x": 9.0}])
+    assert rows == [{"trait": "joy", "x": 2.0}, {"trait": "refusal", "x": 9.0}]  # the newest file holding T
+    assert rerun.carry_earlier(tmp_path, "absent", [{"trait": "joy"}]) == [{"trait": "joy"}]
+    rerun.add("T", rows)
+    json_path, md_path = rerun.write(tmp_path, "pytest --traits refusal")
+    command = json.loads(json_path.read_text())["commands"]["T"]
+    assert command == "pytest --traits refusal (rows of other traits from 2026-02-01-m.json: pytest newer)"
+    assert f"Command: `{command}`" in md_path.read_text()

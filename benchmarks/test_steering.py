@@ -181,6 +181,16 @@ def test_steering_by_method(bench_model, bench_traits, trait_vectors, results, r
         "mean difference from the unsteered test answers, vs prompting = from prompting's test answers, each with "
         "a paired bootstrap 95% interval (2000 resamples). Judges: each trait's default (judging.defaults)."
     )
+    # a run over some traits (--traits) keeps the newest earlier rows of the others, so the summary is over all
+    out = Path(request.config.getoption("--out"))
+    rows = results.carry_earlier(out, "Steering by method (test half)", rows)
+    best_rows = results.carry_earlier(out, "Steering: the best vector method per trait (chosen on dev)", best_rows)
+    examples = results.carry_earlier(out, "Steering: example answers (test half)", examples)
+    if "Steering by method (test half)" in results.carried:
+        note += (
+            f" This run measured {', '.join(bench_traits)}; the other traits' rows are carried from an earlier run of "
+            "the same protocol (the section's command names its file), with its own test-question counts."
+        )
     results.add("Steering by method (test half)", rows, note=note)
     results.add(
         "Steering: the best vector method per trait (chosen on dev)",
@@ -197,7 +207,7 @@ def test_steering_by_method(bench_model, bench_traits, trait_vectors, results, r
     results.add(
         "Steering by method (summary)",
         steering_summary(rows),
-        note=f"Means over the {len(bench_traits)} traits of the test-half figures above. {SUMMARY_NOTE}",
+        note=f"Means over the {len({r['trait'] for r in rows})} traits of the test-half figures above. {SUMMARY_NOTE}",
     )
     joy = next(
         (r for r in rows if r["trait"] == "emotion/joy" and r["method"] == "mean_diff" and r["direction"] == "toward"),
