@@ -187,6 +187,7 @@ def test_steering_by_method(bench_model, bench_traits, trait_vectors, results, r
     best_rows = results.carry_earlier(out, "Steering: the best vector method per trait (chosen on dev)", best_rows)
     examples = results.carry_earlier(out, "Steering: example answers (test half)", examples)
     if "Steering by method (test half)" in results.carried:
+        results.carried["Steering by method (summary)"] = results.carried["Steering by method (test half)"]
         note += (
             f" This run measured {', '.join(bench_traits)}; the other traits' rows are carried from an earlier run of "
             "the same protocol (the section's command names its file), with its own test-question counts."
