@@ -63,6 +63,11 @@ def test_chat_steer_and_browse_in_headless_chromium(live_server, tmp_path):
             assert "steering score" in page.inner_text("#steer-steered .scores")
             assert "steering score" in page.inner_text("#steer-unsteered .scores")
             page.screenshot(path=str(tmp_path / "dashboard-steer.png"), full_page=True)
+            at_four = texts(page, "steered")  # a strength off the slider's 0.01 grid (a run's chosen one) runs too
+            page.eval_on_selector("#steer-strength-value", "el => { el.value = '0.0573574'; }")  # as a preset is set
+            page.click("#steer-run")
+            page.wait_for_selector("#steer-steered[data-scored=true]", timeout=120_000)
+            assert texts(page, "steered") != at_four
 
             # prompt sets: the run's answers, filtered by search; markup in a response is shown as text
             page.click("button[data-tab=browse]")
