@@ -68,6 +68,7 @@ def test_chat_steer_and_browse_in_headless_chromium(live_server, tmp_path):
             page.click("#steer-run")
             page.wait_for_selector("#steer-steered[data-scored=true]", timeout=120_000)
             assert texts(page, "steered") != at_four
+            assert "Steered (strength 0.0574," in page.inner_text("#steer-steered h3")  # shown to 3 figures
 
             # prompt sets: the run's answers, filtered by search; markup in a response is shown as text
             page.click("button[data-tab=browse]")

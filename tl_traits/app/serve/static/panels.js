@@ -226,7 +226,7 @@ export function setupSteer(ui) {
         const col = columns[ev.which];
         if (ev.type === 'setting') {
           $('steer-setting').textContent = `${ev.vector}: ${ev.description}`;
-          columns.steered.querySelector('h3').textContent = `Steered (strength ${ev.strength}, layer${ev.layers.length > 1 ? 's' : ''} ${ev.layers.join(', ')})`;
+          columns.steered.querySelector('h3').textContent = `Steered (strength ${Number(ev.strength.toPrecision(3))}, layer${ev.layers.length > 1 ? 's' : ''} ${ev.layers.join(', ')})`;
         } else if (ev.type === 'token') {
           views[ev.which].add(ev.i, ev.text);
           col.querySelector('.answer-text').textContent += ev.text;
