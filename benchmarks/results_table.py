@@ -38,6 +38,11 @@ class Results:
         if keep_earlier:
             self.keep_earlier[section] = keep_earlier
 
+    @property
+    def file_model(self) -> str:
+        """The model's name as results files spell it: `<date>-<file_model>.json`."""
+        return self.model.replace("/", "_")
+
     def carry_earlier(
         self, out_dir: Path, section: str, rows: list[dict[str, Any]], key: str = "trait"
     ) -> list[dict[str, Any]]:
@@ -45,7 +50,7 @@ class Results:
         `key` this run did not measure: a rerun of one trait keeps the other traits' rows, and the section's command
         says which file and command they came from. Call it before computing anything over all traits."""
         measured = {row.get(key) for row in rows}
-        for path in sorted(Path(out_dir).glob(f"*-{self.model.replace('/', '_')}.json"), reverse=True):
+        for path in sorted(Path(out_dir).glob(f"*-{self.file_model}.json"), reverse=True):
             earlier = json.loads(path.read_text())
             if section not in earlier.get("sections", {}):
                 continue
@@ -60,7 +65,7 @@ class Results:
         if not self.sections:
             return None
         stamp = _dt.date.today().isoformat()
-        base = Path(out_dir) / f"{stamp}-{self.model.replace('/', '_')}"
+        base = Path(out_dir) / f"{stamp}-{self.file_model}"
         self.commands = {
             name: command + (f" ({self.carried[name]})" if name in self.carried else "") for name in self.sections
         }
