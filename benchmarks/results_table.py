@@ -20,7 +20,6 @@ class Results:
     sections: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
     notes: dict[str, str] = field(default_factory=dict)
     commands: dict[str, str] = field(default_factory=dict)  # the command that measured each section
-    keep_earlier: dict[str, str] = field(default_factory=dict)  # section -> the key whose other values stay
     carried: dict[str, str] = field(default_factory=dict)  # section -> where its rows of other traits came from
 
     def add(
@@ -28,15 +27,11 @@ class Results:
         section: str,
         rows: list[dict[str, Any]] | dict[str, Any],
         note: str | None = None,
-        keep_earlier: str | None = None,
     ) -> None:
-        """Add rows to a section. With `keep_earlier="trait"`, an earlier run's rows of the same day whose trait
-        this run did not measure are kept in the section (a run over some traits adds to one over others)."""
+        """Add rows to a section (a run over some traits first calls `carry_earlier` to keep the others' rows)."""
         self.sections.setdefault(section, []).extend(rows if isinstance(rows, list) else [rows])
         if note:
             self.notes[section] = note
-        if keep_earlier:
-            self.keep_earlier[section] = keep_earlier
 
     @property
     def file_model(self) -> str:
@@ -96,13 +91,6 @@ class Results:
         self.notes = {**{k: v for k, v in earlier.get("notes", {}).items() if k in merged}, **self.notes}
         earlier_commands = earlier.get("commands", {})
         self.commands = {**{k: earlier_commands.get(k, earlier.get("command", "")) for k in merged}, **self.commands}
-        for name, key in self.keep_earlier.items():
-            measured = {row.get(key) for row in self.sections.get(name, [])}
-            kept = [row for row in earlier.get("sections", {}).get(name, []) if row.get(key) not in measured]
-            if kept:
-                self.sections[name] = kept + self.sections[name]
-                before = earlier_commands.get(name, earlier.get("command", ""))
-                self.commands[name] = f"{self.commands[name]} (rows of other {key}s: {before})"
         self.sections = {**merged, **self.sections}
 
     def markdown(self, command: str, machine: str, stamp: str) -> str:

@@ -110,29 +110,6 @@ def test_a_merged_results_file_keeps_the_command_of_each_section(tmp_path):
 
 
 @pytest.mark.quick
-def test_a_run_over_some_traits_keeps_the_earlier_rows_of_the_others(tmp_path):
-    import json
-
-    from results_table import Results
-
-    first = Results("m")
-    first.add("T", [{"trait": "joy", "x": 1.0}, {"trait": "refusal", "x": 2.0}], keep_earlier="trait")
-    first.write(tmp_path, "pytest --traits joy,refusal")
-    second = Results("m")
-    second.add("T", [{"trait": "refusal", "x": 3.0}, {"trait": "formality", "x": 4.0}], keep_earlier="trait")
-    second.add("U", [{"trait": "refusal", "x": 5.0}])  # no keep_earlier: the section is replaced
-    json_path, _ = second.write(tmp_path, "pytest --traits refusal,formality")
-    data = json.loads(json_path.read_text())
-    assert data["sections"]["T"] == [
-        {"trait": "joy", "x": 1.0},
-        {"trait": "refusal", "x": 3.0},
-        {"trait": "formality", "x": 4.0},
-    ]
-    command = data["commands"]["T"]
-    assert command.startswith("pytest --traits refusal,formality (rows of other traits: pytest --traits joy")
-
-
-@pytest.mark.quick
 def test_a_rerun_of_one_trait_carries_the_newest_earlier_rows_of_the_others(tmp_path):
     import json
 

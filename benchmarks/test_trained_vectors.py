@@ -192,10 +192,21 @@ def test_trained_vectors(bench_model, bench_traits, trait_vectors, results, requ
                     "beats prompting": (best["vs prompting 95% low"] or -1) > 0,
                 }
             )
+    assert all(r["seconds"] < 1200 for r in cost if "layer" in r)
+    # a run over some traits (--traits) keeps the newest earlier rows of the others
+    out = Path(request.config.getoption("--out"))
+    cost, detection, steering, verdicts = (
+        results.carry_earlier(out, f"Trained vectors: {name}", rows)
+        for name, rows in (
+            ("training cost", cost),
+            ("detection (held-out split)", detection),
+            ("steering (test half)", steering),
+            ("verdict per trait (chosen on dev)", verdicts),
+        )
+    )
     results.add(
         "Trained vectors: training cost",
         cost,
-        keep_earlier="trait",
         note=f"bipo and reps (the library's defaults: {_defaults()}) trained on each trait set's train "
         f"split (80% of pairs) at layer {trained_layers[0]} ({TRAINED_DEPTH:.0%} depth), 2 CPU cores; "
         "seconds per trait per layer. "
@@ -205,13 +216,11 @@ def test_trained_vectors(bench_model, bench_traits, trait_vectors, results, requ
     results.add(
         "Trained vectors: detection (held-out split)",
         detection,
-        keep_earlier="trait",
         note="The trained directions read as detectors on the held-out 20% of each trait set.",
     )
     results.add(
         "Trained vectors: steering (test half)",
         steering,
-        keep_earlier="trait",
         note=f"The protocol of 'Steering by method' (strength chosen on 16 dev questions, 64 tokens, greedy, "
         f"the test half scored), for bipo and reps at layer {trained_layers[0]} only (the fitted methods "
         f"chose among {layers}). 'vs best fitted' is paired on the same test "
@@ -221,11 +230,9 @@ def test_trained_vectors(bench_model, bench_traits, trait_vectors, results, requ
     results.add(
         "Trained vectors: verdict per trait (chosen on dev)",
         verdicts,
-        keep_earlier="trait",
         note="Per trait and direction, the trained method (bipo or reps) with the better dev score; 'beats' = "
         "the paired test-half difference's 95% interval lies above 0.",
     )
-    assert all(r["seconds"] < 1200 for r in cost if "layer" in r)
 
 
 @pytest.mark.full
@@ -239,13 +246,14 @@ def test_trained_vectors_out_of_distribution(bench_model, bench_traits, trait_ve
         fitted = trait_vectors(trait)
         vectors = {m: trained[m] for m in TRAINED} | {m: fitted[m] for m in FITTED if m in fitted.methods}
         rows += _out_of_distribution(bench_model, trait, vectors, layer)
+    trained_auroc = [r["OOD AUROC"] for r in rows if r["method"] in TRAINED]
+    assert not trained_auroc or sum(trained_auroc) / len(trained_auroc) > 0.5, "trained vectors read tasks backwards"
+    section = "Trained vectors: detection out of distribution"
+    rows = results.carry_earlier(Path(request.config.getoption("--out")), section, rows)
     results.add(
-        "Trained vectors: detection out of distribution",
+        section,
         rows,
-        keep_earlier="trait",
         note=f"The out-of-distribution tasks of 'Detection out of distribution' (labelled behaviour no system "
         f"prompt asked for), read at layer {layer} for the trained and the fitted vectors alike (that "
         "benchmark reads each fitted method at its own best in-distribution layer instead).",
     )
-    trained_auroc = [r["OOD AUROC"] for r in rows if r["method"] in TRAINED]
-    assert not trained_auroc or sum(trained_auroc) / len(trained_auroc) > 0.5, "trained vectors read tasks backwards"
