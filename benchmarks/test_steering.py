@@ -253,8 +253,10 @@ def test_steering_settings(bench_model, bench_traits, trait_vectors, results, re
                 "gain 95% high": (h["gain_interval"] or [None, None])[1],
             }
         )
+    section = "Steering settings: band, positions, centring (mean_diff)"
+    rows = results.carry_earlier(Path(request.config.getoption("--out")), section, rows)
     results.add(
-        "Steering settings: band, positions, centring (mean_diff)",
+        section,
         rows,
         note=f"Toward each trait, mean_diff at layer {layer} ({SETTINGS_DEPTH:.0%} depth): every combination "
         "of a single layer or a 5-layer band (strength spread over it), all positions or response tokens "
