@@ -157,7 +157,7 @@ def test_trained_vectors(bench_model, bench_traits, trait_vectors, results, requ
                         }
                     )
                 fitted_outcome = base.outcomes[best_fitted] if best_fitted else None
-                row["best fitted (dev)"] = f"{best_fitted}, {fitted_outcome.chosen.label}" if fitted_outcome else None
+                row["best fitted (dev)"] = fitted_outcome.chosen.label if fitted_outcome else None  # names the method
                 row["best fitted gain"] = (fitted_outcome.gain() or [None])[0] if fitted_outcome else None
             if not rows:
                 continue
