@@ -20,7 +20,11 @@ class Results:
     sections: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
     notes: dict[str, str] = field(default_factory=dict)
     commands: dict[str, str] = field(default_factory=dict)  # the command that measured each section
-    carried: dict[str, str] = field(default_factory=dict)  # section -> where its rows of other traits came from
+    # section -> {trait (or another key's value) -> the command that measured its rows}, for rows carried from an
+    # earlier results file; written to the JSON as "sources", so a later carry keeps each trait's own command
+    carried: dict[str, dict[str, str]] = field(default_factory=dict)
+    measured: dict[str, list[str]] = field(default_factory=dict)  # section -> the key values this run measured
+    sources: dict[str, dict[str, str]] = field(default_factory=dict)  # as written: carried and measured
 
     def add(
         self,
@@ -43,26 +47,39 @@ class Results:
     ) -> list[dict[str, Any]]:
         """`rows` preceded by the rows of `section` in the newest earlier results file that holds it (any date) whose
         `key` this run did not measure: a rerun of one trait keeps the other traits' rows, and the section's command
-        says which file and command they came from. Call it before computing anything over all traits."""
+        names the command (and file) each carried trait's rows came from. Call it before computing anything over
+        all traits."""
         measured = {row.get(key) for row in rows}
+        self.measured[section] = [str(value) for value in dict.fromkeys(row.get(key) for row in rows)]
         for path in sorted(Path(out_dir).glob(f"*-{self.file_model}.json"), reverse=True):
             earlier = json.loads(path.read_text())
             if section not in earlier.get("sections", {}):
                 continue
             kept = [row for row in earlier["sections"][section] if row.get(key) not in measured]
-            if kept:
-                source = earlier.get("commands", {}).get(section, earlier.get("command", ""))
-                self.carried[section] = f"rows of other {key}s from {path.name}: {source}"
+            known = earlier.get("sources", {}).get(section, {})
+            fallback = f"{earlier.get('commands', {}).get(section, earlier.get('command', ''))} [{path.name}]"
+            for value in dict.fromkeys(str(row.get(key)) for row in kept):
+                self.carried.setdefault(section, {})[value] = known.get(value, fallback)
             return kept + rows
         return rows
+
+    def _command_of(self, name: str, command: str) -> str:
+        """The section's command, followed by where each group of carried rows came from."""
+        by_source: dict[str, list[str]] = {}
+        for value, source in self.carried.get(name, {}).items():
+            by_source.setdefault(source, []).append(value)
+        carried = "; ".join(f"{', '.join(values)} from: {source}" for source, values in by_source.items())
+        return f"{command} (rows carried from earlier runs: {carried})" if carried else command
 
     def write(self, out_dir: Path, command: str) -> tuple[Path, Path] | None:
         if not self.sections:
             return None
         stamp = _dt.date.today().isoformat()
         base = Path(out_dir) / f"{stamp}-{self.file_model}"
-        self.commands = {
-            name: command + (f" ({self.carried[name]})" if name in self.carried else "") for name in self.sections
+        self.commands = {name: self._command_of(name, command) for name in self.sections}
+        self.sources = {
+            name: {**carried, **{value: f"{command} [{base.name}.json]" for value in self.measured.get(name, [])}}
+            for name, carried in self.carried.items()
         }
         self._merge_earlier(base.with_suffix(".json"))
         machine = (
@@ -77,6 +94,7 @@ class Results:
             "sections": self.sections,
             "notes": self.notes,
             "commands": self.commands,
+            "sources": self.sources,
         }
         json_path = atomic_write_json(base.with_suffix(".json"), payload)
         md_path = atomic_write_text(base.with_suffix(".md"), self.markdown(command, machine, stamp))
@@ -91,6 +109,8 @@ class Results:
         self.notes = {**{k: v for k, v in earlier.get("notes", {}).items() if k in merged}, **self.notes}
         earlier_commands = earlier.get("commands", {})
         self.commands = {**{k: earlier_commands.get(k, earlier.get("command", "")) for k in merged}, **self.commands}
+        earlier_sources = earlier.get("sources", {})
+        self.sources = {**{k: earlier_sources[k] for k in merged if k in earlier_sources}, **self.sources}
         self.sections = {**merged, **self.sections}
 
     def markdown(self, command: str, machine: str, stamp: str) -> str:

@@ -128,6 +128,21 @@ def test_a_rerun_of_one_trait_carries_the_newest_earlier_rows_of_the_others(tmp_
     assert rerun.carry_earlier(tmp_path, "absent", [{"trait": "joy"}]) == [{"trait": "joy"}]
     rerun.add("T", rows)
     json_path, md_path = rerun.write(tmp_path, "pytest --traits refusal")
-    command = json.loads(json_path.read_text())["commands"]["T"]
-    assert command == "pytest --traits refusal (rows of other traits from 2026-02-01-m.json: pytest newer)"
+    written = json.loads(json_path.read_text())
+    command = written["commands"]["T"]
+    assert (
+        command
+        == "pytest --traits refusal (rows carried from earlier runs: joy from: pytest newer [2026-02-01-m.json])"
+    )
     assert f"Command: `{command}`" in md_path.read_text()
+    # a second rerun names each carried trait's own command, not the nested chain of reruns
+    later = Results("m")
+    rows = later.carry_earlier(tmp_path, "T", [{"trait": "joy", "x": 7.0}])
+    assert rows == [{"trait": "refusal", "x": 9.0}, {"trait": "joy", "x": 7.0}]
+    later.add("T", rows)
+    later.write(tmp_path, "pytest --traits joy")
+    carried = f"refusal from: pytest --traits refusal [{json_path.name}]"
+    assert (
+        json.loads(json_path.read_text())["commands"]["T"]
+        == f"pytest --traits joy (rows carried from earlier runs: {carried})"
+    )
