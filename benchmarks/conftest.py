@@ -29,6 +29,11 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     )
     group.addoption("--out", default=str(DEFAULT_OUT), help="folder for <date>-<model>.json/.md")
     group.addoption(
+        "--trained-layers",
+        default=None,
+        help="comma-separated layers bipo and reps are trained at and choose among (default: the one at 50%% depth)",
+    )
+    group.addoption(
         "--runs-dir", default=None, help="where the poison sweep keeps its run folders (default: a temp folder)"
     )
     group.addoption("--executor", default="local", help="where sweep runs go: local, ray or slurm (docs/scaling.md)")

@@ -20,7 +20,15 @@ from tl_traits.training.vector_training import VectorTraining
 
 TRAINED = ("bipo", "reps")
 FITTED = ("mean_diff", "pca_diff", "probe")
-TRAINED_DEPTH = 0.5  # trained at one layer (14 of 30), the deeper steering layer: training costs minutes per layer
+TRAINED_DEPTH = 0.5  # by default trained at one layer (14 of 30), the deeper steering layer: minutes per layer
+
+
+def trained_layers_for(model, request) -> list[int]:
+    """--trained-layers, or the one layer at TRAINED_DEPTH."""
+    given = request.config.getoption("--trained-layers")
+    if given:
+        return [int(layer) for layer in given.split(",")]
+    return [round(TRAINED_DEPTH * (model.cfg.n_layers - 1))]
 
 
 def _trained(model, trait: str, layers: list[int], request):
@@ -74,7 +82,8 @@ def test_trained_vectors(bench_model, bench_traits, trait_vectors, results, requ
     with its setting chosen on dev, paired on the test half against unsteered, prompting and the best fitted
     method (chosen on dev among mean_diff, PCA and probe, from the same protocol's run)."""
     layers = steering_layers_for(bench_model)
-    trained_layers = [round(TRAINED_DEPTH * (bench_model.cfg.n_layers - 1))]
+    trained_layers = trained_layers_for(bench_model, request)
+    at = ", ".join(map(str, trained_layers))
     cost, detection, steering, verdicts = [], [], [], []
     for trait in bench_traits:
         before = _peak_mb()
@@ -136,12 +145,12 @@ def test_trained_vectors(bench_model, bench_traits, trait_vectors, results, requ
                 direction=direction,
                 protocol=BENCH_PROTOCOL,
                 prompting=False,
-                log=log_path(request, f"trained-{safe_name(trait)}-{way}-l{trained_layers[0]}"),
+                log=log_path(request, f"trained-{safe_name(trait)}-{way}-l{'-'.join(map(str, trained_layers))}"),
             )
             # a group with no coherent dev run has no outcome (on a tiny random model, none has)
             present = [m for m in FITTED if m in base.outcomes]
             best_fitted = max(present, key=lambda m: base.outcomes[m].chosen.answers.score or -1.0) if present else None
-            rows = comparison_rows(trait, mine)
+            rows = [{**row, "trained at": at} for row in comparison_rows(trait, mine)]
             for row in rows:
                 outcome = mine.outcomes[row["method"]]
                 for label, other in (
@@ -170,6 +179,7 @@ def test_trained_vectors(bench_model, bench_traits, trait_vectors, results, requ
                         "trait",
                         "direction",
                         "method",
+                        "trained at",
                         "setting (dev)",
                         "gain",
                         "gain 95% low",
@@ -208,7 +218,7 @@ def test_trained_vectors(bench_model, bench_traits, trait_vectors, results, requ
         "Trained vectors: training cost",
         cost,
         note=f"bipo and reps (the library's defaults: {_defaults()}) trained on each trait set's train "
-        f"split (80% of pairs) at layer {trained_layers[0]} ({TRAINED_DEPTH:.0%} depth), 2 CPU cores; "
+        f"split (80% of pairs) at each row's layer (by default the one at {TRAINED_DEPTH:.0%} depth), 2 CPU cores; "
         "seconds per trait per layer. "
         "'pairs won': the share of training pairs whose wanted side (positive at +v, negative at -v) has "
         "the higher likelihood per token. Memory: the benchmark process's peak resident set.",
@@ -222,8 +232,9 @@ def test_trained_vectors(bench_model, bench_traits, trait_vectors, results, requ
         "Trained vectors: steering (test half)",
         steering,
         note=f"The protocol of 'Steering by method' (strength chosen on 16 dev questions, 64 tokens, greedy, "
-        f"the test half scored), for bipo and reps at layer {trained_layers[0]} only (the fitted methods "
-        f"chose among {layers}). 'vs best fitted' is paired on the same test "
+        f"the test half scored), for bipo and reps, each choosing among the layers it was trained at ('trained "
+        f"at'; blank: the default, the layer at {TRAINED_DEPTH:.0%} depth only; the fitted methods chose among "
+        f"{layers}). 'vs best fitted' is paired on the same test "
         "questions against the fitted method (mean_diff, PCA, probe) with the best dev score in the "
         "method comparison's run; 'vs prompting' against that run's prompting answers.",
     )
