@@ -203,47 +203,37 @@ def test_trained_vectors(bench_model, bench_traits, trait_vectors, results, requ
                 }
             )
     assert all(r["seconds"] < 1200 for r in cost if "layer" in r)
-    # a run over some traits (--traits) keeps the newest earlier rows of the others
+    sections = {
+        "training cost": (
+            cost,
+            f"bipo and reps (the library's defaults: {_defaults()}) trained on each trait set's train split (80% of "
+            f"pairs) at each row's layer (by default the one at {TRAINED_DEPTH:.0%} depth), 2 CPU cores; seconds per "
+            "trait per layer. 'pairs won': the share of training pairs whose wanted side (positive at +v, negative "
+            "at -v) has the higher likelihood per token. Memory: the benchmark process's peak resident set.",
+        ),
+        "detection (held-out split)": (
+            detection,
+            "The trained directions read as detectors on the held-out 20% of each trait set.",
+        ),
+        "steering (test half)": (
+            steering,
+            "The protocol of 'Steering by method' (strength chosen on 16 dev questions, 64 tokens, greedy, the test "
+            "half scored), for bipo and reps, each choosing among the layers it was trained at ('trained at'; blank: "
+            f"the default, the layer at {TRAINED_DEPTH:.0%} depth only; the fitted methods chose among {layers}). "
+            "'vs best fitted' is paired on the same test questions against the fitted method (mean_diff, PCA, probe) "
+            "with the best dev score in the method comparison's run; 'vs prompting' against that run's prompting "
+            "answers.",
+        ),
+        "verdict per trait (chosen on dev)": (
+            verdicts,
+            "Per trait and direction, the trained method (bipo or reps) with the better dev score; 'beats' = the "
+            "paired test-half difference's 95% interval lies above 0.",
+        ),
+    }
     out = Path(request.config.getoption("--out"))
-    cost, detection, steering, verdicts = (
-        results.carry_earlier(out, f"Trained vectors: {name}", rows)
-        for name, rows in (
-            ("training cost", cost),
-            ("detection (held-out split)", detection),
-            ("steering (test half)", steering),
-            ("verdict per trait (chosen on dev)", verdicts),
-        )
-    )
-    results.add(
-        "Trained vectors: training cost",
-        cost,
-        note=f"bipo and reps (the library's defaults: {_defaults()}) trained on each trait set's train "
-        f"split (80% of pairs) at each row's layer (by default the one at {TRAINED_DEPTH:.0%} depth), 2 CPU cores; "
-        "seconds per trait per layer. "
-        "'pairs won': the share of training pairs whose wanted side (positive at +v, negative at -v) has "
-        "the higher likelihood per token. Memory: the benchmark process's peak resident set.",
-    )
-    results.add(
-        "Trained vectors: detection (held-out split)",
-        detection,
-        note="The trained directions read as detectors on the held-out 20% of each trait set.",
-    )
-    results.add(
-        "Trained vectors: steering (test half)",
-        steering,
-        note=f"The protocol of 'Steering by method' (strength chosen on 16 dev questions, 64 tokens, greedy, "
-        f"the test half scored), for bipo and reps, each choosing among the layers it was trained at ('trained "
-        f"at'; blank: the default, the layer at {TRAINED_DEPTH:.0%} depth only; the fitted methods chose among "
-        f"{layers}). 'vs best fitted' is paired on the same test "
-        "questions against the fitted method (mean_diff, PCA, probe) with the best dev score in the "
-        "method comparison's run; 'vs prompting' against that run's prompting answers.",
-    )
-    results.add(
-        "Trained vectors: verdict per trait (chosen on dev)",
-        verdicts,
-        note="Per trait and direction, the trained method (bipo or reps) with the better dev score; 'beats' = "
-        "the paired test-half difference's 95% interval lies above 0.",
-    )
+    for name, (rows, note) in sections.items():  # a run over some --traits keeps the newest earlier rows of the others
+        section = f"Trained vectors: {name}"
+        results.add(section, results.carry_earlier(out, section, rows), note=note)
 
 
 @pytest.mark.full
