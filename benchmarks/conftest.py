@@ -105,12 +105,18 @@ def bench_methods(request) -> list[str]:
 
 
 @pytest.fixture(scope="session")
-def results(request):
+def results_dir(request) -> Path:
+    """--out: where the results files and figures are written, and where earlier results are carried from."""
+    return Path(request.config.getoption("--out"))
+
+
+@pytest.fixture(scope="session")
+def results(request, results_dir):
     model = request.config.getoption("--model") or "SmolLM2-135M-Instruct"
     collected = Results(Path(model).name if Path(model).exists() else model)
     yield collected
     command = "pytest " + " ".join(request.config.invocation_params.args)
-    written = collected.write(Path(request.config.getoption("--out")), command.strip())
+    written = collected.write(results_dir, command.strip())
     if written:
         print(f"\nbenchmark results: {written[0]} and {written[1]}")
     check_finite(collected.sections)  # the sanity layer: a NaN anywhere fails the run (after writing it down)

@@ -146,14 +146,15 @@ def test_detection_out_of_distribution(bench_methods, trait_vectors, task_activa
 
 
 @pytest.mark.full
-def test_detection_learning_curves(bench_model, bench_methods, task_activations, results, request):
+def test_detection_learning_curves(bench_model, bench_methods, task_activations, results, results_dir):
     """OOD and in-distribution AUROC against the number of training pairs (4-32), three draws each."""
     rows, stamp = [], datetime.date.today().isoformat()
-    out = Path(request.config.getoption("--out"))
     for trait, (dataset, acts) in task_activations.items():
         train_acts = tt.capture(bench_model, tt.load_trait(trait), position=TRAIN_POSITION, progress=False)
         found = learning_curve(train_acts, trait, bench_methods, eval_sets={"task": acts}, sizes=SIZES, seeds=SEEDS)
-        save_figure(learning_curves(found, title=dataset.name), out / f"{stamp}-learning-curve-{safe_name(trait)}.png")
+        save_figure(
+            learning_curves(found, title=dataset.name), results_dir / f"{stamp}-learning-curve-{safe_name(trait)}.png"
+        )
         for method in bench_methods:
             for n in SIZES:
                 draws = [r for r in found if r["method"] == method and r["pairs"] == n]

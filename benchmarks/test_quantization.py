@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import datetime as dt
-from pathlib import Path
 
 import pytest
 
@@ -16,7 +15,7 @@ STEER_DEPTHS = (0.3, 0.5)  # the layers each model's search tries, as in the ste
 
 
 @pytest.mark.full
-def test_quantization_study(bench_model, bench_traits, results, request):
+def test_quantization_study(bench_model, bench_traits, results, results_dir):
     trait = "emotion/joy" if "emotion/joy" in bench_traits else bench_traits[0]
     steer_layers = sorted({round(d * (bench_model.cfg.n_layers - 1)) for d in STEER_DEPTHS})
     study = quantization_study(
@@ -29,12 +28,11 @@ def test_quantization_study(bench_model, bench_traits, results, request):
         questions=QUESTIONS,
         max_new_tokens=NEW_TOKENS,
     )
-    out = Path(request.config.getoption("--out"))
     study.figure()  # drawn here so a plotting error fails the benchmark, not the write-out
     stem = f"{dt.date.today().isoformat()}-quantization-{trait.replace('/', '-')}"
     from tl_traits.core.figures import save_figure
 
-    save_figure(study.figure(), out / f"{stem}.png")
+    save_figure(study.figure(), results_dir / f"{stem}.png")
     seconds = {r.backend: r.seconds for r in [study.reference, *study.backends]}
     results.add(
         f"Quantization study ({trait})",

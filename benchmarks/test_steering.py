@@ -120,7 +120,7 @@ def example_rows(trait: str, result, n: int = 2) -> list[dict]:
 
 
 @pytest.mark.full
-def test_steering_by_method(bench_model, bench_traits, trait_vectors, results, request):
+def test_steering_by_method(bench_model, bench_traits, trait_vectors, results, results_dir, request):
     """Every method (and prompting) toward and away from every trait: chosen on dev, scored on test."""
     layers = steering_layers_for(bench_model)
     rows, examples, best_rows, n_test = [], [], [], {}
@@ -182,10 +182,11 @@ def test_steering_by_method(bench_model, bench_traits, trait_vectors, results, r
         "a paired bootstrap 95% interval (2000 resamples). Judges: each trait's default (judging.defaults)."
     )
     # a run over some traits (--traits) keeps the newest earlier rows of the others, so the summary is over all
-    out = Path(request.config.getoption("--out"))
-    rows = results.carry_earlier(out, "Steering by method (test half)", rows)
-    best_rows = results.carry_earlier(out, "Steering: the best vector method per trait (chosen on dev)", best_rows)
-    examples = results.carry_earlier(out, "Steering: example answers (test half)", examples)
+    rows = results.carry_earlier(results_dir, "Steering by method (test half)", rows)
+    best_rows = results.carry_earlier(
+        results_dir, "Steering: the best vector method per trait (chosen on dev)", best_rows
+    )
+    examples = results.carry_earlier(results_dir, "Steering: example answers (test half)", examples)
     if "Steering by method (test half)" in results.carried:
         results.carried["Steering by method (summary)"] = results.carried["Steering by method (test half)"]
         note += (
@@ -219,7 +220,7 @@ def test_steering_by_method(bench_model, bench_traits, trait_vectors, results, r
 
 
 @pytest.mark.full
-def test_steering_settings(bench_model, bench_traits, trait_vectors, results, request):
+def test_steering_settings(bench_model, bench_traits, trait_vectors, results, results_dir, request):
     """mean_diff at one layer: a single layer against a 5-layer band, response-only
     positions and a mean-centred vector."""
     layer = round(SETTINGS_DEPTH * (bench_model.cfg.n_layers - 1))
@@ -254,7 +255,7 @@ def test_steering_settings(bench_model, bench_traits, trait_vectors, results, re
             }
         )
     section = "Steering settings: band, positions, centring (mean_diff)"
-    rows = results.carry_earlier(Path(request.config.getoption("--out")), section, rows)
+    rows = results.carry_earlier(results_dir, section, rows)
     results.add(
         section,
         rows,

@@ -77,7 +77,7 @@ def _peak_mb() -> float:
 
 
 @pytest.mark.full
-def test_trained_vectors(bench_model, bench_traits, trait_vectors, results, request):
+def test_trained_vectors(bench_model, bench_traits, trait_vectors, results, results_dir, request):
     """bipo and reps at the steering layers: training cost, held-out detection, and steering toward and away, each
     with its setting chosen on dev, paired on the test half against unsteered, prompting and the best fitted
     method (chosen on dev among mean_diff, PCA and probe, from the same protocol's run)."""
@@ -230,14 +230,13 @@ def test_trained_vectors(bench_model, bench_traits, trait_vectors, results, requ
             "paired test-half difference's 95% interval lies above 0.",
         ),
     }
-    out = Path(request.config.getoption("--out"))
     for name, (rows, note) in sections.items():  # a run over some --traits keeps the newest earlier rows of the others
         section = f"Trained vectors: {name}"
-        results.add(section, results.carry_earlier(out, section, rows), note=note)
+        results.add(section, results.carry_earlier(results_dir, section, rows), note=note)
 
 
 @pytest.mark.full
-def test_trained_vectors_out_of_distribution(bench_model, bench_traits, trait_vectors, results, request):
+def test_trained_vectors_out_of_distribution(bench_model, bench_traits, trait_vectors, results, results_dir, request):
     """bipo and reps as detectors on the four out-of-distribution tasks, beside the fitted methods at the same layer
     (the trained vectors come from --runs-dir when test_trained_vectors trained them there)."""
     layer = round(TRAINED_DEPTH * (bench_model.cfg.n_layers - 1))
@@ -250,7 +249,7 @@ def test_trained_vectors_out_of_distribution(bench_model, bench_traits, trait_ve
     trained_auroc = [r["OOD AUROC"] for r in rows if r["method"] in TRAINED]
     assert not trained_auroc or sum(trained_auroc) / len(trained_auroc) > 0.5, "trained vectors read tasks backwards"
     section = "Trained vectors: detection out of distribution"
-    rows = results.carry_earlier(Path(request.config.getoption("--out")), section, rows)
+    rows = results.carry_earlier(results_dir, section, rows)
     results.add(
         section,
         rows,
