@@ -34,6 +34,12 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         help="comma-separated layers bipo and reps are trained at and choose among (default: the one at 50%% depth)",
     )
     group.addoption(
+        "--trained-epochs",
+        default=None,
+        help="comma-separated training budgets (epochs) bipo and reps are trained with and choose among on dev "
+        "(default: the library's)",
+    )
+    group.addoption(
         "--runs-dir", default=None, help="where the poison sweep keeps its run folders (default: a temp folder)"
     )
     group.addoption("--executor", default="local", help="where sweep runs go: local, ray or slurm (docs/scaling.md)")

@@ -31,14 +31,26 @@ def trained_layers_for(model, request) -> list[int]:
     return [round(TRAINED_DEPTH * (model.cfg.n_layers - 1))]
 
 
-def _trained(model, trait: str, layers: list[int], request):
+def trained_epochs_for(request) -> list[int]:
+    """--trained-epochs: the training budgets to train and choose among on dev (default: the library's)."""
+    given = request.config.getoption("--trained-epochs")
+    return [int(e) for e in given.split(",")] if given else [VectorTraining().epochs]
+
+
+def _run_name(layers: list[int], epochs: int) -> str:
+    """What names a training setting in file names: its layers, and its epochs when not the library's default."""
+    return "-".join(map(str, layers)) + (f"-e{epochs}" if epochs != VectorTraining().epochs else "")
+
+
+def _trained(model, trait: str, layers: list[int], epochs: int, request):
     """bipo and reps for `trait`, trained once: kept under --runs-dir (when given) so a rerun resumes."""
     root = request.config.getoption("--runs-dir")
-    path = Path(root) / "trained" / f"{safe_name(trait)}-{'-'.join(map(str, layers))}.safetensors" if root else None
+    path = Path(root) / "trained" / f"{safe_name(trait)}-{_run_name(layers, epochs)}.safetensors" if root else None
     if path is not None and path.is_file():
         return tt.TraitVectors.load(path), None
+    options = {m: {"epochs": epochs} for m in TRAINED} if epochs != VectorTraining().epochs else None
     started = time.perf_counter()
-    vecs = tt.extract(model, trait, list(TRAINED), layers=layers, seed=0, progress=False)
+    vecs = tt.extract(model, trait, list(TRAINED), layers=layers, seed=0, method_options=options, progress=False)
     seconds = time.perf_counter() - started
     if path is not None:
         vecs.save(path)
@@ -76,6 +88,88 @@ def _peak_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux reports KiB
 
 
+VERDICT_COLUMNS = (
+    "trait",
+    "direction",
+    "method",
+    "trained at",
+    "epochs",
+    "setting (dev)",
+    "gain",
+    "gain 95% low",
+    "gain 95% high",
+    "best fitted (dev)",
+    "best fitted gain",
+    "vs best fitted",
+    "vs best fitted 95% low",
+    "vs best fitted 95% high",
+    "vs prompting",
+    "vs prompting 95% low",
+    "vs prompting 95% high",
+    "trait change",
+    "coherence change",
+)
+
+
+def _cost_rows(trait: str, trained) -> list[dict]:
+    """Each trained vector's training record: time, pairs, norm, final loss and the training pairs it wins."""
+    rows = []
+    for method in TRAINED:
+        for layer in trained[method].layers:
+            record = trained[method].metadata["training"][str(layer)]
+            rows.append(
+                {
+                    "trait": trait,
+                    "method": method,
+                    "layer": layer,
+                    "seconds": record["seconds"],
+                    "pairs": record["pairs"],
+                    "epochs": record["epochs"],
+                    "norm": record["norm"],
+                    "final loss": record["loss_by_epoch"][-1],
+                    "train pairs won at +v": record["accuracy"]["toward"],
+                    "won at -v": record["accuracy"]["away"],
+                    "won unsteered": record["accuracy"]["unsteered"],
+                }
+            )
+    return rows
+
+
+def _detection_rows(trait: str, trained, epochs: int) -> list[dict]:
+    return [
+        {
+            "trait": trait,
+            "method": method,
+            "epochs": epochs,
+            "layer": layer,
+            "AUROC": float(trained[method].metrics["auroc"][i]),
+            "accuracy": float(trained[method].metrics["accuracy"][i]),
+        }
+        for method in TRAINED
+        for i, layer in enumerate(trained[method].layers)
+    ]
+
+
+def _gaps(outcome, base, best_fitted: str | None) -> dict:
+    """A trained outcome against prompting and the best fitted method of the method comparison `base`, paired on
+    the same test questions, with the fitted method's dev-chosen setting and gain."""
+    row: dict = {}
+    for label, other in (
+        ("vs prompting", base.outcomes.get(PROMPTING)),
+        ("vs best fitted", base.outcomes.get(best_fitted) if best_fitted else None),
+    ):
+        gap = outcome.gap_to(other) if other is not None else None
+        row |= {
+            label: gap[0] if gap else None,
+            f"{label} 95% low": gap[1] if gap else None,
+            f"{label} 95% high": gap[2] if gap else None,
+        }
+    fitted = base.outcomes[best_fitted] if best_fitted else None
+    row["best fitted (dev)"] = fitted.chosen.label if fitted else None  # names the method
+    row["best fitted gain"] = (fitted.gain() or [None])[0] if fitted else None
+    return row
+
+
 @pytest.mark.full
 def test_trained_vectors(bench_model, bench_traits, trait_vectors, results, results_dir, request):
     """bipo and reps at the steering layers: training cost, held-out detection, and steering toward and away, each
@@ -84,47 +178,25 @@ def test_trained_vectors(bench_model, bench_traits, trait_vectors, results, resu
     layers = steering_layers_for(bench_model)
     trained_layers = trained_layers_for(bench_model, request)
     at = ", ".join(map(str, trained_layers))
+    budgets = trained_epochs_for(request)
     cost, detection, steering, verdicts = [], [], [], []
     for trait in bench_traits:
-        before = _peak_mb()
-        trained, seconds = _trained(bench_model, trait, trained_layers, request)
-        for method in TRAINED:
-            vec = trained[method]
-            for i, layer in enumerate(vec.layers):
-                record = vec.metadata["training"][str(layer)]
-                cost.append(
-                    {
-                        "trait": trait,
-                        "method": method,
-                        "layer": layer,
-                        "seconds": record["seconds"],
-                        "pairs": record["pairs"],
-                        "epochs": record["epochs"],
-                        "norm": record["norm"],
-                        "final loss": record["loss_by_epoch"][-1],
-                        "train pairs won at +v": record["accuracy"]["toward"],
-                        "won at -v": record["accuracy"]["away"],
-                        "won unsteered": record["accuracy"]["unsteered"],
-                    }
-                )
-                detection.append(
-                    {
-                        "trait": trait,
-                        "method": method,
-                        "layer": layer,
-                        "AUROC": float(vec.metrics["auroc"][i]),
-                        "accuracy": float(vec.metrics["accuracy"][i]),
-                    }
-                )
-        cost.append(
-            {
-                "trait": trait,
-                "method": "both, all layers",
-                "seconds": round(seconds, 1) if seconds is not None else "(trained in an earlier run)",
-                "peak memory MB (process)": round(_peak_mb(), 0),
-                "memory added MB": round(_peak_mb() - before, 0),
-            }
-        )
+        trained = {}
+        for epochs in budgets:
+            before = _peak_mb()
+            trained[epochs], seconds = _trained(bench_model, trait, trained_layers, epochs, request)
+            cost += _cost_rows(trait, trained[epochs])
+            cost.append(
+                {
+                    "trait": trait,
+                    "method": "both, all layers",
+                    "epochs": epochs,
+                    "seconds": round(seconds, 1) if seconds is not None else "(trained in an earlier run)",
+                    "peak memory MB (process)": round(_peak_mb(), 0),
+                    "memory added MB": round(_peak_mb() - before, 0),
+                }
+            )
+            detection += _detection_rows(trait, trained[epochs], epochs)
         fitted = trait_vectors(trait)
         for direction in (1, -1):
             way = "toward" if direction > 0 else "away"
@@ -137,65 +209,31 @@ def test_trained_vectors(bench_model, bench_traits, trait_vectors, results, resu
                 protocol=BENCH_PROTOCOL,
                 log=log_path(request, f"{safe_name(trait)}-{way}"),
             )
-            mine = compare_steering(
-                bench_model,
-                {m: trained[m] for m in TRAINED},
-                trait,
-                trained_layers,
-                direction=direction,
-                protocol=BENCH_PROTOCOL,
-                prompting=False,
-                log=log_path(request, f"trained-{safe_name(trait)}-{way}-l{'-'.join(map(str, trained_layers))}"),
-            )
             # a group with no coherent dev run has no outcome (on a tiny random model, none has)
             present = [m for m in FITTED if m in base.outcomes]
             best_fitted = max(present, key=lambda m: base.outcomes[m].chosen.answers.score or -1.0) if present else None
-            rows = [{**row, "trained at": at} for row in comparison_rows(trait, mine)]
-            for row in rows:
-                outcome = mine.outcomes[row["method"]]
-                for label, other in (
-                    ("vs prompting", base.outcomes.get(PROMPTING)),
-                    ("vs best fitted", base.outcomes.get(best_fitted) if best_fitted else None),
-                ):
-                    gap = outcome.gap_to(other) if other is not None else None
-                    row.update(
-                        {
-                            label: gap[0] if gap else None,
-                            f"{label} 95% low": gap[1] if gap else None,
-                            f"{label} 95% high": gap[2] if gap else None,
-                        }
-                    )
-                fitted_outcome = base.outcomes[best_fitted] if best_fitted else None
-                row["best fitted (dev)"] = fitted_outcome.chosen.label if fitted_outcome else None  # names the method
-                row["best fitted gain"] = (fitted_outcome.gain() or [None])[0] if fitted_outcome else None
+            rows = []
+            for epochs in budgets:
+                mine = compare_steering(
+                    bench_model,
+                    {m: trained[epochs][m] for m in TRAINED},
+                    trait,
+                    trained_layers,
+                    direction=direction,
+                    protocol=BENCH_PROTOCOL,
+                    prompting=False,
+                    log=log_path(request, f"trained-{safe_name(trait)}-{way}-l{_run_name(trained_layers, epochs)}"),
+                )
+                rows += [
+                    {**row, "trained at": at, "epochs": epochs} | _gaps(mine.outcomes[row["method"]], base, best_fitted)
+                    for row in comparison_rows(trait, mine)
+                ]
             if not rows:
                 continue
             steering += rows
-            best = max(rows, key=lambda r: r["dev score"] or -1.0)  # the better trained method, chosen on dev
+            best = max(rows, key=lambda r: r["dev score"] or -1.0)  # method and budget, chosen on dev
             verdicts.append(
-                {
-                    k: best[k]
-                    for k in (
-                        "trait",
-                        "direction",
-                        "method",
-                        "trained at",
-                        "setting (dev)",
-                        "gain",
-                        "gain 95% low",
-                        "gain 95% high",
-                        "best fitted (dev)",
-                        "best fitted gain",
-                        "vs best fitted",
-                        "vs best fitted 95% low",
-                        "vs best fitted 95% high",
-                        "vs prompting",
-                        "vs prompting 95% low",
-                        "vs prompting 95% high",
-                        "trait change",
-                        "coherence change",
-                    )
-                }
+                {k: best[k] for k in VERDICT_COLUMNS}
                 | {
                     "beats unsteered": (best["gain 95% low"] or -1) > 0,
                     "beats best fitted": (best["vs best fitted 95% low"] or -1) > 0,
@@ -206,10 +244,11 @@ def test_trained_vectors(bench_model, bench_traits, trait_vectors, results, resu
     sections = {
         "training cost": (
             cost,
-            f"bipo and reps (the library's defaults: {_defaults()}) trained on each trait set's train split (80% of "
-            f"pairs) at each row's layer (by default the one at {TRAINED_DEPTH:.0%} depth), 2 CPU cores; seconds per "
-            "trait per layer. 'pairs won': the share of training pairs whose wanted side (positive at +v, negative "
-            "at -v) has the higher likelihood per token. Memory: the benchmark process's peak resident set.",
+            f"bipo and reps (the library's defaults: {_defaults()}; 'epochs' where a row names another budget) trained "
+            "on each trait set's train split (80% of pairs) at each row's layer (by default the one at "
+            f"{TRAINED_DEPTH:.0%} depth), 2 CPU cores; seconds per trait per layer. 'pairs won': the share of training "
+            "pairs whose wanted side (positive at +v, negative at -v) has the higher likelihood per token. Memory: the "
+            "benchmark process's peak resident set.",
         ),
         "detection (held-out split)": (
             detection,
@@ -218,7 +257,9 @@ def test_trained_vectors(bench_model, bench_traits, trait_vectors, results, resu
         "steering (test half)": (
             steering,
             "The protocol of 'Steering by method' (strength chosen on 16 dev questions, 64 tokens, greedy, the test "
-            "half scored), for bipo and reps, each choosing among the layers it was trained at ('trained at'; blank: "
+            "half scored), for bipo and reps at each training budget ('epochs'; blank: the library's default, the "
+            "only one trained before budgets were compared), each choosing among the layers it was trained at "
+            "('trained at'; blank: "
             f"the default, the layer at {TRAINED_DEPTH:.0%} depth only; the fitted methods chose among {layers}). "
             "'vs best fitted' is paired on the same test questions against the fitted method (mean_diff, PCA, probe) "
             "with the best dev score in the method comparison's run; 'vs prompting' against that run's prompting "
@@ -226,8 +267,9 @@ def test_trained_vectors(bench_model, bench_traits, trait_vectors, results, resu
         ),
         "verdict per trait (chosen on dev)": (
             verdicts,
-            "Per trait and direction, the trained method (bipo or reps) with the better dev score; 'beats' = the "
-            "paired test-half difference's 95% interval lies above 0.",
+            "Per trait and direction, the trained method (bipo or reps) and training budget ('epochs', where several "
+            "were trained) with the best dev score; 'beats' = the paired test-half difference's 95% interval lies "
+            "above 0.",
         ),
     }
     for name, (rows, note) in sections.items():  # a run over some --traits keeps the newest earlier rows of the others
@@ -242,7 +284,7 @@ def test_trained_vectors_out_of_distribution(bench_model, bench_traits, trait_ve
     layer = round(TRAINED_DEPTH * (bench_model.cfg.n_layers - 1))
     rows = []
     for trait in bench_traits:
-        trained, _ = _trained(bench_model, trait, [layer], request)
+        trained, _ = _trained(bench_model, trait, [layer], VectorTraining().epochs, request)
         fitted = trait_vectors(trait)
         vectors = {m: trained[m] for m in TRAINED} | {m: fitted[m] for m in FITTED if m in fitted.methods}
         rows += _out_of_distribution(bench_model, trait, vectors, layer)
