@@ -8,9 +8,11 @@ import pytest
 from sanity import SanityError, check_detection, check_finite
 from test_extraction import detection_rows
 from test_steering import comparison_rows, steering_summary
+from test_trained_vectors import _run_name
 
 import tl_traits as tt
 from tl_traits.steering.method_comparison import PROMPTING, compare_steering
+from tl_traits.training.vector_training import VectorTraining
 
 
 def table(random_auroc: float = 0.5, real_auroc: float = 0.9) -> list[dict]:
@@ -146,3 +148,14 @@ def test_a_rerun_of_one_trait_carries_the_newest_earlier_rows_of_the_others(tmp_
         json.loads(json_path.read_text())["commands"]["T"]
         == f"pytest --traits joy (rows carried from earlier runs: {carried})"
     )
+
+
+@pytest.mark.quick
+def test_trained_vector_files_keep_their_names_at_the_default_budget():
+    """Runs at the library's default budget resume from the files earlier runs wrote (named by layers only);
+    another budget gets files of its own, so neither is mistaken for the other."""
+    default = VectorTraining().epochs
+    assert _run_name([14], default) == "14"
+    assert _run_name([9, 14], default) == "9-14"
+    assert _run_name([14], default + 8) == f"14-e{default + 8}"
+    assert _run_name([14], default + 8) != _run_name([14], default)
