@@ -1,5 +1,5 @@
 """bipo and reps: steering vectors trained through the frozen model on the trait set's (prompt, positive,
-negative) triples, one per layer, in residual units."""
+negative) triples, one per layer (each alone, or together as a band), in residual units."""
 
 from __future__ import annotations
 
@@ -51,6 +51,7 @@ def bipo(
     beta: float = _DEFAULT.beta,
     factors: Sequence[float] = _DEFAULT.factors,
     max_length: int = _DEFAULT.max_length,
+    band: bool = _DEFAULT.band,
 ) -> Float[Tensor, "layer d_model"]:
     """BiPO (Cao et al. 2024): per layer, a vector v trained so that adding d x v (d = +1 or -1 at random each step)
     raises the likelihood ratio (against the unsteered model) of the positive response over the negative one when
@@ -70,6 +71,7 @@ def bipo(
         beta=beta,
         factors=factors,
         max_length=max_length,
+        band=band,
     )
 
 
@@ -89,6 +91,7 @@ def reps(
     beta: float = _DEFAULT.beta,
     factors: Sequence[float] = _DEFAULT.factors,
     max_length: int = _DEFAULT.max_length,
+    band: bool = _DEFAULT.band,
 ) -> Float[Tensor, "layer d_model"]:
     """RePS-style (after Wu et al. 2025): reference-free, length-normalised likelihoods; at +v the positive response
     must beat the negative one, at -v the reverse, each pair weighted by how far the unsteered model prefers the
@@ -108,4 +111,5 @@ def reps(
         beta=beta,
         factors=factors,
         max_length=max_length,
+        band=band,
     )

@@ -57,6 +57,26 @@ def test_bipo_through_extract_steers_in_absolute_units_and_survives_a_round_trip
     assert torch.isfinite(torch.tensor(proj.response_means("joy", 1))).all()  # monitored like any other vector
 
 
+def test_a_band_trained_through_extract_steers_as_it_was_trained(tiny, joy):
+    from tl_traits.core.hook_points import forward_hooks
+
+    v = tt.extract(
+        tiny, joy, ["bipo"], layers=[0, 1], progress=False, method_options={"bipo": {**QUICK, "band": True}}
+    )["bipo"]
+    assert all(v.metadata["training"][str(layer)]["band_layers"] == [0, 1] for layer in (0, 1))
+    trained = v.layer_tensors()
+    ids = tiny.to_tokens("What a day!")
+    with torch.no_grad():
+        with tt.steer(tiny, v, v.layers, strength=1.0):  # strength 1 at the band's layers: each vector as trained
+            steered = tiny(ids)
+        adding = [(f"blocks.{layer}.hook_resid_post", lambda a, hook, t=trained[layer]: a + t) for layer in (0, 1)]
+        with forward_hooks(tiny, adding):
+            by_hand = tiny(ids)
+        plain = tiny(ids)
+    assert torch.allclose(steered, by_hand, atol=1e-4)
+    assert not torch.allclose(steered, plain, atol=1e-3)
+
+
 def test_a_users_own_trained_extractor_is_called_with_the_model_and_the_train_split(tiny, joy):
     seen = {}
 

@@ -79,14 +79,12 @@ def tiny(request, tiny_llama_folder):
     return tt.load_model(str(tiny_llama_folder), kind=request.param)
 
 
-def _margin(model, dataset, vector: Float[torch.Tensor, " d"], layer: int) -> float:
-    """Mean over pairs of log p(positive) - log p(negative), per token, with `vector` added at `layer`."""
+def _margin(model, dataset, vectors: Float[torch.Tensor, "layer d"], layers: list[int]) -> float:
+    """Mean over pairs of log p(positive) - log p(negative), per token, with `vectors` added at `layers`."""
     pairs = _encode(model, preference_triples(dataset), 256)
-    forward = _Forward(
-        model, f"blocks.{layer}.hook_resid_post", layer, training_pad_id(model, None), torch.device("cpu")
-    )
+    forward = _Forward(model, layers, "resid_post", training_pad_id(model, None), torch.device("cpu"))
     with torch.no_grad():
-        lp, counts = forward.logprobs(pairs, vector)
+        lp, counts = forward.logprobs(pairs, vectors)
     per_token = lp / counts
     n = len(pairs)
     return float((per_token[:n] - per_token[n:]).mean())
@@ -100,8 +98,8 @@ def test_training_raises_the_positive_side_when_added_and_lowers_it_when_subtrac
     )
     v = trained.vector
     assert v.shape == (tiny.cfg.d_model,)
-    unsteered = _margin(tiny, ds, torch.zeros_like(v), 1)
-    assert _margin(tiny, ds, v, 1) > unsteered + 0.05 > unsteered - 0.05 > _margin(tiny, ds, -v, 1)
+    unsteered = _margin(tiny, ds, torch.zeros_like(v)[None], [1])
+    assert _margin(tiny, ds, v[None], [1]) > unsteered + 0.05 > unsteered - 0.05 > _margin(tiny, ds, -v[None], [1])
     assert trained.record["accuracy"]["toward"] > trained.record["accuracy"]["unsteered"]
     assert trained.record["loss_by_epoch"][-1] < trained.record["loss_by_epoch"][0]
     assert trained.record["objective"] == objective and trained.record["pairs"] == 8
@@ -130,16 +128,38 @@ def test_the_cached_lower_layers_give_the_same_likelihoods_as_a_full_pass(tiny_l
     model = tt.load_model(str(tiny_llama_folder), kind="hooked")
     pairs = _encode(model, preference_triples(tt.load_trait("emotion/joy").limit(4)), 256)
     pad = training_pad_id(model, None)
-    cached = _Forward(model, "blocks.0.hook_resid_post", 0, pad, torch.device("cpu"))
-    full = _Forward(model, "blocks.0.hook_resid_post", 0, pad, torch.device("cpu"))
-    full.reuses = False
-    assert cached.reuses
-    v = torch.randn(model.cfg.d_model, generator=torch.Generator().manual_seed(0))
-    with torch.no_grad():
-        for chunk in (pairs[:3], pairs[1:4], pairs[:2]):  # different widths reuse the cache
-            a, _ = cached.logprobs(chunk, v)
-            b, _ = full.logprobs(chunk, v)
-            assert torch.allclose(a, b, atol=1e-4)
+    for layers in ([0], [0, 1]):  # one layer, and a band (the layers above the lowest get hooks)
+        cached = _Forward(model, layers, "resid_post", pad, torch.device("cpu"))
+        full = _Forward(model, layers, "resid_post", pad, torch.device("cpu"))
+        full.reuses = False
+        assert cached.reuses
+        v = torch.randn(len(layers), model.cfg.d_model, generator=torch.Generator().manual_seed(0))
+        with torch.no_grad():
+            unsteered, _ = full.logprobs(pairs[:2], torch.zeros_like(v))
+            for chunk in (pairs[:3], pairs[1:4], pairs[:2]):  # different widths reuse the cache
+                a, _ = cached.logprobs(chunk, v)
+                b, _ = full.logprobs(chunk, v)
+                assert torch.allclose(a, b, atol=1e-4)
+            assert not torch.allclose(a, unsteered, atol=1e-3)  # the vectors were added
+
+
+def test_a_band_trains_its_layers_together(tiny):
+    ds = tt.load_trait("emotion/joy").limit(8)
+    settings = VectorTraining(objective="bipo", epochs=3, batch_size=4, lr=0.05, band=True)
+    band = train_vectors(tiny, ds, [1, 0], settings, progress=False)
+    assert [t.layer for t in band] == [1, 0]  # in the order asked
+    assert all(t.record["band_layers"] == [0, 1] for t in band)
+    assert band[0].record["accuracy"] == band[1].record["accuracy"]  # measured with both added
+    together = torch.stack([band[1].vector, band[0].vector])  # layers 0 and 1
+    unsteered = _margin(tiny, ds, torch.zeros_like(together), [0, 1])
+    assert (
+        _margin(tiny, ds, together, [0, 1]) > unsteered + 0.05 > unsteered - 0.05 > _margin(tiny, ds, -together, [0, 1])
+    )
+    alone = train_vectors(
+        tiny, ds, [0], VectorTraining(objective="bipo", epochs=3, batch_size=4, lr=0.05), progress=False
+    )
+    assert "band_layers" not in alone[0].record
+    assert not torch.allclose(alone[0].vector, band[1].vector)  # trained with layer 1's vector beside it
 
 
 def test_bad_settings_and_layers_are_named():
@@ -149,6 +169,8 @@ def test_bad_settings_and_layers_are_named():
         VectorTraining(epochs=0)
     with pytest.raises(TrainingError, match="factor"):
         VectorTraining(factors=())
+    with pytest.raises(TrainingError, match="band must be True or False, not 'yes'"):
+        VectorTraining(band="yes")  # type: ignore[arg-type]
 
 
 def test_a_layer_outside_the_model_is_refused(tiny):

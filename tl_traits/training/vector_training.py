@@ -27,7 +27,9 @@ from tl_traits.training.sft import EncodedExample, collate, encode_example
 @dataclass(frozen=True)
 class VectorTraining:
     """How a vector is trained. `factors`: the steering factors sampled at each step, each with a random sign
-    (the vector is trained to steer at every one of them, both ways); `lr` is Adam's, in residual units."""
+    (the vector is trained to steer at every one of them, both ways); `lr` is Adam's, in residual units.
+    `band`: train the layers together as one band (a vector per layer, all added at once and optimised jointly)
+    instead of each layer on its own."""
 
     objective: str = "bipo"
     epochs: int = 4
@@ -37,6 +39,7 @@ class VectorTraining:
     factors: tuple[float, ...] = (1.0,)
     max_length: int = 256
     seed: int = 0
+    band: bool = False
 
     def __post_init__(self) -> None:
         if self.objective not in OBJECTIVES:
@@ -44,6 +47,8 @@ class VectorTraining:
         for name in ("epochs", "batch_size", "max_length"):
             if not isinstance(getattr(self, name), int) or getattr(self, name) < 1:
                 raise TrainingError(f"{name} must be a positive integer, not {getattr(self, name)!r}")
+        if not isinstance(self.band, bool):
+            raise TrainingError(f"band must be True or False, not {self.band!r}")
         if not (self.lr > 0 and self.beta > 0 and self.factors and all(f > 0 for f in self.factors)):
             raise TrainingError(
                 f"lr, beta and every factor must be > 0 (got lr={self.lr}, beta={self.beta}, factors={self.factors})"
@@ -104,7 +109,8 @@ def train_vectors(
     hook: str = "resid_post",
     progress: bool = True,
 ) -> list[TrainedLayer]:
-    """One vector per layer, trained with the model frozen (its weights and mode are restored afterwards)."""
+    """One vector per layer, trained with the model frozen (its weights and mode are restored afterwards): each
+    layer on its own, or all of them together with `settings.band`."""
     settings = settings or VectorTraining()
     n_layers = int(model.cfg.n_layers)
     bad = [layer for layer in layers if not 0 <= int(layer) < n_layers]
@@ -114,11 +120,16 @@ def train_vectors(
         )
     pairs = _encode(model, preference_triples(dataset), settings.max_length)
     pad, device = training_pad_id(model, None), model_device(model)
+    chosen = [int(layer) for layer in layers]
+    groups = [sorted(set(chosen))] if settings.band else [[layer] for layer in chosen]
     with _frozen(model):
         reference = _reference(model, pairs, pad, device, settings.batch_size)
-        return [
-            _train_one(model, pairs, reference, int(layer), hook, settings, pad, device, progress) for layer in layers
-        ]
+        trained = {
+            t.layer: t
+            for group in groups
+            for t in _train_group(model, pairs, reference, group, hook, settings, pad, device, progress)
+        }
+    return [trained[layer] for layer in chosen]
 
 
 def _encode(model: Any, triples: list[Triple], max_length: int) -> list[_Pair]:
@@ -170,26 +181,27 @@ def _reference(model: Any, pairs: list[_Pair], pad: int, device: torch.device, s
     return torch.cat(pos), torch.cat(neg)
 
 
-def _train_one(
+def _train_group(
     model: Any,
     pairs: list[_Pair],
     reference: tuple[Tensor, Tensor],
-    layer: int,
+    layers: list[int],
     hook: str,
     settings: VectorTraining,
     pad: int,
     device: torch.device,
     progress: bool,
-) -> TrainedLayer:
-    rng = random.Random(f"{settings.seed}:{layer}")
-    vector = torch.nn.Parameter(torch.zeros(int(model.cfg.d_model), device=device))
-    optimiser = torch.optim.Adam([vector], lr=settings.lr)
-    name = hook_name(layer, hook)
-    forward = _Forward(model, name, layer, pad, device)
+) -> list[TrainedLayer]:
+    """The vectors of `layers` (ascending) trained together: one layer alone, or a band added all at once."""
+    rng = random.Random(f"{settings.seed}:{'-'.join(map(str, layers))}")
+    vectors = torch.nn.Parameter(torch.zeros(len(layers), int(model.cfg.d_model), device=device))
+    optimiser = torch.optim.Adam([vectors], lr=settings.lr)
+    forward = _Forward(model, layers, hook, pad, device)
     steps = settings.epochs * -(-len(pairs) // settings.batch_size)
     losses: list[float] = []
     started = time.perf_counter()
-    bar = tqdm(total=steps, desc=f"{settings.objective} layer {layer}", unit="step", disable=not progress)
+    where = f"layer {layers[0]}" if len(layers) == 1 else f"band {layers[0]}-{layers[-1]}"
+    bar = tqdm(total=steps, desc=f"{settings.objective} {where}", unit="step", disable=not progress)
     try:
         for _ in range(settings.epochs):
             order = list(range(len(pairs)))
@@ -198,7 +210,7 @@ def _train_one(
                 index = order[start : start + settings.batch_size]
                 sign = rng.choice((1.0, -1.0))
                 factor = rng.choice(settings.factors)
-                steered, counts = forward.logprobs([pairs[i] for i in index], sign * factor * vector)
+                steered, counts = forward.logprobs([pairs[i] for i in index], sign * factor * vectors)
                 n = len(index)
                 ref = (reference[0][index].to(device), reference[1][index].to(device))
                 loss = preference_loss(
@@ -209,33 +221,39 @@ def _train_one(
                 optimiser.step()
                 losses.append(float(loss.detach()))
                 bar.update(1)
-                bar.set_postfix(loss=f"{losses[-1]:.3f}", norm=f"{float(vector.detach().norm()):.2f}")
+                bar.set_postfix(loss=f"{losses[-1]:.3f}", norm=f"{float(vectors.detach().norm()):.2f}")
     finally:
         bar.close()
     seconds = time.perf_counter() - started
-    trained = vector.detach().float().cpu()
-    if not torch.isfinite(trained).all() or float(trained.norm()) == 0.0:
-        raise TrainingError(f"training at layer {layer} gave a zero or non-finite vector; lower lr (now {settings.lr})")
+    trained = vectors.detach().float().cpu()
+    norms = trained.norm(dim=-1)
+    if not torch.isfinite(trained).all() or bool((norms == 0).any()):
+        raise TrainingError(f"training at {where} gave a zero or non-finite vector; lower lr (now {settings.lr})")
     per_epoch = -(-len(pairs) // settings.batch_size)
-    record = {
+    shared = {
         **asdict(settings),
         "factors": list(settings.factors),
-        "layer": layer,
         "hook": hook,
         "pairs": len(pairs),
-        "seconds": round(seconds, 2),
-        "norm": round(float(trained.norm()), 4),
+        "seconds": round(seconds, 2),  # of the whole band when trained as one
         "loss_by_epoch": [
             round(sum(losses[i : i + per_epoch]) / len(losses[i : i + per_epoch]), 4)
             for i in range(0, len(losses), per_epoch)
         ],
         "reuses_lower_layers": forward.reuses,
+        "accuracy": _accuracy(forward, pairs, trained.to(device), settings.batch_size),
     }
-    record["accuracy"] = _accuracy(forward, pairs, trained.to(device), settings.batch_size)
-    return TrainedLayer(layer, trained, record)
+    if len(layers) > 1:
+        shared["band_layers"] = list(layers)
+    return [
+        TrainedLayer(layer, trained[i], {**shared, "layer": layer, "norm": round(float(norms[i]), 4)})
+        for i, layer in enumerate(layers)
+    ]
 
 
-def _accuracy(forward: "_Forward", pairs: list[_Pair], vector: Tensor, size: int) -> dict[str, float]:
+def _accuracy(
+    forward: "_Forward", pairs: list[_Pair], vectors: Float[Tensor, "layer d_model"], size: int
+) -> dict[str, float]:
     """On the training pairs: the share whose wanted side wins, steered at +1 and at -1 (unsteered for scale)."""
     out = {}
     with torch.no_grad():
@@ -243,7 +261,7 @@ def _accuracy(forward: "_Forward", pairs: list[_Pair], vector: Tensor, size: int
             hits = 0.0
             for start in range(0, len(pairs), size):
                 chunk = pairs[start : start + size]
-                lp, counts = forward.logprobs(chunk, sign * vector)
+                lp, counts = forward.logprobs(chunk, sign * vectors)
                 n = len(chunk)
                 hits += n * preference_accuracy(lp[:n], lp[n:], counts[:n], counts[n:], sign or 1.0)
             out[label] = round(hits / len(pairs), 4)
@@ -251,33 +269,38 @@ def _accuracy(forward: "_Forward", pairs: list[_Pair], vector: Tensor, size: int
 
 
 class _Forward:
-    """The steered forward pass. A HookedTransformer starts at the layer above the vector from a cached residual
-    (the layers below run once per example); a TransformerBridge cannot start mid-model (TransformerLens raises),
-    so there the lower layers run at every step, without a graph since nothing below the vector needs one."""
+    """The steered forward pass, a vector added at each of `layers` (ascending). A HookedTransformer starts at the
+    layer above the lowest one from a cached residual (the layers below run once per example); a TransformerBridge
+    cannot start mid-model (TransformerLens raises), so there the lower layers run at every step, without a graph
+    since nothing below the vectors needs one."""
 
-    def __init__(self, model: Any, name: str, layer: int, pad: int, device: torch.device) -> None:
-        self.model, self.name, self.layer, self.pad, self.device = model, name, layer, pad, device
-        self.reuses = model_kind(model) == "hooked" and name.endswith("hook_resid_post")
+    def __init__(self, model: Any, layers: Sequence[int], hook: str, pad: int, device: torch.device) -> None:
+        self.model, self.layers, self.pad, self.device = model, list(layers), pad, device
+        self.names = [hook_name(layer, hook) for layer in self.layers]
+        self.reuses = model_kind(model) == "hooked" and all(n.endswith("hook_resid_post") for n in self.names)
         self._cache: dict[int, Tensor] = {}
 
-    def logprobs(self, pairs: Sequence[_Pair], added: Tensor) -> tuple[Tensor, Tensor]:
+    def logprobs(self, pairs: Sequence[_Pair], added: Float[Tensor, "layer d_model"]) -> tuple[Tensor, Tensor]:
         ids, labels = _batch(self.model, pairs, self.pad, self.device)
+        hooks = [(name, _adding(added[i])) for i, name in enumerate(self.names)]
         if self.reuses:
             residual = self._residual(pairs, ids)
-            logits = self.model(residual + added, start_at_layer=self.layer + 1)
+            with forward_hooks(self.model, hooks[1:]):
+                logits = self.model(residual + added[0], start_at_layer=self.layers[0] + 1)
         else:
-            with forward_hooks(self.model, [(self.name, lambda act, hook: act + added.to(act.dtype))]):
+            with forward_hooks(self.model, hooks):
                 logits = self.model(ids)
         return response_logprobs(logits, labels)
 
     def _residual(self, pairs: Sequence[_Pair], ids: Tensor) -> Tensor:
+        name = self.names[0]
         keys = [id(p.pos) for p in pairs] + [id(p.neg) for p in pairs]
         missing = [k for k in keys if k not in self._cache]
         if missing:
             with torch.no_grad():
-                _, cache = self.model.run_with_cache(ids, names_filter=self.name, return_type=None)
+                _, cache = self.model.run_with_cache(ids, names_filter=name, return_type=None)
             for row, key in enumerate(keys):
-                self._cache.setdefault(key, cache[self.name][row].detach())
+                self._cache.setdefault(key, cache[name][row].detach())
         width = ids.shape[1]
         return torch.stack(
             [
@@ -287,3 +310,7 @@ class _Forward:
                 for k in keys
             ]
         )
+
+
+def _adding(vector: Float[Tensor, " d_model"]) -> Any:
+    return lambda act, hook: act + vector.to(act.dtype)
