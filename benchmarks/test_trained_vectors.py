@@ -21,6 +21,7 @@ from tl_traits.training.vector_training import VectorTraining
 TRAINED = ("bipo", "reps")
 FITTED = ("mean_diff", "pca_diff", "probe")
 TRAINED_DEPTH = 0.5  # by default trained at one layer (14 of 30), the deeper steering layer: minutes per layer
+DEFAULT_EPOCHS = VectorTraining().epochs  # the library's budget: its files are named by layers only
 
 
 def trained_layers_for(model, request) -> list[int]:
@@ -34,12 +35,12 @@ def trained_layers_for(model, request) -> list[int]:
 def trained_epochs_for(request) -> list[int]:
     """--trained-epochs: the training budgets to train and choose among on dev (default: the library's)."""
     given = request.config.getoption("--trained-epochs")
-    return [int(e) for e in given.split(",")] if given else [VectorTraining().epochs]
+    return [int(e) for e in given.split(",")] if given else [DEFAULT_EPOCHS]
 
 
 def _run_name(layers: list[int], epochs: int) -> str:
     """What names a training setting in file names: its layers, and its epochs when not the library's default."""
-    return "-".join(map(str, layers)) + (f"-e{epochs}" if epochs != VectorTraining().epochs else "")
+    return "-".join(map(str, layers)) + (f"-e{epochs}" if epochs != DEFAULT_EPOCHS else "")
 
 
 def _trained(model, trait: str, layers: list[int], epochs: int, request):
@@ -48,7 +49,7 @@ def _trained(model, trait: str, layers: list[int], epochs: int, request):
     path = Path(root) / "trained" / f"{safe_name(trait)}-{_run_name(layers, epochs)}.safetensors" if root else None
     if path is not None and path.is_file():
         return tt.TraitVectors.load(path), None
-    options = {m: {"epochs": epochs} for m in TRAINED} if epochs != VectorTraining().epochs else None
+    options = {m: {"epochs": epochs} for m in TRAINED} if epochs != DEFAULT_EPOCHS else None
     started = time.perf_counter()
     vecs = tt.extract(model, trait, list(TRAINED), layers=layers, seed=0, method_options=options, progress=False)
     seconds = time.perf_counter() - started
@@ -284,7 +285,7 @@ def test_trained_vectors_out_of_distribution(bench_model, bench_traits, trait_ve
     layer = round(TRAINED_DEPTH * (bench_model.cfg.n_layers - 1))
     rows = []
     for trait in bench_traits:
-        trained, _ = _trained(bench_model, trait, [layer], VectorTraining().epochs, request)
+        trained, _ = _trained(bench_model, trait, [layer], DEFAULT_EPOCHS, request)
         fitted = trait_vectors(trait)
         vectors = {m: trained[m] for m in TRAINED} | {m: fitted[m] for m in FITTED if m in fitted.methods}
         rows += _out_of_distribution(bench_model, trait, vectors, layer)
