@@ -40,6 +40,12 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         "(default: the library's)",
     )
     group.addoption(
+        "--trained-band",
+        default=None,
+        help="FIRST-LAST (an odd number of layers, like 10-14): also train bipo and reps with those layers as one "
+        "band (VectorTraining.band), steered as one; dev chooses among them and the --trained-layers vectors",
+    )
+    group.addoption(
         "--runs-dir", default=None, help="where the poison sweep keeps its run folders (default: a temp folder)"
     )
     group.addoption("--executor", default="local", help="where sweep runs go: local, ray or slurm (docs/scaling.md)")

@@ -39,6 +39,10 @@ def log_path(request, name: str) -> Path:
     return folder / "steering" / f"{name}.jsonl"
 
 
+def _where(layers: list[int]) -> str:
+    return f"layer {layers[0]}" if len(layers) == 1 else f"layers {layers[0]}-{layers[-1]}"
+
+
 def comparison_rows(trait: str, result) -> list[dict]:
     """One row per group: the setting chosen on dev and its test-half figures with intervals."""
     rows = []
@@ -53,7 +57,7 @@ def comparison_rows(trait: str, result) -> list[dict]:
                 "method": group,
                 "setting (dev)": "system prompt"
                 if h["layers"] is None
-                else f"layer {h['layers'][0]}, {h['strength']:.3g}",
+                else f"{_where(h['layers'])}, {h['strength']:.3g}",
                 "dev score": h["dev_score"],
                 "test score": h["test_score"],
                 "test 95% low": (h["test_interval"] or [None])[0],

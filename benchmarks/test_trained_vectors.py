@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import resource
 import time
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import pytest
@@ -16,6 +16,7 @@ import tl_traits as tt
 from tl_traits.core.files import safe_name
 from tl_traits.extraction.transfer import directions_on
 from tl_traits.steering.method_comparison import PROMPTING, compare_steering
+from tl_traits.steering.protocol import SteeringProtocol
 from tl_traits.training.vector_training import VectorTraining
 
 TRAINED = ("bipo", "reps")
@@ -38,18 +39,68 @@ def trained_epochs_for(request) -> list[int]:
     return [int(e) for e in given.split(",")] if given else [DEFAULT_EPOCHS]
 
 
-def _run_name(layers: list[int], epochs: int) -> str:
-    """What names a training setting in file names: its layers, and its epochs when not the library's default."""
-    return "-".join(map(str, layers)) + (f"-e{epochs}" if epochs != DEFAULT_EPOCHS else "")
+def trained_band_for(model, request) -> list[int] | None:
+    """--trained-band FIRST-LAST: layers also trained together as one band, beside --trained-layers (an odd run,
+    so the protocol's band of that width around the middle layer is exactly them); None when not given."""
+    given = request.config.getoption("--trained-band")
+    if not given:
+        return None
+    first, _, last = given.partition("-")
+    layers = list(range(int(first), int(last or first) + 1))
+    if len(layers) % 2 == 0 or not 0 <= layers[0] <= layers[-1] < model.cfg.n_layers:
+        raise pytest.UsageError(f"--trained-band needs an odd run of the model's layers, like 10-14; not {given!r}")
+    return layers
 
 
-def _trained(model, trait: str, layers: list[int], epochs: int, request):
+@dataclass(frozen=True)
+class _Setting:
+    """One way the trained vectors are trained and steered: at its layers each alone, or together as a band."""
+
+    layers: tuple[int, ...]
+    epochs: int
+    band: bool = False
+
+    @property
+    def name(self) -> str:
+        """Names its files: the layers ("band" when trained as one), and the epochs when not the library's."""
+        return _run_name(list(self.layers), self.epochs, self.band)
+
+    @property
+    def at(self) -> str:
+        return f"band {self.layers[0]}-{self.layers[-1]}" if self.band else ", ".join(map(str, self.layers))
+
+    def steered_at(self) -> tuple[list[int], SteeringProtocol]:
+        """The layers the protocol searches, and the protocol: a band is one candidate, the protocol's band of its
+        width around its middle layer, the strength spread over the layers (so width = each at its trained scale)."""
+        if not self.band:
+            return list(self.layers), BENCH_PROTOCOL
+        return [self.layers[len(self.layers) // 2]], BENCH_PROTOCOL.with_(bands=(len(self.layers),))
+
+
+def _run_name(layers: list[int], epochs: int, band: bool = False) -> str:
+    """What names a training setting in file names: its layers ("band" when trained as one), and its epochs when
+    not the library's default."""
+    return "-".join(map(str, layers)) + ("-band" if band else "") + (f"-e{epochs}" if epochs != DEFAULT_EPOCHS else "")
+
+
+def training_settings_for(model, request) -> list[_Setting]:
+    """Every training setting dev chooses among: each budget at --trained-layers, and with --trained-band the band."""
+    layers, band = trained_layers_for(model, request), trained_band_for(model, request)
+    runs = [_Setting(tuple(layers), epochs) for epochs in trained_epochs_for(request)]
+    return runs + ([_Setting(tuple(band), epochs, True) for epochs in trained_epochs_for(request)] if band else [])
+
+
+def _trained(model, trait: str, setting: _Setting, request):
     """bipo and reps for `trait`, trained once: kept under --runs-dir (when given) so a rerun resumes."""
     root = request.config.getoption("--runs-dir")
-    path = Path(root) / "trained" / f"{safe_name(trait)}-{_run_name(layers, epochs)}.safetensors" if root else None
+    path = Path(root) / "trained" / f"{safe_name(trait)}-{setting.name}.safetensors" if root else None
     if path is not None and path.is_file():
         return tt.TraitVectors.load(path), None
-    options = {m: {"epochs": epochs} for m in TRAINED} if epochs != DEFAULT_EPOCHS else None
+    changed = {
+        k: getattr(setting, k) for k in ("epochs", "band") if getattr(setting, k) != getattr(VectorTraining(), k)
+    }
+    options = {m: changed for m in TRAINED} if changed else None
+    layers = list(setting.layers)
     started = time.perf_counter()
     vecs = tt.extract(model, trait, list(TRAINED), layers=layers, seed=0, method_options=options, progress=False)
     seconds = time.perf_counter() - started
@@ -177,27 +228,25 @@ def test_trained_vectors(bench_model, bench_traits, trait_vectors, results, resu
     with its setting chosen on dev, paired on the test half against unsteered, prompting and the best fitted
     method (chosen on dev among mean_diff, PCA and probe, from the same protocol's run)."""
     layers = steering_layers_for(bench_model)
-    trained_layers = trained_layers_for(bench_model, request)
-    at = ", ".join(map(str, trained_layers))
-    budgets = trained_epochs_for(request)
+    settings = training_settings_for(bench_model, request)
     cost, detection, steering, verdicts = [], [], [], []
     for trait in bench_traits:
         trained = {}
-        for epochs in budgets:
+        for setting in settings:
             before = _peak_mb()
-            trained[epochs], seconds = _trained(bench_model, trait, trained_layers, epochs, request)
-            cost += _cost_rows(trait, trained[epochs])
+            trained[setting], seconds = _trained(bench_model, trait, setting, request)
+            cost += _cost_rows(trait, trained[setting])
             cost.append(
                 {
                     "trait": trait,
-                    "method": "both, all layers",
-                    "epochs": epochs,
+                    "method": "both, all layers" if not setting.band else f"both, {setting.at}",
+                    "epochs": setting.epochs,
                     "seconds": round(seconds, 1) if seconds is not None else "(trained in an earlier run)",
                     "peak memory MB (process)": round(_peak_mb(), 0),
                     "memory added MB": round(_peak_mb() - before, 0),
                 }
             )
-            detection += _detection_rows(trait, trained[epochs], epochs)
+            detection += _detection_rows(trait, trained[setting], setting.epochs)
         fitted = trait_vectors(trait)
         for direction in (1, -1):
             way = "toward" if direction > 0 else "away"
@@ -214,19 +263,21 @@ def test_trained_vectors(bench_model, bench_traits, trait_vectors, results, resu
             present = [m for m in FITTED if m in base.outcomes]
             best_fitted = max(present, key=lambda m: base.outcomes[m].chosen.answers.score or -1.0) if present else None
             rows = []
-            for epochs in budgets:
+            for setting in settings:
+                steer_at, protocol = setting.steered_at()
                 mine = compare_steering(
                     bench_model,
-                    {m: trained[epochs][m] for m in TRAINED},
+                    {m: trained[setting][m] for m in TRAINED},
                     trait,
-                    trained_layers,
+                    steer_at,
                     direction=direction,
-                    protocol=BENCH_PROTOCOL,
+                    protocol=protocol,
                     prompting=False,
-                    log=log_path(request, f"trained-{safe_name(trait)}-{way}-l{_run_name(trained_layers, epochs)}"),
+                    log=log_path(request, f"trained-{safe_name(trait)}-{way}-l{setting.name}"),
                 )
                 rows += [
-                    {**row, "trained at": at, "epochs": epochs} | _gaps(mine.outcomes[row["method"]], base, best_fitted)
+                    {**row, "trained at": setting.at, "epochs": setting.epochs}
+                    | _gaps(mine.outcomes[row["method"]], base, best_fitted)
                     for row in comparison_rows(trait, mine)
                 ]
             if not rows:
@@ -260,7 +311,8 @@ def test_trained_vectors(bench_model, bench_traits, trait_vectors, results, resu
             "The protocol of 'Steering by method' (strength chosen on 16 dev questions, 64 tokens, greedy, the test "
             "half scored), for bipo and reps at each training budget ('epochs'; blank: the library's default, the "
             "only one trained before budgets were compared), each choosing among the layers it was trained at "
-            "('trained at'; blank: "
+            "('trained at'; 'band A-B': trained together and steered together, its strength spread over the band, "
+            "so a strength equal to the band's width adds each layer's vector as trained; blank: "
             f"the default, the layer at {TRAINED_DEPTH:.0%} depth only; the fitted methods chose among {layers}). "
             "'vs best fitted' is paired on the same test questions against the fitted method (mean_diff, PCA, probe) "
             "with the best dev score in the method comparison's run; 'vs prompting' against that run's prompting "
@@ -268,9 +320,9 @@ def test_trained_vectors(bench_model, bench_traits, trait_vectors, results, resu
         ),
         "verdict per trait (chosen on dev)": (
             verdicts,
-            "Per trait and direction, the trained method (bipo or reps) and training budget ('epochs', where several "
-            "were trained) with the best dev score; 'beats' = the paired test-half difference's 95% interval lies "
-            "above 0.",
+            "Per trait and direction, the trained method (bipo or reps), training budget ('epochs', where several "
+            "were trained) and layer or band ('trained at') with the best dev score; 'beats' = the paired test-half "
+            "difference's 95% interval lies above 0.",
         ),
     }
     for name, (rows, note) in sections.items():  # a run over some --traits keeps the newest earlier rows of the others
@@ -285,7 +337,7 @@ def test_trained_vectors_out_of_distribution(bench_model, bench_traits, trait_ve
     layer = round(TRAINED_DEPTH * (bench_model.cfg.n_layers - 1))
     rows = []
     for trait in bench_traits:
-        trained, _ = _trained(bench_model, trait, [layer], DEFAULT_EPOCHS, request)
+        trained, _ = _trained(bench_model, trait, _Setting((layer,), DEFAULT_EPOCHS), request)
         fitted = trait_vectors(trait)
         vectors = {m: trained[m] for m in TRAINED} | {m: fitted[m] for m in FITTED if m in fitted.methods}
         rows += _out_of_distribution(bench_model, trait, vectors, layer)
