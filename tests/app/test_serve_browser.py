@@ -46,6 +46,10 @@ def test_chat_steer_and_browse_in_headless_chromium(live_server, tmp_path):
 
             # steer: strength 0 is the unsteered text; moving the slider changes the steered answer
             page.click("button[data-tab=steer]")
+            chosen = page.evaluate("fetch('/api/info').then(r => r.json()).then(i => i.defaults.steering.strength)")
+            assert float(page.input_value("#steer-strength-value")) == float(
+                f"{abs(chosen):.3g}"
+            )  # the run's, 3 figures
             page.fill("#steer-input", "How was your day?")
             page.fill("#steer-strength-value", "0")
             page.click("#steer-run")

@@ -177,7 +177,8 @@ export function setupSteer(ui) {
     slider.value = String(s);
     number.value = String(s);
   };
-  setStrength(Math.abs(preset.strength || 0));
+  // a run's chosen strength, to the 3 figures the report gives it (its search never resolves finer)
+  setStrength(Number(Math.abs(preset.strength || 0).toPrecision(3)));
   number.max = String(info.limits.max_strength);
 
   const columns = { unsteered: $('steer-unsteered'), steered: $('steer-steered') };
