@@ -46,10 +46,17 @@ def test_chat_steer_and_browse_in_headless_chromium(live_server, tmp_path):
 
             # steer: strength 0 is the unsteered text; moving the slider changes the steered answer
             page.click("button[data-tab=steer]")
-            chosen = page.evaluate("fetch('/api/info').then(r => r.json()).then(i => i.defaults.steering.strength)")
-            assert float(page.input_value("#steer-strength-value")) == float(
-                f"{abs(chosen):.3g}"
-            )  # the run's, 3 figures
+            # the box starts at the run's chosen strength, to 3 figures (and within the server's limit)
+            chosen, limit = page.evaluate(
+                "fetch('/api/info').then(r => r.json())"
+                ".then(i => [i.defaults.steering.strength, i.limits.max_strength])"
+            )
+            assert float(page.input_value("#steer-strength-value")) == min(float(f"{abs(chosen):.3g}"), limit)
+            shown = page.evaluate(
+                "import('/static/panels.js').then(m => [m.presetStrength(-0.0573574), m.presetStrength(1.23456), "
+                "m.clampStrength(78400, 10), m.clampStrength('x', 10)])"
+            )
+            assert shown == [0.0574, 1.23, 10, 0]
             page.fill("#steer-input", "How was your day?")
             page.fill("#steer-strength-value", "0")
             page.click("#steer-run")

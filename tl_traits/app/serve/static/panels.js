@@ -148,6 +148,17 @@ function scoreTable(table, scores) {
   }
 }
 
+/** A strength typed or set: a number in [0, max]. */
+export function clampStrength(value, max) {
+  return Math.min(Math.max(0, Number(value) || 0), max);
+}
+
+/** A run's chosen strength as the box shows it: to the 3 figures the report gives it (its search never resolves
+ * finer), its size only (the direction has its own control). */
+export function presetStrength(strength) {
+  return Number(Math.abs(strength || 0).toPrecision(3));
+}
+
 export function setupSteer(ui) {
   const { info } = ui;
   const vector = $('steer-vector');
@@ -172,13 +183,12 @@ export function setupSteer(ui) {
   vector.addEventListener('change', setLayers);
   setLayers();
   const setStrength = (value) => {
-    const s = Math.min(Math.max(0, Number(value) || 0), info.limits.max_strength);
+    const s = clampStrength(value, info.limits.max_strength);
     if (s > Number(slider.max)) slider.max = String(Math.min(info.limits.max_strength, Math.ceil(s * 2)));
     slider.value = String(s);
     number.value = String(s);
   };
-  // a run's chosen strength, to the 3 figures the report gives it (its search never resolves finer)
-  setStrength(Number(Math.abs(preset.strength || 0).toPrecision(3)));
+  setStrength(presetStrength(preset.strength));
   number.max = String(info.limits.max_strength);
 
   const columns = { unsteered: $('steer-unsteered'), steered: $('steer-steered') };
