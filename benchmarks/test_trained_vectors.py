@@ -202,24 +202,27 @@ def _detection_rows(trait: str, trained, epochs: int) -> list[dict]:
     ]
 
 
-def _gaps(outcome, base, best_fitted: str | None) -> dict:
-    """A trained outcome against prompting and the best fitted method of the method comparison `base`, paired on
-    the same test questions, with the fitted method's dev-chosen setting and gain."""
+def _gaps(outcome, prompting, fitted) -> dict:
+    """A trained outcome against prompting and the best fitted outcome, paired on the same test questions, with
+    the fitted one's dev-chosen setting and gain."""
     row: dict = {}
-    for label, other in (
-        ("vs prompting", base.outcomes.get(PROMPTING)),
-        ("vs best fitted", base.outcomes.get(best_fitted) if best_fitted else None),
-    ):
+    for label, other in (("vs prompting", prompting), ("vs best fitted", fitted)):
         gap = outcome.gap_to(other) if other is not None else None
         row |= {
             label: gap[0] if gap else None,
             f"{label} 95% low": gap[1] if gap else None,
             f"{label} 95% high": gap[2] if gap else None,
         }
-    fitted = base.outcomes[best_fitted] if best_fitted else None
     row["best fitted (dev)"] = fitted.chosen.label if fitted else None  # names the method
     row["best fitted gain"] = (fitted.gain() or [None])[0] if fitted else None
     return row
+
+
+def _best_fitted(results) -> object | None:
+    """Among the fitted methods' outcomes of `results` (method comparison runs), the one with the best dev score
+    (a group with no coherent dev run has no outcome: on a tiny random model, none has)."""
+    found = [r.outcomes[m] for r in results for m in FITTED if m in r.outcomes]
+    return max(found, key=lambda o: o.chosen.answers.score or -1.0) if found else None
 
 
 @pytest.mark.full
@@ -229,6 +232,7 @@ def test_trained_vectors(bench_model, bench_traits, trait_vectors, results, resu
     method (chosen on dev among mean_diff, PCA and probe, from the same protocol's run)."""
     layers = steering_layers_for(bench_model)
     settings = training_settings_for(bench_model, request)
+    band = trained_band_for(bench_model, request)
     cost, detection, steering, verdicts = [], [], [], []
     for trait in bench_traits:
         trained = {}
@@ -259,9 +263,21 @@ def test_trained_vectors(bench_model, bench_traits, trait_vectors, results, resu
                 protocol=BENCH_PROTOCOL,
                 log=log_path(request, f"{safe_name(trait)}-{way}"),
             )
-            # a group with no coherent dev run has no outcome (on a tiny random model, none has)
-            present = [m for m in FITTED if m in base.outcomes]
-            best_fitted = max(present, key=lambda m: base.outcomes[m].chosen.answers.score or -1.0) if present else None
+            fitted_runs = [base]
+            if band is not None:  # the fitted methods get the same band, so a band's win is not the band's alone
+                fitted_runs.append(
+                    compare_steering(
+                        bench_model,
+                        {m: fitted[m] for m in FITTED if m in fitted.methods},
+                        trait,
+                        [band[len(band) // 2]],
+                        direction=direction,
+                        protocol=BENCH_PROTOCOL.with_(bands=(len(band),)),
+                        prompting=False,
+                        log=log_path(request, f"{safe_name(trait)}-{way}-band{band[0]}-{band[-1]}"),
+                    )
+                )
+            best_fitted = _best_fitted(fitted_runs)
             rows = []
             for setting in settings:
                 steer_at, protocol = setting.steered_at()
@@ -277,7 +293,7 @@ def test_trained_vectors(bench_model, bench_traits, trait_vectors, results, resu
                 )
                 rows += [
                     {**row, "trained at": setting.at, "epochs": setting.epochs}
-                    | _gaps(mine.outcomes[row["method"]], base, best_fitted)
+                    | _gaps(mine.outcomes[row["method"]], base.outcomes.get(PROMPTING), best_fitted)
                     for row in comparison_rows(trait, mine)
                 ]
             if not rows:
@@ -315,7 +331,8 @@ def test_trained_vectors(bench_model, bench_traits, trait_vectors, results, resu
             "so a strength equal to the band's width adds each layer's vector as trained; blank: "
             f"the default, the layer at {TRAINED_DEPTH:.0%} depth only; the fitted methods chose among {layers}). "
             "'vs best fitted' is paired on the same test questions against the fitted method (mean_diff, PCA, probe) "
-            "with the best dev score in the method comparison's run; 'vs prompting' against that run's prompting "
+            "with the best dev score in the method comparison's run (and, where a band was trained, among the fitted "
+            "methods at the same band); 'vs prompting' against that run's prompting "
             "answers.",
         ),
         "verdict per trait (chosen on dev)": (
