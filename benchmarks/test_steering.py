@@ -16,6 +16,7 @@ from tl_traits.core.generation import generate_tokens
 from tl_traits.steering.evaluation import evaluate_steering
 from tl_traits.steering.method_comparison import PROMPTING, compare_steering
 from tl_traits.steering.protocol import SteeringProtocol
+from tl_traits.steering.results import Candidate
 
 # The dev/test protocol (SteeringProtocol): settings chosen on 16 of each trait's 28 dev questions (the search's
 # cost grows with them; 2 CPU cores), every figure from all test questions with a bootstrap interval; 64 new
@@ -39,10 +40,6 @@ def log_path(request, name: str) -> Path:
     return folder / "steering" / f"{name}.jsonl"
 
 
-def _where(layers: list[int]) -> str:
-    return f"layer {layers[0]}" if len(layers) == 1 else f"layers {layers[0]}-{layers[-1]}"
-
-
 def comparison_rows(trait: str, result) -> list[dict]:
     """One row per group: the setting chosen on dev and its test-half figures with intervals."""
     rows = []
@@ -57,7 +54,7 @@ def comparison_rows(trait: str, result) -> list[dict]:
                 "method": group,
                 "setting (dev)": "system prompt"
                 if h["layers"] is None
-                else f"{_where(h['layers'])}, {h['strength']:.3g}",
+                else f"{Candidate(tuple(h['layers'])).label}, {h['strength']:.3g}",
                 "dev score": h["dev_score"],
                 "test score": h["test_score"],
                 "test 95% low": (h["test_interval"] or [None])[0],

@@ -70,11 +70,14 @@ class _Setting:
         return f"band {self.layers[0]}-{self.layers[-1]}" if self.band else ", ".join(map(str, self.layers))
 
     def steered_at(self) -> tuple[list[int], SteeringProtocol]:
-        """The layers the protocol searches, and the protocol: a band is one candidate, the protocol's band of its
-        width around its middle layer, the strength spread over the layers (so width = each at its trained scale)."""
-        if not self.band:
-            return list(self.layers), BENCH_PROTOCOL
-        return [self.layers[len(self.layers) // 2]], BENCH_PROTOCOL.with_(bands=(len(self.layers),))
+        """The layers the protocol searches, and the protocol (a band: `_band_steering`)."""
+        return _band_steering(list(self.layers)) if self.band else (list(self.layers), BENCH_PROTOCOL)
+
+
+def _band_steering(band: list[int]) -> tuple[list[int], SteeringProtocol]:
+    """A band as one candidate: the protocol's band of its width around its middle layer, the strength spread over
+    the layers (so a strength equal to the width adds each layer's vector at its trained scale)."""
+    return [band[len(band) // 2]], BENCH_PROTOCOL.with_(bands=(len(band),))
 
 
 def _run_name(layers: list[int], epochs: int, band: bool = False) -> str:
@@ -232,7 +235,7 @@ def test_trained_vectors(bench_model, bench_traits, trait_vectors, results, resu
     method (chosen on dev among mean_diff, PCA and probe, from the same protocol's run)."""
     layers = steering_layers_for(bench_model)
     settings = training_settings_for(bench_model, request)
-    band = trained_band_for(bench_model, request)
+    band = next((list(s.layers) for s in settings if s.band), None)
     cost, detection, steering, verdicts = [], [], [], []
     for trait in bench_traits:
         trained = {}
@@ -265,14 +268,15 @@ def test_trained_vectors(bench_model, bench_traits, trait_vectors, results, resu
             )
             fitted_runs = [base]
             if band is not None:  # the fitted methods get the same band, so a band's win is not the band's alone
+                centre, band_protocol = _band_steering(band)
                 fitted_runs.append(
                     compare_steering(
                         bench_model,
                         {m: fitted[m] for m in FITTED if m in fitted.methods},
                         trait,
-                        [band[len(band) // 2]],
+                        centre,
                         direction=direction,
-                        protocol=BENCH_PROTOCOL.with_(bands=(len(band),)),
+                        protocol=band_protocol,
                         prompting=False,
                         log=log_path(request, f"{safe_name(trait)}-{way}-band{band[0]}-{band[-1]}"),
                     )
