@@ -31,7 +31,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption(
         "--trained-layers",
         default=None,
-        help="comma-separated layers bipo and reps are trained at and choose among (default: the one at 50%% depth)",
+        help="comma-separated layers bipo and reps are trained at and choose among (default: the layers the fitted "
+        "methods choose among, at 30%% and 50%% depth)",
     )
     group.addoption(
         "--trained-epochs",

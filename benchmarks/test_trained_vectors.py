@@ -21,16 +21,16 @@ from tl_traits.training.vector_training import VectorTraining
 
 TRAINED = ("bipo", "reps")
 FITTED = ("mean_diff", "pca_diff", "probe")
-TRAINED_DEPTH = 0.5  # by default trained at one layer (14 of 30), the deeper steering layer: minutes per layer
+READ_DEPTH = 0.5  # the out-of-distribution reading's layer (14 of 30), the deeper steering layer
 DEFAULT_EPOCHS = VectorTraining().epochs  # the library's budget: its files are named by layers only
 
 
 def trained_layers_for(model, request) -> list[int]:
-    """--trained-layers, or the one layer at TRAINED_DEPTH."""
+    """--trained-layers, or the layers the fitted methods choose among (so dev offers both kinds the same)."""
     given = request.config.getoption("--trained-layers")
     if given:
         return [int(layer) for layer in given.split(",")]
-    return [round(TRAINED_DEPTH * (model.cfg.n_layers - 1))]
+    return steering_layers_for(model)
 
 
 def trained_epochs_for(request) -> list[int]:
@@ -317,10 +317,10 @@ def test_trained_vectors(bench_model, bench_traits, trait_vectors, results, resu
         "training cost": (
             cost,
             f"bipo and reps (the library's defaults: {_defaults()}; 'epochs' where a row names another budget) trained "
-            "on each trait set's train split (80% of pairs) at each row's layer (by default the one at "
-            f"{TRAINED_DEPTH:.0%} depth), 2 CPU cores; seconds per trait per layer. 'pairs won': the share of training "
-            "pairs whose wanted side (positive at +v, negative at -v) has the higher likelihood per token. Memory: the "
-            "benchmark process's peak resident set.",
+            "on each trait set's train split (80% of pairs) at each row's layer (by default the "
+            f"steering layers {layers}, as the fitted methods), 2 CPU cores; seconds per trait per layer. 'pairs "
+            "won': the share of training pairs whose wanted side (positive at +v, negative at -v) has the higher "
+            "likelihood per token. Memory: the benchmark process's peak resident set.",
         ),
         "detection (held-out split)": (
             detection,
@@ -333,7 +333,8 @@ def test_trained_vectors(bench_model, bench_traits, trait_vectors, results, resu
             "only one trained before budgets were compared), each choosing among the layers it was trained at "
             "('trained at'; 'band A-B': trained together and steered together, its strength spread over the band, "
             "so a strength equal to the band's width adds each layer's vector as trained; blank: "
-            f"the default, the layer at {TRAINED_DEPTH:.0%} depth only; the fitted methods chose among {layers}). "
+            f"the layer at {READ_DEPTH:.0%} depth only, the default before 2026-12-07; the fitted methods chose among "
+            f"{layers}). "
             "'vs best fitted' is paired on the same test questions against the fitted method (mean_diff, PCA, probe) "
             "with the best dev score in the method comparison's run (and, where a band was trained, among the fitted "
             "methods at the same band); 'vs prompting' against that run's prompting "
@@ -354,11 +355,14 @@ def test_trained_vectors(bench_model, bench_traits, trait_vectors, results, resu
 @pytest.mark.full
 def test_trained_vectors_out_of_distribution(bench_model, bench_traits, trait_vectors, results, results_dir, request):
     """bipo and reps as detectors on the four out-of-distribution tasks, beside the fitted methods at the same layer
-    (the trained vectors come from --runs-dir when test_trained_vectors trained them there)."""
-    layer = round(TRAINED_DEPTH * (bench_model.cfg.n_layers - 1))
+    (the trained vectors come from --runs-dir when test_trained_vectors trained them there), read at the layer at
+    READ_DEPTH (or the deepest trained layer when --trained-layers leaves it out)."""
+    trained_at = trained_layers_for(bench_model, request)
+    layer = round(READ_DEPTH * (bench_model.cfg.n_layers - 1))
+    layer = layer if layer in trained_at else trained_at[-1]
     rows = []
     for trait in bench_traits:
-        trained, _ = _trained(bench_model, trait, _Setting((layer,), DEFAULT_EPOCHS), request)
+        trained, _ = _trained(bench_model, trait, _Setting(tuple(trained_at), DEFAULT_EPOCHS), request)
         fitted = trait_vectors(trait)
         vectors = {m: trained[m] for m in TRAINED} | {m: fitted[m] for m in FITTED if m in fitted.methods}
         rows += _out_of_distribution(bench_model, trait, vectors, layer)
