@@ -359,7 +359,7 @@ def test_trained_vectors_out_of_distribution(bench_model, bench_traits, trait_ve
     READ_DEPTH (or the deepest trained layer when --trained-layers leaves it out)."""
     trained_at = trained_layers_for(bench_model, request)
     layer = round(READ_DEPTH * (bench_model.cfg.n_layers - 1))
-    layer = layer if layer in trained_at else trained_at[-1]
+    layer = layer if layer in trained_at else max(trained_at)
     rows = []
     for trait in bench_traits:
         trained, _ = _trained(bench_model, trait, _Setting(tuple(trained_at), DEFAULT_EPOCHS), request)
