@@ -47,6 +47,12 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         "band (VectorTraining.band), steered as one; dev chooses among them and the --trained-layers vectors",
     )
     group.addoption(
+        "--trained-one-sided",
+        action="store_true",
+        help="also train bipo and reps for each direction alone (VectorTraining.direction 'toward' or 'away') at "
+        "every setting; dev chooses among them and the vectors trained both ways",
+    )
+    group.addoption(
         "--runs-dir", default=None, help="where the poison sweep keeps its run folders (default: a temp folder)"
     )
     group.addoption("--executor", default="local", help="where sweep runs go: local, ray or slurm (docs/scaling.md)")

@@ -8,7 +8,7 @@ import pytest
 from sanity import SanityError, check_detection, check_finite
 from test_extraction import detection_rows
 from test_steering import comparison_rows, steering_summary
-from test_trained_vectors import _run_name
+from test_trained_vectors import _run_name, _Setting
 
 import tl_traits as tt
 from tl_traits.steering.method_comparison import PROMPTING, compare_steering
@@ -161,3 +161,15 @@ def test_trained_vector_files_keep_their_names_at_the_default_budget():
     assert _run_name([14], default + 8) != _run_name([14], default)
     assert _run_name([10, 11, 12], default, band=True) == "10-11-12-band"
     assert _run_name([10, 11, 12], default + 8, band=True) == f"10-11-12-band-e{default + 8}"
+
+
+@pytest.mark.quick
+def test_one_sided_vectors_get_their_own_files_and_steer_only_their_way():
+    """A vector trained for one direction alone is named apart from the one trained both ways at the same setting
+    (so neither resumes from the other's file) and is offered only when steering that way."""
+    default = VectorTraining().epochs
+    both, away = _Setting((14,), default), _Setting((14,), default, direction="away")
+    assert both.name == "14" and away.name == "14-away"
+    assert both.steers("toward") and both.steers("away")
+    assert away.steers("away") and not away.steers("toward")
+    assert both.one_side() == {} and away.one_side() == {"trained for": "away"}

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import resource
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import pytest
@@ -59,11 +59,22 @@ class _Setting:
     layers: tuple[int, ...]
     epochs: int
     band: bool = False
+    direction: str = "both"  # trained both ways, or for "toward" or "away" alone (VectorTraining.direction)
 
     @property
     def name(self) -> str:
-        """Names its files: the layers ("band" when trained as one), and the epochs when not the library's."""
-        return _run_name(list(self.layers), self.epochs, self.band)
+        """Names its files: the layers ("band" when trained as one), the epochs when not the library's, and the
+        direction when trained for one alone."""
+        one_side = "" if self.direction == "both" else f"-{self.direction}"
+        return _run_name(list(self.layers), self.epochs, self.band) + one_side
+
+    def one_side(self) -> dict:
+        """Its rows' 'trained for' column: set only for a vector trained for one direction alone."""
+        return {} if self.direction == "both" else {"trained for": self.direction}
+
+    def steers(self, way: str) -> bool:
+        """Whether this setting's vectors are offered when steering `way` ("toward" or "away")."""
+        return self.direction in ("both", way)
 
     @property
     def at(self) -> str:
@@ -87,10 +98,14 @@ def _run_name(layers: list[int], epochs: int, band: bool = False) -> str:
 
 
 def training_settings_for(model, request) -> list[_Setting]:
-    """Every training setting dev chooses among: each budget at --trained-layers, and with --trained-band the band."""
+    """Every training setting dev chooses among: each budget at --trained-layers, with --trained-band the band, and
+    with --trained-one-sided each of those trained for each direction alone."""
     layers, band = trained_layers_for(model, request), trained_band_for(model, request)
     runs = [_Setting(tuple(layers), epochs) for epochs in trained_epochs_for(request)]
-    return runs + ([_Setting(tuple(band), epochs, True) for epochs in trained_epochs_for(request)] if band else [])
+    runs += [_Setting(tuple(band), epochs, True) for epochs in trained_epochs_for(request)] if band else []
+    if request.config.getoption("--trained-one-sided"):
+        runs += [replace(run, direction=way) for run in list(runs) for way in ("toward", "away")]
+    return runs
 
 
 def _trained(model, trait: str, setting: _Setting, request):
@@ -100,7 +115,9 @@ def _trained(model, trait: str, setting: _Setting, request):
     if path is not None and path.is_file():
         return tt.TraitVectors.load(path), None
     changed = {
-        k: getattr(setting, k) for k in ("epochs", "band") if getattr(setting, k) != getattr(VectorTraining(), k)
+        k: getattr(setting, k)
+        for k in ("epochs", "band", "direction")
+        if getattr(setting, k) != getattr(VectorTraining(), k)
     }
     options = {m: changed for m in TRAINED} if changed else None
     layers = list(setting.layers)
@@ -149,6 +166,7 @@ VERDICT_COLUMNS = (
     "method",
     "trained at",
     "epochs",
+    "trained for",
     "setting (dev)",
     "gain",
     "gain 95% low",
@@ -242,7 +260,8 @@ def test_trained_vectors(bench_model, bench_traits, trait_vectors, results, resu
         for setting in settings:
             before = _peak_mb()
             trained[setting], seconds = _trained(bench_model, trait, setting, request)
-            cost += _cost_rows(trait, trained[setting])
+            one_side = setting.one_side()
+            cost += [row | one_side for row in _cost_rows(trait, trained[setting])]
             cost.append(
                 {
                     "trait": trait,
@@ -252,8 +271,9 @@ def test_trained_vectors(bench_model, bench_traits, trait_vectors, results, resu
                     "peak memory MB (process)": round(_peak_mb(), 0),
                     "memory added MB": round(_peak_mb() - before, 0),
                 }
+                | one_side
             )
-            detection += _detection_rows(trait, trained[setting], setting.epochs)
+            detection += [row | one_side for row in _detection_rows(trait, trained[setting], setting.epochs)]
         fitted = trait_vectors(trait)
         for direction in (1, -1):
             way = "toward" if direction > 0 else "away"
@@ -283,7 +303,7 @@ def test_trained_vectors(bench_model, bench_traits, trait_vectors, results, resu
                 )
             best_fitted = _best_fitted(fitted_runs)
             rows = []
-            for setting in settings:
+            for setting in filter(lambda s: s.steers(way), settings):
                 steer_at, protocol = setting.steered_at()
                 mine = compare_steering(
                     bench_model,
@@ -296,7 +316,7 @@ def test_trained_vectors(bench_model, bench_traits, trait_vectors, results, resu
                     log=log_path(request, f"trained-{safe_name(trait)}-{way}-l{setting.name}"),
                 )
                 rows += [
-                    {**row, "trained at": setting.at, "epochs": setting.epochs}
+                    {**row, "trained at": setting.at, "epochs": setting.epochs, **setting.one_side()}
                     | _gaps(mine.outcomes[row["method"]], base.outcomes.get(PROMPTING), best_fitted)
                     for row in comparison_rows(trait, mine)
                 ]
@@ -305,7 +325,7 @@ def test_trained_vectors(bench_model, bench_traits, trait_vectors, results, resu
             steering += rows
             best = max(rows, key=lambda r: r["dev score"] or -1.0)  # method and budget, chosen on dev
             verdicts.append(
-                {k: best[k] for k in VERDICT_COLUMNS}
+                {k: best.get(k) for k in VERDICT_COLUMNS}
                 | {
                     "beats unsteered": (best["gain 95% low"] or -1) > 0,
                     "beats best fitted": (best["vs best fitted 95% low"] or -1) > 0,
@@ -320,7 +340,9 @@ def test_trained_vectors(bench_model, bench_traits, trait_vectors, results, resu
             "on each trait set's train split (80% of pairs) at each row's layer (by default the "
             f"steering layers {layers}, as the fitted methods), 2 CPU cores; seconds per trait per layer. 'pairs "
             "won': the share of training pairs whose wanted side (positive at +v, negative at -v) has the higher "
-            "likelihood per token. Memory: the benchmark process's peak resident set.",
+            "likelihood per token. 'trained for': a vector trained for that direction alone (--trained-one-sided; "
+            "blank: both ways, the sign drawn at each step as the papers do). Memory: the benchmark process's peak "
+            "resident set.",
         ),
         "detection (held-out split)": (
             detection,
@@ -338,12 +360,13 @@ def test_trained_vectors(bench_model, bench_traits, trait_vectors, results, resu
             "'vs best fitted' is paired on the same test questions against the fitted method (mean_diff, PCA, probe) "
             "with the best dev score in the method comparison's run (and, where a band was trained, among the fitted "
             "methods at the same band); 'vs prompting' against that run's prompting "
-            "answers.",
+            "answers. 'trained for': a vector trained for this direction alone (blank: both ways).",
         ),
         "verdict per trait (chosen on dev)": (
             verdicts,
             "Per trait and direction, the trained method (bipo or reps), training budget ('epochs', where several "
-            "were trained) and layer or band ('trained at') with the best dev score; 'beats' = the paired test-half "
+            "were trained), layer or band ('trained at') and training direction ('trained for': one alone; blank: both "
+            "ways) with the best dev score; 'beats' = the paired test-half "
             "difference's 95% interval lies above 0.",
         ),
     }

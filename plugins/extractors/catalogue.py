@@ -58,7 +58,7 @@ sae = PluginInfo(
     options=("saes", "k"),
     target=f"{_HERE}.sae:sae",
 )
-_TRAINING = ("epochs", "batch_size", "lr", "beta", "factors", "max_length", "band")
+_TRAINING = ("epochs", "batch_size", "lr", "beta", "factors", "max_length", "band", "direction")
 bipo = PluginInfo(
     "bipo",
     "trained through the model: BiPO, a DPO loss on (prompt, positive, negative) with the vector added "

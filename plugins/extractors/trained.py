@@ -52,6 +52,7 @@ def bipo(
     factors: Sequence[float] = _DEFAULT.factors,
     max_length: int = _DEFAULT.max_length,
     band: bool = _DEFAULT.band,
+    direction: str = _DEFAULT.direction,
 ) -> Float[Tensor, "layer d_model"]:
     """BiPO (Cao et al. 2024): per layer, a vector v trained so that adding d x v (d = +1 or -1 at random each step)
     raises the likelihood ratio (against the unsteered model) of the positive response over the negative one when
@@ -72,6 +73,7 @@ def bipo(
         factors=factors,
         max_length=max_length,
         band=band,
+        direction=direction,
     )
 
 
@@ -92,6 +94,7 @@ def reps(
     factors: Sequence[float] = _DEFAULT.factors,
     max_length: int = _DEFAULT.max_length,
     band: bool = _DEFAULT.band,
+    direction: str = _DEFAULT.direction,
 ) -> Float[Tensor, "layer d_model"]:
     """RePS-style (after Wu et al. 2025): reference-free, length-normalised likelihoods; at +v the positive response
     must beat the negative one, at -v the reverse, each pair weighted by how far the unsteered model prefers the
@@ -112,4 +115,5 @@ def reps(
         factors=factors,
         max_length=max_length,
         band=band,
+        direction=direction,
     )

@@ -162,6 +162,19 @@ def test_a_band_trains_its_layers_together(tiny):
     assert not torch.allclose(alone[0].vector, band[1].vector)  # trained with layer 1's vector beside it
 
 
+def test_one_side_trains_only_the_side_it_names(tiny):
+    """direction="toward" draws only the positive sign, "away" only the negative one: the vector, added or
+    subtracted as trained, moves the likelihoods the wanted way."""
+    ds = tt.load_trait("emotion/joy").limit(8)
+    unsteered = _margin(tiny, ds, torch.zeros(1, tiny.cfg.d_model), [1])
+    for side, sign in (("toward", 1.0), ("away", -1.0)):
+        settings = VectorTraining(objective="bipo", epochs=3, batch_size=4, lr=0.05, direction=side)
+        (trained,) = train_vectors(tiny, ds, [1], settings, progress=False)
+        assert trained.record["direction"] == side
+        steered = _margin(tiny, ds, sign * trained.vector[None], [1])
+        assert sign * (steered - unsteered) > 0.05  # the side it was trained for moved the wanted way
+
+
 def test_bad_settings_and_layers_are_named():
     with pytest.raises(TrainingError, match="unknown objective 'dpo'"):
         VectorTraining(objective="dpo")
@@ -171,6 +184,8 @@ def test_bad_settings_and_layers_are_named():
         VectorTraining(factors=())
     with pytest.raises(TrainingError, match="band must be True or False, not 'yes'"):
         VectorTraining(band="yes")  # type: ignore[arg-type]
+    with pytest.raises(TrainingError, match="unknown direction 'up'; use one of both, toward, away"):
+        VectorTraining(direction="up")
 
 
 def test_a_layer_outside_the_model_is_refused(tiny):

@@ -24,12 +24,17 @@ from tl_traits.training.preference import OBJECTIVES, preference_accuracy, prefe
 from tl_traits.training.sft import EncodedExample, collate, encode_example
 
 
+DIRECTIONS = {"both": (1.0, -1.0), "toward": (1.0,), "away": (-1.0,)}  # the signs each training step draws from
+
+
 @dataclass(frozen=True)
 class VectorTraining:
     """How a vector is trained. `factors`: the steering factors sampled at each step, each with a random sign
     (the vector is trained to steer at every one of them, both ways); `lr` is Adam's, in residual units.
     `band`: train the layers together as one band (a vector per layer, all added at once and optimised jointly)
-    instead of each layer on its own."""
+    instead of each layer on its own. `direction`: "both" (the papers' sign sampled at each step) or one side only,
+    "toward" (+v must favour the positive response) or "away" (-v must favour the negative one), for a vector meant
+    to steer one way; it still points toward the trait, so "away" is used at a negative strength."""
 
     objective: str = "bipo"
     epochs: int = 4
@@ -40,6 +45,7 @@ class VectorTraining:
     max_length: int = 256
     seed: int = 0
     band: bool = False
+    direction: str = "both"
 
     def __post_init__(self) -> None:
         if self.objective not in OBJECTIVES:
@@ -47,6 +53,8 @@ class VectorTraining:
         for name in ("epochs", "batch_size", "max_length"):
             if not isinstance(getattr(self, name), int) or getattr(self, name) < 1:
                 raise TrainingError(f"{name} must be a positive integer, not {getattr(self, name)!r}")
+        if self.direction not in DIRECTIONS:
+            raise TrainingError(f"unknown direction {self.direction!r}; use one of {', '.join(DIRECTIONS)}")
         if not isinstance(self.band, bool):
             raise TrainingError(f"band must be True or False, not {self.band!r}")
         if not (self.lr > 0 and self.beta > 0 and self.factors and all(f > 0 for f in self.factors)):
@@ -208,7 +216,7 @@ def _train_group(
             rng.shuffle(order)
             for start in range(0, len(order), settings.batch_size):
                 index = order[start : start + settings.batch_size]
-                sign = rng.choice((1.0, -1.0))
+                sign = rng.choice(DIRECTIONS[settings.direction])
                 factor = rng.choice(settings.factors)
                 steered, counts = forward.logprobs([pairs[i] for i in index], sign * factor * vectors)
                 n = len(index)
