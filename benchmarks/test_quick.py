@@ -161,6 +161,7 @@ def test_trained_vector_files_keep_their_names_at_the_default_budget():
     assert _run_name([14], default + 8) != _run_name([14], default)
     assert _run_name([10, 11, 12], default, band=True) == "10-11-12-band"
     assert _run_name([10, 11, 12], default + 8, band=True) == f"10-11-12-band-e{default + 8}"
+    assert _run_name([14], default + 8, direction="away") == f"14-e{default + 8}-away"
 
 
 @pytest.mark.quick

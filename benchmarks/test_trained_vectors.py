@@ -63,10 +63,8 @@ class _Setting:
 
     @property
     def name(self) -> str:
-        """Names its files: the layers ("band" when trained as one), the epochs when not the library's, and the
-        direction when trained for one alone."""
-        one_side = "" if self.direction == "both" else f"-{self.direction}"
-        return _run_name(list(self.layers), self.epochs, self.band) + one_side
+        """Names its files (`_run_name`)."""
+        return _run_name(list(self.layers), self.epochs, self.band, self.direction)
 
     def one_side(self) -> dict:
         """Its rows' 'trained for' column: set only for a vector trained for one direction alone."""
@@ -91,10 +89,15 @@ def _band_steering(band: list[int]) -> tuple[list[int], SteeringProtocol]:
     return [band[len(band) // 2]], BENCH_PROTOCOL.with_(bands=(len(band),))
 
 
-def _run_name(layers: list[int], epochs: int, band: bool = False) -> str:
-    """What names a training setting in file names: its layers ("band" when trained as one), and its epochs when
-    not the library's default."""
-    return "-".join(map(str, layers)) + ("-band" if band else "") + (f"-e{epochs}" if epochs != DEFAULT_EPOCHS else "")
+def _run_name(layers: list[int], epochs: int, band: bool = False, direction: str = "both") -> str:
+    """What names a training setting in file names: its layers ("band" when trained as one), its epochs when not
+    the library's default, and its direction when trained for one alone."""
+    return (
+        "-".join(map(str, layers))
+        + ("-band" if band else "")
+        + (f"-e{epochs}" if epochs != DEFAULT_EPOCHS else "")
+        + (f"-{direction}" if direction != "both" else "")
+    )
 
 
 def training_settings_for(model, request) -> list[_Setting]:
@@ -260,7 +263,7 @@ def test_trained_vectors(bench_model, bench_traits, trait_vectors, results, resu
         for setting in settings:
             before = _peak_mb()
             trained[setting], seconds = _trained(bench_model, trait, setting, request)
-            one_side = setting.one_side()
+            one_side = setting.one_side()  # the 'trained for' column of every row this setting adds
             cost += [row | one_side for row in _cost_rows(trait, trained[setting])]
             cost.append(
                 {
@@ -325,7 +328,7 @@ def test_trained_vectors(bench_model, bench_traits, trait_vectors, results, resu
             steering += rows
             best = max(rows, key=lambda r: r["dev score"] or -1.0)  # method and budget, chosen on dev
             verdicts.append(
-                {k: best.get(k) for k in VERDICT_COLUMNS}
+                {k: best[k] for k in VERDICT_COLUMNS if k in best or k != "trained for"}  # set for one side only
                 | {
                     "beats unsteered": (best["gain 95% low"] or -1) > 0,
                     "beats best fitted": (best["vs best fitted 95% low"] or -1) > 0,

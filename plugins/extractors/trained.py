@@ -54,9 +54,9 @@ def bipo(
     band: bool = _DEFAULT.band,
     direction: str = _DEFAULT.direction,
 ) -> Float[Tensor, "layer d_model"]:
-    """BiPO (Cao et al. 2024): per layer, a vector v trained so that adding d x v (d = +1 or -1 at random each step)
-    raises the likelihood ratio (against the unsteered model) of the positive response over the negative one when
-    d = +1 and the reverse when d = -1. Options as in `VectorTraining`."""
+    """BiPO (Cao et al. 2024): per layer, a vector v trained so that adding d x v (d = +1 or -1 at random each step,
+    or only one of them with `direction`) raises the likelihood ratio (against the unsteered model) of the positive
+    response over the negative one when d = +1 and the reverse when d = -1. Options as in `VectorTraining`."""
     return _train(
         "bipo",
         model,

@@ -29,8 +29,8 @@ DIRECTIONS = {"both": (1.0, -1.0), "toward": (1.0,), "away": (-1.0,)}  # the sig
 
 @dataclass(frozen=True)
 class VectorTraining:
-    """How a vector is trained. `factors`: the steering factors sampled at each step, each with a random sign
-    (the vector is trained to steer at every one of them, both ways); `lr` is Adam's, in residual units.
+    """How a vector is trained. `factors`: the steering factors sampled at each step, each with a sign drawn as
+    `direction` says (the vector is trained to steer at every one of them); `lr` is Adam's, in residual units.
     `band`: train the layers together as one band (a vector per layer, all added at once and optimised jointly)
     instead of each layer on its own. `direction`: "both" (the papers' sign sampled at each step) or one side only,
     "toward" (+v must favour the positive response) or "away" (-v must favour the negative one), for a vector meant
